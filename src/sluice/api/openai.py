@@ -1,0 +1,179 @@
+"""OpenAI-compatible data-plane handlers, as raw ASGI callables (no framework on the hot path).
+
+Each authenticated request produces exactly one usage event, recorded in ``finally``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+
+import orjson
+
+from sluice.api.render import (
+    JSON_CT,
+    AsgiSink,
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    read_body,
+    send_error,
+    send_json,
+)
+from sluice.auth.cache import KeyCache, token_from_headers
+from sluice.auth.principal import Principal
+from sluice.errors import ErrorKind, GatewayError
+from sluice.pipeline import relay
+from sluice.pipeline.parse import provider_request
+from sluice.providers.sse import frame
+from sluice.tasks import DisconnectWatch
+from sluice.types import Endpoint
+from sluice.usage.event import UsageEvent
+
+log = logging.getLogger("sluice.api")
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(10).hex()
+
+
+class DataPlane:
+    """The OpenAI-compatible routes, bound to the process's services."""
+
+    def __init__(
+        self,
+        svc: relay.Services,
+        keys: KeyCache,
+        record: Callable[[UsageEvent], None],
+        *,
+        max_body_bytes: int,
+    ) -> None:
+        self._svc = svc
+        self._keys = keys
+        self._record = record
+        self._limit = max_body_bytes
+
+    def _authenticate(self, scope: Scope) -> tuple[Principal, int | None]:
+        authorization = x_api_key = None
+        length: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"x-api-key":
+                x_api_key = value
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else None
+        return self._keys.authenticate(token_from_headers(authorization, x_api_key)), length
+
+    async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(scope, receive, send, Endpoint.CHAT)
+
+    async def completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(scope, receive, send, Endpoint.COMPLETIONS)
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(scope, receive, send, Endpoint.EMBEDDINGS)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> None:
+        started = time.perf_counter()
+        request_id = new_request_id()
+        base = [(b"x-request-id", request_id.encode())]
+        try:
+            principal, length = self._authenticate(scope)
+        except GatewayError as exc:
+            await send_error(send, exc, base)
+            return
+        ev = UsageEvent(request_id, time.time(), endpoint.value, principal.key_id, None)
+        sink = AsgiSink(send)
+        watch: DisconnectWatch | None = None
+        try:
+            if length is not None and length > self._limit:
+                raise BodyTooLarge
+            raw = await read_body(receive, limit=self._limit)
+            watch = DisconnectWatch(receive, sink)
+            req = provider_request(endpoint, raw)
+            ev.model = req.model
+            user = req.body.get("user")
+            ev.end_user = user if isinstance(user, str) else None
+            entry = self._svc.table.resolve(req.model, allowed=principal.may_use)
+            await relay.run(self._svc, ev, req, entry, sink, base, started)
+        except GatewayError as exc:
+            await _fail(ev, exc, sink, send, base)
+        except BodyTooLarge:
+            exc = GatewayError(
+                ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
+                f"the request body is larger than the limit of {self._limit} bytes",
+            )
+            await _fail(ev, exc, sink, send, base)
+        except ClientGone:
+            _disconnected(ev)
+        except asyncio.CancelledError:
+            if watch is None or not watch.disconnected:
+                ev.status, ev.error_kind = 503, ErrorKind.GATEWAY_UNAVAILABLE.value
+                ev.error_message = "the gateway shut down before the request finished"
+                raise
+            _disconnected(ev)
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except Exception as exc:
+            log.exception("unhandled error in %s (request %s)", endpoint.value, request_id)
+            err = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")
+            await _fail(ev, err, sink, send, base)
+        finally:
+            if watch is not None:
+                watch.stop()
+            ev.latency_ms = (time.perf_counter() - started) * 1000
+            self._record(ev)
+
+    async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        base = [(b"x-request-id", new_request_id().encode())]
+        try:
+            principal, _ = self._authenticate(scope)
+        except GatewayError as exc:
+            await send_error(send, exc, base)
+            return
+        path: str = scope["path"]
+        marker = "/models/"
+        if marker in path:
+            model_id = path.split(marker, 1)[1]
+            try:
+                entry = self._svc.table.resolve(model_id, allowed=principal.may_use)
+            except GatewayError as exc:
+                await send_error(send, exc, base)
+                return
+            body = orjson.dumps(_model_obj(model_id, entry.created))
+        else:
+            data = [
+                _model_obj(name, entry.created)
+                for entry in self._svc.table.entries
+                if principal.may_use(entry.name)
+                for name in (entry.name, *entry.aliases)
+            ]
+            body = orjson.dumps({"object": "list", "data": data})
+        await send_json(send, 200, body, [*base, JSON_CT])
+
+
+def _model_obj(name: str, created: int) -> dict[str, object]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "sluice"}
+
+
+def _disconnected(ev: UsageEvent) -> None:
+    ev.status = 499
+    ev.error_kind = ErrorKind.CLIENT_DISCONNECTED.value
+    ev.error_message = "the client disconnected before the answer was complete"
+
+
+async def _fail(
+    ev: UsageEvent, exc: GatewayError, sink: AsgiSink, send: Send, base: list[tuple[bytes, bytes]]
+) -> None:
+    relay.record_error(ev, exc)
+    if not sink.started:
+        await send_error(send, exc, base)
+    elif not sink.ended:
+        await sink.end(frame(orjson.dumps(exc.to_openai())))

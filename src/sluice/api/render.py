@@ -1,0 +1,101 @@
+"""Writing answers over ASGI: JSON, errors in the OpenAI envelope, SSE."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from sluice.errors import GatewayError
+from sluice.pipeline.sink import Headers
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_CT = (b"content-type", b"application/json")
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+async def send_json(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def error_headers(exc: GatewayError, base: Headers) -> Headers:
+    headers = [*base, JSON_CT]
+    if exc.retry_after_s is not None:
+        headers.append((b"retry-after", str(max(0, round(exc.retry_after_s))).encode()))
+    for name, value in exc.headers.items():
+        headers.append((name.lower().encode("latin-1"), value.encode("latin-1", "replace")))
+    return headers
+
+
+async def send_error(send: Send, exc: GatewayError, base: Headers) -> None:
+    await send_json(send, exc.status, orjson.dumps(exc.to_openai()), error_headers(exc, base))
+
+
+class AsgiSink:
+    """The pipeline's :class:`~sluice.pipeline.sink.ResponseSink` over an ASGI ``send``."""
+
+    __slots__ = ("_send", "ended", "started")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.ended = False
+
+    async def json(self, status: int, body: bytes, headers: Headers) -> None:
+        self.started = True
+        self.ended = True
+        await send_json(self._send, status, body, headers)
+
+    async def start_stream(self, headers: Headers) -> None:
+        self.started = True
+        await self._send(
+            {"type": "http.response.start", "status": 200, "headers": headers + SSE_HEADERS}
+        )
+
+    async def chunk(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end(self, data: bytes = b"") -> None:
+        self.ended = True
+        await self._send({"type": "http.response.body", "body": data})
+
+
+async def read_body(receive: Receive, *, limit: int) -> bytes:
+    """The whole request body; raises ``BodyTooLarge`` past ``limit`` bytes."""
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise BodyTooLarge
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ClientGone(Exception):
+    pass

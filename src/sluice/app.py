@@ -1,0 +1,124 @@
+"""The composition root: ``create_app(settings)`` wires every part into one ASGI app.
+
+Data-plane paths are dispatched from a dict to raw ASGI handlers; everything else goes to the
+FastAPI control plane. Nothing is opened until the ASGI lifespan starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from sluice.api.admin import build_admin_app
+from sluice.api.health import Readiness, live
+from sluice.api.openai import DataPlane
+from sluice.api.render import Receive, Scope, Send, send_error
+from sluice.clock import Clock
+from sluice.config import GatewayConfig
+from sluice.errors import ErrorKind, GatewayError
+from sluice.lifespan import Runtime, open_runtime
+from sluice.settings import Settings, load_settings
+
+log = logging.getLogger("sluice")
+
+Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def data_routes(plane: DataPlane, ready: Readiness) -> dict[str, tuple[str, Handler]]:
+    routes: dict[str, tuple[str, Handler]] = {
+        "/health/live": ("GET", live),
+        "/health/ready": ("GET", ready),
+    }
+    for path, method, handler in (
+        ("/chat/completions", "POST", plane.chat),
+        ("/completions", "POST", plane.completions),
+        ("/embeddings", "POST", plane.embeddings),
+        ("/models", "GET", plane.models),
+    ):
+        routes[path] = routes["/v1" + path] = (method, handler)
+    return routes
+
+
+class SluiceApp:
+    """The ASGI application. ``runtime`` is set while the lifespan is running."""
+
+    def __init__(
+        self, settings: Settings, config: GatewayConfig | None = None, *, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self._config = config
+        self._clock = clock
+        self.runtime: Runtime | None = None
+        self._routes: dict[str, tuple[str, Handler]] = {}
+        self._control: Handler | None = None
+        self._ready: Readiness | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            route = self._routes.get(path)
+            if route is not None and route[0] == scope["method"]:
+                await route[1](scope, receive, send)
+            elif route is not None:
+                await send_error(send, _no_route(ErrorKind.CALLER_METHOD_NOT_ALLOWED, scope), [])
+            elif path.startswith(("/v1/models/", "/models/")) and scope["method"] == "GET":
+                await self._routes["/models"][1](scope, receive, send)
+            elif path.startswith("/api") and self._control is not None:
+                await self._control(scope, receive, send)
+            else:
+                await send_error(send, _no_route(ErrorKind.CALLER_NOT_FOUND, scope), [])
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def startup(self) -> Runtime:
+        """Open the runtime and bind the routes (also used by in-process tests)."""
+        self._stack = contextlib.AsyncExitStack()
+        rt = await self._stack.enter_async_context(
+            open_runtime(self.settings, self._config, clock=self._clock,
+                         migrate=self.settings.migrate_on_start)
+        )
+        checks = {"database": rt.storage.ping}
+        if rt.redis is not None:
+            checks["redis"] = rt.redis.ping
+        self._ready = Readiness(checks)
+        plane = DataPlane(
+            rt.services, rt.keys, rt.usage.record, max_body_bytes=self.settings.max_body_bytes
+        )
+        self._routes = data_routes(plane, self._ready)
+        self._control = build_admin_app(rt)
+        self.runtime = rt
+        return rt
+
+    async def shutdown(self) -> None:
+        if self._ready is not None:
+            self._ready.accepting = False
+        if self._stack is not None:
+            await self._stack.aclose()
+        self.runtime = None
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def _no_route(kind: ErrorKind, scope: Scope) -> GatewayError:
+    return GatewayError(kind, f"no route for {scope['method']} {scope['path']}")
+
+
+def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> SluiceApp:
+    return SluiceApp(settings or load_settings(), config)

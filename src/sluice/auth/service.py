@@ -1,0 +1,67 @@
+"""Creating and revoking gateway keys: used by the admin API and the CLI."""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+
+from sluice.auth import keys
+from sluice.storage.base import KeyRepository, MetaRepository
+from sluice.storage.sql.tables import MASTER_KEY_HASH
+
+MASTER_PREFIX = "sk-slc-admin-"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedKey:
+    record: keys.KeyRecord
+    secret: str
+    """The whole key; shown once, never stored."""
+
+
+async def create_key(
+    repo: KeyRepository,
+    *,
+    name: str,
+    now: float,
+    expires_at: float | None = None,
+    models: tuple[str, ...] | None = None,
+    metadata: dict[str, str] | None = None,
+) -> CreatedKey:
+    new = keys.generate()
+    record = keys.KeyRecord(
+        id=new.key_id,
+        public_id=new.public_id,
+        name=name,
+        key_hash=keys.hash_key(new.secret),
+        preview=keys.preview(new.secret),
+        created_at=now,
+        expires_at=expires_at,
+        models=models,
+        metadata=metadata or {},
+    )
+    await repo.create(record)
+    return CreatedKey(record, new.secret)
+
+
+@dataclass(frozen=True, slots=True)
+class MasterKey:
+    hash: str
+    generated: str | None
+    """The plaintext when this call generated it (print it once), else ``None``."""
+
+
+async def bootstrap_master_key(meta: MetaRepository, configured: str | None) -> MasterKey:
+    """The admin key: ``SLUICE_MASTER_KEY`` when set; else the stored hash; else a new key,
+    stored as a hash only. Safe when several processes start at once."""
+    if configured:
+        return MasterKey(keys.hash_key(configured), None)
+    stored = await meta.get(MASTER_KEY_HASH)
+    if stored is not None:
+        return MasterKey(stored, None)
+    alphabet = string.ascii_letters + string.digits
+    plaintext = MASTER_PREFIX + "".join(secrets.choice(alphabet) for _ in range(40))
+    digest = keys.hash_key(plaintext)
+    kept = await meta.set_if_absent(MASTER_KEY_HASH, digest)
+    return MasterKey(kept, plaintext if kept == digest else None)

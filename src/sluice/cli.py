@@ -1,0 +1,288 @@
+"""The ``sluice`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from sluice import __version__
+from sluice.settings import Settings, load_settings
+
+app = typer.Typer(
+    help="Sluice: a self-hosted AI gateway (OpenAI-compatible) with keys, usage and routing.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+keys_app = typer.Typer(help="Create, list and revoke gateway API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Gateway YAML config (default: $SLUICE_CONFIG or the "
+                 "built-in demo config).", exists=True, dir_okay=False),
+]
+
+
+def _settings(config: Path | None = None) -> Settings:
+    return load_settings(config=config) if config else load_settings()
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+def _check(settings: Settings) -> None:
+    from sluice.config import ConfigError
+    from sluice.lifespan import resolve_config
+
+    try:
+        resolve_config(settings)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error[/red] {problem}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 4000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Run migrations, then serve the gateway (data plane, admin API, health)."""
+    import uvicorn
+
+    from sluice.auth.service import bootstrap_master_key
+    from sluice.storage.sql.migrate import upgrade
+    from sluice.storage.sql.repository import SqlStorage
+
+    settings = _settings(config)
+    _check(settings)
+    url = settings.resolved_database_url()
+    upgrade(url)
+
+    async def master() -> str | None:
+        storage = SqlStorage.from_url(url)
+        try:
+            return (await bootstrap_master_key(storage.meta, settings.master_key)).generated
+        finally:
+            await storage.close()
+
+    generated = _run(master)
+    base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    key = generated or settings.master_key
+    out.print(f"[bold]Sluice {__version__}[/bold] on {base}  (database: {_safe_url(url)})")
+    if generated:
+        out.print(f"admin key (shown once, only its hash is stored): [bold green]{generated}[/]")
+    elif settings.master_key:
+        out.print("admin key: the value of SLUICE_MASTER_KEY")
+    else:
+        out.print("admin key: generated at first start and printed then; set SLUICE_MASTER_KEY "
+                  "or create a key with `sluice keys create --name me`")
+    token = key or "$SLUICE_KEY"
+    out.print("try:", highlight=False)
+    out.print(
+        f"  curl {base}/v1/chat/completions -H 'Authorization: Bearer {token}' "
+        "-H 'Content-Type: application/json' "
+        "-d '{\"model\": \"mock-gpt\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}'",
+        highlight=False, soft_wrap=True,
+    )
+    if config is not None:
+        os.environ["SLUICE_CONFIG"] = str(config.resolve())
+    os.environ["SLUICE_MIGRATE_ON_START"] = "false"
+    uvicorn.run(
+        "sluice.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+        lifespan="on",
+    )
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest version."""
+    from sluice.storage.sql.migrate import upgrade
+
+    url = _settings().resolved_database_url()
+    upgrade(url)
+    out.print(f"database is up to date ({_safe_url(url)})")
+
+
+@app.command("check-config")
+def check_config(
+    file: Annotated[Path, typer.Argument(help="YAML config to validate.")],
+) -> None:
+    """Validate a config file; print every error with its file, line, path and field."""
+    from sluice.config import ConfigError, load_config
+
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error[/red] {problem}", highlight=False)
+        raise typer.Exit(2) from None
+    out.print(f"{file}: ok ({len(config.providers)} providers, {len(config.models)} models)")
+
+
+@app.command("mock-upstream")
+def mock_upstream(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 18000,
+) -> None:
+    """Serve the mock provider's scripted behaviours as an OpenAI-compatible HTTP API."""
+    from sluice.providers.mock.server import serve as serve_mock
+
+    out.print(f"mock upstream on http://{host}:{port}/v1")
+    serve_mock(host, port)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(f"sluice {__version__}")
+
+
+async def _with_storage(work: Callable[[object], Awaitable[T]]) -> T:
+    from sluice.storage.sql.migrate import upgrade_engine
+    from sluice.storage.sql.repository import SqlStorage
+
+    settings = _settings()
+    storage = SqlStorage.from_url(settings.resolved_database_url())
+    try:
+        await upgrade_engine(storage.engine)
+        result = await work(storage)
+        if settings.redis_url:
+            from redis.asyncio import Redis
+
+            from sluice.lifespan import KEYS_CHANNEL
+
+            redis = Redis.from_url(settings.redis_url)
+            try:
+                await redis.publish(KEYS_CHANNEL, b"1")
+            finally:
+                await redis.aclose()
+        return result
+    finally:
+        await storage.close()
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _key_json(record: object) -> dict[str, object]:
+    from sluice.auth.keys import KeyRecord
+
+    assert isinstance(record, KeyRecord)
+    return {
+        "id": record.id,
+        "name": record.name,
+        "preview": record.preview,
+        "created_at": _iso(record.created_at),
+        "expires_at": _iso(record.expires_at),
+        "revoked_at": _iso(record.revoked_at),
+        "last_used_at": _iso(record.last_used_at),
+        "models": list(record.models) if record.models is not None else None,
+    }
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
+    expires_in_days: Annotated[
+        float | None, typer.Option(min=0.0, help="Expire after this many days.")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Allow only this model (repeatable).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create a key and print its secret (shown once)."""
+    import time
+
+    from sluice.auth.service import create_key
+
+    now = time.time()
+
+    async def work(storage: object) -> object:
+        return await create_key(
+            storage.keys,  # type: ignore[attr-defined]
+            name=name,
+            now=now,
+            expires_at=now + expires_in_days * 86400 if expires_in_days else None,
+            models=tuple(model) if model else None,
+        )
+
+    created = _run(lambda: _with_storage(work))
+    record, secret = created.record, created.secret  # type: ignore[attr-defined]
+    if as_json:
+        sys.stdout.write(json.dumps({**_key_json(record), "key": secret}) + "\n")
+        return
+    out.print(f"created key [bold]{record.id}[/bold] ({record.name})")
+    out.print(f"secret (shown once): [bold green]{secret}[/]")
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List keys (never their secrets)."""
+
+    async def work(storage: object) -> object:
+        return await storage.keys.list()  # type: ignore[attr-defined]
+
+    records = _run(lambda: _with_storage(work))
+    rows = [_key_json(r) for r in records]  # type: ignore[attr-defined]
+    if as_json:
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    table = Table("id", "name", "preview", "created", "expires", "revoked", "last used")
+    for r in rows:
+        table.add_row(*(str(r[c] or "") for c in (
+            "id", "name", "preview", "created_at", "expires_at", "revoked_at", "last_used_at")))
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
+    """Revoke a key; running gateways stop accepting it within a second."""
+    import time
+
+    async def work(storage: object) -> object:
+        return await storage.keys.revoke(key_id, at=time.time())  # type: ignore[attr-defined]
+
+    record = _run(lambda: _with_storage(work))
+    if record is None:
+        err.print(f"[red]error[/red] no key {key_id!r}")
+        raise typer.Exit(1)
+    out.print(f"revoked {key_id}")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,128 @@
+"""Load the YAML config and turn validation failures into located, readable errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sluice.config.model import GatewayConfig
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    file: str
+    path: str
+    """Dotted location in the document, e.g. ``models[0].deployments[1].provider``."""
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path or '<root>'}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config file cannot be used; ``problems`` lists every error found."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _format_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
+    """Map each node path of the YAML document to its 1-based line."""
+    index: dict[tuple[int | str, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: yaml.Node, path: tuple[int | str, ...]) -> None:
+        index[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                index[child] = key.start_mark.line + 1
+                walk(value, child)
+                index[child] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _nearest_line(index: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]) -> int | None:
+    for cut in range(len(loc), -1, -1):
+        line = index.get(loc[:cut])
+        if line is not None:
+            return line
+    return None
+
+
+def parse_config(text: str, *, source: str) -> GatewayConfig:
+    """Validate config text; raise :class:`ConfigError` listing every problem."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError([ConfigProblem(source, "", line, f"invalid YAML: {exc}")]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(source, "", 1, "the config must be a mapping")])
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        index = _line_index(text)
+        problems = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+            elif message.startswith("Value error, "):
+                message = message[len("Value error, ") :]
+            problems.append(
+                ConfigProblem(source, _format_path(loc), _nearest_line(index, loc), message)
+            )
+        raise ConfigError(problems) from None
+
+
+def load_config(path: Path) -> GatewayConfig:
+    """Read and validate a config file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(str(path), "", None, f"cannot read: {exc}")]) from None
+    return parse_config(text, source=str(path))
+
+
+DEFAULT_CONFIG_NAME = "default.yaml"
+
+
+def default_config_text() -> str:
+    return resources.files("sluice.config").joinpath(DEFAULT_CONFIG_NAME).read_text("utf-8")
+
+
+def load_default_config() -> GatewayConfig:
+    """The packaged demo config: mock models that answer with no internet."""
+    return parse_config(default_config_text(), source=f"<sluice>/{DEFAULT_CONFIG_NAME}")

@@ -1,0 +1,118 @@
+"""Frozen pydantic models of the gateway config file. Unknown keys are errors."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from sluice.config.secrets import SecretRef
+from sluice.providers.registry import PROVIDER_TYPES
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Timeouts(_Frozen):
+    """Deadlines for one upstream call, in seconds."""
+
+    connect_s: Annotated[float, Field(gt=0)] = 10.0
+    """Time to open a TCP (and TLS) connection."""
+    ttfb_s: Annotated[float, Field(gt=0)] = 120.0
+    """Time from sending the request to the response headers."""
+    idle_s: Annotated[float, Field(gt=0)] = 120.0
+    """Longest silence between two reads of the response body (stream chunks)."""
+    total_s: Annotated[float, Field(gt=0)] = 600.0
+    """Whole request, including reading a streamed body."""
+
+
+class ProviderConfig(_Frozen):
+    """One upstream account: its type (a row of the provider registry) and credentials."""
+
+    type: str
+    """Registry name: ``mock``, ``openai``, ``azure``, ``ollama``, ``openai_compatible``, ..."""
+    base_url: str | None = None
+    """API root (``.../v1`` for the OpenAI family); the type's default when omitted."""
+    api_key: SecretRef | None = None
+    """``env:NAME`` or a literal; sent in the header style the provider type uses."""
+    api_version: str | None = None
+    """Azure OpenAI ``api-version`` query parameter."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Extra headers sent upstream on every call."""
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in PROVIDER_TYPES:
+            known = ", ".join(sorted(PROVIDER_TYPES))
+            raise ValueError(f"unknown provider type {value!r}; known types: {known}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
+class Prices(_Frozen):
+    """Per-model price override in USD per million tokens."""
+
+    input_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+    output_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+
+
+class DeploymentConfig(_Frozen):
+    """One way to serve a public model: a provider and the model name it knows."""
+
+    provider: str
+    model: Annotated[str, Field(min_length=1)]
+    """The upstream model name sent to the provider."""
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    """Share of traffic among deployments of the same priority."""
+    priority: int = 0
+    """Lower is tried first."""
+    id: str | None = None
+    """Stable name for health and usage rows; ``provider/model`` when omitted."""
+
+    @property
+    def key(self) -> str:
+        return self.id or f"{self.provider}/{self.model}"
+
+
+class ModelConfig(_Frozen):
+    """A public model name clients ask for, served by one or more deployments."""
+
+    name: Annotated[str, Field(min_length=1)]
+    aliases: tuple[str, ...] = ()
+    deployments: Annotated[tuple[DeploymentConfig, ...], Field(min_length=1)]
+    prices: Prices | None = None
+    description: str | None = None
+
+
+class GatewayConfig(_Frozen):
+    """The whole config file."""
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    models: tuple[ModelConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> GatewayConfig:
+        seen: dict[str, str] = {}
+        for i, model in enumerate(self.models):
+            for name in (model.name, *model.aliases):
+                if name in seen:
+                    raise ValueError(
+                        f"models[{i}]: name {name!r} is already used by model {seen[name]!r}"
+                    )
+                seen[name] = model.name
+            for j, dep in enumerate(model.deployments):
+                if dep.provider not in self.providers:
+                    raise ValueError(
+                        f"models[{i}].deployments[{j}].provider: unknown provider "
+                        f"{dep.provider!r}; define it under providers"
+                    )
+        return self

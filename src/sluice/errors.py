@@ -1,0 +1,167 @@
+"""The gateway's error tree and its closed vocabulary of error kinds.
+
+Every failure a client can see is a :class:`GatewayError` carrying an :class:`ErrorKind`.
+The kind decides the HTTP status, the OpenAI ``type`` and whether a retry may help; it is
+also the ``error_kind`` recorded on usage rows and used as a metrics label. Kinds are
+grouped by who is at fault::
+
+    caller_*    the request is wrong (4xx, never retried)
+    policy_*    the request is refused by a limit, budget or access rule
+    provider_*  the upstream failed or refused
+    gateway_*   Sluice itself failed
+    client_*    the client went away
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class KindInfo:
+    status: int
+    openai_type: str
+    retriable: bool
+
+
+class ErrorKind(enum.StrEnum):
+    CALLER_BAD_REQUEST = "caller_bad_request"
+    CALLER_UNAUTHENTICATED = "caller_unauthenticated"
+    CALLER_FORBIDDEN = "caller_forbidden"
+    CALLER_NOT_FOUND = "caller_not_found"
+    CALLER_METHOD_NOT_ALLOWED = "caller_method_not_allowed"
+    CALLER_PAYLOAD_TOO_LARGE = "caller_payload_too_large"
+    CALLER_UNSUPPORTED = "caller_unsupported"
+    POLICY_RATE_LIMITED = "policy_rate_limited"
+    POLICY_BUDGET_EXCEEDED = "policy_budget_exceeded"
+    PROVIDER_BAD_REQUEST = "provider_bad_request"
+    PROVIDER_AUTH = "provider_auth"
+    PROVIDER_NOT_FOUND = "provider_not_found"
+    PROVIDER_RATE_LIMITED = "provider_rate_limited"
+    PROVIDER_ERROR = "provider_error"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    PROVIDER_TIMEOUT = "provider_timeout"
+    PROVIDER_UNREACHABLE = "provider_unreachable"
+    PROVIDER_BAD_RESPONSE = "provider_bad_response"
+    PROVIDER_STREAM_INTERRUPTED = "provider_stream_interrupted"
+    GATEWAY_INTERNAL = "gateway_internal"
+    GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    CLIENT_DISCONNECTED = "client_disconnected"
+
+    @property
+    def info(self) -> KindInfo:
+        return _KINDS[self]
+
+
+_KINDS: dict[ErrorKind, KindInfo] = {
+    ErrorKind.CALLER_BAD_REQUEST: KindInfo(400, "invalid_request_error", False),
+    ErrorKind.CALLER_UNAUTHENTICATED: KindInfo(401, "authentication_error", False),
+    ErrorKind.CALLER_FORBIDDEN: KindInfo(403, "permission_error", False),
+    ErrorKind.CALLER_NOT_FOUND: KindInfo(404, "invalid_request_error", False),
+    ErrorKind.CALLER_METHOD_NOT_ALLOWED: KindInfo(405, "invalid_request_error", False),
+    ErrorKind.CALLER_PAYLOAD_TOO_LARGE: KindInfo(413, "invalid_request_error", False),
+    ErrorKind.CALLER_UNSUPPORTED: KindInfo(400, "invalid_request_error", False),
+    ErrorKind.POLICY_RATE_LIMITED: KindInfo(429, "rate_limit_error", False),
+    ErrorKind.POLICY_BUDGET_EXCEEDED: KindInfo(429, "budget_exceeded", False),
+    ErrorKind.PROVIDER_BAD_REQUEST: KindInfo(400, "invalid_request_error", False),
+    ErrorKind.PROVIDER_AUTH: KindInfo(401, "authentication_error", False),
+    ErrorKind.PROVIDER_NOT_FOUND: KindInfo(404, "invalid_request_error", False),
+    ErrorKind.PROVIDER_RATE_LIMITED: KindInfo(429, "rate_limit_error", True),
+    ErrorKind.PROVIDER_ERROR: KindInfo(500, "api_error", True),
+    ErrorKind.PROVIDER_UNAVAILABLE: KindInfo(503, "api_error", True),
+    ErrorKind.PROVIDER_TIMEOUT: KindInfo(504, "timeout_error", True),
+    ErrorKind.PROVIDER_UNREACHABLE: KindInfo(502, "api_error", True),
+    ErrorKind.PROVIDER_BAD_RESPONSE: KindInfo(502, "api_error", True),
+    ErrorKind.PROVIDER_STREAM_INTERRUPTED: KindInfo(502, "api_error", False),
+    ErrorKind.GATEWAY_INTERNAL: KindInfo(500, "api_error", False),
+    ErrorKind.GATEWAY_UNAVAILABLE: KindInfo(503, "api_error", True),
+    ErrorKind.CLIENT_DISCONNECTED: KindInfo(499, "client_disconnected", False),
+}
+
+# Upstream HTTP status → kind. Statuses not listed map by class (4xx / 5xx).
+_UPSTREAM_STATUS: dict[int, ErrorKind] = {
+    400: ErrorKind.PROVIDER_BAD_REQUEST,
+    401: ErrorKind.PROVIDER_AUTH,
+    403: ErrorKind.PROVIDER_AUTH,
+    404: ErrorKind.PROVIDER_NOT_FOUND,
+    408: ErrorKind.PROVIDER_TIMEOUT,
+    413: ErrorKind.PROVIDER_BAD_REQUEST,
+    422: ErrorKind.PROVIDER_BAD_REQUEST,
+    429: ErrorKind.PROVIDER_RATE_LIMITED,
+    500: ErrorKind.PROVIDER_ERROR,
+    502: ErrorKind.PROVIDER_UNAVAILABLE,
+    503: ErrorKind.PROVIDER_UNAVAILABLE,
+    504: ErrorKind.PROVIDER_TIMEOUT,
+    529: ErrorKind.PROVIDER_UNAVAILABLE,
+}
+
+
+def kind_for_upstream_status(status: int) -> ErrorKind:
+    """Classify an upstream HTTP error status; by code, never by message text."""
+    kind = _UPSTREAM_STATUS.get(status)
+    if kind is not None:
+        return kind
+    return ErrorKind.PROVIDER_BAD_REQUEST if status < 500 else ErrorKind.PROVIDER_ERROR
+
+
+class GatewayError(Exception):
+    """Base of every error a client can see.
+
+    ``status`` defaults to the kind's; upstream 4xx keep the provider's own status so the
+    client sees what the provider said (``upstream_status``).
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.param = param
+        self.code = code
+        self.status = status if status is not None else kind.info.status
+        self.retry_after_s = retry_after_s
+        self.headers = headers or {}
+
+    @property
+    def retriable(self) -> bool:
+        return self.kind.info.retriable
+
+    def to_openai(self) -> dict[str, object]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.kind.info.openai_type,
+                "param": self.param,
+                "code": self.code or self.kind.value,
+            }
+        }
+
+
+class BadRequest(GatewayError):
+    """The caller sent something the gateway cannot accept; ``param`` names the field."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(ErrorKind.CALLER_BAD_REQUEST, message, param=param)
+
+
+class UpstreamError(GatewayError):
+    """The provider failed, refused or could not be reached."""
+
+
+def upstream_http_error(
+    status: int, message: str, *, retry_after_s: float | None = None
+) -> UpstreamError:
+    """An error for an upstream HTTP error answer; 4xx keep the provider's status."""
+    kind = kind_for_upstream_status(status)
+    passed = status if 400 <= status < 500 else None
+    return UpstreamError(kind, message, status=passed, retry_after_s=retry_after_s)

@@ -1,0 +1,179 @@
+"""Opens and closes every shared resource; owns the one task group of background work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from sluice.auth.cache import KeyCache
+from sluice.auth.service import bootstrap_master_key
+from sluice.clock import Clock, SystemClock
+from sluice.config import GatewayConfig, load_config, load_default_config
+from sluice.pipeline.relay import Services
+from sluice.providers.base import Provider
+from sluice.providers.registry import build_provider
+from sluice.routing.table import ModelTable
+from sluice.settings import Settings
+from sluice.storage.sql.migrate import upgrade_engine
+from sluice.storage.sql.repository import SqlStorage
+from sluice.tasks import spawn_in
+from sluice.usage.writer import UsageWriter
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger("sluice")
+
+KEYS_CHANNEL = "sluice:keys"
+
+
+@dataclass
+class Runtime:
+    """The process's shared state, built in the lifespan and passed down."""
+
+    settings: Settings
+    config: GatewayConfig
+    clock: Clock
+    storage: SqlStorage
+    keys: KeyCache
+    usage: UsageWriter
+    session: aiohttp.ClientSession
+    table: ModelTable
+    redis: Redis | None = None
+    generated_master_key: str | None = None
+    keys_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def services(self) -> Services:
+        return Services(table=self.table, session=self.session)
+
+    async def refresh_keys(self, *, force: bool = False) -> None:
+        version = await self.storage.keys.version()
+        if force or version != self.keys.version:
+            self.keys.replace(await self.storage.keys.list(), version=version)
+
+    async def announce_key_change(self) -> None:
+        """Tell other processes to reload keys now (they also poll)."""
+        if self.redis is not None:
+            try:
+                await self.redis.publish(KEYS_CHANNEL, b"1")
+            except Exception:
+                log.warning("could not publish a key change to Redis", exc_info=True)
+
+
+def resolve_config(settings: Settings) -> GatewayConfig:
+    return load_config(settings.config) if settings.config else load_default_config()
+
+
+def new_session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=300),
+        timeout=aiohttp.ClientTimeout(total=None),
+        skip_auto_headers=("User-Agent",),
+        auto_decompress=True,
+    )
+
+
+async def _poll_keys(rt: Runtime) -> None:
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(rt.keys_changed.wait(), rt.settings.key_refresh_interval_s)
+        rt.keys_changed.clear()
+        try:
+            await rt.refresh_keys()
+        except Exception:
+            log.warning("key refresh failed; serving the cached keys", exc_info=True)
+
+
+async def _listen_keys(rt: Runtime, redis: Redis) -> None:
+    while True:
+        try:
+            pubsub = redis.pubsub()
+            async with pubsub:
+                await pubsub.subscribe(KEYS_CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        rt.keys_changed.set()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("Redis key-change subscription lost; retrying", exc_info=True)
+            await asyncio.sleep(1.0)
+
+
+def _build_providers(config: GatewayConfig) -> dict[str, Provider]:
+    return {name: build_provider(name, cfg) for name, cfg in config.providers.items()}
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    config: GatewayConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    migrate: bool = True,
+) -> AsyncIterator[Runtime]:
+    """Open everything, run the background tasks, and close it all in reverse order.
+
+    On exit the usage buffer is flushed after the background tasks stop.
+    """
+    clock = clock or SystemClock()
+    config = config or resolve_config(settings)
+    providers = _build_providers(config)
+    storage = SqlStorage.from_url(settings.resolved_database_url())
+    redis: Any = None
+    session: aiohttp.ClientSession | None = None
+    try:
+        if migrate:
+            await upgrade_engine(storage.engine)
+        master = await bootstrap_master_key(storage.meta, settings.master_key)
+        if master.generated:
+            log.warning("generated an admin key (shown once, stored hashed): %s", master.generated)
+        if settings.redis_url:
+            from redis.asyncio import Redis as RedisClient
+
+            redis = RedisClient.from_url(settings.redis_url)
+        session = new_session()
+        rt = Runtime(
+            settings=settings,
+            config=config,
+            clock=clock,
+            storage=storage,
+            keys=KeyCache(clock, master_hash=master.hash),
+            usage=UsageWriter(
+                storage.usage,
+                storage.keys,
+                interval_s=settings.usage_flush_interval_s,
+                batch_size=settings.usage_batch_size,
+            ),
+            session=session,
+            table=ModelTable.build(config, providers, created=int(clock.now())),
+            redis=redis,
+            generated_master_key=master.generated,
+        )
+        await rt.refresh_keys(force=True)
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                spawn_in(group, rt.usage.run(), name="usage-writer"),
+                spawn_in(group, _poll_keys(rt), name="key-refresh"),
+            ]
+            if redis is not None:
+                tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))
+            try:
+                yield rt
+            finally:
+                for task in tasks:
+                    task.cancel()
+        await rt.usage.close()
+    finally:
+        if session is not None:
+            await session.close()
+        if redis is not None:
+            await redis.aclose()
+        await storage.close()

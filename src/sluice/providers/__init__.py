@@ -1,0 +1,1 @@
+"""Provider adapters behind one seam; chosen from the registry table by config ``type``."""

@@ -1,0 +1,87 @@
+"""The provider seam.
+
+An adapter turns an OpenAI-shaped :class:`~sluice.types.ProviderRequest` into one upstream
+call and the answer back into OpenAI shape. It declares the endpoints it supports in
+``capabilities``; the pipeline never calls a method for an undeclared capability.
+
+Errors: adapters raise :class:`~sluice.errors.GatewayError` subclasses only, classified by
+HTTP status or transport failure (``raise UpstreamError(...) from exc``), never by message.
+Adapters never retry; the router decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from sluice.types import Endpoint, ProviderRequest, Usage
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from sluice.config.model import Timeouts
+
+
+@dataclass(slots=True)
+class UpstreamCall:
+    """Everything one upstream attempt needs besides the request itself."""
+
+    upstream_model: str
+    """The model name the provider knows (the deployment's ``model``)."""
+    deployment: str
+    """The deployment's stable key, for errors and usage rows."""
+    request_id: str
+    session: aiohttp.ClientSession
+    """The process's shared keep-alive session; adapters never close it."""
+    timeouts: Timeouts
+    extra_headers: dict[str, str] = field(default_factory=dict)
+    """Headers to propagate upstream (e.g. ``traceparent``); never the caller's key."""
+
+
+@dataclass(slots=True)
+class UpstreamResponse:
+    """A complete non-streaming answer: an OpenAI-shaped JSON body and its usage."""
+
+    body: bytes
+    usage: Usage | None
+    """The provider's own counts; ``None`` when it sent none (the pipeline estimates)."""
+    completion_chars: int = 0
+    """Characters of generated text, for the estimate when ``usage`` is ``None``."""
+
+
+class UpstreamStream(Protocol):
+    """An open streaming answer, relayed as OpenAI ``chat.completion.chunk`` SSE events.
+
+    Iterating yields SSE-framed bytes (``data: {...}\\n\\n``, one or more events per item)
+    ready for the client. It never yields ``data: [DONE]``: the pipeline writes the end.
+    Iteration stops normally only when the upstream finished cleanly; an interrupted,
+    stalled or malformed stream raises a ``GatewayError``. The provider's final usage chunk
+    is dropped unless the request's ``include_usage`` is set.
+
+    The pipeline always calls :meth:`aclose`, which releases the upstream connection.
+    """
+
+    usage: Usage | None
+    """The provider's counts once it sent them."""
+    completion_chars: int
+    """Characters of generated text relayed so far (content and tool-call arguments)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Provider(Protocol):
+    """One configured upstream account. Built once per process by the registry."""
+
+    capabilities: frozenset[Endpoint]
+
+    async def send(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamResponse:
+        """Run a non-streaming call for any declared capability."""
+        ...
+
+    async def open_stream(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamStream:
+        """Start a streaming call (chat or completions) and return once the upstream
+        accepted it (response headers received); upstream error statuses raise here."""
+        ...

@@ -1,0 +1,143 @@
+"""The in-process mock provider: scripted answers without a network hop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+
+from sluice.config.model import ProviderConfig
+from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
+from sluice.providers.base import UpstreamCall, UpstreamResponse
+from sluice.providers.mock import script as s
+from sluice.providers.sse import frame, frame_obj
+from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
+
+
+def _parse(call: UpstreamCall) -> s.MockScript:
+    try:
+        return s.MockScript.parse(call.upstream_model)
+    except s.ScriptError as exc:
+        raise GatewayError(ErrorKind.GATEWAY_UNAVAILABLE, f"mock deployment: {exc}") from None
+
+
+class MockProvider:
+    capabilities = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+
+    def __init__(self, name: str, config: ProviderConfig, options: object = None) -> None:
+        self._name = name
+        self._flaky = s.FlakyCounter()
+
+    async def _start(self, script: s.MockScript, call: UpstreamCall) -> None:
+        status = self._flaky.fails(call.upstream_model, script)
+        delay = script.first_delay_s
+        if delay > call.timeouts.ttfb_s:
+            await asyncio.sleep(call.timeouts.ttfb_s)
+            raise UpstreamError(ErrorKind.PROVIDER_TIMEOUT, f"deployment {call.deployment} timed out")
+        if delay:
+            await asyncio.sleep(delay)
+        if status is not None:
+            raise upstream_http_error(
+                status, s.error_body(status)["error"]["message"], retry_after_s=script.retry_after_s
+            )
+
+    async def send(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamResponse:
+        script = _parse(call)
+        await self._start(script, call)
+        body = dict(req.body)
+        body["model"] = req.model
+        created = int(time.time())
+        if req.endpoint is Endpoint.EMBEDDINGS:
+            data = s.embeddings(script, body)
+        elif req.endpoint is Endpoint.COMPLETIONS:
+            data = s.text_completion(script, body, rid=call.request_id, created=created)
+        else:
+            data = s.chat_completion(script, body, rid=call.request_id, created=created)
+        usage = usage_from_openai(data.get("usage"))
+        chars = 0
+        if usage is None and req.endpoint is not Endpoint.EMBEDDINGS:
+            answer = data["choices"][0]
+            chars = len(answer.get("text") or (answer.get("message") or {}).get("content") or "")
+        return UpstreamResponse(body=orjson.dumps(data), usage=usage, completion_chars=chars)
+
+    async def open_stream(self, req: ProviderRequest, call: UpstreamCall) -> MockStream:
+        if req.endpoint is Endpoint.EMBEDDINGS:
+            raise GatewayError(ErrorKind.CALLER_BAD_REQUEST, "embeddings cannot stream")
+        script = _parse(call)
+        status = self._flaky.fails(call.upstream_model, script)
+        if status is not None:
+            raise upstream_http_error(
+                status, s.error_body(status)["error"]["message"], retry_after_s=script.retry_after_s
+            )
+        body = dict(req.body)
+        body["model"] = req.model
+        return MockStream(script, body, req, call)
+
+
+class MockStream:
+    def __init__(
+        self, script: s.MockScript, body: dict[str, object], req: ProviderRequest, call: UpstreamCall
+    ) -> None:
+        self._script = script
+        self._body = body
+        self._req = req
+        self._call = call
+        self.usage: Usage | None = None
+        self.completion_chars = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        script, call = self._script, self._call
+        chunks, usage = s.stream_chunks(
+            script, self._body, rid=call.request_id, created=int(time.time()),
+            chat=self._req.endpoint is Endpoint.CHAT,
+        )
+        idle = call.timeouts.idle_s
+        if script.first_delay_s > call.timeouts.ttfb_s:
+            await asyncio.sleep(call.timeouts.ttfb_s)
+            raise UpstreamError(ErrorKind.PROVIDER_TIMEOUT, f"deployment {call.deployment} timed out")
+        if script.first_delay_s:
+            await asyncio.sleep(script.first_delay_s)
+        content = len(chunks) - 1
+        for i, chunk in enumerate(chunks):
+            if i and script.chunk_delay_ms:
+                await asyncio.sleep(min(script.chunk_delay_ms / 1000, idle))
+                if script.chunk_delay_ms / 1000 > idle:
+                    raise UpstreamError(ErrorKind.PROVIDER_TIMEOUT, "the deployment went silent")
+            if script.cut is not None and i >= script.cut and i < content:
+                raise UpstreamError(
+                    ErrorKind.PROVIDER_STREAM_INTERRUPTED,
+                    f"the connection to deployment {call.deployment} broke mid-answer",
+                )
+            if script.stall is not None and i >= script.stall and i < content:
+                await asyncio.sleep(idle)
+                raise UpstreamError(ErrorKind.PROVIDER_TIMEOUT, "the deployment went silent")
+            if script.malformed is not None and i == script.malformed:
+                raise GatewayError(
+                    ErrorKind.PROVIDER_BAD_RESPONSE, "the provider sent a malformed stream chunk"
+                )
+            self.completion_chars += _chars(chunk)
+            yield frame_obj(chunk)
+        if usage is not None:
+            self.usage = usage_from_openai(usage["usage"])
+            if self._req.include_usage:
+                yield frame(orjson.dumps(usage))
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _chars(chunk: dict[str, object]) -> int:
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return 0
+    choice = choices[0]
+    delta = choice.get("delta") or {}
+    text = delta.get("content") if isinstance(delta, dict) else None
+    if text is None:
+        text = choice.get("text")
+    if isinstance(delta, dict) and delta.get("tool_calls"):
+        fn = delta["tool_calls"][0].get("function") or {}
+        text = fn.get("arguments") or ""
+    return len(text) if isinstance(text, str) else 0

@@ -1,0 +1,324 @@
+"""Mock behaviour scripts and the OpenAI-shaped answers they produce.
+
+A script is the upstream model name with optional query parameters, e.g.
+``chat?ttft_ms=3000&chunk_delay_ms=250``; ``x-mock-<param>`` headers override them on the
+HTTP mock upstream. Parameters:
+
+==================  ==========================================================
+``latency_ms``      delay before a non-streaming answer (and the first chunk)
+``ttft_ms``         delay before the first stream chunk (default: latency_ms)
+``chunks``          content chunks per stream (default 20)
+``chunk_delay_ms``  delay between stream chunks
+``prompt_tokens``   fixed prompt token count (default: estimated from the input)
+``completion_tokens``  words generated (default 64; ``max_tokens`` caps it)
+``status``          always answer this HTTP error status
+``retry_after_s``   ``Retry-After`` sent with error answers
+``flaky``           fail the first N calls of this script (with ``status`` or 503)
+``cut``             drop the stream after N content chunks (no ``[DONE]``)
+``stall``           stop sending after N content chunks, holding the connection
+``malformed``       send a non-JSON event as content chunk N
+``usage``           0: never report usage (the gateway must estimate)
+``dim``             embedding dimension (default 8)
+==================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sluice.tokens import estimate_prompt
+
+_WORDS = (
+    "Sluice relays this mock answer so that demos tests and benchmarks run without a "
+    "network connection while every byte of accounting stays exact and every stream "
+    "ends honestly"
+).split()
+
+
+class ScriptError(ValueError):
+    """A script parameter is unknown or has a bad value."""
+
+
+@dataclass(frozen=True, slots=True)
+class MockScript:
+    name: str = "chat"
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    chunks: int = 20
+    chunk_delay_ms: float = 0.0
+    prompt_tokens: int | None = None
+    completion_tokens: int = 64
+    status: int | None = None
+    retry_after_s: float | None = None
+    flaky: int = 0
+    cut: int | None = None
+    stall: int | None = None
+    malformed: int | None = None
+    usage: bool = True
+    dim: int = 8
+
+    @property
+    def first_delay_s(self) -> float:
+        return (self.ttft_ms if self.ttft_ms is not None else self.latency_ms) / 1000
+
+    @classmethod
+    def parse(cls, model: str, overrides: Mapping[str, str] | None = None) -> MockScript:
+        name, _, query = model.partition("?")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if overrides:
+            params.update(overrides)
+        script = cls(name=name or "chat")
+        if not params:
+            return script
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, raw in params.items():
+            kind = types.get(key)
+            if kind is None or key == "name":
+                raise ScriptError(f"unknown mock parameter {key!r}")
+            try:
+                if "bool" in str(kind):
+                    values[key] = raw not in ("0", "false", "no", "")
+                elif "int" in str(kind):
+                    values[key] = int(raw)
+                else:
+                    values[key] = float(raw)
+            except ValueError:
+                raise ScriptError(f"mock parameter {key!r} has a bad value {raw!r}") from None
+        if values.get("status") is not None and not 400 <= values["status"] <= 599:
+            raise ScriptError("mock parameter 'status' must be an HTTP error status (400-599)")
+        return replace(script, **values)
+
+
+class FlakyCounter:
+    """Counts calls per script so ``flaky=N`` fails exactly the first N."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, int] = {}
+
+    def fails(self, key: str, script: MockScript) -> int | None:
+        """The error status this call must answer with, or ``None`` to answer normally."""
+        if script.status is not None and script.flaky == 0:
+            return script.status
+        if script.flaky > 0:
+            n = self._calls.get(key, 0)
+            self._calls[key] = n + 1
+            if n < script.flaky:
+                return script.status or 503
+        return None
+
+
+def error_body(status: int) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": f"mock upstream scripted error {status}",
+            "type": "mock_error",
+            "param": None,
+            "code": str(status),
+        }
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the mock will say for one request."""
+
+    text: str | None
+    tool_calls: list[dict[str, Any]] | None
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def _example(schema: Any) -> Any:
+    if not isinstance(schema, dict):
+        return "mock"
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties") or {}
+        return {k: _example(v) for k, v in props.items()}
+    if kind == "array":
+        return [_example(schema.get("items"))]
+    if kind in ("integer", "number"):
+        return 1
+    if kind == "boolean":
+        return True
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    return "mock"
+
+
+def _json_dumps(value: Any) -> str:
+    import json
+
+    return json.dumps(value, separators=(",", ":"))
+
+
+def plan_answer(script: MockScript, body: Mapping[str, Any]) -> Answer:
+    """Decide the answer: text (or a tool call / JSON) and token counts."""
+    prompt = script.prompt_tokens
+    if prompt is None:
+        prompt = max(1, estimate_prompt(dict(body)))
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    words = script.completion_tokens
+    finish = "stop"
+    if isinstance(limit, int) and 0 < limit < words:
+        words, finish = limit, "length"
+    tools = body.get("tools")
+    if tools and body.get("tool_choice") != "none":
+        tool = tools[0].get("function", {}) if isinstance(tools[0], dict) else {}
+        args = _json_dumps(_example(tool.get("parameters")))
+        call = {
+            "id": "call_mock_0",
+            "type": "function",
+            "function": {"name": tool.get("name", "tool"), "arguments": args},
+        }
+        return Answer(None, [call], "tool_calls", prompt, max(1, len(args) // 4))
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
+        schema = (fmt.get("json_schema") or {}).get("schema") if fmt["type"] == "json_schema" else None
+        text = _json_dumps(_example(schema) if schema else {"answer": "mock"})
+        return Answer(text, None, "stop", prompt, max(1, len(text) // 4))
+    text = " ".join(_WORDS[i % len(_WORDS)] for i in range(words))
+    return Answer(text, None, finish, prompt, words)
+
+
+def usage_obj(answer: Answer) -> dict[str, Any]:
+    return {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+    }
+
+
+def chat_completion(
+    script: MockScript, body: Mapping[str, Any], *, rid: str, created: int
+) -> dict[str, Any]:
+    answer = plan_answer(script, body)
+    n = body.get("n") if isinstance(body.get("n"), int) else 1
+    message: dict[str, Any] = {"role": "assistant", "content": answer.text}
+    if answer.tool_calls:
+        message["tool_calls"] = answer.tool_calls
+    out: dict[str, Any] = {
+        "id": f"chatcmpl-{rid}",
+        "object": "chat.completion",
+        "created": created,
+        "model": body.get("model", script.name),
+        "choices": [
+            {"index": i, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
+            for i in range(max(1, n))
+        ],
+    }
+    if script.usage:
+        out["usage"] = usage_obj(answer)
+    return out
+
+
+def text_completion(
+    script: MockScript, body: Mapping[str, Any], *, rid: str, created: int
+) -> dict[str, Any]:
+    answer = plan_answer(script, {k: v for k, v in body.items() if k != "tools"})
+    out: dict[str, Any] = {
+        "id": f"cmpl-{rid}",
+        "object": "text_completion",
+        "created": created,
+        "model": body.get("model", script.name),
+        "choices": [
+            {"index": 0, "text": answer.text, "logprobs": None, "finish_reason": answer.finish_reason}
+        ],
+    }
+    if script.usage:
+        out["usage"] = usage_obj(answer)
+    return out
+
+
+def _split(text: str, parts: int) -> list[str]:
+    words = text.split(" ")
+    parts = max(1, min(parts, len(words)))
+    size = math.ceil(len(words) / parts)
+    pieces = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    return [p if i == 0 else " " + p for i, p in enumerate(pieces)]
+
+
+def stream_chunks(
+    script: MockScript, body: Mapping[str, Any], *, rid: str, created: int, chat: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The content chunks of a stream (first carries the role) and its usage chunk."""
+    answer = plan_answer(script, body if chat else {k: v for k, v in body.items() if k != "tools"})
+    model = body.get("model", script.name)
+    obj = "chat.completion.chunk" if chat else "text_completion"
+    ident = f"chatcmpl-{rid}" if chat else f"cmpl-{rid}"
+
+    def chunk(choice: dict[str, Any]) -> dict[str, Any]:
+        return {"id": ident, "object": obj, "created": created, "model": model,
+                "choices": [choice]}
+
+    out: list[dict[str, Any]] = []
+    if answer.tool_calls and chat:
+        call = answer.tool_calls[0]
+        args = call["function"]["arguments"]
+        out.append(chunk({"index": 0, "delta": {"role": "assistant", "content": None,
+            "tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""}}]},
+            "finish_reason": None}))
+        for piece in _split(args, script.chunks) if args else []:
+            out.append(chunk({"index": 0, "delta": {"tool_calls": [{"index": 0,
+                "function": {"arguments": piece.strip()}}]}, "finish_reason": None}))
+    else:
+        for i, piece in enumerate(_split(answer.text or "", script.chunks)):
+            if chat:
+                delta: dict[str, Any] = {"content": piece}
+                if i == 0:
+                    delta["role"] = "assistant"
+                out.append(chunk({"index": 0, "delta": delta, "finish_reason": None}))
+            else:
+                out.append(chunk({"index": 0, "text": piece, "finish_reason": None}))
+    final = {"index": 0, "finish_reason": answer.finish_reason}
+    final["delta" if chat else "text"] = {} if chat else ""
+    out.append(chunk(final))
+    usage = None
+    if script.usage:
+        usage = {"id": ident, "object": obj, "created": created, "model": model, "choices": [],
+                 "usage": usage_obj(answer)}
+    return out, usage
+
+
+def embeddings(script: MockScript, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Deterministic unit vectors derived from each input's hash."""
+    raw = body.get("input")
+    inputs = raw if isinstance(raw, list) else [raw]
+    data = []
+    tokens = 0
+    for i, item in enumerate(inputs):
+        text = item if isinstance(item, str) else _json_dumps(item)
+        tokens += max(1, len(text) // 4) if isinstance(item, str) else len(item or [])
+        vector = _vector(text, script.dim)
+        encoded: Any = vector
+        if body.get("encoding_format") == "base64":
+            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": i, "embedding": encoded})
+    prompt = script.prompt_tokens if script.prompt_tokens is not None else tokens
+    out: dict[str, Any] = {"object": "list", "data": data, "model": body.get("model", script.name)}
+    if script.usage:
+        out["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
+    return out
+
+
+def _vector(text: str, dim: int) -> list[float]:
+    seed = hashlib.sha256(text.encode()).digest()
+    values: list[float] = []
+    block = 0
+    while len(values) < dim:
+        digest = hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
+        values.extend(v / 2**31 - 1.0 for v in struct.unpack(">8I", digest))
+        block += 1
+    values = values[:dim]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]

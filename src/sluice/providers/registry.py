@@ -1,0 +1,79 @@
+"""The provider table: config ``type`` → adapter factory (imported lazily) and its options.
+
+An OpenAI-compatible provider is a row here, not code. The core never names a provider; it
+asks this table to build what the config lists.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from sluice.config.model import ProviderConfig
+    from sluice.providers.base import Provider
+
+AuthStyle = Literal["bearer", "api-key", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIFamilyRow:
+    """How to reach one member of the OpenAI-compatible family."""
+
+    default_base_url: str | None
+    """``None``: the config must give ``base_url``."""
+    auth: AuthStyle = "bearer"
+    """``bearer``: ``Authorization: Bearer``; ``api-key``: Azure's ``api-key`` header."""
+    key_required: bool = True
+    """Refuse to call without a credential (local servers need none)."""
+    azure_paths: bool = False
+    """Azure OpenAI: ``/openai/deployments/{model}/...?api-version=``."""
+    default_api_version: str | None = None
+    stream_usage: bool = True
+    """The server honours ``stream_options.include_usage``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    factory: str
+    """``module:attribute`` called as ``factory(name, config, options)``."""
+    options: OpenAIFamilyRow | None = None
+
+
+_OPENAI = "sluice.providers.openai_compat:OpenAICompatibleProvider"
+
+PROVIDER_TYPES: dict[str, ProviderSpec] = {
+    "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider"),
+    "openai_compatible": ProviderSpec(_OPENAI, OpenAIFamilyRow(None, key_required=False)),
+    "openai": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.openai.com/v1")),
+    "azure": ProviderSpec(
+        _OPENAI,
+        OpenAIFamilyRow(
+            None, auth="api-key", azure_paths=True, default_api_version="2024-10-21"
+        ),
+    ),
+    "ollama": ProviderSpec(
+        _OPENAI, OpenAIFamilyRow("http://127.0.0.1:11434/v1", auth="none", key_required=False)
+    ),
+    "vllm": ProviderSpec(_OPENAI, OpenAIFamilyRow("http://127.0.0.1:8000/v1", key_required=False)),
+    "lmstudio": ProviderSpec(
+        _OPENAI, OpenAIFamilyRow("http://127.0.0.1:1234/v1", auth="none", key_required=False)
+    ),
+    "groq": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.groq.com/openai/v1")),
+    "mistral": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.mistral.ai/v1")),
+    "deepseek": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.deepseek.com/v1")),
+    "xai": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.x.ai/v1")),
+    "together": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.together.xyz/v1")),
+    "fireworks": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.fireworks.ai/inference/v1")),
+    "openrouter": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://openrouter.ai/api/v1")),
+}
+
+
+def build_provider(name: str, config: ProviderConfig) -> Provider:
+    """Import the adapter for ``config.type`` and build it."""
+    spec = PROVIDER_TYPES[config.type]
+    module_name, _, attr = spec.factory.partition(":")
+    factory = getattr(importlib.import_module(module_name), attr)
+    provider: Provider = factory(name, config, spec.options)
+    return provider

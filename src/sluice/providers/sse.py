@@ -1,0 +1,126 @@
+"""Server-sent events: split upstream bytes into events, inspect OpenAI chunks, frame output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
+from sluice.types import Usage, usage_from_openai
+
+DONE = b"[DONE]"
+
+
+def frame(payload: bytes) -> bytes:
+    """One SSE ``data:`` event."""
+    return b"data: " + payload + b"\n\n"
+
+
+def frame_obj(obj: Any) -> bytes:
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+class SSESplitter:
+    """Incrementally splits a byte stream into the ``data`` payloads of its events.
+
+    Comment lines and ``event:``/``id:`` fields are dropped; multi-line ``data`` is joined
+    with newlines, per the SSE spec.
+    """
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf + data if self._buf else data
+        if b"\r" in buf:
+            buf = buf.replace(b"\r\n", b"\n")
+        events = buf.split(b"\n\n")
+        self._buf = events.pop()
+        out = []
+        for event in events:
+            if event.startswith(b"data: ") and b"\n" not in event:
+                out.append(event[6:])
+                continue
+            lines = [
+                line[5:].removeprefix(b" ")
+                for line in event.split(b"\n")
+                if line.startswith(b"data:")
+            ]
+            if lines:
+                out.append(b"\n".join(lines))
+        return out
+
+    @property
+    def pending(self) -> bytes:
+        return self._buf
+
+
+class ChunkInspector:
+    """Checks each OpenAI chunk payload, keeps usage and counts generated characters.
+
+    Raises ``GatewayError`` on a malformed chunk or an error event sent mid-stream.
+    """
+
+    __slots__ = ("completion_chars", "include_usage", "usage")
+
+    def __init__(self, *, include_usage: bool) -> None:
+        self.include_usage = include_usage
+        self.usage: Usage | None = None
+        self.completion_chars = 0
+
+    def relay(self, payload: bytes) -> bytes | None:
+        """The framed event to pass to the client, or ``None`` to drop it."""
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise GatewayError(
+                ErrorKind.PROVIDER_BAD_RESPONSE, "the provider sent a malformed stream chunk"
+            ) from None
+        if not isinstance(chunk, dict):
+            raise GatewayError(
+                ErrorKind.PROVIDER_BAD_RESPONSE, "the provider sent a stream chunk that is not "
+                "a JSON object"
+            )
+        error = chunk.get("error")
+        if error is not None:
+            raise _stream_error(error)
+        choices = chunk.get("choices")
+        if choices:
+            for choice in choices:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if isinstance(delta, dict):
+                    self._count(delta)
+                elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
+                    self.completion_chars += len(choice["text"])
+        usage = chunk.get("usage")
+        if usage is not None:
+            self.usage = usage_from_openai(usage) or self.usage
+            if not choices and not self.include_usage:
+                return None
+        return frame(payload)
+
+    def _count(self, delta: dict[str, Any]) -> None:
+        content = delta.get("content")
+        if isinstance(content, str):
+            self.completion_chars += len(content)
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    self.completion_chars += len(fn.get("arguments") or "") + len(
+                        fn.get("name") or ""
+                    )
+
+
+def _stream_error(error: Any) -> GatewayError:
+    if isinstance(error, dict):
+        message = str(error.get("message") or "the provider reported an error mid-stream")
+        code = error.get("code")
+        if isinstance(code, int) and code >= 400:
+            return upstream_http_error(code, message)
+        return UpstreamError(ErrorKind.PROVIDER_STREAM_INTERRUPTED, message)
+    return UpstreamError(ErrorKind.PROVIDER_STREAM_INTERRUPTED, str(error))

@@ -1,0 +1,1 @@
+"""Public model names → deployments, and the choice among them."""

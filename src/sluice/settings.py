@@ -1,0 +1,65 @@
+"""Process settings from the environment (``SLUICE_*``), read once by the composition root.
+
+Nothing here runs at import: call :func:`load_settings` where the process starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """``$XDG_DATA_HOME/sluice`` or ``~/.local/share/sluice``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sluice"
+
+
+class Settings(BaseSettings):
+    """Everything the process needs that is not part of the YAML gateway config."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    """Where the default SQLite database lives."""
+    database_url: str | None = None
+    """SQLAlchemy async URL; ``sqlite+aiosqlite:///...`` or ``postgresql+asyncpg://...``.
+    Defaults to ``sqlite+aiosqlite:///<data_dir>/sluice.db``."""
+    redis_url: str | None = None
+    """Optional Redis URL; when set, readiness also checks Redis and key changes are broadcast."""
+    master_key: str | None = None
+    """Admin bootstrap key, accepted on every route. Generated on first start when unset."""
+    config: Path | None = None
+    """YAML gateway config; the packaged demo config when unset."""
+    max_body_bytes: int = 20 * 1024 * 1024
+    """Largest request body accepted on the data plane (413 above it)."""
+    usage_flush_interval_s: float = 0.5
+    """How often the usage writer flushes its buffer."""
+    usage_batch_size: int = 500
+    """Flush early when this many usage rows are buffered."""
+    key_refresh_interval_s: float = 1.0
+    """How often each process checks the database for key changes made by other processes."""
+    shutdown_grace_s: float = 30.0
+    """How long in-flight requests may run after SIGTERM before they are ended."""
+    migrate_on_start: bool = True
+    """Run database migrations when the app starts (``sluice serve`` runs them once itself
+    and turns this off for its workers)."""
+    log_level: str = "info"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'sluice.db'}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read ``SLUICE_*`` from the environment; ``overrides`` win (CLI flags, tests)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def env_value(name: str) -> str | None:
+    """The one door to the process environment, used to resolve ``env:NAME`` secret refs."""
+    return os.environ.get(name)

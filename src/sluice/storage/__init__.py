@@ -1,0 +1,2 @@
+"""Persistence behind small repository protocols; one SQL implementation for SQLite and
+PostgreSQL."""

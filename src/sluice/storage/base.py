@@ -1,0 +1,68 @@
+"""Storage protocols. No SQLAlchemy type crosses them.
+
+Every method is its own transaction unless stated; times are epoch seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from sluice.auth.keys import KeyRecord
+from sluice.usage.event import UsageEvent
+
+
+class KeyRepository(Protocol):
+    async def create(self, record: KeyRecord) -> None:
+        """Insert a key and bump the key-change counter."""
+        ...
+
+    async def get(self, key_id: str) -> KeyRecord | None: ...
+
+    async def list(self) -> list[KeyRecord]:
+        """Every key, revoked and expired ones included, oldest first."""
+        ...
+
+    async def revoke(self, key_id: str, *, at: float) -> KeyRecord | None:
+        """Mark a key revoked (idempotent) and bump the counter; ``None`` if unknown."""
+        ...
+
+    async def touch(self, last_used: Mapping[str, float]) -> None:
+        """Record last-use times (key id → time); never moves a time backwards."""
+        ...
+
+    async def version(self) -> int:
+        """The key-change counter: grows with every create and revoke."""
+        ...
+
+
+class UsageRepository(Protocol):
+    async def insert_many(self, events: Sequence[UsageEvent]) -> None:
+        """Insert in one transaction; a row whose request id exists is skipped."""
+        ...
+
+    async def count(self) -> int: ...
+
+    async def recent(self, *, limit: int = 100) -> list[UsageEvent]:
+        """Newest first."""
+        ...
+
+
+class MetaRepository(Protocol):
+    async def get(self, name: str) -> str | None: ...
+
+    async def set_if_absent(self, name: str, value: str) -> str:
+        """Store ``value`` unless ``name`` exists; return what is stored."""
+        ...
+
+
+class Storage(Protocol):
+    keys: KeyRepository
+    usage: UsageRepository
+    meta: MetaRepository
+
+    async def ping(self) -> None:
+        """Raise if the database cannot be reached."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,222 @@
+"""Repositories over SQLAlchemy Core, the same SQL for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sluice.auth.keys import KeyRecord
+from sluice.storage.sql import tables as t
+from sluice.storage.sql.engine import create_engine
+from sluice.usage.event import UsageEvent
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _ts(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
+def _key_from_row(row: Any) -> KeyRecord:
+    created = _ts(row.created_at)
+    assert created is not None
+    return KeyRecord(
+        id=row.id,
+        public_id=row.public_id,
+        name=row.name,
+        key_hash=row.key_hash,
+        preview=row.preview,
+        created_at=created,
+        expires_at=_ts(row.expires_at),
+        revoked_at=_ts(row.revoked_at),
+        last_used_at=_ts(row.last_used_at),
+        models=tuple(row.models) if row.models is not None else None,
+        metadata=dict(row.metadata or {}),
+    )
+
+
+async def _bump(conn: AsyncConnection, name: str) -> None:
+    current = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
+    if current is None:
+        await conn.execute(t.meta.insert().values(name=name, value="1"))
+    else:
+        await conn.execute(
+            update(t.meta).where(t.meta.c.name == name).values(value=str(int(current) + 1))
+        )
+
+
+class SqlKeys:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, record: KeyRecord) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                t.api_keys.insert().values(
+                    id=record.id,
+                    public_id=record.public_id,
+                    name=record.name,
+                    key_hash=record.key_hash,
+                    preview=record.preview,
+                    created_at=_dt(record.created_at),
+                    expires_at=_dt(record.expires_at),
+                    revoked_at=_dt(record.revoked_at),
+                    last_used_at=_dt(record.last_used_at),
+                    models=list(record.models) if record.models is not None else None,
+                    metadata=record.metadata,
+                )
+            )
+            await _bump(conn, t.KEYS_VERSION)
+
+    async def get(self, key_id: str) -> KeyRecord | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
+        return _key_from_row(row) if row is not None else None
+
+    async def list(self) -> list[KeyRecord]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.api_keys).order_by(t.api_keys.c.created_at, t.api_keys.c.id)
+            )
+            return [_key_from_row(r) for r in rows]
+
+    async def revoke(self, key_id: str, *, at: float) -> KeyRecord | None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(t.api_keys)
+                .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=_dt(at))
+            )
+            row = (await conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
+            if row is None:
+                return None
+            await _bump(conn, t.KEYS_VERSION)
+        return _key_from_row(row)
+
+    async def touch(self, last_used: Mapping[str, float]) -> None:
+        if not last_used:
+            return
+        async with self._engine.begin() as conn:
+            for key_id, ts in last_used.items():
+                when = _dt(ts)
+                col = t.api_keys.c.last_used_at
+                await conn.execute(
+                    update(t.api_keys)
+                    .where(t.api_keys.c.id == key_id, (col.is_(None)) | (col < when))
+                    .values(last_used_at=when)
+                )
+
+    async def version(self) -> int:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == t.KEYS_VERSION))
+        return int(value) if value is not None else 0
+
+
+def _usage_row(e: UsageEvent) -> dict[str, Any]:
+    return {
+        "request_id": e.request_id,
+        "created_at": _dt(e.created_at),
+        "endpoint": e.endpoint,
+        "key_id": e.key_id,
+        "model": e.model,
+        "provider": e.provider,
+        "deployment": e.deployment,
+        "upstream_model": e.upstream_model,
+        "prompt_tokens": e.prompt_tokens,
+        "completion_tokens": e.completion_tokens,
+        "cached_tokens": e.cached_tokens,
+        "tokens_estimated": e.tokens_estimated,
+        "latency_ms": e.latency_ms,
+        "ttft_ms": e.ttft_ms,
+        "status": e.status,
+        "error_kind": e.error_kind,
+        "error_message": e.error_message[:1000] if e.error_message else None,
+        "streamed": e.streamed,
+        "end_user": e.end_user[:200] if e.end_user else None,
+        "attempts": e.attempts,
+        "cost_micros": None,
+    }
+
+
+class SqlUsage:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        dialect = engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+    async def insert_many(self, events: Sequence[UsageEvent]) -> None:
+        if not events:
+            return
+        stmt = self._insert(t.usage).on_conflict_do_nothing(index_elements=["request_id"])
+        async with self._engine.begin() as conn:
+            await conn.execute(stmt, [_usage_row(e) for e in events])
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(t.usage)) or 0)
+
+    async def recent(self, *, limit: int = 100) -> list[UsageEvent]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(
+                select(t.usage).order_by(t.usage.c.created_at.desc()).limit(limit)
+            )
+            out = []
+            for r in rows:
+                data = dict(r._mapping)
+                data.pop("cost_micros", None)
+                data["created_at"] = _ts(data["created_at"])
+                out.append(UsageEvent(**data))
+            return out
+
+
+class SqlMeta:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get(self, name: str) -> str | None:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
+        return str(value) if value is not None else None
+
+    async def set_if_absent(self, name: str, value: str) -> str:
+        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                insert(t.meta).values(name=name, value=value).on_conflict_do_nothing(
+                    index_elements=["name"]
+                )
+            )
+            stored = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
+        return str(stored)
+
+
+class SqlStorage:
+    """The storage for one database URL; owns its engine (closed by :meth:`close`)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.keys = SqlKeys(engine)
+        self.usage = SqlUsage(engine)
+        self.meta = SqlMeta(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStorage:
+        return cls(create_engine(url))
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,57 @@
+"""Task ownership. The only module that creates tasks directly.
+
+Background work runs in the lifespan's ``asyncio.TaskGroup``; the one per-request helper
+here (:func:`disconnect_watch`) is owned and cancelled by the request that started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+
+
+class _Ended(Protocol):
+    ended: bool
+
+
+class DisconnectWatch:
+    """Cancels the request's task when the client disconnects.
+
+    Start it after the request body is read. ``disconnected`` tells the handler why it was
+    cancelled. :meth:`stop` must be called on every exit path (``finally``).
+    """
+
+    __slots__ = ("_response", "_task", "_target", "disconnected")
+
+    def __init__(self, receive: Receive, response: _Ended) -> None:
+        self.disconnected = False
+        self._response = response
+        self._target = asyncio.current_task()
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                if self._response.ended:
+                    return  # servers report "disconnect" once the answer is complete
+                self.disconnected = True
+                if self._target is not None:
+                    self._target.cancel()
+                return
+
+    def stop(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+
+
+def spawn_in(group: asyncio.TaskGroup, coro: Awaitable[None], *, name: str) -> asyncio.Task[None]:
+    """Start a background task owned by the lifespan's task group."""
+    return group.create_task(_run(coro), name=name)
+
+
+async def _run(coro: Awaitable[None]) -> None:
+    await coro

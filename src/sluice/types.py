@@ -1,0 +1,61 @@
+"""Small value types shared by the pipeline and the provider adapters."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+
+class Endpoint(enum.StrEnum):
+    """An OpenAI-shaped operation a provider may support (a capability)."""
+
+    CHAT = "chat"
+    COMPLETIONS = "completions"
+    EMBEDDINGS = "embeddings"
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts for one request. ``estimated`` when the gateway counted them itself."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+def usage_from_openai(obj: Any) -> Usage | None:
+    """Read an OpenAI ``usage`` object; ``None`` when absent or malformed."""
+    if not isinstance(obj, dict):
+        return None
+    prompt = obj.get("prompt_tokens", obj.get("input_tokens"))
+    completion = obj.get("completion_tokens", obj.get("output_tokens", 0))
+    if not isinstance(prompt, int) or not isinstance(completion, int):
+        return None
+    details = obj.get("prompt_tokens_details")
+    cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
+    return Usage(prompt, completion, cached if isinstance(cached, int) else 0)
+
+
+@dataclass(slots=True)
+class ProviderRequest:
+    """What the client asked for, as the pipeline hands it to an adapter.
+
+    ``body`` is the client's parsed JSON (OpenAI shape); ``raw`` its original bytes, which
+    an OpenAI-compatible adapter forwards untouched when it need not change anything.
+    Adapters must not mutate ``body``.
+    """
+
+    endpoint: Endpoint
+    body: dict[str, Any]
+    raw: bytes
+    model: str
+    """The public model name the client asked for."""
+    stream: bool = False
+    include_usage: bool = False
+    """The client asked for the final usage chunk (``stream_options.include_usage``)."""

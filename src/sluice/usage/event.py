@@ -1,0 +1,33 @@
+"""The usage event: exactly one per authenticated client request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    request_id: str
+    created_at: float
+    """Epoch seconds when the request arrived."""
+    endpoint: str
+    key_id: str | None
+    model: str | None
+    """The model name the client asked for."""
+    provider: str | None = None
+    deployment: str | None = None
+    upstream_model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    tokens_estimated: bool = False
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    status: int = 200
+    error_kind: str | None = None
+    error_message: str | None = None
+    streamed: bool = False
+    end_user: str | None = None
+    """The body's ``user`` field."""
+    attempts: int = 0
+    """Upstream attempts made (0 when refused before any)."""

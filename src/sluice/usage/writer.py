@@ -1,0 +1,99 @@
+"""The batched usage writer: requests append events; one background task writes them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from sluice.storage.base import KeyRepository, UsageRepository
+from sluice.usage.event import UsageEvent
+
+log = logging.getLogger("sluice.usage")
+
+MAX_BUFFERED = 200_000
+"""Beyond this many unwritten rows (database down for long), the oldest are dropped and
+counted in ``dropped``."""
+
+
+class UsageWriter:
+    """Buffers usage events and writes them in batches.
+
+    :meth:`record` never awaits and never touches the database. :meth:`run` flushes every
+    ``interval_s`` or when ``batch_size`` events are waiting; a failed flush keeps the rows
+    and retries at the next tick. :meth:`close` flushes what is left (call it at shutdown).
+    """
+
+    def __init__(
+        self,
+        usage: UsageRepository,
+        keys: KeyRepository,
+        *,
+        interval_s: float = 0.5,
+        batch_size: int = 500,
+    ) -> None:
+        self._usage = usage
+        self._keys = keys
+        self._interval_s = interval_s
+        self._batch_size = batch_size
+        self._buffer: deque[UsageEvent] = deque()
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self.written = 0
+        self.flush_errors = 0
+        self.dropped = 0
+
+    def record(self, event: UsageEvent) -> None:
+        buf = self._buffer
+        buf.append(event)
+        if len(buf) >= self._batch_size:
+            self._wake.set()
+            if len(buf) > MAX_BUFFERED:
+                buf.popleft()
+                self.dropped += 1
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    async def run(self) -> None:
+        """Flush forever; cancelled by the lifespan at shutdown (then :meth:`close`)."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Write everything buffered; returns the rows written (0 on failure)."""
+        async with self._lock:
+            if not self._buffer:
+                return 0
+            batch = list(self._buffer)
+            try:
+                await self._usage.insert_many(batch)
+            except Exception:
+                self.flush_errors += 1
+                log.exception("usage flush failed; %d rows kept for retry", len(batch))
+                return 0
+            for _ in range(len(batch)):
+                self._buffer.popleft()
+            self.written += len(batch)
+            last_used: dict[str, float] = {}
+            for e in batch:
+                if e.key_id is not None and e.key_id != "master":
+                    last_used[e.key_id] = max(last_used.get(e.key_id, 0.0), e.created_at)
+            try:
+                await self._keys.touch(last_used)
+            except Exception:
+                log.warning("could not record key last-use times", exc_info=True)
+            return len(batch)
+
+    async def close(self) -> None:
+        for _ in range(3):
+            await self.flush()
+            if not self._buffer:
+                return
+        log.error("shutting down with %d usage rows unwritten", len(self._buffer))
