@@ -334,7 +334,7 @@ def logs_section(D: Data, p) -> None:
 def profile_section(D: Data, p) -> None:
     profs = D.d.get("profile") or []
     for pr in profs:
-        who = LABEL.get(pr["system"], pr["system"])
+        who = LABEL.get(pr["system"], pr["system"]).strip("*")
         if pr.get("error"):
             p(f"Profile of {who}{' (' + pr['mode'] + ')' if pr.get('mode') else ''}: **failed: {pr['error']}**")
             p()

@@ -77,10 +77,14 @@ class SluiceApp:
         """Open the runtime and bind the routes (also used by in-process tests)."""
         self._stack = contextlib.AsyncExitStack()
         rt = await self._stack.enter_async_context(
-            open_runtime(self.settings, self._config, clock=self._clock,
-                         migrate=self.settings.migrate_on_start)
+            open_runtime(
+                self.settings,
+                self._config,
+                clock=self._clock,
+                migrate=self.settings.migrate_on_start,
+            )
         )
-        checks = {"database": rt.storage.ping}
+        checks: dict[str, Callable[[], Awaitable[object]]] = {"database": rt.storage.ping}
         if rt.redis is not None:
             checks["redis"] = rt.redis.ping
         self._ready = Readiness(checks)

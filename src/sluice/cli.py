@@ -32,8 +32,13 @@ T = TypeVar("T")
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="Gateway YAML config (default: $SLUICE_CONFIG or the "
-                 "built-in demo config).", exists=True, dir_okay=False),
+    typer.Option(
+        "--config",
+        "-c",
+        help="Gateway YAML config (default: $SLUICE_CONFIG or the built-in demo config).",
+        exists=True,
+        dir_okay=False,
+    ),
 ]
 
 
@@ -92,15 +97,18 @@ def serve(
     elif settings.master_key:
         out.print("admin key: the value of SLUICE_MASTER_KEY")
     else:
-        out.print("admin key: generated at first start and printed then; set SLUICE_MASTER_KEY "
-                  "or create a key with `sluice keys create --name me`")
+        out.print(
+            "admin key: generated at first start and printed then; set SLUICE_MASTER_KEY "
+            "or create a key with `sluice keys create --name me`"
+        )
     token = key or "$SLUICE_KEY"
     out.print("try:", highlight=False)
     out.print(
         f"  curl {base}/v1/chat/completions -H 'Authorization: Bearer {token}' "
         "-H 'Content-Type: application/json' "
-        "-d '{\"model\": \"mock-gpt\", \"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}]}'",
-        highlight=False, soft_wrap=True,
+        '-d \'{"model": "mock-gpt", "messages": [{"role": "user", "content": "Hi"}]}\'',
+        highlight=False,
+        soft_wrap=True,
     )
     if config is not None:
         os.environ["SLUICE_CONFIG"] = str(config.resolve())
@@ -264,8 +272,20 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
         return
     table = Table("id", "name", "preview", "created", "expires", "revoked", "last used")
     for r in rows:
-        table.add_row(*(str(r[c] or "") for c in (
-            "id", "name", "preview", "created_at", "expires_at", "revoked_at", "last_used_at")))
+        table.add_row(
+            *(
+                str(r[c] or "")
+                for c in (
+                    "id",
+                    "name",
+                    "preview",
+                    "created_at",
+                    "expires_at",
+                    "revoked_at",
+                    "last_used_at",
+                )
+            )
+        )
     out.print(table)
 
 

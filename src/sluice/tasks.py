@@ -24,7 +24,7 @@ class DisconnectWatch:
     cancelled. :meth:`stop` must be called on every exit path (``finally``).
     """
 
-    __slots__ = ("_response", "_task", "_target", "disconnected")
+    __slots__ = ("_response", "_target", "_task", "disconnected")
 
     def __init__(self, receive: Receive, response: _Ended) -> None:
         self.disconnected = False

@@ -48,6 +48,12 @@ def estimate_prompt(body: dict[str, Any]) -> int:
         if isinstance(value, str):
             return estimate_text(len(value))
         if isinstance(value, list):
-            return sum(estimate_text(len(v)) if isinstance(v, str) else len(v) if isinstance(
-                v, list) else 0 for v in value)
+            return sum(
+                estimate_text(len(v))
+                if isinstance(v, str)
+                else len(v)
+                if isinstance(v, list)
+                else 0
+                for v in value
+            )
     return 0

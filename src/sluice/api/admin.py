@@ -124,7 +124,8 @@ def build_admin_app(rt: Runtime) -> FastAPI:
         unknown = [m for m in body.models or () if rt.table.get(m) is None]
         if unknown:
             raise GatewayError(
-                ErrorKind.CALLER_BAD_REQUEST, f"unknown models: {', '.join(unknown)}",
+                ErrorKind.CALLER_BAD_REQUEST,
+                f"unknown models: {', '.join(unknown)}",
                 param="models",
             )
         created = await create_key(

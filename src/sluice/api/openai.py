@@ -101,15 +101,15 @@ class DataPlane:
             user = req.body.get("user")
             ev.end_user = user if isinstance(user, str) else None
             entry = self._svc.table.resolve(req.model, allowed=principal.may_use)
-            await relay.run(self._svc, ev, req, entry, sink, base, started)
+            await relay.run(self._svc, ev, req, entry, sink, base_headers=base, started=started)
         except GatewayError as exc:
             await _fail(ev, exc, sink, send, base)
         except BodyTooLarge:
-            exc = GatewayError(
+            too_large = GatewayError(
                 ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
                 f"the request body is larger than the limit of {self._limit} bytes",
             )
-            await _fail(ev, exc, sink, send, base)
+            await _fail(ev, too_large, sink, send, base)
         except ClientGone:
             _disconnected(ev)
         except asyncio.CancelledError:

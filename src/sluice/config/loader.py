@@ -69,7 +69,9 @@ def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
     return index
 
 
-def _nearest_line(index: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]) -> int | None:
+def _nearest_line(
+    index: dict[tuple[int | str, ...], int], loc: tuple[int | str, ...]
+) -> int | None:
     for cut in range(len(loc), -1, -1):
         line = index.get(loc[:cut])
         if line is not None:

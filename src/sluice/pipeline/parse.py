@@ -48,8 +48,10 @@ def _check_messages(messages: Any) -> None:
             raise _type_error(f"messages[{i}]", "an object")
         role = message.get("role")
         if not isinstance(role, str) or not role:
-            raise BadRequest(f"'messages[{i}].role' is required and must be a string",
-                             param=f"messages[{i}].role")
+            raise BadRequest(
+                f"'messages[{i}].role' is required and must be a string",
+                param=f"messages[{i}].role",
+            )
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
             raise _type_error(f"messages[{i}].content", "a string or an array of content parts")

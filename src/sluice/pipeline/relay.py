@@ -55,6 +55,7 @@ async def run(
     req: ProviderRequest,
     entry: ModelEntry,
     sink: ResponseSink,
+    *,
     base_headers: Headers,
     started: float,
 ) -> None:
@@ -75,9 +76,9 @@ async def run(
     try:
         async with asyncio.timeout(dep.timeouts.total_s):
             if req.stream:
-                await _stream(ev, req, dep, call, sink, headers, started)
+                await _stream(ev, req, dep, call=call, sink=sink, headers=headers, started=started)
             else:
-                await _complete(ev, req, dep, call, sink, headers)
+                await _complete(ev, req, dep, call=call, sink=sink, headers=headers)
     except TimeoutError:
         raise GatewayError(
             ErrorKind.PROVIDER_TIMEOUT,
@@ -89,6 +90,7 @@ async def _complete(
     ev: UsageEvent,
     req: ProviderRequest,
     dep: Deployment,
+    *,
     call: UpstreamCall,
     sink: ResponseSink,
     headers: Headers,
@@ -103,6 +105,7 @@ async def _stream(
     ev: UsageEvent,
     req: ProviderRequest,
     dep: Deployment,
+    *,
     call: UpstreamCall,
     sink: ResponseSink,
     headers: Headers,

@@ -107,9 +107,7 @@ class OpenAICompatibleProvider:
             )
         return self._base + path
 
-    async def _post(
-        self, req: ProviderRequest, call: UpstreamCall
-    ) -> aiohttp.ClientResponse:
+    async def _post(self, req: ProviderRequest, call: UpstreamCall) -> aiohttp.ClientResponse:
         if req.endpoint not in self.capabilities:
             raise GatewayError(
                 ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} is not supported by this model"
@@ -196,7 +194,7 @@ class OpenAIStream:
         relay = self._inspector.relay
         try:
             async for data in self._resp.content.iter_any():
-                out = []
+                out: list[bytes] = []
                 for payload in splitter.feed(data):
                     if payload == DONE:
                         if out:

@@ -49,9 +49,7 @@ PROVIDER_TYPES: dict[str, ProviderSpec] = {
     "openai": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.openai.com/v1")),
     "azure": ProviderSpec(
         _OPENAI,
-        OpenAIFamilyRow(
-            None, auth="api-key", azure_paths=True, default_api_version="2024-10-21"
-        ),
+        OpenAIFamilyRow(None, auth="api-key", azure_paths=True, default_api_version="2024-10-21"),
     ),
     "ollama": ProviderSpec(
         _OPENAI, OpenAIFamilyRow("http://127.0.0.1:11434/v1", auth="none", key_required=False)

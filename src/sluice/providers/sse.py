@@ -81,8 +81,8 @@ class ChunkInspector:
             ) from None
         if not isinstance(chunk, dict):
             raise GatewayError(
-                ErrorKind.PROVIDER_BAD_RESPONSE, "the provider sent a stream chunk that is not "
-                "a JSON object"
+                ErrorKind.PROVIDER_BAD_RESPONSE,
+                "the provider sent a stream chunk that is not a JSON object",
             )
         error = chunk.get("error")
         if error is not None:

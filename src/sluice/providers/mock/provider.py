@@ -35,7 +35,9 @@ class MockProvider:
         delay = script.first_delay_s
         if delay > call.timeouts.ttfb_s:
             await asyncio.sleep(call.timeouts.ttfb_s)
-            raise UpstreamError(ErrorKind.PROVIDER_TIMEOUT, f"deployment {call.deployment} timed out")
+            raise UpstreamError(
+                ErrorKind.PROVIDER_TIMEOUT, f"deployment {call.deployment} timed out"
+            )
         if delay:
             await asyncio.sleep(delay)
         if status is not None:
@@ -78,7 +80,11 @@ class MockProvider:
 
 class MockStream:
     def __init__(
-        self, script: s.MockScript, body: dict[str, object], req: ProviderRequest, call: UpstreamCall
+        self,
+        script: s.MockScript,
+        body: dict[str, object],
+        req: ProviderRequest,
+        call: UpstreamCall,
     ) -> None:
         self._script = script
         self._body = body
@@ -90,13 +96,18 @@ class MockStream:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         script, call = self._script, self._call
         chunks, usage = s.stream_chunks(
-            script, self._body, rid=call.request_id, created=int(time.time()),
+            script,
+            self._body,
+            rid=call.request_id,
+            created=int(time.time()),
             chat=self._req.endpoint is Endpoint.CHAT,
         )
         idle = call.timeouts.idle_s
         if script.first_delay_s > call.timeouts.ttfb_s:
             await asyncio.sleep(call.timeouts.ttfb_s)
-            raise UpstreamError(ErrorKind.PROVIDER_TIMEOUT, f"deployment {call.deployment} timed out")
+            raise UpstreamError(
+                ErrorKind.PROVIDER_TIMEOUT, f"deployment {call.deployment} timed out"
+            )
         if script.first_delay_s:
             await asyncio.sleep(script.first_delay_s)
         content = len(chunks) - 1

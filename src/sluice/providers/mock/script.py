@@ -35,11 +35,36 @@ from urllib.parse import parse_qsl
 
 from sluice.tokens import estimate_prompt
 
-_WORDS = (
-    "Sluice relays this mock answer so that demos tests and benchmarks run without a "
-    "network connection while every byte of accounting stays exact and every stream "
-    "ends honestly"
-).split()
+_WORDS = [
+    "Sluice",
+    "relays",
+    "this",
+    "mock",
+    "answer",
+    "so",
+    "that",
+    "demos",
+    "tests",
+    "and",
+    "benchmarks",
+    "run",
+    "without",
+    "a",
+    "network",
+    "connection",
+    "while",
+    "every",
+    "byte",
+    "of",
+    "accounting",
+    "stays",
+    "exact",
+    "and",
+    "every",
+    "stream",
+    "ends",
+    "honestly",
+]
 
 
 class ScriptError(ValueError):
@@ -150,7 +175,7 @@ def _example(schema: Any) -> Any:
         return 1
     if kind == "boolean":
         return True
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     return "mock"
 
@@ -183,7 +208,9 @@ def plan_answer(script: MockScript, body: Mapping[str, Any]) -> Answer:
         return Answer(None, [call], "tool_calls", prompt, max(1, len(args) // 4))
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema"):
-        schema = (fmt.get("json_schema") or {}).get("schema") if fmt["type"] == "json_schema" else None
+        schema = (
+            (fmt.get("json_schema") or {}).get("schema") if fmt["type"] == "json_schema" else None
+        )
         text = _json_dumps(_example(schema) if schema else {"answer": "mock"})
         return Answer(text, None, "stop", prompt, max(1, len(text) // 4))
     text = " ".join(_WORDS[i % len(_WORDS)] for i in range(words))
@@ -202,7 +229,8 @@ def chat_completion(
     script: MockScript, body: Mapping[str, Any], *, rid: str, created: int
 ) -> dict[str, Any]:
     answer = plan_answer(script, body)
-    n = body.get("n") if isinstance(body.get("n"), int) else 1
+    n_field = body.get("n")
+    n = n_field if isinstance(n_field, int) else 1
     message: dict[str, Any] = {"role": "assistant", "content": answer.text}
     if answer.tool_calls:
         message["tool_calls"] = answer.tool_calls
@@ -212,7 +240,12 @@ def chat_completion(
         "created": created,
         "model": body.get("model", script.name),
         "choices": [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": answer.finish_reason}
+            {
+                "index": i,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": answer.finish_reason,
+            }
             for i in range(max(1, n))
         ],
     }
@@ -231,7 +264,12 @@ def text_completion(
         "created": created,
         "model": body.get("model", script.name),
         "choices": [
-            {"index": 0, "text": answer.text, "logprobs": None, "finish_reason": answer.finish_reason}
+            {
+                "index": 0,
+                "text": answer.text,
+                "logprobs": None,
+                "finish_reason": answer.finish_reason,
+            }
         ],
     }
     if script.usage:
@@ -257,20 +295,44 @@ def stream_chunks(
     ident = f"chatcmpl-{rid}" if chat else f"cmpl-{rid}"
 
     def chunk(choice: dict[str, Any]) -> dict[str, Any]:
-        return {"id": ident, "object": obj, "created": created, "model": model,
-                "choices": [choice]}
+        return {"id": ident, "object": obj, "created": created, "model": model, "choices": [choice]}
 
     out: list[dict[str, Any]] = []
     if answer.tool_calls and chat:
         call = answer.tool_calls[0]
         args = call["function"]["arguments"]
-        out.append(chunk({"index": 0, "delta": {"role": "assistant", "content": None,
-            "tool_calls": [{"index": 0, "id": call["id"], "type": "function",
-            "function": {"name": call["function"]["name"], "arguments": ""}}]},
-            "finish_reason": None}))
+        out.append(
+            chunk(
+                {
+                    "index": 0,
+                    "delta": {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": call["id"],
+                                "type": "function",
+                                "function": {"name": call["function"]["name"], "arguments": ""},
+                            }
+                        ],
+                    },
+                    "finish_reason": None,
+                }
+            )
+        )
         for piece in _split(args, script.chunks) if args else []:
-            out.append(chunk({"index": 0, "delta": {"tool_calls": [{"index": 0,
-                "function": {"arguments": piece.strip()}}]}, "finish_reason": None}))
+            out.append(
+                chunk(
+                    {
+                        "index": 0,
+                        "delta": {
+                            "tool_calls": [{"index": 0, "function": {"arguments": piece.strip()}}]
+                        },
+                        "finish_reason": None,
+                    }
+                )
+            )
     else:
         for i, piece in enumerate(_split(answer.text or "", script.chunks)):
             if chat:
@@ -285,8 +347,14 @@ def stream_chunks(
     out.append(chunk(final))
     usage = None
     if script.usage:
-        usage = {"id": ident, "object": obj, "created": created, "model": model, "choices": [],
-                 "usage": usage_obj(answer)}
+        usage = {
+            "id": ident,
+            "object": obj,
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": usage_obj(answer),
+        }
     return out, usage
 
 

@@ -34,7 +34,9 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(parts)
 
 
-async def _json(send: Send, status: int, obj: Any, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _json(
+    send: Send, status: int, obj: Any, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = orjson.dumps(obj)
     headers = [_JSON, (b"content-length", str(len(body)).encode())]
     if extra:
@@ -73,8 +75,21 @@ class MockUpstream:
             if path in ("/health", "/"):
                 await _json(send, 200, {"status": "ok", "requests": self.requests})
             elif path == "/models":
-                await _json(send, 200, {"object": "list", "data": [
-                    {"id": "mock", "object": "model", "created": 0, "owned_by": "sluice-mock"}]})
+                await _json(
+                    send,
+                    200,
+                    {
+                        "object": "list",
+                        "data": [
+                            {
+                                "id": "mock",
+                                "object": "model",
+                                "created": 0,
+                                "owned_by": "sluice-mock",
+                            }
+                        ],
+                    },
+                )
             else:
                 await _json(send, 404, s.error_body(404))
             return
@@ -89,8 +104,18 @@ class MockUpstream:
                 raise ValueError("body must be a JSON object")
             script = s.MockScript.parse(str(body.get("model", "chat")), _overrides(scope))
         except (ValueError, orjson.JSONDecodeError) as exc:
-            await _json(send, 400, {"error": {"message": str(exc), "type": "invalid_request_error",
-                                              "param": None, "code": None}})
+            await _json(
+                send,
+                400,
+                {
+                    "error": {
+                        "message": str(exc),
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": None,
+                    }
+                },
+            )
             return
         status = self.flaky.fails(str(body.get("model")), script)
         if script.first_delay_s:
@@ -113,7 +138,13 @@ class MockUpstream:
             await _json(send, 200, s.text_completion(script, body, rid=rid, created=created))
 
     async def _stream(
-        self, send: Send, script: s.MockScript, body: dict[str, Any], *, rid: str, created: int,
+        self,
+        send: Send,
+        script: s.MockScript,
+        body: dict[str, Any],
+        *,
+        rid: str,
+        created: int,
         chat: bool,
     ) -> None:
         chunks, usage = s.stream_chunks(script, body, rid=rid, created=created, chat=chat)
@@ -130,8 +161,13 @@ class MockUpstream:
             if script.stall is not None and i >= script.stall and i < content:
                 await asyncio.sleep(_HOLD_S)
             payload = b"{not json" if script.malformed == i else orjson.dumps(chunk)
-            await send({"type": "http.response.body", "body": b"data: " + payload + b"\n\n",
-                        "more_body": True})
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + payload + b"\n\n",
+                    "more_body": True,
+                }
+            )
         tail = b"data: [DONE]\n\n"
         if usage is not None and want_usage:
             tail = b"data: " + orjson.dumps(usage) + b"\n\n" + tail
@@ -152,6 +188,12 @@ def serve(host: str, port: int) -> None:
 
     logging.getLogger("uvicorn.error").addFilter(_QuietCut())
     uvicorn.run(
-        MockUpstream(), host=host, port=port, log_level="warning", access_log=False,
-        loop="uvloop", http="httptools", lifespan="on",
+        MockUpstream(),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
     )

@@ -193,9 +193,9 @@ class SqlMeta:
         insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         async with self._engine.begin() as conn:
             await conn.execute(
-                insert(t.meta).values(name=name, value=value).on_conflict_do_nothing(
-                    index_elements=["name"]
-                )
+                insert(t.meta)
+                .values(name=name, value=value)
+                .on_conflict_do_nothing(index_elements=["name"])
             )
             stored = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
         return str(stored)

@@ -61,9 +61,7 @@ def upgrade() -> None:
         sa.Column("cost_micros", sa.BigInteger),
     )
     op.create_index("ix_usage_events_created_at", "usage_events", ["created_at"])
-    op.create_index(
-        "ix_usage_events_key_id_created_at", "usage_events", ["key_id", "created_at"]
-    )
+    op.create_index("ix_usage_events_key_id_created_at", "usage_events", ["key_id", "created_at"])
 
 
 def downgrade() -> None:
