@@ -7,7 +7,7 @@ here (:func:`disconnect_watch`) is owned and cancelled by the request that start
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any, Protocol
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -55,3 +55,21 @@ def spawn_in(group: asyncio.TaskGroup, coro: Awaitable[None], *, name: str) -> a
 
 async def _run(coro: Awaitable[None]) -> None:
     await coro
+
+
+class OwnedTasks:
+    """A set of tasks owned by a long-lived object (a server's connections); each task leaves
+    the set when it ends, and :meth:`cancel_all` ends the rest."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def cancel_all(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()

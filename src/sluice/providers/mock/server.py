@@ -1,82 +1,72 @@
 """``sluice mock-upstream``: the mock's scripted behaviours as an OpenAI-compatible HTTP server.
 
-A raw ASGI app (served by uvicorn) so that it costs little next to the gateway it feeds in
-benchmarks. Scripts come from the request's model name and ``x-mock-<param>`` headers.
+A raw asyncio protocol with the httptools parser, not an ASGI app: in benchmarks it shares a
+core with the load generator, so it must cost far less than the gateway it feeds. Scripts
+come from the request's model name and ``x-mock-<param>`` headers (see ``script``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, cast
 
+import httptools
 import orjson
 
 from sluice.providers.mock import script as s
+from sluice.tasks import OwnedTasks
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
-_JSON = (b"content-type", b"application/json")
-_SSE = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 _HOLD_S = 3600.0
 
 
-async def _read_body(receive: Receive) -> bytes:
-    parts = []
-    while True:
-        msg = await receive()
-        parts.append(msg.get("body", b""))
-        if not msg.get("more_body"):
-            return b"".join(parts)
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
+    stream: AsyncIterator[bytes] | None = None
+    """SSE events; a ``CutStream`` raised from it drops the connection."""
 
 
-async def _json(
-    send: Send, status: int, obj: Any, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = orjson.dumps(obj)
-    headers = [_JSON, (b"content-length", str(len(body)).encode())]
-    if extra:
-        headers.extend(extra)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+class CutStream(Exception):
+    """The script asks to drop the connection mid-stream."""
 
 
-def _overrides(scope: Scope) -> dict[str, str]:
-    out = {}
-    for name, value in scope["headers"]:
-        if name.startswith(b"x-mock-"):
-            out[name[7:].decode().replace("-", "_")] = value.decode()
-    return out
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    529: "Overloaded",
+}
 
 
-class MockUpstream:
-    """The ASGI app. One instance keeps the ``flaky`` counters and a request counter."""
+def _json_reply(status: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+    return Reply(status, orjson.dumps(obj), headers)
+
+
+class MockApp:
+    """Decides the reply for one request; keeps ``flaky`` counters and a request count."""
 
     def __init__(self) -> None:
         self.flaky = s.FlakyCounter()
         self.requests = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                msg = await receive()
-                await send({"type": msg["type"] + ".complete"})
-                if msg["type"] == "lifespan.shutdown":
-                    return
-        if scope["type"] != "http":
-            return
-        path: str = scope["path"].removeprefix("/v1")
-        method: str = scope["method"]
+    async def reply(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
+        path = path.split("?", 1)[0].removeprefix("/v1")
         if method == "GET":
             if path in ("/health", "/"):
-                await _json(send, 200, {"status": "ok", "requests": self.requests})
-            elif path == "/models":
-                await _json(
-                    send,
+                return _json_reply(200, {"status": "ok", "requests": self.requests})
+            if path == "/models":
+                return _json_reply(
                     200,
                     {
                         "object": "list",
@@ -90,22 +80,20 @@ class MockUpstream:
                         ],
                     },
                 )
-            else:
-                await _json(send, 404, s.error_body(404))
-            return
-        handler = {"/chat/completions": True, "/completions": False}.get(path)
-        if method != "POST" or (handler is None and path != "/embeddings"):
-            await _json(send, 404, s.error_body(404))
-            return
+            return _json_reply(404, s.error_body(404))
+        if method != "POST" or path not in ("/chat/completions", "/completions", "/embeddings"):
+            return _json_reply(404, s.error_body(404))
         self.requests += 1
+        overrides = {
+            k[7:].replace("-", "_"): v for k, v in headers.items() if k.startswith("x-mock-")
+        }
         try:
-            body = orjson.loads(await _read_body(receive))
+            body = orjson.loads(raw)
             if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
-            script = s.MockScript.parse(str(body.get("model", "chat")), _overrides(scope))
+                raise ValueError("the body must be a JSON object")
+            script = s.MockScript.parse(str(body.get("model", "chat")), overrides)
         except (ValueError, orjson.JSONDecodeError) as exc:
-            await _json(
-                send,
+            return _json_reply(
                 400,
                 {
                     "error": {
@@ -116,84 +104,177 @@ class MockUpstream:
                     }
                 },
             )
-            return
         status = self.flaky.fails(str(body.get("model")), script)
-        if script.first_delay_s:
-            await asyncio.sleep(script.first_delay_s)
+        stream = bool(body.get("stream")) and path != "/embeddings"
+        if status is not None or not stream:
+            if script.first_delay_s:
+                await asyncio.sleep(script.first_delay_s)
         if status is not None:
-            extra = []
-            if script.retry_after_s is not None:
-                extra.append((b"retry-after", str(script.retry_after_s).encode()))
-            await _json(send, status, s.error_body(status), extra)
-            return
+            extra = (
+                (("retry-after", f"{script.retry_after_s:g}"),)
+                if (script.retry_after_s is not None)
+                else ()
+            )
+            return _json_reply(status, s.error_body(status), extra)
         rid = f"{self.requests:x}"
         created = int(time.time())
         if path == "/embeddings":
-            await _json(send, 200, s.embeddings(script, body))
-        elif body.get("stream"):
-            await self._stream(send, script, body, rid=rid, created=created, chat=bool(handler))
-        elif handler:
-            await _json(send, 200, s.chat_completion(script, body, rid=rid, created=created))
-        else:
-            await _json(send, 200, s.text_completion(script, body, rid=rid, created=created))
+            return _json_reply(200, s.embeddings(script, body))
+        chat = path == "/chat/completions"
+        if stream:
+            return Reply(200, stream=_events(script, body, rid=rid, created=created, chat=chat))
+        make = s.chat_completion if chat else s.text_completion
+        return _json_reply(200, make(script, body, rid=rid, created=created))
 
-    async def _stream(
-        self,
-        send: Send,
-        script: s.MockScript,
-        body: dict[str, Any],
-        *,
-        rid: str,
-        created: int,
-        chat: bool,
-    ) -> None:
-        chunks, usage = s.stream_chunks(script, body, rid=rid, created=created, chat=chat)
-        options = body.get("stream_options")
-        want_usage = isinstance(options, dict) and bool(options.get("include_usage"))
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE})
-        delay = script.chunk_delay_ms / 1000
-        content = len(chunks) - 1
-        for i, chunk in enumerate(chunks):
-            if i and delay:
-                await asyncio.sleep(delay)
-            if script.cut is not None and i >= script.cut and i < content:
-                raise ConnectionAbortedError("mock: cut stream")  # uvicorn drops the connection
-            if script.stall is not None and i >= script.stall and i < content:
-                await asyncio.sleep(_HOLD_S)
-            payload = b"{not json" if script.malformed == i else orjson.dumps(chunk)
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + payload + b"\n\n",
-                    "more_body": True,
-                }
+
+async def _events(
+    script: s.MockScript, body: dict[str, Any], *, rid: str, created: int, chat: bool
+) -> AsyncIterator[bytes]:
+    chunks, usage = s.stream_chunks(script, body, rid=rid, created=created, chat=chat)
+    options = body.get("stream_options")
+    want_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+    if script.first_delay_s:
+        await asyncio.sleep(script.first_delay_s)
+    delay = script.chunk_delay_ms / 1000
+    content = len(chunks) - 1
+    for i, chunk in enumerate(chunks):
+        if i and delay:
+            await asyncio.sleep(delay)
+        if script.cut is not None and script.cut <= i < content:
+            raise CutStream
+        if script.stall is not None and script.stall <= i < content:
+            await asyncio.sleep(_HOLD_S)
+        payload = b"{not json" if script.malformed == i else orjson.dumps(chunk)
+        yield b"data: " + payload + b"\n\n"
+    if usage is not None and want_usage:
+        yield b"data: " + orjson.dumps(usage) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection; requests are answered in order (no pipelining overlap)."""
+
+    def __init__(self, app: MockApp, tasks: OwnedTasks) -> None:
+        self._app = app
+        self._tasks = tasks
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpRequestParser(self)
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._body: list[bytes] = []
+        self._queue: asyncio.Queue[tuple[str, str, dict[str, str], bytes, bool]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._worker = self._tasks.spawn(self._serve())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._transport = None
+        if self._worker is not None:
+            self._worker.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._transport is not None:
+                self._transport.write(
+                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                )
+                self._transport.close()
+
+    # httptools callbacks
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self._parser.get_method().decode()
+        keep = self._parser.should_keep_alive()
+        self._queue.put_nowait(
+            (method, self._url.decode("latin-1"), self._headers, b"".join(self._body), keep)
+        )
+        self._url, self._headers, self._body = b"", {}, []
+
+    async def _serve(self) -> None:
+        while True:
+            method, url, headers, body, keep = await self._queue.get()
+            reply = await self._app.reply(method, url, headers, body)
+            if not await self._write(reply, keep):
+                return
+
+    async def _write(self, reply: Reply, keep: bool) -> bool:
+        transport = self._transport
+        if transport is None:
+            return False
+        head = [f"HTTP/1.1 {reply.status} {_REASONS.get(reply.status, 'Error')}"]
+        head.extend(f"{k}: {v}" for k, v in reply.headers)
+        if not keep:
+            head.append("connection: close")
+        if reply.stream is None:
+            head.append("content-type: application/json")
+            head.append(f"content-length: {len(reply.body)}")
+            transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + reply.body)
+        else:
+            head.extend(
+                (
+                    "content-type: text/event-stream",
+                    "cache-control: no-cache",
+                    "transfer-encoding: chunked",
+                )
             )
-        tail = b"data: [DONE]\n\n"
-        if usage is not None and want_usage:
-            tail = b"data: " + orjson.dumps(usage) + b"\n\n" + tail
-        await send({"type": "http.response.body", "body": tail})
+            transport.write(("\r\n".join(head) + "\r\n\r\n").encode())
+            try:
+                async for event in reply.stream:
+                    if self._transport is None:
+                        return False
+                    transport.write(b"%x\r\n%s\r\n" % (len(event), event))
+            except CutStream:
+                transport.abort()
+                return False
+            transport.write(b"0\r\n\r\n")
+        if not keep:
+            transport.close()
+            return False
+        return True
+
+
+async def run_server(host: str, port: int, *, ready: asyncio.Event | None = None) -> None:
+    """Serve until cancelled."""
+    loop = asyncio.get_running_loop()
+    app = MockApp()
+    tasks = OwnedTasks()
+    server = await loop.create_server(lambda: _Connection(app, tasks), host, port, backlog=1024)
+    if ready is not None:
+        ready.set()
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        tasks.cancel_all()
 
 
 def serve(host: str, port: int) -> None:
-    """Run the mock upstream until interrupted."""
-    import logging
+    """Run the mock upstream until SIGINT or SIGTERM."""
+    import uvloop
 
-    import uvicorn
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        server = asyncio.ensure_future(run_server(host, port))
+        await stop.wait()
+        server.cancel()
+        try:
+            await server
+        except asyncio.CancelledError:
+            pass
 
-    class _QuietCut(logging.Filter):
-        def filter(self, record: logging.LogRecord) -> bool:
-            return "mock: cut stream" not in record.getMessage() and not (
-                record.exc_info and "mock: cut stream" in str(record.exc_info[1])
-            )
-
-    logging.getLogger("uvicorn.error").addFilter(_QuietCut())
-    uvicorn.run(
-        MockUpstream(),
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-    )
+    uvloop.run(main())
