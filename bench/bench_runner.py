@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import shutil
 import signal
@@ -136,6 +137,29 @@ def busy_pct(a, b) -> dict[str, float]:
         idle = b[cpu][1] - a[cpu][1]
         out[cpu] = round(100.0 * busy / max(1, busy + idle), 1)
     return out
+
+
+def children_cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)  # reaped children only: here, wrk runs
+    return ru.ru_utime + ru.ru_stime
+
+
+def wait_quiet(max_wait: float, threshold: float = 15.0, sample: float = 0.5) -> dict:
+    """Wait (up to max_wait s) until neither core is busier than threshold % over `sample` s.
+
+    The machine may be shared with other work (test runs, other benchmarks); load from
+    outside the bench would distort every number, so points start only on a quiet machine.
+    """
+    t0 = time.perf_counter()
+    while True:
+        a = core_times()
+        time.sleep(sample)
+        busy = busy_pct(a, core_times())
+        if max(busy.values()) <= threshold:
+            return {"waited_s": round(time.perf_counter() - t0 - sample, 1), "idle_busy_pct": busy, "quiet": True}
+        if time.perf_counter() - t0 >= max_wait:
+            return {"waited_s": round(time.perf_counter() - t0, 1), "idle_busy_pct": busy, "quiet": False}
+        time.sleep(2.0)
 
 
 def port_in_use(port: int) -> bool:
@@ -402,10 +426,11 @@ class Bench:
         if name == "sluice":
             self.sluice_requests_sent += 6
         events = b2.count(b"data: ")
+        content_chunks = len(re.findall(rb'"content":\s*"', b2))
         res = {
             "chat_status": s1, "chat_ok": s1 == 200 and b'"choices"' in b1 and b'"usage"' in b1,
-            "stream_status": s2, "stream_events": events,
-            "stream_ok": s2 == 200 and events >= 20 and b2.rstrip().endswith(b"data: [DONE]"),
+            "stream_status": s2, "stream_events": events, "stream_content_chunks": content_chunks,
+            "stream_ok": s2 == 200 and content_chunks >= 20 and b2.rstrip().endswith(b"data: [DONE]"),
             "stream_has_usage": b'"usage"' in b2 and b'"prompt_tokens"' in b2,
             "embeddings_status": s3, "embeddings_ok": s3 == 200 and b'"embedding"' in b3,
             "models_status": s4, "models_ok": s4 == 200 and b'"data"' in b4,
@@ -438,21 +463,33 @@ class Bench:
     def measured_point(self, name: str, srv: Server | None, mock: Server, rep: int, mode: str,
                        conc: int) -> dict:
         base, key = self.target(name, srv)
+        quiet = wait_quiet(self.args.quiet_wait)
+        if not quiet["quiet"]:
+            print(f"  (machine not quiet after {quiet['waited_s']} s: {quiet['idle_busy_pct']}; measuring anyway)",
+                  flush=True)
         ppids = tree(srv.pid) if srv is not None else []
-        c0, t0, m0 = core_times(), cpu_seconds(ppids), cpu_seconds(tree(mock.pid))
+        mpids = tree(mock.pid)
+        c0, t0, m0, w0 = core_times(), cpu_seconds(ppids), cpu_seconds(mpids), children_cpu_seconds()
         res = self.run_wrk(base, key, mode, conc, self.args.duration)
-        c1, t1, m1 = core_times(), cpu_seconds(ppids), cpu_seconds(tree(mock.pid))
+        c1, t1, m1, w1 = core_times(), cpu_seconds(ppids), cpu_seconds(mpids), children_cpu_seconds()
         n = max(1, res["requests"])
+        busy_s = sum((c1[c][0] - c0[c][0]) for c in c0) / CLK_TCK
+        ours = (t1 - t0) + (m1 - m0) + (w1 - w0)
+        wall = res["duration_us"] / 1e6
         run = {"system": name, "rep": rep, "mode": mode, "concurrency": conc, **res,
                "core_busy_pct": busy_pct(c0, c1),
                "proxy_cpu_us_per_req": round((t1 - t0) * 1e6 / n, 1) if srv else None,
                "mock_cpu_us_per_req": round((m1 - m0) * 1e6 / n, 1),
+               "wrk_cpu_us_per_req": round((w1 - w0) * 1e6 / n, 1),
+               "other_cpu_pct": round(100.0 * max(0.0, busy_s - ours) / max(1e-9, wall), 1),
+               "quiet_before": quiet,
                "proxy_rss_kb": rss_kb(ppids) if srv else None}
         lat = res["latency_us"]
         print(f"  {name:8s} rep{rep} {mode:6s} c={conc:<3d} rps={res['rps']:9.1f} "
               f"p50={lat['p50'] / 1000:8.2f}ms p99={lat['p99'] / 1000:8.2f}ms "
               f"err={sum(res['errors'].values())} non2xx={res['non_2xx']} "
-              f"cores={run['core_busy_pct']} cpu/req={run['proxy_cpu_us_per_req']}us", flush=True)
+              f"cores={run['core_busy_pct']} other={run['other_cpu_pct']}% cpu/req={run['proxy_cpu_us_per_req']}us",
+              flush=True)
         return run
 
     # ------------------------------------------------------------------ phases
@@ -756,6 +793,8 @@ def main() -> None:
     ap.add_argument("--sluice-port", type=int, default=18300)
     ap.add_argument("--bench-venv", default=os.path.expanduser("~/.cache/sluice-bench/bench"))
     ap.add_argument("--litellm-venv", default=os.path.expanduser("~/.cache/sluice-bench/litellm"))
+    ap.add_argument("--quiet-wait", type=float, default=120.0,
+                    help="before each point, wait up to this many s for both cores to be idle (<15%%)")
     ap.add_argument("--keep-sluice-data", action="store_true", help="keep Sluice's temporary data dir")
     ap.add_argument("--out", default=str(HERE / "results" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")))
     args = ap.parse_args()

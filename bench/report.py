@@ -224,13 +224,15 @@ def full_tables(D: Data, p) -> None:
     p("Cells with several numbers are repeat 1 / repeat 2 / …. 'Added' = mean over repeats minus the mean of "
       "the direct run at the same concurrency and mode. 'CPU/req' = the process's user+system CPU time "
       "per request (mean over repeats), for the system under test and for the mock. 'core 0 / core 1' = how "
-      "busy the system's core and the mock+wrk core were.")
+      "busy the system's core and the mock+wrk core were. 'other load' = CPU used on the machine during the "
+      "point by anything but the system, the mock and wrk (kernel work included), in % of one core: a few % "
+      "is normal, much more means the point was disturbed.")
     p()
     for mode in D.modes:
         p(f"#### {MODE[mode]}")
         p()
-        p("| system | conc | RPS | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms | CPU/req µs | mock CPU/req µs | core 0 / core 1 % | errors + non-2xx |")
-        p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        p("| system | conc | RPS | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms | CPU/req µs | mock CPU/req µs | core 0 / core 1 % | other load % | errors + non-2xx |")
+        p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in D.concs:
             for s in D.systems:
                 rs = D.g.get((s, mode, c), [])
@@ -246,7 +248,8 @@ def full_tables(D: Data, p) -> None:
                   f"{j([x['p50'] for x in lat], ms)} | {j([x['p90'] for x in lat], ms)} | "
                   f"{j([x['p99'] for x in lat], ms)} | {add('p50')} | {add('p99')} | "
                   f"{'–' if s == 'direct' else num(D.cpu(s, mode, c))} | "
-                  f"{num(mean([r.get('mock_cpu_us_per_req') for r in rs]))} | {cores} | {errs} |")
+                  f"{num(mean([r.get('mock_cpu_us_per_req') for r in rs]))} | {cores} | "
+                  f"{j([r.get('other_cpu_pct') for r in rs], lambda v: num(v))} | {errs} |")
         p()
 
 
@@ -401,6 +404,11 @@ def generate(data: dict) -> str:
     p(f"_Run {data.get('started')} (Sluice commit {data['env'].get('git_commit')}), "
       f"{st['duration']} s per point, {st['repeats']} repeat(s)._")
     p()
+    noisy = [r for r in data["runs"] if (r.get("other_cpu_pct") or 0) > 15]
+    if noisy:
+        p(f"**Warning: {len(noisy)} of {len(data['runs'])} points ran while something else used > 15 % of a "
+          f"core ('other load' column); their numbers are less trustworthy.**")
+        p()
     p("### Targets (Sluice)")
     p()
     targets(D, p)

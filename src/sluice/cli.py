@@ -26,8 +26,8 @@ app = typer.Typer(
 keys_app = typer.Typer(help="Create, list and revoke gateway API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 ConfigOpt = Annotated[

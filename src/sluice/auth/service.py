@@ -7,8 +7,7 @@ import string
 from dataclasses import dataclass
 
 from sluice.auth import keys
-from sluice.storage.base import KeyRepository, MetaRepository
-from sluice.storage.sql.tables import MASTER_KEY_HASH
+from sluice.storage.base import MASTER_KEY_HASH, KeyRepository, MetaRepository
 
 MASTER_PREFIX = "sk-slc-admin-"
 

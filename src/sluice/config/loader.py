@@ -96,8 +96,15 @@ def parse_config(text: str, *, source: str) -> GatewayConfig:
     except ValidationError as exc:
         index = _line_index(text)
         problems = []
-        for err in exc.errors():
+        errors = exc.errors()
+        located = [tuple(e["loc"]) for e in errors]
+        for err in errors:
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            if err["type"] == "too_short" and any(
+                other[: len(err["loc"])] == tuple(err["loc"]) and len(other) > len(err["loc"])
+                for other in located
+            ):
+                continue  # only because an item inside failed; that error says why
             message = err["msg"]
             if err["type"] == "extra_forbidden":
                 message = f"unknown key {loc[-1]!r}" if loc else "unknown key"

@@ -116,10 +116,9 @@ def provider_request(endpoint: Endpoint, raw: bytes) -> ProviderRequest:
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise _type_error("user", "a string")
-    for field in ("tools", "stop") if endpoint is not Endpoint.EMBEDDINGS else ():
-        value = body.get(field)
-        if field == "tools" and value is not None and not isinstance(value, list):
-            raise _type_error("tools", "an array")
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise _type_error("tools", "an array")
     return ProviderRequest(
         endpoint=endpoint,
         body=body,

@@ -11,6 +11,9 @@ from typing import Protocol
 from sluice.auth.keys import KeyRecord
 from sluice.usage.event import UsageEvent
 
+MASTER_KEY_HASH = "master_key_hash"
+"""Meta entry holding the SHA-256 of the generated admin key."""
+
 
 class KeyRepository(Protocol):
     async def create(self, record: KeyRecord) -> None:

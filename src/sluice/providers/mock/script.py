@@ -280,8 +280,12 @@ def text_completion(
 def _split(text: str, parts: int) -> list[str]:
     words = text.split(" ")
     parts = max(1, min(parts, len(words)))
-    size = math.ceil(len(words) / parts)
-    pieces = [" ".join(words[i : i + size]) for i in range(0, len(words), size)]
+    size, extra = divmod(len(words), parts)
+    pieces, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        pieces.append(" ".join(words[start:end]))
+        start = end
     return [p if i == 0 else " " + p for i, p in enumerate(pieces)]
 
 

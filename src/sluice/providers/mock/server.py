@@ -106,9 +106,8 @@ class MockApp:
             )
         status = self.flaky.fails(str(body.get("model")), script)
         stream = bool(body.get("stream")) and path != "/embeddings"
-        if status is not None or not stream:
-            if script.first_delay_s:
-                await asyncio.sleep(script.first_delay_s)
+        if (status is not None or not stream) and script.first_delay_s:
+            await asyncio.sleep(script.first_delay_s)
         if status is not None:
             extra = (
                 (("retry-after", f"{script.retry_after_s:g}"),)

@@ -71,4 +71,3 @@ usage = Table(
 )
 
 KEYS_VERSION = "keys_version"
-MASTER_KEY_HASH = "master_key_hash"
