@@ -48,13 +48,11 @@ class DisconnectWatch:
             self._task.cancel()
 
 
-def spawn_in(group: asyncio.TaskGroup, coro: Awaitable[None], *, name: str) -> asyncio.Task[None]:
+def spawn_in(
+    group: asyncio.TaskGroup, coro: Coroutine[Any, Any, None], *, name: str
+) -> asyncio.Task[None]:
     """Start a background task owned by the lifespan's task group."""
-    return group.create_task(_run(coro), name=name)
-
-
-async def _run(coro: Awaitable[None]) -> None:
-    await coro
+    return group.create_task(coro, name=name)
 
 
 class OwnedTasks:

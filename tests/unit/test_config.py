@@ -68,12 +68,15 @@ def test_deployment_must_name_a_defined_provider() -> None:
 
 
 def test_duplicate_names_and_aliases_are_refused() -> None:
-    text = ISSUE_EXAMPLE + """
+    text = (
+        ISSUE_EXAMPLE
+        + """
   - name: other
     aliases: [gpt-4o-mini]
     deployments:
       - {provider: local, model: x}
 """
+    )
     with pytest.raises(ConfigError, match="already used"):
         parse_config(text, source="c.yaml")
 

@@ -31,8 +31,14 @@ def test_every_kind_has_a_status_and_the_envelope_is_openai_shaped() -> None:
     for kind in ErrorKind:
         assert 399 < kind.info.status < 600
         body = GatewayError(kind, "msg", param="p").to_openai()
-        assert body == {"error": {"message": "msg", "type": kind.info.openai_type, "param": "p",
-                                  "code": kind.value}}
+        assert body == {
+            "error": {
+                "message": "msg",
+                "type": kind.info.openai_type,
+                "param": "p",
+                "code": kind.value,
+            }
+        }
 
 
 def test_kinds_are_grouped_by_fault() -> None:

@@ -35,7 +35,8 @@ def test_key_format_is_recognisable_and_parseable() -> None:
 
 
 @pytest.mark.parametrize(
-    "token", ["", "sk-slc-", "sk-other-abc", "sk-slc-short-x", "sk-slc-" + "a" * 12 + "_" + "b" * 40]
+    "token",
+    ["", "sk-slc-", "sk-other-abc", "sk-slc-short-x", "sk-slc-" + "a" * 12 + "_" + "b" * 40],
 )
 def test_malformed_keys_have_no_public_id(token: str) -> None:
     assert keys.public_id_of(token) is None

@@ -80,7 +80,10 @@ def test_tools_answer_with_a_tool_call_matching_the_schema() -> None:
 def test_json_schema_response_format() -> None:
     fmt = {
         "type": "json_schema",
-        "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"n": {"type": "integer"}}}},
+        "json_schema": {
+            "name": "x",
+            "schema": {"type": "object", "properties": {"n": {"type": "integer"}}},
+        },
     }
     body = {"model": "m", "messages": [{"role": "user", "content": "?"}], "response_format": fmt}
     out = s.chat_completion(s.MockScript(), body, rid="1", created=0)

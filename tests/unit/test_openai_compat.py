@@ -10,7 +10,9 @@ from sluice.providers.registry import PROVIDER_TYPES, build_provider
 from sluice.types import Endpoint, ProviderRequest
 
 
-def _req(body: dict[str, object], *, stream: bool = False, include_usage: bool = False) -> ProviderRequest:
+def _req(
+    body: dict[str, object], *, stream: bool = False, include_usage: bool = False
+) -> ProviderRequest:
     raw = orjson.dumps(body)
     return ProviderRequest(Endpoint.CHAT, body, raw, str(body["model"]), stream, include_usage)
 
@@ -51,7 +53,10 @@ def test_every_family_row_builds_with_its_default_url() -> None:
 
 def test_azure_paths_and_api_key_header() -> None:
     provider = _provider(
-        "azure", base_url="https://acme.openai.azure.com", api_key="az-secret", api_version="2024-06-01"
+        "azure",
+        base_url="https://acme.openai.azure.com",
+        api_key="az-secret",
+        api_version="2024-06-01",
     )
     assert provider._url(Endpoint.EMBEDDINGS, "emb-dep") == (
         "https://acme.openai.azure.com/openai/deployments/emb-dep/embeddings?api-version=2024-06-01"

@@ -23,7 +23,10 @@ def _req(endpoint: Endpoint, body: object) -> object:
         ({"model": "m", "messages": "hi"}, "messages"),
         ({"model": "m", "messages": []}, "messages"),
         ({"model": "m", "messages": [{"content": "x"}]}, "messages[0].role"),
-        ({"model": "m", "messages": [MSG[0], {"role": "user", "content": 5}]}, "messages[1].content"),
+        (
+            {"model": "m", "messages": [MSG[0], {"role": "user", "content": 5}]},
+            "messages[1].content",
+        ),
         ({"model": "m", "messages": MSG, "stream": "yes"}, "stream"),
         ({"model": "m", "messages": MSG, "max_tokens": 0}, "max_tokens"),
         ({"model": "m", "messages": MSG, "max_tokens": True}, "max_tokens"),
@@ -31,8 +34,10 @@ def _req(endpoint: Endpoint, body: object) -> object:
         ({"model": "m", "messages": MSG, "user": 7}, "user"),
         ({"model": "m", "messages": MSG, "tools": {}}, "tools"),
         ({"model": "m", "messages": MSG, "stream_options": []}, "stream_options"),
-        ({"model": "m", "messages": MSG, "stream_options": {"include_usage": 1}},
-         "stream_options.include_usage"),
+        (
+            {"model": "m", "messages": MSG, "stream_options": {"include_usage": 1}},
+            "stream_options.include_usage",
+        ),
     ],
 )
 def test_chat_field_errors_name_the_field(body: object, param: str) -> None:
@@ -40,7 +45,7 @@ def test_chat_field_errors_name_the_field(body: object, param: str) -> None:
         _req(Endpoint.CHAT, body)
     assert info.value.param == param
     assert info.value.status == 400
-    assert param.split("[")[0].split(".")[0] in info.value.message
+    assert param.split("[", maxsplit=1)[0].split(".", maxsplit=1)[0] in info.value.message
 
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"[1]", b"null", b'"x"'])
@@ -67,8 +72,15 @@ def test_completions_and_embeddings_inputs() -> None:
 
 def test_valid_request_keeps_raw_bytes_and_flags() -> None:
     raw = orjson.dumps(
-        {"model": "m", "messages": MSG, "stream": True, "stream_options": {"include_usage": True},
-         "user": "u1", "temperature": 0.2, "seed": 7}
+        {
+            "model": "m",
+            "messages": MSG,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "user": "u1",
+            "temperature": 0.2,
+            "seed": 7,
+        }
     )
     req = provider_request(Endpoint.CHAT, raw)
     assert req.raw is raw

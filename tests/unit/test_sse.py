@@ -28,7 +28,9 @@ def test_splitter_is_independent_of_how_bytes_arrive(cuts: list[int]) -> None:
 
 
 def test_splitter_handles_crlf_comments_and_fields() -> None:
-    raw = b": keep-alive\r\n\r\nevent: message\r\nid: 7\r\ndata: {\"a\":1}\r\n\r\ndata: x\ndata: y\n\n"
+    raw = (
+        b': keep-alive\r\n\r\nevent: message\r\nid: 7\r\ndata: {"a":1}\r\n\r\ndata: x\ndata: y\n\n'
+    )
     assert SSESplitter().feed(raw) == [b'{"a":1}', b"x\ny"]
 
 
@@ -45,7 +47,9 @@ def test_inspector_counts_and_drops_the_usage_chunk_unless_asked() -> None:
 
 
 def test_inspector_counts_tool_call_arguments() -> None:
-    chunk = {"choices": [{"delta": {"tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}}]}
+    chunk = {
+        "choices": [{"delta": {"tool_calls": [{"function": {"name": "f", "arguments": "{}"}}]}}]
+    }
     inspector = ChunkInspector(include_usage=False)
     inspector.relay(orjson.dumps(chunk))
     assert inspector.completion_chars == 3
@@ -60,8 +64,6 @@ def test_malformed_chunk_is_a_provider_error(payload: bytes) -> None:
 
 def test_error_event_mid_stream_is_raised_with_its_status() -> None:
     with pytest.raises(GatewayError) as info:
-        ChunkInspector(include_usage=False).relay(
-            b'{"error":{"message":"overloaded","code":529}}'
-        )
+        ChunkInspector(include_usage=False).relay(b'{"error":{"message":"overloaded","code":529}}')
     assert info.value.kind is ErrorKind.PROVIDER_UNAVAILABLE
     assert info.value.message == "overloaded"

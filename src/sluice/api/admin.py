@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,7 +95,7 @@ def build_admin_app(rt: Runtime) -> FastAPI:
             raise GatewayError(ErrorKind.CALLER_FORBIDDEN, "this route needs an admin key")
         return principal
 
-    Admin = Annotated[Principal, Depends(admin)]
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(admin)])
 
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> JSONResponse:
@@ -116,8 +116,8 @@ def build_admin_app(rt: Runtime) -> FastAPI:
         )
         return _error(GatewayError(kind, str(exc.detail), status=exc.status_code))
 
-    @app.post("/api/v1/keys", status_code=201, response_model=KeyCreated)
-    async def create(body: KeyCreate, _: Admin) -> KeyCreated:
+    @api.post("/keys", status_code=201, response_model=KeyCreated)
+    async def create(body: KeyCreate) -> KeyCreated:
         expires = body.expires_at
         if expires is not None and expires.tzinfo is None:
             expires = expires.replace(tzinfo=UTC)
@@ -140,19 +140,19 @@ def build_admin_app(rt: Runtime) -> FastAPI:
         await rt.announce_key_change()
         return KeyCreated(**KeyOut.of(created.record).model_dump(), key=created.secret)
 
-    @app.get("/api/v1/keys", response_model=KeyList)
-    async def list_keys(_: Admin) -> KeyList:
+    @api.get("/keys", response_model=KeyList)
+    async def list_keys() -> KeyList:
         return KeyList(data=[KeyOut.of(r) for r in await rt.storage.keys.list()])
 
-    @app.get("/api/v1/keys/{key_id}", response_model=KeyOut)
-    async def get_key(key_id: str, _: Admin) -> KeyOut:
+    @api.get("/keys/{key_id}", response_model=KeyOut)
+    async def get_key(key_id: str) -> KeyOut:
         record = await rt.storage.keys.get(key_id)
         if record is None:
             raise GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no key {key_id!r}")
         return KeyOut.of(record)
 
-    @app.delete("/api/v1/keys/{key_id}", response_model=KeyOut)
-    async def revoke(key_id: str, _: Admin) -> KeyOut:
+    @api.delete("/keys/{key_id}", response_model=KeyOut)
+    async def revoke(key_id: str) -> KeyOut:
         record = await rt.storage.keys.revoke(key_id, at=rt.clock.now())
         if record is None:
             raise GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no key {key_id!r}")
@@ -160,4 +160,5 @@ def build_admin_app(rt: Runtime) -> FastAPI:
         await rt.announce_key_change()
         return KeyOut.of(record)
 
+    app.include_router(api)
     return app

@@ -1,0 +1,130 @@
+"""One contract suite for the storage seam, run over SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from sluice.auth import keys
+from sluice.auth.service import bootstrap_master_key, create_key
+from sluice.storage.sql.migrate import current_revision, upgrade_engine
+from sluice.storage.sql.repository import SqlStorage
+from sluice.usage.event import UsageEvent
+
+
+def _event(rid: str, *, ts: float = 1_700_000_000.0, key_id: str | None = "key_a") -> UsageEvent:
+    return UsageEvent(
+        request_id=rid,
+        created_at=ts,
+        endpoint="chat",
+        key_id=key_id,
+        model="mock-gpt",
+        provider="mock",
+        deployment="mock/chat",
+        upstream_model="chat",
+        prompt_tokens=11,
+        completion_tokens=7,
+        cached_tokens=2,
+        tokens_estimated=True,
+        latency_ms=12.5,
+        ttft_ms=3.25,
+        status=499,
+        error_kind="client_disconnected",
+        error_message="gone",
+        streamed=True,
+        end_user="alice",
+        attempts=1,
+    )
+
+
+async def test_migrations_reach_head_and_are_idempotent(storage: SqlStorage) -> None:
+    assert await current_revision(storage.engine) == "0001"
+    await upgrade_engine(storage.engine)
+    assert await current_revision(storage.engine) == "0001"
+
+
+async def test_key_lifecycle(storage: SqlStorage) -> None:
+    assert await storage.keys.version() == 0
+    created = await create_key(
+        storage.keys,
+        name="ci",
+        now=1000.0,
+        expires_at=5000.0,
+        models=("mock-gpt",),
+        metadata={"team": "a"},
+    )
+    assert await storage.keys.version() == 1
+    record = await storage.keys.get(created.record.id)
+    assert record == created.record
+    assert record is not None and keys.matches(created.secret, record.key_hash)
+    assert created.secret not in repr(await storage.keys.list())
+
+    revoked = await storage.keys.revoke(record.id, at=2000.0)
+    assert revoked is not None and revoked.revoked_at == 2000.0
+    again = await storage.keys.revoke(record.id, at=3000.0)
+    assert again is not None and again.revoked_at == 2000.0  # the first revocation stands
+    assert await storage.keys.version() == 3
+    assert await storage.keys.revoke("key_nope", at=1.0) is None
+
+
+async def test_touch_never_moves_last_use_backwards(storage: SqlStorage) -> None:
+    a = (await create_key(storage.keys, name="a", now=1.0)).record
+    b = (await create_key(storage.keys, name="b", now=2.0)).record
+    await storage.keys.touch({a.id: 100.0})
+    await storage.keys.touch({a.id: 50.0, b.id: 70.0})
+    by_id = {r.id: r for r in await storage.keys.list()}
+    assert by_id[a.id].last_used_at == 100.0
+    assert by_id[b.id].last_used_at == 70.0
+    assert [r.name for r in await storage.keys.list()] == ["a", "b"]
+
+
+async def test_usage_rows_round_trip_and_duplicates_are_skipped(storage: SqlStorage) -> None:
+    rows = [_event(f"req_{i}", ts=1_700_000_000.0 + i) for i in range(250)]
+    await storage.usage.insert_many(rows)
+    await storage.usage.insert_many(rows[:10])
+    assert await storage.usage.count() == 250
+    newest = (await storage.usage.recent(limit=1))[0]
+    assert newest == rows[-1]
+
+
+async def test_meta_set_if_absent_keeps_the_first_value(storage: SqlStorage) -> None:
+    assert await storage.meta.get("x") is None
+    assert await storage.meta.set_if_absent("x", "1") == "1"
+    assert await storage.meta.set_if_absent("x", "2") == "1"
+
+
+async def test_master_key_bootstrap_is_race_safe(database_url: str, storage: SqlStorage) -> None:
+    others = [SqlStorage.from_url(database_url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(bootstrap_master_key(s.meta, None) for s in others))
+    finally:
+        for other in others:
+            await other.close()
+    assert len({r.hash for r in results}) == 1
+    generated = [r.generated for r in results if r.generated]
+    assert len(generated) == 1
+    assert keys.hash_key(generated[0]) == results[0].hash
+    stored = await bootstrap_master_key(storage.meta, None)
+    assert stored.generated is None and stored.hash == results[0].hash
+    configured = await bootstrap_master_key(storage.meta, "from-env")
+    assert configured.hash == keys.hash_key("from-env")
+
+
+@pytest.mark.parametrize("n", [3])
+async def test_concurrent_writers_lose_nothing(
+    database_url: str, storage: SqlStorage, n: int
+) -> None:
+    """Several processes' writers (separate engines) insert at once."""
+    writers = [SqlStorage.from_url(database_url) for _ in range(n)]
+    try:
+        await asyncio.gather(
+            *(
+                w.usage.insert_many([_event(f"w{i}_{j}") for j in range(100)])
+                for i, w in enumerate(writers)
+            )
+        )
+    finally:
+        for w in writers:
+            await w.close()
+    assert await storage.usage.count() == n * 100
