@@ -28,7 +28,8 @@ def test_core_never_names_a_provider() -> None:
 
 def test_only_the_composition_root_imports_concrete_backends() -> None:
     concrete = re.compile(
-        r"^\s*(from|import) sluice\.storage\.sql|^\s*(from|import) sluice\.providers\.(openai_compat|mock)"
+        r"^\s*(from|import) sluice\.storage\.sql"
+        r"|^\s*(from|import) sluice\.providers\.(openai_compat|mock)"
     )
     allowed = {"app.py", "lifespan.py", "cli.py"}
     offenders = []
