@@ -26,6 +26,7 @@ Environment:
 
 Health: GET /health, /health/live or /health/liveliness -> 200.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,8 +69,13 @@ def _err(status: int, message: str, etype: str) -> tuple[int, bytes]:
 
 
 async def _send_json(send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": _JSON_HDRS + [(b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": _JSON_HDRS + [(b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -126,8 +132,19 @@ async def app(scope, receive, send) -> None:
         await _send_json(send, *_err(401, "invalid or missing API key", "authentication_error"))
         return
     if method == "GET" and path in ("/v1/models", "/models"):
-        await _send_json(send, 200, orjson.dumps({"object": "list", "data": [
-            {"id": m, "object": "model", "created": 0, "owned_by": "proxy"} for m in MODELS]}))
+        await _send_json(
+            send,
+            200,
+            orjson.dumps(
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "proxy"}
+                        for m in MODELS
+                    ],
+                }
+            ),
+        )
         return
     upstream_path = ROUTES.get(path)
     if method != "POST" or upstream_path is None:
@@ -140,7 +157,9 @@ async def app(scope, receive, send) -> None:
         alias = req["model"]
         upstream_model = MODELS[alias]
     except (orjson.JSONDecodeError, TypeError, KeyError):
-        await _send_json(send, *_err(400, "bad request body or unknown model", "invalid_request_error"))
+        await _send_json(
+            send, *_err(400, "bad request body or unknown model", "invalid_request_error")
+        )
         return
     if upstream_model != alias:
         req["model"] = upstream_model
@@ -148,21 +167,36 @@ async def app(scope, receive, send) -> None:
 
     assert _session is not None
     try:
-        async with _session.post(UPSTREAM_BASE + upstream_path, data=body,
-                                 headers=_UP_HEADERS) as resp:
+        async with _session.post(
+            UPSTREAM_BASE + upstream_path, data=body, headers=_UP_HEADERS
+        ) as resp:
             ctype = resp.headers.get("Content-Type", "application/json")
             if ctype.startswith("text/event-stream"):
-                await send({"type": "http.response.start", "status": resp.status,
-                            "headers": [(b"content-type", ctype.encode()),
-                                        (b"cache-control", b"no-cache")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": resp.status,
+                        "headers": [
+                            (b"content-type", ctype.encode()),
+                            (b"cache-control", b"no-cache"),
+                        ],
+                    }
+                )
                 async for chunk in resp.content.iter_any():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
             else:
                 data = await resp.read()
-                await send({"type": "http.response.start", "status": resp.status,
-                            "headers": [(b"content-type", ctype.encode()),
-                                        (b"content-length", str(len(data)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": resp.status,
+                        "headers": [
+                            (b"content-type", ctype.encode()),
+                            (b"content-length", str(len(data)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": data})
     except aiohttp.ClientError as exc:
         await _send_json(send, *_err(502, f"upstream error: {exc!r}", "api_error"))

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import Connection
 
 from sluice.auth import keys
 from sluice.auth.service import bootstrap_master_key, create_key
-from sluice.storage.sql.migrate import current_revision, upgrade_engine
+from sluice.storage.sql.migrate import current_revision, script_head, upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
+from sluice.storage.sql.tables import HEAD_REVISION, metadata
 from sluice.usage.event import UsageEvent
 
 
@@ -39,9 +41,22 @@ def _event(rid: str, *, ts: float = 1_700_000_000.0, key_id: str | None = "key_a
 
 
 async def test_migrations_reach_head_and_are_idempotent(storage: SqlStorage) -> None:
-    assert await current_revision(storage.engine) == "0001"
+    async with storage.engine.connect() as conn:
+        assert await conn.run_sync(script_head) == HEAD_REVISION
+    assert await current_revision(storage.engine) == HEAD_REVISION
     await upgrade_engine(storage.engine)
-    assert await current_revision(storage.engine) == "0001"
+    assert await current_revision(storage.engine) == HEAD_REVISION
+
+
+async def test_migrations_create_exactly_the_declared_tables(storage: SqlStorage) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    def diff(conn: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(conn), metadata))
+
+    async with storage.engine.connect() as conn:
+        assert await conn.run_sync(diff) == []
 
 
 async def test_key_lifecycle(storage: SqlStorage) -> None:

@@ -7,6 +7,8 @@ table (the burst) start their own gateway with :func:`tests.e2e.support.start_ga
 from __future__ import annotations
 
 import re
+import signal
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -37,6 +39,22 @@ def down_port() -> Iterator[int]:
 
 
 @pytest.fixture(scope="session")
+def echo_sock() -> Iterator[socket.socket]:
+    """A reserved port for a test's own recording upstream (see ``test_passthrough``); until a
+    test listens on it, connects are refused."""
+    sock = reserve_closed_port()
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def echo_port(echo_sock: socket.socket) -> int:
+    return int(echo_sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
 def mock_port(e2e_dir: Path) -> Iterator[int]:
     proc, port = start_mock_upstream(e2e_dir)
     try:
@@ -46,18 +64,28 @@ def mock_port(e2e_dir: Path) -> Iterator[int]:
 
 
 def stop_gateway(gw: Gateway) -> None:
-    """SIGTERM; the gateway must exit 0 and must not have logged a traceback."""
+    """SIGTERM; the gateway must drain, run its lifespan shutdown and exit cleanly.
+
+    uvicorn re-raises the captured SIGTERM after a graceful shutdown (``Server.
+    capture_signals``), so a clean exit is status 0 or death by SIGTERM *after* the
+    shutdown completed; anything else (a crash, SIGKILL, a hang) fails.
+    """
     code = gw.proc.terminate()
     log = gw.proc.log()
-    assert code == 0, f"gateway exited {code} after SIGTERM:\n{log}"
+    assert code in (0, -signal.SIGTERM), f"gateway exited {code} after SIGTERM:\n{log}"
     assert "Application shutdown complete" in log, log
+    assert "Finished server process" in log, log
     assert not _TRACEBACK.search(log), f"the gateway logged a traceback:\n{log}"
 
 
 @pytest.fixture(scope="session")
-def gateway(e2e_dir: Path, mock_port: int, down_port: int) -> Iterator[Gateway]:
+def gateway(e2e_dir: Path, mock_port: int, down_port: int, echo_port: int) -> Iterator[Gateway]:
     gw = start_gateway(
-        e2e_dir / "main", mock_port, down_port, SLUICE_MAX_BODY_BYTES=str(MAX_BODY_BYTES)
+        e2e_dir / "main",
+        mock_port,
+        down_port,
+        echo_port,
+        SLUICE_MAX_BODY_BYTES=str(MAX_BODY_BYTES),
     )
     try:
         yield gw

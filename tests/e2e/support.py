@@ -124,7 +124,9 @@ class Proc:
                 except httpx.HTTPError as exc:
                     last = exc
                 self.pause(0.05)
-        raise AssertionError(f"{self.name}: {url} not ready in {timeout_s} s ({last})\n{self.log()}")
+        raise AssertionError(
+            f"{self.name}: {url} not ready in {timeout_s} s ({last})\n{self.log()}"
+        )
 
     def terminate(self, *, timeout_s: float = 15.0) -> int:
         """SIGTERM and wait; returns the exit code (raises if it does not exit in time)."""
@@ -179,10 +181,12 @@ def start_mock_upstream(workdir: Path) -> tuple[Proc, int]:
     return proc, port
 
 
-def gateway_config(mock_port: int, down_port: int) -> str:
-    """The YAML config every e2e gateway uses."""
+def gateway_config(mock_port: int, down_port: int, echo_port: int) -> str:
+    """The YAML config every e2e gateway uses. ``down_port`` refuses connections;
+    ``echo_port`` is where a test may run its own recording upstream."""
     up = f"http://127.0.0.1:{mock_port}/v1"
     down = f"http://127.0.0.1:{down_port}/v1"
+    echo = f"http://127.0.0.1:{echo_port}/v1"
     models = {
         "m-chat": ("up", "chat"),
         "m-nousage": ("up", "chat?usage=0"),
@@ -203,7 +207,9 @@ def gateway_config(mock_port: int, down_port: int) -> str:
         "m-cut-paced": ("up", "chat?cut=3&chunk_delay_ms=30"),
         "m-stall-paced": ("fast", "chat?stall=2&chunk_delay_ms=30"),
         "m-malformed-paced": ("up", "chat?malformed=2&chunk_delay_ms=30"),
+        "m-slow-stream-fast": ("fast", "chat?chunk_delay_ms=200&chunks=50"),
         "m-local": ("local", "chat"),
+        "m-echo": ("echo", "echo-upstream"),
     }
     lines = [
         "providers:",
@@ -213,6 +219,8 @@ def gateway_config(mock_port: int, down_port: int) -> str:
         " timeouts: {connect_s: 1, ttfb_s: 1, idle_s: 1, total_s: 3}}",
         f"  down: {{type: openai_compatible, base_url: '{down}', api_key: sk-upstream,"
         " timeouts: {connect_s: 1}}",
+        f"  echo: {{type: openai_compatible, base_url: '{echo}', api_key: sk-upstream-echo,"
+        " timeouts: {connect_s: 1, ttfb_s: 5, idle_s: 5, total_s: 10}}",
         "  local: {type: mock}",
         "models:",
     ]
@@ -242,7 +250,9 @@ MODEL_NAMES = (
     "m-cut-paced",
     "m-stall-paced",
     "m-malformed-paced",
+    "m-slow-stream-fast",
     "m-local",
+    "m-echo",
 )
 
 
@@ -272,14 +282,16 @@ class Gateway:
         return self.data_dir / "sluice.db"
 
 
-def start_gateway(workdir: Path, mock_port: int, down_port: int, **extra_env: str) -> Gateway:
+def start_gateway(
+    workdir: Path, mock_port: int, down_port: int, echo_port: int, **extra_env: str
+) -> Gateway:
     """Create a key with the CLI, then start ``sluice serve`` and wait for readiness."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     master = "sk-master-" + secrets.token_hex(16)
     env = base_env(data_dir, master, **extra_env)
     config = workdir / "sluice.yaml"
-    config.write_text(gateway_config(mock_port, down_port))
+    config.write_text(gateway_config(mock_port, down_port, echo_port))
     created = create_key_cli(env, "e2e")
     port = free_port()
     proc = spawn(
@@ -325,7 +337,10 @@ def usage_row(db_path: Path, request_id: str) -> dict[str, Any] | None:
 
 
 async def wait_row(
-    db_path: Path, *, request_id: str | None = None, end_user: str | None = None,
+    db_path: Path,
+    *,
+    request_id: str | None = None,
+    end_user: str | None = None,
     timeout_s: float = 5.0,
 ) -> dict[str, Any]:
     """Poll until the usage row for a request id (or a unique ``user``) is written."""
@@ -340,9 +355,7 @@ async def wait_row(
             assert len(rows) == 1, rows
             return rows[0]
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"no usage row for {request_id or end_user} within {timeout_s} s"
-            )
+            raise AssertionError(f"no usage row for {request_id or end_user} within {timeout_s} s")
         await asyncio.sleep(0.05)
 
 

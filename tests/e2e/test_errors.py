@@ -118,7 +118,9 @@ async def test_upstream_400_passes_the_provider_message(aclient: openai.AsyncOpe
     with pytest.raises(openai.BadRequestError) as info:
         await aclient.chat.completions.create(model="m-400", messages=MESSAGES)
     assert info.value.status_code == 400
-    assert info.value.message == "mock upstream scripted error 400"
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["message"] == "mock upstream scripted error 400"
+    assert info.value.body["type"] == "invalid_request_error"
 
 
 async def test_upstream_errors_before_a_stream_are_http_errors(
@@ -253,3 +255,39 @@ async def test_unpaced_stream_failures_never_end_cleanly(
     else:
         assert code in (502, 504)
         assert set(json.loads(raw)) == {"error"}
+
+
+async def test_stream_total_deadline_ends_with_error_event(
+    http: httpx.AsyncClient, gateway: Gateway
+) -> None:
+    """``fast`` has ``total_s: 3``; this stream would take 10 s with chunks well inside
+    ``idle_s``, so only the total deadline can end it."""
+    started = time.monotonic()
+    code, request_id, raw = await _raw_stream(http, "m-slow-stream-fast")
+    elapsed = time.monotonic() - started
+    assert code == 200
+    assert 2.5 < elapsed < 5.0, elapsed
+    payloads = sse_payloads(raw)
+    assert "[DONE]" not in payloads
+    assert json.loads(payloads[-1])["error"]["code"] == "provider_timeout"
+    row = await wait_row(gateway.db_path, request_id=request_id)
+    assert row["status"] == 504
+    assert row["error_kind"] == "provider_timeout"
+    assert row["completion_tokens"] > 0
+
+
+async def test_unknown_route_and_method_are_openai_shaped(http: httpx.AsyncClient) -> None:
+    resp = await http.post("/v1/no-such-route", json={})
+    assert resp.status_code == 404
+    assert set(resp.json()["error"]) == {"message", "type", "param", "code"}
+    resp = await http.get("/v1/chat/completions")
+    assert resp.status_code == 405
+    assert resp.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_embeddings_cannot_stream(http: httpx.AsyncClient) -> None:
+    resp = await http.post(
+        "/v1/embeddings", json={"model": "m-embed", "input": "x", "stream": True}
+    )
+    assert resp.status_code == 400
+    assert resp.json()["error"]["param"] == "stream"

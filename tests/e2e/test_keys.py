@@ -57,7 +57,7 @@ async def wait_status(gateway: Gateway, key: str, want: int, *, within_s: float)
 
 
 async def test_cli_created_key_works_and_cli_revoke_stops_it(gateway: Gateway) -> None:
-    created = json.loads((await cli(gateway, "keys", "create", "--name", "cli-rev", "--json")))
+    created = json.loads(await cli(gateway, "keys", "create", "--name", "cli-rev", "--json"))
     key, key_id = created["key"], created["id"]
     await wait_status(gateway, key, 200, within_s=PROPAGATION_S)
 
@@ -118,3 +118,50 @@ async def test_admin_api_validation_names_the_field(gateway: Gateway) -> None:
         resp = await api.post("/api/v1/keys", json={"name": "x", "models": ["no-such-model"]})
         assert resp.status_code == 400
         assert resp.json()["error"]["param"] == "models"
+
+
+async def test_x_api_key_header_authenticates(gateway: Gateway) -> None:
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as client:
+        resp = await client.get("/v1/models", headers={"x-api-key": gateway.key})
+    assert resp.status_code == 200
+
+
+async def test_model_restricted_key(gateway: Gateway) -> None:
+    created = json.loads(
+        await cli(gateway, "keys", "create", "--name", "only-chat", "--model", "m-chat", "--json")
+    )
+    key = created["key"]
+    await wait_status(gateway, key, 200, within_s=PROPAGATION_S)
+    async with openai.AsyncOpenAI(base_url=gateway.v1, api_key=key, max_retries=0) as client:
+        ids = sorted(m.id for m in (await client.models.list()).data)
+        assert ids == ["m-chat", "m-chat-alias"]
+        # The alias of an allowed model is allowed.
+        await client.chat.completions.create(model="m-chat-alias", messages=MESSAGES)
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(model="m-local", messages=MESSAGES)
+        with pytest.raises(openai.NotFoundError):
+            await client.models.retrieve("m-local")
+
+
+async def test_expired_key_is_refused(gateway: Gateway) -> None:
+    # 0.00002 days is 1.7 s: long enough to be loaded and used once, short enough to wait out.
+    created = json.loads(
+        await cli(
+            gateway,
+            "keys",
+            "create",
+            "--name",
+            "short-lived",
+            "--expires-in-days",
+            "0.00002",
+            "--json",
+        )
+    )
+    await wait_status(gateway, created["key"], 200, within_s=PROPAGATION_S)
+    await wait_status(gateway, created["key"], 401, within_s=3.0)
+    async with openai.AsyncOpenAI(
+        base_url=gateway.v1, api_key=created["key"], max_retries=0
+    ) as client:
+        with pytest.raises(openai.AuthenticationError) as info:
+            await client.models.list()
+    assert "expired" in info.value.message

@@ -26,9 +26,7 @@ def mock_text(words: int = 64) -> str:
 
 
 async def test_chat_non_streaming(aclient: openai.AsyncOpenAI, gateway: Gateway) -> None:
-    raw = await aclient.chat.completions.with_raw_response.create(
-        model="m-chat", messages=MESSAGES
-    )
+    raw = await aclient.chat.completions.with_raw_response.create(model="m-chat", messages=MESSAGES)
     assert raw.status_code == 200
     request_id = raw.headers["x-request-id"]
     assert request_id.startswith("req_")
@@ -221,9 +219,7 @@ async def test_response_format_json_schema(aclient: openai.AsyncOpenAI) -> None:
     assert json.loads(content) == {"answer": "mock", "score": 1, "tags": ["mock"]}
 
 
-async def test_n_stop_seed_user_pass_through(
-    aclient: openai.AsyncOpenAI, gateway: Gateway
-) -> None:
+async def test_n_stop_seed_user_pass_through(aclient: openai.AsyncOpenAI, gateway: Gateway) -> None:
     raw = await aclient.chat.completions.with_raw_response.create(
         model="m-chat",
         messages=MESSAGES,
@@ -279,9 +275,7 @@ async def test_embeddings_base64_default_and_float(
     assert all(len(d.embedding) == 16 for d in decoded.data)
     assert decoded.usage.prompt_tokens > 0
 
-    floats = await aclient.embeddings.create(
-        model="m-embed", input=inputs, encoding_format="float"
-    )
+    floats = await aclient.embeddings.create(model="m-embed", input=inputs, encoding_format="float")
     assert all(len(d.embedding) == 16 for d in floats.data)
     for a, b in zip(decoded.data, floats.data, strict=True):
         assert a.embedding == pytest.approx(b.embedding, abs=1e-6)

@@ -71,3 +71,6 @@ usage = Table(
 )
 
 KEYS_VERSION = "keys_version"
+
+HEAD_REVISION = "0001"
+"""The newest migration; a test checks it against the migration scripts."""
