@@ -6,10 +6,10 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,6 +17,10 @@ from rich.table import Table
 
 from sluice import __version__
 from sluice.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sluice.auth.keys import KeyRecord
+    from sluice.storage.sql.repository import SqlStorage
 
 app = typer.Typer(
     help="Sluice: a self-hosted AI gateway (OpenAI-compatible) with keys, usage and routing.",
@@ -46,8 +50,8 @@ def _settings(config: Path | None = None) -> Settings:
     return load_settings(config=config) if config else load_settings()
 
 
-def _run(factory: Callable[[], Awaitable[T]]) -> T:
-    return asyncio.run(factory())  # type: ignore[arg-type]
+def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(factory())
 
 
 def _check(settings: Settings) -> None:
@@ -178,7 +182,7 @@ def version() -> None:
     out.print(f"sluice {__version__}")
 
 
-async def _with_storage(work: Callable[[object], Awaitable[T]]) -> T:
+async def _with_storage(work: Callable[[SqlStorage], Awaitable[T]]) -> T:
     from sluice.storage.sql.migrate import upgrade_engine
     from sluice.storage.sql.repository import SqlStorage
 
@@ -206,10 +210,7 @@ def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
-def _key_json(record: object) -> dict[str, object]:
-    from sluice.auth.keys import KeyRecord
-
-    assert isinstance(record, KeyRecord)
+def _key_json(record: KeyRecord) -> dict[str, object]:
     return {
         "id": record.id,
         "name": record.name,
@@ -236,13 +237,13 @@ def keys_create(
     """Create a key and print its secret (shown once)."""
     import time
 
-    from sluice.auth.service import create_key
+    from sluice.auth.service import CreatedKey, create_key
 
     now = time.time()
 
-    async def work(storage: object) -> object:
+    async def work(storage: SqlStorage) -> CreatedKey:
         return await create_key(
-            storage.keys,  # type: ignore[attr-defined]
+            storage.keys,
             name=name,
             now=now,
             expires_at=now + expires_in_days * 86400 if expires_in_days else None,
@@ -250,7 +251,7 @@ def keys_create(
         )
 
     created = _run(lambda: _with_storage(work))
-    record, secret = created.record, created.secret  # type: ignore[attr-defined]
+    record, secret = created.record, created.secret
     if as_json:
         sys.stdout.write(json.dumps({**_key_json(record), "key": secret}) + "\n")
         return
@@ -262,11 +263,11 @@ def keys_create(
 def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List keys (never their secrets)."""
 
-    async def work(storage: object) -> object:
-        return await storage.keys.list()  # type: ignore[attr-defined]
+    async def work(storage: SqlStorage) -> list[KeyRecord]:
+        return await storage.keys.list()
 
     records = _run(lambda: _with_storage(work))
-    rows = [_key_json(r) for r in records]  # type: ignore[attr-defined]
+    rows = [_key_json(r) for r in records]
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
@@ -294,8 +295,8 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_..
     """Revoke a key; running gateways stop accepting it within a second."""
     import time
 
-    async def work(storage: object) -> object:
-        return await storage.keys.revoke(key_id, at=time.time())  # type: ignore[attr-defined]
+    async def work(storage: SqlStorage) -> KeyRecord | None:
+        return await storage.keys.revoke(key_id, at=time.time())
 
     record = _run(lambda: _with_storage(work))
     if record is None:

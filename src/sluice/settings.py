@@ -57,7 +57,7 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Read ``SLUICE_*`` from the environment; ``overrides`` win (CLI flags, tests)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    return Settings.model_validate(overrides)
 
 
 def env_value(name: str) -> str | None:
