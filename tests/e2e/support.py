@@ -197,6 +197,7 @@ def gateway_config(mock_port: int, down_port: int, echo_port: int) -> str:
         "m-down": ("down", "chat"),
         "m-embed": ("up", "embed?dim=16"),
         "m-slow": ("up", "chat?latency_ms=3000"),
+        "m-slower": ("up", "chat?latency_ms=8000"),
         "m-slow-stream": ("up", "chat?chunk_delay_ms=200&chunks=50"),
         # The brief's plain scripts ...
         "m-cut": ("up", "chat?cut=3"),
@@ -243,6 +244,7 @@ MODEL_NAMES = (
     "m-down",
     "m-embed",
     "m-slow",
+    "m-slower",
     "m-slow-stream",
     "m-cut",
     "m-stall",

@@ -74,6 +74,7 @@ async def test_cli_created_key_works_and_cli_revoke_stops_it(gateway: Gateway) -
     listed = json.loads(await cli(gateway, "keys", "list", "--json"))
     mine = next(k for k in listed if k["id"] == key_id)
     assert mine["revoked_at"] is not None
+    assert mine["last_used_at"] is not None, "the usage writer records when a key was used"
     assert "key" not in mine
 
 
@@ -101,7 +102,11 @@ async def test_admin_api_create_and_revoke(gateway: Gateway) -> None:
 
         assert (await api.delete("/api/v1/keys/key_doesnotexist")).status_code == 404
 
-    # A normal key is not an admin key.
+    # No key at all: 401; a normal key is not an admin key: 403.
+    async with httpx.AsyncClient(base_url=gateway.base_url, timeout=10) as api:
+        resp = await api.post("/api/v1/keys", json={"name": "nope"})
+        assert resp.status_code == 401
+        assert (await api.get("/api/v1/keys")).status_code == 401
     user = {"Authorization": f"Bearer {gateway.key}"}
     async with httpx.AsyncClient(base_url=gateway.base_url, headers=user, timeout=10) as api:
         resp = await api.post("/api/v1/keys", json={"name": "nope"})
@@ -144,7 +149,8 @@ async def test_model_restricted_key(gateway: Gateway) -> None:
 
 
 async def test_expired_key_is_refused(gateway: Gateway) -> None:
-    # 0.00002 days is 1.7 s: long enough to be loaded and used once, short enough to wait out.
+    # 0.00004 days is 3.5 s from the CLI's clock reading: long enough for the CLI to exit and
+    # the gateway to load and accept the key, short enough to wait out.
     created = json.loads(
         await cli(
             gateway,
@@ -153,12 +159,12 @@ async def test_expired_key_is_refused(gateway: Gateway) -> None:
             "--name",
             "short-lived",
             "--expires-in-days",
-            "0.00002",
+            "0.00004",
             "--json",
         )
     )
     await wait_status(gateway, created["key"], 200, within_s=PROPAGATION_S)
-    await wait_status(gateway, created["key"], 401, within_s=3.0)
+    await wait_status(gateway, created["key"], 401, within_s=5.0)
     async with openai.AsyncOpenAI(
         base_url=gateway.v1, api_key=created["key"], max_retries=0
     ) as client:

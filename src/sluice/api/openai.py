@@ -113,14 +113,19 @@ class DataPlane:
         except ClientGone:
             _disconnected(ev)
         except asyncio.CancelledError:
-            if watch is None or not watch.disconnected:
-                ev.status, ev.error_kind = 503, ErrorKind.GATEWAY_UNAVAILABLE.value
-                ev.error_message = "the gateway shut down before the request finished"
-                raise
-            _disconnected(ev)
+            # Cancelled from outside: the client went away (the watch says so), or the
+            # server's shutdown deadline passed. Either way this request ends here, answered.
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
+            if watch is not None and watch.disconnected:
+                _disconnected(ev)
+            else:
+                stopping = GatewayError(
+                    ErrorKind.GATEWAY_UNAVAILABLE,
+                    "the gateway shut down before the request finished; retry it",
+                )
+                await _fail(ev, stopping, sink, send, base)
         except Exception as exc:
             log.exception("unhandled error in %s (request %s)", endpoint.value, request_id)
             err = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")

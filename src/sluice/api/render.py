@@ -74,6 +74,8 @@ class AsgiSink:
 async def read_body(receive: Receive, *, limit: int) -> bytes:
     """The whole request body; raises ``BodyTooLarge`` past ``limit`` bytes."""
     message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
     body: bytes = message.get("body", b"")
     if not message.get("more_body"):
         if len(body) > limit:
