@@ -8,11 +8,18 @@ from typing import Any
 
 
 class Endpoint(enum.StrEnum):
-    """An OpenAI-shaped operation a provider may support (a capability)."""
+    """An operation a provider may support (a capability).
+
+    ``CHAT``, ``COMPLETIONS`` and ``EMBEDDINGS`` take and return the OpenAI wire format.
+    ``MESSAGES`` takes and returns the Anthropic Messages wire format unchanged (native
+    pass-through, no double translation); ``RESPONSES`` the OpenAI Responses API's.
+    """
 
     CHAT = "chat"
     COMPLETIONS = "completions"
     EMBEDDINGS = "embeddings"
+    MESSAGES = "messages"
+    RESPONSES = "responses"
 
 
 @dataclass(slots=True)
@@ -20,8 +27,12 @@ class Usage:
     """Token counts for one request. ``estimated`` when the gateway counted them itself."""
 
     prompt_tokens: int = 0
+    """All input tokens, cached ones included."""
     completion_tokens: int = 0
     cached_tokens: int = 0
+    """Input tokens read from the provider's prompt cache (part of ``prompt_tokens``)."""
+    cache_write_tokens: int = 0
+    """Input tokens written to the provider's prompt cache (part of ``prompt_tokens``)."""
     estimated: bool = False
 
     @property
