@@ -11,8 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from sluice.api.admin import build_admin_app
+from sluice.api.dataplane import DataPlane
 from sluice.api.health import Readiness, live
-from sluice.api.openai import DataPlane
 from sluice.api.render import Receive, Scope, Send, send_error
 from sluice.clock import Clock
 from sluice.config import GatewayConfig

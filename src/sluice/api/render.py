@@ -38,8 +38,12 @@ def error_headers(exc: GatewayError, base: Headers) -> Headers:
     return headers
 
 
-async def send_error(send: Send, exc: GatewayError, base: Headers) -> None:
-    await send_json(send, exc.status, orjson.dumps(exc.to_openai()), error_headers(exc, base))
+async def send_error(
+    send: Send, exc: GatewayError, base: Headers, body: bytes | None = None
+) -> None:
+    """An error answer; ``body`` in the client's format (the OpenAI envelope by default)."""
+    payload = orjson.dumps(exc.to_openai()) if body is None else body
+    await send_json(send, exc.status, payload, error_headers(exc, base))
 
 
 class AsgiSink:

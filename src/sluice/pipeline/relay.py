@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
-import orjson
 
 from sluice.errors import ErrorKind, GatewayError
+from sluice.pipeline.dialects.base import Dialect, Translation
 from sluice.pipeline.sink import Headers, ResponseSink
 from sluice.providers.base import UpstreamCall, UpstreamStream
-from sluice.providers.sse import frame, frame_obj
 from sluice.routing.table import Deployment, ModelEntry, ModelTable
 from sluice.tokens import estimate_prompt, estimate_text
 from sluice.types import ProviderRequest, Usage
 from sluice.usage.event import UsageEvent
 
-DONE_EVENT = b"data: [DONE]\n\n"
 _JSON_CT = (b"content-type", b"application/json")
 
 
@@ -34,12 +33,17 @@ class Services:
     session: aiohttp.ClientSession
 
 
-def _apply_usage(ev: UsageEvent, usage: Usage | None, req: ProviderRequest, chars: int) -> None:
+def _usage(usage: Usage | None, req: ProviderRequest, chars: int) -> Usage:
     if usage is None:
-        usage = Usage(estimate_prompt(req.body), estimate_text(chars), estimated=True)
+        return Usage(estimate_prompt(req.body), estimate_text(chars), estimated=True)
+    return usage
+
+
+def _apply_usage(ev: UsageEvent, usage: Usage) -> None:
     ev.prompt_tokens = usage.prompt_tokens
     ev.completion_tokens = usage.completion_tokens
     ev.cached_tokens = usage.cached_tokens
+    ev.cache_write_tokens = usage.cache_write_tokens
     ev.tokens_estimated = usage.estimated
 
 
@@ -49,6 +53,17 @@ def record_error(ev: UsageEvent, exc: GatewayError) -> None:
     ev.error_message = exc.message
 
 
+@dataclass(slots=True)
+class Attempt:
+    """One call to one deployment, with the request in the form that deployment takes."""
+
+    dep: Deployment
+    call: UpstreamCall
+    upstream: ProviderRequest
+    translation: Translation | None
+    headers: Headers
+
+
 async def run(
     svc: Services,
     ev: UsageEvent,
@@ -56,14 +71,21 @@ async def run(
     entry: ModelEntry,
     sink: ResponseSink,
     *,
+    dialect: Dialect,
     base_headers: Headers,
     started: float,
+    forward_headers: dict[str, str] | None = None,
 ) -> None:
-    """Call one deployment of ``entry`` and relay its answer to ``sink``."""
+    """Call one deployment of ``entry`` and relay its answer to ``sink`` in ``dialect``."""
     dep = svc.table.pick(entry)
     ev.provider = dep.provider_name
     ev.deployment = dep.key
     ev.upstream_model = dep.upstream_model
+    translation = None
+    upstream = req
+    if req.endpoint not in dep.provider.capabilities:
+        translation = dialect.translate(req, dep.provider.capabilities)
+        upstream = translation.upstream
     ev.attempts = 1
     call = UpstreamCall(
         upstream_model=dep.upstream_model,
@@ -71,14 +93,15 @@ async def run(
         request_id=ev.request_id,
         session=svc.session,
         timeouts=dep.timeouts,
+        extra_headers=forward_headers if translation is None and forward_headers else {},
     )
-    headers = base_headers + list(dep.response_headers)
+    attempt = Attempt(dep, call, upstream, translation, base_headers + list(dep.response_headers))
     try:
         async with asyncio.timeout(dep.timeouts.total_s):
             if req.stream:
-                await _stream(ev, req, dep, call=call, sink=sink, headers=headers, started=started)
+                await _stream(ev, req, attempt, sink=sink, dialect=dialect, started=started)
             else:
-                await _complete(ev, req, dep, call=call, sink=sink, headers=headers)
+                await _complete(ev, attempt, sink=sink)
     except TimeoutError:
         raise GatewayError(
             ErrorKind.PROVIDER_TIMEOUT,
@@ -86,71 +109,48 @@ async def run(
         ) from None
 
 
-async def _complete(
-    ev: UsageEvent,
-    req: ProviderRequest,
-    dep: Deployment,
-    *,
-    call: UpstreamCall,
-    sink: ResponseSink,
-    headers: Headers,
-) -> None:
-    resp = await dep.provider.send(req, call)
-    _apply_usage(ev, resp.usage, req, resp.completion_chars)
-    headers.append(_JSON_CT)
-    await sink.json(200, resp.body, headers)
+async def _complete(ev: UsageEvent, attempt: Attempt, *, sink: ResponseSink) -> None:
+    resp = await attempt.dep.provider.send(attempt.upstream, attempt.call)
+    usage = _usage(resp.usage, attempt.upstream, resp.completion_chars)
+    _apply_usage(ev, usage)
+    body = resp.body if attempt.translation is None else attempt.translation.response(resp, usage)
+    attempt.headers.append(_JSON_CT)
+    await sink.json(200, body, attempt.headers)
 
 
 async def _stream(
     ev: UsageEvent,
     req: ProviderRequest,
-    dep: Deployment,
+    attempt: Attempt,
     *,
-    call: UpstreamCall,
     sink: ResponseSink,
-    headers: Headers,
+    dialect: Dialect,
     started: float,
 ) -> None:
     ev.streamed = True
-    stream: UpstreamStream = await dep.provider.open_stream(req, call)
+    stream: UpstreamStream = await attempt.dep.provider.open_stream(attempt.upstream, attempt.call)
     try:
-        pieces = aiter(stream)
+        pieces: AsyncIterator[bytes] = (
+            aiter(stream) if attempt.translation is None else attempt.translation.stream(stream)
+        )
         try:
             first: bytes | None = await anext(pieces)
         except StopAsyncIteration:
             first = None
         ev.ttft_ms = (time.perf_counter() - started) * 1000
-        await sink.start_stream(headers)
+        await sink.start_stream(attempt.headers)
         if first:
             await sink.chunk(first)
         async for piece in pieces:
             await sink.chunk(piece)
-        tail = DONE_EVENT
-        if req.include_usage and stream.usage is None:
-            usage = Usage(estimate_prompt(req.body), estimate_text(stream.completion_chars))
-            tail = frame_obj(_usage_chunk(req, usage)) + DONE_EVENT
+        tail = dialect.stream_tail(req, stream) if attempt.translation is None else b""
         await sink.end(tail)
     except GatewayError as exc:
         if not sink.started:
             raise
-        # After the first byte an error travels in-band and ends the stream: no [DONE].
+        # After the first byte an error travels in-band and ends the stream: no clean end.
         record_error(ev, exc)
-        await sink.end(frame(orjson.dumps(exc.to_openai())))
+        await sink.end(dialect.stream_error(exc))
     finally:
-        _apply_usage(ev, stream.usage, req, stream.completion_chars)
+        _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
         await stream.aclose()
-
-
-def _usage_chunk(req: ProviderRequest, usage: Usage) -> dict[str, object]:
-    return {
-        "id": "usage",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": req.model,
-        "choices": [],
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-        },
-    }

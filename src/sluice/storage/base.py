@@ -6,7 +6,8 @@ Every method is its own transaction unless stated; times are epoch seconds.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
 from sluice.usage.event import UsageEvent
@@ -51,6 +52,31 @@ class UsageRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A Responses API answer kept for ``GET`` and ``previous_response_id``."""
+
+    id: str
+    key_id: str
+    """Only this key can read or delete it."""
+    created_at: float
+    model: str
+    conversation: list[dict[str, Any]]
+    """The whole exchange so far as chat messages, this answer included."""
+    body: dict[str, Any]
+    """The response object as the client received it."""
+
+
+class ResponseRepository(Protocol):
+    async def save(self, record: StoredResponse) -> None: ...
+
+    async def get(self, response_id: str, *, key_id: str) -> StoredResponse | None:
+        """``None`` when it does not exist or belongs to another key."""
+        ...
+
+    async def delete(self, response_id: str, *, key_id: str) -> bool: ...
+
+
 class MetaRepository(Protocol):
     async def get(self, name: str) -> str | None: ...
 
@@ -63,6 +89,7 @@ class Storage(Protocol):
     keys: KeyRepository
     usage: UsageRepository
     meta: MetaRepository
+    responses: ResponseRepository
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""

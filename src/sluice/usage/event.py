@@ -20,6 +20,7 @@ class UsageEvent:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     tokens_estimated: bool = False
     latency_ms: float = 0.0
     ttft_ms: float | None = None

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluice.auth.keys import KeyRecord
+from sluice.storage.base import StoredResponse
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.engine import create_engine
 from sluice.usage.event import UsageEvent
@@ -136,6 +137,7 @@ def _usage_row(e: UsageEvent) -> dict[str, Any]:
         "prompt_tokens": e.prompt_tokens,
         "completion_tokens": e.completion_tokens,
         "cached_tokens": e.cached_tokens,
+        "cache_write_tokens": e.cache_write_tokens,
         "tokens_estimated": e.tokens_estimated,
         "latency_ms": e.latency_ms,
         "ttft_ms": e.ttft_ms,
@@ -180,6 +182,50 @@ class SqlUsage:
             return out
 
 
+class SqlResponses:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def save(self, record: StoredResponse) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                t.responses.insert().values(
+                    id=record.id,
+                    key_id=record.key_id,
+                    created_at=_dt(record.created_at),
+                    model=record.model,
+                    conversation=record.conversation,
+                    body=record.body,
+                )
+            )
+
+    async def get(self, response_id: str, *, key_id: str) -> StoredResponse | None:
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(t.responses).where(
+                        t.responses.c.id == response_id, t.responses.c.key_id == key_id
+                    )
+                )
+            ).first()
+        if row is None:
+            return None
+        created = _ts(row.created_at)
+        assert created is not None
+        return StoredResponse(
+            row.id, row.key_id, created, row.model, list(row.conversation), dict(row.body)
+        )
+
+    async def delete(self, response_id: str, *, key_id: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                t.responses.delete().where(
+                    t.responses.c.id == response_id, t.responses.c.key_id == key_id
+                )
+            )
+        return bool(result.rowcount)
+
+
 class SqlMeta:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -209,6 +255,7 @@ class SqlStorage:
         self.keys = SqlKeys(engine)
         self.usage = SqlUsage(engine)
         self.meta = SqlMeta(engine)
+        self.responses = SqlResponses(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:

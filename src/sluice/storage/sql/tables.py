@@ -56,6 +56,7 @@ usage = Table(
     Column("prompt_tokens", Integer, nullable=False),
     Column("completion_tokens", Integer, nullable=False),
     Column("cached_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False, server_default="0"),
     Column("tokens_estimated", Boolean, nullable=False),
     Column("latency_ms", Float, nullable=False),
     Column("ttft_ms", Float),
@@ -70,7 +71,18 @@ usage = Table(
     Index("ix_usage_events_key_id_created_at", "key_id", "created_at"),
 )
 
+responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("conversation", JSON, nullable=False),
+    Column("body", JSON, nullable=False),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 """The newest migration; a test checks it against the migration scripts."""

@@ -1,5 +1,6 @@
-"""OpenAI-compatible data-plane handlers, as raw ASGI callables (no framework on the hot path).
+"""Data-plane handlers as raw ASGI callables (no framework on the hot path).
 
+One generic request handler serves every dialect (OpenAI, Anthropic Messages, Responses).
 Each authenticated request produces exactly one usage event, recorded in ``finally``.
 """
 
@@ -29,8 +30,9 @@ from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError
 from sluice.pipeline import relay
-from sluice.pipeline.parse import provider_request
-from sluice.providers.sse import frame
+from sluice.pipeline.dialects.base import Dialect
+from sluice.pipeline.dialects.openai import OpenAIDialect
+from sluice.routing.table import ModelTable
 from sluice.tasks import DisconnectWatch
 from sluice.types import Endpoint
 from sluice.usage.event import UsageEvent
@@ -42,8 +44,13 @@ def new_request_id() -> str:
     return "req_" + os.urandom(10).hex()
 
 
+_OPENAI_CHAT = OpenAIDialect(Endpoint.CHAT)
+_OPENAI_COMPLETIONS = OpenAIDialect(Endpoint.COMPLETIONS)
+_OPENAI_EMBEDDINGS = OpenAIDialect(Endpoint.EMBEDDINGS)
+
+
 class DataPlane:
-    """The OpenAI-compatible routes, bound to the process's services."""
+    """The data-plane routes, bound to the process's services."""
 
     def __init__(
         self,
@@ -58,7 +65,8 @@ class DataPlane:
         self._record = record
         self._limit = max_body_bytes
 
-    def _authenticate(self, scope: Scope) -> tuple[Principal, int | None]:
+    def authenticate(self, scope: Scope) -> tuple[Principal, int | None]:
+        """The caller and the declared body length."""
         authorization = x_api_key = None
         length: int | None = None
         for name, value in scope["headers"]:
@@ -70,25 +78,39 @@ class DataPlane:
                 length = int(value) if value.isdigit() else None
         return self._keys.authenticate(token_from_headers(authorization, x_api_key)), length
 
+    @property
+    def table(self) -> ModelTable:
+        return self._svc.table
+
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._handle(scope, receive, send, Endpoint.CHAT)
+        await self.handle(scope, receive, send, _OPENAI_CHAT)
 
     async def completions(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._handle(scope, receive, send, Endpoint.COMPLETIONS)
+        await self.handle(scope, receive, send, _OPENAI_COMPLETIONS)
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._handle(scope, receive, send, Endpoint.EMBEDDINGS)
+        await self.handle(scope, receive, send, _OPENAI_EMBEDDINGS)
 
-    async def _handle(self, scope: Scope, receive: Receive, send: Send, endpoint: Endpoint) -> None:
+    async def handle(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        dialect: Dialect,
+        *,
+        forward: tuple[bytes, ...] = (),
+    ) -> None:
+        """Serve one request in ``dialect``; ``forward`` names request headers passed on to a
+        provider that speaks the dialect natively."""
         started = time.perf_counter()
         request_id = new_request_id()
         base = [(b"x-request-id", request_id.encode())]
         try:
-            principal, length = self._authenticate(scope)
+            principal, length = self.authenticate(scope)
         except GatewayError as exc:
-            await send_error(send, exc, base)
+            await send_error(send, exc, base, dialect.error(exc))
             return
-        ev = UsageEvent(request_id, time.time(), endpoint.value, principal.key_id, None)
+        ev = UsageEvent(request_id, time.time(), dialect.endpoint.value, principal.key_id, None)
         sink = AsgiSink(send)
         watch: DisconnectWatch | None = None
         try:
@@ -96,20 +118,30 @@ class DataPlane:
                 raise BodyTooLarge
             raw = await read_body(receive, limit=self._limit)
             watch = DisconnectWatch(receive, sink)
-            req = provider_request(endpoint, raw)
+            req = dialect.parse(raw)
             ev.model = req.model
             user = req.body.get("user")
             ev.end_user = user if isinstance(user, str) else None
             entry = self._svc.table.resolve(req.model, allowed=principal.may_use)
-            await relay.run(self._svc, ev, req, entry, sink, base_headers=base, started=started)
+            await relay.run(
+                self._svc,
+                ev,
+                req,
+                entry,
+                sink,
+                dialect=dialect,
+                base_headers=base,
+                started=started,
+                forward_headers=_forwarded(scope, forward) if forward else None,
+            )
         except GatewayError as exc:
-            await _fail(ev, exc, sink, send, base)
+            await _fail(ev, exc, sink=sink, send=send, base=base, dialect=dialect)
         except BodyTooLarge:
             too_large = GatewayError(
                 ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
                 f"the request body is larger than the limit of {self._limit} bytes",
             )
-            await _fail(ev, too_large, sink, send, base)
+            await _fail(ev, too_large, sink=sink, send=send, base=base, dialect=dialect)
         except ClientGone:
             _disconnected(ev)
         except asyncio.CancelledError:
@@ -125,11 +157,11 @@ class DataPlane:
                     ErrorKind.GATEWAY_UNAVAILABLE,
                     "the gateway shut down before the request finished; retry it",
                 )
-                await _fail(ev, stopping, sink, send, base)
+                await _fail(ev, stopping, sink=sink, send=send, base=base, dialect=dialect)
         except Exception as exc:
-            log.exception("unhandled error in %s (request %s)", endpoint.value, request_id)
+            log.exception("unhandled error in %s (request %s)", dialect.endpoint, request_id)
             err = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")
-            await _fail(ev, err, sink, send, base)
+            await _fail(ev, err, sink=sink, send=send, base=base, dialect=dialect)
         finally:
             if watch is not None:
                 watch.stop()
@@ -139,7 +171,7 @@ class DataPlane:
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         base = [(b"x-request-id", new_request_id().encode())]
         try:
-            principal, _ = self._authenticate(scope)
+            principal, _ = self.authenticate(scope)
         except GatewayError as exc:
             await send_error(send, exc, base)
             return
@@ -174,11 +206,23 @@ def _disconnected(ev: UsageEvent) -> None:
     ev.error_message = "the client disconnected before the answer was complete"
 
 
+def _forwarded(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:
+    return {
+        name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in names
+    }
+
+
 async def _fail(
-    ev: UsageEvent, exc: GatewayError, sink: AsgiSink, send: Send, base: list[tuple[bytes, bytes]]
+    ev: UsageEvent,
+    exc: GatewayError,
+    *,
+    sink: AsgiSink,
+    send: Send,
+    base: list[tuple[bytes, bytes]],
+    dialect: Dialect,
 ) -> None:
     relay.record_error(ev, exc)
     if not sink.started:
-        await send_error(send, exc, base)
+        await send_error(send, exc, base, dialect.error(exc))
     elif not sink.ended:
-        await sink.end(frame(orjson.dumps(exc.to_openai())))
+        await sink.end(dialect.stream_error(exc))

@@ -1,0 +1,51 @@
+"""The dialect seam."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from sluice.errors import GatewayError
+from sluice.providers.base import UpstreamResponse, UpstreamStream
+from sluice.types import Endpoint, ProviderRequest, Usage
+
+
+class Translation(Protocol):
+    """One request's mapping onto a provider that does not speak the client's format."""
+
+    upstream: ProviderRequest
+    """The request sent to the provider (an OpenAI chat request)."""
+
+    def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
+        """The client's answer body from the provider's."""
+        ...
+
+    def stream(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
+        """The client's SSE events from the provider's; ends with the format's own end."""
+        ...
+
+
+class Dialect(Protocol):
+    endpoint: Endpoint
+    """The capability that serves this format natively."""
+
+    def parse(self, raw: bytes) -> ProviderRequest:
+        """Validate a body; raise ``BadRequest`` naming the field."""
+        ...
+
+    def translate(self, req: ProviderRequest, capabilities: frozenset[Endpoint]) -> Translation:
+        """Map ``req`` onto what the provider offers; raise ``GatewayError`` if nothing fits.
+        Only called when ``endpoint`` is not among ``capabilities``."""
+        ...
+
+    def stream_tail(self, req: ProviderRequest, upstream: UpstreamStream) -> bytes:
+        """Bytes that end a natively relayed stream (e.g. ``data: [DONE]``)."""
+        ...
+
+    def error(self, exc: GatewayError) -> bytes:
+        """An error answer body in this format."""
+        ...
+
+    def stream_error(self, exc: GatewayError) -> bytes:
+        """The terminal SSE event for a failure after the first byte."""
+        ...
