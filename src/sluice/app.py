@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from sluice.api.admin import build_admin_app
 from sluice.api.dataplane import DataPlane
 from sluice.api.health import Readiness, live
+from sluice.api.messages import MessagesRoutes
 from sluice.api.render import Receive, Scope, Send, send_error
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
@@ -25,7 +26,9 @@ log = logging.getLogger("sluice")
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
-def data_routes(plane: DataPlane, ready: Readiness) -> dict[str, tuple[str, Handler]]:
+def data_routes(
+    plane: DataPlane, messages: MessagesRoutes, ready: Readiness
+) -> dict[str, tuple[str, Handler]]:
     routes: dict[str, tuple[str, Handler]] = {
         "/health/live": ("GET", live),
         "/health/ready": ("GET", ready),
@@ -35,6 +38,8 @@ def data_routes(plane: DataPlane, ready: Readiness) -> dict[str, tuple[str, Hand
         ("/completions", "POST", plane.completions),
         ("/embeddings", "POST", plane.embeddings),
         ("/models", "GET", plane.models),
+        ("/messages", "POST", messages.messages),
+        ("/messages/count_tokens", "POST", messages.count_tokens),
     ):
         routes[path] = routes["/v1" + path] = (method, handler)
     return routes
@@ -91,7 +96,8 @@ class SluiceApp:
         plane = DataPlane(
             rt.services, rt.keys, rt.usage.record, max_body_bytes=self.settings.max_body_bytes
         )
-        self._routes = data_routes(plane, self._ready)
+        messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
+        self._routes = data_routes(plane, messages, self._ready)
         self._control = build_admin_app(rt)
         self.runtime = rt
         return rt
