@@ -15,6 +15,7 @@ from sluice.api.dataplane import DataPlane
 from sluice.api.health import Readiness, live
 from sluice.api.messages import MessagesRoutes
 from sluice.api.render import Receive, Scope, Send, send_error
+from sluice.api.responses import ResponsesRoutes
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.errors import ErrorKind, GatewayError
@@ -27,7 +28,7 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def data_routes(
-    plane: DataPlane, messages: MessagesRoutes, ready: Readiness
+    plane: DataPlane, messages: MessagesRoutes, responses: ResponsesRoutes, ready: Readiness
 ) -> dict[str, tuple[str, Handler]]:
     routes: dict[str, tuple[str, Handler]] = {
         "/health/live": ("GET", live),
@@ -40,6 +41,7 @@ def data_routes(
         ("/models", "GET", plane.models),
         ("/messages", "POST", messages.messages),
         ("/messages/count_tokens", "POST", messages.count_tokens),
+        ("/responses", "POST", responses.create),
     ):
         routes[path] = routes["/v1" + path] = (method, handler)
     return routes
@@ -57,6 +59,7 @@ class SluiceApp:
         self.runtime: Runtime | None = None
         self._routes: dict[str, tuple[str, Handler]] = {}
         self._control: Handler | None = None
+        self._prefixes: tuple[tuple[tuple[str, ...], Handler], ...] = ()
         self._ready: Readiness | None = None
         self._stack: contextlib.AsyncExitStack | None = None
 
@@ -69,14 +72,20 @@ class SluiceApp:
                 await route[1](scope, receive, send)
             elif route is not None:
                 await send_error(send, _no_route(ErrorKind.CALLER_METHOD_NOT_ALLOWED, scope), [])
-            elif path.startswith(("/v1/models/", "/models/")) and scope["method"] == "GET":
-                await self._routes["/models"][1](scope, receive, send)
+            elif (prefixed := self._prefixed(path)) is not None:
+                await prefixed(scope, receive, send)
             elif path.startswith("/api") and self._control is not None:
                 await self._control(scope, receive, send)
             else:
                 await send_error(send, _no_route(ErrorKind.CALLER_NOT_FOUND, scope), [])
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    def _prefixed(self, path: str) -> Handler | None:
+        for prefixes, handler in self._prefixes:
+            if path.startswith(prefixes):
+                return handler
+        return None
 
     async def startup(self) -> Runtime:
         """Open the runtime and bind the routes (also used by in-process tests)."""
@@ -97,7 +106,12 @@ class SluiceApp:
             rt.services, rt.keys, rt.usage.record, max_body_bytes=self.settings.max_body_bytes
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
-        self._routes = data_routes(plane, messages, self._ready)
+        responses = ResponsesRoutes(plane, rt.storage.responses)
+        self._routes = data_routes(plane, messages, responses, self._ready)
+        self._prefixes = (
+            (("/v1/models/", "/models/"), plane.models),
+            (("/v1/responses/", "/responses/"), responses.by_id),
+        )
         self._control = build_admin_app(rt)
         self.runtime = rt
         return rt

@@ -70,3 +70,5 @@ class ProviderRequest:
     stream: bool = False
     include_usage: bool = False
     """The client asked for the final usage chunk (``stream_options.include_usage``)."""
+    context: Any = None
+    """State a dialect keeps for this request (e.g. the Responses conversation so far)."""

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 
@@ -34,7 +34,7 @@ from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.dialects.openai import OpenAIDialect
 from sluice.routing.table import ModelTable
 from sluice.tasks import DisconnectWatch
-from sluice.types import Endpoint
+from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.event import UsageEvent
 
 log = logging.getLogger("sluice.api")
@@ -43,6 +43,8 @@ log = logging.getLogger("sluice.api")
 def new_request_id() -> str:
     return "req_" + os.urandom(10).hex()
 
+
+Prepare = Callable[[ProviderRequest, Principal], Awaitable[ProviderRequest]]
 
 _OPENAI_CHAT = OpenAIDialect(Endpoint.CHAT)
 _OPENAI_COMPLETIONS = OpenAIDialect(Endpoint.COMPLETIONS)
@@ -99,9 +101,11 @@ class DataPlane:
         dialect: Dialect,
         *,
         forward: tuple[bytes, ...] = (),
+        prepare: Prepare | None = None,
     ) -> None:
         """Serve one request in ``dialect``; ``forward`` names request headers passed on to a
-        provider that speaks the dialect natively."""
+        provider that speaks the dialect natively; ``prepare`` completes a parsed request
+        with what it refers to (e.g. a previous response)."""
         started = time.perf_counter()
         request_id = new_request_id()
         base = [(b"x-request-id", request_id.encode())]
@@ -119,9 +123,10 @@ class DataPlane:
             raw = await read_body(receive, limit=self._limit)
             watch = DisconnectWatch(receive, sink)
             req = dialect.parse(raw)
+            if prepare is not None:
+                req = await prepare(req, principal)
             ev.model = req.model
-            user = req.body.get("user")
-            ev.end_user = user if isinstance(user, str) else None
+            ev.end_user = _user(req)
             entry = self._svc.table.resolve(req.model, allowed=principal.may_use)
             await relay.run(
                 self._svc,
@@ -153,11 +158,7 @@ class DataPlane:
             if watch is not None and watch.disconnected:
                 _disconnected(ev)
             else:
-                stopping = GatewayError(
-                    ErrorKind.GATEWAY_UNAVAILABLE,
-                    "the gateway shut down before the request finished; retry it",
-                )
-                await _fail(ev, stopping, sink=sink, send=send, base=base, dialect=dialect)
+                await _fail(ev, _STOPPING, sink=sink, send=send, base=base, dialect=dialect)
         except Exception as exc:
             log.exception("unhandled error in %s (request %s)", dialect.endpoint, request_id)
             err = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")
@@ -171,6 +172,11 @@ class DataPlane:
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         base = [(b"x-request-id", new_request_id().encode())]
         try:
+            if scope["method"] != "GET":
+                raise GatewayError(
+                    ErrorKind.CALLER_METHOD_NOT_ALLOWED,
+                    f"no route for {scope['method']} {scope['path']}",
+                )
             principal, _ = self.authenticate(scope)
         except GatewayError as exc:
             await send_error(send, exc, base)
@@ -204,6 +210,16 @@ def _disconnected(ev: UsageEvent) -> None:
     ev.status = 499
     ev.error_kind = ErrorKind.CLIENT_DISCONNECTED.value
     ev.error_message = "the client disconnected before the answer was complete"
+
+
+_STOPPING = GatewayError(
+    ErrorKind.GATEWAY_UNAVAILABLE, "the gateway shut down before the request finished; retry it"
+)
+
+
+def _user(req: ProviderRequest) -> str | None:
+    user = req.body.get("user")
+    return user if isinstance(user, str) else None
 
 
 def _forwarded(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:

@@ -113,7 +113,8 @@ async def _complete(ev: UsageEvent, attempt: Attempt, *, sink: ResponseSink) -> 
     resp = await attempt.dep.provider.send(attempt.upstream, attempt.call)
     usage = _usage(resp.usage, attempt.upstream, resp.completion_chars)
     _apply_usage(ev, usage)
-    body = resp.body if attempt.translation is None else attempt.translation.response(resp, usage)
+    translation = attempt.translation
+    body = resp.body if translation is None else await translation.response(resp, usage)
     attempt.headers.append(_JSON_CT)
     await sink.json(200, body, attempt.headers)
 

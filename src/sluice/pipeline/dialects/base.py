@@ -16,7 +16,7 @@ class Translation(Protocol):
     upstream: ProviderRequest
     """The request sent to the provider (an OpenAI chat request)."""
 
-    def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
+    async def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
         """The client's answer body from the provider's."""
         ...
 

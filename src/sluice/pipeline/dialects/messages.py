@@ -258,7 +258,7 @@ class MessagesTranslation:
             Endpoint.CHAT, chat, orjson.dumps(chat), req.model, req.stream, req.stream
         )
 
-    def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
+    async def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
         try:
             data = orjson.loads(resp.body)
         except orjson.JSONDecodeError:

@@ -1,0 +1,268 @@
+"""The Responses API dialect (``POST /v1/responses``), served on top of OpenAI chat.
+
+Each answer is stored (unless ``store`` is false) with the conversation so far, so that
+``previous_response_id`` can continue it and ``GET``/``DELETE /v1/responses/{id}`` work. A
+stored response belongs to the key that made it; other keys get 404.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from sluice.auth.principal import Principal
+from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.pipeline.dialects import responses_format as rf
+from sluice.pipeline.dialects.responses_stream import ResponsesStreamWriter
+from sluice.pipeline.parse import parse_json
+from sluice.providers.base import UpstreamResponse, UpstreamStream
+from sluice.providers.sse import SSESplitter
+from sluice.storage.base import ResponseRepository, StoredResponse
+from sluice.tokens import estimate_prompt, estimate_text
+from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
+
+_ECHOED = (
+    "instructions",
+    "max_output_tokens",
+    "metadata",
+    "previous_response_id",
+    "temperature",
+    "top_p",
+    "user",
+    "text",
+    "tool_choice",
+    "tools",
+)
+
+
+@dataclass(slots=True)
+class Turn:
+    """One Responses request after it was read: who asks, what came before, what is new."""
+
+    key_id: str
+    history: list[dict[str, Any]]
+    new_messages: list[dict[str, Any]]
+    chat: dict[str, Any]
+
+
+def _check(body: dict[str, Any]) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise BadRequest("'model' must be a non-empty string", param="model")
+    if "input" not in body:
+        raise BadRequest("'input' is required", param="input")
+    for name, kind in (
+        ("instructions", str),
+        ("previous_response_id", str),
+        ("stream", bool),
+        ("store", bool),
+        ("user", str),
+    ):
+        value = body.get(name)
+        if value is not None and not isinstance(value, kind):
+            raise BadRequest(f"'{name}' must be a {kind.__name__}", param=name)
+    limit = body.get("max_output_tokens")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise BadRequest(
+            "'max_output_tokens' must be a positive integer", param="max_output_tokens"
+        )
+
+
+class ResponsesDialect:
+    endpoint = Endpoint.RESPONSES
+
+    def __init__(self, store: ResponseRepository) -> None:
+        self._store = store
+
+    def parse(self, raw: bytes) -> ProviderRequest:
+        body = parse_json(raw)
+        _check(body)
+        rf.input_messages(body["input"])  # validate now, so errors name the field before routing
+        return ProviderRequest(
+            Endpoint.RESPONSES, body, raw, body["model"], bool(body.get("stream")), False
+        )
+
+    async def prepare(self, req: ProviderRequest, principal: Principal) -> ProviderRequest:
+        body = req.body
+        history: list[dict[str, Any]] = []
+        previous = body.get("previous_response_id")
+        if previous:
+            stored = await self._store.get(previous, key_id=principal.key_id)
+            if stored is None:
+                raise GatewayError(
+                    ErrorKind.CALLER_NOT_FOUND,
+                    f"no response {previous!r}",
+                    param="previous_response_id",
+                )
+            history = stored.conversation
+        new = rf.input_messages(body["input"])
+        messages = (
+            (
+                [{"role": "system", "content": body["instructions"]}]
+                if body.get("instructions")
+                else []
+            )
+            + history
+            + new
+        )
+        chat: dict[str, Any] = {"model": req.model, "messages": messages}
+        if body.get("max_output_tokens"):
+            chat["max_tokens"] = body["max_output_tokens"]
+        for name in ("temperature", "top_p", "user", "metadata"):
+            if body.get(name) is not None and name != "metadata":
+                chat[name] = body[name]
+        if body.get("tools"):
+            chat["tools"] = rf.chat_tools(body["tools"])
+        if body.get("tool_choice") is not None:
+            chat["tool_choice"] = rf.chat_tool_choice(body["tool_choice"])
+        fmt = rf.chat_response_format(body.get("text"))
+        if fmt is not None:
+            chat["response_format"] = fmt
+        if req.stream:
+            chat["stream"] = True
+            chat["stream_options"] = {"include_usage": True}
+        req.context = Turn(principal.key_id, history, new, chat)
+        return req
+
+    def translate(
+        self, req: ProviderRequest, capabilities: frozenset[Endpoint]
+    ) -> ResponsesTranslation:
+        if Endpoint.CHAT not in capabilities:
+            raise GatewayError(
+                ErrorKind.CALLER_UNSUPPORTED,
+                f"the model {req.model!r} does not support responses",
+                param="model",
+            )
+        return ResponsesTranslation(req, self._store)
+
+    def stream_tail(self, req: ProviderRequest, upstream: UpstreamStream) -> bytes:
+        return b""
+
+    def error(self, exc: GatewayError) -> bytes:
+        return orjson.dumps(exc.to_openai())
+
+    def stream_error(self, exc: GatewayError) -> bytes:
+        payload = {
+            "type": "error",
+            "code": exc.code or exc.kind.value,
+            "message": exc.message,
+            "param": exc.param,
+            "sequence_number": 0,
+        }
+        return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+    async def get(self, response_id: str, principal: Principal) -> dict[str, Any]:
+        stored = await self._store.get(response_id, key_id=principal.key_id)
+        if stored is None:
+            raise GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no response {response_id!r}")
+        return stored.body
+
+    async def delete(self, response_id: str, principal: Principal) -> dict[str, Any]:
+        if not await self._store.delete(response_id, key_id=principal.key_id):
+            raise GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no response {response_id!r}")
+        return {"id": response_id, "object": "response.deleted", "deleted": True}
+
+
+class ResponsesTranslation:
+    def __init__(self, req: ProviderRequest, store: ResponseRepository) -> None:
+        self._req = req
+        self._store = store
+        self._turn: Turn = req.context
+        chat = self._turn.chat
+        self.upstream = ProviderRequest(
+            Endpoint.CHAT, chat, orjson.dumps(chat), req.model, req.stream, req.stream
+        )
+        self._id = rf.new_id("resp")
+        self._created = int(time.time())
+
+    def _shell(self, *, status: str) -> dict[str, Any]:
+        body = self._req.body
+        shell: dict[str, Any] = {
+            "id": self._id,
+            "object": "response",
+            "created_at": self._created,
+            "status": status,
+            "model": self._req.model,
+            "output": [],
+            "error": None,
+            "incomplete_details": None,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "store": body.get("store", True),
+            "text": {"format": {"type": "text"}},
+            "usage": None,
+        }
+        for name in _ECHOED:
+            if body.get(name) is not None:
+                shell[name] = body[name]
+        return shell
+
+    async def _finish(
+        self, items: list[dict[str, Any]], finish: str | None, usage: Usage
+    ) -> dict[str, Any]:
+        final = self._shell(status="completed")
+        final["output"] = items
+        final["usage"] = rf.usage_obj(usage)
+        if finish == "length":
+            final["status"] = "incomplete"
+            final["incomplete_details"] = {"reason": "max_output_tokens"}
+        elif finish == "content_filter":
+            final["status"] = "incomplete"
+            final["incomplete_details"] = {"reason": "content_filter"}
+        if final["store"]:
+            turn = self._turn
+            conversation = turn.history + turn.new_messages + rf.output_messages(items)
+            await self._store.save(
+                StoredResponse(
+                    self._id,
+                    turn.key_id,
+                    float(self._created),
+                    self._req.model,
+                    conversation,
+                    final,
+                )
+            )
+        return final
+
+    async def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
+        try:
+            data = orjson.loads(resp.body)
+        except orjson.JSONDecodeError:
+            raise GatewayError(
+                ErrorKind.PROVIDER_BAD_RESPONSE, "the provider's answer is not JSON"
+            ) from None
+        items, finish = rf.output_from_chat(data)
+        return orjson.dumps(await self._finish(items, finish, usage))
+
+    async def stream(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
+        writer = ResponsesStreamWriter(self._shell(status="in_progress"))
+        splitter = SSESplitter()
+        head = writer.start()
+        seen_usage: Usage | None = None
+        async for piece in upstream:
+            out = b""
+            for payload in splitter.feed(piece):
+                chunk = orjson.loads(payload)
+                if isinstance(chunk.get("usage"), dict):
+                    seen_usage = usage_from_openai(chunk["usage"]) or seen_usage
+                out += writer.chunk(chunk)
+            if head:
+                out, head = head + out, b""
+            if out:
+                yield out
+        usage = (
+            upstream.usage
+            or seen_usage
+            or Usage(
+                estimate_prompt(self.upstream.body),
+                estimate_text(upstream.completion_chars),
+                estimated=True,
+            )
+        )
+        final = await self._finish(writer.items(), writer.finish_reason, usage)
+        yield head + writer.close_items() + writer.event("response.completed", response=final)
