@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import AsyncIterator
 
@@ -16,9 +17,14 @@ from sluice.providers.sse import frame, frame_obj
 from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
 
 
+@functools.lru_cache(maxsize=256)
+def _script(model: str) -> s.MockScript:
+    return s.MockScript.parse(model)
+
+
 def _parse(call: UpstreamCall) -> s.MockScript:
     try:
-        return s.MockScript.parse(call.upstream_model)
+        return _script(call.upstream_model)
     except s.ScriptError as exc:
         raise GatewayError(ErrorKind.GATEWAY_UNAVAILABLE, f"mock deployment: {exc}") from None
 
