@@ -13,6 +13,7 @@ import hmac
 import secrets
 import string
 from dataclasses import dataclass, field
+from typing import Any
 
 PREFIX = "sk-slc-"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -75,8 +76,21 @@ class KeyRecord:
     revoked_at: float | None = None
     last_used_at: float | None = None
     models: tuple[str, ...] | None = None
-    """Models this key may call; ``None``: every configured model."""
+    """Models this key may call; ``None``: every model its owner may call."""
     metadata: dict[str, str] = field(default_factory=dict)
+    user_id: str | None = None
+    """The owner of a personal key."""
+    service_account_id: str | None = None
+    """The owner of a team key."""
+    team_id: str | None = None
+    """The team the key's usage is billed to."""
+    models_exclude: tuple[str, ...] = ()
+    limits: dict[str, int] | None = None
+    budget: dict[str, Any] | None = None
+    previous_hash: str | None = None
+    """After a rotation with a grace period: the old secret's hash ..."""
+    previous_valid_until: float | None = None
+    """... accepted until this time."""
 
     def usable_at(self, now: float) -> bool:
         return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)

@@ -21,6 +21,10 @@ class KeyRepository(Protocol):
         """Insert a key and bump the key-change counter."""
         ...
 
+    async def update(self, record: KeyRecord) -> None:
+        """Replace a key's fields (not its last use) and bump the key-change counter."""
+        ...
+
     async def get(self, key_id: str) -> KeyRecord | None: ...
 
     async def list(self) -> list[KeyRecord]:

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.auth.keys import KeyRecord
 from sluice.storage.base import StoredResponse
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.convert import bump as _bump
+from sluice.storage.sql.convert import dt as _dt
+from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.engine import create_engine
+from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.usage.event import UsageEvent
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _ts(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.timestamp()
 
 
 def _key_from_row(row: Any) -> KeyRecord:
@@ -44,17 +35,39 @@ def _key_from_row(row: Any) -> KeyRecord:
         last_used_at=_ts(row.last_used_at),
         models=tuple(row.models) if row.models is not None else None,
         metadata=dict(row.metadata or {}),
+        user_id=row.user_id,
+        service_account_id=row.service_account_id,
+        team_id=row.team_id,
+        models_exclude=tuple(row.models_exclude or ()),
+        limits=dict(row.limits) if row.limits is not None else None,
+        budget=dict(row.budget) if row.budget is not None else None,
+        previous_hash=row.previous_hash,
+        previous_valid_until=_ts(row.previous_valid_until),
     )
 
 
-async def _bump(conn: AsyncConnection, name: str) -> None:
-    current = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
-    if current is None:
-        await conn.execute(t.meta.insert().values(name=name, value="1"))
-    else:
-        await conn.execute(
-            update(t.meta).where(t.meta.c.name == name).values(value=str(int(current) + 1))
-        )
+def key_values(record: KeyRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "public_id": record.public_id,
+        "name": record.name,
+        "key_hash": record.key_hash,
+        "preview": record.preview,
+        "created_at": _dt(record.created_at),
+        "expires_at": _dt(record.expires_at),
+        "revoked_at": _dt(record.revoked_at),
+        "last_used_at": _dt(record.last_used_at),
+        "models": list(record.models) if record.models is not None else None,
+        "metadata": record.metadata,
+        "user_id": record.user_id,
+        "service_account_id": record.service_account_id,
+        "team_id": record.team_id,
+        "models_exclude": list(record.models_exclude),
+        "limits": record.limits,
+        "budget": record.budget,
+        "previous_hash": record.previous_hash,
+        "previous_valid_until": _dt(record.previous_valid_until),
+    }
 
 
 class SqlKeys:
@@ -63,20 +76,16 @@ class SqlKeys:
 
     async def create(self, record: KeyRecord) -> None:
         async with self._engine.begin() as conn:
+            await conn.execute(t.api_keys.insert().values(**key_values(record)))
+            await _bump(conn, t.KEYS_VERSION)
+
+    async def update(self, record: KeyRecord) -> None:
+        """Replace a key's stored fields (rotation, governance); bumps the counter."""
+        values = key_values(record)
+        values.pop("last_used_at")
+        async with self._engine.begin() as conn:
             await conn.execute(
-                t.api_keys.insert().values(
-                    id=record.id,
-                    public_id=record.public_id,
-                    name=record.name,
-                    key_hash=record.key_hash,
-                    preview=record.preview,
-                    created_at=_dt(record.created_at),
-                    expires_at=_dt(record.expires_at),
-                    revoked_at=_dt(record.revoked_at),
-                    last_used_at=_dt(record.last_used_at),
-                    models=list(record.models) if record.models is not None else None,
-                    metadata=record.metadata,
-                )
+                update(t.api_keys).where(t.api_keys.c.id == record.id).values(**values)
             )
             await _bump(conn, t.KEYS_VERSION)
 
@@ -256,6 +265,7 @@ class SqlStorage:
         self.usage = SqlUsage(engine)
         self.meta = SqlMeta(engine)
         self.responses = SqlResponses(engine)
+        self.tenancy = SqlTenancy(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:

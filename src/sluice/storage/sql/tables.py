@@ -40,6 +40,97 @@ api_keys = Table(
     Column("last_used_at", DateTime(timezone=True)),
     Column("models", JSON),
     Column("metadata", JSON, nullable=False),
+    Column("user_id", String(32)),
+    Column("service_account_id", String(32)),
+    Column("team_id", String(32)),
+    Column("models_exclude", JSON),
+    Column("limits", JSON),
+    Column("budget", JSON),
+    Column("previous_hash", String(64)),
+    Column("previous_valid_until", DateTime(timezone=True)),
+    Index("ix_api_keys_user_id", "user_id"),
+    Index("ix_api_keys_team_id", "team_id"),
+)
+
+
+def _governed(name: str, *columns: Column[object], indexes: tuple[Index, ...] = ()) -> Table:
+    """A tenancy table: id, name, the governance columns every level carries, timestamps."""
+    return Table(
+        name,
+        metadata,
+        Column("id", String(32), primary_key=True),
+        *columns,
+        Column("models", JSON),
+        Column("models_exclude", JSON),
+        Column("limits", JSON),
+        Column("budget", JSON),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        *indexes,
+    )
+
+
+orgs = _governed(
+    "orgs",
+    Column("name", String(200), nullable=False, unique=True),
+    Column("default_team_id", String(32)),
+)
+
+teams = _governed(
+    "teams",
+    Column("org_id", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    indexes=(Index("ux_teams_org_name", "org_id", "name", unique=True),),
+)
+
+users = _governed(
+    "users",
+    Column("email", String(320), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    Column("is_admin", Boolean, nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("max_keys", Integer),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("team_id", String(32), primary_key=True),
+    Column("role", String(32), nullable=False),
+    Index("ix_memberships_team_id", "team_id"),
+)
+
+org_roles = Table(
+    "org_roles",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("org_id", String(32), primary_key=True),
+    Column("role", String(32), nullable=False),
+)
+
+service_accounts = Table(
+    "service_accounts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("team_id", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ux_service_accounts_team_name", "team_id", "name", unique=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(100), nullable=False),
+    Column("target_type", String(50), nullable=False),
+    Column("target_id", String(100), nullable=False),
+    Column("org_id", String(32)),
+    Column("before", JSON),
+    Column("after", JSON),
+    Index("ix_audit_log_org_id_at", "org_id", "at"),
 )
 
 usage = Table(
@@ -84,5 +175,5 @@ responses = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest migration; a test checks it against the migration scripts."""

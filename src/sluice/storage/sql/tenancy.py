@@ -1,0 +1,309 @@
+"""SQL repository for the tenancy aggregates and the audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sluice.storage.sql import tables as t
+from sluice.storage.sql.convert import bump as _bump
+from sluice.storage.sql.convert import dt as _dt
+from sluice.storage.sql.convert import ts as _ts
+from sluice.tenancy.model import (
+    AuditEntry,
+    Governance,
+    Membership,
+    Org,
+    OrgMembership,
+    OrgRole,
+    ServiceAccount,
+    Team,
+    TeamRole,
+    User,
+)
+
+
+def _gov_values(g: Governance) -> dict[str, Any]:
+    return {
+        "models": list(g.models) if g.models is not None else None,
+        "models_exclude": list(g.models_exclude),
+        "limits": g.limits,
+        "budget": g.budget,
+    }
+
+
+def _gov(row: Any) -> Governance:
+    return Governance(
+        models=tuple(row.models) if row.models is not None else None,
+        models_exclude=tuple(row.models_exclude or ()),
+        limits=dict(row.limits) if row.limits is not None else None,
+        budget=dict(row.budget) if row.budget is not None else None,
+    )
+
+
+def _created(row: Any) -> float:
+    value = _ts(row.created_at)
+    assert value is not None
+    return value
+
+
+def _org(row: Any) -> Org:
+    return Org(row.id, row.name, _created(row), row.default_team_id, _gov(row))
+
+
+def _team(row: Any) -> Team:
+    return Team(row.id, row.org_id, row.name, _created(row), _gov(row))
+
+
+def _user(row: Any) -> User:
+    return User(
+        row.id,
+        row.email,
+        row.name,
+        _created(row),
+        row.is_admin,
+        row.disabled,
+        row.max_keys,
+        _gov(row),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Everything the key cache needs to turn a key into a principal, loaded at once."""
+
+    orgs: list[Org]
+    teams: list[Team]
+    users: list[User]
+    memberships: list[Membership]
+    org_roles: list[OrgMembership]
+    service_accounts: list[ServiceAccount]
+
+
+class SqlTenancy:
+    """Every write bumps the directory version, so every process reloads its key cache."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def _write(self, *statements: Any) -> None:
+        async with self._engine.begin() as conn:
+            for statement in statements:
+                await conn.execute(statement)
+            await _bump(conn, t.KEYS_VERSION)
+
+    async def _one(self, table: Table, key: str) -> Any:
+        async with self._engine.connect() as conn:
+            return (await conn.execute(select(table).where(table.c.id == key))).first()
+
+    # organisations
+    async def create_org(self, org: Org) -> None:
+        await self._write(
+            t.orgs.insert().values(
+                id=org.id,
+                name=org.name,
+                default_team_id=org.default_team_id,
+                created_at=_dt(org.created_at),
+                **_gov_values(org.governance),
+            )
+        )
+
+    async def update_org(self, org: Org) -> None:
+        await self._write(
+            update(t.orgs)
+            .where(t.orgs.c.id == org.id)
+            .values(
+                name=org.name, default_team_id=org.default_team_id, **_gov_values(org.governance)
+            )
+        )
+
+    async def get_org(self, org_id: str) -> Org | None:
+        row = await self._one(t.orgs, org_id)
+        return _org(row) if row is not None else None
+
+    # teams
+    async def create_team(self, team: Team) -> None:
+        await self._write(
+            t.teams.insert().values(
+                id=team.id,
+                org_id=team.org_id,
+                name=team.name,
+                created_at=_dt(team.created_at),
+                **_gov_values(team.governance),
+            )
+        )
+
+    async def update_team(self, team: Team) -> None:
+        await self._write(
+            update(t.teams)
+            .where(t.teams.c.id == team.id)
+            .values(name=team.name, **_gov_values(team.governance))
+        )
+
+    async def get_team(self, team_id: str) -> Team | None:
+        row = await self._one(t.teams, team_id)
+        return _team(row) if row is not None else None
+
+    # users
+    async def create_user(self, user: User) -> None:
+        await self._write(
+            t.users.insert().values(
+                id=user.id,
+                email=user.email,
+                name=user.name,
+                is_admin=user.is_admin,
+                disabled=user.disabled,
+                max_keys=user.max_keys,
+                created_at=_dt(user.created_at),
+                **_gov_values(user.governance),
+            )
+        )
+
+    async def update_user(self, user: User) -> None:
+        await self._write(
+            update(t.users)
+            .where(t.users.c.id == user.id)
+            .values(
+                email=user.email,
+                name=user.name,
+                is_admin=user.is_admin,
+                disabled=user.disabled,
+                max_keys=user.max_keys,
+                **_gov_values(user.governance),
+            )
+        )
+
+    async def get_user(self, user_id: str) -> User | None:
+        row = await self._one(t.users, user_id)
+        return _user(row) if row is not None else None
+
+    async def user_by_email(self, email: str) -> User | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(t.users).where(t.users.c.email == email))).first()
+        return _user(row) if row is not None else None
+
+    # memberships
+    async def set_membership(self, m: Membership) -> None:
+        async with self._engine.begin() as conn:
+            await _upsert(
+                conn,
+                t.memberships,
+                {"user_id": m.user_id, "team_id": m.team_id},
+                {"role": m.role.value},
+            )
+            await _bump(conn, t.KEYS_VERSION)
+
+    async def remove_membership(self, user_id: str, team_id: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                delete(t.memberships).where(
+                    t.memberships.c.user_id == user_id, t.memberships.c.team_id == team_id
+                )
+            )
+            await _bump(conn, t.KEYS_VERSION)
+        return bool(result.rowcount)
+
+    async def set_org_role(self, m: OrgMembership) -> None:
+        async with self._engine.begin() as conn:
+            await _upsert(
+                conn,
+                t.org_roles,
+                {"user_id": m.user_id, "org_id": m.org_id},
+                {"role": m.role.value},
+            )
+            await _bump(conn, t.KEYS_VERSION)
+
+    # service accounts
+    async def create_service_account(self, sa: ServiceAccount) -> None:
+        await self._write(
+            t.service_accounts.insert().values(
+                id=sa.id, team_id=sa.team_id, name=sa.name, created_at=_dt(sa.created_at)
+            )
+        )
+
+    async def delete_service_account(self, sa_id: str) -> None:
+        await self._write(delete(t.service_accounts).where(t.service_accounts.c.id == sa_id))
+
+    async def directory(self) -> Directory:
+        async with self._engine.connect() as conn:
+            orgs = [
+                _org(r) for r in await conn.execute(select(t.orgs).order_by(t.orgs.c.created_at))
+            ]
+            teams = [
+                _team(r) for r in await conn.execute(select(t.teams).order_by(t.teams.c.created_at))
+            ]
+            users = [
+                _user(r) for r in await conn.execute(select(t.users).order_by(t.users.c.created_at))
+            ]
+            members = [
+                Membership(r.user_id, r.team_id, TeamRole(r.role))
+                for r in await conn.execute(select(t.memberships))
+            ]
+            roles = [
+                OrgMembership(r.user_id, r.org_id, OrgRole(r.role))
+                for r in await conn.execute(select(t.org_roles))
+            ]
+            sas = [
+                ServiceAccount(r.id, r.team_id, r.name, _created(r))
+                for r in await conn.execute(
+                    select(t.service_accounts).order_by(t.service_accounts.c.created_at)
+                )
+            ]
+        return Directory(orgs, teams, users, members, roles, sas)
+
+    # audit log
+    async def audit(self, entry: AuditEntry) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                t.audit_log.insert().values(
+                    at=_dt(entry.at),
+                    actor=entry.actor,
+                    action=entry.action,
+                    target_type=entry.target_type,
+                    target_id=entry.target_id,
+                    org_id=entry.org_id,
+                    before=entry.before,
+                    after=entry.after,
+                )
+            )
+
+    async def audit_entries(
+        self, *, org_id: str | None = None, limit: int = 100, before_id: int | None = None
+    ) -> list[AuditEntry]:
+        query = select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+        if org_id is not None:
+            query = query.where(t.audit_log.c.org_id == org_id)
+        if before_id is not None:
+            query = query.where(t.audit_log.c.id < before_id)
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(query)
+            out = []
+            for r in rows:
+                at = _ts(r.at)
+                assert at is not None
+                out.append(
+                    AuditEntry(
+                        at,
+                        r.actor,
+                        r.action,
+                        r.target_type,
+                        r.target_id,
+                        r.org_id,
+                        r.before,
+                        r.after,
+                        r.id,
+                    )
+                )
+        return out
+
+
+async def _upsert(
+    conn: AsyncConnection, table: Table, key: dict[str, Any], values: dict[str, Any]
+) -> None:
+    clause = [table.c[name] == value for name, value in key.items()]
+    result = await conn.execute(update(table).where(*clause).values(**values))
+    if not result.rowcount:
+        await conn.execute(table.insert().values(**key, **values))

@@ -1,0 +1,1 @@
+"""Organisations → teams → users, service accounts and roles: the domain and its rules."""
