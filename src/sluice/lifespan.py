@@ -23,6 +23,7 @@ from sluice.settings import Settings
 from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tasks import spawn_in
+from sluice.tenancy.resolve import DirectoryIndex
 from sluice.usage.writer import UsageWriter
 
 if TYPE_CHECKING:
@@ -54,9 +55,11 @@ class Runtime:
         return Services(table=self.table, session=self.session)
 
     async def refresh_keys(self, *, force: bool = False) -> None:
+        """Reload keys and the directory when anything changed (or when forced)."""
         version = await self.storage.keys.version()
         if force or version != self.keys.version:
-            self.keys.replace(await self.storage.keys.list(), version=version)
+            index = DirectoryIndex.build(await self.storage.tenancy.directory())
+            self.keys.replace(await self.storage.keys.list(), version=version, index=index)
 
     async def announce_key_change(self) -> None:
         """Tell other processes to reload keys now (they also poll)."""
@@ -140,12 +143,18 @@ async def open_runtime(
 
             redis = RedisClient.from_url(settings.redis_url)
         session = new_session()
+        table = ModelTable.build(config, providers, created=int(clock.now()))
         rt = Runtime(
             settings=settings,
             config=config,
             clock=clock,
             storage=storage,
-            keys=KeyCache(clock, master_hash=master.hash),
+            keys=KeyCache(
+                clock,
+                master_hash=master.hash,
+                everything=table.everything,
+                canonical=table.canonical,
+            ),
             usage=UsageWriter(
                 storage.usage,
                 storage.keys,
@@ -153,7 +162,7 @@ async def open_runtime(
                 batch_size=settings.usage_batch_size,
             ),
             session=session,
-            table=ModelTable.build(config, providers, created=int(clock.now())),
+            table=table,
             redis=redis,
             generated_master_key=master.generated,
         )

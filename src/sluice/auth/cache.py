@@ -8,12 +8,13 @@ another process (the CLI, another replica).
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from sluice.auth import keys
 from sluice.auth.principal import MASTER, Principal
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
+from sluice.tenancy.resolve import EMPTY, DirectoryIndex, principal_for
 
 
 def _unauthorized(message: str) -> GatewayError:
@@ -21,19 +22,70 @@ def _unauthorized(message: str) -> GatewayError:
 
 
 class KeyCache:
-    def __init__(self, clock: Clock, *, master_hash: str | None) -> None:
+    """Keys by public id, each with its principal resolved against the directory."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        master_hash: str | None,
+        everything: frozenset[str] = frozenset(),
+        canonical: Callable[[str], str | None] = lambda name: name,
+    ) -> None:
         self._clock = clock
         self._master_hash = master_hash
+        self._everything = everything
+        self._canonical = canonical
+        self._index = EMPTY
         self._by_public_id: dict[str, tuple[keys.KeyRecord, Principal]] = {}
         self.version = -1
-        """The database key-change counter this cache reflects."""
+        """The database change counter this cache reflects."""
 
-    def replace(self, records: Iterable[keys.KeyRecord], *, version: int) -> None:
-        self._by_public_id = {r.public_id: (r, _principal(r)) for r in records}
+    def _entry(self, record: keys.KeyRecord) -> tuple[keys.KeyRecord, Principal] | None:
+        principal = principal_for(
+            record, self._index, everything=self._everything, canonical=self._canonical
+        )
+        return (record, principal) if principal is not None else None
+
+    def replace(
+        self,
+        records: Iterable[keys.KeyRecord],
+        *,
+        version: int,
+        index: DirectoryIndex | None = None,
+    ) -> None:
+        if index is not None:
+            self._index = index
+        entries = {}
+        for record in records:
+            entry = self._entry(record)
+            if entry is not None:
+                entries[record.public_id] = entry
+        self._by_public_id = entries
         self.version = version
 
     def put(self, record: keys.KeyRecord) -> None:
-        self._by_public_id[record.public_id] = (record, _principal(record))
+        entry = self._entry(record)
+        if entry is None:
+            self._by_public_id.pop(record.public_id, None)
+        else:
+            self._by_public_id[record.public_id] = entry
+
+    def principal(self, key_id: str) -> Principal | None:
+        """The cached principal of a key id (for the admin API's actor)."""
+        for record, principal in self._by_public_id.values():
+            if record.id == key_id:
+                return principal
+        return None
+
+    def _in_grace(self, token: str, record: keys.KeyRecord) -> bool:
+        """The secret before a rotation, still accepted during its grace period."""
+        return (
+            record.previous_hash is not None
+            and record.previous_valid_until is not None
+            and self._clock.now() < record.previous_valid_until
+            and keys.matches(token, record.previous_hash)
+        )
 
     def __len__(self) -> int:
         return len(self._by_public_id)
@@ -47,8 +99,10 @@ class KeyCache:
         public_id = keys.public_id_of(token)
         if public_id is not None:
             entry = self._by_public_id.get(public_id)
-            if entry is not None and keys.matches(token, entry[0].key_hash):
+            if entry is not None:
                 record, principal = entry
+                if not keys.matches(token, record.key_hash) and not self._in_grace(token, record):
+                    raise _unauthorized("invalid API key")
                 if record.revoked_at is not None:
                     raise _unauthorized("this API key has been revoked")
                 if record.expires_at is not None and self._clock.now() >= record.expires_at:
@@ -59,14 +113,6 @@ class KeyCache:
         ):
             return MASTER
         raise _unauthorized("invalid API key")
-
-
-def _principal(record: keys.KeyRecord) -> Principal:
-    return Principal(
-        key_id=record.id,
-        name=record.name,
-        models=frozenset(record.models) if record.models is not None else None,
-    )
 
 
 def token_from_headers(authorization: bytes | None, x_api_key: bytes | None) -> str | None:

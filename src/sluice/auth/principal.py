@@ -1,8 +1,17 @@
-"""Who a request runs as."""
+"""Who a request runs as: the key, its owner, where it sits, what it may do."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Scoped:
+    """One level's rate limits or budget, named by its scope (``key:ID``, ``team:ID`` ...)."""
+
+    scope: str
+    spec: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -11,7 +20,20 @@ class Principal:
     name: str
     is_admin: bool = False
     models: frozenset[str] | None = None
-    """Public model names this principal may call; ``None``: all."""
+    """Canonical public model names this principal may call; ``None``: all."""
+    user_id: str | None = None
+    service_account_id: str | None = None
+    team_id: str | None = None
+    org_id: str | None = None
+    org_admin_of: frozenset[str] = frozenset()
+    team_admin_of: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
+    """Teams the owner belongs to (a service account: its team)."""
+    limits: tuple[Scoped, ...] = ()
+    """Rate limits of every level, key first."""
+    budgets: tuple[Scoped, ...] = ()
+    """Budgets of every level, key first."""
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

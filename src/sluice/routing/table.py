@@ -106,6 +106,15 @@ class ModelTable:
     def names(self) -> list[str]:
         return list(self._by_name)
 
+    def canonical(self, name: str) -> str | None:
+        """The public model a name or alias stands for."""
+        entry = self._by_name.get(name)
+        return entry.name if entry is not None else None
+
+    @property
+    def everything(self) -> frozenset[str]:
+        return frozenset(e.name for e in self._entries)
+
     def pick(self, entry: ModelEntry) -> Deployment:
         deps = entry.deployments
         if len(deps) == 1:

@@ -96,3 +96,15 @@ class AuditEntry:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """Everything the key cache needs to turn a key into a principal, loaded at once."""
+
+    orgs: list[Org]
+    teams: list[Team]
+    users: list[User]
+    memberships: list[Membership]
+    org_roles: list[OrgMembership]
+    service_accounts: list[ServiceAccount]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, delete, select, update
@@ -14,6 +13,7 @@ from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
 from sluice.tenancy.model import (
     AuditEntry,
+    Directory,
     Governance,
     Membership,
     Org,
@@ -69,18 +69,6 @@ def _user(row: Any) -> User:
         row.max_keys,
         _gov(row),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Directory:
-    """Everything the key cache needs to turn a key into a principal, loaded at once."""
-
-    orgs: list[Org]
-    teams: list[Team]
-    users: list[User]
-    memberships: list[Membership]
-    org_roles: list[OrgMembership]
-    service_accounts: list[ServiceAccount]
 
 
 class SqlTenancy:

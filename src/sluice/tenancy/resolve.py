@@ -1,0 +1,140 @@
+"""From a key and the directory to a principal: the one rule for model access and the chain
+of limits and budgets.
+
+Model access (documented in docs/governance.md): start from every configured model; at each
+level from the organisation down to the key, an allow list (when set) intersects and an
+exclusion list removes. A lower level can only narrow. Names are resolved through aliases
+first, so excluding a model excludes all its aliases and excluding an alias excludes its model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from sluice.auth.keys import KeyRecord
+from sluice.auth.principal import Principal, Scoped
+from sluice.tenancy.model import (
+    Directory,
+    Governance,
+    Membership,
+    Org,
+    OrgMembership,
+    OrgRole,
+    ServiceAccount,
+    Team,
+    TeamRole,
+    User,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryIndex:
+    orgs: dict[str, Org]
+    teams: dict[str, Team]
+    users: dict[str, User]
+    service_accounts: dict[str, ServiceAccount]
+    memberships: dict[str, list[Membership]]
+    """By user id."""
+    org_roles: dict[str, list[OrgMembership]]
+    """By user id."""
+
+    @classmethod
+    def build(cls, directory: Directory) -> DirectoryIndex:
+        by_user: dict[str, list[Membership]] = {}
+        for m in directory.memberships:
+            by_user.setdefault(m.user_id, []).append(m)
+        roles: dict[str, list[OrgMembership]] = {}
+        for r in directory.org_roles:
+            roles.setdefault(r.user_id, []).append(r)
+        return cls(
+            {o.id: o for o in directory.orgs},
+            {t.id: t for t in directory.teams},
+            {u.id: u for u in directory.users},
+            {s.id: s for s in directory.service_accounts},
+            by_user,
+            roles,
+        )
+
+
+EMPTY = DirectoryIndex({}, {}, {}, {}, {}, {})
+
+
+def effective_models(
+    levels: Iterable[Governance | None],
+    *,
+    everything: frozenset[str],
+    canonical: Callable[[str], str | None],
+) -> frozenset[str] | None:
+    """The models allowed after every level narrowed; ``None`` when nothing narrowed."""
+    allowed: frozenset[str] | None = None
+    for level in levels:
+        if level is None:
+            continue
+        if level.models is not None:
+            names = {c for n in level.models if (c := canonical(n)) is not None}
+            allowed = frozenset(names) if allowed is None else allowed & names
+        if level.models_exclude:
+            gone = {c for n in level.models_exclude if (c := canonical(n)) is not None}
+            allowed = (everything if allowed is None else allowed) - gone
+    return allowed
+
+
+def _key_governance(record: KeyRecord) -> Governance:
+    return Governance(record.models, record.models_exclude, record.limits, record.budget)
+
+
+def principal_for(
+    record: KeyRecord,
+    index: DirectoryIndex,
+    *,
+    everything: frozenset[str],
+    canonical: Callable[[str], str | None],
+) -> Principal | None:
+    """The principal of a key; ``None`` when its owner is gone or disabled."""
+    user = index.users.get(record.user_id) if record.user_id else None
+    sa = (
+        index.service_accounts.get(record.service_account_id) if record.service_account_id else None
+    )
+    if (record.user_id and (user is None or user.disabled)) or (
+        record.service_account_id and sa is None
+    ):
+        return None
+    team_id = record.team_id or (sa.team_id if sa else None)
+    team = index.teams.get(team_id) if team_id else None
+    org = index.orgs.get(team.org_id) if team else None
+    key_gov = _key_governance(record)
+    levels = [
+        ("org", org.id if org else None, org.governance if org else None),
+        ("team", team.id if team else None, team.governance if team else None),
+        ("user", user.id if user else None, user.governance if user else None),
+        ("key", record.id, key_gov),
+    ]
+    models = effective_models((g for _, _, g in levels), everything=everything, canonical=canonical)
+    limits = tuple(
+        Scoped(f"{kind}:{ident}", g.limits)
+        for kind, ident, g in reversed(levels)
+        if g is not None and ident is not None and g.limits
+    )
+    budgets = tuple(
+        Scoped(f"{kind}:{ident}", g.budget)
+        for kind, ident, g in reversed(levels)
+        if g is not None and ident is not None and g.budget
+    )
+    memberships = index.memberships.get(user.id, []) if user else []
+    roles = index.org_roles.get(user.id, []) if user else []
+    return Principal(
+        key_id=record.id,
+        name=record.name,
+        is_admin=bool(user and user.is_admin),
+        models=models,
+        user_id=user.id if user else None,
+        service_account_id=sa.id if sa else None,
+        team_id=team.id if team else None,
+        org_id=org.id if org else None,
+        org_admin_of=frozenset(r.org_id for r in roles if r.role is OrgRole.ADMIN),
+        team_admin_of=frozenset(m.team_id for m in memberships if m.role is TeamRole.ADMIN),
+        teams=frozenset(m.team_id for m in memberships) | ({sa.team_id} if sa else set()),
+        limits=limits,
+        budgets=budgets,
+    )
