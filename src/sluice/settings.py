@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     """How often each process checks the database for key changes made by other processes."""
     shutdown_grace_s: float = 30.0
     """How long in-flight requests may run after SIGTERM before they are ended."""
+    max_keys_per_user: int = 20
+    """Personal keys a user may hold at once, unless the user's own ``max_keys`` says."""
     migrate_on_start: bool = True
     """Run database migrations when the app starts (``sluice serve`` runs them once itself
     and turns this off for its workers)."""

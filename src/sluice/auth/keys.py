@@ -33,8 +33,9 @@ class NewKey:
         return f"key_{self.public_id}"
 
 
-def generate() -> NewKey:
-    public_id = "".join(secrets.choice(_ID_ALPHABET) for _ in range(ID_LENGTH))
+def generate(public_id: str | None = None) -> NewKey:
+    """A new key; pass ``public_id`` to give an existing key a new secret (rotation)."""
+    public_id = public_id or "".join(secrets.choice(_ID_ALPHABET) for _ in range(ID_LENGTH))
     secret = "".join(secrets.choice(_SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
     return NewKey(public_id, f"{PREFIX}{public_id}-{secret}")
 

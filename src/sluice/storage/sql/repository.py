@@ -244,6 +244,16 @@ class SqlMeta:
             value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
         return str(value) if value is not None else None
 
+    async def put(self, name: str, value: str, *, bump: str | None = None) -> None:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(t.meta).where(t.meta.c.name == name).values(value=value)
+            )
+            if not result.rowcount:
+                await conn.execute(t.meta.insert().values(name=name, value=value))
+            if bump is not None:
+                await _bump(conn, bump)
+
     async def set_if_absent(self, name: str, value: str) -> str:
         insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
         async with self._engine.begin() as conn:

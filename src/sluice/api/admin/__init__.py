@@ -1,0 +1,30 @@
+"""The admin REST API (control plane) under ``/api/v1``; OpenAPI at ``/api/docs``.
+
+Every route declares its policy (``x-sluice-policy`` in the OpenAPI document); the rules
+themselves live in ``sluice.tenancy``. Callers authenticate with the master key or their own
+gateway key.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from sluice import __version__
+from sluice.api.admin import audit, keys, orgs, teams, users
+from sluice.api.admin.deps import AdminContext, install_error_handlers
+from sluice.lifespan import Runtime
+
+
+def build_admin_app(rt: Runtime) -> FastAPI:
+    app = FastAPI(
+        title="Sluice admin API",
+        version=__version__,
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    ctx = AdminContext.build(rt)
+    for module in (orgs, teams, users, keys, audit):
+        app.include_router(module.router(ctx), prefix="/api/v1")
+    return app

@@ -1,0 +1,47 @@
+"""The audit log of admin mutations."""
+
+# No `from __future__ import annotations` here: FastAPI reads these annotations at run time
+# and the `Actor` alias is local to `router()`.
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.schemas import AuditOut, Page
+from sluice.auth.principal import Principal
+
+
+def router(ctx: AdminContext) -> APIRouter:
+    api = APIRouter(tags=["audit"])
+    Actor = Annotated[Principal, Depends(ctx.actor)]
+
+    @api.get("/audit", response_model=Page, **policy("admin; org-admin with their org_id"))
+    async def entries(
+        actor: Actor,
+        org_id: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before_id: int | None = None,
+    ) -> Page:
+        rows = await ctx.tenancy.audit_entries(
+            actor, org_id=org_id, limit=limit, before_id=before_id
+        )
+        return Page(
+            data=[
+                AuditOut(
+                    id=e.id,
+                    at=datetime.fromtimestamp(e.at, UTC),
+                    actor=e.actor,
+                    action=e.action,
+                    target_type=e.target_type,
+                    target_id=e.target_id,
+                    org_id=e.org_id,
+                    before=e.before,
+                    after=e.after,
+                )
+                for e in rows
+            ]
+        )
+
+    return api

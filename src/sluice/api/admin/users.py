@@ -1,0 +1,81 @@
+"""Users and the admin role."""
+
+# No `from __future__ import annotations` here: FastAPI reads these annotations at run time
+# and the `Actor` alias is local to `router()`.
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.schemas import Page, UserCreate, UserOut, UserUpdate, merge_governance
+from sluice.auth.principal import Principal
+from sluice.tenancy.model import Governance
+from sluice.tenancy.rules import not_found
+
+
+def router(ctx: AdminContext) -> APIRouter:
+    api = APIRouter(tags=["users"])
+    Actor = Annotated[Principal, Depends(ctx.actor)]
+    t = ctx.tenancy
+
+    @api.post(
+        "/users",
+        status_code=201,
+        response_model=UserOut,
+        **policy("admin; org-admin into their organisation"),
+    )
+    async def create(body: UserCreate, actor: Actor) -> UserOut:
+        user = await t.create_user(
+            actor,
+            email=body.email,
+            name=body.name,
+            org_id=body.org_id,
+            team_id=body.team_id,
+            max_keys=body.max_keys,
+            gov=merge_governance(Governance(), body),
+        )
+        return UserOut.of_user(user)
+
+    @api.get("/users", response_model=Page, **policy("visible users"))
+    async def list_users(actor: Actor) -> Page:
+        return Page(data=[UserOut.of_user(u) for u in await t.list_users(actor)])
+
+    @api.get("/users/me", response_model=UserOut, **policy("any user key"))
+    async def me(actor: Actor) -> UserOut:
+        if actor.user_id is None:
+            raise not_found("user", "me")
+        return UserOut.of_user(await t.visible_user(actor, actor.user_id))
+
+    @api.get("/users/{user_id}", response_model=UserOut, **policy("self, their admins, admin"))
+    async def get(user_id: str, actor: Actor) -> UserOut:
+        return UserOut.of_user(await t.visible_user(actor, user_id))
+
+    @api.patch(
+        "/users/{user_id}",
+        response_model=UserOut,
+        **policy("org-admin or admin; the user may change their name"),
+    )
+    async def update(user_id: str, body: UserUpdate, actor: Actor) -> UserOut:
+        user = await t.visible_user(actor, user_id)
+        fields = set(body.model_fields_set)
+        user = await t.update_user(
+            actor,
+            user_id,
+            name=body.name,
+            disabled=body.disabled,
+            max_keys=body.max_keys,
+            fields=fields,
+            gov=merge_governance(user.governance, body),
+        )
+        return UserOut.of_user(user)
+
+    @api.put("/users/{user_id}/admin", response_model=UserOut, **policy("admin"))
+    async def grant_admin(user_id: str, actor: Actor) -> UserOut:
+        return UserOut.of_user(await t.set_admin(actor, user_id, True))
+
+    @api.delete("/users/{user_id}/admin", response_model=UserOut, **policy("admin"))
+    async def revoke_admin(user_id: str, actor: Actor) -> UserOut:
+        return UserOut.of_user(await t.set_admin(actor, user_id, False))
+
+    return api

@@ -1,0 +1,77 @@
+"""Authorization rules: who may see and change what. One place, used by the admin API and
+the CLI (which acts as the global admin).
+
+Visibility failures answer 404 (another tenant's objects do not exist for you); a visible
+object you may not change answers 403.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sluice.auth.principal import Principal
+from sluice.errors import ErrorKind, GatewayError
+from sluice.tenancy.model import Team
+
+LIMIT_FIELDS = (
+    "rpm",
+    "tpm_input",
+    "tpm_output",
+    "max_parallel",
+    "rpd",
+    "tpd_input",
+    "tpd_output",
+)
+
+
+def not_found(kind: str, ident: str) -> GatewayError:
+    return GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no {kind} {ident!r}", code="not_found")
+
+
+def forbidden(message: str) -> GatewayError:
+    return GatewayError(ErrorKind.CALLER_FORBIDDEN, message, code="forbidden")
+
+
+def is_org_admin(p: Principal, org_id: str) -> bool:
+    return p.is_admin or org_id in p.org_admin_of
+
+
+def is_team_admin(p: Principal, team: Team) -> bool:
+    return is_org_admin(p, team.org_id) or team.id in p.team_admin_of
+
+
+def sees_org(p: Principal, org_id: str, member_orgs: frozenset[str]) -> bool:
+    return p.is_admin or org_id in p.org_admin_of or org_id in member_orgs
+
+
+def sees_team(p: Principal, team: Team) -> bool:
+    return is_team_admin(p, team) or team.id in p.teams
+
+
+def within(child: dict[str, int] | None, parent: dict[str, int] | None, *, what: str) -> None:
+    """A lower level may only narrow: each limit at most the parent's (when it has one)."""
+    if not child or not parent:
+        return
+    for name, value in child.items():
+        cap = parent.get(name)
+        if cap is not None and value > cap:
+            raise GatewayError(
+                ErrorKind.CALLER_FORBIDDEN,
+                f"limits.{name} {value} is above the {what}'s {cap}",
+                param=f"limits.{name}",
+                code="above_parent_limit",
+            )
+
+
+def budget_within(
+    child: dict[str, Any] | None, parent: dict[str, Any] | None, *, what: str
+) -> None:
+    if not child or not parent or child.get("period") != parent.get("period"):
+        return
+    if float(child["usd"]) > float(parent["usd"]):
+        raise GatewayError(
+            ErrorKind.CALLER_FORBIDDEN,
+            f"budget.usd {child['usd']} is above the {what}'s {parent['usd']}",
+            param="budget.usd",
+            code="above_parent_budget",
+        )

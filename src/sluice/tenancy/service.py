@@ -1,0 +1,442 @@
+"""Tenancy operations with their authorization rules and audit trail.
+
+Every mutation is checked against the actor (``rules``), written, audited (who, what, when,
+before/after; key hashes never appear), and followed by a reload of this process's key cache
+(other processes follow through the change counter or Redis).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+import orjson
+
+from sluice.auth.keys import KeyRecord
+from sluice.auth.principal import Principal
+from sluice.clock import Clock
+from sluice.errors import ErrorKind, GatewayError
+from sluice.storage.base import KeyRepository, MetaRepository, TenancyRepository
+from sluice.tenancy import rules
+from sluice.tenancy.model import (
+    AuditEntry,
+    Directory,
+    Governance,
+    Membership,
+    Org,
+    OrgMembership,
+    OrgRole,
+    ServiceAccount,
+    Team,
+    TeamRole,
+    User,
+)
+
+GLOBAL_GOVERNANCE = "global_governance"
+KEYS_VERSION = "keys_version"
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{os.urandom(8).hex()}"
+
+
+def snapshot(obj: Any) -> dict[str, Any]:
+    """An audit-safe view of a record: no secret hashes."""
+    data = asdict(obj)
+    for secret in ("key_hash", "previous_hash"):
+        if secret in data:
+            data[secret] = "***" if data[secret] else None
+    return orjson.loads(orjson.dumps(data, default=str))  # type: ignore[no-any-return]
+
+
+class Tenancy:
+    def __init__(
+        self,
+        repo: TenancyRepository,
+        keys: KeyRepository,
+        meta: MetaRepository,
+        *,
+        clock: Clock,
+        changed: Callable[[], Awaitable[None]],
+        default_max_keys: int = 20,
+    ) -> None:
+        self.repo = repo
+        self.keys = keys
+        self._meta = meta
+        self._clock = clock
+        self._changed = changed
+        self.default_max_keys = default_max_keys
+
+    async def _audit(
+        self,
+        actor: Principal,
+        action: str,
+        target: tuple[str, str],
+        *,
+        org_id: str | None,
+        before: Any = None,
+        after: Any = None,
+    ) -> None:
+        await self.repo.audit(
+            AuditEntry(
+                at=self._clock.now(),
+                actor=actor.user_id or actor.key_id,
+                action=action,
+                target_type=target[0],
+                target_id=target[1],
+                org_id=org_id,
+                before=snapshot(before) if before is not None else None,
+                after=snapshot(after) if after is not None else None,
+            )
+        )
+        await self._changed()
+
+    async def directory(self) -> Directory:
+        return await self.repo.directory()
+
+    # global caps -------------------------------------------------------------------------
+    async def global_governance(self) -> Governance:
+        raw = await self._meta.get(GLOBAL_GOVERNANCE)
+        if raw is None:
+            return Governance()
+        data = orjson.loads(raw)
+        return Governance(
+            tuple(data["models"]) if data.get("models") is not None else None,
+            tuple(data.get("models_exclude") or ()),
+            data.get("limits"),
+            data.get("budget"),
+        )
+
+    async def set_global_governance(self, actor: Principal, gov: Governance) -> Governance:
+        if not actor.is_admin:
+            raise rules.forbidden("only admins change global limits and model access")
+        before = await self.global_governance()
+        await self._meta.put(
+            GLOBAL_GOVERNANCE, orjson.dumps(asdict(gov)).decode(), bump=KEYS_VERSION
+        )
+        await self._audit(
+            actor, "global.update", ("global", "global"), org_id=None, before=before, after=gov
+        )
+        return gov
+
+    # organisations -----------------------------------------------------------------------
+    async def create_org(self, actor: Principal, name: str, gov: Governance) -> Org:
+        if not actor.is_admin:
+            raise rules.forbidden("only admins create organisations")
+        now = self._clock.now()
+        org = Org(new_id("org"), name, now, None, gov)
+        team = Team(new_id("team"), org.id, "default", now)
+        org = replace(org, default_team_id=team.id)
+        try:
+            await self.repo.create_org(org)
+        except Exception as exc:
+            raise _conflict("organisation", name) from exc
+        await self.repo.create_team(team)
+        await self._audit(actor, "org.create", ("org", org.id), org_id=org.id, after=org)
+        return org
+
+    async def visible_org(self, actor: Principal, org_id: str) -> Org:
+        org = await self.repo.get_org(org_id)
+        if org is None or not rules.sees_org(actor, org_id, await self._member_orgs(actor)):
+            raise rules.not_found("organisation", org_id)
+        return org
+
+    async def _member_orgs(self, actor: Principal) -> frozenset[str]:
+        if not actor.teams:
+            return frozenset()
+        directory = await self.repo.directory()
+        return frozenset(t.org_id for t in directory.teams if t.id in actor.teams)
+
+    async def list_orgs(self, actor: Principal) -> list[Org]:
+        directory = await self.repo.directory()
+        member = frozenset(t.org_id for t in directory.teams if t.id in actor.teams)
+        return [o for o in directory.orgs if rules.sees_org(actor, o.id, member)]
+
+    async def update_org(
+        self, actor: Principal, org_id: str, *, name: str | None, gov: Governance
+    ) -> Org:
+        org = await self.visible_org(actor, org_id)
+        if not rules.is_org_admin(actor, org_id):
+            raise rules.forbidden("only admins and this organisation's admins change it")
+        if not actor.is_admin:
+            if name is not None and name != org.name:
+                raise rules.forbidden("only admins rename organisations")
+            caps = await self.global_governance()
+            rules.within(gov.limits, caps.limits, what="global limit")
+            rules.budget_within(gov.budget, caps.budget, what="global budget")
+        updated = replace(org, name=name or org.name, governance=gov)
+        await self.repo.update_org(updated)
+        await self._audit(
+            actor, "org.update", ("org", org_id), org_id=org_id, before=org, after=updated
+        )
+        return updated
+
+    async def set_org_admin(self, actor: Principal, org_id: str, user_id: str, admin: bool) -> None:
+        await self.visible_org(actor, org_id)
+        if not actor.is_admin:
+            raise rules.forbidden("only admins grant or take the org-admin role")
+        if await self.repo.get_user(user_id) is None:
+            raise rules.not_found("user", user_id)
+        role = OrgRole.ADMIN if admin else OrgRole.MEMBER
+        await self.repo.set_org_role(OrgMembership(user_id, org_id, role))
+        await self._audit(
+            actor,
+            "org.admin" if admin else "org.admin_remove",
+            ("user", user_id),
+            org_id=org_id,
+            after={"role": role.value},
+        )
+
+    # teams -------------------------------------------------------------------------------
+    async def create_team(self, actor: Principal, org_id: str, name: str, gov: Governance) -> Team:
+        org = await self.visible_org(actor, org_id)
+        if not rules.is_org_admin(actor, org_id):
+            raise rules.forbidden("only admins and this organisation's admins create teams")
+        rules.within(gov.limits, org.governance.limits, what="organisation")
+        rules.budget_within(gov.budget, org.governance.budget, what="organisation")
+        team = Team(new_id("team"), org_id, name, self._clock.now(), gov)
+        try:
+            await self.repo.create_team(team)
+        except Exception as exc:
+            raise _conflict("team", name) from exc
+        await self._audit(actor, "team.create", ("team", team.id), org_id=org_id, after=team)
+        return team
+
+    async def visible_team(self, actor: Principal, team_id: str) -> Team:
+        team = await self.repo.get_team(team_id)
+        if team is None or not rules.sees_team(actor, team):
+            raise rules.not_found("team", team_id)
+        return team
+
+    async def list_teams(self, actor: Principal) -> list[Team]:
+        directory = await self.repo.directory()
+        return [t for t in directory.teams if rules.sees_team(actor, t)]
+
+    async def update_team(
+        self, actor: Principal, team_id: str, *, name: str | None, gov: Governance
+    ) -> Team:
+        team = await self.visible_team(actor, team_id)
+        if not rules.is_team_admin(actor, team):
+            raise rules.forbidden("only this team's admins change it")
+        if not actor.is_admin:
+            org = await self.repo.get_org(team.org_id)
+            caps = org.governance if org else Governance()
+            rules.within(gov.limits, caps.limits, what="organisation")
+            rules.budget_within(gov.budget, caps.budget, what="organisation")
+        updated = replace(team, name=name or team.name, governance=gov)
+        await self.repo.update_team(updated)
+        await self._audit(
+            actor, "team.update", ("team", team_id), org_id=team.org_id, before=team, after=updated
+        )
+        return updated
+
+    async def members(self, actor: Principal, team_id: str) -> list[Membership]:
+        await self.visible_team(actor, team_id)
+        directory = await self.repo.directory()
+        return [m for m in directory.memberships if m.team_id == team_id]
+
+    async def set_member(
+        self, actor: Principal, team_id: str, user_id: str, role: TeamRole
+    ) -> Membership:
+        team = await self.visible_team(actor, team_id)
+        if not rules.is_team_admin(actor, team):
+            raise rules.forbidden("only this team's admins manage its members")
+        user = await self.repo.get_user(user_id)
+        if user is None or not await self.may_see_user(actor, user):
+            raise rules.not_found("user", user_id)
+        membership = Membership(user_id, team_id, role)
+        await self.repo.set_membership(membership)
+        await self._audit(
+            actor, "team.member", ("user", user_id), org_id=team.org_id, after=membership
+        )
+        return membership
+
+    async def remove_member(self, actor: Principal, team_id: str, user_id: str) -> None:
+        team = await self.visible_team(actor, team_id)
+        if not rules.is_team_admin(actor, team):
+            raise rules.forbidden("only this team's admins manage its members")
+        if not await self.repo.remove_membership(user_id, team_id):
+            raise rules.not_found("member", user_id)
+        await self._audit(actor, "team.member_remove", ("user", user_id), org_id=team.org_id)
+
+    # users -------------------------------------------------------------------------------
+    async def may_see_user(self, actor: Principal, user: User) -> bool:
+        if actor.is_admin or actor.user_id == user.id:
+            return True
+        directory = await self.repo.directory()
+        teams = {t.id: t for t in directory.teams}
+        user_teams = [
+            teams[m.team_id]
+            for m in directory.memberships
+            if m.user_id == user.id and m.team_id in teams
+        ]
+        user_orgs = {t.org_id for t in user_teams}
+        # Org admins see their orgs' users; team admins see their teams' members. A user who is
+        # in no team yet is visible to every org admin (so they can add them).
+        if actor.org_admin_of and (not user_teams or user_orgs & actor.org_admin_of):
+            return True
+        return any(t.id in actor.team_admin_of for t in user_teams)
+
+    async def create_user(
+        self,
+        actor: Principal,
+        *,
+        email: str,
+        name: str,
+        org_id: str | None,
+        team_id: str | None,
+        max_keys: int | None,
+        gov: Governance,
+    ) -> User:
+        team: Team | None = None
+        if team_id is not None:
+            team = await self.visible_team(actor, team_id)
+            org_id = team.org_id
+        elif org_id is not None:
+            org = await self.visible_org(actor, org_id)
+            team = await self.repo.get_team(org.default_team_id or "")
+        if not actor.is_admin and (org_id is None or org_id not in actor.org_admin_of):
+            raise rules.forbidden(
+                "only admins, and org admins within their organisation, create users"
+            )
+        if await self.repo.user_by_email(email) is not None:
+            raise _conflict("user", email)
+        user = User(new_id("user"), email, name, self._clock.now(), False, False, max_keys, gov)
+        await self.repo.create_user(user)
+        if team is not None:
+            await self.repo.set_membership(Membership(user.id, team.id, TeamRole.MEMBER))
+        await self._audit(actor, "user.create", ("user", user.id), org_id=org_id, after=user)
+        return user
+
+    async def visible_user(self, actor: Principal, user_id: str) -> User:
+        user = await self.repo.get_user(user_id)
+        if user is None or not await self.may_see_user(actor, user):
+            raise rules.not_found("user", user_id)
+        return user
+
+    async def list_users(self, actor: Principal) -> list[User]:
+        directory = await self.repo.directory()
+        return [u for u in directory.users if await self.may_see_user(actor, u)]
+
+    async def update_user(
+        self,
+        actor: Principal,
+        user_id: str,
+        *,
+        name: str | None,
+        disabled: bool | None,
+        max_keys: int | None,
+        fields: set[str],
+        gov: Governance,
+    ) -> User:
+        user = await self.visible_user(actor, user_id)
+        self_service = actor.user_id == user_id and not actor.is_admin
+        governs = actor.is_admin or (
+            bool(actor.org_admin_of) and not user.is_admin and await self.may_see_user(actor, user)
+        )
+        if not governs and not (self_service and fields <= {"name"}):
+            raise rules.forbidden("only admins and org admins change this user")
+        updated = replace(
+            user,
+            name=name or user.name,
+            disabled=user.disabled if disabled is None else disabled,
+            max_keys=max_keys if "max_keys" in fields else user.max_keys,
+            governance=gov,
+        )
+        await self.repo.update_user(updated)
+        await self._audit(
+            actor, "user.update", ("user", user_id), org_id=None, before=user, after=updated
+        )
+        return updated
+
+    async def set_admin(self, actor: Principal, user_id: str, admin: bool) -> User:
+        if not actor.is_admin:
+            raise rules.forbidden("only admins grant or take the admin role")
+        user = await self.visible_user(actor, user_id)
+        updated = replace(user, is_admin=admin)
+        await self.repo.update_user(updated)
+        await self._audit(
+            actor, "user.admin", ("user", user_id), org_id=None, before=user, after=updated
+        )
+        return updated
+
+    # service accounts --------------------------------------------------------------------
+    async def create_service_account(
+        self, actor: Principal, team_id: str, name: str
+    ) -> ServiceAccount:
+        team = await self.visible_team(actor, team_id)
+        if not rules.is_team_admin(actor, team):
+            raise rules.forbidden("only this team's admins create service accounts")
+        sa = ServiceAccount(new_id("sa"), team_id, name, self._clock.now())
+        try:
+            await self.repo.create_service_account(sa)
+        except Exception as exc:
+            raise _conflict("service account", name) from exc
+        await self._audit(
+            actor,
+            "service_account.create",
+            ("service_account", sa.id),
+            org_id=team.org_id,
+            after=sa,
+        )
+        return sa
+
+    async def service_accounts(self, actor: Principal, team_id: str) -> list[ServiceAccount]:
+        await self.visible_team(actor, team_id)
+        directory = await self.repo.directory()
+        return [s for s in directory.service_accounts if s.team_id == team_id]
+
+    async def delete_service_account(self, actor: Principal, sa_id: str) -> None:
+        directory = await self.repo.directory()
+        sa = next((s for s in directory.service_accounts if s.id == sa_id), None)
+        team = next((t for t in directory.teams if sa and t.id == sa.team_id), None)
+        if sa is None or team is None or not rules.sees_team(actor, team):
+            raise rules.not_found("service account", sa_id)
+        if not rules.is_team_admin(actor, team):
+            raise rules.forbidden("only this team's admins delete service accounts")
+        now = self._clock.now()
+        for record in await self.keys.list():
+            if record.service_account_id == sa_id and record.revoked_at is None:
+                await self.keys.revoke(record.id, at=now)
+        await self.repo.delete_service_account(sa_id)
+        await self._audit(
+            actor,
+            "service_account.delete",
+            ("service_account", sa_id),
+            org_id=team.org_id,
+            before=sa,
+        )
+
+    # audit -------------------------------------------------------------------------------
+    async def audit_entries(
+        self, actor: Principal, *, org_id: str | None, limit: int, before_id: int | None
+    ) -> list[AuditEntry]:
+        if actor.is_admin:
+            return await self.repo.audit_entries(org_id=org_id, limit=limit, before_id=before_id)
+        if org_id is None or org_id not in actor.org_admin_of:
+            raise rules.forbidden("admins see the whole audit log; org admins pass their org_id")
+        return await self.repo.audit_entries(org_id=org_id, limit=limit, before_id=before_id)
+
+    async def audit_key(
+        self,
+        actor: Principal,
+        action: str,
+        record: KeyRecord,
+        *,
+        before: KeyRecord | None = None,
+        org_id: str | None = None,
+    ) -> None:
+        await self._audit(
+            actor, action, ("key", record.id), org_id=org_id, before=before, after=record
+        )
+
+
+def _conflict(kind: str, name: str) -> GatewayError:
+    return GatewayError(
+        ErrorKind.CALLER_BAD_REQUEST,
+        f"a {kind} named {name!r} already exists",
+        status=409,
+        code="conflict",
+    )
