@@ -44,7 +44,7 @@ def new_id(prefix: str) -> str:
 
 def snapshot(obj: Any) -> dict[str, Any]:
     """An audit-safe view of a record: no secret hashes."""
-    data = asdict(obj)
+    data = dict(obj) if isinstance(obj, dict) else asdict(obj)
     for secret in ("key_hash", "previous_hash"):
         if secret in data:
             data[secret] = "***" if data[secret] else None
