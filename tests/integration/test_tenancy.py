@@ -191,3 +191,127 @@ async def test_role_matrix(
         async with build_world(tmp_path / role) as w:
             resp = await w.call(role, method, path, _fill(body, w.ids))
             assert resp.status_code < 300, f"{role} {method} {path}: {resp.text}"
+
+
+async def test_no_escalation(world: World) -> None:
+    # A team-admin cannot grant org-admin or admin.
+    assert (await world.call("ta", "PUT", "/api/v1/orgs/{orgA}/admins/{ua}")).status_code == 403
+    assert (await world.call("ta", "PUT", "/api/v1/users/{ua}/admin")).status_code == 403
+    # Role, ownership and spend fields cannot be mass-assigned through an update.
+    for body, field in (
+        ({"is_admin": True}, "is_admin"),
+        ({"role": "org_admin"}, "role"),
+        ({"spend": 0}, "spend"),
+    ):
+        resp = await world.call("oa", "PATCH", "/api/v1/users/{ua}", body)
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == field
+    moved = await world.call("ua", "PATCH", "/api/v1/keys/{ua_key}", {"team_id": "{teamB}"})
+    assert moved.status_code == 400 and moved.json()["error"]["param"] == "team_id"
+    # A limit above the parent's is refused.
+    await _ok(await world.call("admin", "PATCH", "/api/v1/orgs/{orgA}", {"limits": {"rpm": 100}}))
+    over = await world.call("ta", "PATCH", "/api/v1/teams/{teamA}", {"limits": {"rpm": 101}})
+    assert over.status_code == 403 and over.json()["error"]["param"] == "limits.rpm"
+    await _ok(await world.call("ta", "PATCH", "/api/v1/teams/{teamA}", {"limits": {"rpm": 50}}))
+    key_over = await world.call("ua", "PATCH", "/api/v1/keys/{ua_key}", {"limits": {"rpm": 60}})
+    assert key_over.status_code == 403
+    await _ok(await world.call("ua", "PATCH", "/api/v1/keys/{ua_key}", {"limits": {"rpm": 10}}))
+    # An org-admin cannot exceed the global caps the admin set.
+    await _ok(await world.call("admin", "PUT", "/api/v1/global", {"limits": {"rpm": 1000}}))
+    assert (
+        await world.call("oa", "PATCH", "/api/v1/orgs/{orgA}", {"limits": {"rpm": 2000}})
+    ).status_code == 403
+    # Another tenant's objects do not exist for you.
+    for path in (
+        "/api/v1/orgs/{orgA}",
+        "/api/v1/teams/{teamA}",
+        "/api/v1/users/{ua}",
+        "/api/v1/keys/{ua_key}",
+    ):
+        assert (await world.call("ub", "GET", path)).status_code == 404
+
+
+async def test_model_access_only_narrows_down_the_hierarchy(world: World) -> None:
+    async def visible(role: str) -> list[str]:
+        resp = await world.client.get(
+            "/v1/models", headers={"Authorization": f"Bearer {world.tokens[role]}"}
+        )
+        return [m["id"] for m in resp.json()["data"]]
+
+    everything = await visible("ua")
+    assert "mock-gpt" in everything and "gpt-demo" in everything
+    await _ok(
+        await world.call(
+            "admin",
+            "PATCH",
+            "/api/v1/orgs/{orgA}",
+            {"models": ["mock-gpt", "mock-embed", "no-usage"]},
+        )
+    )
+    assert set(await visible("ua")) == {"mock-gpt", "gpt-demo", "mock-embed", "no-usage"}
+    # Excluding an alias excludes its model (and every alias of it).
+    await _ok(
+        await world.call("ta", "PATCH", "/api/v1/teams/{teamA}", {"models_exclude": ["gpt-demo"]})
+    )
+    assert set(await visible("ua")) == {"mock-embed", "no-usage"}
+    # A lower level cannot widen: the key's allow list cannot bring back an excluded model.
+    await _ok(
+        await world.call(
+            "ua", "PATCH", "/api/v1/keys/{ua_key}", {"models": ["mock-gpt", "no-usage"]}
+        )
+    )
+    assert await visible("ua") == ["no-usage"]
+    denied = await world.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {world.tokens['ua']}"}
+    )
+    assert denied.status_code == 404
+    assert set(await visible("ub")) == set(everything)
+
+
+async def test_rotation_with_and_without_grace(world: World) -> None:
+    async def status(token: str) -> int:
+        resp = await world.client.post(
+            "/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {token}"}
+        )
+        return resp.status_code
+
+    old = world.tokens["ua"]
+    rotated = await _ok(
+        await world.call("ua", "POST", "/api/v1/keys/{ua_key}/rotate", {"grace_s": 3600})
+    )
+    assert rotated["id"] == world.ids["ua_key"] and rotated["key"] != old
+    assert await status(old) == 200 and await status(str(rotated["key"])) == 200
+    world.tokens["ua"] = str(rotated["key"])
+    again = await _ok(
+        await world.call("ua", "POST", "/api/v1/keys/{ua_key}/rotate", {"grace_s": 0})
+    )
+    assert await status(str(rotated["key"])) == 401 and await status(old) == 401
+    assert await status(str(again["key"])) == 200
+
+
+async def test_personal_key_cap(world: World) -> None:
+    await _ok(await world.call("oa", "PATCH", "/api/v1/users/{ua}", {"max_keys": 2}))
+    await _ok(await world.call("ua", "POST", "/api/v1/keys", {"name": "second"}))
+    third = await world.call("ua", "POST", "/api/v1/keys", {"name": "third"})
+    assert third.status_code == 403 and "cap is 2" in third.json()["error"]["message"]
+
+
+async def test_audit_log_records_mutations_with_secrets_masked(world: World) -> None:
+    await _ok(await world.call("ua", "POST", "/api/v1/keys/{ua_key}/rotate", {}))
+    entries = (await _ok(await world.call("admin", "GET", "/api/v1/audit?limit=500")))["data"]
+    assert isinstance(entries, list)
+    rotation = next(e for e in entries if e["action"] == "key.rotate")
+    assert rotation["actor"] == world.ids["ua"]
+    assert rotation["before"]["key_hash"] == "***" and rotation["after"]["key_hash"] == "***"
+    text = str(entries)
+    assert all(token not in text for token in world.tokens.values())
+    org_a = (await _ok(await world.call("oa", "GET", "/api/v1/audit?org_id={orgA}")))["data"]
+    assert org_a and all(e["org_id"] == world.ids["orgA"] for e in org_a)  # type: ignore[index,union-attr]
+    assert (await world.call("oa", "GET", "/api/v1/audit?org_id={orgB}")).status_code == 403
+
+
+async def test_disabled_user_keys_stop_working(world: World) -> None:
+    await _ok(await world.call("oa", "PATCH", "/api/v1/users/{ua}", {"disabled": True}))
+    resp = await world.client.post(
+        "/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {world.tokens['ua']}"}
+    )
+    assert resp.status_code == 401
