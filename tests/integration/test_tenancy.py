@@ -198,13 +198,13 @@ async def test_no_escalation(world: World) -> None:
     assert (await world.call("ta", "PUT", "/api/v1/orgs/{orgA}/admins/{ua}")).status_code == 403
     assert (await world.call("ta", "PUT", "/api/v1/users/{ua}/admin")).status_code == 403
     # Role, ownership and spend fields cannot be mass-assigned through an update.
-    for body, field in (
+    for body, name in (
         ({"is_admin": True}, "is_admin"),
         ({"role": "org_admin"}, "role"),
         ({"spend": 0}, "spend"),
     ):
         resp = await world.call("oa", "PATCH", "/api/v1/users/{ua}", body)
-        assert resp.status_code == 400 and resp.json()["error"]["param"] == field
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == name
     moved = await world.call("ua", "PATCH", "/api/v1/keys/{ua_key}", {"team_id": "{teamB}"})
     assert moved.status_code == 400 and moved.json()["error"]["param"] == "team_id"
     # A limit above the parent's is refused.
