@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from sluice import __version__
+from sluice.cli_tenancy import create_key as create_owned_key
+from sluice.cli_tenancy import orgs_app, teams_app, users_app
 from sluice.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -29,6 +31,9 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="Create, list and revoke gateway API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(teams_app, name="teams")
+app.add_typer(users_app, name="users")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -220,12 +225,18 @@ def _key_json(record: KeyRecord) -> dict[str, object]:
         "revoked_at": _iso(record.revoked_at),
         "last_used_at": _iso(record.last_used_at),
         "models": list(record.models) if record.models is not None else None,
+        "user_id": record.user_id,
+        "team_id": record.team_id,
     }
 
 
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="A name to recognise the key by.")],
+    user: Annotated[
+        str | None, typer.Option(help="Owner (user id or email): a personal key.")
+    ] = None,
+    team: Annotated[str | None, typer.Option(help="Team to bill (id or ORG/TEAM).")] = None,
     expires_in_days: Annotated[
         float | None, typer.Option(min=0.0, help="Expire after this many days.")
     ] = None,
@@ -237,20 +248,14 @@ def keys_create(
     """Create a key and print its secret (shown once)."""
     import time
 
-    from sluice.auth.service import CreatedKey, create_key
-
     now = time.time()
-
-    async def work(storage: SqlStorage) -> CreatedKey:
-        return await create_key(
-            storage.keys,
-            name=name,
-            now=now,
-            expires_at=now + expires_in_days * 86400 if expires_in_days else None,
-            models=tuple(model) if model else None,
-        )
-
-    created = _run(lambda: _with_storage(work))
+    created = create_owned_key(
+        name=name,
+        user=user,
+        team=team,
+        expires_at=now + expires_in_days * 86400 if expires_in_days else None,
+        models=tuple(model) if model else None,
+    )
     record, secret = created.record, created.secret
     if as_json:
         sys.stdout.write(json.dumps({**_key_json(record), "key": secret}) + "\n")

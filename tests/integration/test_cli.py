@@ -1,0 +1,66 @@
+"""The CLI sets up a deployment without the console; what it makes works in the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sluice.cli import app
+from sluice.settings import Settings
+from tests.integration.conftest import make_settings, running
+
+CHAT = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_bootstrap_with_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(tmp_path)
+    monkeypatch.setenv("SLUICE_DATABASE_URL", settings.resolved_database_url())
+    org = json.loads(_cli("orgs", "create", "acme", "--json"))[0]
+    team = json.loads(_cli("teams", "create", "acme", "research", "--json"))[0]
+    assert team["org_id"] == org["id"]
+    user = json.loads(_cli("users", "create", "ada@acme.org", "--team", "acme/research", "--json"))[
+        0
+    ]
+    _cli("teams", "add", "acme/research", "ada@acme.org", "--admin")
+    _cli("users", "role", "ada@acme.org", "org-admin", "--org", "acme")
+    key = json.loads(_cli("keys", "create", "--name", "laptop", "--user", "ada@acme.org", "--json"))
+    assert key["user_id"] == user["id"] and key["team_id"] == team["id"]
+    listed = json.loads(_cli("keys", "list", "--json"))
+    assert [k["id"] for k in listed] == [key["id"]]
+    assert "research" in _cli("teams", "list")
+    bad = CliRunner().invoke(app, ["teams", "create", "nope", "x"])
+    assert bad.exit_code == 1 and "no organisation 'nope'" in bad.output
+
+    asyncio.run(_check_in_gateway(settings, key, user))
+
+
+async def _check_in_gateway(settings: Settings, key: dict[str, str], user: dict[str, str]) -> None:
+    async with running(settings) as (_, client):
+        auth = {"Authorization": f"Bearer {key['key']}"}
+        assert (
+            await client.post("/v1/chat/completions", json=CHAT, headers=auth)
+        ).status_code == 200
+        me = (await client.get("/api/v1/users/me", headers=auth)).json()
+        assert me["email"] == "ada@acme.org"
+        teams = (await client.get("/api/v1/teams", headers=auth)).json()["data"]
+        assert {t["name"] for t in teams} == {"default", "research"}  # org-admin sees the org
+        audit = (await client.get("/api/v1/audit")).json()["data"]
+        assert {e["action"] for e in audit} >= {
+            "org.create",
+            "team.create",
+            "user.create",
+            "team.member",
+            "org.admin",
+            "key.create",
+        }
+        assert {e["actor"] for e in audit} == {"master"}
