@@ -36,10 +36,10 @@ class Settings(BaseSettings):
     """YAML gateway config; the packaged demo config when unset."""
     max_body_bytes: int = 20 * 1024 * 1024
     """Largest request body accepted on the data plane (413 above it)."""
-    usage_flush_interval_s: float = 0.5
+    usage_flush_interval_s: float = 0.25
     """How often the usage writer flushes its buffer."""
-    usage_batch_size: int = 500
-    """Flush early when this many usage rows are buffered."""
+    usage_batch_size: int = 200
+    """Rows per insert; a flush starts early when this many are buffered."""
     key_refresh_interval_s: float = 1.0
     """How often each process checks the database for key changes made by other processes."""
     shutdown_grace_s: float = 30.0

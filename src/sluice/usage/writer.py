@@ -67,29 +67,36 @@ class UsageWriter:
             await self.flush()
 
     async def flush(self) -> int:
-        """Write everything buffered; returns the rows written (0 on failure)."""
+        """Write what is buffered now, ``batch_size`` rows per transaction; returns the rows
+        written. Chunks keep each stall of the event loop (building the statement's
+        parameters) short, so a big backlog does not show up in request latency."""
         async with self._lock:
-            if not self._buffer:
-                return 0
-            batch = list(self._buffer)
-            try:
-                await self._usage.insert_many(batch)
-            except Exception:
-                self.flush_errors += 1
-                log.exception("usage flush failed; %d rows kept for retry", len(batch))
-                return 0
-            for _ in range(len(batch)):
-                self._buffer.popleft()
-            self.written += len(batch)
-            last_used: dict[str, float] = {}
-            for e in batch:
-                if e.key_id is not None and e.key_id != "master":
-                    last_used[e.key_id] = max(last_used.get(e.key_id, 0.0), e.created_at)
-            try:
-                await self._keys.touch(last_used)
-            except Exception:
-                log.warning("could not record key last-use times", exc_info=True)
-            return len(batch)
+            todo = len(self._buffer)
+            written = 0
+            while written < todo:
+                batch = [self._buffer[i] for i in range(min(self._batch_size, todo - written))]
+                try:
+                    await self._usage.insert_many(batch)
+                except Exception:
+                    self.flush_errors += 1
+                    log.exception("usage flush failed; %d rows kept for retry", len(self._buffer))
+                    break
+                for _ in range(len(batch)):
+                    self._buffer.popleft()
+                written += len(batch)
+                self.written += len(batch)
+                await self._touch(batch)
+            return written
+
+    async def _touch(self, batch: list[UsageEvent]) -> None:
+        last_used: dict[str, float] = {}
+        for e in batch:
+            if e.key_id is not None and e.key_id != "master":
+                last_used[e.key_id] = max(last_used.get(e.key_id, 0.0), e.created_at)
+        try:
+            await self._keys.touch(last_used)
+        except Exception:
+            log.warning("could not record key last-use times", exc_info=True)
 
     async def close(self) -> None:
         for _ in range(3):
