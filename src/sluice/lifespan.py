@@ -15,6 +15,8 @@ from sluice.auth.cache import KeyCache
 from sluice.auth.service import bootstrap_master_key
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig, load_config, load_default_config
+from sluice.credentials.crypto import Sealer
+from sluice.errors import GatewayError
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider
 from sluice.providers.registry import build_provider
@@ -47,19 +49,42 @@ class Runtime:
     session: aiohttp.ClientSession
     table: ModelTable
     redis: Redis | None = None
+    sealer: Sealer | None = None
+    credentials: dict[str, str] = field(default_factory=dict)
+    """Decrypted stored credentials by provider name (replace the config's)."""
     generated_master_key: str | None = None
     keys_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def services(self) -> Services:
-        return Services(table=self.table, session=self.session)
+        return Services(table=self.table, session=self.session, credentials=self.credentials)
 
     async def refresh_keys(self, *, force: bool = False) -> None:
-        """Reload keys and the directory when anything changed (or when forced)."""
+        """Reload keys, the directory and stored credentials when anything changed."""
         version = await self.storage.keys.version()
         if force or version != self.keys.version:
             index = DirectoryIndex.build(await self.storage.tenancy.directory())
+            await self._load_credentials()
             self.keys.replace(await self.storage.keys.list(), version=version, index=index)
+
+    async def _load_credentials(self) -> None:
+        stored = await self.storage.credentials.all()
+        fresh: dict[str, str] = {}
+        if stored and self.sealer is None:
+            log.error(
+                "provider credentials are stored but SLUICE_SECRET_KEY is not set; "
+                "using the config's credentials"
+            )
+        elif self.sealer is not None:
+            for record in stored:
+                try:
+                    fresh[record.provider] = self.sealer.open(
+                        record.sealed, context=record.provider
+                    )
+                except GatewayError as exc:
+                    log.error("%s", exc.message)
+        self.credentials.clear()
+        self.credentials.update(fresh)
 
     async def announce_key_change(self) -> None:
         """Tell other processes to reload keys now (they also poll)."""
@@ -164,6 +189,7 @@ async def open_runtime(
             session=session,
             table=table,
             redis=redis,
+            sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
             generated_master_key=master.generated,
         )
         await rt.refresh_keys(force=True)

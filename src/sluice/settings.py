@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     """Optional Redis URL; when set, readiness also checks Redis and key changes are broadcast."""
     master_key: str | None = None
     """Admin bootstrap key, accepted on every route. Generated on first start when unset."""
+    secret_key: SecretStr | None = None
+    """Encrypts provider credentials stored through the admin API (AES-256-GCM): 32 bytes in
+    base64, or a passphrase. Storing a credential without it is refused."""
     config: Path | None = None
     """YAML gateway config; the packaged demo config when unset."""
     max_body_bytes: int = 20 * 1024 * 1024

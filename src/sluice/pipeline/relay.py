@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 
 import aiohttp
 
@@ -31,6 +31,8 @@ class Services:
 
     table: ModelTable
     session: aiohttp.ClientSession
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    """Stored provider credentials by provider name (live: updated in place)."""
 
 
 def _usage(usage: Usage | None, req: ProviderRequest, chars: int) -> Usage:
@@ -94,6 +96,7 @@ async def run(
         session=svc.session,
         timeouts=dep.timeouts,
         extra_headers=forward_headers if translation is None and forward_headers else {},
+        credential=svc.credentials.get(dep.provider_name),
     )
     attempt = Attempt(dep, call, upstream, translation, base_headers + list(dep.response_headers))
     try:

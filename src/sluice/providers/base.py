@@ -37,6 +37,9 @@ class UpstreamCall:
     timeouts: Timeouts
     extra_headers: dict[str, str] = field(default_factory=dict)
     """Headers to propagate upstream (e.g. ``traceparent``); never the caller's key."""
+    credential: str | None = None
+    """A credential stored through the admin API (decrypted); when set it replaces the
+    config's ``api_key`` for this call."""
 
 
 @dataclass(slots=True)

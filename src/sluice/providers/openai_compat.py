@@ -80,22 +80,26 @@ class OpenAICompatibleProvider:
         )
         self._headers: dict[str, str] | None = None
 
-    def _auth_headers(self) -> dict[str, str]:
-        if self._headers is not None:
-            return self._headers
+    def _auth_headers(self, credential: str | None = None) -> dict[str, str]:
+        if credential is not None:
+            return self._headers_for(credential)
+        if self._headers is None:
+            secret = self._config.api_key.resolve() if self._config.api_key else None
+            if secret is None and self._row.key_required:
+                ref = repr(self._config.api_key) if self._config.api_key else "api_key"
+                raise GatewayError(
+                    ErrorKind.GATEWAY_UNAVAILABLE,
+                    f"provider {self._name!r} has no credential ({ref} is not set)",
+                )
+            self._headers = self._headers_for(secret)
+        return self._headers
+
+    def _headers_for(self, secret: str | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **self._config.headers}
-        secret = self._config.api_key.resolve() if self._config.api_key else None
-        if secret is None and self._row.key_required:
-            ref = repr(self._config.api_key) if self._config.api_key else "api_key"
-            raise GatewayError(
-                ErrorKind.GATEWAY_UNAVAILABLE,
-                f"provider {self._name!r} has no credential ({ref} is not set)",
-            )
         if secret and self._row.auth == "bearer":
             headers["Authorization"] = f"Bearer {secret}"
         elif secret and self._row.auth == "api-key":
             headers["api-key"] = secret
-        self._headers = headers
         return headers
 
     def _url(self, endpoint: Endpoint, upstream_model: str) -> str:
@@ -112,7 +116,7 @@ class OpenAICompatibleProvider:
             raise GatewayError(
                 ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} is not supported by this model"
             )
-        headers = self._auth_headers()
+        headers = self._auth_headers(call.credential)
         if call.extra_headers:
             headers = {**headers, **call.extra_headers}
         data = upstream_body(req, call.upstream_model, stream_usage=self._row.stream_usage)

@@ -117,6 +117,23 @@ class TenancyRepository(Protocol):
     ) -> list[AuditEntry]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class StoredCredential:
+    provider: str
+    sealed: bytes
+    """AES-GCM nonce and ciphertext; never the plaintext."""
+    preview: str
+    updated_at: float
+
+
+class CredentialRepository(Protocol):
+    async def put(self, record: StoredCredential) -> None: ...
+
+    async def delete(self, provider: str) -> bool: ...
+
+    async def all(self) -> list[StoredCredential]: ...
+
+
 class MetaRepository(Protocol):
     async def get(self, name: str) -> str | None: ...
 
@@ -135,6 +152,7 @@ class Storage(Protocol):
     meta: MetaRepository
     responses: ResponseRepository
     tenancy: TenancyRepository
+    credentials: CredentialRepository
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""

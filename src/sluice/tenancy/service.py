@@ -419,6 +419,17 @@ class Tenancy:
             raise rules.forbidden("admins see the whole audit log; org admins pass their org_id")
         return await self.repo.audit_entries(org_id=org_id, limit=limit, before_id=before_id)
 
+    async def audit_event(
+        self,
+        actor: Principal,
+        action: str,
+        target: tuple[str, str],
+        *,
+        after: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a mutation made outside the tenancy aggregates (values already masked)."""
+        await self._audit(actor, action, target, org_id=None, after=after)
+
     async def audit_key(
         self,
         actor: Principal,

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.auth.keys import KeyRecord
-from sluice.storage.base import StoredResponse
+from sluice.storage.base import StoredCredential, StoredResponse
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
@@ -266,6 +266,46 @@ class SqlMeta:
         return str(stored)
 
 
+class SqlCredentials:
+    """Sealed provider credentials; every write bumps the change counter."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def put(self, record: StoredCredential) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                t.provider_credentials.delete().where(
+                    t.provider_credentials.c.provider == record.provider
+                )
+            )
+            await conn.execute(
+                t.provider_credentials.insert().values(
+                    provider=record.provider,
+                    sealed=record.sealed,
+                    preview=record.preview,
+                    updated_at=_dt(record.updated_at),
+                )
+            )
+            await _bump(conn, t.KEYS_VERSION)
+
+    async def delete(self, provider: str) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                t.provider_credentials.delete().where(t.provider_credentials.c.provider == provider)
+            )
+            await _bump(conn, t.KEYS_VERSION)
+        return bool(result.rowcount)
+
+    async def all(self) -> list[StoredCredential]:
+        async with self._engine.connect() as conn:
+            rows = await conn.execute(select(t.provider_credentials))
+            return [
+                StoredCredential(r.provider, bytes(r.sealed), r.preview, _ts(r.updated_at) or 0.0)
+                for r in rows
+            ]
+
+
 class SqlStorage:
     """The storage for one database URL; owns its engine (closed by :meth:`close`)."""
 
@@ -276,6 +316,7 @@ class SqlStorage:
         self.meta = SqlMeta(engine)
         self.responses = SqlResponses(engine)
         self.tenancy = SqlTenancy(engine)
+        self.credentials = SqlCredentials(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -173,7 +174,16 @@ responses = Table(
     Column("body", JSON, nullable=False),
 )
 
+provider_credentials = Table(
+    "provider_credentials",
+    metadata,
+    Column("provider", String(100), primary_key=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("preview", String(16), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 """The newest migration; a test checks it against the migration scripts."""

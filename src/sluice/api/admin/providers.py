@@ -1,0 +1,98 @@
+"""Configured providers and their credentials (stored encrypted, shown masked)."""
+
+# No `from __future__ import annotations` here: FastAPI reads these annotations at run time
+# and the `Actor` alias is local to `router()`.
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.schemas import Page, Strict
+from sluice.auth.principal import Principal
+from sluice.credentials.crypto import mask
+from sluice.errors import ErrorKind, GatewayError
+from sluice.storage.base import StoredCredential
+from sluice.tenancy.rules import forbidden, not_found
+
+
+class CredentialIn(Strict):
+    api_key: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class ProviderOut(BaseModel):
+    name: str
+    type: str
+    base_url: str | None
+    credential_source: str
+    """``stored`` (set through this API), ``config`` (the YAML's ``api_key``) or ``none``."""
+    credential: str | None
+    """Masked: ``****abcd`` for a stored or literal key, ``env:NAME`` for a reference."""
+
+
+def router(ctx: AdminContext) -> APIRouter:
+    api = APIRouter(tags=["providers"])
+    Actor = Annotated[Principal, Depends(ctx.actor)]
+    rt = ctx.rt
+
+    def admin_only(actor: Principal) -> None:
+        if not actor.is_admin:
+            raise forbidden("only admins manage providers")
+
+    async def describe(name: str) -> ProviderOut:
+        cfg = rt.config.providers[name]
+        stored = {c.provider: c for c in await rt.storage.credentials.all()}
+        if name in stored:
+            source, shown = "stored", stored[name].preview
+        elif cfg.api_key is not None:
+            env = cfg.api_key.env_name
+            value = cfg.api_key.resolve()
+            source, shown = "config", f"env:{env}" if env else mask(value or "")
+        else:
+            source, shown = "none", None
+        return ProviderOut(
+            name=name,
+            type=cfg.type,
+            base_url=cfg.base_url,
+            credential_source=source,
+            credential=shown,
+        )
+
+    def known(name: str) -> None:
+        if name not in rt.config.providers:
+            raise not_found("provider", name)
+
+    @api.get("/providers", response_model=Page, **policy("admin"))
+    async def list_providers(actor: Actor) -> Page:
+        admin_only(actor)
+        return Page(data=[await describe(n) for n in rt.config.providers])
+
+    @api.put("/providers/{name}/credential", response_model=ProviderOut, **policy("admin"))
+    async def put_credential(name: str, body: CredentialIn, actor: Actor) -> ProviderOut:
+        admin_only(actor)
+        known(name)
+        if rt.sealer is None:
+            raise GatewayError(
+                ErrorKind.GATEWAY_UNAVAILABLE, "set SLUICE_SECRET_KEY to store provider credentials"
+            )
+        preview = mask(body.api_key)
+        await rt.storage.credentials.put(
+            StoredCredential(name, rt.sealer.seal(body.api_key, context=name), preview, time.time())
+        )
+        await ctx.tenancy.audit_event(
+            actor, "provider.credential", ("provider", name), after={"credential": preview}
+        )
+        return await describe(name)
+
+    @api.delete("/providers/{name}/credential", response_model=ProviderOut, **policy("admin"))
+    async def delete_credential(name: str, actor: Actor) -> ProviderOut:
+        admin_only(actor)
+        known(name)
+        if not await rt.storage.credentials.delete(name):
+            raise not_found("stored credential of", name)
+        await ctx.tenancy.audit_event(actor, "provider.credential_remove", ("provider", name))
+        return await describe(name)
+
+    return api

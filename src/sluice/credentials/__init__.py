@@ -1,0 +1,1 @@
+"""Provider credentials managed through the admin API, encrypted at rest."""
