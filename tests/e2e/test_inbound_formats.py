@@ -27,11 +27,11 @@ async def test_anthropic_sdk_create_stream_tools_count(
     raw = await claude.messages.with_raw_response.create(
         model=model, max_tokens=8, messages=[{"role": "user", "content": "Hello"}]
     )
-    message = raw.parse()
+    message = await raw.parse()
     assert message.content[0].type == "text"
     assert len(message.content[0].text.split()) == 8
     assert message.stop_reason == "max_tokens"
-    row = await wait_row(gateway.db_path, raw.headers["x-request-id"])
+    row = await wait_row(gateway.db_path, request_id=raw.headers["x-request-id"])
     assert row["endpoint"] == "messages" and row["completion_tokens"] == 8
     assert not row["tokens_estimated"]
 

@@ -31,13 +31,32 @@ class ProviderConfig(_Frozen):
     """One upstream account: its type (a row of the provider registry) and credentials."""
 
     type: str
-    """Registry name: ``mock``, ``openai``, ``azure``, ``ollama``, ``openai_compatible``, ..."""
+    """Registry name: ``mock``, ``openai``, ``azure``, ``anthropic``, ``gemini``, ``vertex``,
+    ``bedrock``, ``cohere``, ``ollama``, ``openai_compatible``, ..."""
     base_url: str | None = None
-    """API root (``.../v1`` for the OpenAI family); the type's default when omitted."""
+    """API root (``.../v1`` for the OpenAI family, the scheme and host for native providers);
+    the type's default when omitted."""
     api_key: SecretRef | None = None
     """``env:NAME`` or a literal; sent in the header style the provider type uses."""
     api_version: str | None = None
-    """Azure OpenAI ``api-version`` query parameter."""
+    """Azure OpenAI ``api-version`` query parameter; Anthropic's ``anthropic-version`` header
+    (default ``2023-06-01``); the Gemini (``v1beta``) and Vertex AI (``v1``) API version."""
+    region: str | None = None
+    """AWS region (``bedrock``); else the AWS environment/config (``AWS_REGION``, profile)."""
+    access_key_id: SecretRef | None = None
+    """AWS access key id (``bedrock``); with ``secret_access_key``. When both are omitted,
+    the standard AWS credential chain is used (environment, profile, SSO, instance role)."""
+    secret_access_key: SecretRef | None = None
+    """AWS secret access key (``bedrock``)."""
+    session_token: SecretRef | None = None
+    """AWS session token for temporary credentials (``bedrock``)."""
+    project: str | None = None
+    """Google Cloud project (``vertex``); defaults to the service account's ``project_id``."""
+    location: str | None = None
+    """Vertex AI location, e.g. ``us-central1``, ``us-east5`` or ``global`` (``vertex``)."""
+    credentials: SecretRef | None = None
+    """Service-account key (``vertex``): a JSON file path, or ``env:NAME`` naming a variable
+    that holds the path or the JSON itself. Omitted: Application Default Credentials."""
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra headers sent upstream on every call."""
     timeouts: Timeouts = Field(default_factory=Timeouts)
@@ -56,6 +75,12 @@ class ProviderConfig(_Frozen):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("base_url must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _aws_key_pair(self) -> ProviderConfig:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError("access_key_id and secret_access_key must be given together")
+        return self
 
 
 class Prices(_Frozen):

@@ -65,6 +65,13 @@ PROVIDER_TYPES: dict[str, ProviderSpec] = {
     "together": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.together.xyz/v1")),
     "fireworks": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.fireworks.ai/inference/v1")),
     "openrouter": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://openrouter.ai/api/v1")),
+    # Native wire formats: one adapter each; default base URLs live in the adapter modules
+    # (Vertex AI and Bedrock derive theirs from the configured location or region).
+    "anthropic": ProviderSpec("sluice.providers.anthropic.provider:AnthropicProvider"),
+    "gemini": ProviderSpec("sluice.providers.gemini.provider:GeminiProvider"),
+    "vertex": ProviderSpec("sluice.providers.vertex.provider:VertexProvider"),
+    "bedrock": ProviderSpec("sluice.providers.bedrock.provider:BedrockProvider"),
+    "cohere": ProviderSpec("sluice.providers.cohere.provider:CohereProvider"),
 }
 
 

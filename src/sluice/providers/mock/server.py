@@ -11,34 +11,23 @@ import asyncio
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any, cast
 
 import httptools
 import orjson
 
 from sluice.providers.mock import script as s
+from sluice.providers.mock.reply import HOLD_S as _HOLD_S
+from sluice.providers.mock.reply import CutStream, Reply
+from sluice.providers.mock.reply import json_reply as _json_reply
+from sluice.providers.mock.wire import native_reply
 from sluice.tasks import OwnedTasks
-
-_HOLD_S = 3600.0
-
-
-@dataclass(slots=True)
-class Reply:
-    status: int
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    stream: AsyncIterator[bytes] | None = None
-    """SSE events; a ``CutStream`` raised from it drops the connection."""
-
-
-class CutStream(Exception):
-    """The script asks to drop the connection mid-stream."""
-
 
 _REASONS = {
     200: "OK",
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     429: "Too Many Requests",
     500: "Internal Server Error",
@@ -49,10 +38,6 @@ _REASONS = {
 }
 
 
-def _json_reply(status: int, obj: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-    return Reply(status, orjson.dumps(obj), headers)
-
-
 class MockApp:
     """Decides the reply for one request; keeps ``flaky`` counters and a request count."""
 
@@ -61,7 +46,8 @@ class MockApp:
         self.requests = 0
 
     async def reply(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
-        path = path.split("?", 1)[0].removeprefix("/v1")
+        full_path = path.split("?", 1)[0]
+        path = full_path.removeprefix("/v1")
         if method == "GET":
             if path in ("/health", "/"):
                 return _json_reply(200, {"status": "ok", "requests": self.requests})
@@ -81,8 +67,12 @@ class MockApp:
                     },
                 )
             return _json_reply(404, s.error_body(404))
-        if method != "POST" or path not in ("/chat/completions", "/completions", "/embeddings"):
+        if method != "POST":
             return _json_reply(404, s.error_body(404))
+        if path not in ("/chat/completions", "/completions", "/embeddings"):
+            # Native wire formats (Anthropic, Gemini, Vertex AI, Bedrock, Cohere).
+            native = await native_reply(self, full_path, headers, raw)
+            return native or _json_reply(404, s.error_body(404))
         self.requests += 1
         overrides = {
             k[7:].replace("-", "_"): v for k, v in headers.items() if k.startswith("x-mock-")
@@ -217,13 +207,13 @@ class _Connection(asyncio.Protocol):
         if not keep:
             head.append("connection: close")
         if reply.stream is None:
-            head.append("content-type: application/json")
+            head.append(f"content-type: {reply.content_type or 'application/json'}")
             head.append(f"content-length: {len(reply.body)}")
             transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + reply.body)
         else:
             head.extend(
                 (
-                    "content-type: text/event-stream",
+                    f"content-type: {reply.content_type or 'text/event-stream'}",
                     "cache-control: no-cache",
                     "transfer-encoding: chunked",
                 )

@@ -1,0 +1,208 @@
+"""OpenAI chat ↔ Amazon Bedrock Converse: pure request and response translation.
+
+Converse is one format for every chat model on Bedrock (Anthropic, Amazon Nova, Meta, Mistral,
+Cohere, ...). Images and documents travel inline (base64); Bedrock cannot fetch URLs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from sluice.errors import BadRequest
+from sluice.providers.native import openai_in as oi
+from sluice.providers.native.openai_out import ChoiceOut, ToolCallOut, count
+from sluice.types import Usage
+
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "guardrail_intervened": "content_filter",
+    "content_filtered": "content_filter",
+}
+_IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+_DOC_FORMATS = {
+    "application/pdf": "pdf",
+    "text/csv": "csv",
+    "text/plain": "txt",
+    "text/html": "html",
+    "text/markdown": "md",
+    "application/msword": "doc",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.ms-excel": "xls",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+}
+
+
+def converse_request(body: dict[str, Any]) -> dict[str, Any]:
+    """A Converse body for an OpenAI chat body (the model goes in the URL)."""
+    oi.single_choice(body)
+    wants_json, _ = oi.json_schema_format(body)
+    if wants_json:
+        raise oi.unsupported(
+            "response_format is not translated for Converse; use a tool", param="response_format"
+        )
+    system, messages, uses_tools = _messages(body.get("messages") or [])
+    out: dict[str, Any] = {"messages": messages}
+    if system:
+        out["system"] = system
+    inference: dict[str, Any] = {}
+    limit = oi.max_tokens(body)
+    if limit is not None:
+        inference["maxTokens"] = limit
+    for src, dst in (("temperature", "temperature"), ("top_p", "topP")):
+        if isinstance(body.get(src), int | float):
+            inference[dst] = body[src]
+    stops = oi.stop_sequences(body)
+    if stops:
+        inference["stopSequences"] = stops
+    if inference:
+        out["inferenceConfig"] = inference
+    tool_config = _tool_config(body, history_uses_tools=uses_tools)
+    if tool_config is not None:
+        out["toolConfig"] = tool_config
+    return out
+
+
+def _tool_config(body: dict[str, Any], *, history_uses_tools: bool) -> dict[str, Any] | None:
+    tools = oi.function_tools(body)
+    choice = oi.tool_choice(body)
+    if not tools or (choice is not None and choice.mode == "none" and not history_uses_tools):
+        # Converse has no "none" choice: leave the tools out unless the history needs them.
+        return None
+    out: dict[str, Any] = {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": t.name,
+                    **({"description": t.description} if t.description else {}),
+                    "inputSchema": {"json": t.parameters},
+                }
+            }
+            for t in tools
+        ]
+    }
+    if choice is not None and choice.mode == "required":
+        out["toolChoice"] = {"any": {}}
+    elif choice is not None and choice.mode == "named":
+        out["toolChoice"] = {"tool": {"name": choice.name}}
+    elif choice is not None and choice.mode == "auto":
+        out["toolChoice"] = {"auto": {}}
+    return out
+
+
+def _messages(messages: list[Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
+    system: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = []
+    uses_tools = False
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        role = message.get("role")
+        if role in ("system", "developer"):
+            text = oi.text_of(message.get("content"), param=f"{param}.content")
+            if text:
+                system.append({"text": text})
+            continue
+        if role == "user":
+            blocks = _user_blocks(message.get("content"), param=f"{param}.content")
+        elif role == "assistant":
+            text = oi.text_of(message.get("content"), param=f"{param}.content")
+            blocks = [{"text": text}] if text else []
+            for ident, name, args in oi.tool_calls(message, param=param):
+                uses_tools = True
+                blocks.append({"toolUse": {"toolUseId": ident, "name": name, "input": args}})
+        elif role == "tool":
+            role = "user"
+            uses_tools = True
+            ident = oi.tool_call_id(message, param=param)
+            text = oi.text_of(message.get("content"), param=f"{param}.content")
+            blocks = [{"toolResult": {"toolUseId": ident, "content": [{"text": text}]}}]
+        else:
+            raise oi.unsupported(f"message role {role!r} is not supported", param=f"{param}.role")
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    if not out:
+        raise BadRequest("'messages' needs at least one user message", param="messages")
+    return system, out, uses_tools
+
+
+def _user_blocks(content: Any, *, param: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for j, part in enumerate(oi.content_parts(content, param=param)):
+        where = f"{param}[{j}]"
+        kind = part.get("type")
+        if kind == "text":
+            if part.get("text"):
+                blocks.append({"text": str(part["text"])})
+        elif kind == "image_url":
+            data = oi.parse_data_url(oi.image_url(part, param=where), param=where)
+            fmt = _IMAGE_FORMATS.get(data.media_type) if data is not None else None
+            if data is None or fmt is None:
+                raise oi.unsupported(
+                    "Bedrock takes images inline only: a base64 data URL of a PNG, JPEG, GIF "
+                    "or WebP image",
+                    param=f"{where}.image_url.url",
+                )
+            blocks.append({"image": {"format": fmt, "source": {"bytes": data.data}}})
+        elif kind == "file":
+            file, filename = oi.file_data(part, param=where)
+            fmt = _DOC_FORMATS.get(file.media_type)
+            if fmt is None:
+                raise oi.unsupported(
+                    f"document type {file.media_type!r} is not supported", param=where
+                )
+            name = re.sub(
+                r"[^A-Za-z0-9 ()\[\]-]", "-", (filename or f"document-{j}").rsplit(".", 1)[0]
+            )
+            blocks.append(
+                {"document": {"format": fmt, "name": name, "source": {"bytes": file.data}}}
+            )
+        else:
+            raise oi.unsupported(f"content part type {kind!r} is not supported", param=where)
+    return blocks
+
+
+def usage_from(raw: Any) -> Usage | None:
+    """Converse counts cache reads and writes apart from ``inputTokens``."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("inputTokens"), int):
+        return None
+    read = count(raw, "cacheReadInputTokens")
+    write = count(raw, "cacheWriteInputTokens")
+    return Usage(
+        prompt_tokens=count(raw, "inputTokens") + read + write,
+        completion_tokens=count(raw, "outputTokens"),
+        cached_tokens=read,
+        cache_write_tokens=write,
+    )
+
+
+def converse_response(data: dict[str, Any]) -> tuple[ChoiceOut, Usage | None]:
+    message = (data.get("output") or {}).get("message") or {}
+    texts = []
+    calls = []
+    for block in message.get("content") or ():
+        if not isinstance(block, dict):
+            continue
+        if isinstance(block.get("text"), str):
+            texts.append(block["text"])
+        use = block.get("toolUse")
+        if isinstance(use, dict):
+            args = orjson.dumps(use.get("input") or {}).decode()
+            calls.append(ToolCallOut(str(use.get("toolUseId")), str(use.get("name")), args))
+    finish = FINISH_REASONS.get(str(data.get("stopReason")), "stop")
+    choice = ChoiceOut("".join(texts) if texts or not calls else None, calls, finish)
+    return choice, usage_from(data.get("usage"))

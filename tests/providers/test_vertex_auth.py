@@ -1,0 +1,119 @@
+"""Vertex AI auth: a service-account JWT exchanged for a token over the shared session,
+cached, and refused cleanly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from sluice.config.model import Timeouts
+from sluice.config.secrets import SecretRef
+from sluice.errors import ErrorKind, GatewayError
+from sluice.providers.base import UpstreamCall
+from sluice.providers.vertex.auth import SCOPE, VertexAuth
+from tests.providers.conftest import free_port, service_account
+
+
+class TokenServer:
+    def __init__(self) -> None:
+        self.assertions: list[str] = []
+        self.status = 200
+
+    async def handle(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.assertions.append(str(form["assertion"]))
+        if self.status != 200:
+            return web.json_response({"error": "invalid_grant"}, status=self.status)
+        return web.json_response(
+            {"access_token": f"ya29.t{len(self.assertions)}", "expires_in": 3600}
+        )
+
+
+@pytest.fixture
+async def token_server() -> AsyncIterator[tuple[str, TokenServer]]:
+    server = TokenServer()
+    app = web.Application()
+    app.router.add_post("/token", server.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield f"http://127.0.0.1:{port}/token", server
+    finally:
+        await runner.cleanup()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_token_is_signed_fetched_once_and_refreshed_before_expiry(
+    token_server: tuple[str, TokenServer], tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from google.auth import jwt
+
+    uri, server = token_server
+    info = service_account(uri)
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(info))
+    clock = Clock()
+    auth = VertexAuth("v", SecretRef(str(path)), clock=clock)
+    async with aiohttp.ClientSession() as session:
+        call = UpstreamCall("m", "d", "r", session, Timeouts())
+        assert await auth.token(call) == "ya29.t1"
+        assert await auth.token(call) == "ya29.t1"
+        assert len(server.assertions) == 1
+        assert auth.project == "sluice-test"
+        clock.now += 3600 - 299  # inside the five-minute refresh margin
+        assert await auth.token(call) == "ya29.t2"
+    key = serialization.load_pem_private_key(info["private_key"].encode(), password=None)
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    claims: dict[str, Any] = jwt.decode(server.assertions[0], certs=public, audience=uri)
+    assert claims["iss"] == info["client_email"]
+    assert claims["scope"] == SCOPE
+
+
+async def test_inline_json_from_the_environment(
+    token_server: tuple[str, TokenServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uri, _ = token_server
+    monkeypatch.setenv("SLUICE_TEST_SA", json.dumps(service_account(uri)))
+    auth = VertexAuth("v", SecretRef("env:SLUICE_TEST_SA"))
+    async with aiohttp.ClientSession() as session:
+        assert (await auth.token(UpstreamCall("m", "d", "r", session, Timeouts()))).startswith(
+            "ya29."
+        )
+
+
+async def test_refusals(token_server: tuple[str, TokenServer], tmp_path: Path) -> None:
+    uri, server = token_server
+    server.status = 400
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(service_account(uri)))
+    async with aiohttp.ClientSession() as session:
+        call = UpstreamCall("m", "d", "r", session, Timeouts())
+        with pytest.raises(GatewayError) as info:
+            await VertexAuth("v", SecretRef(str(path))).token(call)
+        assert info.value.kind is ErrorKind.PROVIDER_AUTH
+        assert "invalid_grant" in info.value.message
+        with pytest.raises(GatewayError) as info:
+            await VertexAuth("v", SecretRef(str(tmp_path / "missing.json"))).token(call)
+        assert info.value.kind is ErrorKind.GATEWAY_UNAVAILABLE
+        (tmp_path / "user.json").write_text('{"type": "authorized_user"}')
+        with pytest.raises(GatewayError) as info:
+            await VertexAuth("v", SecretRef(str(tmp_path / "user.json"))).token(call)
+        assert "not a service-account key" in info.value.message
