@@ -48,7 +48,7 @@ def usage_from_openai(obj: Any) -> Usage | None:
     completion = obj.get("completion_tokens", obj.get("output_tokens", 0))
     if not isinstance(prompt, int) or not isinstance(completion, int):
         return None
-    details = obj.get("prompt_tokens_details")
+    details = obj.get("prompt_tokens_details") or obj.get("input_tokens_details")
     cached = details.get("cached_tokens", 0) if isinstance(details, dict) else 0
     return Usage(prompt, completion, cached if isinstance(cached, int) else 0)
 

@@ -141,3 +141,72 @@ async def test_bad_input_names_the_field(sdk: tuple[SluiceApp, openai.AsyncOpenA
     with pytest.raises(openai.BadRequestError) as info:
         await client.responses.create(model="mock-gpt", input="x", tools=[{"type": "web_search"}])  # type: ignore[list-item]
     assert info.value.param == "tools[0].type"
+
+
+@pytest.fixture
+async def native(
+    tmp_path: Path, unused_tcp_port: int
+) -> AsyncIterator[tuple[SluiceApp, openai.AsyncOpenAI]]:
+    """A model behind an ``openai`` provider (it has a Responses API): requests pass through
+    to the mock upstream's ``/v1/responses``."""
+    import asyncio
+
+    from sluice.providers.mock.server import run_server
+
+    ready = asyncio.Event()
+    server = asyncio.ensure_future(run_server("127.0.0.1", unused_tcp_port, ready=ready))
+    await ready.wait()
+    config = f"""
+providers:
+  oa: {{type: openai, base_url: "http://127.0.0.1:{unused_tcp_port}/v1", api_key: sk-up}}
+  mock: {{type: mock}}
+models:
+  - name: gpt-native
+    deployments: [{{provider: oa, model: "chat?completion_tokens=6"}}]
+  - name: mock-gpt
+    deployments: [{{provider: mock, model: chat}}]
+"""
+    try:
+        async with running(make_settings(tmp_path), config) as (app, _):
+            http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app))
+            client = openai.AsyncOpenAI(
+                api_key=MASTER, base_url="http://gw/v1", http_client=http, max_retries=0
+            )
+            try:
+                yield app, client
+            finally:
+                await http.aclose()
+    finally:
+        server.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await server
+
+
+async def test_native_pass_through(native: tuple[SluiceApp, openai.AsyncOpenAI]) -> None:
+    app, client = native
+    resp = await client.responses.create(model="gpt-native", input="Hello")
+    assert resp.id.startswith("resp_") and len(resp.output_text.split()) == 6
+    assert (await client.responses.retrieve(resp.id)).output_text == resp.output_text
+    follow = await client.responses.create(
+        model="gpt-native", input="more", previous_response_id=resp.id
+    )
+    assert follow.previous_response_id == resp.id  # the upstream received it as it was
+    with pytest.raises(openai.BadRequestError) as mixed:
+        await client.responses.create(model="mock-gpt", input="x", previous_response_id=resp.id)
+    assert mixed.value.param == "previous_response_id"
+    async with client.responses.stream(model="gpt-native", input="Hi") as stream:
+        async for _ in stream:
+            pass
+        final = await stream.get_final_response()
+    assert len(final.output_text.split()) == 6
+    assert (await client.responses.retrieve(final.id)).id == final.id
+    await client.responses.delete(resp.id)
+    with pytest.raises(openai.NotFoundError):
+        await client.responses.retrieve(resp.id)
+    rt = app.runtime
+    assert rt is not None
+    await rt.usage.flush()
+    rows = await rt.storage.usage.recent()
+    assert {
+        (r.endpoint, r.completion_tokens, r.tokens_estimated) for r in rows if r.status == 200
+    } == {("responses", 6, False)}

@@ -83,11 +83,8 @@ async def run(
     ev.provider = dep.provider_name
     ev.deployment = dep.key
     ev.upstream_model = dep.upstream_model
-    translation = None
-    upstream = req
-    if req.endpoint not in dep.provider.capabilities:
-        translation = dialect.translate(req, dep.provider.capabilities)
-        upstream = translation.upstream
+    translation = dialect.plan(req, dep.provider.capabilities)
+    upstream = req if translation is None else translation.upstream
     ev.attempts = 1
     call = UpstreamCall(
         upstream_model=dep.upstream_model,

@@ -15,6 +15,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.http import map_transport_error, raise_for_upstream_status
 from sluice.providers.registry import OpenAIFamilyRow
+from sluice.providers.responses_stream import ResponsesEventStream
 from sluice.providers.sse import DONE, ChunkInspector, SSESplitter
 from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
 
@@ -22,7 +23,9 @@ _PATHS = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
+    Endpoint.RESPONSES: "/responses",
 }
+_BASE_CAPABILITIES = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 
 
 def upstream_body(req: ProviderRequest, upstream_model: str, *, stream_usage: bool) -> bytes:
@@ -61,10 +64,11 @@ def completion_chars(data: dict[str, Any]) -> int:
 
 
 class OpenAICompatibleProvider:
-    capabilities = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
-
     def __init__(self, name: str, config: ProviderConfig, row: OpenAIFamilyRow | None) -> None:
         assert row is not None
+        self.capabilities = _BASE_CAPABILITIES | (
+            {Endpoint.RESPONSES} if row.responses_api else set()
+        )
         base_url = config.base_url or row.default_base_url
         if base_url is None:
             raise ValueError(f"provider {name!r}: base_url is required for {config.type}")
@@ -119,7 +123,8 @@ class OpenAICompatibleProvider:
         headers = self._auth_headers(call.credential)
         if call.extra_headers:
             headers = {**headers, **call.extra_headers}
-        data = upstream_body(req, call.upstream_model, stream_usage=self._row.stream_usage)
+        stream_usage = self._row.stream_usage and req.endpoint is not Endpoint.RESPONSES
+        data = upstream_body(req, call.upstream_model, stream_usage=stream_usage)
         url = self._url(req.endpoint, call.upstream_model)
         ttfb = call.timeouts.ttfb_s
         try:
@@ -165,7 +170,9 @@ class OpenAICompatibleProvider:
         chars = 0 if usage is not None else completion_chars(data)
         return UpstreamResponse(body=body, usage=usage, completion_chars=chars)
 
-    async def open_stream(self, req: ProviderRequest, call: UpstreamCall) -> OpenAIStream:
+    async def open_stream(
+        self, req: ProviderRequest, call: UpstreamCall
+    ) -> OpenAIStream | ResponsesEventStream:
         resp = await self._post(req, call)
         ctype = resp.headers.get("Content-Type", "")
         if not ctype.startswith("text/event-stream"):
@@ -174,6 +181,8 @@ class OpenAICompatibleProvider:
                 ErrorKind.PROVIDER_BAD_RESPONSE,
                 f"deployment {call.deployment} did not answer with an event stream",
             )
+        if req.endpoint is Endpoint.RESPONSES:
+            return ResponsesEventStream(resp, call.deployment)
         return OpenAIStream(resp, call.deployment, include_usage=req.include_usage)
 
 

@@ -32,6 +32,8 @@ class OpenAIFamilyRow:
     default_api_version: str | None = None
     stream_usage: bool = True
     """The server honours ``stream_options.include_usage``."""
+    responses_api: bool = False
+    """The server has the Responses API (``/responses``): requests pass through."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,9 @@ _OPENAI = "sluice.providers.openai_compat:OpenAICompatibleProvider"
 PROVIDER_TYPES: dict[str, ProviderSpec] = {
     "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider"),
     "openai_compatible": ProviderSpec(_OPENAI, OpenAIFamilyRow(None, key_required=False)),
-    "openai": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.openai.com/v1")),
+    "openai": ProviderSpec(
+        _OPENAI, OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True)
+    ),
     "azure": ProviderSpec(
         _OPENAI,
         OpenAIFamilyRow(None, auth="api-key", azure_paths=True, default_api_version="2024-10-21"),

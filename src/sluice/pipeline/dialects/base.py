@@ -33,9 +33,9 @@ class Dialect(Protocol):
         """Validate a body; raise ``BadRequest`` naming the field."""
         ...
 
-    def translate(self, req: ProviderRequest, capabilities: frozenset[Endpoint]) -> Translation:
-        """Map ``req`` onto what the provider offers; raise ``GatewayError`` if nothing fits.
-        Only called when ``endpoint`` is not among ``capabilities``."""
+    def plan(self, req: ProviderRequest, capabilities: frozenset[Endpoint]) -> Translation | None:
+        """How to serve ``req`` on a provider with ``capabilities``: ``None`` to relay it
+        natively and unchanged, else a translation; raise ``GatewayError`` if nothing fits."""
         ...
 
     def stream_tail(self, req: ProviderRequest, upstream: UpstreamStream) -> bytes:

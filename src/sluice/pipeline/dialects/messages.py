@@ -294,9 +294,11 @@ class MessagesDialect:
             Endpoint.MESSAGES, body, raw, body["model"], bool(body.get("stream")), False
         )
 
-    def translate(
+    def plan(
         self, req: ProviderRequest, capabilities: frozenset[Endpoint]
-    ) -> MessagesTranslation:
+    ) -> MessagesTranslation | None:
+        if Endpoint.MESSAGES in capabilities:
+            return None
         if Endpoint.CHAT not in capabilities:
             raise GatewayError(
                 ErrorKind.CALLER_UNSUPPORTED,

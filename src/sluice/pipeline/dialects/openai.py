@@ -24,7 +24,9 @@ class OpenAIDialect:
     def parse(self, raw: bytes) -> ProviderRequest:
         return provider_request(self.endpoint, raw)
 
-    def translate(self, req: ProviderRequest, capabilities: frozenset[Endpoint]) -> Translation:
+    def plan(self, req: ProviderRequest, capabilities: frozenset[Endpoint]) -> Translation | None:
+        if req.endpoint in capabilities:
+            return None
         raise GatewayError(
             ErrorKind.CALLER_UNSUPPORTED,
             f"the model {req.model!r} does not support {self.endpoint.value}",

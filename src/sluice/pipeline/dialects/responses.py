@@ -47,6 +47,12 @@ class Turn:
     history: list[dict[str, Any]]
     new_messages: list[dict[str, Any]]
     chat: dict[str, Any]
+    previous_native: bool | None = None
+    """Whether ``previous_response_id`` was answered natively (``None``: no previous)."""
+
+
+NATIVE_MARK: dict[str, Any] = {"native": True}
+"""The stored conversation of a natively answered response: its state lives upstream."""
 
 
 def _check(body: dict[str, Any]) -> None:
@@ -99,6 +105,9 @@ class ResponsesDialect:
                     param="previous_response_id",
                 )
             history = stored.conversation
+        previous_native = (history == [NATIVE_MARK]) if previous else None
+        if previous_native:
+            history = []
         new = rf.input_messages(body["input"])
         messages = (
             (
@@ -125,12 +134,22 @@ class ResponsesDialect:
         if req.stream:
             chat["stream"] = True
             chat["stream_options"] = {"include_usage": True}
-        req.context = Turn(principal.key_id, history, new, chat)
+        req.context = Turn(principal.key_id, history, new, chat, previous_native)
         return req
 
-    def translate(
+    def plan(
         self, req: ProviderRequest, capabilities: frozenset[Endpoint]
-    ) -> ResponsesTranslation:
+    ) -> ResponsesTranslation | ResponsesPassthrough:
+        turn: Turn = req.context
+        native = Endpoint.RESPONSES in capabilities
+        if turn.previous_native is not None and turn.previous_native != native:
+            raise BadRequest(
+                "previous_response_id was answered by a deployment of another kind; "
+                "continue it with the same model",
+                param="previous_response_id",
+            )
+        if native:
+            return ResponsesPassthrough(req, self._store, turn.key_id)
         if Endpoint.CHAT not in capabilities:
             raise GatewayError(
                 ErrorKind.CALLER_UNSUPPORTED,
@@ -266,3 +285,58 @@ class ResponsesTranslation:
         )
         final = await self._finish(writer.items(), writer.finish_reason, usage)
         yield head + writer.close_items() + writer.event("response.completed", response=final)
+
+
+class ResponsesPassthrough:
+    """A provider with its own Responses API: the request and answer pass unchanged; the
+    answer is recorded (owner, body) so ``GET``/``DELETE`` and ``previous_response_id`` keep
+    working per key. ``previous_response_id`` goes upstream as it is."""
+
+    def __init__(self, req: ProviderRequest, store: ResponseRepository, key_id: str) -> None:
+        self.upstream = req
+        self._store = store
+        self._key_id = key_id
+
+    async def _save(self, final: dict[str, Any]) -> None:
+        if final.get("id") and self.upstream.body.get("store", True):
+            await self._store.save(
+                StoredResponse(
+                    str(final["id"]),
+                    self._key_id,
+                    time.time(),
+                    self.upstream.model,
+                    [NATIVE_MARK],
+                    final,
+                )
+            )
+
+    async def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
+        try:
+            data = orjson.loads(resp.body)
+        except orjson.JSONDecodeError:
+            raise GatewayError(
+                ErrorKind.PROVIDER_BAD_RESPONSE, "the provider's answer is not JSON"
+            ) from None
+        if isinstance(data, dict):
+            await self._save(data)
+        return resp.body
+
+    async def stream(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
+        held: bytes | None = None
+        final: dict[str, Any] | None = None
+        async for piece in upstream:
+            for event in piece.split(b"\n\n"):
+                if b"response.completed" in event or b"response.incomplete" in event:
+                    data = b"".join(
+                        line[5:].strip() for line in event.split(b"\n") if line.startswith(b"data:")
+                    )
+                    payload = orjson.loads(data) if data else {}
+                    if payload.get("type") in ("response.completed", "response.incomplete"):
+                        final = payload.get("response")
+            if held is not None:
+                yield held
+            held = piece
+        if final is not None:
+            await self._save(final)  # before the last bytes, so a GET right after finds it
+        if held is not None:
+            yield held

@@ -3,8 +3,9 @@
 Anthropic ``/v1/messages``; Gemini ``/v1beta/models/{m}:{method}``; Vertex AI
 ``/v1/projects/.../publishers/{google|anthropic}/models/{m}:{method}`` and a ``/token``
 OAuth endpoint; Bedrock ``/model/{id}/converse|converse-stream|invoke``; Cohere
-``/v2/chat|embed``. Each format checks its auth header and request rules, then answers the
-script in its own shapes, stream framing and error envelope.
+``/v2/chat|embed``; OpenAI Responses ``/v1/responses``. Each format checks its auth header
+and request rules, then answers the script in its own shapes, stream framing and error
+envelope.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import orjson
 
 from sluice.providers.mock import script as s
-from sluice.providers.mock import wire_anthropic, wire_bedrock, wire_cohere, wire_gemini
+from sluice.providers.mock import (
+    wire_anthropic,
+    wire_bedrock,
+    wire_cohere,
+    wire_gemini,
+    wire_responses,
+)
 from sluice.providers.mock.reply import Reply
 from sluice.providers.mock.wire_common import Request, WireError
 
@@ -42,7 +49,7 @@ class Wire(Protocol):
     async def answer(self, script: s.MockScript, req: Request) -> Reply: ...
 
 
-WIRES: tuple[Wire, ...] = (wire_anthropic, wire_gemini, wire_bedrock, wire_cohere)
+WIRES: tuple[Wire, ...] = (wire_anthropic, wire_gemini, wire_bedrock, wire_cohere, wire_responses)
 
 
 async def native_reply(

@@ -1,0 +1,71 @@
+"""A budget: how many US dollars a scope may spend per period, and the periods' bounds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal, get_args
+
+Period = Literal["day", "week", "month", "total"]
+PERIODS: tuple[str, ...] = get_args(Period)
+MICROS_PER_USD = 1_000_000
+
+
+def usd_to_micros(usd: float | int | str | Decimal) -> int:
+    """US dollars to integer micro-dollars, rounding half up (``0.1`` is exactly 100 000)."""
+    return int((Decimal(str(usd)) * MICROS_PER_USD).to_integral_value(ROUND_HALF_UP))
+
+
+def format_usd(micros: int) -> str:
+    """``$12.50``, ``$0.000125``: cents always, more digits only when they are not zero."""
+    text = f"{Decimal(micros).scaleb(-6):.6f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSpec:
+    """A spending cap for one scope. ``usd`` is converted once to ``limit_micros``.
+
+    Periods are calendar periods in UTC and reset by themselves: ``day`` from midnight,
+    ``week`` from Monday midnight (ISO weeks), ``month`` from the first, ``total`` never.
+    A budget of 0 refuses every request.
+    """
+
+    usd: float
+    period: Period = "month"
+    limit_micros: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.usd, bool) or not isinstance(self.usd, int | float | Decimal):
+            raise ValueError(f"usd must be a number, not {self.usd!r}")
+        if not self.usd >= 0:
+            raise ValueError(f"usd must be zero or more, not {self.usd!r}")
+        if self.period not in PERIODS:
+            raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {self.period!r}")
+        object.__setattr__(self, "limit_micros", usd_to_micros(self.usd))
+
+
+def period_bounds(period: Period, now: float) -> tuple[int, int | None]:
+    """The period containing ``now`` as epoch seconds ``[start, end)``; ``total`` is
+    ``(0, None)``."""
+    if period == "total":
+        return 0, None
+    moment = datetime.fromtimestamp(now, UTC)
+    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        start, end = day, day + timedelta(days=1)
+    elif period == "week":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    else:
+        start = day.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    return int(start.timestamp()), int(end.timestamp())
+
+
+def describe_reset(end: int | None) -> str:
+    if end is None:
+        return "never resets"
+    return "resets " + datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
