@@ -13,10 +13,18 @@ import aiohttp
 
 from sluice.auth.cache import KeyCache
 from sluice.auth.service import bootstrap_master_key
+from sluice.budgets import seed_budgets
+from sluice.budgets.base import BudgetStore
+from sluice.budgets.memory import MemoryBudgets
+from sluice.budgets.pricing import Pricer
+from sluice.budgets.redis import RedisBudgets
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.crypto import Sealer
 from sluice.errors import GatewayError
+from sluice.limits.base import Limiter
+from sluice.limits.memory import MemoryLimiter
+from sluice.limits.redis import RedisLimiter
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider
 from sluice.providers.registry import build_provider
@@ -48,8 +56,12 @@ class Runtime:
     usage: UsageWriter
     session: aiohttp.ClientSession
     table: ModelTable
+    limiter: Limiter = field(default_factory=lambda: MemoryLimiter(SystemClock()))
+    budgets: BudgetStore = field(default_factory=lambda: MemoryBudgets(SystemClock()))
+    pricer: Pricer = field(default_factory=lambda: Pricer(SystemClock()))
     redis: Redis | None = None
     sealer: Sealer | None = None
+    _seeded: set[tuple[str, str]] = field(default_factory=set)
     credentials: dict[str, str] = field(default_factory=dict)
     """Decrypted stored credentials by provider name (replace the config's)."""
     generated_master_key: str | None = None
@@ -57,7 +69,16 @@ class Runtime:
 
     @property
     def services(self) -> Services:
-        return Services(table=self.table, session=self.session, credentials=self.credentials)
+        return Services(
+            table=self.table,
+            session=self.session,
+            limiter=self.limiter,
+            budgets=self.budgets,
+            pricer=self.pricer,
+            credentials=self.credentials,
+            provider_types={name: p.type for name, p in self.config.providers.items()},
+            prices={m.name: m.prices for m in self.config.models if m.prices is not None},
+        )
 
     async def refresh_keys(self, *, force: bool = False) -> None:
         """Reload keys, the directory and stored credentials when anything changed."""
@@ -66,6 +87,22 @@ class Runtime:
             index = DirectoryIndex.build(await self.storage.tenancy.directory())
             await self._load_credentials()
             self.keys.replace(await self.storage.keys.list(), version=version, index=index)
+            await self._seed_budgets()
+
+    async def _seed_budgets(self) -> None:
+        """Load this period's recorded spend of every budget not seen before, so budgets
+        hold across restarts (and for budgets set while running)."""
+        fresh = [
+            (scope, spec)
+            for scope, spec in self.keys.budget_checks()
+            if (scope, spec.period) not in self._seeded
+        ]
+        if not fresh:
+            return
+        await seed_budgets(
+            self.budgets, fresh, spent_since=self.storage.spend.spent_since, now=self.clock.now()
+        )
+        self._seeded.update((scope, spec.period) for scope, spec in fresh)
 
     async def _load_credentials(self) -> None:
         stored = await self.storage.credentials.all()
@@ -169,6 +206,20 @@ async def open_runtime(
             redis = RedisClient.from_url(settings.redis_url)
         session = new_session()
         table = ModelTable.build(config, providers, created=int(clock.now()))
+        limiter: Limiter
+        budgets: BudgetStore
+        if redis is not None:
+            limiter = RedisLimiter(redis)
+            budgets = RedisBudgets(redis, clock)
+        else:
+            limiter, budgets = MemoryLimiter(clock), MemoryBudgets(clock)
+        pricer = Pricer(clock)
+        pricer.preload(
+            (config.providers[d.provider].type, d.model)
+            for m in config.models
+            if m.prices is None
+            for d in m.deployments
+        )
         rt = Runtime(
             settings=settings,
             config=config,
@@ -188,6 +239,9 @@ async def open_runtime(
             ),
             session=session,
             table=table,
+            limiter=limiter,
+            budgets=budgets,
+            pricer=pricer,
             redis=redis,
             sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
             generated_master_key=master.generated,

@@ -115,6 +115,7 @@ class DataPlane:
             await send_error(send, exc, base, dialect.error(exc))
             return
         ev = UsageEvent(request_id, time.time(), dialect.endpoint.value, principal.key_id, None)
+        ev.user_id, ev.team_id, ev.org_id = principal.user_id, principal.team_id, principal.org_id
         sink = AsgiSink(send)
         watch: DisconnectWatch | None = None
         try:
@@ -134,6 +135,7 @@ class DataPlane:
                 req,
                 entry,
                 sink,
+                principal=principal,
                 dialect=dialect,
                 base_headers=base,
                 started=started,

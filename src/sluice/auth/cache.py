@@ -11,7 +11,7 @@ import hmac
 from collections.abc import Callable, Iterable
 
 from sluice.auth import keys
-from sluice.auth.principal import MASTER, Principal
+from sluice.auth.principal import MASTER, BudgetCheck, Principal
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
 from sluice.tenancy.resolve import EMPTY, DirectoryIndex, principal_for
@@ -86,6 +86,10 @@ class KeyCache:
             and self._clock.now() < record.previous_valid_until
             and keys.matches(token, record.previous_hash)
         )
+
+    def budget_checks(self) -> list[BudgetCheck]:
+        """Every budget of every cached principal (for seeding spend)."""
+        return [check for _, p in self._by_public_id.values() for check in p.budget_checks]
 
     def __len__(self) -> int:
         return len(self._by_public_id)

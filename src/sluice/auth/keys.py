@@ -86,7 +86,7 @@ class KeyRecord:
     team_id: str | None = None
     """The team the key's usage is billed to."""
     models_exclude: tuple[str, ...] = ()
-    limits: dict[str, int] | None = None
+    limits: dict[str, Any] | None = None
     budget: dict[str, Any] | None = None
     previous_hash: str | None = None
     """After a rotation with a grace period: the old secret's hash ..."""

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluice.budgets.spec import BudgetSpec
+from sluice.limits.spec import LimitSpec
+
+LimitCheck = tuple[str, LimitSpec]
+BudgetCheck = tuple[str, BudgetSpec]
+
 
 @dataclass(frozen=True, slots=True)
 class Scoped:
@@ -30,10 +36,19 @@ class Principal:
     teams: frozenset[str] = frozenset()
     """Teams the owner belongs to (a service account: its team)."""
     limits: tuple[Scoped, ...] = ()
-    """Rate limits of every level, key first."""
+    """Rate limits of every level as configured, key first."""
     budgets: tuple[Scoped, ...] = ()
-    """Budgets of every level, key first."""
+    """Budgets of every level as configured, key first."""
+    limit_checks: tuple[LimitCheck, ...] = ()
+    """The limits every request of this principal reserves against."""
+    model_limits: dict[str, tuple[LimitCheck, ...]] = field(default_factory=dict)
+    """Extra limits per canonical model name (``limits.models`` at any level)."""
+    budget_checks: tuple[BudgetCheck, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def checks_for(self, model: str) -> tuple[LimitCheck, ...]:
+        extra = self.model_limits.get(model)
+        return self.limit_checks + extra if extra else self.limit_checks
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models

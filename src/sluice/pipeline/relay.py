@@ -10,10 +10,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
+from sluice.auth.principal import Principal
+from sluice.budgets.base import BudgetReservation, BudgetStore
+from sluice.budgets.errors import BudgetExceeded
+from sluice.budgets.pricing import Pricer
+from sluice.config.model import Prices
 from sluice.errors import ErrorKind, GatewayError
+from sluice.limits.base import Limiter, Reservation
 from sluice.pipeline.dialects.base import Dialect, Translation
 from sluice.pipeline.sink import Headers, ResponseSink
 from sluice.providers.base import UpstreamCall, UpstreamStream
@@ -25,14 +32,25 @@ from sluice.usage.event import UsageEvent
 _JSON_CT = (b"content-type", b"application/json")
 
 
+DEFAULT_OUTPUT_RESERVE = 4096
+"""Output tokens reserved (limits and budgets) when a request names no maximum."""
+
+
 @dataclass(frozen=True, slots=True)
 class Services:
     """What the pipeline needs from the process, built by the composition root."""
 
     table: ModelTable
     session: aiohttp.ClientSession
+    limiter: Limiter
+    budgets: BudgetStore
+    pricer: Pricer
     credentials: Mapping[str, str] = field(default_factory=dict)
     """Stored provider credentials by provider name (live: updated in place)."""
+    provider_types: Mapping[str, str] = field(default_factory=dict)
+    """Provider name → type, for prices."""
+    prices: Mapping[str, Prices] = field(default_factory=dict)
+    """Public model name → price override from the config."""
 
 
 def _usage(usage: Usage | None, req: ProviderRequest, chars: int) -> Usage:
@@ -66,6 +84,19 @@ class Attempt:
     headers: Headers
 
 
+def requested_output(body: Mapping[str, Any]) -> int:
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return DEFAULT_OUTPUT_RESERVE
+
+
+def _used(ev: UsageEvent) -> bool:
+    """The upstream was reached and may have billed tokens."""
+    return ev.attempts > 0 and (ev.error_kind is None or ev.completion_tokens > 0 or ev.streamed)
+
+
 async def run(
     svc: Services,
     ev: UsageEvent,
@@ -73,13 +104,99 @@ async def run(
     entry: ModelEntry,
     sink: ResponseSink,
     *,
+    principal: Principal,
     dialect: Dialect,
     base_headers: Headers,
     started: float,
     forward_headers: dict[str, str] | None = None,
 ) -> None:
-    """Call one deployment of ``entry`` and relay its answer to ``sink`` in ``dialect``."""
+    """Reserve limits and budgets, call one deployment of ``entry``, relay its answer in
+    ``dialect``, then settle what was used (or release what was not) on every path."""
     dep = svc.table.pick(entry)
+    provider_type = svc.provider_types.get(dep.provider_name, dep.provider_name)
+    prices = svc.prices.get(entry.name)
+    checks = principal.checks_for(entry.name)
+    budget_checks = principal.budget_checks
+    held: Reservation | None = None
+    budget_held: BudgetReservation | None = None
+    try:
+        if checks or budget_checks:
+            prompt_estimate = estimate_prompt(req.body)
+            output = requested_output(req.body)
+            if checks:
+                held = await svc.limiter.reserve(
+                    checks, input_estimate=prompt_estimate, output_estimate=output
+                )
+                base_headers = base_headers + _rate_headers(held)
+            if budget_checks:
+                estimate = svc.pricer.estimate(
+                    prompt_tokens=prompt_estimate,
+                    max_tokens=output,
+                    provider=provider_type,
+                    model=dep.upstream_model,
+                    prices=prices,
+                )
+                try:
+                    budget_held = await svc.budgets.reserve(budget_checks, estimate.micros)
+                except BudgetExceeded:
+                    if held is not None:
+                        await svc.limiter.release(held, refund_request=True)
+                        held = None  # refused: the request consumed nothing
+                    raise
+        await _call(
+            svc,
+            ev,
+            req,
+            dep,
+            sink,
+            dialect=dialect,
+            base_headers=base_headers,
+            started=started,
+            forward_headers=forward_headers,
+        )
+    finally:
+        used = _used(ev)
+        if used:
+            usage = Usage(
+                ev.prompt_tokens,
+                ev.completion_tokens,
+                ev.cached_tokens,
+                ev.cache_write_tokens,
+                ev.tokens_estimated,
+            )
+            ev.cost_micros = svc.pricer.cost(
+                usage, provider=provider_type, model=dep.upstream_model, prices=prices
+            ).micros
+        if budget_held is not None:
+            if used:
+                await svc.budgets.settle(budget_held, ev.cost_micros or 0)
+            else:
+                await svc.budgets.release(budget_held)
+        if held is not None:
+            if used:
+                await svc.limiter.settle(
+                    held, input_tokens=ev.prompt_tokens, output_tokens=ev.completion_tokens
+                )
+            else:
+                await svc.limiter.release(held)
+
+
+def _rate_headers(held: Reservation) -> Headers:
+    return [(k.encode(), v.encode()) for k, v in held.status.headers().items()]
+
+
+async def _call(
+    svc: Services,
+    ev: UsageEvent,
+    req: ProviderRequest,
+    dep: Deployment,
+    sink: ResponseSink,
+    *,
+    dialect: Dialect,
+    base_headers: Headers,
+    started: float,
+    forward_headers: dict[str, str] | None,
+) -> None:
     ev.provider = dep.provider_name
     ev.deployment = dep.key
     ev.upstream_model = dep.upstream_model

@@ -26,8 +26,9 @@ class Governance:
     """Allow list of public model names; ``None``: whatever the parent allows."""
     models_exclude: tuple[str, ...] = ()
     """Models removed at this level and below."""
-    limits: dict[str, int] | None = None
-    """Rate limits (``rpm``, ``tpm_input``, ``tpm_output``, ``max_parallel``, per day ...)."""
+    limits: dict[str, Any] | None = None
+    """Rate limits (``rpm``, ``tpm_input``, ``tpm_output``, ``max_parallel``, ``rpd``,
+    ``tpd_input``, ``tpd_output``) and per-model ones under ``models``."""
     budget: dict[str, Any] | None = None
     """``{"usd": float, "period": "day"|"week"|"month"|"total"}``."""
 

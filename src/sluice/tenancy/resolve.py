@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sluice.auth.keys import KeyRecord
-from sluice.auth.principal import Principal, Scoped
+from sluice.auth.principal import LimitCheck, Principal, Scoped
+from sluice.budgets.spec import BudgetSpec
+from sluice.limits.spec import LimitSpec
 from sluice.tenancy.model import (
     Directory,
     Governance,
@@ -26,6 +29,7 @@ from sluice.tenancy.model import (
     TeamRole,
     User,
 )
+from sluice.tenancy.rules import LIMIT_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +125,11 @@ def principal_for(
         for kind, ident, g in reversed(levels)
         if g is not None and ident is not None and g.budget
     )
+    limit_checks, model_limits = _limit_checks(limits, canonical)
+    budget_checks = tuple(
+        (b.scope, BudgetSpec(usd=float(b.spec["usd"]), period=b.spec.get("period", "month")))
+        for b in budgets
+    )
     memberships = index.memberships.get(user.id, []) if user else []
     roles = index.org_roles.get(user.id, []) if user else []
     return Principal(
@@ -137,4 +146,30 @@ def principal_for(
         teams=frozenset(m.team_id for m in memberships) | ({sa.team_id} if sa else set()),
         limits=limits,
         budgets=budgets,
+        limit_checks=limit_checks,
+        model_limits=model_limits,
+        budget_checks=budget_checks,
     )
+
+
+def _spec(values: dict[str, Any]) -> LimitSpec | None:
+    fields = {k: int(v) for k, v in values.items() if k in LIMIT_FIELDS and v is not None}
+    return LimitSpec(**fields) if fields else None
+
+
+def _limit_checks(
+    levels: tuple[Scoped, ...], canonical: Callable[[str], str | None]
+) -> tuple[tuple[LimitCheck, ...], dict[str, tuple[LimitCheck, ...]]]:
+    """Limit checks of every level; ``limits.models.<name>`` become per-model scopes."""
+    checks: list[LimitCheck] = []
+    per_model: dict[str, list[LimitCheck]] = {}
+    for level in levels:
+        spec = _spec(level.spec)
+        if spec is not None:
+            checks.append((level.scope, spec))
+        for name, values in (level.spec.get("models") or {}).items():
+            model = canonical(name)
+            model_spec = _spec(values) if isinstance(values, dict) else None
+            if model is not None and model_spec is not None:
+                per_model.setdefault(model, []).append((f"{level.scope}:model:{model}", model_spec))
+    return tuple(checks), {m: tuple(c) for m, c in per_model.items()}

@@ -48,13 +48,15 @@ def sees_team(p: Principal, team: Team) -> bool:
     return is_team_admin(p, team) or team.id in p.teams
 
 
-def within(child: dict[str, int] | None, parent: dict[str, int] | None, *, what: str) -> None:
+def within(child: dict[str, Any] | None, parent: dict[str, Any] | None, *, what: str) -> None:
     """A lower level may only narrow: each limit at most the parent's (when it has one)."""
     if not child or not parent:
         return
     for name, value in child.items():
         cap = parent.get(name)
-        if cap is not None and value > cap:
+        if name not in LIMIT_FIELDS or not isinstance(value, int) or not isinstance(cap, int):
+            continue
+        if value > cap:
             raise GatewayError(
                 ErrorKind.CALLER_FORBIDDEN,
                 f"limits.{name} {value} is above the {what}'s {cap}",

@@ -32,3 +32,8 @@ class UsageEvent:
     """The body's ``user`` field."""
     attempts: int = 0
     """Upstream attempts made (0 when refused before any)."""
+    cost_micros: int | None = None
+    """What the answer cost in micro-dollars (``None`` when no upstream call was billed)."""
+    user_id: str | None = None
+    team_id: str | None = None
+    org_id: str | None = None

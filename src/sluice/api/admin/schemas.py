@@ -18,7 +18,7 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Limits(Strict):
+class ModelLimits(Strict):
     """Rate limits; every field optional. Per minute unless named per day."""
 
     rpm: Count | None = None
@@ -29,8 +29,19 @@ class Limits(Strict):
     tpd_input: Count | None = None
     tpd_output: Count | None = None
 
-    def values(self) -> dict[str, int]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+    def values(self) -> dict[str, Any]:
+        return {k: v for k, v in self.model_dump(exclude={"models"}).items() if v is not None}
+
+
+class Limits(ModelLimits):
+    models: dict[str, ModelLimits] | None = None
+    """Limits per public model name, within this level (each model gets its own buckets)."""
+
+    def values(self) -> dict[str, Any]:
+        out = super().values()
+        if self.models:
+            out["models"] = {name: m.values() for name, m in self.models.items()}
+        return out
 
 
 class Budget(Strict):
@@ -68,7 +79,7 @@ def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
 
 
 class GovernanceOut(BaseModel):
-    limits: dict[str, int] | None
+    limits: dict[str, Any] | None
     budget: dict[str, Any] | None
     models: list[str] | None
     models_exclude: list[str]

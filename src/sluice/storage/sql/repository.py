@@ -156,7 +156,10 @@ def _usage_row(e: UsageEvent) -> dict[str, Any]:
         "streamed": e.streamed,
         "end_user": e.end_user[:200] if e.end_user else None,
         "attempts": e.attempts,
-        "cost_micros": None,
+        "cost_micros": e.cost_micros,
+        "user_id": e.user_id,
+        "team_id": e.team_id,
+        "org_id": e.org_id,
     }
 
 
@@ -185,7 +188,6 @@ class SqlUsage:
             out = []
             for r in rows:
                 data = dict(r._mapping)
-                data.pop("cost_micros", None)
                 data["created_at"] = _ts(data["created_at"])
                 out.append(UsageEvent(**data))
             return out
@@ -233,6 +235,33 @@ class SqlResponses:
                 )
             )
         return bool(result.rowcount)
+
+
+class SqlSpend:
+    """Spend sums from the usage rows, for seeding budgets."""
+
+    _COLUMNS = {
+        "key": t.usage.c.key_id,
+        "user": t.usage.c.user_id,
+        "team": t.usage.c.team_id,
+        "org": t.usage.c.org_id,
+    }
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def spent_since(self, scope: str, start: int) -> int:
+        """Micro-dollars billed to ``scope`` (``key:ID``, ``user:ID``, ``team:ID``,
+        ``org:ID``) since ``start`` (epoch seconds)."""
+        kind, _, ident = scope.partition(":")
+        column = self._COLUMNS.get(kind)
+        if column is None or not ident or ":" in ident:
+            return 0
+        query = select(func.coalesce(func.sum(t.usage.c.cost_micros), 0)).where(
+            column == ident, t.usage.c.created_at >= _dt(float(start))
+        )
+        async with self._engine.connect() as conn:
+            return int(await conn.scalar(query) or 0)
 
 
 class SqlMeta:
@@ -317,6 +346,7 @@ class SqlStorage:
         self.responses = SqlResponses(engine)
         self.tenancy = SqlTenancy(engine)
         self.credentials = SqlCredentials(engine)
+        self.spend = SqlSpend(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:

@@ -159,8 +159,14 @@ usage = Table(
     Column("end_user", String(200)),
     Column("attempts", Integer, nullable=False),
     Column("cost_micros", BigInteger),
+    Column("user_id", String(32)),
+    Column("team_id", String(32)),
+    Column("org_id", String(32)),
     Index("ix_usage_events_created_at", "created_at"),
     Index("ix_usage_events_key_id_created_at", "key_id", "created_at"),
+    Index("ix_usage_events_user_id_created_at", "user_id", "created_at"),
+    Index("ix_usage_events_team_id_created_at", "team_id", "created_at"),
+    Index("ix_usage_events_org_id_created_at", "org_id", "created_at"),
 )
 
 responses = Table(
@@ -185,5 +191,5 @@ provider_credentials = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 """The newest migration; a test checks it against the migration scripts."""
