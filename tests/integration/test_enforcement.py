@@ -121,7 +121,7 @@ async def test_parallel_slots_are_freed_on_every_path(tmp_path: Path) -> None:
         with_timeout = httpx.AsyncClient(
             transport=client._transport,
             base_url="http://gw",
-            timeout=0.05,  # noqa: SLF001
+            timeout=0.05,
         )
         try:
             await with_timeout.post("/v1/chat/completions", json=slow, headers=_auth(key))
