@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 
 from sluice.app import SluiceApp
 from tests.integration.conftest import make_settings, running
@@ -156,6 +157,10 @@ async def test_budget_race_admits_exactly_what_fits(tmp_path: Path) -> None:
         assert rt is not None
         [(scope, spec)] = rt.keys.budget_checks()
         assert spent == await rt.budgets.spent(scope, spec) == 10 * cost
+        report = (await client.get(f"/api/v1/spend?scope=key:{key['id']}")).json()
+        assert report["spent_micros"] == 10 * cost
+        assert report["budget_usd"] == budget_usd
+        assert report["remaining_usd"] == pytest.approx(budget_usd - 10 * cost / 1e6)
 
 
 async def test_budgets_survive_a_restart(tmp_path: Path) -> None:

@@ -137,6 +137,7 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("PATCH", "/api/v1/keys/{ua_key}", {"name": "renamed"}, (2, 2, 404, 2, 404)),
     ("POST", "/api/v1/keys/{sa_key}/rotate", {"grace_s": 0}, (2, 2, 2, 404, 404)),
     ("DELETE", "/api/v1/keys/{ua_key}", None, (2, 2, 404, 2, 404)),
+    ("GET", "/api/v1/spend?scope=team:{teamA}", None, (2, 2, 2, 2, 404)),
     ("GET", "/api/v1/providers", None, (2, 403, 403, 403, 403)),
     ("PUT", "/api/v1/providers/mock/credential", {"api_key": "sk-x"}, (503, 403, 403, 403, 403)),
     ("DELETE", "/api/v1/providers/mock/credential", None, (404, 403, 403, 403, 403)),
