@@ -176,3 +176,39 @@ async def test_budgets_survive_a_restart(tmp_path: Path) -> None:
     async with running(settings, CONFIG) as (_, client):
         again = await client.post("/v1/chat/completions", json=CHAT, headers=_auth(key))
         assert again.status_code == 429 and again.json()["error"]["code"] == "budget_exceeded"
+
+
+async def test_documented_key_request_shape(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path), CONFIG) as (_, client):
+        org = (await client.post("/api/v1/orgs", json={"name": "o"})).json()
+        team_id = org["default_team_id"]
+        made = await client.post(
+            "/api/v1/keys",
+            json={
+                "name": "ci",
+                "team_id": team_id,
+                "limits": {"rpm": 10, "tpm_input": 1000, "tpm_output": 1000, "max_parallel": 2},
+                "budget": {"usd": 5.0, "period": "month"},
+                "models": ["mock-gpt"],
+            },
+        )
+        assert made.status_code == 201, made.text
+        body = made.json()
+        assert body["key"].startswith("sk-slc-") and body["team_id"] == team_id
+        assert body["limits"] == {
+            "rpm": 10,
+            "tpm_input": 1000,
+            "tpm_output": 1000,
+            "max_parallel": 2,
+        }
+        assert body["budget"] == {"usd": 5.0, "period": "month"}
+        auth = {"Authorization": f"Bearer {body['key']}"}
+        ok = await client.post("/v1/chat/completions", json=CHAT, headers=auth)
+        assert ok.status_code == 200 and ok.headers["x-ratelimit-limit-requests"] == "10"
+        assert (
+            await client.post("/v1/chat/completions", json={**CHAT, "model": "slow"}, headers=auth)
+        ).status_code == 404
+        too_big = await client.post(
+            "/v1/chat/completions", json={**CHAT, "max_tokens": 5000}, headers=auth
+        )
+        assert too_big.status_code == 429 and "tpm_output" in too_big.json()["error"]["message"]
