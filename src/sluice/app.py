@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from sluice.api.admin import build_admin_app
 from sluice.api.dataplane import DataPlane
-from sluice.api.health import Readiness, live
+from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
 from sluice.api.render import Receive, Scope, Send, send_error
 from sluice.api.responses import ResponsesRoutes
@@ -28,11 +28,16 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def data_routes(
-    plane: DataPlane, messages: MessagesRoutes, responses: ResponsesRoutes, ready: Readiness
+    plane: DataPlane,
+    messages: MessagesRoutes,
+    responses: ResponsesRoutes,
+    ready: Readiness,
+    health: DeploymentHealth,
 ) -> dict[str, tuple[str, Handler]]:
     routes: dict[str, tuple[str, Handler]] = {
         "/health/live": ("GET", live),
         "/health/ready": ("GET", ready),
+        "/health": ("GET", health),
     }
     for path, method, handler in (
         ("/chat/completions", "POST", plane.chat),
@@ -107,7 +112,8 @@ class SluiceApp:
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(plane, rt.storage.responses)
-        self._routes = data_routes(plane, messages, responses, self._ready)
+        health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
+        self._routes = data_routes(plane, messages, responses, self._ready, health)
         self._prefixes = (
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),

@@ -38,6 +38,9 @@ class ErrorKind(enum.StrEnum):
     PROVIDER_BAD_REQUEST = "provider_bad_request"
     PROVIDER_AUTH = "provider_auth"
     PROVIDER_NOT_FOUND = "provider_not_found"
+    PROVIDER_CONTEXT_WINDOW = "provider_context_window_exceeded"
+    PROVIDER_CONTENT_POLICY = "provider_content_policy"
+    PROVIDER_CONFLICT = "provider_conflict"
     PROVIDER_RATE_LIMITED = "provider_rate_limited"
     PROVIDER_ERROR = "provider_error"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
@@ -67,6 +70,9 @@ _KINDS: dict[ErrorKind, KindInfo] = {
     ErrorKind.PROVIDER_BAD_REQUEST: KindInfo(400, "invalid_request_error", False),
     ErrorKind.PROVIDER_AUTH: KindInfo(401, "authentication_error", False),
     ErrorKind.PROVIDER_NOT_FOUND: KindInfo(404, "invalid_request_error", False),
+    ErrorKind.PROVIDER_CONTEXT_WINDOW: KindInfo(400, "invalid_request_error", False),
+    ErrorKind.PROVIDER_CONTENT_POLICY: KindInfo(400, "invalid_request_error", False),
+    ErrorKind.PROVIDER_CONFLICT: KindInfo(409, "invalid_request_error", True),
     ErrorKind.PROVIDER_RATE_LIMITED: KindInfo(429, "rate_limit_error", True),
     ErrorKind.PROVIDER_ERROR: KindInfo(500, "api_error", True),
     ErrorKind.PROVIDER_UNAVAILABLE: KindInfo(503, "api_error", True),
@@ -86,6 +92,7 @@ _UPSTREAM_STATUS: dict[int, ErrorKind] = {
     403: ErrorKind.PROVIDER_AUTH,
     404: ErrorKind.PROVIDER_NOT_FOUND,
     408: ErrorKind.PROVIDER_TIMEOUT,
+    409: ErrorKind.PROVIDER_CONFLICT,
     413: ErrorKind.PROVIDER_BAD_REQUEST,
     422: ErrorKind.PROVIDER_BAD_REQUEST,
     429: ErrorKind.PROVIDER_RATE_LIMITED,
@@ -158,10 +165,22 @@ class UpstreamError(GatewayError):
     """The provider failed, refused or could not be reached."""
 
 
+# A 400 whose structured error ``code`` says why (never the message text).
+_UPSTREAM_CODES: dict[str, ErrorKind] = {
+    "context_length_exceeded": ErrorKind.PROVIDER_CONTEXT_WINDOW,
+    "string_above_max_length": ErrorKind.PROVIDER_CONTEXT_WINDOW,
+    "content_filter": ErrorKind.PROVIDER_CONTENT_POLICY,
+    "content_policy_violation": ErrorKind.PROVIDER_CONTENT_POLICY,
+}
+
+
 def upstream_http_error(
-    status: int, message: str, *, retry_after_s: float | None = None
+    status: int, message: str, *, retry_after_s: float | None = None, code: str | None = None
 ) -> UpstreamError:
-    """An error for an upstream HTTP error answer; 4xx keep the provider's status."""
+    """An error for an upstream HTTP error answer; 4xx keep the provider's status. ``code`` is
+    the provider's structured error code, when it sent one."""
     kind = kind_for_upstream_status(status)
+    if status == 400 and code in _UPSTREAM_CODES:
+        kind = _UPSTREAM_CODES[code]
     passed = status if 400 <= status < 500 else None
     return UpstreamError(kind, message, status=passed, retry_after_s=retry_after_s)

@@ -28,6 +28,10 @@ from sluice.limits.redis import RedisLimiter
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider
 from sluice.providers.registry import build_provider
+from sluice.routing.breaker import BreakerConfig, MemoryBreakers
+from sluice.routing.breaker_redis import RedisBreakers
+from sluice.routing.health import DeploymentStats
+from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.settings import Settings
 from sluice.storage.sql.migrate import upgrade_engine
@@ -56,6 +60,7 @@ class Runtime:
     usage: UsageWriter
     session: aiohttp.ClientSession
     table: ModelTable
+    router: Router
     limiter: Limiter = field(default_factory=lambda: MemoryLimiter(SystemClock()))
     budgets: BudgetStore = field(default_factory=lambda: MemoryBudgets(SystemClock()))
     pricer: Pricer = field(default_factory=lambda: Pricer(SystemClock()))
@@ -72,12 +77,14 @@ class Runtime:
         return Services(
             table=self.table,
             session=self.session,
+            router=self.router,
             limiter=self.limiter,
             budgets=self.budgets,
             pricer=self.pricer,
             credentials=self.credentials,
             provider_types={name: p.type for name, p in self.config.providers.items()},
             prices={m.name: m.prices for m in self.config.models if m.prices is not None},
+            total_timeout_s=self.config.routing.total_timeout_s,
         )
 
     async def refresh_keys(self, *, force: bool = False) -> None:
@@ -172,6 +179,33 @@ async def _listen_keys(rt: Runtime, redis: Redis) -> None:
             await asyncio.sleep(1.0)
 
 
+def _governance(clock: Clock, redis: Any) -> tuple[Limiter, BudgetStore]:
+    """Rate limits and budgets: in this process, or shared through Redis."""
+    if redis is not None:
+        return RedisLimiter(redis), RedisBudgets(redis, clock)
+    return MemoryLimiter(clock), MemoryBudgets(clock)
+
+
+def _router(
+    config: GatewayConfig, table: ModelTable, clock: Clock, redis: Any
+) -> tuple[Router, MemoryBreakers | RedisBreakers]:
+    breaker_config = BreakerConfig.from_settings(config.routing.breaker)
+    breakers: MemoryBreakers | RedisBreakers
+    if redis is not None:
+        keys = [d.key for e in table.entries for d in e.deployments]
+        breakers = RedisBreakers(redis, clock, breaker_config, keys=keys)
+    else:
+        breakers = MemoryBreakers(clock, breaker_config)
+    router = Router(
+        table,
+        stats=DeploymentStats(clock, window_s=config.routing.breaker.window_s),
+        breakers=breakers,
+        config=config.routing,
+        clock=clock,
+    )
+    return router, breakers
+
+
 def _build_providers(config: GatewayConfig) -> dict[str, Provider]:
     return {name: build_provider(name, cfg) for name, cfg in config.providers.items()}
 
@@ -206,13 +240,8 @@ async def open_runtime(
             redis = RedisClient.from_url(settings.redis_url)
         session = new_session()
         table = ModelTable.build(config, providers, created=int(clock.now()))
-        limiter: Limiter
-        budgets: BudgetStore
-        if redis is not None:
-            limiter = RedisLimiter(redis)
-            budgets = RedisBudgets(redis, clock)
-        else:
-            limiter, budgets = MemoryLimiter(clock), MemoryBudgets(clock)
+        limiter, budgets = _governance(clock, redis)
+        router, breakers = _router(config, table, clock, redis)
         pricer = Pricer(clock)
         pricer.preload(
             (config.providers[d.provider].type, d.model)
@@ -239,6 +268,7 @@ async def open_runtime(
             ),
             session=session,
             table=table,
+            router=router,
             limiter=limiter,
             budgets=budgets,
             pricer=pricer,
@@ -254,6 +284,8 @@ async def open_runtime(
             ]
             if redis is not None:
                 tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))
+            if isinstance(breakers, RedisBreakers):
+                tasks.append(spawn_in(group, breakers.run(), name="breaker-sync"))
             try:
                 yield rt
             finally:

@@ -30,6 +30,7 @@ from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError
 from sluice.pipeline import relay
+from sluice.pipeline.attempt import record_error
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.dialects.openai import OpenAIDialect
 from sluice.routing.table import ModelTable
@@ -239,7 +240,7 @@ async def _fail(
     base: list[tuple[bytes, bytes]],
     dialect: Dialect,
 ) -> None:
-    relay.record_error(ev, exc)
+    record_error(ev, exc)
     if not sink.started:
         await send_error(send, exc, base, dialect.error(exc))
     elif not sink.ended:

@@ -7,7 +7,10 @@ from collections.abc import Awaitable, Callable
 
 import orjson
 
-from sluice.api.render import JSON_CT, Receive, Scope, Send, send_json
+from sluice.api.render import JSON_CT, Receive, Scope, Send, send_error, send_json
+from sluice.auth.principal import Principal
+from sluice.errors import ErrorKind, GatewayError
+from sluice.routing.router import Router
 
 PROBE_TIMEOUT_S = 2.0
 
@@ -38,3 +41,59 @@ class Readiness:
         if not self.accepting:
             body["status"] = "shutting down"
         await send_json(send, 200 if ok else 503, orjson.dumps(body), [JSON_CT])
+
+
+class DeploymentHealth:
+    """``GET /health`` (admin): every deployment with its breaker, cool-down, in-flight
+    count, latency averages and error rate as this process sees them."""
+
+    def __init__(self, router: Router, authenticate: Callable[[Scope], Principal]) -> None:
+        self._router = router
+        self._authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            principal = self._authenticate(scope)
+            if not principal.is_admin:
+                raise GatewayError(ErrorKind.CALLER_FORBIDDEN, "GET /health needs an admin key")
+        except GatewayError as exc:
+            await send_error(send, exc, [])
+            return
+        router = self._router
+        models = []
+        for entry in router.table.entries:
+            deployments = []
+            for dep in entry.deployments:
+                stats = router.stats.snapshot(dep.key)
+                breaker = router.breakers.state(dep.key)
+                deployments.append(
+                    {
+                        "id": dep.key,
+                        "provider": dep.provider_name,
+                        "model": dep.upstream_model,
+                        "priority": dep.priority,
+                        "weight": dep.weight,
+                        "breaker": breaker.state,
+                        "cooldown_until": breaker.retry_at,
+                        "consecutive_failures": breaker.consecutive_failures,
+                        "in_flight": stats.in_flight,
+                        "latency_ewma_ms": stats.latency_ewma_ms,
+                        "ttft_ewma_ms": stats.ttft_ewma_ms,
+                        "error_rate": stats.error_rate,
+                        "requests_in_window": stats.requests_in_window,
+                    }
+                )
+            healthy = any(d["breaker"] != "open" for d in deployments)
+            models.append(
+                {
+                    "model": entry.name,
+                    "strategy": entry.strategy,
+                    "healthy": healthy,
+                    "deployments": deployments,
+                }
+            )
+        body = {
+            "status": "ok" if all(m["healthy"] for m in models) else "degraded",
+            "models": models,
+        }
+        await send_json(send, 200, orjson.dumps(body), [JSON_CT])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -102,6 +102,9 @@ class DeploymentConfig(_Frozen):
     """Lower is tried first."""
     id: str | None = None
     """Stable name for health and usage rows; ``provider/model`` when omitted."""
+    retries: Annotated[int, Field(ge=0, le=10)] | None = None
+    """Extra attempts on this deployment after a retriable failure; ``routing.retries``
+    when omitted."""
 
     @property
     def key(self) -> str:
@@ -116,6 +119,56 @@ class ModelConfig(_Frozen):
     deployments: Annotated[tuple[DeploymentConfig, ...], Field(min_length=1)]
     prices: Prices | None = None
     description: str | None = None
+    strategy: Strategy = "weighted"
+    """How to order deployments of the same priority: ``priority`` (as listed),
+    ``weighted`` (random by weight), ``least_busy``, ``lowest_latency``, ``lowest_cost``."""
+    fallbacks: tuple[str, ...] = ()
+    """Models tried, in order, when every deployment of this one failed retriably."""
+    context_window_fallbacks: tuple[str, ...] = ()
+    """Models tried when a deployment says the request is too long for its context."""
+    content_policy_fallbacks: tuple[str, ...] = ()
+    """Models tried when a deployment refuses the request under its content policy."""
+
+
+Strategy = Literal["priority", "weighted", "least_busy", "lowest_latency", "lowest_cost"]
+
+
+class BreakerSettings(_Frozen):
+    """Per-deployment circuit breaker."""
+
+    failures: Annotated[int, Field(ge=1)] = 5
+    """Consecutive failures that open the breaker."""
+    error_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    """Failure share over ``window_s`` that opens it (once ``min_requests`` were seen)."""
+    window_s: Annotated[float, Field(gt=0)] = 60.0
+    min_requests: Annotated[int, Field(ge=1)] = 20
+    cooldown_s: Annotated[float, Field(gt=0)] = 30.0
+    """How long an open breaker waits before letting one probe request through."""
+
+
+class Wildcard(_Frozen):
+    """Model names starting with ``prefix`` go to ``provider`` with the rest as the upstream
+    model name (``openai/gpt-4o`` → provider ``openai``, model ``gpt-4o``)."""
+
+    prefix: Annotated[str, Field(min_length=1)]
+    provider: str
+
+
+class RoutingConfig(_Frozen):
+    retries: Annotated[int, Field(ge=0, le=10)] = 1
+    """Extra attempts per deployment after a retriable failure (connect errors, timeouts,
+    resets before the first byte, 408/409/429/500/502/503/504/529)."""
+    backoff_base_s: Annotated[float, Field(ge=0)] = 0.25
+    """First retry waits about this long (jittered, doubling each time)."""
+    backoff_max_s: Annotated[float, Field(ge=0)] = 4.0
+    retry_after_cap_s: Annotated[float, Field(ge=0)] = 10.0
+    """An upstream ``Retry-After`` is honoured up to this; longer means try elsewhere."""
+    total_timeout_s: Annotated[float, Field(gt=0)] = 600.0
+    """Deadline of a whole request: every attempt, retry, back-off and fallback."""
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    wildcards: tuple[Wildcard, ...] = ()
+    policies: tuple[str, ...] = ()
+    """Cedar policy files (or directories of ``*.cedar``) for policy routing."""
 
 
 class GatewayConfig(_Frozen):
@@ -123,6 +176,7 @@ class GatewayConfig(_Frozen):
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: tuple[ModelConfig, ...] = ()
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
@@ -134,10 +188,21 @@ class GatewayConfig(_Frozen):
                         f"models[{i}]: name {name!r} is already used by model {seen[name]!r}"
                     )
                 seen[name] = model.name
+            for field in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+                for name in getattr(model, field):
+                    if name not in {m.name for m in self.models} | {
+                        a for m in self.models for a in m.aliases
+                    }:
+                        raise ValueError(f"models[{i}].{field}: unknown model {name!r}")
             for j, dep in enumerate(model.deployments):
                 if dep.provider not in self.providers:
                     raise ValueError(
                         f"models[{i}].deployments[{j}].provider: unknown provider "
                         f"{dep.provider!r}; define it under providers"
                     )
+        for k, wildcard in enumerate(self.routing.wildcards):
+            if wildcard.provider not in self.providers:
+                raise ValueError(
+                    f"routing.wildcards[{k}].provider: unknown provider {wildcard.provider!r}"
+                )
         return self

@@ -7,8 +7,7 @@ module fills in what happened (deployment, tokens, timings, error) on every path
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,18 +18,15 @@ from sluice.budgets.base import BudgetReservation, BudgetStore
 from sluice.budgets.errors import BudgetExceeded
 from sluice.budgets.pricing import Pricer
 from sluice.config.model import Prices
-from sluice.errors import ErrorKind, GatewayError
 from sluice.limits.base import Limiter, Reservation
-from sluice.pipeline.dialects.base import Dialect, Translation
+from sluice.pipeline.dialects.base import Dialect
+from sluice.pipeline.route import route
 from sluice.pipeline.sink import Headers, ResponseSink
-from sluice.providers.base import UpstreamCall, UpstreamStream
-from sluice.routing.table import Deployment, ModelEntry, ModelTable
-from sluice.tokens import estimate_prompt, estimate_text
+from sluice.routing.router import Router
+from sluice.routing.table import ModelEntry, ModelTable
+from sluice.tokens import estimate_prompt
 from sluice.types import ProviderRequest, Usage
 from sluice.usage.event import UsageEvent
-
-_JSON_CT = (b"content-type", b"application/json")
-
 
 DEFAULT_OUTPUT_RESERVE = 4096
 """Output tokens reserved (limits and budgets) when a request names no maximum."""
@@ -42,6 +38,7 @@ class Services:
 
     table: ModelTable
     session: aiohttp.ClientSession
+    router: Router
     limiter: Limiter
     budgets: BudgetStore
     pricer: Pricer
@@ -51,37 +48,8 @@ class Services:
     """Provider name → type, for prices."""
     prices: Mapping[str, Prices] = field(default_factory=dict)
     """Public model name → price override from the config."""
-
-
-def _usage(usage: Usage | None, req: ProviderRequest, chars: int) -> Usage:
-    if usage is None:
-        return Usage(estimate_prompt(req.body), estimate_text(chars), estimated=True)
-    return usage
-
-
-def _apply_usage(ev: UsageEvent, usage: Usage) -> None:
-    ev.prompt_tokens = usage.prompt_tokens
-    ev.completion_tokens = usage.completion_tokens
-    ev.cached_tokens = usage.cached_tokens
-    ev.cache_write_tokens = usage.cache_write_tokens
-    ev.tokens_estimated = usage.estimated
-
-
-def record_error(ev: UsageEvent, exc: GatewayError) -> None:
-    ev.status = exc.status
-    ev.error_kind = exc.kind.value
-    ev.error_message = exc.message
-
-
-@dataclass(slots=True)
-class Attempt:
-    """One call to one deployment, with the request in the form that deployment takes."""
-
-    dep: Deployment
-    call: UpstreamCall
-    upstream: ProviderRequest
-    translation: Translation | None
-    headers: Headers
+    total_timeout_s: float = 600.0
+    """Deadline of a whole request, retries and fallbacks included."""
 
 
 def requested_output(body: Mapping[str, Any]) -> int:
@@ -110,10 +78,11 @@ async def run(
     started: float,
     forward_headers: dict[str, str] | None = None,
 ) -> None:
-    """Reserve limits and budgets, call one deployment of ``entry``, relay its answer in
-    ``dialect``, then settle what was used (or release what was not) on every path."""
-    dep = svc.table.pick(entry)
-    provider_type = svc.provider_types.get(dep.provider_name, dep.provider_name)
+    """Reserve limits and budgets, route to a deployment of ``entry`` (retries, fallbacks),
+    relay its answer in ``dialect``, then settle what was used (or release what was not) on
+    every path."""
+    dep = entry.deployments[0]
+    provider_type = dep.provider_type or dep.provider_name
     prices = svc.prices.get(entry.name)
     checks = principal.checks_for(entry.name)
     budget_checks = principal.budget_checks
@@ -143,17 +112,21 @@ async def run(
                         await svc.limiter.release(held, refund_request=True)
                         held = None  # refused: the request consumed nothing
                     raise
-        await _call(
+        loop = asyncio.get_running_loop()
+        dep, served = await route(
             svc,
             ev,
             req,
-            dep,
+            entry,
             sink,
             dialect=dialect,
             base_headers=base_headers,
             started=started,
             forward_headers=forward_headers,
+            deadline=loop.time() + svc.total_timeout_s,
         )
+        provider_type = dep.provider_type or dep.provider_name
+        prices = svc.prices.get(served.name)
     finally:
         used = _used(ev)
         if used:
@@ -183,92 +156,3 @@ async def run(
 
 def _rate_headers(held: Reservation) -> Headers:
     return [(k.encode(), v.encode()) for k, v in held.status.headers().items()]
-
-
-async def _call(
-    svc: Services,
-    ev: UsageEvent,
-    req: ProviderRequest,
-    dep: Deployment,
-    sink: ResponseSink,
-    *,
-    dialect: Dialect,
-    base_headers: Headers,
-    started: float,
-    forward_headers: dict[str, str] | None,
-) -> None:
-    ev.provider = dep.provider_name
-    ev.deployment = dep.key
-    ev.upstream_model = dep.upstream_model
-    translation = dialect.plan(req, dep.provider.capabilities)
-    upstream = req if translation is None else translation.upstream
-    ev.attempts = 1
-    call = UpstreamCall(
-        upstream_model=dep.upstream_model,
-        deployment=dep.key,
-        request_id=ev.request_id,
-        session=svc.session,
-        timeouts=dep.timeouts,
-        extra_headers=forward_headers if translation is None and forward_headers else {},
-        credential=svc.credentials.get(dep.provider_name),
-    )
-    attempt = Attempt(dep, call, upstream, translation, base_headers + list(dep.response_headers))
-    try:
-        async with asyncio.timeout(dep.timeouts.total_s):
-            if req.stream:
-                await _stream(ev, req, attempt, sink=sink, dialect=dialect, started=started)
-            else:
-                await _complete(ev, attempt, sink=sink)
-    except TimeoutError:
-        raise GatewayError(
-            ErrorKind.PROVIDER_TIMEOUT,
-            f"deployment {dep.key} did not finish within {dep.timeouts.total_s:g} s",
-        ) from None
-
-
-async def _complete(ev: UsageEvent, attempt: Attempt, *, sink: ResponseSink) -> None:
-    resp = await attempt.dep.provider.send(attempt.upstream, attempt.call)
-    usage = _usage(resp.usage, attempt.upstream, resp.completion_chars)
-    _apply_usage(ev, usage)
-    translation = attempt.translation
-    body = resp.body if translation is None else await translation.response(resp, usage)
-    attempt.headers.append(_JSON_CT)
-    await sink.json(200, body, attempt.headers)
-
-
-async def _stream(
-    ev: UsageEvent,
-    req: ProviderRequest,
-    attempt: Attempt,
-    *,
-    sink: ResponseSink,
-    dialect: Dialect,
-    started: float,
-) -> None:
-    ev.streamed = True
-    stream: UpstreamStream = await attempt.dep.provider.open_stream(attempt.upstream, attempt.call)
-    try:
-        pieces: AsyncIterator[bytes] = (
-            aiter(stream) if attempt.translation is None else attempt.translation.stream(stream)
-        )
-        try:
-            first: bytes | None = await anext(pieces)
-        except StopAsyncIteration:
-            first = None
-        ev.ttft_ms = (time.perf_counter() - started) * 1000
-        await sink.start_stream(attempt.headers)
-        if first:
-            await sink.chunk(first)
-        async for piece in pieces:
-            await sink.chunk(piece)
-        tail = dialect.stream_tail(req, stream) if attempt.translation is None else b""
-        await sink.end(tail)
-    except GatewayError as exc:
-        if not sink.started:
-            raise
-        # After the first byte an error travels in-band and ends the stream: no clean end.
-        record_error(ev, exc)
-        await sink.end(dialect.stream_error(exc))
-    finally:
-        _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
-        await stream.aclose()

@@ -42,6 +42,17 @@ def error_message(body: bytes, status: int) -> str:
     return f"the provider answered HTTP {status}"
 
 
+def error_code(body: bytes) -> str | None:
+    """The provider's structured error code (``error.code``), if any."""
+    try:
+        data: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    error = data.get("error") if isinstance(data, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
+
+
 async def raise_for_upstream_status(resp: aiohttp.ClientResponse) -> None:
     """Translate an upstream error answer into our tree; return for 2xx."""
     if resp.status < 400:
@@ -51,6 +62,7 @@ async def raise_for_upstream_status(resp: aiohttp.ClientResponse) -> None:
         resp.status,
         error_message(body, resp.status),
         retry_after_s=parse_retry_after(resp.headers.get("Retry-After")),
+        code=error_code(body),
     )
 
 

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sluice.config.model import GatewayConfig, Timeouts
+from sluice.config.model import GatewayConfig, Strategy, Timeouts
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import Provider
 
@@ -22,6 +22,25 @@ class Deployment:
     timeouts: Timeouts
     response_headers: tuple[tuple[bytes, bytes], ...] = ()
     """``x-sluice-provider`` / ``x-sluice-deployment``, encoded once."""
+    retries: int = 0
+    """Extra attempts after a retriable failure."""
+    provider_type: str = ""
+    output_usd_per_mtok: float = 0.0
+    """For the ``lowest_cost`` strategy (from the model's price override, else 0)."""
+
+
+MAX_WILDCARD_NAMES = 4096
+"""Wildcard names remembered (each gets a stable entry); beyond, entries are rebuilt."""
+
+
+@dataclass(frozen=True, slots=True)
+class WildcardRoute:
+    prefix: str
+    provider_name: str
+    provider: Provider
+    timeouts: Timeouts
+    provider_type: str
+    retries: int
 
 
 def _header(value: str) -> bytes:
@@ -35,19 +54,31 @@ class ModelEntry:
     deployments: tuple[Deployment, ...]
     """Sorted by priority (lowest first)."""
     created: int
+    strategy: Strategy = "weighted"
+    fallbacks: tuple[str, ...] = ()
+    context_window_fallbacks: tuple[str, ...] = ()
+    content_policy_fallbacks: tuple[str, ...] = ()
 
 
 class ModelTable:
     """Resolves what a client asked for. Picking is weighted-random within the best
     priority; the random source is injected so tests are deterministic."""
 
-    def __init__(self, entries: list[ModelEntry], *, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        entries: list[ModelEntry],
+        *,
+        rng: random.Random | None = None,
+        wildcards: tuple[WildcardRoute, ...] = (),
+    ) -> None:
         self._entries = entries
         self._by_name: dict[str, ModelEntry] = {}
         for entry in entries:
             for name in (entry.name, *entry.aliases):
                 self._by_name[name] = entry
         self._rng = rng or random.Random()
+        self._wildcards = wildcards
+        self._wild: dict[str, ModelEntry] = {}
 
     @classmethod
     def build(
@@ -59,6 +90,7 @@ class ModelTable:
         rng: random.Random | None = None,
     ) -> ModelTable:
         entries = []
+        retries = config.routing.retries
         for model in config.models:
             deps = tuple(
                 sorted(
@@ -75,26 +107,83 @@ class ModelTable:
                                 (b"x-sluice-provider", _header(d.provider)),
                                 (b"x-sluice-deployment", _header(d.key)),
                             ),
+                            retries=d.retries if d.retries is not None else retries,
+                            provider_type=config.providers[d.provider].type,
+                            output_usd_per_mtok=model.prices.output_usd_per_mtok
+                            if model.prices
+                            else 0.0,
                         )
                         for d in model.deployments
                     ),
                     key=lambda d: d.priority,
                 )
             )
-            entries.append(ModelEntry(model.name, model.aliases, deps, created))
-        return cls(entries, rng=rng)
+            entries.append(
+                ModelEntry(
+                    model.name,
+                    model.aliases,
+                    deps,
+                    created,
+                    strategy=model.strategy,
+                    fallbacks=model.fallbacks,
+                    context_window_fallbacks=model.context_window_fallbacks,
+                    content_policy_fallbacks=model.content_policy_fallbacks,
+                )
+            )
+        wildcards = tuple(
+            WildcardRoute(
+                w.prefix,
+                w.provider,
+                providers[w.provider],
+                config.providers[w.provider].timeouts,
+                config.providers[w.provider].type,
+                retries,
+            )
+            for w in config.routing.wildcards
+        )
+        return cls(entries, rng=rng, wildcards=wildcards)
 
     @property
     def entries(self) -> list[ModelEntry]:
         return self._entries
 
     def get(self, name: str) -> ModelEntry | None:
-        return self._by_name.get(name)
+        return self._by_name.get(name) or self._wildcard(name)
+
+    def _wildcard(self, name: str) -> ModelEntry | None:
+        """``prefix/model`` through a wildcard route, built once per name."""
+        entry = self._wild.get(name)
+        if entry is not None or not self._wildcards:
+            return entry
+        for route in self._wildcards:
+            upstream = name[len(route.prefix) :] if name.startswith(route.prefix) else ""
+            if upstream:
+                dep = Deployment(
+                    key=f"{route.provider_name}/{upstream}",
+                    provider_name=route.provider_name,
+                    provider=route.provider,
+                    upstream_model=upstream,
+                    weight=1.0,
+                    priority=0,
+                    timeouts=route.timeouts,
+                    response_headers=(
+                        (b"x-sluice-provider", _header(route.provider_name)),
+                        (b"x-sluice-deployment", _header(f"{route.provider_name}/{upstream}")),
+                    ),
+                    retries=route.retries,
+                    provider_type=route.provider_type,
+                )
+                entry = ModelEntry(name, (), (dep,), 0)
+                if len(self._wild) < MAX_WILDCARD_NAMES:
+                    self._wild[name] = entry
+                return entry
+        return None
 
     def resolve(self, name: str, *, allowed: Callable[[str], bool] | None = None) -> ModelEntry:
-        """The entry for a name or alias; an unknown or forbidden model is the same 404."""
-        entry = self._by_name.get(name)
-        if entry is None or (allowed is not None and not allowed(entry.name)):
+        """The entry for a name or alias; an unknown or forbidden model is the same 404.
+        Access to a wildcard name is checked as ``<prefix>*``."""
+        entry = self.get(name)
+        if entry is None or (allowed is not None and not allowed(self.canonical(name) or "")):
             raise GatewayError(
                 ErrorKind.CALLER_NOT_FOUND,
                 f"the model {name!r} does not exist or you do not have access to it",
@@ -107,13 +196,22 @@ class ModelTable:
         return list(self._by_name)
 
     def canonical(self, name: str) -> str | None:
-        """The public model a name or alias stands for."""
+        """The public model a name or alias stands for (``<prefix>*`` for wildcard routes)."""
         entry = self._by_name.get(name)
-        return entry.name if entry is not None else None
+        if entry is not None:
+            return entry.name
+        for route in self._wildcards:
+            if name == route.prefix + "*" or (
+                name.startswith(route.prefix) and name != route.prefix
+            ):
+                return route.prefix + "*"
+        return None
 
     @property
     def everything(self) -> frozenset[str]:
-        return frozenset(e.name for e in self._entries)
+        return frozenset(e.name for e in self._entries) | {
+            route.prefix + "*" for route in self._wildcards
+        }
 
     def pick(self, entry: ModelEntry) -> Deployment:
         deps = entry.deployments

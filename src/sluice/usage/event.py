@@ -28,10 +28,14 @@ class UsageEvent:
     error_kind: str | None = None
     error_message: str | None = None
     streamed: bool = False
+    partial: bool = False
+    """A stream that failed after its first byte: the tokens are those delivered."""
     end_user: str | None = None
     """The body's ``user`` field."""
     attempts: int = 0
     """Upstream attempts made (0 when refused before any)."""
+    attempt_errors: list[str] | None = None
+    """``deployment: error kind`` of every failed attempt (never billed)."""
     cost_micros: int | None = None
     """What the answer cost in micro-dollars (``None`` when no upstream call was billed)."""
     user_id: str | None = None

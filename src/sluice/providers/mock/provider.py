@@ -48,7 +48,10 @@ class MockProvider:
             await asyncio.sleep(delay)
         if status is not None:
             raise upstream_http_error(
-                status, s.error_body(status)["error"]["message"], retry_after_s=script.retry_after_s
+                status,
+                s.error_body(status)["error"]["message"],
+                retry_after_s=script.retry_after_s,
+                code=script.error_code,
             )
 
     async def send(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamResponse:
@@ -77,7 +80,10 @@ class MockProvider:
         status = self._flaky.fails(call.upstream_model, script)
         if status is not None:
             raise upstream_http_error(
-                status, s.error_body(status)["error"]["message"], retry_after_s=script.retry_after_s
+                status,
+                s.error_body(status)["error"]["message"],
+                retry_after_s=script.retry_after_s,
+                code=script.error_code,
             )
         body = dict(req.body)
         body["model"] = req.model

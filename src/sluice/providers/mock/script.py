@@ -13,6 +13,7 @@ HTTP mock upstream. Parameters:
 ``completion_tokens``  words generated (default 64; ``max_tokens`` caps it)
 ``status``          always answer this HTTP error status
 ``retry_after_s``   ``Retry-After`` sent with error answers
+``error_code``      the error body's ``code`` (e.g. ``context_length_exceeded``)
 ``flaky``           fail the first N calls of this script (with ``status`` or 503)
 ``cut``             drop the stream after N content chunks (no ``[DONE]``)
 ``stall``           stop sending after N content chunks, holding the connection
@@ -82,6 +83,7 @@ class MockScript:
     completion_tokens: int = 64
     status: int | None = None
     retry_after_s: float | None = None
+    error_code: str | None = None
     flaky: int = 0
     cut: int | None = None
     stall: int | None = None
@@ -109,7 +111,9 @@ class MockScript:
             if kind is None or key == "name":
                 raise ScriptError(f"unknown mock parameter {key!r}")
             try:
-                if "bool" in str(kind):
+                if "str" in str(kind):
+                    values[key] = raw
+                elif "bool" in str(kind):
                     values[key] = raw not in ("0", "false", "no", "")
                 elif "int" in str(kind):
                     values[key] = int(raw)
@@ -140,13 +144,13 @@ class FlakyCounter:
         return None
 
 
-def error_body(status: int) -> dict[str, Any]:
+def error_body(status: int, code: str | None = None) -> dict[str, Any]:
     return {
         "error": {
             "message": f"mock upstream scripted error {status}",
             "type": "mock_error",
             "param": None,
-            "code": str(status),
+            "code": code or str(status),
         }
     }
 

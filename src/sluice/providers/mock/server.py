@@ -104,7 +104,7 @@ class MockApp:
                 if (script.retry_after_s is not None)
                 else ()
             )
-            return _json_reply(status, s.error_body(status), extra)
+            return _json_reply(status, s.error_body(status, script.error_code), extra)
         rid = f"{self.requests:x}"
         created = int(time.time())
         if path == "/embeddings":

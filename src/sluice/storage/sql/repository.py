@@ -156,6 +156,8 @@ def _usage_row(e: UsageEvent) -> dict[str, Any]:
         "streamed": e.streamed,
         "end_user": e.end_user[:200] if e.end_user else None,
         "attempts": e.attempts,
+        "attempt_errors": e.attempt_errors,
+        "partial": e.partial,
         "cost_micros": e.cost_micros,
         "user_id": e.user_id,
         "team_id": e.team_id,

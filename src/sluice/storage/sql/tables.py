@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 metadata = MetaData()
@@ -156,8 +157,10 @@ usage = Table(
     Column("error_kind", String(64)),
     Column("error_message", Text),
     Column("streamed", Boolean, nullable=False),
+    Column("partial", Boolean, nullable=False, server_default=false()),
     Column("end_user", String(200)),
     Column("attempts", Integer, nullable=False),
+    Column("attempt_errors", JSON),
     Column("cost_micros", BigInteger),
     Column("user_id", String(32)),
     Column("team_id", String(32)),
@@ -191,5 +194,5 @@ provider_credentials = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 """The newest migration; a test checks it against the migration scripts."""

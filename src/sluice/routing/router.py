@@ -1,0 +1,95 @@
+"""The router: which deployments to try for a model, in what order, and whether each may be
+tried now. Composes the strategies, the per-deployment stats, the circuit breakers and the
+Cedar policies; the attempt loop (``pipeline/route.py``) asks it."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Iterable, Sequence
+
+from sluice.clock import Clock
+from sluice.config.model import RoutingConfig
+from sluice.routing.breaker import Breakers
+from sluice.routing.health import DeploymentStats
+from sluice.routing.strategies import order
+from sluice.routing.table import Deployment, ModelEntry, ModelTable
+
+
+class Router:
+    def __init__(
+        self,
+        table: ModelTable,
+        *,
+        stats: DeploymentStats,
+        breakers: Breakers,
+        config: RoutingConfig,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.table = table
+        self.stats = stats
+        self.breakers = breakers
+        self._config = config
+        self._clock = clock
+        self._rng = rng or random.Random()
+
+    def candidates(self, entry: ModelEntry) -> list[Deployment]:
+        """Every deployment of ``entry`` in the order to try them."""
+        deps = entry.deployments
+        if len(deps) == 1:
+            return [deps[0]]
+        return order(
+            deps,
+            entry.strategy,
+            stats=self.stats,
+            rng=self._rng,
+            cost=_cost,
+        )
+
+    def available(self, dep: Deployment) -> bool:
+        return bool(self.breakers.available(dep.key))
+
+    def begin(self, dep: Deployment) -> None:
+        self.stats.begin(dep.key)
+
+    def end(self, dep: Deployment, *, ok: bool, latency_ms: float, ttft_ms: float | None) -> None:
+        self.stats.end(dep.key, ok=ok, latency_ms=latency_ms, ttft_ms=ttft_ms)
+
+    async def record(self, dep: Deployment, *, ok: bool) -> None:
+        """An attempt's verdict on the deployment's health."""
+        await self.breakers.record(dep.key, ok=ok)
+
+    async def release(self, dep: Deployment) -> None:
+        """An attempt that says nothing about the deployment (a caller error, a client that
+        left): frees a half-open probe without a verdict."""
+        await self.breakers.release(dep.key)
+
+    def retry_after_s(self, deps: Sequence[Deployment]) -> float | None:
+        at = self.breakers.retry_at([d.key for d in deps])
+        return None if at is None else max(0.0, at - self._clock.now())
+
+    def entries(self, names: Iterable[str]) -> list[ModelEntry]:
+        return [e for n in names if (e := self.table.get(n)) is not None]
+
+    async def backoff(self, attempt: int, retry_after_s: float | None, deadline: float) -> bool:
+        """Wait before retrying the same deployment; ``False`` when waiting makes no sense
+        (``Retry-After`` above the cap, or past the request's deadline)."""
+        cfg = self._config
+        if retry_after_s is not None:
+            if retry_after_s > cfg.retry_after_cap_s:
+                return False
+            delay = retry_after_s
+        else:
+            ceiling = min(cfg.backoff_max_s, cfg.backoff_base_s * (2**attempt))
+            delay = ceiling * (0.5 + self._rng.random() / 2)
+        loop = asyncio.get_running_loop()
+        if loop.time() + delay >= deadline:
+            return False
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return True
+
+
+def _cost(dep: Deployment) -> float:
+    return dep.output_usd_per_mtok
