@@ -146,3 +146,35 @@ models:
         row = await _row(app, resp.headers["x-request-id"])
         assert 2 <= row.attempts <= 3  # type: ignore[attr-defined]
         assert orjson.loads(resp.content)["error"]["code"] == "provider_timeout"
+
+
+async def test_wildcard_routes_and_health(tmp_path: Path) -> None:
+    config = """
+routing:
+  wildcards: [{prefix: "local/", provider: mock}]
+  breaker: {failures: 1, cooldown_s: 30}
+providers:
+  mock: {type: mock}
+models:
+  - name: down
+    deployments: [{provider: mock, model: "chat?status=503", id: down-1, retries: 0}]
+"""
+    async with running(make_settings(tmp_path), config) as (app, client):
+        resp = await _post(client, "local/chat?completion_tokens=3")
+        assert resp.status_code == 200 and resp.json()["usage"]["completion_tokens"] == 3
+        assert resp.headers["x-sluice-deployment"] == "mock/chat?completion_tokens=3"
+        assert (await _post(client, "elsewhere/x")).status_code == 404
+        key = (await client.post("/api/v1/keys", json={"name": "k", "models": ["local/*"]})).json()
+        auth = {"Authorization": f"Bearer {key['key']}"}
+        allowed = await client.post("/v1/chat/completions", json=_body("local/chat"), headers=auth)
+        assert allowed.status_code == 200
+        assert (await _post(client, "down")).status_code == 503
+        health = (await client.get("/health")).json()
+        [down] = health["models"]
+        assert health["status"] == "degraded" and down["healthy"] is False
+        [dep] = down["deployments"]
+        assert dep["breaker"] == "open" and dep["cooldown_until"] is not None
+        assert dep["error_rate"] == 1.0 and dep["in_flight"] == 0
+        forbidden = await client.get("/health", headers=auth)
+        assert forbidden.status_code == 403
+        assert (await client.get("/health/ready", headers={})).status_code == 200
