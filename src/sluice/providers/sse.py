@@ -62,17 +62,43 @@ class ChunkInspector:
     """Checks each OpenAI chunk payload, keeps usage and counts generated characters.
 
     Raises ``GatewayError`` on a malformed chunk or an error event sent mid-stream.
+
+    Ordinary content chunks are relayed after a structural check (a JSON object: ``{`` ...
+    ``}``) without being parsed: parsing every chunk would double the gateway's cost per
+    stream. Chunks that may carry an error or the usage are parsed. The generated text is
+    counted only when asked (``completion_chars``), which the pipeline does when the
+    provider sent no usage; the chunks are kept until the stream ends for that.
     """
 
-    __slots__ = ("completion_chars", "include_usage", "usage")
+    __slots__ = ("_chars", "_kept", "include_usage", "usage")
 
     def __init__(self, *, include_usage: bool) -> None:
         self.include_usage = include_usage
         self.usage: Usage | None = None
-        self.completion_chars = 0
+        self._chars = 0
+        self._kept: list[bytes] = []
+
+    @property
+    def completion_chars(self) -> int:
+        """Characters of generated text relayed so far (content and tool-call arguments)."""
+        if self._kept:
+            kept, self._kept = self._kept, []
+            for payload in kept:
+                self._count_chunk(orjson.loads(payload))
+        return self._chars
 
     def relay(self, payload: bytes) -> bytes | None:
         """The framed event to pass to the client, or ``None`` to drop it."""
+        if payload[:1] != b"{" or payload[-1:] != b"}":
+            raise GatewayError(
+                ErrorKind.PROVIDER_BAD_RESPONSE, "the provider sent a malformed stream chunk"
+            )
+        if b'"error"' in payload or b'"usage":{' in payload or b'"usage": {' in payload:
+            return self._inspect(payload)
+        self._kept.append(payload)
+        return b"data: " + payload + b"\n\n"
+
+    def _inspect(self, payload: bytes) -> bytes | None:
         try:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -87,33 +113,33 @@ class ChunkInspector:
         error = chunk.get("error")
         if error is not None:
             raise _stream_error(error)
-        choices = chunk.get("choices")
-        if choices:
-            for choice in choices:
-                delta = choice.get("delta") if isinstance(choice, dict) else None
-                if isinstance(delta, dict):
-                    self._count(delta)
-                elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
-                    self.completion_chars += len(choice["text"])
+        self._count_chunk(chunk)
         usage = chunk.get("usage")
         if usage is not None:
             self.usage = usage_from_openai(usage) or self.usage
-            if not choices and not self.include_usage:
+            if not chunk.get("choices") and not self.include_usage:
                 return None
         return frame(payload)
+
+    def _count_chunk(self, chunk: Any) -> None:
+        choices = chunk.get("choices") if isinstance(chunk, dict) else None
+        for choice in choices or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                self._count(delta)
+            elif isinstance(choice, dict) and isinstance(choice.get("text"), str):
+                self._chars += len(choice["text"])
 
     def _count(self, delta: dict[str, Any]) -> None:
         content = delta.get("content")
         if isinstance(content, str):
-            self.completion_chars += len(content)
+            self._chars += len(content)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for call in calls:
                 fn = call.get("function") if isinstance(call, dict) else None
                 if isinstance(fn, dict):
-                    self.completion_chars += len(fn.get("arguments") or "") + len(
-                        fn.get("name") or ""
-                    )
+                    self._chars += len(fn.get("arguments") or "") + len(fn.get("name") or "")
 
 
 def _stream_error(error: Any) -> GatewayError:
