@@ -99,23 +99,26 @@ def serve(
 
     generated = _run(master)
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    key = generated or settings.master_key
     out.print(f"[bold]Sluice {__version__}[/bold] on {base}  (database: {_safe_url(url)})")
     if generated:
         out.print(f"admin key (shown once, only its hash is stored): [bold green]{generated}[/]")
+        token = generated
     elif settings.master_key:
         out.print("admin key: the value of SLUICE_MASTER_KEY")
+        token = "$SLUICE_MASTER_KEY"
     else:
         out.print(
             "admin key: generated at first start and printed then; set SLUICE_MASTER_KEY "
             "or create a key with `sluice keys create --name me`"
         )
-    token = key or "$SLUICE_KEY"
+        token = "$SLUICE_KEY"
+    model = _first_model(settings)
     out.print("try:", highlight=False)
     out.print(
-        f"  curl {base}/v1/chat/completions -H 'Authorization: Bearer {token}' "
+        f'  curl {base}/v1/chat/completions -H "Authorization: Bearer {token}" '
         "-H 'Content-Type: application/json' "
-        '-d \'{"model": "mock-gpt", "messages": [{"role": "user", "content": "Hi"}]}\'',
+        f'-d \'{{"model": "{model}", "messages": [{{"role": "user", '
+        '"content": "Hi"}]}\'',
         highlight=False,
         soft_wrap=True,
     )
@@ -135,6 +138,13 @@ def serve(
         timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         lifespan="on",
     )
+
+
+def _first_model(settings: Settings) -> str:
+    from sluice.lifespan import resolve_config
+
+    models = resolve_config(settings).models
+    return models[0].name if models else "MODEL"
 
 
 def _safe_url(url: str) -> str:

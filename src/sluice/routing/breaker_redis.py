@@ -17,6 +17,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sluice.clock import Clock
@@ -60,19 +61,37 @@ local function reply(h, now, width)
   end
   return {{num(h, 's'), num(h, 'r'), num(h, 'c'), num(h, 'e'), req, fail}}
 end
-local function set(key, h, field, value)
+-- Writes are collected and saved in one HSET and one HDEL at the end.
+local dirty = {{}}
+local function set(h, field, value)
   h[field] = value
-  redis.call('HSET', key, field, value)
+  dirty[field] = value
 end
-local function transition(key, h, state, retry, channel, name)
-  set(key, h, 's', state)
-  set(key, h, 'r', retry)
-  set(key, h, 'e', num(h, 'e') + 1)
+local function transition(h, state, retry, channel, name)
+  set(h, 's', state)
+  set(h, 'r', retry)
+  set(h, 'e', num(h, 'e') + 1)
   for n = 0, N - 1 do
-    h['i' .. n] = nil
-    redis.call('HDEL', key, 'i' .. n, 'o' .. n, 'f' .. n)
+    for _, f in ipairs({{'i' .. n, 'o' .. n, 'f' .. n}}) do
+      h[f] = nil
+      dirty[f] = false
+    end
   end
   redis.call('PUBLISH', channel, name)
+end
+local function save(key, ttl)
+  local sets, dels = {{}}, {{}}
+  for f, v in pairs(dirty) do
+    if v == false then
+      dels[#dels + 1] = f
+    else
+      sets[#sets + 1] = f
+      sets[#sets + 1] = v
+    end
+  end
+  if #sets > 0 then redis.call('HSET', key, unpack(sets)) end
+  if #dels > 0 then redis.call('HDEL', key, unpack(dels)) end
+  if ttl and (#sets > 0 or #dels > 0) then redis.call('PEXPIRE', key, ttl) end
 end
 """
 
@@ -89,33 +108,33 @@ if s == 0 then
   local cur = math.floor(now / width)
   local n = cur % N
   if tonumber(h['i' .. n]) ~= cur then
-    set(key, h, 'i' .. n, cur)
-    set(key, h, 'o' .. n, 0)
-    set(key, h, 'f' .. n, 0)
+    set(h, 'i' .. n, cur)
+    set(h, 'o' .. n, 0)
+    set(h, 'f' .. n, 0)
   end
   if ok then
-    set(key, h, 'o' .. n, num(h, 'o' .. n) + 1)
-    set(key, h, 'c', 0)
+    set(h, 'o' .. n, num(h, 'o' .. n) + 1)
+    if num(h, 'c') ~= 0 then set(h, 'c', 0) end
   else
-    set(key, h, 'f' .. n, num(h, 'f' .. n) + 1)
-    set(key, h, 'c', num(h, 'c') + 1)
+    set(h, 'f' .. n, num(h, 'f' .. n) + 1)
+    set(h, 'c', num(h, 'c') + 1)
     local state = reply(h, now, width)
     local req, fail = state[5], state[6]
     if num(h, 'c') >= tonumber(ARGV[3])
         or (req >= tonumber(ARGV[5]) and fail >= tonumber(ARGV[4]) * req) then
-      transition(key, h, 1, now + tonumber(ARGV[7]), ARGV[9], ARGV[10])
+      transition(h, 1, now + tonumber(ARGV[7]), ARGV[9], ARGV[10])
     end
   end
 elseif s == 2 then
   if ok then
-    set(key, h, 'c', 0)
-    transition(key, h, 0, 0, ARGV[9], ARGV[10])
+    set(h, 'c', 0)
+    transition(h, 0, 0, ARGV[9], ARGV[10])
   else
-    set(key, h, 'c', num(h, 'c') + 1)
-    transition(key, h, 1, now + tonumber(ARGV[7]), ARGV[9], ARGV[10])
+    set(h, 'c', num(h, 'c') + 1)
+    transition(h, 1, now + tonumber(ARGV[7]), ARGV[9], ARGV[10])
   end
 end
-redis.call('PEXPIRE', key, ARGV[8])
+save(key, ARGV[8])
 return reply(h, now, width)
 """
 )
@@ -130,11 +149,11 @@ local key, now = KEYS[1], tonumber(ARGV[1])
 local h = load(key)
 local granted = 0
 if num(h, 's') ~= 0 and now >= num(h, 'r') then
-  set(key, h, 's', 2)
-  set(key, h, 'r', now + tonumber(ARGV[3]))
-  set(key, h, 'e', num(h, 'e') + 1)
-  set(key, h, 'h', ARGV[4])
-  redis.call('PEXPIRE', key, ARGV[5])
+  set(h, 's', 2)
+  set(h, 'r', now + tonumber(ARGV[3]))
+  set(h, 'e', num(h, 'e') + 1)
+  set(h, 'h', ARGV[4])
+  save(key, ARGV[5])
   redis.call('PUBLISH', ARGV[6], ARGV[7])
   granted = 1
 end
@@ -152,7 +171,8 @@ _RELEASE = (
 local key, now = KEYS[1], tonumber(ARGV[1])
 local h = load(key)
 if num(h, 's') == 2 and h['h'] == ARGV[3] and num(h, 'r') > now then
-  set(key, h, 'r', now)
+  set(h, 'r', now)
+  save(key, nil)
   redis.call('PUBLISH', ARGV[4], ARGV[5])
 end
 return reply(h, now, tonumber(ARGV[2]))
@@ -174,35 +194,35 @@ return out
 )
 
 
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation that redis-py lost.
+
+    redis-py reads replies under ``asyncio.wait_for``, which on Python 3.11 returns the reply
+    and drops a cancel that lands as the reply arrives (CPython gh-86296, fixed in 3.12): a
+    background loop would then never end.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
+@dataclass(slots=True)
 class _Cached:
     """This replica's copy of one breaker, plus what only this replica knows."""
 
-    __slots__ = (
-        "consecutive",
-        "epoch",
-        "failures",
-        "permit",
-        "probing",
-        "requests",
-        "state",
-        "until",
-        "wanted",
-    )
-
-    def __init__(self) -> None:
-        self.state = _CLOSED
-        self.until = 0.0
-        """Wall seconds: ``r`` of the hash."""
-        self.consecutive = 0
-        self.epoch = 0
-        self.requests = 0
-        self.failures = 0
-        self.permit = -1
-        """The epoch in which this replica holds an unused probe claim."""
-        self.probing = -1
-        """The epoch in which this replica sent its probe (awaiting a verdict)."""
-        self.wanted = False
-        """A request was refused here since the last claim attempt."""
+    state: int = _CLOSED
+    until: float = 0.0
+    """Wall seconds: ``r`` of the hash."""
+    consecutive: int = 0
+    epoch: int = 0
+    requests: int = 0
+    failures: int = 0
+    permit: int = -1
+    """The epoch in which this replica holds an unused probe claim."""
+    probing: int = -1
+    """The epoch in which this replica sent its probe (awaiting a verdict)."""
+    wanted: bool = False
+    """A request was refused here since the last claim attempt."""
 
 
 class RedisBreakers:
@@ -458,6 +478,7 @@ class RedisBreakers:
                 wait = self._refresh_s
             else:
                 wait = self._next_wait()
+            _raise_if_cancelled()
 
     async def _listen(self) -> None:
         while True:
@@ -470,6 +491,7 @@ class RedisBreakers:
                         # was missed, so refresh. "message": a transition.
                         if message.get("type") in ("subscribe", "message"):
                             self._wake.set()
+                        _raise_if_cancelled()
             except asyncio.CancelledError:
                 raise
             except Exception:
