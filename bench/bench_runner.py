@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -45,6 +46,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -380,12 +382,58 @@ class Bench:
             "SLUICE_DATA_DIR": str(self.sluice_dir),
         }
         self.sluice_key: str | None = None
+        uses_sluice = "sluice" in args.systems.split(",") or "{sluice}" in args.mock_cmd
+        self.sluice_source = self.snapshot_sluice(args.sluice_src) if uses_sluice else None
         self.spent_waiting = 0.0  # seconds spent waiting for a quiet machine or re-measuring
         self.sluice_requests_sent = 0  # every request sent to Sluice (for the usage-log check)
         self.wrklog = open(self.logdir / "wrk.log", "a")
         self.chat_body = (HERE / "bodies" / "chat.json").read_bytes()
 
     # ------------------------------------------------------------------ set-up
+    def snapshot_sluice(self, rev: str) -> dict:
+        """Run Sluice from a frozen copy of `rev`'s src/ (git archive), not from the live tree.
+
+        The repo's .venv has Sluice installed in editable mode, so without this every
+        edit made to src/ while the bench runs would change the code under test mid-run.
+        The snapshot goes first on PYTHONPATH, ahead of the editable install's path entry.
+        `worktree` = use the working tree as it is (uncommitted changes included).
+        """
+        if rev == "worktree":
+            return {"mode": "worktree", "path": str(REPO / "src")}
+        commit = subprocess.run(
+            ["git", "-C", str(REPO), "rev-parse", "--short", rev],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if not commit:
+            raise SystemExit(f"--sluice-src {rev!r}: not a git revision of {REPO}")
+        dest = self.sluice_dir / "snapshot"
+        dest.mkdir()
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", commit, "src"],
+            capture_output=True,
+            check=False,
+        )
+        if archive.returncode != 0:
+            raise SystemExit(f"git archive {commit} src failed: {archive.stderr.decode()[-500:]}")
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(dest, filter="data")
+        src = dest / "src"
+        self.sluice_env["PYTHONPATH"] = str(src)
+        sluice_py = str(Path(self.sluice_bin).resolve().parent / "python")
+        where = subprocess.run(
+            [sluice_py, "-c", "import sluice; print(sluice.__file__)"],
+            env={**os.environ, **self.sluice_env},
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if not where.startswith(str(src)):
+            raise SystemExit(f"the snapshot of {commit} is not what Sluice imports ({where!r})")
+        print(f"Sluice under test: commit {commit} (snapshot in {src})", flush=True)
+        return {"mode": "snapshot", "rev": rev, "commit": commit, "path": str(src)}
+
     def sluice_config(self) -> Path:
         text = (HERE / "configs" / "sluice.yaml").read_text()
         text = text.replace("127.0.0.1:18000", f"{HOST}:{self.args.mock_port}")
@@ -651,6 +699,14 @@ class Bench:
                 best = run
             if run["other_cpu_pct"] <= self.args.max_other_pct:
                 break
+            if srv is not None and srv.proc.poll() is not None:
+                break  # the system died: nothing to re-measure
+            if attempt == self.args.retries:
+                print(
+                    f"  ... still disturbed after {attempt + 1} tries: keeping the least disturbed",
+                    flush=True,
+                )
+                break
             if self.budget_left() < self.args.duration:
                 print(
                     "  ... disturbed, but the time budget for waiting and re-measuring is spent",
@@ -697,6 +753,12 @@ class Bench:
                         f"first chat={info.get('first_chat_s')}s smoke={info['smoke']}",
                         flush=True,
                     )
+                    sm = info["smoke"]
+                    if srv is not None and not (sm["chat_ok"] and sm["stream_ok"]):
+                        raise RuntimeError(
+                            f"smoke test failed (chat {sm['chat_status']}, stream {sm['stream_status']}):"
+                            f" not loading {name}; see {srv.log}"
+                        )
                     for mode in modes:  # warm-up: lazy imports, connection pools, caches
                         self.run_wrk(base, key, mode, 16, a.warmup)
                     if srv is not None:
@@ -706,6 +768,10 @@ class Bench:
                             results["runs"].append(
                                 self.point_with_retries(name, srv, mock, rep, mode, c)
                             )
+                            if srv is not None and srv.proc.poll() is not None:
+                                raise RuntimeError(
+                                    f"{name} died during {mode} c={c} (exit code {srv.proc.returncode})"
+                                )
                     if srv is not None:
                         pids = tree(srv.pid)
                         info.update(
@@ -958,6 +1024,7 @@ class Bench:
             "settings": vars(a),
             "env": self.versions(systems),
             "pinning": {"proxy": f"core {PROXY_CPU}", "mock_and_wrk": f"core {LOAD_CPU}"},
+            "sluice_source": self.sluice_source,
             "runs": [],
             "servers": [],
             "startup_trials": [],
@@ -971,8 +1038,18 @@ class Bench:
             for s in shlex.split(a.mock_cmd)
         ]
         results["mock_cmd"] = shlex.join(mock_cmd)
+        mock_env = {}
+        if "{sluice}" in a.mock_cmd and "PYTHONPATH" in self.sluice_env:
+            mock_env["PYTHONPATH"] = self.sluice_env["PYTHONPATH"]
         mock = Server(
-            "mock", mock_cmd, {}, LOAD_CPU, self.logdir / "mock.log", a.mock_port, "/health", None
+            "mock",
+            mock_cmd,
+            mock_env,
+            LOAD_CPU,
+            self.logdir / "mock.log",
+            a.mock_port,
+            "/health",
+            None,
         )
         try:
             if "sluice" in systems:
@@ -1126,6 +1203,11 @@ def main() -> None:
         "--sluice-bin", default=os.environ.get("SLUICE_BIN", str(REPO / ".venv" / "bin" / "sluice"))
     )
     ap.add_argument(
+        "--sluice-src",
+        default="HEAD",
+        help="git revision whose src/ is snapshotted and run (default HEAD), or 'worktree' for the live tree",
+    )
+    ap.add_argument(
         "--mock-cmd",
         default="{sluice} mock-upstream --host {host} --port {port}",
         help="mock upstream command; {sluice}, {host}, {port}, {bench_python} are filled in",
@@ -1157,7 +1239,7 @@ def main() -> None:
     ap.add_argument(
         "--max-other-pct",
         type=float,
-        default=10.0,
+        default=15.0,
         help="other (non-bench) CPU during a point, in %% of one core, above which it is re-measured",
     )
     ap.add_argument(

@@ -38,7 +38,8 @@ T_ADD_P99_MS = 3.0
 T_STREAM_RPS = 1500
 T_STARTUP_S = 1.5
 T_RSS_MB = 150  # MB = 10^6 bytes
-T_RSS_GROWTH_MIB = 5.0  # "not growing": RSS(end) - RSS(half-way) of the soak
+T_RSS_GROWTH_MIB = 5.0
+NOISY_PCT = 15.0  # "other load" (CPU used by anything but the bench, % of a core) of a disturbed point  # "not growing": RSS(end) - RSS(half-way) of the soak
 
 
 def mean(vals):
@@ -78,28 +79,45 @@ class Data:
             self.g[(r["system"], r["mode"], r["concurrency"])].append(r)
         for k in self.g:
             self.g[k].sort(key=lambda r: r["rep"])
+        # Summaries use the undisturbed repeats of a point when it has any (other load
+        # <= NOISY_PCT); a point with none keeps all and is marked "†" where it is used.
+        self.clean = {}
+        self.noisy = set()
+        for k, rs in self.g.items():
+            ok = [r for r in rs if (r.get("other_cpu_pct") or 0) <= NOISY_PCT]
+            self.clean[k] = ok or rs
+            if not ok:
+                self.noisy.add(k)
         present = {k[0] for k in self.g} | {s["system"] for s in data["servers"]}
         self.systems = [s for s in ORDER if s in present] + sorted(present - set(ORDER))
         self.modes = [m for m in ("chat", "stream") if any(k[1] == m for k in self.g)]
         self.concs = sorted({k[2] for k in self.g})
 
+    def mark(self, *keys) -> str:
+        return " †" if any(k in self.noisy for k in keys) else ""
+
     def rps(self, s, mode, c):
-        return mean([r["rps"] for r in self.g.get((s, mode, c), [])])
+        return mean([r["rps"] for r in self.clean.get((s, mode, c), [])])
 
     def pct(self, s, mode, c, p):
-        return mean([r["latency_us"][p] for r in self.g.get((s, mode, c), [])])
+        return mean([r["latency_us"][p] for r in self.clean.get((s, mode, c), [])])
 
     def added(self, s, mode, c, p):
         a, d = self.pct(s, mode, c, p), self.pct("direct", mode, c, p)
         return None if a is None or d is None else a - d
 
     def cpu(self, s, mode, c):
-        return mean([r.get("proxy_cpu_us_per_req") for r in self.g.get((s, mode, c), [])])
+        return mean([r.get("proxy_cpu_us_per_req") for r in self.clean.get((s, mode, c), [])])
 
     def ratio_per_rep(self, s, base, mode, c):
-        a = {r["rep"]: r["rps"] for r in self.g.get((s, mode, c), [])}
-        b = {r["rep"]: r["rps"] for r in self.g.get((base, mode, c), [])}
-        return [a[k] / b[k] for k in sorted(a) if k in b and b[k]]
+        """s's RPS / base's RPS in the same repeat (undisturbed pairs; else the ratio of the means)."""
+        a = {r["rep"]: r["rps"] for r in self.clean.get((s, mode, c), [])}
+        b = {r["rep"]: r["rps"] for r in self.clean.get((base, mode, c), [])}
+        pairs = [a[k] / b[k] for k in sorted(a) if k in b and b[k]]
+        if pairs:
+            return pairs
+        ra, rb = self.rps(s, mode, c), self.rps(base, mode, c)
+        return [ra / rb] if ra and rb else []
 
     def errors(self, s):
         return sum(
@@ -130,6 +148,12 @@ def soak_points(soak: dict):
     return smp[0], half, smp[-1]
 
 
+def cap_note(D: Data, s: str, mode: str) -> str:
+    """1e6 / CPU µs per request at c=16: what one fully busy core would serve; robust to other load."""
+    cpu = D.cpu(s, mode, 16)
+    return f" (CPU-based: {1e6 / cpu:,.0f}/s)" if cpu else ""
+
+
 def targets(D: Data, p) -> None:
     s = "sluice"
     rows = []
@@ -138,7 +162,7 @@ def targets(D: Data, p) -> None:
         (
             "Non-streaming chat, c=16",
             f"≥ {T_CHAT_RPS:,} req/s",
-            num(chat16, "{:,.0f} req/s"),
+            num(chat16, "{:,.0f} req/s") + D.mark((s, "chat", 16)) + cap_note(D, s, "chat"),
             None if chat16 is None else chat16 >= T_CHAT_RPS,
         )
     )
@@ -148,7 +172,10 @@ def targets(D: Data, p) -> None:
         (
             "… as a share of the minimal pass-through (same run), c=16",
             f"≥ {T_RATIO:.2f}",
-            "–" if r is None else f"{r:.2f} (per repeat: {', '.join(f'{x:.2f}' for x in ratios)})",
+            "–"
+            if r is None
+            else f"{r:.2f} (per repeat: {', '.join(f'{x:.2f}' for x in ratios)})"
+            + D.mark((s, "chat", 16), ("minimal", "chat", 16)),
             None if r is None else r >= T_RATIO,
         )
     )
@@ -157,7 +184,9 @@ def targets(D: Data, p) -> None:
         (
             "Added latency vs direct, non-streaming, c=1, p50",
             f"≤ {T_ADD_P50_MS:g} ms",
-            "–" if a50 is None else f"{a50 / 1000:.2f} ms",
+            "–"
+            if a50 is None
+            else f"{a50 / 1000:.2f} ms" + D.mark((s, "chat", 1), ("direct", "chat", 1)),
             None if a50 is None else a50 / 1000 <= T_ADD_P50_MS,
         )
     )
@@ -165,7 +194,9 @@ def targets(D: Data, p) -> None:
         (
             "Added latency vs direct, non-streaming, c=1, p99",
             f"≤ {T_ADD_P99_MS:g} ms",
-            "–" if a99 is None else f"{a99 / 1000:.2f} ms",
+            "–"
+            if a99 is None
+            else f"{a99 / 1000:.2f} ms" + D.mark((s, "chat", 1), ("direct", "chat", 1)),
             None if a99 is None else a99 / 1000 <= T_ADD_P99_MS,
         )
     )
@@ -174,7 +205,7 @@ def targets(D: Data, p) -> None:
         (
             "Streaming chat (20 chunks), c=16",
             f"≥ {T_STREAM_RPS:,} streams/s",
-            num(st16, "{:,.0f} streams/s"),
+            num(st16, "{:,.0f} streams/s") + D.mark((s, "stream", 16)) + cap_note(D, s, "stream"),
             None if st16 is None else st16 >= T_STREAM_RPS,
         )
     )
@@ -222,6 +253,13 @@ def targets(D: Data, p) -> None:
     for name, thr, val, ok in rows:
         p(f"| {name} | {thr} | {val} | {verdict(ok)} |")
     p()
+    p(
+        "Throughput and latency are means over the repeats of a point that ran undisturbed (other load "
+        f"≤ {NOISY_PCT:g} % of a core); † = every repeat of that point was disturbed, so all are used. "
+        "'CPU-based' = 1,000,000 ÷ Sluice's CPU µs per request at c=16: the rate one fully busy core "
+        "would serve, which other load on the machine distorts much less than RPS."
+    )
+    p()
 
 
 def headline(D: Data, p) -> None:
@@ -239,7 +277,7 @@ def headline(D: Data, p) -> None:
             if c in D.concs:
                 row(
                     f"{'chat' if mode == 'chat' else 'stream'} {unit}, c={c}",
-                    lambda s: num(D.rps(s, mode, c)),
+                    lambda s, mode=mode, c=c: num(D.rps(s, mode, c)) + D.mark((s, mode, c)),
                 )
         if 16 in D.concs:
 
@@ -257,7 +295,8 @@ def headline(D: Data, p) -> None:
                 if s == "direct":
                     return "–"
                 a, b = D.added(s, mode, 1, "p50"), D.added(s, mode, 1, "p99")
-                return f"+{ms(a)} / +{ms(b)}" if a is not None else "–"
+                mk = D.mark((s, mode, 1), ("direct", mode, 1))
+                return f"+{ms(a)} / +{ms(b)}{mk}" if a is not None else "–"
 
             row(f"added latency vs direct, {mode}, c=1, p50 / p99 ms", add)
     for mode in D.modes:
@@ -266,6 +305,14 @@ def headline(D: Data, p) -> None:
                 f"CPU per request, {mode}, c=16 (µs)",
                 lambda s, mode=mode: "–" if s == "direct" else num(D.cpu(s, mode, 16)),
             )
+    for mode in D.modes:
+        if 16 in D.concs:
+
+            def capacity(s, mode=mode):
+                cpu = D.cpu(s, mode, 16)
+                return "–" if s == "direct" or not cpu else f"{1e6 / cpu:,.0f}"
+
+            row(f"{mode}: one core's capacity from CPU/request (1e6 ÷ µs), /s", capacity)
 
     def startup(s):
         if s == "direct":
@@ -399,7 +446,9 @@ def usage_section(D: Data, p) -> None:
     p(
         f"Sluice's SQLite database after the run ({u.get('db_bytes', 0) / 1e6:.1f} MB) against the "
         f"{u.get('requests_sent', 0):,} requests sent to Sluice in the whole run (warm-ups, smoke tests and "
-        f"start-up probes included; two smoke requests per start carry a wrong or no key). "
+        f"start-up probes included; two smoke requests per start carry a wrong or no key; wrk does not "
+        f"count the requests still in flight when it stops, up to c per wrk run, so a few more rows than "
+        f"counted requests is expected). "
         f"Auth: {D.d.get('sluice_key', {}).get('auth', '?')}."
     )
     p()
@@ -481,10 +530,18 @@ def versions(D: Data, p) -> None:
         f"- Machine: {env['cpu_model']}, {env['nproc']} cores, {env['mem_gib']} GiB RAM, kernel {env['kernel']}, "
         f"Python {env['python']}; {env['wrk']}."
     )
-    dirty = env.get("git_dirty_files")
-    dirty_note = f" + {dirty} uncommitted file(s) under src/" if dirty else ""
+    src = D.d.get("sluice_source") or {}
+    if src.get("mode") == "snapshot":
+        dirty_note = f" (run from a `git archive` snapshot of {src.get('rev')}'s src/)"
+    else:
+        dirty = env.get("git_dirty_files")
+        dirty_note = (
+            f" + {dirty} uncommitted file(s) under src/ (live working tree)" if dirty else ""
+        )
     sluice_pkgs = ", ".join(f"{k} {v}" for k, v in (env.get("sluice_venv") or {}).items() if v)
-    p(f"- Sluice: commit {env.get('git_commit')}{dirty_note}; venv: {sluice_pkgs}.")
+    p(
+        f"- Sluice: commit {src.get('commit') or env.get('git_commit')}{dirty_note}; venv: {sluice_pkgs}."
+    )
     p(
         f"- Minimal pass-through venv: {', '.join(f'{k} {v}' for k, v in env['bench_venv'].items() if v)}."
     )
@@ -511,8 +568,9 @@ def generate(data: dict) -> str:
     lines: list[str] = []
     p = lambda s="": lines.append(s)  # noqa: E731
     st = data["settings"]
+    commit = (data.get("sluice_source") or {}).get("commit") or data["env"].get("git_commit")
     p(
-        f"_Run {data.get('started')} (Sluice commit {data['env'].get('git_commit')}), "
+        f"_Run {data.get('started')} (Sluice commit {commit}), "
         f"{st['duration']} s per point, {st['repeats']} repeat(s)._"
     )
     p()
@@ -523,6 +581,20 @@ def generate(data: dict) -> str:
             f"core ('other load' column); their numbers are less trustworthy.**"
         )
         p()
+    for sv in data["servers"]:
+        if sv.get("error"):
+            p(
+                f"**{LABEL.get(sv['system'], sv['system']).strip('*')}, repeat {sv['rep']}: {sv['error']}**"
+            )
+            p()
+    for s in D.systems:
+        n = D.errors(s)
+        if n:
+            p(
+                f"**{LABEL.get(s, s).strip('*')} had {n:,} socket errors or non-2xx answers in the measured "
+                f"points: its RPS and latency there do not measure successful requests.**"
+            )
+            p()
     p("### Targets (Sluice)")
     p()
     targets(D, p)

@@ -24,12 +24,14 @@
 #   OUT [bench/results/<timestamp>]   DOC [docs/benchmarks.md; empty with QUICK=1]
 #   VENVS [$HOME/.cache/sluice-bench]  LITELLM_SPEC [litellm[proxy]]
 #   SLUICE_BIN [<repo>/.venv/bin/sluice]  MOCK_CMD [{sluice} mock-upstream --host {host} --port {port}]
+#   SLUICE_SRC [HEAD]  git revision whose src/ is snapshotted and benchmarked ("worktree" = live tree);
+#                      the snapshot keeps edits made during the run out of the measurement
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
 
 CMDLINE=""
-for v in QUICK DURATION WARMUP REPEATS SYSTEMS CONCURRENCY SOAK_REQUESTS STARTUP_TRIALS PROFILE OUT DOC MOCK_CMD; do
+for v in QUICK DURATION WARMUP REPEATS SYSTEMS CONCURRENCY SOAK_REQUESTS STARTUP_TRIALS PROFILE SLUICE_SRC OUT DOC MOCK_CMD; do
   if [ -n "${!v+x}" ]; then CMDLINE+="$v=$(printf %q "${!v}") "; fi
 done
 CMDLINE+="bash bench/run.sh"
@@ -53,6 +55,7 @@ BENCH_VENV="$VENVS/bench"
 LITELLM_VENV="$VENVS/litellm"
 LITELLM_SPEC=${LITELLM_SPEC:-'litellm[proxy]'}
 SLUICE_BIN=${SLUICE_BIN:-$REPO/.venv/bin/sluice}
+SLUICE_SRC=${SLUICE_SRC:-HEAD}
 MOCK_CMD=${MOCK_CMD:-'{sluice} mock-upstream --host {host} --port {port}'}
 
 # ---- tools and venvs (reused when present)
@@ -93,7 +96,7 @@ BENCH_COMMAND="$CMDLINE" "$BENCH_VENV/bin/python" "$HERE/bench_runner.py" \
   --duration "$DURATION" --warmup "$WARMUP" --repeats "$REPEATS" \
   --soak-requests "$SOAK_REQUESTS" --startup-trials "$STARTUP_TRIALS" \
   $([ "$PROFILE" = 1 ] && echo --profile) \
-  --sluice-bin "$SLUICE_BIN" --mock-cmd "$MOCK_CMD" \
+  --sluice-bin "$SLUICE_BIN" --sluice-src "$SLUICE_SRC" --mock-cmd "$MOCK_CMD" \
   --bench-venv "$BENCH_VENV" --litellm-venv "$LITELLM_VENV" \
   --out "$OUT" 2>&1 | tee "$OUT/runner.log" || rc=$?
 rc=${rc:-0}
