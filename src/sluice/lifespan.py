@@ -155,7 +155,8 @@ def new_session() -> aiohttp.ClientSession:
 async def _poll_keys(rt: Runtime) -> None:
     while True:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(rt.keys_changed.wait(), rt.settings.key_refresh_interval_s)
+            async with asyncio.timeout(rt.settings.key_refresh_interval_s):
+                await rt.keys_changed.wait()
         rt.keys_changed.clear()
         try:
             await rt.refresh_keys()
@@ -285,6 +286,7 @@ async def open_runtime(
             if redis is not None:
                 tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))
             if isinstance(breakers, RedisBreakers):
+                await breakers.sync()  # start from the breakers the other replicas see
                 tasks.append(spawn_in(group, breakers.run(), name="breaker-sync"))
             try:
                 yield rt

@@ -15,7 +15,7 @@ CONFIG = """
 routing:
   retries: 2
   backoff_base_s: 0
-  breaker: {failures: 2, cooldown_s: 60, min_requests: 100}
+  breaker: {failures: 3, cooldown_s: 60, min_requests: 100}
 providers:
   mock: {type: mock}
 models:
@@ -60,6 +60,15 @@ async def _row(app: SluiceApp, request_id: str) -> object:
 
 async def _post(client: httpx.AsyncClient, model: str, **extra: object) -> httpx.Response:
     return await client.post("/v1/chat/completions", json=_body(model, **extra))
+
+
+async def test_a_retry_stops_when_the_breaker_opened(tmp_path: Path) -> None:
+    config = CONFIG.replace("failures: 3", "failures: 2")
+    async with running(make_settings(tmp_path), config) as (app, client):
+        resp = await _post(client, "flaky")  # fails twice: the breaker opens, no third try
+        assert resp.status_code == 503
+        row = await _row(app, resp.headers["x-request-id"])
+        assert row.attempts == 2  # type: ignore[attr-defined]
 
 
 async def test_retries_on_the_same_deployment(tmp_path: Path) -> None:
@@ -118,7 +127,7 @@ async def test_retry_after_above_the_cap_is_not_waited_for(tmp_path: Path) -> No
 
 async def test_open_breakers_answer_503_at_once(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path), CONFIG) as (app, client):
-        for _ in range(2):
+        for _ in range(3):
             assert (await _post(client, "always-down")).status_code == 503
         resp = await _post(client, "always-down")
         assert resp.status_code == 503
@@ -159,7 +168,7 @@ models:
   - name: down
     deployments: [{provider: mock, model: "chat?status=503", id: down-1, retries: 0}]
 """
-    async with running(make_settings(tmp_path), config) as (app, client):
+    async with running(make_settings(tmp_path), config) as (_app, client):
         resp = await _post(client, "local/chat?completion_tokens=3")
         assert resp.status_code == 200 and resp.json()["usage"]["completion_tokens"] == 3
         assert resp.headers["x-sluice-deployment"] == "mock/chat?completion_tokens=3"

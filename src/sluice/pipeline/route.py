@@ -124,6 +124,9 @@ class _Run:
     async def _deployment(self, dep: Deployment, current: ModelEntry) -> _Outcome:
         loop = asyncio.get_running_loop()
         for attempt in range(dep.retries + 1):
+            if attempt and not self.router.available(dep):
+                self.cooling.append(dep)  # the last failure opened its breaker
+                break
             remaining = self.deadline - loop.time()
             if remaining <= 0:
                 raise GatewayError(
@@ -174,7 +177,10 @@ class _Run:
             return exc
         finally:
             latency_ms = (time.perf_counter() - t0) * 1000
-            self.router.end(dep, ok=ok, latency_ms=latency_ms, ttft_ms=self.ev.ttft_ms)
+            ttft = self.ev.ttft_ms
+            if ttft is not None:  # the client's TTFT counts from the request; this attempt's
+                ttft -= (t0 - self.started) * 1000
+            self.router.end(dep, ok=ok, latency_ms=latency_ms, ttft_ms=ttft)
             if ok or fault:
                 await self.router.record(dep, ok=ok)
             else:

@@ -60,7 +60,8 @@ class UsageWriter:
         """Flush forever; cancelled by the lifespan at shutdown (then :meth:`close`)."""
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), self._interval_s)
+                async with asyncio.timeout(self._interval_s):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()

@@ -2,9 +2,9 @@
 
 The key holds every input the policies read except the live health figures (principal
 when read, context, deployment key, static deployment attributes). An entry answers when
-its rounded health figures equal the current ones (exact), or differ but were computed
-less than ``ttl_s`` ago (then a decision may use health up to ``ttl_s`` old). So Cedar
-runs at most once per key and ``ttl_s`` while health drifts, whatever the request rate.
+its health figures equal the current ones (exact), or differ but were computed less than
+``ttl_s`` ago (then a decision may use health up to ``ttl_s`` old). So Cedar runs at most
+once per key and ``ttl_s`` while health drifts, whatever the request rate.
 """
 
 from __future__ import annotations

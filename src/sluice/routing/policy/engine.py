@@ -30,7 +30,7 @@ DEFAULT_CACHE_SIZE = 4096
 """Per-deployment outcomes cached per policy set (a few hundred bytes each); ``0``: none."""
 DEFAULT_HEALTH_TTL_S = 1.0
 """How old the health figures behind a cached outcome may be (see ``cache.py``);
-``0``: re-ask Cedar whenever a rounded health figure changes."""
+``0``: re-ask Cedar whenever a health figure the policies read changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +228,7 @@ class PolicyEngine:
         self, candidates: Sequence[DeploymentFacts], request: RequestFacts
     ) -> dict[str, object]:
         """The decision for a (hypothetical) request, always evaluated afresh (no cache),
-        with the inputs as given, which of them Cedar saw rounded, and the source of every
-        policy that mattered."""
+        with the inputs as given and the source of every policy that mattered."""
         active = self._active
         hour = self._hour()
         if active is None:
@@ -258,7 +257,6 @@ class PolicyEngine:
             "principal": principal_entity(request),
             "context": {n: get(request, hour) for n, get in CONTEXT_ATTRS.items()},
             "facts": {c.key: every.as_dict(c) for c in candidates},
-            "rounded": list(active.rounded) if active else [],
             "policies": [p.as_dict() for p in policies if p.id in named],
         }
 

@@ -2,8 +2,8 @@
 
 Per candidate, Cedar answers ``route`` (allowed?) and, when some permit can apply to it,
 ``prefer`` (preferred?), every uncached candidate in one batch call. Cedar gets only the
-attributes some policy reads (``usage.py``), health figures rounded (``round2``). A Cedar
-call costs tens of microseconds per candidate; the cache (``cache.py``) is what keeps the
+attributes some policy reads, thresholds as canonical values (``usage.py``). A Cedar call
+costs tens of microseconds per candidate; the cache (``cache.py``) is what keeps the
 request path cheap. Figures: docs/routing-policies.md.
 """
 
@@ -21,7 +21,6 @@ from sluice.routing.policy.facts import DeploymentFacts, RequestFacts
 from sluice.routing.policy.schema import (
     ACTION_TYPE,
     CONTEXT_ATTRS,
-    CONTEXT_ROUNDED,
     DEPLOYMENT_ATTRS,
     DEPLOYMENT_TYPE,
     KEY_TYPE,
@@ -32,7 +31,6 @@ from sluice.routing.policy.schema import (
     Value,
     principal_entity,
     principal_identity,
-    rounded,
     uid,
 )
 from sluice.routing.policy.source import LoadedSet
@@ -65,16 +63,14 @@ class Outcome:
 
 
 def _transforms(
-    var: str, names: Iterable[str], live: Mapping[str, bool], thresholds: Mapping[Attr, Any]
+    var: str, names: Iterable[str], thresholds: Mapping[Attr, tuple[int, ...]]
 ) -> dict[str, Transform]:
-    """Threshold attributes become canonical (exact), other live ones are rounded."""
+    """Threshold attributes are replaced by their canonical values; others pass as they are."""
     out: dict[str, Transform] = {}
     for name in names:
         literals = thresholds.get((var, name))
         if literals is not None:
             out[name] = _canonical(literals)
-        elif live[name]:
-            out[name] = rounded
     return out
 
 
@@ -102,8 +98,10 @@ class _Ask:
     facts: DeploymentFacts
     key: tuple[object, ...]
     """Cache key: principal (if read), context values, deployment key, static attributes."""
+    values: tuple[Value, ...]
+    """Every attribute the policies read, static ones first."""
     live: tuple[Value, ...]
-    """The rounded live health figures the policies read."""
+    """The live health figures the policies read (canonical where thresholds)."""
 
 
 class CompiledPolicies:
@@ -116,18 +114,14 @@ class CompiledPolicies:
             est["effect"] == "permit" and may_apply(est, PREFER) for est in loaded.est
         )
         used = [n for n in DEPLOYMENT_ATTRS if usage.resource is None or n in usage.resource]
-        transforms = _transforms("resource", used, DEPLOYMENT_ATTRS, usage.thresholds)
-        self._static = AttrReader((n for n in used if not DEPLOYMENT_ATTRS[n]), transforms)
-        self._live = AttrReader((n for n in used if DEPLOYMENT_ATTRS[n]), transforms)
+        transforms = _transforms("resource", used, usage.thresholds)
+        static = [n for n in used if not DEPLOYMENT_ATTRS[n]]
+        # Static attributes first: a candidate's values split into cache key and live part.
+        self._read = AttrReader([*static, *(n for n in used if DEPLOYMENT_ATTRS[n])], transforms)
+        self._split = len(static)
         names = [n for n in CONTEXT_ATTRS if usage.context is None or n in usage.context]
-        context_live = {n: n in CONTEXT_ROUNDED for n in names}
-        context_transforms = _transforms("context", names, context_live, usage.thresholds)
+        context_transforms = _transforms("context", names, usage.thresholds)
         self._context = tuple((n, CONTEXT_ATTRS[n], context_transforms.get(n)) for n in names)
-        self.rounded = tuple(
-            [f"resource.{n}" for n, t in transforms.items() if t is rounded]
-            + [f"context.{n}" for n, t in context_transforms.items() if t is rounded]
-        )
-        """Inputs Cedar sees rounded to two significant digits (see ``round2``)."""
         # A policy reading another entity's attributes makes outcomes depend on every
         # candidate at once: no per-deployment cache then.
         size = cache_size if usage.exact else 0
@@ -160,16 +154,18 @@ class CompiledPolicies:
         cache = self.cache if use_cache and self.cache.enabled else None
         found: dict[str, Outcome] = {}
         missing: list[_Ask] = []
+        split = self._split
         for facts in unique:
-            key, live = (base, facts.key, self._static(facts)), self._live(facts)
+            values = self._read(facts)
+            key, live = (base, facts.key, values[:split]), values[split:]
             hit = cache.get(key, live, now) if cache is not None else None
             if hit is None:
-                missing.append(_Ask(facts, key, live))
+                missing.append(_Ask(facts, key, values, live))
             else:
                 found[facts.key] = hit
         if missing:
             if not usage.exact:
-                missing = [_Ask(c, (), self._live(c)) for c in unique]
+                missing = [_Ask(c, (), self._read(c), ()) for c in unique]
             for ask, outcome in zip(missing, self._ask(missing, request, context), strict=True):
                 found[outcome.key] = outcome
                 if cache is not None:
@@ -190,8 +186,7 @@ class CompiledPolicies:
         requests: list[dict[str, Any]] = []
         for ask in missing:
             resource = uid(DEPLOYMENT_TYPE, ask.facts.key)
-            attrs = self._static.as_dict(ask.facts)
-            attrs.update(zip(self._live.names, ask.live, strict=True))
+            attrs = dict(zip(self._read.names, ask.values, strict=True))
             entities.append({"uid": resource, "attrs": attrs, "parents": []})
             base = {"principal": principal, "resource": resource, "context": context_json}
             requests.append({**base, "action": _ROUTE_UID})

@@ -29,8 +29,7 @@ UNKNOWN = -1
 class DeploymentFacts:
     """One candidate deployment as a policy sees it (``resource`` in Cedar).
 
-    Static facts come from the config; health figures from the live health tracker, raw:
-    the engine rounds them (see :func:`round2`) before evaluation.
+    Static facts come from the config; health figures from the live health tracker.
     """
 
     key: str
@@ -119,22 +118,6 @@ def basis_points(rate: float) -> int:
 def micros_per_mtok(usd_per_mtok: float | None) -> int:
     """A price in USD per million tokens as integer micro-dollars; ``-1`` when unknown."""
     return UNKNOWN if usd_per_mtok is None else round(usd_per_mtok * 1_000_000)
-
-
-def round2(value: int) -> int:
-    """Round to two significant digits; ``-99..99`` (and so ``-1``) stay exact.
-
-    Health figures move on every request; rounding them is what lets decisions be cached
-    (and the rounded value is the one policies see, so a cached decision is exact).
-    """
-    if -100 < value < 100:
-        return value
-    magnitude = -value if value < 0 else value
-    step = 10
-    while magnitude >= step * 100:
-        step *= 10
-    rounded = (magnitude + step // 2) // step * step
-    return rounded if value > 0 else -rounded
 
 
 _PRIVATE_SUFFIXES = (

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter
 from typing import Any
 
-from sluice.routing.policy.facts import DeploymentFacts, RequestFacts, round2
+from sluice.routing.policy.facts import DeploymentFacts, RequestFacts
 
 NAMESPACE = "Sluice"
 KEY_TYPE = "Sluice::Key"
@@ -66,7 +66,7 @@ namespace Sluice {
 
 Value = str | int | bool
 Transform = Callable[[Any], Value]
-"""Turns a raw value into the one Cedar sees (rounded, or canonical for a threshold)."""
+"""Turns a raw value into the one Cedar sees (the canonical value of a threshold)."""
 
 DEPLOYMENT_ATTRS: dict[str, bool] = {
     "provider": False,
@@ -84,12 +84,7 @@ DEPLOYMENT_ATTRS: dict[str, bool] = {
     "output_micros_per_mtok": False,
 }
 """``resource`` attribute (a :class:`DeploymentFacts` field) → live: a health figure that
-moves on every request, rounded with :func:`round2` unless it is a threshold."""
-
-
-def rounded(value: Any) -> Value:
-    result: Value = round2(value) if type(value) is int else value
-    return result
+moves between requests (the cache treats those apart, see ``cache.py``)."""
 
 
 ContextAttr = Callable[[RequestFacts, int], Value]
@@ -103,10 +98,7 @@ CONTEXT_ATTRS: dict[str, ContextAttr] = {
     "sla_ms": lambda r, _h: -1 if r.sla_ms is None else r.sla_ms,
     "hour_utc": lambda _r, hour: hour,
 }
-"""``context`` attributes, raw; the second argument is the current UTC hour (0-23)."""
-
-CONTEXT_ROUNDED = frozenset({"budget_remaining_micros", "sla_ms"})
-"""Context attributes rounded with :func:`round2` unless they are thresholds."""
+"""``context`` attributes; the second argument is the current UTC hour (0-23)."""
 
 
 class AttrReader:
@@ -121,8 +113,7 @@ class AttrReader:
         self._get: Callable[[DeploymentFacts], Any] | None = (
             attrgetter(*self.names) if self.names else None
         )
-        if transforms is None:
-            transforms = {n: rounded for n in self.names if DEPLOYMENT_ATTRS[n]}
+        transforms = transforms or {}
         self._steps = tuple((i, transforms[n]) for i, n in enumerate(self.names) if n in transforms)
 
     def __call__(self, facts: DeploymentFacts) -> tuple[Value, ...]:
