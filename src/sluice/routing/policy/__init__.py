@@ -3,6 +3,7 @@
 See docs/routing-policies.md for the entity model and examples/policies/ for policies.
 """
 
+from sluice.routing.policy.adapt import static_facts, with_health
 from sluice.routing.policy.engine import (
     Decision,
     PolicyEngine,
@@ -35,4 +36,6 @@ __all__ = [
     "is_self_hosted",
     "micros_per_mtok",
     "parse_sla_header",
+    "static_facts",
+    "with_health",
 ]

@@ -176,6 +176,13 @@ class PolicyEngine:
         return bool(self._paths)
 
     @property
+    def reads_health(self) -> bool:
+        """Some active policy reads a live health figure (``samples``, ``error_rate_bp``,
+        ``latency_ms``, ``ttft_ms``, ``in_flight``): only then must callers fill them in."""
+        active = self._active
+        return active is not None and active.reads_health
+
+    @property
     def generation(self) -> int:
         return self._generation
 

@@ -119,6 +119,8 @@ class CompiledPolicies:
         # Static attributes first: a candidate's values split into cache key and live part.
         self._read = AttrReader([*static, *(n for n in used if DEPLOYMENT_ATTRS[n])], transforms)
         self._split = len(static)
+        self.reads_health = len(used) > len(static)
+        """Some policy reads a live health figure."""
         names = [n for n in CONTEXT_ATTRS if usage.context is None or n in usage.context]
         context_transforms = _transforms("context", names, usage.thresholds)
         self._context = tuple((n, CONTEXT_ATTRS[n], context_transforms.get(n)) for n in names)

@@ -127,7 +127,6 @@ _PRIVATE_SUFFIXES = (
     ".lan",
     ".home.arpa",
     ".svc",
-    ".cluster.local",
 )
 _IN_PROCESS_TYPES = frozenset({"mock"})
 """Provider types served inside the gateway process itself."""

@@ -91,7 +91,8 @@ class LoadedSet:
 
 
 def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[PolicyProblem]]:
-    """Files named directly, plus the ``*.cedar`` files of named directories (sorted)."""
+    """Files named directly, plus the ``*.cedar`` files of named directories (sorted);
+    a file reached twice is read once."""
     files: list[Path] = []
     problems: list[PolicyProblem] = []
     for raw in paths:
@@ -105,7 +106,10 @@ def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[PolicyPr
             files.append(path)
         else:
             problems.append(PolicyProblem(str(path), "no such file or directory"))
-    return files, problems
+    unique: dict[Path, Path] = {}
+    for path in files:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values()), problems
 
 
 def load(paths: Iterable[str | Path]) -> LoadedSet:
@@ -121,8 +125,8 @@ def load(paths: Iterable[str | Path]) -> LoadedSet:
             ests.append(est)
     seen: dict[str, PolicyInfo] = {}
     for info in infos:
-        if info.id in seen:
-            first = seen[info.id]
+        first = seen.setdefault(info.id, info)
+        if first is not info:
             problems.append(
                 PolicyProblem(
                     info.file,
@@ -131,7 +135,6 @@ def load(paths: Iterable[str | Path]) -> LoadedSet:
                     policy=info.id,
                 )
             )
-        seen[info.id] = info
     if not problems and not any(e["effect"] == "permit" and may_apply(e, ROUTE) for e in ests):
         problems.append(
             PolicyProblem(
