@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluice import __version__
+from sluice.cli_routing import routing_app
 from sluice.cli_tenancy import create_key as create_owned_key
 from sluice.cli_tenancy import orgs_app, teams_app, users_app
 from sluice.settings import Settings, load_settings
@@ -34,6 +35,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(teams_app, name="teams")
 app.add_typer(users_app, name="users")
+app.add_typer(routing_app, name="routing")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

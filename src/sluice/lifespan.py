@@ -31,6 +31,7 @@ from sluice.providers.registry import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
 from sluice.routing.breaker_redis import RedisBreakers
 from sluice.routing.health import DeploymentStats
+from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.settings import Settings
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sluice")
 
 KEYS_CHANNEL = "sluice:keys"
+POLICIES_VERSION = "policies_version"
 
 
 @dataclass
@@ -70,6 +72,8 @@ class Runtime:
     credentials: dict[str, str] = field(default_factory=dict)
     """Decrypted stored credentials by provider name (replace the config's)."""
     generated_master_key: str | None = None
+    policies_version: int = 0
+    """The policy reload counter this process's routing policies reflect."""
     keys_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -110,6 +114,20 @@ class Runtime:
             self.budgets, fresh, spent_since=self.storage.spend.spent_since, now=self.clock.now()
         )
         self._seeded.update((scope, spec.period) for scope, spec in fresh)
+
+    async def refresh_policies(self) -> None:
+        """Reload the routing policy files when another process asked for it."""
+        if not self.router.policy.enabled:
+            return
+        version = int(await self.storage.meta.get(POLICIES_VERSION) or 0)
+        if version != self.policies_version:
+            self.policies_version = version
+            result = await asyncio.to_thread(self.router.policy.reload)
+            if not result.ok:
+                log.error(
+                    "routing policy reload failed; keeping the active set: %s",
+                    "; ".join(str(p) for p in result.problems),
+                )
 
     async def _load_credentials(self) -> None:
         stored = await self.storage.credentials.all()
@@ -160,6 +178,7 @@ async def _poll_keys(rt: Runtime) -> None:
         rt.keys_changed.clear()
         try:
             await rt.refresh_keys()
+            await rt.refresh_policies()
         except Exception:
             log.warning("key refresh failed; serving the cached keys", exc_info=True)
 
@@ -197,12 +216,17 @@ def _router(
         breakers = RedisBreakers(redis, clock, breaker_config, keys=keys)
     else:
         breakers = MemoryBreakers(clock, breaker_config)
+    policy = PolicyEngine(config.routing.policies, clock=clock)
+    if config.routing.policies:
+        policy.load()  # a bad policy file stops the start, naming the file and line
     router = Router(
         table,
         stats=DeploymentStats(clock, window_s=config.routing.breaker.window_s),
         breakers=breakers,
         config=config.routing,
         clock=clock,
+        policy=policy,
+        gateway=config,
     )
     return router, breakers
 

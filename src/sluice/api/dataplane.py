@@ -33,6 +33,7 @@ from sluice.pipeline import relay
 from sluice.pipeline.attempt import record_error
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.dialects.openai import OpenAIDialect
+from sluice.routing.policy import SLA_HEADER, parse_sla_header
 from sluice.routing.table import ModelTable
 from sluice.tasks import DisconnectWatch
 from sluice.types import Endpoint, ProviderRequest
@@ -141,6 +142,7 @@ class DataPlane:
                 base_headers=base,
                 started=started,
                 forward_headers=_forwarded(scope, forward) if forward else None,
+                sla_ms=_sla(scope) if self._svc.router.policy.enabled else None,
             )
         except GatewayError as exc:
             await _fail(ev, exc, sink=sink, send=send, base=base, dialect=dialect)
@@ -223,6 +225,16 @@ _STOPPING = GatewayError(
 def _user(req: ProviderRequest) -> str | None:
     user = req.body.get("user")
     return user if isinstance(user, str) else None
+
+
+def _sla(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == SLA_HEADER_BYTES:
+            return parse_sla_header(value)
+    return None
+
+
+SLA_HEADER_BYTES = SLA_HEADER.encode()
 
 
 def _forwarded(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:

@@ -22,6 +22,7 @@ from sluice.limits.base import Limiter, Reservation
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.route import route
 from sluice.pipeline.sink import Headers, ResponseSink
+from sluice.routing.policy import RequestFacts
 from sluice.routing.router import Router
 from sluice.routing.table import ModelEntry, ModelTable
 from sluice.tokens import estimate_prompt
@@ -77,6 +78,7 @@ async def run(
     base_headers: Headers,
     started: float,
     forward_headers: dict[str, str] | None = None,
+    sla_ms: int | None = None,
 ) -> None:
     """Reserve limits and budgets, route to a deployment of ``entry`` (retries, fallbacks),
     relay its answer in ``dialect``, then settle what was used (or release what was not) on
@@ -112,6 +114,11 @@ async def run(
                         await svc.limiter.release(held, refund_request=True)
                         held = None  # refused: the request consumed nothing
                     raise
+        facts = (
+            await _request_facts(svc, principal, entry, sla_ms)
+            if svc.router.policy.enabled
+            else None
+        )
         loop = asyncio.get_running_loop()
         dep, served = await route(
             svc,
@@ -124,6 +131,7 @@ async def run(
             started=started,
             forward_headers=forward_headers,
             deadline=loop.time() + svc.total_timeout_s,
+            facts=facts,
         )
         provider_type = dep.provider_type or dep.provider_name
         prices = svc.prices.get(served.name)
@@ -152,6 +160,29 @@ async def run(
                 )
             else:
                 await svc.limiter.release(held)
+
+
+async def _request_facts(
+    svc: Services, principal: Principal, entry: ModelEntry, sla_ms: int | None
+) -> RequestFacts:
+    """What routing policies know of the request; the budget is the tightest one left."""
+    remaining: int | None = None
+    limit: int | None = None
+    for scope, spec in principal.budget_checks:
+        left = spec.limit_micros - await svc.budgets.spent(scope, spec)
+        if limit is None or remaining is None or left * limit < remaining * spec.limit_micros:
+            remaining, limit = max(0, left), spec.limit_micros
+    return RequestFacts(
+        key_id=principal.key_id,
+        model=entry.name,
+        user_id=principal.user_id,
+        team_id=principal.team_id,
+        org_id=principal.org_id,
+        teams=principal.teams,
+        budget_remaining_micros=remaining,
+        budget_limit_micros=limit,
+        sla_ms=sla_ms,
+    )
 
 
 def _rate_headers(held: Reservation) -> Headers:

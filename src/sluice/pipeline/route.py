@@ -18,6 +18,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.pipeline.attempt import call_deployment
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.sink import Headers, ResponseSink
+from sluice.routing.policy import RequestFacts
 from sluice.routing.table import Deployment, ModelEntry
 from sluice.types import ProviderRequest
 from sluice.usage.event import UsageEvent
@@ -72,8 +73,10 @@ class _Run:
         started: float,
         forward_headers: dict[str, str] | None,
         deadline: float,
+        facts: RequestFacts | None,
     ) -> None:
         self.svc = svc
+        self.facts = facts
         self.ev = ev
         self.req = req
         self.sink = sink
@@ -110,7 +113,7 @@ class _Run:
         raise self.last
 
     async def _model(self, current: ModelEntry) -> _Outcome:
-        for dep in self.router.candidates(current):
+        for dep in self.router.candidates(current, self.facts):
             if not self.router.available(dep):
                 self.cooling.append(dep)
                 continue
@@ -199,6 +202,7 @@ async def route(
     started: float,
     forward_headers: dict[str, str] | None,
     deadline: float,
+    facts: RequestFacts | None = None,
 ) -> tuple[Deployment, ModelEntry]:
     """Serve ``req``; return the deployment that answered and its model. Raises the last
     error (or ``no_healthy_deployment``) when none did."""
@@ -212,6 +216,7 @@ async def route(
         started=started,
         forward_headers=forward_headers,
         deadline=deadline,
+        facts=facts,
     )
     try:
         return await run.serve(entry)

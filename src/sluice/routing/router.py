@@ -9,9 +9,18 @@ import random
 from collections.abc import Iterable, Sequence
 
 from sluice.clock import Clock
-from sluice.config.model import RoutingConfig
+from sluice.config.model import GatewayConfig, RoutingConfig
+from sluice.errors import ErrorKind, GatewayError
 from sluice.routing.breaker import Breakers
 from sluice.routing.health import DeploymentStats
+from sluice.routing.policy import (
+    DeploymentFacts,
+    PolicyEngine,
+    RequestFacts,
+    is_self_hosted,
+    static_facts,
+    with_health,
+)
 from sluice.routing.strategies import order
 from sluice.routing.table import Deployment, ModelEntry, ModelTable
 
@@ -25,27 +34,61 @@ class Router:
         breakers: Breakers,
         config: RoutingConfig,
         clock: Clock,
+        policy: PolicyEngine | None = None,
+        gateway: GatewayConfig | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.table = table
         self.stats = stats
         self.breakers = breakers
+        self.policy = policy or PolicyEngine()
         self._config = config
+        self._gateway = gateway
         self._clock = clock
         self._rng = rng or random.Random()
+        self._facts: dict[str, DeploymentFacts] = {}
 
-    def candidates(self, entry: ModelEntry) -> list[Deployment]:
-        """Every deployment of ``entry`` in the order to try them."""
+    def candidates(
+        self, entry: ModelEntry, request: RequestFacts | None = None
+    ) -> list[Deployment]:
+        """Every deployment of ``entry`` in the order to try them: by the model's strategy,
+        then filtered and re-ordered by the routing policies (when configured)."""
         deps = entry.deployments
         if len(deps) == 1:
-            return [deps[0]]
-        return order(
-            deps,
-            entry.strategy,
-            stats=self.stats,
-            rng=self._rng,
-            cost=_cost,
-        )
+            ordered = [deps[0]]
+        else:
+            ordered = order(deps, entry.strategy, stats=self.stats, rng=self._rng, cost=_cost)
+        if request is None or not self.policy.enabled:
+            return ordered
+        decision = self.policy.evaluate([self.facts(entry, d) for d in ordered], request)
+        allowed = decision.arrange(ordered, key=lambda d: d.key)
+        if not allowed:
+            raise GatewayError(
+                ErrorKind.GATEWAY_UNAVAILABLE,
+                f"the routing policies allow no deployment of {entry.name!r} for this request",
+                code="no_allowed_deployment",
+            )
+        return allowed
+
+    def facts(self, entry: ModelEntry, dep: Deployment) -> DeploymentFacts:
+        """What the policies may read about ``dep``: config facts (built once) and, when a
+        policy reads them, this process's live health figures."""
+        facts = self._facts.get(dep.key)
+        if facts is None:
+            provider = self._gateway.providers.get(dep.provider_name) if self._gateway else None
+            model = self._gateway and next(
+                (m for m in self._gateway.models if m.name == entry.name), None
+            )
+            prices = model.prices if model else None
+            facts = static_facts(
+                entry,
+                dep,
+                self_hosted=is_self_hosted(provider) if provider is not None else False,
+                input_usd_per_mtok=prices.input_usd_per_mtok if prices else None,
+                output_usd_per_mtok=prices.output_usd_per_mtok if prices else None,
+            )
+            self._facts[dep.key] = facts
+        return with_health(facts, self.stats) if self.policy.reads_health else facts
 
     def available(self, dep: Deployment) -> bool:
         return bool(self.breakers.available(dep.key))
