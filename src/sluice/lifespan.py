@@ -310,7 +310,10 @@ async def open_runtime(
             if redis is not None:
                 tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))
             if isinstance(breakers, RedisBreakers):
-                await breakers.sync()  # start from the breakers the other replicas see
+                try:
+                    await breakers.sync()  # start from the breakers the other replicas see
+                except Exception:
+                    log.warning("Redis unreachable at start; breakers start closed", exc_info=True)
                 tasks.append(spawn_in(group, breakers.run(), name="breaker-sync"))
             try:
                 yield rt
