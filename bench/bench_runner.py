@@ -435,7 +435,7 @@ class Bench:
         return {"mode": "snapshot", "rev": rev, "commit": commit, "path": str(src)}
 
     def sluice_config(self) -> Path:
-        text = (HERE / "configs" / "sluice.yaml").read_text()
+        text = Path(self.args.sluice_config).read_text().replace("{repo}", str(REPO))
         text = text.replace("127.0.0.1:18000", f"{HOST}:{self.args.mock_port}")
         path = self.out / "sluice.yaml"
         path.write_text(text)
@@ -1213,6 +1213,11 @@ def main() -> None:
         help="mock upstream command; {sluice}, {host}, {port}, {bench_python} are filled in",
     )
     ap.add_argument("--mock-port", type=int, default=18000)
+    ap.add_argument(
+        "--sluice-config",
+        default=os.environ.get("SLUICE_BENCH_CONFIG", str(HERE / "configs" / "sluice.yaml")),
+        help="Sluice config for the run (e.g. configs/sluice-policies.yaml to price Cedar routing)",
+    )
     ap.add_argument("--minimal-port", type=int, default=18100)
     ap.add_argument("--litellm-port", type=int, default=18200)
     ap.add_argument("--sluice-port", type=int, default=18300)
