@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -165,14 +167,41 @@ def _usage_row(e: UsageEvent) -> dict[str, Any]:
     }
 
 
+_USAGE_COLUMNS = tuple(c.name for c in t.usage.columns)
+_SQLITE_USAGE_INSERT = (
+    f"INSERT OR IGNORE INTO {t.usage.name} ({', '.join(_USAGE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _USAGE_COLUMNS)})"
+)
+
+
+def _sqlite_row(e: UsageEvent) -> tuple[Any, ...]:
+    """A usage row as SQLAlchemy would store it in SQLite (so it reads back the same)."""
+    row = _usage_row(e)
+    row["created_at"] = datetime.fromtimestamp(e.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    row["tokens_estimated"] = int(e.tokens_estimated)
+    row["streamed"] = int(e.streamed)
+    row["partial"] = int(e.partial)
+    if e.attempt_errors is not None:
+        row["attempt_errors"] = orjson.dumps(e.attempt_errors).decode()
+    return tuple(row[c] for c in _USAGE_COLUMNS)
+
+
 class SqlUsage:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
         dialect = engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
 
     async def insert_many(self, events: Sequence[UsageEvent]) -> None:
         if not events:
+            return
+        if self._sqlite:
+            # The writer's hot loop: plain tuples straight to the driver. Preparing rows
+            # through the statement compiler costs ~25 µs each on the event loop.
+            rows = [_sqlite_row(e) for e in events]
+            async with self._engine.begin() as conn:
+                await conn.exec_driver_sql(_SQLITE_USAGE_INSERT, rows)
             return
         stmt = self._insert(t.usage).on_conflict_do_nothing(index_elements=["request_id"])
         async with self._engine.begin() as conn:
