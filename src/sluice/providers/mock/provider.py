@@ -37,7 +37,17 @@ class MockProvider:
         self._flaky = s.FlakyCounter()
 
     async def _start(self, script: s.MockScript, call: UpstreamCall) -> None:
+        if script.hang:
+            await asyncio.sleep(call.timeouts.ttfb_s)
+            raise UpstreamError(
+                ErrorKind.PROVIDER_TIMEOUT, f"deployment {call.deployment} timed out"
+            )
         status = self._flaky.fails(call.upstream_model, script)
+        if script.reset and (status is not None or script.flaky == 0):
+            raise UpstreamError(
+                ErrorKind.PROVIDER_UNREACHABLE,
+                f"deployment {call.deployment} closed the connection before answering",
+            )
         delay = script.first_delay_s
         if delay > call.timeouts.ttfb_s:
             await asyncio.sleep(call.timeouts.ttfb_s)

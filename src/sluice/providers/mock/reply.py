@@ -21,6 +21,8 @@ class Reply:
     """Stream frames; a ``CutStream`` raised from it drops the connection."""
     content_type: str | None = None
     """``application/json`` for bodies and ``text/event-stream`` for streams when unset."""
+    abort: bool = False
+    """Drop the connection instead of answering."""
 
 
 class CutStream(Exception):

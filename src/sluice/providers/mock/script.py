@@ -14,6 +14,8 @@ HTTP mock upstream. Parameters:
 ``status``          always answer this HTTP error status
 ``retry_after_s``   ``Retry-After`` sent with error answers
 ``error_code``      the error body's ``code`` (e.g. ``context_length_exceeded``)
+``reset``           1: drop the connection before answering (HTTP mock upstream)
+``hang``            1: accept the request and never answer
 ``flaky``           fail the first N calls of this script (with ``status`` or 503)
 ``cut``             drop the stream after N content chunks (no ``[DONE]``)
 ``stall``           stop sending after N content chunks, holding the connection
@@ -84,6 +86,8 @@ class MockScript:
     status: int | None = None
     retry_after_s: float | None = None
     error_code: str | None = None
+    reset: bool = False
+    hang: bool = False
     flaky: int = 0
     cut: int | None = None
     stall: int | None = None

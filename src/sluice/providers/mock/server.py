@@ -94,7 +94,11 @@ class MockApp:
                     }
                 },
             )
+        if script.hang:
+            await asyncio.sleep(_HOLD_S)
         status = self.flaky.fails(str(body.get("model")), script)
+        if script.reset and (status is not None or script.flaky == 0):
+            return Reply(0, abort=True)
         stream = bool(body.get("stream")) and path != "/embeddings"
         if (status is not None or not stream) and script.first_delay_s:
             await asyncio.sleep(script.first_delay_s)
@@ -206,6 +210,9 @@ class _Connection(asyncio.Protocol):
         head.extend(f"{k}: {v}" for k, v in reply.headers)
         if not keep:
             head.append("connection: close")
+        if reply.abort:
+            transport.abort()
+            return False
         if reply.stream is None:
             head.append(f"content-type: {reply.content_type or 'application/json'}")
             head.append(f"content-length: {len(reply.body)}")
