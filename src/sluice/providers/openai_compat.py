@@ -14,6 +14,7 @@ from sluice.config.model import ProviderConfig
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.http import map_transport_error, raise_for_upstream_status
+from sluice.providers.native import io
 from sluice.providers.registry import OpenAIFamilyRow
 from sluice.providers.responses_stream import ResponsesEventStream
 from sluice.providers.sse import DONE, ChunkInspector, SSESplitter
@@ -148,24 +149,8 @@ class OpenAICompatibleProvider:
 
     async def send(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamResponse:
         resp = await self._post(req, call)
-        try:
-            body = await resp.read()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise map_transport_error(exc, deployment=call.deployment, started=False) from exc
-        finally:
-            resp.release()
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise GatewayError(
-                ErrorKind.PROVIDER_BAD_RESPONSE,
-                f"deployment {call.deployment} answered with a body that is not JSON",
-            ) from None
-        if not isinstance(data, dict):
-            raise GatewayError(
-                ErrorKind.PROVIDER_BAD_RESPONSE,
-                f"deployment {call.deployment} answered with an unexpected body",
-            )
+        body = await io.read_body(resp, call)
+        data = io.parse_object(body, call.deployment)
         usage = usage_from_openai(data.get("usage"))
         chars = 0 if usage is not None else completion_chars(data)
         return UpstreamResponse(body=body, usage=usage, completion_chars=chars)
