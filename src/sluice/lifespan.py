@@ -63,9 +63,9 @@ class Runtime:
     session: aiohttp.ClientSession
     table: ModelTable
     router: Router
-    limiter: Limiter = field(default_factory=lambda: MemoryLimiter(SystemClock()))
-    budgets: BudgetStore = field(default_factory=lambda: MemoryBudgets(SystemClock()))
-    pricer: Pricer = field(default_factory=lambda: Pricer(SystemClock()))
+    limiter: Limiter
+    budgets: BudgetStore
+    pricer: Pricer
     redis: Redis | None = None
     sealer: Sealer | None = None
     _seeded: set[tuple[str, str]] = field(default_factory=set)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -61,14 +60,13 @@ class ModelEntry:
 
 
 class ModelTable:
-    """Resolves what a client asked for. Picking is weighted-random within the best
-    priority; the random source is injected so tests are deterministic."""
+    """Resolves what a client asked for: names, aliases and wildcard routes to entries.
+    Ordering deployments is the router's job (``routing.router``)."""
 
     def __init__(
         self,
         entries: list[ModelEntry],
         *,
-        rng: random.Random | None = None,
         wildcards: tuple[WildcardRoute, ...] = (),
     ) -> None:
         self._entries = entries
@@ -76,7 +74,6 @@ class ModelTable:
         for entry in entries:
             for name in (entry.name, *entry.aliases):
                 self._by_name[name] = entry
-        self._rng = rng or random.Random()
         self._wildcards = wildcards
         self._wild: dict[str, ModelEntry] = {}
 
@@ -87,7 +84,6 @@ class ModelTable:
         providers: Mapping[str, Provider],
         *,
         created: int,
-        rng: random.Random | None = None,
     ) -> ModelTable:
         entries = []
         retries = config.routing.retries
@@ -141,7 +137,7 @@ class ModelTable:
             )
             for w in config.routing.wildcards
         )
-        return cls(entries, rng=rng, wildcards=wildcards)
+        return cls(entries, wildcards=wildcards)
 
     @property
     def entries(self) -> list[ModelEntry]:
@@ -212,13 +208,3 @@ class ModelTable:
         return frozenset(e.name for e in self._entries) | {
             route.prefix + "*" for route in self._wildcards
         }
-
-    def pick(self, entry: ModelEntry) -> Deployment:
-        deps = entry.deployments
-        if len(deps) == 1:
-            return deps[0]
-        best = deps[0].priority
-        group = [d for d in deps if d.priority == best]
-        if len(group) == 1:
-            return group[0]
-        return self._rng.choices(group, weights=[d.weight for d in group])[0]
