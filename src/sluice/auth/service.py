@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import string
 from dataclasses import dataclass
+from typing import Any
 
 from sluice.auth import keys
 from sluice.storage.base import MASTER_KEY_HASH, KeyRepository, MetaRepository
@@ -27,7 +28,15 @@ async def create_key(
     expires_at: float | None = None,
     models: tuple[str, ...] | None = None,
     metadata: dict[str, str] | None = None,
+    user_id: str | None = None,
+    service_account_id: str | None = None,
+    team_id: str | None = None,
+    models_exclude: tuple[str, ...] = (),
+    limits: dict[str, Any] | None = None,
+    budget: dict[str, Any] | None = None,
 ) -> CreatedKey:
+    """Store a new key (its hash) and return it with its secret, shown once. Who may create
+    which key is decided by the caller (``tenancy.keys``)."""
     new = keys.generate()
     record = keys.KeyRecord(
         id=new.key_id,
@@ -39,6 +48,12 @@ async def create_key(
         expires_at=expires_at,
         models=models,
         metadata=metadata or {},
+        user_id=user_id,
+        service_account_id=service_account_id,
+        team_id=team_id,
+        models_exclude=models_exclude,
+        limits=limits,
+        budget=budget,
     )
     await repo.create(record)
     return CreatedKey(record, new.secret)

@@ -8,7 +8,7 @@ from typing import Any
 from sluice.auth import keys
 from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import Principal
-from sluice.auth.service import CreatedKey
+from sluice.auth.service import CreatedKey, create_key
 from sluice.errors import BadRequest
 from sluice.tenancy import rules
 from sluice.tenancy.model import Directory, Governance, Team
@@ -116,14 +116,10 @@ class KeyService:
         if not actor.is_admin and team is not None:
             rules.within(gov.limits, team.governance.limits, what="team")
             rules.budget_within(gov.budget, team.governance.budget, what="team")
-        new = keys.generate()
-        record = KeyRecord(
-            id=new.key_id,
-            public_id=new.public_id,
+        created = await create_key(
+            self._t.keys,
             name=name,
-            key_hash=keys.hash_key(new.secret),
-            preview=keys.preview(new.secret),
-            created_at=now,
+            now=now,
             expires_at=expires_at,
             models=gov.models,
             metadata=metadata,
@@ -134,9 +130,9 @@ class KeyService:
             limits=gov.limits,
             budget=gov.budget,
         )
-        await self._t.keys.create(record)
+        record = created.record
         await self._t.audit_key(actor, "key.create", record, org_id=team.org_id if team else None)
-        return CreatedKey(record, new.secret)
+        return created
 
     def _may_change(self, actor: Principal, record: KeyRecord, team: Team | None) -> None:
         if actor.is_admin or (actor.user_id is not None and record.user_id == actor.user_id):
