@@ -12,7 +12,7 @@ import orjson
 
 from sluice.errors import BadRequest
 from sluice.providers.native import openai_in as oi
-from sluice.providers.native.openai_out import ChoiceOut, ToolCallOut, count
+from sluice.providers.native.openai_out import ChoiceOut, ToolCallOut, split_cache_usage
 from sluice.types import Usage
 
 DEFAULT_MAX_TOKENS = 4096
@@ -176,17 +176,13 @@ def _tool_result(message: dict[str, Any], *, param: str) -> dict[str, Any]:
 
 
 def usage_from(raw: Any) -> Usage | None:
-    """Anthropic counts uncached input separately from cache reads and writes; ``Usage``
-    counts all input in ``prompt_tokens``."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("input_tokens"), int):
-        return None
-    read = count(raw, "cache_read_input_tokens")
-    write = count(raw, "cache_creation_input_tokens")
-    return Usage(
-        prompt_tokens=count(raw, "input_tokens") + read + write,
-        completion_tokens=count(raw, "output_tokens"),
-        cached_tokens=read,
-        cache_write_tokens=write,
+    """Anthropic counts uncached input separately from cache reads and writes."""
+    return split_cache_usage(
+        raw,
+        input_key="input_tokens",
+        output_key="output_tokens",
+        read_key="cache_read_input_tokens",
+        write_key="cache_creation_input_tokens",
     )
 
 

@@ -13,7 +13,7 @@ import orjson
 
 from sluice.errors import BadRequest
 from sluice.providers.native import openai_in as oi
-from sluice.providers.native.openai_out import ChoiceOut, ToolCallOut, count
+from sluice.providers.native.openai_out import ChoiceOut, ToolCallOut, split_cache_usage
 from sluice.types import Usage
 
 FINISH_REASONS = {
@@ -178,15 +178,12 @@ def _user_blocks(content: Any, *, param: str) -> list[dict[str, Any]]:
 
 def usage_from(raw: Any) -> Usage | None:
     """Converse counts cache reads and writes apart from ``inputTokens``."""
-    if not isinstance(raw, dict) or not isinstance(raw.get("inputTokens"), int):
-        return None
-    read = count(raw, "cacheReadInputTokens")
-    write = count(raw, "cacheWriteInputTokens")
-    return Usage(
-        prompt_tokens=count(raw, "inputTokens") + read + write,
-        completion_tokens=count(raw, "outputTokens"),
-        cached_tokens=read,
-        cache_write_tokens=write,
+    return split_cache_usage(
+        raw,
+        input_key="inputTokens",
+        output_key="outputTokens",
+        read_key="cacheReadInputTokens",
+        write_key="cacheWriteInputTokens",
     )
 
 

@@ -160,3 +160,20 @@ def count(obj: Any, key: str) -> int:
     """A non-negative token count from a provider's usage object (0 when absent)."""
     value = obj.get(key) if isinstance(obj, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def split_cache_usage(
+    raw: Any, *, input_key: str, output_key: str, read_key: str, write_key: str
+) -> Usage | None:
+    """Usage from a provider that counts uncached input apart from cache reads and writes
+    (Anthropic, Bedrock Converse); ``Usage`` counts all input in ``prompt_tokens``."""
+    if not isinstance(raw, dict) or not isinstance(raw.get(input_key), int):
+        return None
+    read = count(raw, read_key)
+    write = count(raw, write_key)
+    return Usage(
+        prompt_tokens=count(raw, input_key) + read + write,
+        completion_tokens=count(raw, output_key),
+        cached_tokens=read,
+        cache_write_tokens=write,
+    )
