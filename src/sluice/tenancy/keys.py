@@ -89,7 +89,9 @@ class KeyService:
                 if (
                     owner_id != actor.user_id
                     and not actor.is_admin
-                    and not (actor.org_admin_of and await self._t.may_see_user(actor, owner))
+                    and not (
+                        actor.org_admin_of and await self._t.may_see_user(actor, owner, directory)
+                    )
                 ):
                     raise rules.not_found("user", owner_id)
                 mine = [m.team_id for m in directory.memberships if m.user_id == owner_id]

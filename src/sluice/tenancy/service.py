@@ -262,10 +262,13 @@ class Tenancy:
         await self._audit(actor, "team.member_remove", ("user", user_id), org_id=team.org_id)
 
     # users -------------------------------------------------------------------------------
-    async def may_see_user(self, actor: Principal, user: User) -> bool:
+    async def may_see_user(
+        self, actor: Principal, user: User, directory: Directory | None = None
+    ) -> bool:
+        """``directory``: pass one already loaded when asking about many users."""
         if actor.is_admin or actor.user_id == user.id:
             return True
-        directory = await self.repo.directory()
+        directory = directory or await self.repo.directory()
         teams = {t.id: t for t in directory.teams}
         user_teams = [
             teams[m.team_id]
@@ -318,7 +321,7 @@ class Tenancy:
 
     async def list_users(self, actor: Principal) -> list[User]:
         directory = await self.repo.directory()
-        return [u for u in directory.users if await self.may_see_user(actor, u)]
+        return [u for u in directory.users if await self.may_see_user(actor, u, directory)]
 
     async def update_user(
         self,
