@@ -100,7 +100,9 @@ class BudgetWatch:
             # Highest first: when a jump crosses several thresholds at once, only the
             # highest is delivered; the lower ones are recorded as superseded.
             for rank, pct in enumerate(sorted(reached, reverse=True)):
-                alert = self._alert(owner, start, end, pct, spent, now, superseded=rank > 0)
+                alert = self._alert(
+                    owner, start=start, end=end, pct=pct, spent=spent, now=now, superseded=rank > 0
+                )
                 stored = await self._repo.insert_if_absent(alert)
                 known.add(pct)
                 if stored is not None and rank == 0:
@@ -110,12 +112,12 @@ class BudgetWatch:
     def _alert(
         self,
         owner: BudgetOwner,
+        *,
         start: int,
         end: int | None,
         pct: int,
         spent: int,
         now: float,
-        *,
         superseded: bool,
     ) -> Alert:
         spec = owner.spec

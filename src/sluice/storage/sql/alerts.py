@@ -154,4 +154,3 @@ def _visible(query: AlertQuery) -> ColumnElement[bool] | None:
         return None
     conditions = [column.in_(sorted(values)) for column, values in sets if values]
     return or_(*conditions) if conditions else false()
-
