@@ -32,12 +32,15 @@ class Receiver:
     bodies: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     hits: int = 0
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when a body was accepted."""
 
     async def handle(self, request: web.Request) -> web.Response:
         self.hits += 1
         status = self.statuses.pop(0) if self.statuses else 200
         if status < 300:
             self.bodies.append(orjson.loads(await request.read()))
+            self.arrived.set()
         return web.Response(status=status, text="ok" if status < 300 else "no")
 
 

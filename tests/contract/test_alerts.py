@@ -339,3 +339,28 @@ async def test_list_filters_and_pages(storage: SqlStorage, session: aiohttp.Clie
     assert len(recent) == 2
     assert await storage.alerts.list(AlertQuery(kinds=("budget",))) == []
     assert await storage.alerts.list(AlertQuery(visible_orgs=frozenset())) == []
+
+
+async def test_the_background_loops_check_deliver_and_stop_when_cancelled(
+    storage: SqlStorage, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock(DAY_START + 60)
+    budgets = MemoryBudgets(clock)
+    await spend(budgets, clock, 8.0)
+    service = make_service(
+        repo=storage.alerts,
+        session=session,
+        budgets=budgets,
+        clock=clock,
+        principals=[principal_with((TEAM, DAILY))],
+        config={**hook(receiver), "check_interval_s": 3600},
+    )
+    task = asyncio.ensure_future(service.run())
+    try:
+        async with asyncio.timeout(10):
+            await receiver.arrived.wait()
+    finally:
+        task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert receiver.bodies[0]["sluice"]["threshold_pct"] == 80

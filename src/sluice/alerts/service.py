@@ -124,6 +124,7 @@ class AlertService:
                 await step()
             except Exception:
                 log.warning("alert check failed; retrying next interval", exc_info=True)
+            _raise_if_cancelled()
             await asyncio.sleep(interval_s)
 
     async def _deliver_loop(self) -> None:
@@ -133,3 +134,12 @@ class AlertService:
                 await self.deliver(alert)
             except Exception:
                 log.warning("could not record the delivery of alert %s", alert.id, exc_info=True)
+            _raise_if_cancelled()
+
+
+def _raise_if_cancelled() -> None:
+    """Honour a cancellation a client library lost (redis-py on Python 3.11 can drop one
+    that lands as a reply arrives, CPython gh-86296), so shutdown never waits on this loop."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
