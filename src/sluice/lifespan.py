@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
 from sluice.auth.cache import KeyCache
 from sluice.auth.service import bootstrap_master_key
 from sluice.budgets import seed_budgets
@@ -75,6 +76,8 @@ class Runtime:
     policies_version: int = 0
     """The policy reload counter this process's routing policies reflect."""
     keys_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    alerts: AlertService | None = None
+    """Budget-threshold and breaker alerts (``alerts:`` in the config)."""
 
     @property
     def services(self) -> Services:
@@ -231,6 +234,23 @@ def _router(
     return router, breakers
 
 
+def _alerts(rt: Runtime) -> AlertService:
+    return build_alert_service(
+        rt.config.alerts,
+        repo=rt.storage.alerts,
+        session=rt.session,
+        budgets=rt.budgets,
+        principals=rt.keys.principals,
+        breaker_state=rt.router.breakers.state,
+        deployments=[
+            WatchedDeployment(d.key, e.name, d.provider_name, d.upstream_model)
+            for e in rt.table.entries
+            for d in e.deployments
+        ],
+        clock=rt.clock,
+    )
+
+
 def _build_providers(config: GatewayConfig) -> dict[str, Provider]:
     return {name: build_provider(name, cfg) for name, cfg in config.providers.items()}
 
@@ -302,10 +322,12 @@ async def open_runtime(
             generated_master_key=master.generated,
         )
         await rt.refresh_keys(force=True)
+        rt.alerts = _alerts(rt)
         async with asyncio.TaskGroup() as group:
             tasks = [
                 spawn_in(group, rt.usage.run(), name="usage-writer"),
                 spawn_in(group, _poll_keys(rt), name="key-refresh"),
+                spawn_in(group, rt.alerts.run(), name="alerts"),
             ]
             if redis is not None:
                 tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))

@@ -146,6 +146,11 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("DELETE", "/api/v1/providers/mock/credential", None, (404, 403, 403, 403, 403)),
     ("GET", "/api/v1/audit", None, (2, 403, 403, 403, 403)),
     ("GET", "/api/v1/audit?org_id={orgA}", None, (2, 2, 403, 403, 403)),
+    ("GET", "/api/v1/alerts", None, (2, 2, 2, 2, 2)),
+    ("GET", "/api/v1/alerts?kind=breaker_open", None, (2, 2, 2, 2, 2)),
+    ("GET", "/api/v1/alerts?scope=nope", None, (400, 400, 400, 400, 400)),
+    ("POST", "/api/v1/alerts/test", None, (2, 403, 403, 403, 403)),
+    ("POST", "/api/v1/alerts/test?webhook=nope", None, (404, 403, 403, 403, 403)),
 ]
 
 

@@ -91,6 +91,10 @@ class KeyCache:
         """Every budget of every cached principal (for seeding spend)."""
         return [check for _, p in self._by_public_id.values() for check in p.budget_checks]
 
+    def principals(self) -> list[Principal]:
+        """Every cached principal (for the alert checks)."""
+        return [p for _, p in self._by_public_id.values()]
+
     def __len__(self) -> int:
         return len(self._by_public_id)
 

@@ -192,7 +192,36 @@ provider_credentials = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dedupe_key", String(400), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("scope", String(200)),
+    Column("org_id", String(32)),
+    Column("team_id", String(32)),
+    Column("user_id", String(32)),
+    Column("deployment", String(300)),
+    Column("period", String(16)),
+    Column("period_start", BigInteger),
+    Column("threshold_pct", Integer),
+    Column("limit_micros", BigInteger),
+    Column("spent_micros", BigInteger),
+    Column("details", JSON, nullable=False),
+    Column("delivery", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Index("ux_alerts_dedupe_key", "dedupe_key", unique=True),
+    Index("ix_alerts_created_at", "created_at"),
+    Index("ix_alerts_scope_created_at", "scope", "created_at"),
+    Index("ix_alerts_deployment_id", "deployment", "id"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 """The newest migration; a test checks it against the migration scripts."""

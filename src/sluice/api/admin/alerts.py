@@ -1,0 +1,170 @@
+"""Alerts: the list (scoped to what the caller may see) and a test webhook."""
+
+# No `from __future__ import annotations` here: FastAPI reads these annotations at run time
+# and the `Actor` alias is local to `router()`.
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+
+from sluice.alerts import Alert, AlertKind, AlertQuery, AlertService
+from sluice.api.admin.deps import AdminContext, policy
+from sluice.auth.principal import Principal
+from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.tenancy import rules
+
+SCOPE_KINDS = ("key", "user", "team", "org")
+
+
+class AlertOut(BaseModel):
+    id: int
+    kind: AlertKind
+    created_at: datetime
+    message: str
+    scope: str | None
+    org_id: str | None
+    team_id: str | None
+    user_id: str | None
+    deployment: str | None
+    period: str | None
+    period_start: datetime | None
+    threshold_pct: int | None
+    limit_usd: float | None
+    spent_usd: float | None
+    details: dict[str, Any]
+    delivery: str
+    """pending, sent, failed, superseded or no_webhook (docs/alerts.md)."""
+    attempts: int
+    last_error: str | None
+    delivered_at: datetime | None
+
+
+class AlertPage(BaseModel):
+    data: list[AlertOut]
+    next_before_id: int | None
+    """Pass as ``before_id`` for the next (older) page; ``None`` on the last page."""
+
+
+def _when(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
+def alert_out(a: Alert) -> AlertOut:
+    assert a.id is not None
+    return AlertOut(
+        id=a.id,
+        kind=a.kind,
+        created_at=datetime.fromtimestamp(a.created_at, UTC),
+        message=a.message,
+        scope=a.scope,
+        org_id=a.org_id,
+        team_id=a.team_id,
+        user_id=a.user_id,
+        deployment=a.deployment,
+        period=a.period,
+        period_start=_when(a.period_start),
+        threshold_pct=a.threshold_pct,
+        limit_usd=a.limit_micros / 1e6 if a.limit_micros is not None else None,
+        spent_usd=a.spent_micros / 1e6 if a.spent_micros is not None else None,
+        details=a.details,
+        delivery=a.delivery,
+        attempts=a.attempts,
+        last_error=a.last_error,
+        delivered_at=_when(a.delivered_at),
+    )
+
+
+def visibility(actor: Principal, member_orgs: frozenset[str]) -> AlertQuery:
+    """What a caller may see: admins everything; everyone else budget alerts only — of
+    the orgs they administer, the teams they administer, their own user and keys, and the
+    budgets of the teams and orgs they belong to (whose spend they may read too)."""
+    if actor.is_admin:
+        return AlertQuery()
+    return AlertQuery(
+        budget_only=True,
+        visible_orgs=actor.org_admin_of,
+        visible_teams=actor.team_admin_of,
+        visible_users=frozenset({actor.user_id} if actor.user_id else ()),
+        visible_scopes=frozenset(
+            [f"team:{t}" for t in actor.teams] + [f"org:{o}" for o in member_orgs]
+        ),
+    )
+
+
+def router(ctx: AdminContext) -> APIRouter:
+    api = APIRouter(tags=["alerts"])
+    Actor = Annotated[Principal, Depends(ctx.actor)]
+
+    def service() -> AlertService:
+        if ctx.rt.alerts is None:
+            raise GatewayError(ErrorKind.GATEWAY_UNAVAILABLE, "alerts are not running")
+        return ctx.rt.alerts
+
+    @api.get(
+        "/alerts",
+        response_model=AlertPage,
+        **policy(
+            "admin: all; org-admin / team-admin: budget alerts of their orgs / teams; "
+            "anyone: budget alerts of their own user and keys and of their teams and orgs"
+        ),
+    )
+    async def alerts(
+        actor: Actor,
+        *,
+        kind: AlertKind | None = None,
+        scope: Annotated[
+            str | None, Query(description="key:ID, user:ID, team:ID or org:ID")
+        ] = None,
+        since: Annotated[datetime | None, Query(description="ISO 8601; naive is UTC")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before_id: Annotated[int | None, Query(ge=1)] = None,
+    ) -> AlertPage:
+        if scope is not None:
+            prefix, _, ident = scope.partition(":")
+            if prefix not in SCOPE_KINDS or not ident:
+                raise BadRequest("scope must be key:ID, user:ID, team:ID or org:ID", param="scope")
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        member_orgs: frozenset[str] = frozenset()
+        if not actor.is_admin and actor.teams:
+            directory = await ctx.tenancy.directory()
+            member_orgs = frozenset(t.org_id for t in directory.teams if t.id in actor.teams)
+        query = replace(
+            visibility(actor, member_orgs),
+            kinds=(kind,) if kind is not None else None,
+            scope=scope,
+            since=since.timestamp() if since is not None else None,
+            before_id=before_id,
+            limit=limit,
+        )
+        rows = await service().repo.list(query)
+        more = len(rows) == limit and rows[-1].id is not None
+        return AlertPage(
+            data=[alert_out(a) for a in rows], next_before_id=rows[-1].id if more else None
+        )
+
+    @api.post(
+        "/alerts/test",
+        response_model=AlertOut,
+        **policy("admin"),
+    )
+    async def test_alert(
+        actor: Actor,
+        webhook: Annotated[str | None, Query(description="one webhook by name")] = None,
+    ) -> AlertOut:
+        if not actor.is_admin:
+            raise rules.forbidden("only admins send test alerts")
+        alerts = service()
+        if webhook is not None and webhook not in alerts.sender.names:
+            raise GatewayError(
+                ErrorKind.CALLER_NOT_FOUND,
+                f"no webhook named {webhook!r} under alerts.webhooks",
+                param="webhook",
+                code="not_found",
+            )
+        return alert_out(await alerts.send_test(only=webhook))
+
+    return api
