@@ -73,3 +73,31 @@ def test_filter_masks_message_args_exception_and_access_fields() -> None:
     for secret in ("sk-live-0123456789", GATEWAY_KEY, "configured-credential", "abcdefgh1"):
         assert secret not in out
     assert out.count("\n") == 3 and '"model":"m"' in out
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_access_batch_is_one_line_per_request_and_masks_the_model(fmt: str) -> None:
+    from sluice.observability.logging import AccessLog, TextFormatter
+    from sluice.usage.event import UsageEvent
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter())
+    logger = logging.getLogger(f"sluice.test.access.{fmt}")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    events = [UsageEvent(f"req_{i}", 1.0, "chat", "key_a", "m") for i in range(3)]
+    events[1].model = GATEWAY_KEY  # a caller who pasted a key as the model name
+    try:
+        AccessLog(logger)(events)
+    finally:
+        logger.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3 and GATEWAY_KEY not in stream.getvalue()
+    assert all(f"req_{i}" in line for i, line in enumerate(lines))
+    if fmt == "json":
+        import json
+
+        assert [json.loads(line)["request_id"] for line in lines] == ["req_0", "req_1", "req_2"]

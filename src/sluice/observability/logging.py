@@ -22,15 +22,27 @@ _LOGGERS = ("", "sluice", "uvicorn", "uvicorn.error", "uvicorn.access", "aiohttp
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
 
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ``ts``, ``level``, ``logger``, ``message``, the access
-    fields of an access line (top level), ``exc`` for exceptions, and any other ``extra``."""
+    fields of an access line (top level), ``exc`` for exceptions, and any other ``extra``.
+    An access batch (see :class:`AccessLog`) becomes one line per request."""
 
     def format(self, record: logging.LogRecord) -> str:
+        batch = getattr(record, "access_batch", None)
+        if isinstance(batch, list):
+            head = {"level": record.levelname.lower(), "logger": record.name}
+            return "\n".join(
+                orjson.dumps(
+                    {"ts": _iso(fields.pop("_ts")), **head, "message": "request", **fields}
+                ).decode()
+                for fields in batch
+            )
         out: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": _iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -38,6 +50,8 @@ class JsonFormatter(logging.Formatter):
         for name, value in record.__dict__.items():
             if name == "access" and isinstance(value, dict):
                 out.update(value)
+            elif name == "access_batch":
+                continue
             elif name not in _STANDARD and not name.startswith("_") and name != "color_message":
                 out[name] = value
         if record.exc_info and not record.exc_text:
@@ -56,6 +70,13 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
+        batch = getattr(record, "access_batch", None)
+        if isinstance(batch, list):
+            return "\n".join(
+                f"{_iso(fields.pop('_ts'))} {record.levelname} {record.name}: request "
+                + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+                for fields in batch
+            )
         line = super().format(record)
         access = getattr(record, "access", None)
         if isinstance(access, dict):
@@ -111,7 +132,8 @@ def install_redaction(redactor: Redactor) -> None:
 
 
 def access_fields(ev: UsageEvent) -> dict[str, Any]:
-    """The access line's fields for one request."""
+    """The access line's fields for one request. ``model`` is the only caller-written text
+    (the rest is generated or from the config); the redaction filter masks it."""
     return {
         "request_id": ev.request_id,
         "key_id": ev.key_id,
@@ -133,8 +155,10 @@ def access_fields(ev: UsageEvent) -> dict[str, Any]:
 
 
 class AccessLog:
-    """Writes one ``sluice.access`` line per request, a batch at a time (a usage-writer
-    observer, so the request path never formats a log line)."""
+    """Writes one ``sluice.access`` line per request (a usage-writer observer, so the
+    request path never formats a log line). A batch is one log record whose
+    ``access_batch`` the formatters above write as one line per request, each stamped with
+    the request's arrival time: one pass through the logging machinery per batch."""
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._log = logger or logging.getLogger(ACCESS_LOGGER)
@@ -143,5 +167,6 @@ class AccessLog:
         log = self._log
         if not log.isEnabledFor(logging.INFO):
             return
-        for ev in events:
-            log.info("request", extra={"access": access_fields(ev)})
+        batch = [{"_ts": ev.created_at, **access_fields(ev)} for ev in events]
+        if batch:
+            log.info("%d requests", len(batch), extra={"access_batch": batch})

@@ -45,6 +45,32 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+_TRIGGERS = (
+    "sk-",
+    "aiza",
+    "akia",
+    "asia",
+    "bearer",
+    "basic",
+    "key=",
+    "key:",
+    "key\"",
+    "key'",
+    "token",
+    "secret",
+    "password",
+    "sig",
+    "credential",
+)
+"""Lower-case substrings without which no pattern can match: text with none of them (most
+log lines) skips the regular expressions."""
+
+
+def _suspect(text: str) -> bool:
+    low = text.lower()
+    return any(t in low for t in _TRIGGERS)
+
+
 class Redactor:
     """Masks known patterns and the exact secret values it was given.
 
@@ -53,28 +79,26 @@ class Redactor:
     """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._values: frozenset[str] = frozenset()
-        self._value_re: re.Pattern[str] | None = None
+        self._values: tuple[str, ...] = ()
         self.add(secrets)
 
     def add(self, secrets: Iterable[str]) -> None:
         fresh = {s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}
-        if fresh - self._values:
-            self._values = self._values | fresh
+        if fresh - set(self._values):
             # Longest first, so a secret that contains another is masked whole.
-            ordered = sorted(self._values, key=len, reverse=True)
-            self._value_re = re.compile("|".join(re.escape(v) for v in ordered))
+            self._values = tuple(sorted(fresh | set(self._values), key=len, reverse=True))
 
     def __call__(self, text: str) -> str:
-        if self._value_re is not None:
-            text = self._value_re.sub(MASK, text)
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return scrub(text)
 
 
 def scrub(text: str) -> str:
-    """Mask the known patterns only (for error messages built at the provider boundary)."""
+    """Mask the known patterns only (no configured values)."""
+    if not _suspect(text):
+        return text
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
@@ -110,4 +134,10 @@ class RedactingFilter(logging.Filter):
             for k, v in access.items():
                 if isinstance(v, str):
                     access[k] = redact(v)
+        batch = getattr(record, "access_batch", None)
+        if isinstance(batch, list):
+            for fields in batch:  # the caller-written field; the rest is generated
+                model = fields.get("model")
+                if isinstance(model, str):
+                    fields["model"] = redact(model)
         return True
