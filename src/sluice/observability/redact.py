@@ -54,7 +54,7 @@ _TRIGGERS = (
     "basic",
     "key=",
     "key:",
-    "key\"",
+    'key"',
     "key'",
     "token",
     "secret",
