@@ -15,6 +15,7 @@ from sluice.api.admin import build_admin_app
 from sluice.api.dataplane import DataPlane
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
+from sluice.api.metrics import MetricsRoute
 from sluice.api.render import Receive, Scope, Send, send_error
 from sluice.api.responses import ResponsesRoutes
 from sluice.clock import Clock
@@ -115,6 +116,11 @@ class SluiceApp:
         responses = ResponsesRoutes(plane, rt.storage.responses)
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
         self._routes = data_routes(plane, messages, responses, self._ready, health)
+        if rt.observability is not None:
+            metrics = MetricsRoute(
+                rt.observability.metrics, rt.keys, auth=self.settings.metrics_auth
+            )
+            self._routes["/metrics"] = ("GET", metrics)
         self._prefixes = (
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),

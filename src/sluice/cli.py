@@ -127,19 +127,43 @@ def serve(
     if config is not None:
         os.environ["SLUICE_CONFIG"] = str(config.resolve())
     os.environ["SLUICE_MIGRATE_ON_START"] = "false"
-    uvicorn.run(
-        "sluice.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level=settings.log_level,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_s),
-        lifespan="on",
-    )
+    from sluice.observability.logging import uvicorn_log_config
+
+    metrics_dir = _metrics_dir(settings) if workers > 1 else None
+    try:
+        uvicorn.run(
+            "sluice.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level=settings.log_level,
+            log_config=uvicorn_log_config(fmt=settings.log_format, level=settings.log_level),
+            timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+            lifespan="on",
+        )
+    finally:
+        if metrics_dir is not None and not settings.metrics_dir:
+            import shutil
+
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir(settings: Settings) -> str:
+    """The multiprocess metrics directory of this run, empty, exported to the workers
+    (``prometheus_client`` reads ``PROMETHEUS_MULTIPROC_DIR`` when a worker imports it)."""
+    import tempfile
+
+    path = settings.metrics_dir or tempfile.mkdtemp(prefix="sluice-metrics-")
+    Path(path).mkdir(parents=True, exist_ok=True)
+    for stale in Path(path).glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    os.environ["SLUICE_METRICS_DIR"] = path
+    return path
 
 
 def _first_model(settings: Settings) -> str:

@@ -26,6 +26,7 @@ from sluice.errors import GatewayError
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.limits.redis import RedisLimiter
+from sluice.observability.wiring import Observability, build_observability
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider
 from sluice.providers.registry import build_provider
@@ -78,10 +79,19 @@ class Runtime:
     keys_changed: asyncio.Event = field(default_factory=asyncio.Event)
     alerts: AlertService | None = None
     """Budget-threshold and breaker alerts (``alerts:`` in the config)."""
+    observability: Observability | None = None
 
     @property
     def services(self) -> Services:
+        obs = self.observability
+        extra: dict[str, Any] = (
+            {"tracing": obs.tracing, "live": obs.live, "redactor": obs.redactor}
+            if obs is not None
+            else {}
+        )
         return Services(
+            **extra,
+            response_metadata=self.config.observability.response_metadata,
             table=self.table,
             session=self.session,
             router=self.router,
@@ -150,6 +160,8 @@ class Runtime:
                     log.error("%s", exc.message)
         self.credentials.clear()
         self.credentials.update(fresh)
+        if self.observability is not None:
+            self.observability.redactor.add(fresh.values())
 
     async def announce_key_change(self) -> None:
         """Tell other processes to reload keys now (they also poll)."""
@@ -321,6 +333,9 @@ async def open_runtime(
             sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
             generated_master_key=master.generated,
         )
+        rt.observability = build_observability(
+            settings, config, table=table, writer=rt.usage, breakers=breakers
+        )
         await rt.refresh_keys(force=True)
         rt.alerts = _alerts(rt)
         async with asyncio.TaskGroup() as group:
@@ -328,6 +343,7 @@ async def open_runtime(
                 spawn_in(group, rt.usage.run(), name="usage-writer"),
                 spawn_in(group, _poll_keys(rt), name="key-refresh"),
                 spawn_in(group, rt.alerts.run(), name="alerts"),
+                spawn_in(group, rt.observability.sample_forever(), name="metrics-sampler"),
             ]
             if redis is not None:
                 tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))
@@ -342,7 +358,8 @@ async def open_runtime(
             finally:
                 for task in tasks:
                     task.cancel()
-        await rt.usage.close()
+        await rt.usage.close()  # its observers count the last rows, so metrics close after
+        rt.observability.close()
     finally:
         if session is not None:
             await session.close()

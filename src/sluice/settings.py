@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -54,6 +55,23 @@ class Settings(BaseSettings):
     """Run database migrations when the app starts (``sluice serve`` runs them once itself
     and turns this off for its workers)."""
     log_level: str = "info"
+    """Level of the ``sluice`` and uvicorn loggers (``debug``, ``info``, ``warning``...)."""
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line (``sluice serve``); secrets are masked in both."""
+    access_log: bool = True
+    """One ``sluice.access`` line per data-plane request (written in batches, off the
+    request path)."""
+    metrics_auth: Literal["admin", "key", "none"] = "admin"
+    """Who may read ``GET /metrics``: ``admin`` (the master key or an admin key), ``key``
+    (any valid gateway key), ``none`` (anyone who can reach the port)."""
+    metrics_dir: str | None = None
+    """The multiprocess metrics directory; ``sluice serve --workers N`` sets it (and
+    ``PROMETHEUS_MULTIPROC_DIR``) for its workers. Unset: metrics of this process only."""
+    otlp_endpoint: str | None = None
+    """OTLP/HTTP collector (``http://host:4318``; ``/v1/traces`` is appended). Set: a span
+    per request and per upstream attempt is exported. Unset: no spans are recorded."""
+    otel_service_name: str = "sluice"
+    """``service.name`` of the exported spans."""
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -28,7 +29,9 @@ from sluice.api.render import (
 )
 from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
+from sluice.observability.tracing import Tracing, new_trace_id, parse_traceparent
 from sluice.pipeline import relay
 from sluice.pipeline.attempt import record_error
 from sluice.pipeline.dialects.base import Dialect
@@ -68,6 +71,30 @@ class DataPlane:
         self._keys = keys
         self._record = record
         self._limit = max_body_bytes
+
+    def _scan(self, scope: Scope) -> _Seen:
+        """The request headers the handler reads, in one pass."""
+        seen = _Seen()
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                seen.authorization = value
+            elif name == b"x-api-key":
+                seen.x_api_key = value
+            elif name == b"content-length":
+                seen.length = int(value) if value.isdigit() else None
+            elif name == b"traceparent":
+                seen.traceparent = value
+            elif name == METADATA_HEADER:
+                seen.metadata = value
+        return seen
+
+    def _wants_metadata(self, value: bytes | None) -> bool:
+        want = wants_metadata(value, default=self._svc.response_metadata)
+        if want is None:
+            raise BadRequest(
+                "the x-sluice-metadata header must be true or false", param="x-sluice-metadata"
+            )
+        return want
 
     def authenticate(self, scope: Scope) -> tuple[Principal, int | None]:
         """The caller and the declared body length."""
@@ -110,18 +137,20 @@ class DataPlane:
         with what it refers to (e.g. a previous response)."""
         started = time.perf_counter()
         request_id = new_request_id()
-        base = [(b"x-request-id", request_id.encode())]
-        try:
-            principal, length = self.authenticate(scope)
-        except GatewayError as exc:
-            await send_error(send, exc, base, dialect.error(exc))
+        seen = self._scan(scope)
+        trace_id, parent = _trace_of(seen.traceparent)
+        base = [(b"x-request-id", request_id.encode()), (TRACE_HEADER, trace_id.encode())]
+        principal = await _authenticated(self._keys, seen, send, base, dialect)
+        if principal is None:
             return
-        ev = UsageEvent(request_id, time.time(), dialect.endpoint.value, principal.key_id, None)
-        ev.user_id, ev.team_id, ev.org_id = principal.user_id, principal.team_id, principal.org_id
+        ev = _event(request_id, dialect, principal, trace_id, parent)
+        tracing = self._svc.tracing
+        span, token = (None, None) if tracing is None else _start_span(tracing, ev, base)
         sink = AsgiSink(send)
         watch: DisconnectWatch | None = None
         try:
-            if length is not None and length > self._limit:
+            ev.want_metadata = self._wants_metadata(seen.metadata)
+            if seen.length is not None and seen.length > self._limit:
                 raise BodyTooLarge
             raw = await read_body(receive, limit=self._limit)
             watch = DisconnectWatch(receive, sink)
@@ -145,25 +174,15 @@ class DataPlane:
                 sla_ms=_sla(scope) if self._svc.router.policy.enabled else None,
             )
         except GatewayError as exc:
+            exc.message = self._svc.redactor(exc.message)  # upstream text may quote secrets
             await _fail(ev, exc, sink=sink, send=send, base=base, dialect=dialect)
         except BodyTooLarge:
-            too_large = GatewayError(
-                ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
-                f"the request body is larger than the limit of {self._limit} bytes",
-            )
+            too_large = _too_large(self._limit)
             await _fail(ev, too_large, sink=sink, send=send, base=base, dialect=dialect)
         except ClientGone:
             _disconnected(ev)
         except asyncio.CancelledError:
-            # Cancelled from outside: the client went away (the watch says so), or the
-            # server's shutdown deadline passed. Either way this request ends here, answered.
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
-            if watch is not None and watch.disconnected:
-                _disconnected(ev)
-            else:
-                await _fail(ev, _STOPPING, sink=sink, send=send, base=base, dialect=dialect)
+            await _cancelled(ev, watch, sink=sink, send=send, base=base, dialect=dialect)
         except Exception as exc:
             log.exception("unhandled error in %s (request %s)", dialect.endpoint, request_id)
             err = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")
@@ -172,6 +191,10 @@ class DataPlane:
             if watch is not None:
                 watch.stop()
             ev.latency_ms = (time.perf_counter() - started) * 1000
+            if span is not None and tracing is not None:
+                tracing.end_request(
+                    span, token, ev, self._svc.provider_types.get(ev.provider or "")
+                )
             self._record(ev)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -205,6 +228,82 @@ class DataPlane:
             ]
             body = orjson.dumps({"object": "list", "data": data})
         await send_json(send, 200, body, [*base, JSON_CT])
+
+
+def _start_span(tracing: Tracing, ev: UsageEvent, base: list[tuple[bytes, bytes]]) -> Any:
+    span_and_token = tracing.start_request(ev)
+    base[1] = (TRACE_HEADER, str(ev.trace_id).encode())  # a root span has its own id
+    return span_and_token
+
+
+def _trace_of(traceparent: bytes | None) -> tuple[str, tuple[str, str, str] | None]:
+    """The request's trace id and the caller's parsed ``traceparent`` (if valid)."""
+    parent = parse_traceparent(traceparent) if traceparent else None
+    return (new_trace_id() if parent is None else parent[0]), parent
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
+        f"the request body is larger than the limit of {limit} bytes",
+    )
+
+
+def _event(
+    request_id: str,
+    dialect: Dialect,
+    principal: Principal,
+    trace_id: str,
+    parent: tuple[str, str, str] | None,
+) -> UsageEvent:
+    ev = UsageEvent(request_id, time.time(), dialect.endpoint.value, principal.key_id, None)
+    ev.user_id, ev.team_id, ev.org_id = principal.user_id, principal.team_id, principal.org_id
+    ev.trace_id = trace_id
+    if parent is not None:
+        ev.parent_span, ev.trace_flags = parent[1], parent[2]
+    return ev
+
+
+async def _cancelled(
+    ev: UsageEvent,
+    watch: DisconnectWatch | None,
+    *,
+    sink: AsgiSink,
+    send: Send,
+    base: list[tuple[bytes, bytes]],
+    dialect: Dialect,
+) -> None:
+    """Cancelled from outside: the client went away (the watch says so), or the server's
+    shutdown deadline passed. Either way the request ends here, answered."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+    if watch is not None and watch.disconnected:
+        _disconnected(ev)
+    else:
+        await _fail(ev, _STOPPING, sink=sink, send=send, base=base, dialect=dialect)
+
+
+async def _authenticated(
+    keys: KeyCache, seen: _Seen, send: Send, base: list[tuple[bytes, bytes]], dialect: Dialect
+) -> Principal | None:
+    """The caller, or ``None`` after answering 401/403."""
+    try:
+        return keys.authenticate(token_from_headers(seen.authorization, seen.x_api_key))
+    except GatewayError as exc:
+        await send_error(send, exc, base, dialect.error(exc))
+        return None
+
+
+class _Seen:
+    __slots__ = ("authorization", "length", "metadata", "traceparent", "x_api_key")
+
+    def __init__(self) -> None:
+        self.authorization: bytes | None = None
+        self.x_api_key: bytes | None = None
+        self.length: int | None = None
+        self.traceparent: bytes | None = None
+        self.metadata: bytes | None = None
 
 
 def _model_obj(name: str, created: int) -> dict[str, object]:

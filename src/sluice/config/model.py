@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluice.config.alerts import AlertsConfig
+from sluice.config.observability import ObservabilityConfig
 from sluice.config.secrets import SecretRef
 from sluice.providers.registry import PROVIDER_TYPES
 
@@ -179,6 +180,7 @@ class GatewayConfig(_Frozen):
     models: tuple[ModelConfig, ...] = ()
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sluice.config.model import Prices
 from sluice.errors import ErrorKind, GatewayError
+from sluice.observability import answer
 from sluice.pipeline.dialects.base import Dialect, Translation
 from sluice.pipeline.sink import Headers, ResponseSink
 from sluice.providers.base import UpstreamCall, UpstreamStream
@@ -66,9 +68,12 @@ async def call_deployment(
     started: float,
     forward_headers: dict[str, str] | None,
     timeout_s: float,
+    traceparent: str,
+    prices: Prices | None,
 ) -> None:
     """One call to ``dep``; raises ``GatewayError`` when it fails before the client got
-    anything (the caller may retry), relays in-band errors after that."""
+    anything (the caller may retry), relays in-band errors after that. ``traceparent`` goes
+    upstream; ``prices`` is the served model's price override (for the cost header)."""
     ev.provider = dep.provider_name
     ev.deployment = dep.key
     ev.upstream_model = dep.upstream_model
@@ -81,16 +86,31 @@ async def call_deployment(
         request_id=ev.request_id,
         session=svc.session,
         timeouts=dep.timeouts,
-        extra_headers=forward_headers if translation is None and forward_headers else {},
+        extra_headers=(
+            {**forward_headers, "traceparent": traceparent}
+            if translation is None and forward_headers
+            else {"traceparent": traceparent}
+        ),
         credential=svc.credentials.get(dep.provider_name),
     )
     attempt = Attempt(dep, call, upstream, translation, base_headers + list(dep.response_headers))
     try:
         async with asyncio.timeout(timeout_s):
             if req.stream:
-                await _stream(ev, req, attempt, sink=sink, dialect=dialect, started=started)
+                await _stream(
+                    svc,
+                    ev,
+                    req,
+                    attempt,
+                    sink=sink,
+                    dialect=dialect,
+                    started=started,
+                    prices=prices,
+                )
             else:
-                await _complete(ev, attempt, sink=sink)
+                await _complete(
+                    svc, ev, attempt, sink=sink, dialect=dialect, started=started, prices=prices
+                )
     except TimeoutError:
         raise GatewayError(
             ErrorKind.PROVIDER_TIMEOUT,
@@ -98,17 +118,52 @@ async def call_deployment(
         ) from None
 
 
-async def _complete(ev: UsageEvent, attempt: Attempt, *, sink: ResponseSink) -> None:
-    resp = await attempt.dep.provider.send(attempt.upstream, attempt.call)
+def _price(svc: Services, ev: UsageEvent, dep: Deployment, prices: Prices | None) -> None:
+    usage = Usage(
+        ev.prompt_tokens,
+        ev.completion_tokens,
+        ev.cached_tokens,
+        ev.cache_write_tokens,
+        ev.tokens_estimated,
+    )
+    provider = dep.provider_type or dep.provider_name
+    ev.cost_micros = svc.pricer.cost(
+        usage, provider=provider, model=dep.upstream_model, prices=prices
+    ).micros
+
+
+async def _complete(
+    svc: Services,
+    ev: UsageEvent,
+    attempt: Attempt,
+    *,
+    sink: ResponseSink,
+    dialect: Dialect,
+    started: float,
+    prices: Prices | None,
+) -> None:
+    t0 = time.perf_counter()
+    try:
+        resp = await attempt.dep.provider.send(attempt.upstream, attempt.call)
+    finally:
+        ev.upstream_ms += (time.perf_counter() - t0) * 1000
     usage = _usage(resp.usage, attempt.upstream, resp.completion_chars)
     _apply_usage(ev, usage)
     translation = attempt.translation
     body = resp.body if translation is None else await translation.response(resp, usage)
-    attempt.headers.append(_JSON_CT)
-    await sink.json(200, body, attempt.headers)
+    _price(svc, ev, attempt.dep, prices)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    if ev.want_metadata and dialect.carries_metadata:
+        meta = answer.metadata(ev, latency_ms=elapsed_ms, upstream_ms=ev.upstream_ms)
+        body = answer.with_metadata(body, meta)
+    headers = attempt.headers
+    headers.append(_JSON_CT)
+    headers += answer.json_headers(ev, elapsed_ms=elapsed_ms)
+    await sink.json(200, body, headers)
 
 
 async def _stream(
+    svc: Services,
     ev: UsageEvent,
     req: ProviderRequest,
     attempt: Attempt,
@@ -116,9 +171,19 @@ async def _stream(
     sink: ResponseSink,
     dialect: Dialect,
     started: float,
+    prices: Prices | None,
 ) -> None:
     ev.streamed = True
-    stream: UpstreamStream = await attempt.dep.provider.open_stream(attempt.upstream, attempt.call)
+    live = svc.live
+    counted = False
+    t0 = time.perf_counter()
+    try:
+        stream: UpstreamStream = await attempt.dep.provider.open_stream(
+            attempt.upstream, attempt.call
+        )
+    except BaseException:
+        ev.upstream_ms += (time.perf_counter() - t0) * 1000
+        raise
     try:
         pieces: AsyncIterator[bytes] = (
             aiter(stream) if attempt.translation is None else attempt.translation.stream(stream)
@@ -127,21 +192,58 @@ async def _stream(
             first: bytes | None = await anext(pieces)
         except StopAsyncIteration:
             first = None
-        ev.ttft_ms = (time.perf_counter() - started) * 1000
-        await sink.start_stream(attempt.headers)
+        now = time.perf_counter()
+        ev.ttft_ms = (now - started) * 1000
+        live.streams += 1
+        counted = True
+        await sink.start_stream(
+            attempt.headers
+            + answer.stream_headers(
+                ev.upstream_ms + (now - t0) * 1000, elapsed_ms=(now - started) * 1000
+            )
+        )
         if first:
             await sink.chunk(first)
         async for piece in pieces:
             await sink.chunk(piece)
         tail = dialect.stream_tail(req, stream) if attempt.translation is None else b""
+        if ev.want_metadata and dialect.carries_metadata:
+            tail = _with_metadata(
+                svc, ev, attempt, stream, tail, t0=t0, started=started, prices=prices
+            )
         await sink.end(tail)
     except GatewayError as exc:
         if not sink.started:
             raise
         # After the first byte an error travels in-band and ends the stream: no clean end.
+        exc.message = svc.redactor(exc.message)
         record_error(ev, exc)
         ev.partial = True
         await sink.end(dialect.stream_error(exc))
     finally:
+        if counted:
+            live.streams -= 1
+        ev.upstream_ms += (time.perf_counter() - t0) * 1000
         _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
         await stream.aclose()
+
+
+def _with_metadata(
+    svc: Services,
+    ev: UsageEvent,
+    attempt: Attempt,
+    stream: UpstreamStream,
+    tail: bytes,
+    *,
+    t0: float,
+    started: float,
+    prices: Prices | None,
+) -> bytes:
+    """The stream's tail with the metadata chunk (usage and cost are final now)."""
+    _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
+    _price(svc, ev, attempt.dep, prices)
+    now = time.perf_counter()
+    meta = answer.metadata(
+        ev, latency_ms=(now - started) * 1000, upstream_ms=ev.upstream_ms + (now - t0) * 1000
+    )
+    return answer.with_metadata_chunk(tail, answer.metadata_chunk(ev, meta))

@@ -19,6 +19,9 @@ from sluice.budgets.errors import BudgetExceeded
 from sluice.budgets.pricing import Pricer
 from sluice.config.model import Prices
 from sluice.limits.base import Limiter, Reservation
+from sluice.observability.live import Live
+from sluice.observability.redact import Redactor
+from sluice.observability.tracing import Tracing
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.route import route
 from sluice.pipeline.sink import Headers, ResponseSink
@@ -51,6 +54,14 @@ class Services:
     """Public model name → price override from the config."""
     total_timeout_s: float = 600.0
     """Deadline of a whole request, retries and fallbacks included."""
+    tracing: Tracing | None = None
+    """Spans per request and attempt; ``None`` when no OTLP endpoint is set."""
+    live: Live = field(default_factory=Live)
+    """In-flight counters read by the metrics sampler."""
+    redactor: Redactor = field(default_factory=Redactor)
+    """Masks secrets in error messages before they reach a client."""
+    response_metadata: bool = False
+    """Every OpenAI-shaped answer carries the ``sluice`` metadata object (config opt-in)."""
 
 
 def requested_output(body: Mapping[str, Any]) -> int:
@@ -137,7 +148,7 @@ async def run(
         prices = svc.prices.get(served.name)
     finally:
         used = _used(ev)
-        if used:
+        if used and ev.cost_micros is None:  # complete answers priced it before sending
             usage = Usage(
                 ev.prompt_tokens,
                 ev.completion_tokens,

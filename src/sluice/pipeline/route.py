@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sluice.errors import ErrorKind, GatewayError
+from sluice.observability.tracing import passthrough_traceparent
 from sluice.pipeline.attempt import call_deployment
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.sink import Headers, ResponseSink
@@ -136,7 +137,7 @@ class _Run:
                     ErrorKind.PROVIDER_TIMEOUT,
                     f"no deployment answered within the request's deadline (last: {dep.key})",
                 )
-            exc = await self._once(dep, remaining)
+            exc = await self._once(dep, current, remaining)
             if exc is None:
                 return _Outcome(served=(dep, current))
             if exc.kind is ErrorKind.PROVIDER_CONTEXT_WINDOW:
@@ -149,11 +150,27 @@ class _Run:
                 break
         return _Outcome()
 
-    async def _once(self, dep: Deployment, remaining: float) -> GatewayError | None:
+    async def _once(
+        self, dep: Deployment, current: ModelEntry, remaining: float
+    ) -> GatewayError | None:
         """One attempt; ``None`` when it answered (even if it failed mid-stream, in-band)."""
         self.attempts += 1
         ok = fault = False
         self.router.begin(dep)
+        tracing = self.svc.tracing
+        span = None
+        outcome: str | None = "cancelled"
+        if tracing is None:
+            traceparent = passthrough_traceparent(self.ev)
+        else:
+            span = tracing.start_attempt(
+                self.ev,
+                deployment=dep.key,
+                provider_type=dep.provider_type or dep.provider_name,
+                upstream_model=dep.upstream_model,
+                body=self.req.body,
+            )
+            traceparent = tracing.traceparent(span)
         t0 = time.perf_counter()
         try:
             await call_deployment(
@@ -167,11 +184,15 @@ class _Run:
                 started=self.started,
                 forward_headers=self.forward_headers,
                 timeout_s=min(dep.timeouts.total_s, remaining),
+                traceparent=traceparent,
+                prices=self.svc.prices.get(current.name),
             )
             ok = self.ev.error_kind is None
             fault = not ok
+            outcome = self.ev.error_kind
             return None
         except GatewayError as exc:
+            outcome = exc.kind.value
             self.last = exc
             fault = exc.kind in _DEPLOYMENT_FAULTS
             self.errors.append(f"{dep.key}: {exc.kind.value}")
@@ -179,6 +200,8 @@ class _Run:
                 raise
             return exc
         finally:
+            if span is not None and tracing is not None:
+                tracing.end_attempt(span, self.ev, outcome)
             latency_ms = (time.perf_counter() - t0) * 1000
             ttft = self.ev.ttft_ms
             if ttft is not None:  # the client's TTFT counts from the request; this attempt's

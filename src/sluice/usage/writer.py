@@ -5,11 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 
 from sluice.storage.base import KeyRepository, UsageRepository
 from sluice.usage.event import UsageEvent
 
 log = logging.getLogger("sluice.usage")
+
+Observer = Callable[[list[UsageEvent]], None]
+"""Sees every event once, a batch at a time, before the batch is written (metrics, the
+access log, redaction of error text). Runs on the event loop: it must be quick and not
+await; it may change the events (the row is written after it). Its exceptions are logged."""
 
 MAX_BUFFERED = 200_000
 """Beyond this many unwritten rows (database down for long), the oldest are dropped and
@@ -37,15 +43,23 @@ class UsageWriter:
         self._interval_s = interval_s
         self._batch_size = batch_size
         self._buffer: deque[UsageEvent] = deque()
+        self._fresh: list[UsageEvent] = []
+        self._observers: list[Observer] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self.written = 0
         self.flush_errors = 0
         self.dropped = 0
 
+    def observe(self, observer: Observer) -> None:
+        """Add an observer (see :data:`Observer`); they run in the order added."""
+        self._observers.append(observer)
+
     def record(self, event: UsageEvent) -> None:
         buf = self._buffer
         buf.append(event)
+        if self._observers:
+            self._fresh.append(event)
         if len(buf) >= self._batch_size:
             self._wake.set()
             if len(buf) > MAX_BUFFERED:
@@ -72,6 +86,7 @@ class UsageWriter:
         written. Chunks keep each stall of the event loop (building the statement's
         parameters) short, so a big backlog does not show up in request latency."""
         async with self._lock:
+            self._notify()
             todo = len(self._buffer)
             written = 0
             while written < todo:
@@ -88,6 +103,17 @@ class UsageWriter:
                 self.written += len(batch)
                 await self._touch(batch)
             return written
+
+    def _notify(self) -> None:
+        fresh = self._fresh
+        if not fresh:
+            return
+        self._fresh = []
+        for observer in self._observers:
+            try:
+                observer(fresh)
+            except Exception:
+                log.exception("a usage observer failed on %d events", len(fresh))
 
     async def _touch(self, batch: list[UsageEvent]) -> None:
         last_used: dict[str, float] = {}

@@ -28,6 +28,8 @@ class Translation(Protocol):
 class Dialect(Protocol):
     endpoint: Endpoint
     """The capability that serves this format natively."""
+    carries_metadata: bool
+    """Answers are OpenAI-shaped and may carry the opt-in ``sluice`` metadata object."""
 
     def parse(self, raw: bytes) -> ProviderRequest:
         """Validate a body; raise ``BadRequest`` naming the field."""

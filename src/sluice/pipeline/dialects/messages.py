@@ -286,6 +286,7 @@ class MessagesTranslation:
 
 class MessagesDialect:
     endpoint = Endpoint.MESSAGES
+    carries_metadata = False
 
     def parse(self, raw: bytes) -> ProviderRequest:
         body = parse_json(raw)

@@ -18,6 +18,8 @@ DONE_EVENT = b"data: [DONE]\n\n"
 
 
 class OpenAIDialect:
+    carries_metadata = True
+
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
 

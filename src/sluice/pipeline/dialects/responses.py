@@ -80,6 +80,7 @@ def _check(body: dict[str, Any]) -> None:
 
 class ResponsesDialect:
     endpoint = Endpoint.RESPONSES
+    carries_metadata = False
 
     def __init__(self, store: ResponseRepository) -> None:
         self._store = store

@@ -1,0 +1,172 @@
+"""Log output: a JSON (or text) formatter for every logger, the redaction filter on every
+handler, and the access line (one per request, written from the usage writer's batches).
+
+``uvicorn_log_config`` is handed to uvicorn, which applies it in every worker process;
+:func:`install_redaction` then gives the filter the process's secret values at start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from sluice.observability.redact import RedactingFilter, Redactor
+from sluice.usage.event import UsageEvent
+
+ACCESS_LOGGER = "sluice.access"
+_LOGGERS = ("", "sluice", "uvicorn", "uvicorn.error", "uvicorn.access", "aiohttp", "asyncio")
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``ts``, ``level``, ``logger``, ``message``, the access
+    fields of an access line (top level), ``exc`` for exceptions, and any other ``extra``.
+    An access batch (see :class:`AccessLog`) becomes one line per request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        batch = getattr(record, "access_batch", None)
+        if isinstance(batch, list):
+            head = {"level": record.levelname.lower(), "logger": record.name}
+            return "\n".join(
+                orjson.dumps(
+                    {"ts": _iso(fields.pop("_ts")), **head, "message": "request", **fields}
+                ).decode()
+                for fields in batch
+            )
+        out: dict[str, Any] = {
+            "ts": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name == "access" and isinstance(value, dict):
+                out.update(value)
+            elif name == "access_batch":
+                continue
+            elif name not in _STANDARD and not name.startswith("_") and name != "color_message":
+                out[name] = value
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = record.stack_info
+        return orjson.dumps(out, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger: message`` plus ``k=v`` access fields."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        batch = getattr(record, "access_batch", None)
+        if isinstance(batch, list):
+            return "\n".join(
+                f"{_iso(fields.pop('_ts'))} {record.levelname} {record.name}: request "
+                + " ".join(f"{k}={v}" for k, v in fields.items() if v is not None)
+                for fields in batch
+            )
+        line = super().format(record)
+        access = getattr(record, "access", None)
+        if isinstance(access, dict):
+            line += " " + " ".join(f"{k}={v}" for k, v in access.items() if v is not None)
+        return line
+
+
+def uvicorn_log_config(*, fmt: str, level: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for uvicorn: one stderr handler with the chosen
+    formatter and the redaction filter, used by the root, ``sluice`` and uvicorn loggers."""
+    formatter = (
+        {"()": "sluice.observability.logging.JsonFormatter"}
+        if fmt == "json"
+        else {"()": "sluice.observability.logging.TextFormatter"}
+    )
+    upper = level.upper()
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"sluice": formatter},
+        "filters": {"redact": {"()": "sluice.observability.redact.RedactingFilter"}},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "sluice",
+                "filters": ["redact"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["default"], "level": upper},
+        "loggers": {
+            "uvicorn": {"handlers": [], "level": upper, "propagate": True},
+            "uvicorn.error": {"handlers": [], "level": upper, "propagate": True},
+            "uvicorn.access": {"handlers": [], "level": upper, "propagate": True},
+        },
+    }
+
+
+def install_redaction(redactor: Redactor) -> None:
+    """Make every handler of the known loggers mask with ``redactor``: an existing
+    :class:`RedactingFilter` gets it, a handler without one gets a new filter."""
+    seen: set[int] = set()
+    for name in _LOGGERS:
+        for handler in logging.getLogger(name).handlers:
+            if id(handler) in seen:
+                continue
+            seen.add(id(handler))
+            found = [f for f in handler.filters if isinstance(f, RedactingFilter)]
+            for f in found:
+                f.redactor = redactor
+            if not found:
+                handler.addFilter(RedactingFilter(redactor=redactor))
+
+
+def access_fields(ev: UsageEvent) -> dict[str, Any]:
+    """The access line's fields for one request. ``model`` is the only caller-written text
+    (the rest is generated or from the config); the redaction filter masks it."""
+    return {
+        "request_id": ev.request_id,
+        "key_id": ev.key_id,
+        "endpoint": ev.endpoint,
+        "model": ev.model,
+        "provider": ev.provider,
+        "deployment": ev.deployment,
+        "status": ev.status,
+        "error_kind": ev.error_kind,
+        "latency_ms": round(ev.latency_ms, 1),
+        "ttft_ms": None if ev.ttft_ms is None else round(ev.ttft_ms, 1),
+        "input_tokens": ev.prompt_tokens,
+        "output_tokens": ev.completion_tokens,
+        "cost_micros": ev.cost_micros,
+        "streamed": ev.streamed,
+        "attempts": ev.attempts,
+        "trace_id": ev.trace_id,
+    }
+
+
+class AccessLog:
+    """Writes one ``sluice.access`` line per request (a usage-writer observer, so the
+    request path never formats a log line). A batch is one log record whose
+    ``access_batch`` the formatters above write as one line per request, each stamped with
+    the request's arrival time: one pass through the logging machinery per batch."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or logging.getLogger(ACCESS_LOGGER)
+
+    def __call__(self, events: Iterable[UsageEvent]) -> None:
+        log = self._log
+        if not log.isEnabledFor(logging.INFO):
+            return
+        batch = [{"_ts": ev.created_at, **access_fields(ev)} for ev in events]
+        if batch:
+            log.info("%d requests", len(batch), extra={"access_batch": batch})
