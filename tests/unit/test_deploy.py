@@ -18,24 +18,22 @@ from sluice.config.loader import parse_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 
-# The metrics Sluice exports (name → type). After the metrics branch is merged this should
-# be read from the real registry instead of written out here.
-METRICS: dict[str, str] = {
-    "sluice_requests_total": "counter",
-    "sluice_request_duration_seconds": "histogram",
-    "sluice_time_to_first_token_seconds": "histogram",
-    "sluice_tokens_total": "counter",
-    "sluice_cost_usd_total": "counter",
-    "sluice_active_streams": "gauge",
-    "sluice_rate_limited_total": "counter",
-    "sluice_budget_rejected_total": "counter",
-    "sluice_breaker_state": "gauge",
-    "sluice_upstream_attempts_total": "counter",
-    "sluice_usage_queue_depth": "gauge",
-    "sluice_usage_flush_errors_total": "counter",
-    "sluice_usage_rows_written_total": "counter",
-    "sluice_usage_rows_dropped_total": "counter",
-}
+
+def _exported() -> dict[str, str]:
+    """The metrics Sluice exports (name → type), read from the real registry."""
+    from sluice.observability.metrics import Metrics
+
+    metrics = Metrics(model_label=lambda name: name, provider_of={})
+    out: dict[str, str] = {}
+    for family in metrics.registry.collect():
+        name = family.name
+        if family.type == "counter":
+            name += "_total"
+        out[name] = family.type
+    return out
+
+
+METRICS: dict[str, str] = _exported()
 PROMETHEUS_OWN = {"up"}
 """Series Prometheus itself writes for every scrape target."""
 
