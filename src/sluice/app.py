@@ -109,7 +109,11 @@ class SluiceApp:
             checks["redis"] = rt.redis.ping
         self._ready = Readiness(checks)
         plane = DataPlane(
-            rt.services, rt.keys, rt.usage.record, max_body_bytes=self.settings.max_body_bytes
+            rt.services,
+            rt.keys,
+            rt.usage.record,
+            max_body_bytes=self.settings.max_body_bytes,
+            bodies=rt.body_policy,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(plane, rt.storage.responses)

@@ -39,6 +39,8 @@ from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tasks import spawn_in
 from sluice.tenancy.resolve import DirectoryIndex
+from sluice.usage.bodies import BodyPolicy
+from sluice.usage.retention import Retention, Target
 from sluice.usage.writer import UsageWriter
 
 if TYPE_CHECKING:
@@ -75,6 +77,8 @@ class Runtime:
     policies_version: int = 0
     """The policy reload counter this process's routing policies reflect."""
     keys_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    body_policy: BodyPolicy | None = None
+    """Body logging, when the config turns it on for any org or team."""
 
     @property
     def services(self) -> Services:
@@ -199,6 +203,14 @@ async def _listen_keys(rt: Runtime, redis: Redis) -> None:
             await asyncio.sleep(1.0)
 
 
+def _retention(rt: Runtime) -> Retention:
+    storage = rt.storage
+    targets = [Target("usage_events", storage.usage, rt.settings.usage_retention_days)]
+    if rt.body_policy is not None:
+        targets.append(Target("usage_bodies", storage.bodies, rt.body_policy.retention_days))
+    return Retention(targets, clock=rt.clock, interval_s=rt.settings.usage_purge_interval_s)
+
+
 def _governance(clock: Clock, redis: Any) -> tuple[Limiter, BudgetStore]:
     """Rate limits and budgets: in this process, or shared through Redis."""
     if redis is not None:
@@ -274,6 +286,7 @@ async def open_runtime(
             if m.prices is None
             for d in m.deployments
         )
+        body_policy = BodyPolicy(config.body_logging) if config.body_logging.enabled else None
         rt = Runtime(
             settings=settings,
             config=config,
@@ -290,6 +303,7 @@ async def open_runtime(
                 storage.keys,
                 interval_s=settings.usage_flush_interval_s,
                 batch_size=settings.usage_batch_size,
+                bodies=(body_policy, storage.bodies) if body_policy else None,
             ),
             session=session,
             table=table,
@@ -297,6 +311,7 @@ async def open_runtime(
             limiter=limiter,
             budgets=budgets,
             pricer=pricer,
+            body_policy=body_policy,
             redis=redis,
             sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
             generated_master_key=master.generated,
@@ -306,6 +321,7 @@ async def open_runtime(
             tasks = [
                 spawn_in(group, rt.usage.run(), name="usage-writer"),
                 spawn_in(group, _poll_keys(rt), name="key-refresh"),
+                spawn_in(group, _retention(rt).run(), name="retention"),
             ]
             if redis is not None:
                 tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.secrets import SecretRef
 from sluice.providers.registry import PROVIDER_TYPES
 
@@ -177,6 +178,7 @@ class GatewayConfig(_Frozen):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     models: tuple[ModelConfig, ...] = ()
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    body_logging: BodyLoggingConfig = Field(default_factory=BodyLoggingConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

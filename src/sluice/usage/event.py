@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sluice.usage.bodies import BodyCapture
+
 
 @dataclass(slots=True)
 class UsageEvent:
@@ -41,3 +43,6 @@ class UsageEvent:
     user_id: str | None = None
     team_id: str | None = None
     org_id: str | None = None
+    bodies: BodyCapture | None = None
+    """The request and response bytes, when body logging covers this request (never
+    stored in the usage row)."""

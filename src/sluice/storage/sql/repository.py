@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluice.auth.keys import KeyRecord
 from sluice.storage.base import StoredCredential, StoredResponse
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.analytics import SqlAnalytics
+from sluice.storage.sql.bodies import SqlBodies
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
@@ -260,6 +262,8 @@ class SqlStorage:
         self.tenancy = SqlTenancy(engine)
         self.credentials = SqlCredentials(engine)
         self.spend = SqlSpend(engine)
+        self.analytics = SqlAnalytics(engine)
+        self.bodies = SqlBodies(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:

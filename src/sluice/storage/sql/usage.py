@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluice.storage.sql import rollups
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.bodies import purge
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
 from sluice.usage.event import UsageEvent
@@ -109,6 +110,10 @@ class SqlUsage:
                 stmt = self._insert(t.usage).on_conflict_do_nothing(index_elements=["request_id"])
                 await conn.execute(stmt, [_usage_row(e) for e in fresh])
             await rollups.add(conn, fresh)
+
+    async def purge_before(self, cutoff: float, *, limit: int) -> int:
+        """Delete at most ``limit`` raw rows created before ``cutoff`` (rollups stay)."""
+        return await purge(self._engine, t.usage, cutoff, limit=limit)
 
     async def count(self) -> int:
         async with self._engine.connect() as conn:
