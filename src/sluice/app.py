@@ -17,6 +17,7 @@ from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
 from sluice.api.render import Receive, Scope, Send, send_error
 from sluice.api.responses import ResponsesRoutes
+from sluice.api.usage import UsageRoute
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.errors import ErrorKind, GatewayError
@@ -119,6 +120,14 @@ class SluiceApp:
         responses = ResponsesRoutes(plane, rt.storage.responses)
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
         self._routes = data_routes(plane, messages, responses, self._ready, health)
+        usage = UsageRoute(
+            plane.authenticate,
+            limiter=rt.limiter,
+            budgets=rt.budgets,
+            store=rt.storage.analytics,
+            clock=rt.clock,
+        )
+        self._routes["/usage"] = self._routes["/v1/usage"] = ("GET", usage)
         self._prefixes = (
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),

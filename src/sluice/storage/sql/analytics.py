@@ -17,6 +17,7 @@ from sluice.usage.rollup import Sums
 
 _TABLES = {3600: t.rollup_hourly, 86_400: t.rollup_daily}
 _SCALARS = METRICS[:10]
+_FLOATS = frozenset({"latency_ms_sum", "ttft_ms_sum"})
 
 
 def _visible(table: Table, v: Visibility) -> ColumnElement[bool]:
@@ -45,8 +46,9 @@ def _narrowed(table: Table, n: Narrow) -> list[ColumnElement[bool]]:
 
 def _sums(values: Any) -> Sums:
     s = Sums()
+    # PostgreSQL sums integers as NUMERIC (Decimal): back to int and float here.
     for name, value in zip(_SCALARS, values[:10], strict=True):
-        setattr(s, name, value or 0)
+        setattr(s, name, float(value or 0) if name in _FLOATS else int(value or 0))
     s.latency = [int(x or 0) for x in values[10:]]
     return s
 
