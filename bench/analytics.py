@@ -27,9 +27,10 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
 
 
 def bucket_sql(col: str) -> str:
+    # bisect_left over 20 * 2^(i/2): double-precision math, computed once per row.
     return (
         f"CASE WHEN {col} <= 20 THEN 0 ELSE LEAST({histogram.BUCKETS - 1}, "
-        f"CEIL(2 * LOG(2, ({col} / 20.0)::numeric))::int) END"
+        f"CEIL(2 * LN({col} / 20.0) / LN(2.0))::int) END"
     )
 
 
@@ -50,7 +51,7 @@ FROM generate_series({lo}, {hi}) AS g
 
 def rollup_sql(table: str, width: int) -> str:
     lat = ", ".join(
-        f"SUM(CASE WHEN {bucket_sql('latency_ms')} = {i} THEN 1 ELSE 0 END)"
+        f"SUM(CASE WHEN lb = {i} THEN 1 ELSE 0 END)"
         for i in range(histogram.BUCKETS)
     )
     cols = ", ".join(histogram.COLUMNS)
@@ -63,8 +64,17 @@ SELECT (FLOOR(EXTRACT(EPOCH FROM created_at) / {width}) * {width})::bigint AS b,
   COALESCE(model, ''), COALESCE(provider, ''), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),
   SUM(prompt_tokens), SUM(completion_tokens), SUM(cached_tokens), SUM(cache_write_tokens),
   SUM(COALESCE(cost_micros, 0)), SUM(latency_ms), SUM(COALESCE(ttft_ms, 0)), COUNT(ttft_ms), {lat}
-FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6, 7
+FROM (SELECT *, {bucket_sql('latency_ms')} AS lb FROM usage_events) AS u GROUP BY 1, 2, 3, 4, 5, 6, 7
 """
+
+
+async def rollups(conn, t0: float) -> None:
+    for table, width in (("usage_rollup_hourly", 3600), ("usage_rollup_daily", 86400)):
+        await conn.execute(f"DELETE FROM {table}")
+        await conn.execute(rollup_sql(table, width))
+        n = await conn.fetchval(f"SELECT COUNT(*) FROM {table}")
+        print(f"  {table}: {n:,} rows  {time.perf_counter() - t0:6.1f}s", flush=True)
+    await conn.execute("VACUUM ANALYZE")
 
 
 async def build(url: str, rows: int) -> None:
@@ -83,11 +93,7 @@ async def build(url: str, rows: int) -> None:
     for lo in range(0, rows, step):
         await conn.execute(RAW.format(now=NOW, lo=lo, hi=min(rows, lo + step) - 1))
         print(f"  {min(rows, lo + step):>11,} raw rows  {time.perf_counter() - t0:6.1f}s", flush=True)
-    for table, width in (("usage_rollup_hourly", 3600), ("usage_rollup_daily", 86400)):
-        await conn.execute(rollup_sql(table, width))
-        n = await conn.fetchval(f"SELECT COUNT(*) FROM {table}")
-        print(f"  {table}: {n:,} rows  {time.perf_counter() - t0:6.1f}s", flush=True)
-    await conn.execute("VACUUM ANALYZE")
+    await rollups(conn, t0)
     await conn.close()
 
 
@@ -137,8 +143,16 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--skip-build", action="store_true")
+    p.add_argument("--rollups-only", action="store_true", help="keep the raw rows, rebuild rollups")
     args = p.parse_args()
-    if not args.skip_build:
+    if args.rollups_only:
+        async def again() -> None:
+            conn = await asyncpg.connect(args.url.replace("postgresql+asyncpg://", "postgresql://"))
+            await rollups(conn, time.perf_counter())
+            await conn.close()
+
+        asyncio.run(again())
+    elif not args.skip_build:
         asyncio.run(build(args.url, args.rows))
     asyncio.run(dashboard(args.url, args.repeat))
 
