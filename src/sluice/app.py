@@ -18,6 +18,7 @@ from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
 from sluice.api.render import Receive, Scope, Send, send_error
 from sluice.api.responses import ResponsesRoutes
+from sluice.api.usage import UsageRoute
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.errors import ErrorKind, GatewayError
@@ -110,7 +111,11 @@ class SluiceApp:
             checks["redis"] = rt.redis.ping
         self._ready = Readiness(checks)
         plane = DataPlane(
-            rt.services, rt.keys, rt.usage.record, max_body_bytes=self.settings.max_body_bytes
+            rt.services,
+            rt.keys,
+            rt.usage.record,
+            max_body_bytes=self.settings.max_body_bytes,
+            bodies=rt.body_policy,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(plane, rt.storage.responses)
@@ -121,6 +126,14 @@ class SluiceApp:
                 rt.observability.metrics, rt.keys, auth=self.settings.metrics_auth
             )
             self._routes["/metrics"] = ("GET", metrics)
+        usage = UsageRoute(
+            plane.authenticate,
+            limiter=rt.limiter,
+            budgets=rt.budgets,
+            store=rt.storage.analytics,
+            clock=rt.clock,
+        )
+        self._routes["/usage"] = self._routes["/v1/usage"] = ("GET", usage)
         self._prefixes = (
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),

@@ -41,6 +41,8 @@ from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tasks import spawn_in
 from sluice.tenancy.resolve import DirectoryIndex
+from sluice.usage.bodies import BodyPolicy
+from sluice.usage.retention import Retention, Target
 from sluice.usage.writer import UsageWriter
 
 if TYPE_CHECKING:
@@ -80,6 +82,8 @@ class Runtime:
     alerts: AlertService | None = None
     """Budget-threshold and breaker alerts (``alerts:`` in the config)."""
     observability: Observability | None = None
+    body_policy: BodyPolicy | None = None
+    """Body logging, when the config turns it on for any org or team."""
 
     @property
     def services(self) -> Services:
@@ -214,6 +218,14 @@ async def _listen_keys(rt: Runtime, redis: Redis) -> None:
             await asyncio.sleep(1.0)
 
 
+def _retention(rt: Runtime) -> Retention:
+    storage = rt.storage
+    targets = [Target("usage_events", storage.usage, rt.settings.usage_retention_days)]
+    if rt.body_policy is not None:
+        targets.append(Target("usage_bodies", storage.bodies, rt.body_policy.retention_days))
+    return Retention(targets, clock=rt.clock, interval_s=rt.settings.usage_purge_interval_s)
+
+
 def _governance(clock: Clock, redis: Any) -> tuple[Limiter, BudgetStore]:
     """Rate limits and budgets: in this process, or shared through Redis."""
     if redis is not None:
@@ -267,6 +279,30 @@ def _build_providers(config: GatewayConfig) -> dict[str, Provider]:
     return {name: build_provider(name, cfg) for name, cfg in config.providers.items()}
 
 
+async def _background(
+    rt: Runtime, group: asyncio.TaskGroup, breakers: MemoryBreakers | RedisBreakers
+) -> list[asyncio.Task[None]]:
+    """Start the process's background work in ``group``; the caller cancels the tasks."""
+    assert rt.alerts is not None
+    assert rt.observability is not None
+    tasks = [
+        spawn_in(group, rt.usage.run(), name="usage-writer"),
+        spawn_in(group, _poll_keys(rt), name="key-refresh"),
+        spawn_in(group, rt.alerts.run(), name="alerts"),
+        spawn_in(group, rt.observability.sample_forever(), name="metrics-sampler"),
+        spawn_in(group, _retention(rt).run(), name="retention"),
+    ]
+    if rt.redis is not None:
+        tasks.append(spawn_in(group, _listen_keys(rt, rt.redis), name="key-listen"))
+    if isinstance(breakers, RedisBreakers):
+        try:
+            await breakers.sync()  # start from the breakers the other replicas see
+        except Exception:
+            log.warning("Redis unreachable at start; breakers start closed", exc_info=True)
+        tasks.append(spawn_in(group, breakers.run(), name="breaker-sync"))
+    return tasks
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
     settings: Settings,
@@ -306,6 +342,7 @@ async def open_runtime(
             if m.prices is None
             for d in m.deployments
         )
+        body_policy = BodyPolicy(config.body_logging) if config.body_logging.enabled else None
         rt = Runtime(
             settings=settings,
             config=config,
@@ -322,6 +359,7 @@ async def open_runtime(
                 storage.keys,
                 interval_s=settings.usage_flush_interval_s,
                 batch_size=settings.usage_batch_size,
+                bodies=(body_policy, storage.bodies) if body_policy else None,
             ),
             session=session,
             table=table,
@@ -329,6 +367,7 @@ async def open_runtime(
             limiter=limiter,
             budgets=budgets,
             pricer=pricer,
+            body_policy=body_policy,
             redis=redis,
             sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
             generated_master_key=master.generated,
@@ -339,20 +378,7 @@ async def open_runtime(
         await rt.refresh_keys(force=True)
         rt.alerts = _alerts(rt)
         async with asyncio.TaskGroup() as group:
-            tasks = [
-                spawn_in(group, rt.usage.run(), name="usage-writer"),
-                spawn_in(group, _poll_keys(rt), name="key-refresh"),
-                spawn_in(group, rt.alerts.run(), name="alerts"),
-                spawn_in(group, rt.observability.sample_forever(), name="metrics-sampler"),
-            ]
-            if redis is not None:
-                tasks.append(spawn_in(group, _listen_keys(rt, redis), name="key-listen"))
-            if isinstance(breakers, RedisBreakers):
-                try:
-                    await breakers.sync()  # start from the breakers the other replicas see
-                except Exception:
-                    log.warning("Redis unreachable at start; breakers start closed", exc_info=True)
-                tasks.append(spawn_in(group, breakers.run(), name="breaker-sync"))
+            tasks = await _background(rt, group, breakers)
             try:
                 yield rt
             finally:

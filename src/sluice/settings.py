@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     usage_batch_size: int = 200
     """Rows per insert; a flush starts early when this many are buffered. Rows are prepared
     on the event loop (a few microseconds each), so a batch bounds each pause of the loop."""
+    usage_retention_days: int = Field(default=90, ge=0)
+    """Days raw usage rows (the request log) are kept; 0 keeps them forever. Rollups, and so
+    analytics summaries, series and budgets, are kept regardless."""
+    usage_purge_interval_s: float = Field(default=3600.0, gt=0)
+    """How often the retention task deletes expired usage rows and logged bodies."""
     key_refresh_interval_s: float = 1.0
     """How often each process checks the database for key changes made by other processes."""
     shutdown_grace_s: float = 30.0

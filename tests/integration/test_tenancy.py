@@ -85,6 +85,10 @@ async def build_world(tmp_path: Path) -> AsyncIterator[World]:
         )
         w.ids["sa_key"] = str(sakey["id"])
         w.tokens["sa"] = str(sakey["key"])
+        chat = await w.call("ua", "POST", "/v1/chat/completions", CHAT)
+        assert chat.status_code == 200, chat.text
+        w.ids["req_ua"] = chat.headers["x-request-id"]
+        await w.app.runtime.usage.flush()  # type: ignore[union-attr]
         yield w
 
 
@@ -151,6 +155,13 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("GET", "/api/v1/alerts?scope=nope", None, (400, 400, 400, 400, 400)),
     ("POST", "/api/v1/alerts/test", None, (2, 403, 403, 403, 403)),
     ("POST", "/api/v1/alerts/test?webhook=nope", None, (404, 403, 403, 403, 403)),
+    ("GET", "/api/v1/analytics/summary", None, (2, 2, 2, 2, 2)),
+    ("GET", "/api/v1/analytics/summary?scope=org:{orgA}", None, (2, 2, 403, 403, 404)),
+    ("GET", "/api/v1/analytics/breakdown?by=model&scope=team:{teamA}", None, (2, 2, 2, 403, 404)),
+    ("GET", "/api/v1/analytics/series?scope=user:{ua}", None, (2, 2, 2, 2, 404)),
+    ("GET", "/api/v1/analytics/requests?scope=key:{ua_key}", None, (2, 2, 404, 2, 404)),
+    ("GET", "/api/v1/analytics/requests.csv", None, (2, 2, 2, 2, 2)),
+    ("GET", "/api/v1/analytics/requests/{req_ua}", None, (2, 2, 2, 2, 404)),
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from sluice.api.capture import CapturingSink
 from sluice.api.render import (
     JSON_CT,
     AsgiSink,
@@ -40,6 +41,7 @@ from sluice.routing.policy import SLA_HEADER, parse_sla_header
 from sluice.routing.table import ModelTable
 from sluice.tasks import DisconnectWatch
 from sluice.types import Endpoint, ProviderRequest
+from sluice.usage.bodies import BodyCapture, BodyPolicy
 from sluice.usage.event import UsageEvent
 
 log = logging.getLogger("sluice.api")
@@ -66,8 +68,11 @@ class DataPlane:
         record: Callable[[UsageEvent], None],
         *,
         max_body_bytes: int,
+        bodies: BodyPolicy | None = None,
     ) -> None:
+        """``bodies``: the body-logging policy when it is on for anyone."""
         self._svc = svc
+        self._bodies = bodies
         self._keys = keys
         self._record = record
         self._limit = max_body_bytes
@@ -146,13 +151,13 @@ class DataPlane:
         ev = _event(request_id, dialect, principal, trace_id, parent)
         tracing = self._svc.tracing
         span, token = (None, None) if tracing is None else _start_span(tracing, ev, base)
-        sink = AsgiSink(send)
+        sink = self._sink(send, ev, principal)
         watch: DisconnectWatch | None = None
         try:
             ev.want_metadata = self._wants_metadata(seen.metadata)
             if seen.length is not None and seen.length > self._limit:
                 raise BodyTooLarge
-            raw = await read_body(receive, limit=self._limit)
+            raw = _kept(sink, await read_body(receive, limit=self._limit))
             watch = DisconnectWatch(receive, sink)
             req = dialect.parse(raw)
             if prepare is not None:
@@ -196,6 +201,14 @@ class DataPlane:
                     span, token, ev, self._svc.provider_types.get(ev.provider or "")
                 )
             self._record(ev)
+
+    def _sink(self, send: Send, ev: UsageEvent, principal: Principal) -> AsgiSink:
+        """The response sink; one that keeps what it sends when body logging covers the
+        principal (the capture rides on the usage event to the writer)."""
+        if self._bodies is None or not self._bodies.wants(principal.org_id, principal.team_id):
+            return AsgiSink(send)
+        ev.bodies = BodyCapture(self._bodies.cap)
+        return CapturingSink(send, ev.bodies)
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         base = [(b"x-request-id", new_request_id().encode())]
@@ -308,6 +321,12 @@ class _Seen:
 
 def _model_obj(name: str, created: int) -> dict[str, object]:
     return {"id": name, "object": "model", "created": created, "owned_by": "sluice"}
+
+
+def _kept(sink: AsgiSink, raw: bytes) -> bytes:
+    if isinstance(sink, CapturingSink):
+        sink.capture.request = raw
+    return raw
 
 
 def _disconnected(ev: UsageEvent) -> None:

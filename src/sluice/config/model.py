@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluice.config.alerts import AlertsConfig
+from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.secrets import SecretRef
 from sluice.providers.registry import PROVIDER_TYPES
@@ -181,6 +182,7 @@ class GatewayConfig(_Frozen):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
+    body_logging: BodyLoggingConfig = Field(default_factory=BodyLoggingConfig)
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sluice.usage.bodies import BodyCapture
+
 
 @dataclass(slots=True)
 class UsageEvent:
@@ -52,3 +54,6 @@ class UsageEvent:
     """Time spent waiting on upstream calls, every attempt added up."""
     want_metadata: bool = False
     """The answer carries the ``sluice`` metadata object (header or config opt-in)."""
+    bodies: BodyCapture | None = None
+    """The request and response bytes, when body logging covers this request (never
+    stored in the usage row)."""

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 from sluice.storage.base import KeyRepository, UsageRepository
+from sluice.usage.bodies import BodyPolicy, BodyRepository, StoredBody
 from sluice.usage.event import UsageEvent
 
 log = logging.getLogger("sluice.usage")
@@ -37,11 +38,14 @@ class UsageWriter:
         *,
         interval_s: float = 0.5,
         batch_size: int = 500,
+        bodies: tuple[BodyPolicy, BodyRepository] | None = None,
     ) -> None:
+        """``bodies``: where logged request/response bodies go (body logging on)."""
         self._usage = usage
         self._keys = keys
         self._interval_s = interval_s
         self._batch_size = batch_size
+        self._bodies = bodies
         self._buffer: deque[UsageEvent] = deque()
         self._fresh: list[UsageEvent] = []
         self._observers: list[Observer] = []
@@ -102,6 +106,7 @@ class UsageWriter:
                 written += len(batch)
                 self.written += len(batch)
                 await self._touch(batch)
+                await self._store_bodies(batch)
             return written
 
     def _notify(self) -> None:
@@ -124,6 +129,35 @@ class UsageWriter:
             await self._keys.touch(last_used)
         except Exception:
             log.warning("could not record key last-use times", exc_info=True)
+
+    async def _store_bodies(self, batch: list[UsageEvent]) -> None:
+        """Redact and store the captured bodies of a written batch. Best effort: a body
+        that cannot be stored is logged and dropped (its usage row is written)."""
+        captured = [e for e in batch if e.bodies is not None]
+        if not captured or self._bodies is None:
+            return
+        policy, repo = self._bodies
+
+        def render() -> list[StoredBody]:
+            out = []
+            for e in captured:
+                assert e.bodies is not None
+                out.append(
+                    policy.render(
+                        e.bodies,
+                        request_id=e.request_id,
+                        created_at=e.created_at,
+                        org_id=e.org_id,
+                        team_id=e.team_id,
+                    )
+                )
+                e.bodies = None
+            return out
+
+        try:
+            await repo.insert_many(await asyncio.to_thread(render))
+        except Exception:
+            log.warning("could not store %d logged bodies", len(captured), exc_info=True)
 
     async def close(self) -> None:
         for _ in range(3):

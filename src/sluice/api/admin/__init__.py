@@ -10,7 +10,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from sluice import __version__
-from sluice.api.admin import alerts, audit, keys, orgs, providers, routing, spend, teams, users
+from sluice.api.admin import (
+    alerts,
+    analytics,
+    audit,
+    keys,
+    orgs,
+    providers,
+    routing,
+    spend,
+    teams,
+    users,
+)
 from sluice.api.admin.deps import AdminContext, install_error_handlers
 from sluice.lifespan import Runtime
 
@@ -25,6 +36,6 @@ def build_admin_app(rt: Runtime) -> FastAPI:
     )
     install_error_handlers(app)
     ctx = AdminContext.build(rt)
-    for module in (orgs, teams, users, keys, providers, spend, routing, audit, alerts):
+    for module in (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics):
         app.include_router(module.router(ctx), prefix="/api/v1")
     return app

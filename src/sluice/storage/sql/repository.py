@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -15,12 +13,14 @@ from sluice.auth.keys import KeyRecord
 from sluice.storage.base import StoredCredential, StoredResponse
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.alerts import SqlAlerts
+from sluice.storage.sql.analytics import SqlAnalytics
+from sluice.storage.sql.bodies import SqlBodies
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.engine import create_engine
 from sluice.storage.sql.tenancy import SqlTenancy
-from sluice.usage.event import UsageEvent
+from sluice.storage.sql.usage import SqlSpend, SqlUsage
 
 
 def _key_from_row(row: Any) -> KeyRecord:
@@ -136,95 +136,6 @@ class SqlKeys:
         return int(value) if value is not None else 0
 
 
-def _usage_row(e: UsageEvent) -> dict[str, Any]:
-    return {
-        "request_id": e.request_id,
-        "created_at": _dt(e.created_at),
-        "endpoint": e.endpoint,
-        "key_id": e.key_id,
-        "model": e.model,
-        "provider": e.provider,
-        "deployment": e.deployment,
-        "upstream_model": e.upstream_model,
-        "prompt_tokens": e.prompt_tokens,
-        "completion_tokens": e.completion_tokens,
-        "cached_tokens": e.cached_tokens,
-        "cache_write_tokens": e.cache_write_tokens,
-        "tokens_estimated": e.tokens_estimated,
-        "latency_ms": e.latency_ms,
-        "ttft_ms": e.ttft_ms,
-        "status": e.status,
-        "error_kind": e.error_kind,
-        "error_message": e.error_message[:1000] if e.error_message else None,
-        "streamed": e.streamed,
-        "end_user": e.end_user[:200] if e.end_user else None,
-        "attempts": e.attempts,
-        "attempt_errors": e.attempt_errors,
-        "partial": e.partial,
-        "cost_micros": e.cost_micros,
-        "user_id": e.user_id,
-        "team_id": e.team_id,
-        "org_id": e.org_id,
-    }
-
-
-_USAGE_COLUMNS = tuple(c.name for c in t.usage.columns)
-_SQLITE_USAGE_INSERT = (
-    f"INSERT OR IGNORE INTO {t.usage.name} ({', '.join(_USAGE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _USAGE_COLUMNS)})"
-)
-
-
-def _sqlite_row(e: UsageEvent) -> tuple[Any, ...]:
-    """A usage row as SQLAlchemy would store it in SQLite (so it reads back the same)."""
-    row = _usage_row(e)
-    row["created_at"] = datetime.fromtimestamp(e.created_at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    row["tokens_estimated"] = int(e.tokens_estimated)
-    row["streamed"] = int(e.streamed)
-    row["partial"] = int(e.partial)
-    if e.attempt_errors is not None:
-        row["attempt_errors"] = orjson.dumps(e.attempt_errors).decode()
-    return tuple(row[c] for c in _USAGE_COLUMNS)
-
-
-class SqlUsage:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
-        dialect = engine.dialect.name
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-
-    async def insert_many(self, events: Sequence[UsageEvent]) -> None:
-        if not events:
-            return
-        if self._sqlite:
-            # The writer's hot loop: plain tuples straight to the driver. Preparing rows
-            # through the statement compiler costs ~25 µs each on the event loop.
-            rows = [_sqlite_row(e) for e in events]
-            async with self._engine.begin() as conn:
-                await conn.exec_driver_sql(_SQLITE_USAGE_INSERT, rows)
-            return
-        stmt = self._insert(t.usage).on_conflict_do_nothing(index_elements=["request_id"])
-        async with self._engine.begin() as conn:
-            await conn.execute(stmt, [_usage_row(e) for e in events])
-
-    async def count(self) -> int:
-        async with self._engine.connect() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(t.usage)) or 0)
-
-    async def recent(self, *, limit: int = 100) -> list[UsageEvent]:
-        async with self._engine.connect() as conn:
-            rows = await conn.execute(
-                select(t.usage).order_by(t.usage.c.created_at.desc()).limit(limit)
-            )
-            out = []
-            for r in rows:
-                data = dict(r._mapping)
-                data["created_at"] = _ts(data["created_at"])
-                out.append(UsageEvent(**data))
-            return out
-
-
 class SqlResponses:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -267,33 +178,6 @@ class SqlResponses:
                 )
             )
         return bool(result.rowcount)
-
-
-class SqlSpend:
-    """Spend sums from the usage rows, for seeding budgets."""
-
-    _COLUMNS = {
-        "key": t.usage.c.key_id,
-        "user": t.usage.c.user_id,
-        "team": t.usage.c.team_id,
-        "org": t.usage.c.org_id,
-    }
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def spent_since(self, scope: str, start: int) -> int:
-        """Micro-dollars billed to ``scope`` (``key:ID``, ``user:ID``, ``team:ID``,
-        ``org:ID``) since ``start`` (epoch seconds)."""
-        kind, _, ident = scope.partition(":")
-        column = self._COLUMNS.get(kind)
-        if column is None or not ident or ":" in ident:
-            return 0
-        query = select(func.coalesce(func.sum(t.usage.c.cost_micros), 0)).where(
-            column == ident, t.usage.c.created_at >= _dt(float(start))
-        )
-        async with self._engine.connect() as conn:
-            return int(await conn.scalar(query) or 0)
 
 
 class SqlMeta:
@@ -380,6 +264,8 @@ class SqlStorage:
         self.credentials = SqlCredentials(engine)
         self.spend = SqlSpend(engine)
         self.alerts = SqlAlerts(engine)
+        self.analytics = SqlAnalytics(engine)
+        self.bodies = SqlBodies(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:

@@ -19,6 +19,8 @@ from sqlalchemy import (
     false,
 )
 
+from sluice.usage import histogram
+
 metadata = MetaData()
 
 meta = Table(
@@ -221,7 +223,57 @@ alerts = Table(
     Index("ix_alerts_deployment_id", "deployment", "id"),
 )
 
+
+def _rollup(name: str, *indexes: Index) -> Table:
+    """Usage summed per bucket (hour or day, epoch seconds) and owner/model/provider; a
+    missing dimension is ``""``. Kept forever (raw rows are purged)."""
+    return Table(
+        name,
+        metadata,
+        Column("bucket", BigInteger, primary_key=True),
+        *(Column(d, String(200), primary_key=True) for d in ROLLUP_DIMENSIONS),
+        Column("requests", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("prompt_tokens", BigInteger, nullable=False),
+        Column("completion_tokens", BigInteger, nullable=False),
+        Column("cached_tokens", BigInteger, nullable=False),
+        Column("cache_write_tokens", BigInteger, nullable=False),
+        Column("cost_micros", BigInteger, nullable=False),
+        Column("latency_ms_sum", Float, nullable=False),
+        Column("ttft_ms_sum", Float, nullable=False),
+        Column("ttft_count", BigInteger, nullable=False),
+        *(Column(c, BigInteger, nullable=False) for c in LATENCY_COLUMNS),
+        *indexes,
+    )
+
+
+ROLLUP_DIMENSIONS = ("org_id", "team_id", "user_id", "key_id", "model", "provider")
+LATENCY_COLUMNS = histogram.COLUMNS
+"""One column per latency bucket (``sluice.usage.histogram``)."""
+
+rollup_hourly = _rollup("usage_rollup_hourly")
+rollup_daily = _rollup(
+    "usage_rollup_daily",
+    *(
+        Index(f"ix_usage_rollup_daily_{d}_bucket", d, "bucket")
+        for d in ("org_id", "team_id", "user_id", "key_id")
+    ),
+)
+
+bodies = Table(
+    "usage_bodies",
+    metadata,
+    Column("request_id", String(64), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("org_id", String(32)),
+    Column("team_id", String(32)),
+    Column("request", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("truncated", Boolean, nullable=False),
+    Index("ix_usage_bodies_created_at", "created_at"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 """The newest migration; a test checks it against the migration scripts."""

@@ -1,0 +1,122 @@
+"""Analytics queries: rollup sums and the request log, the same SQL on both dialects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from sluice.analytics.model import LogQuery, Narrow, RollupQuery, RollupRow, Visibility
+from sluice.storage.sql import tables as t
+from sluice.storage.sql.convert import dt as _dt
+from sluice.storage.sql.convert import ts as _ts
+from sluice.storage.sql.rollups import METRICS
+from sluice.usage.event import UsageEvent
+from sluice.usage.rollup import Sums
+
+_TABLES = {3600: t.rollup_hourly, 86_400: t.rollup_daily}
+_SCALARS = METRICS[:10]
+_FLOATS = frozenset({"latency_ms_sum", "ttft_ms_sum"})
+
+
+def _visible(table: Table, v: Visibility) -> ColumnElement[bool]:
+    if v.everything:
+        return true()
+    terms = [
+        table.c[column].in_(sorted(ids))
+        for column, ids in (
+            ("org_id", v.org_ids),
+            ("team_id", v.team_ids),
+            ("user_id", v.user_ids),
+            ("key_id", v.key_ids),
+        )
+        if ids
+    ]
+    return or_(*terms) if terms else false()
+
+
+def _narrowed(table: Table, n: Narrow) -> list[ColumnElement[bool]]:
+    return [
+        table.c[name] == value
+        for name in ("org_id", "team_id", "user_id", "key_id", "model", "provider")
+        if (value := getattr(n, name)) is not None
+    ]
+
+
+def _sums(values: Any) -> Sums:
+    s = Sums()
+    # PostgreSQL sums integers as NUMERIC (Decimal): back to int and float here.
+    for name, value in zip(_SCALARS, values[:10], strict=True):
+        setattr(s, name, float(value or 0) if name in _FLOATS else int(value or 0))
+    s.latency = [int(x or 0) for x in values[10:]]
+    return s
+
+
+class SqlAnalytics:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def rollups(self, query: RollupQuery) -> list[RollupRow]:
+        table = _TABLES[query.width_s]
+        groups = [table.c[g] for g in query.group_by]
+        stmt = (
+            select(*groups, *(func.sum(table.c[m]) for m in METRICS))
+            .where(
+                table.c.bucket >= query.start,
+                table.c.bucket < query.end,
+                _visible(table, query.visibility),
+                *_narrowed(table, query.narrow),
+            )
+            .group_by(*groups)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        n = len(groups)
+        return [
+            RollupRow(tuple(r[:n]), _sums(r[n:])) for r in rows if r[n] is not None and r[n] > 0
+        ]
+
+    async def log(self, query: LogQuery) -> list[UsageEvent]:
+        u = t.usage
+        where = [
+            u.c.created_at >= _dt(query.start),
+            u.c.created_at < _dt(query.end),
+            _visible(u, query.visibility),
+            *_narrowed(u, query.narrow),
+        ]
+        if query.status is not None:
+            where.append(u.c.status == query.status)
+        if query.errors_only is True:
+            where.append(u.c.status >= 400)
+        elif query.errors_only is False:
+            where.append(u.c.status < 400)
+        if query.after is not None:
+            at = _dt(query.after.created_at)
+            where.append(
+                or_(
+                    u.c.created_at < at,
+                    and_(u.c.created_at == at, u.c.request_id < query.after.request_id),
+                )
+            )
+        stmt = (
+            select(u)
+            .where(*where)
+            .order_by(u.c.created_at.desc(), u.c.request_id.desc())
+            .limit(query.limit)
+        )
+        async with self._engine.connect() as conn:
+            return [_event(r) for r in await conn.execute(stmt)]
+
+    async def event(self, request_id: str, visibility: Visibility) -> UsageEvent | None:
+        u = t.usage
+        stmt = select(u).where(u.c.request_id == request_id, _visible(u, visibility))
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(stmt)).first()
+        return _event(row) if row is not None else None
+
+
+def _event(row: Any) -> UsageEvent:
+    data = dict(row._mapping)
+    data["created_at"] = _ts(data["created_at"])
+    return UsageEvent(**data)

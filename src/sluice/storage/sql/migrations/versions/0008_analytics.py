@@ -1,0 +1,150 @@
+"""Usage rollups (hourly and daily) for analytics, and logged request/response bodies.
+
+Existing usage rows are summed into the rollups here, so budgets and dashboards that read
+the rollups see the history recorded before this revision.
+
+Revision ID: 0008
+Revises: 0006
+Create Date: 2026-11-23
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from sluice.usage.event import UsageEvent
+from sluice.usage.rollup import DAY_S, HOUR_S, GroupKey, Sums, aggregate
+
+revision = "0008"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+DIMENSIONS = ("org_id", "team_id", "user_id", "key_id", "model", "provider")
+LATENCY = tuple(f"lat_{i:02d}" for i in range(26))
+METRICS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cost_micros",
+)
+CHUNK = 20_000
+
+
+def _rollup_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("bucket", sa.BigInteger, primary_key=True),
+        *(sa.Column(d, sa.String(200), primary_key=True) for d in DIMENSIONS),
+        *(sa.Column(m, sa.BigInteger, nullable=False) for m in METRICS),
+        sa.Column("latency_ms_sum", sa.Float, nullable=False),
+        sa.Column("ttft_ms_sum", sa.Float, nullable=False),
+        sa.Column("ttft_count", sa.BigInteger, nullable=False),
+        *(sa.Column(c, sa.BigInteger, nullable=False) for c in LATENCY),
+    ]
+
+
+def upgrade() -> None:
+    hourly = op.create_table("usage_rollup_hourly", *_rollup_columns())
+    daily = op.create_table("usage_rollup_daily", *_rollup_columns())
+    for d in ("org_id", "team_id", "user_id", "key_id"):
+        op.create_index(f"ix_usage_rollup_daily_{d}_bucket", "usage_rollup_daily", [d, "bucket"])
+    op.create_table(
+        "usage_bodies",
+        sa.Column("request_id", sa.String(64), primary_key=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("org_id", sa.String(32)),
+        sa.Column("team_id", sa.String(32)),
+        sa.Column("request", sa.Text, nullable=False),
+        sa.Column("response", sa.Text, nullable=False),
+        sa.Column("truncated", sa.Boolean, nullable=False),
+    )
+    op.create_index("ix_usage_bodies_created_at", "usage_bodies", ["created_at"])
+    assert hourly is not None
+    assert daily is not None
+    _backfill(hourly, daily)
+
+
+def _row(key: GroupKey, s: Sums) -> dict[str, Any]:
+    row: dict[str, Any] = {"bucket": key[0], **dict(zip(DIMENSIONS, key[1:], strict=True))}
+    row.update({m: getattr(s, m) for m in METRICS})
+    row.update(latency_ms_sum=s.latency_ms_sum, ttft_ms_sum=s.ttft_ms_sum)
+    row["ttft_count"] = s.ttft_count
+    row.update(zip(LATENCY, s.latency, strict=True))
+    return row
+
+
+def _backfill(hourly: sa.Table, daily: sa.Table) -> None:
+    """Sum the existing raw rows, oldest first; a bucket is written once the rows have
+    moved past it, so memory holds only the buckets still open."""
+    conn = op.get_bind()
+    usage = sa.table(
+        "usage_events",
+        *(sa.column(c) for c in ("request_id", "created_at", "status", "latency_ms", "ttft_ms")),
+        *(sa.column(c) for c in (*DIMENSIONS, *METRICS[2:])),
+    )
+    open_: dict[int, dict[GroupKey, Sums]] = {HOUR_S: {}, DAY_S: {}}
+    tables = {HOUR_S: hourly, DAY_S: daily}
+    rows = conn.execute(
+        sa.select(usage).order_by(usage.c.created_at).execution_options(yield_per=CHUNK)
+    )
+    for chunk in rows.partitions(CHUNK):
+        events = [_event(r) for r in chunk]
+        newest = events[-1].created_at
+        for width, pending in open_.items():
+            for key, sums in aggregate(events, width).items():
+                if key in pending:
+                    pending[key].merge(sums)
+                else:
+                    pending[key] = sums
+            done = [k for k in pending if k[0] + width <= newest]
+            if done:
+                conn.execute(tables[width].insert(), [_row(k, pending.pop(k)) for k in done])
+    for width, pending in open_.items():
+        if pending:
+            conn.execute(tables[width].insert(), [_row(k, s) for k, s in pending.items()])
+
+
+def _event(r: Any) -> UsageEvent:
+    created = r.created_at
+    if isinstance(created, str):  # SQLite hands back text when the column is not typed here
+        from datetime import datetime
+
+        created = datetime.fromisoformat(created)
+    if created.tzinfo is None:
+        from datetime import UTC
+
+        created = created.replace(tzinfo=UTC)
+    return UsageEvent(
+        request_id=r.request_id,
+        created_at=created.timestamp(),
+        endpoint="",
+        key_id=r.key_id,
+        model=r.model,
+        provider=r.provider,
+        prompt_tokens=r.prompt_tokens or 0,
+        completion_tokens=r.completion_tokens or 0,
+        cached_tokens=r.cached_tokens or 0,
+        cache_write_tokens=r.cache_write_tokens or 0,
+        latency_ms=r.latency_ms or 0.0,
+        ttft_ms=r.ttft_ms,
+        status=r.status,
+        cost_micros=r.cost_micros,
+        user_id=r.user_id,
+        team_id=r.team_id,
+        org_id=r.org_id,
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_usage_bodies_created_at", "usage_bodies")
+    op.drop_table("usage_bodies")
+    for d in ("org_id", "team_id", "user_id", "key_id"):
+        op.drop_index(f"ix_usage_rollup_daily_{d}_bucket", "usage_rollup_daily")
+    op.drop_table("usage_rollup_daily")
+    op.drop_table("usage_rollup_hourly")
