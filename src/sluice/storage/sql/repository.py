@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluice.auth.keys import KeyRecord
 from sluice.storage.base import StoredCredential, StoredResponse
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.console import SqlConsole
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
@@ -378,6 +379,7 @@ class SqlStorage:
         self.tenancy = SqlTenancy(engine)
         self.credentials = SqlCredentials(engine)
         self.spend = SqlSpend(engine)
+        self.console = SqlConsole(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:
