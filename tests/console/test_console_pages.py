@@ -15,7 +15,9 @@ from tests.integration.test_tenancy import CHAT, World, build_world
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     async with build_world(tmp_path) as w:
-        made = await w.call("admin", "POST", "/api/v1/users", {"email": "root@example.org", "name": "Root"})
+        made = await w.call(
+            "admin", "POST", "/api/v1/users", {"email": "root@example.org", "name": "Root"}
+        )
         w.ids["root"] = made.json()["id"]
         await w.call("admin", "PUT", "/api/v1/users/{root}/admin")
         for name in ("oa", "ta", "ua", "ub", "root"):
