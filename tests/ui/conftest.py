@@ -1,7 +1,8 @@
 """Playwright against a real ``sluice serve`` on 127.0.0.1 (and the mock upstream), driving
 Debian's Chromium. Missing Chromium skips these tests locally and fails them under ``CI``.
 
-One gateway and one browser serve the session; each test gets a fresh browser context
+One gateway and one browser serve this package (torn down before other tests run: sync
+Playwright keeps an event loop running while it is open); each test gets a fresh browser context
 (its own cookies and storage).
 """
 
@@ -72,7 +73,7 @@ def _password(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
     require_chromium()
     workdir = tmp_path_factory.mktemp("ui")
@@ -111,7 +112,7 @@ def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
         echo.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium(ui_world: UiWorld) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
