@@ -21,6 +21,7 @@ from sluice.api.responses import ResponsesRoutes
 from sluice.api.usage import UsageRoute
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
+from sluice.console.app import build_console
 from sluice.errors import ErrorKind, GatewayError
 from sluice.lifespan import Runtime, open_runtime
 from sluice.settings import Settings, load_settings
@@ -67,6 +68,7 @@ class SluiceApp:
         self.runtime: Runtime | None = None
         self._routes: dict[str, tuple[str, Handler]] = {}
         self._control: Handler | None = None
+        self._console: Handler | None = None
         self._prefixes: tuple[tuple[tuple[str, ...], Handler], ...] = ()
         self._ready: Readiness | None = None
         self._stack: contextlib.AsyncExitStack | None = None
@@ -84,6 +86,10 @@ class SluiceApp:
                 await prefixed(scope, receive, send)
             elif path.startswith("/api") and self._control is not None:
                 await self._control(scope, receive, send)
+            elif (path == "/ui" or path.startswith("/ui/")) and self._console is not None:
+                await self._console(scope, receive, send)
+            elif path == "/" and self._console is not None:
+                await _to_console(send)
             else:
                 await send_error(send, _no_route(ErrorKind.CALLER_NOT_FOUND, scope), [])
         elif kind == "lifespan":
@@ -139,6 +145,7 @@ class SluiceApp:
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
         self._control = build_admin_app(rt)
+        self._console = build_console(rt, rt.storage.console)
         self.runtime = rt
         # Everything allocated so far (modules, config, the admin app) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stall the loop
@@ -169,6 +176,11 @@ class SluiceApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+async def _to_console(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 307, "headers": [(b"location", b"/ui")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _no_route(kind: ErrorKind, scope: Scope) -> GatewayError:

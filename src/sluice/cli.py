@@ -15,7 +15,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from sluice import __version__
+from sluice import (
+    __version__,
+    cli_console,  # noqa: F401  (adds `users create-admin`, `users set-password`)
+)
 from sluice.cli_routing import routing_app
 from sluice.cli_tenancy import create_key as create_owned_key
 from sluice.cli_tenancy import orgs_app, teams_app, users_app

@@ -34,6 +34,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 def run_as_admin(work: Callable[[Tenancy, KeyService], Awaitable[T]]) -> T:
     """Open storage, run ``work`` as the global admin, tell running gateways."""
+    return run_with_storage(lambda t, k, storage: work(t, k))
+
+
+def run_with_storage(work: Callable[[Tenancy, KeyService, Any], Awaitable[T]]) -> T:
+    """:func:`run_as_admin`, with the open storage as well (for the console's accounts)."""
     from sluice.clock import SystemClock
     from sluice.errors import GatewayError
     from sluice.storage.sql.migrate import upgrade_engine
@@ -59,7 +64,7 @@ def run_as_admin(work: Callable[[Tenancy, KeyService], Awaitable[T]]) -> T:
                 changed=changed,
                 default_max_keys=settings.max_keys_per_user,
             )
-            result = await work(tenancy, KeyService(tenancy))
+            result = await work(tenancy, KeyService(tenancy), storage)
             if settings.redis_url:
                 from redis.asyncio import Redis
 

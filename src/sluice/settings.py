@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     per request and per upstream attempt is exported. Unset: no spans are recorded."""
     otel_service_name: str = "sluice"
     """``service.name`` of the exported spans."""
+    console_session_idle_s: float = 8 * 3600
+    """A console session ends after this long without a page view."""
+    console_session_max_s: float = 7 * 24 * 3600
+    """A console session ends this long after sign-in, however active."""
+    console_trust_proxy_headers: bool = False
+    """Behind a TLS-terminating proxy: trust its ``X-Forwarded-Proto`` (``https`` marks the
+    session cookie ``Secure``) and the last ``X-Forwarded-For`` address (login throttling).
+    A request that arrives over https always gets a ``Secure`` cookie."""
+    console_login_max_failures: int = 5
+    """Failed sign-ins per account and per client address within the window before further
+    attempts are refused until the oldest failure leaves the window."""
+    console_login_window_s: float = 15 * 60
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 
@@ -59,41 +60,45 @@ class DeploymentHealth:
         except GatewayError as exc:
             await send_error(send, exc, [])
             return
-        router = self._router
-        models = []
-        for entry in router.table.entries:
-            deployments = []
-            for dep in entry.deployments:
-                stats = router.stats.snapshot(dep.key)
-                breaker = router.breakers.state(dep.key)
-                deployments.append(
-                    {
-                        "id": dep.key,
-                        "provider": dep.provider_name,
-                        "model": dep.upstream_model,
-                        "priority": dep.priority,
-                        "weight": dep.weight,
-                        "breaker": breaker.state,
-                        "cooldown_until": breaker.retry_at,
-                        "consecutive_failures": breaker.consecutive_failures,
-                        "in_flight": stats.in_flight,
-                        "latency_ewma_ms": stats.latency_ewma_ms,
-                        "ttft_ewma_ms": stats.ttft_ewma_ms,
-                        "error_rate": stats.error_rate,
-                        "requests_in_window": stats.requests_in_window,
-                    }
-                )
-            healthy = any(d["breaker"] != "open" for d in deployments)
-            models.append(
+        body = deployment_report(self._router)
+        await send_json(send, 200, orjson.dumps(body), [JSON_CT])
+
+
+def deployment_report(router: Router) -> dict[str, Any]:
+    """Every model's deployments with breaker and latency state, as this process sees them."""
+    models: list[dict[str, Any]] = []
+    for entry in router.table.entries:
+        deployments = []
+        for dep in entry.deployments:
+            stats = router.stats.snapshot(dep.key)
+            breaker = router.breakers.state(dep.key)
+            deployments.append(
                 {
-                    "model": entry.name,
-                    "strategy": entry.strategy,
-                    "healthy": healthy,
-                    "deployments": deployments,
+                    "id": dep.key,
+                    "provider": dep.provider_name,
+                    "model": dep.upstream_model,
+                    "priority": dep.priority,
+                    "weight": dep.weight,
+                    "breaker": breaker.state,
+                    "cooldown_until": breaker.retry_at,
+                    "consecutive_failures": breaker.consecutive_failures,
+                    "in_flight": stats.in_flight,
+                    "latency_ewma_ms": stats.latency_ewma_ms,
+                    "ttft_ewma_ms": stats.ttft_ewma_ms,
+                    "error_rate": stats.error_rate,
+                    "requests_in_window": stats.requests_in_window,
                 }
             )
-        body = {
-            "status": "ok" if all(m["healthy"] for m in models) else "degraded",
-            "models": models,
-        }
-        await send_json(send, 200, orjson.dumps(body), [JSON_CT])
+        healthy = any(d["breaker"] != "open" for d in deployments)
+        models.append(
+            {
+                "model": entry.name,
+                "strategy": entry.strategy,
+                "healthy": healthy,
+                "deployments": deployments,
+            }
+        )
+    return {
+        "status": "ok" if all(m["healthy"] for m in models) else "degraded",
+        "models": models,
+    }

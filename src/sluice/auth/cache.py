@@ -71,6 +71,12 @@ class KeyCache:
         else:
             self._by_public_id[record.public_id] = entry
 
+    @property
+    def index(self) -> DirectoryIndex:
+        """The directory the cached principals were resolved against (the console builds a
+        signed-in person's principal from it)."""
+        return self._index
+
     def principal(self, key_id: str) -> Principal | None:
         """The cached principal of a key id (for the admin API's actor)."""
         for record, principal in self._by_public_id.values():

@@ -14,6 +14,7 @@ from sluice.api.admin.schemas import Page, Strict
 from sluice.auth.principal import Principal
 from sluice.credentials.crypto import mask
 from sluice.errors import ErrorKind, GatewayError
+from sluice.lifespan import Runtime
 from sluice.storage.base import StoredCredential
 from sluice.tenancy.rules import forbidden, not_found
 
@@ -32,67 +33,84 @@ class ProviderOut(BaseModel):
     """Masked: ``****abcd`` for a stored or literal key, ``env:NAME`` for a reference."""
 
 
+def admin_only(actor: Principal) -> None:
+    if not actor.is_admin:
+        raise forbidden("only admins manage providers")
+
+
+async def describe(rt: Runtime, name: str) -> ProviderOut:
+    """A configured provider with its credential masked (never the secret)."""
+    cfg = rt.config.providers[name]
+    stored = {c.provider: c for c in await rt.storage.credentials.all()}
+    if name in stored:
+        source, shown = "stored", stored[name].preview
+    elif cfg.api_key is not None:
+        env = cfg.api_key.env_name
+        value = cfg.api_key.resolve()
+        source, shown = "config", f"env:{env}" if env else mask(value or "")
+    else:
+        source, shown = "none", None
+    return ProviderOut(
+        name=name,
+        type=cfg.type,
+        base_url=cfg.base_url,
+        credential_source=source,
+        credential=shown,
+    )
+
+
+def _known(rt: Runtime, name: str) -> None:
+    if name not in rt.config.providers:
+        raise not_found("provider", name)
+
+
+async def store_credential(
+    ctx: AdminContext, actor: Principal, name: str, api_key: str
+) -> ProviderOut:
+    """Seal and store a provider's key (admin only; audited with the masked value)."""
+    rt = ctx.rt
+    admin_only(actor)
+    _known(rt, name)
+    if rt.sealer is None:
+        raise GatewayError(
+            ErrorKind.GATEWAY_UNAVAILABLE, "set SLUICE_SECRET_KEY to store provider credentials"
+        )
+    preview = mask(api_key)
+    await rt.storage.credentials.put(
+        StoredCredential(name, rt.sealer.seal(api_key, context=name), preview, time.time())
+    )
+    await ctx.tenancy.audit_event(
+        actor, "provider.credential", ("provider", name), after={"credential": preview}
+    )
+    return await describe(rt, name)
+
+
+async def remove_credential(ctx: AdminContext, actor: Principal, name: str) -> ProviderOut:
+    rt = ctx.rt
+    admin_only(actor)
+    _known(rt, name)
+    if not await rt.storage.credentials.delete(name):
+        raise not_found("stored credential of", name)
+    await ctx.tenancy.audit_event(actor, "provider.credential_remove", ("provider", name))
+    return await describe(rt, name)
+
+
 def router(ctx: AdminContext) -> APIRouter:
     api = APIRouter(tags=["providers"])
     Actor = Annotated[Principal, Depends(ctx.actor)]
     rt = ctx.rt
 
-    def admin_only(actor: Principal) -> None:
-        if not actor.is_admin:
-            raise forbidden("only admins manage providers")
-
-    async def describe(name: str) -> ProviderOut:
-        cfg = rt.config.providers[name]
-        stored = {c.provider: c for c in await rt.storage.credentials.all()}
-        if name in stored:
-            source, shown = "stored", stored[name].preview
-        elif cfg.api_key is not None:
-            env = cfg.api_key.env_name
-            value = cfg.api_key.resolve()
-            source, shown = "config", f"env:{env}" if env else mask(value or "")
-        else:
-            source, shown = "none", None
-        return ProviderOut(
-            name=name,
-            type=cfg.type,
-            base_url=cfg.base_url,
-            credential_source=source,
-            credential=shown,
-        )
-
-    def known(name: str) -> None:
-        if name not in rt.config.providers:
-            raise not_found("provider", name)
-
     @api.get("/providers", response_model=Page, **policy("admin"))
     async def list_providers(actor: Actor) -> Page:
         admin_only(actor)
-        return Page(data=[await describe(n) for n in rt.config.providers])
+        return Page(data=[await describe(rt, n) for n in rt.config.providers])
 
     @api.put("/providers/{name}/credential", response_model=ProviderOut, **policy("admin"))
     async def put_credential(name: str, body: CredentialIn, actor: Actor) -> ProviderOut:
-        admin_only(actor)
-        known(name)
-        if rt.sealer is None:
-            raise GatewayError(
-                ErrorKind.GATEWAY_UNAVAILABLE, "set SLUICE_SECRET_KEY to store provider credentials"
-            )
-        preview = mask(body.api_key)
-        await rt.storage.credentials.put(
-            StoredCredential(name, rt.sealer.seal(body.api_key, context=name), preview, time.time())
-        )
-        await ctx.tenancy.audit_event(
-            actor, "provider.credential", ("provider", name), after={"credential": preview}
-        )
-        return await describe(name)
+        return await store_credential(ctx, actor, name, body.api_key)
 
     @api.delete("/providers/{name}/credential", response_model=ProviderOut, **policy("admin"))
     async def delete_credential(name: str, actor: Actor) -> ProviderOut:
-        admin_only(actor)
-        known(name)
-        if not await rt.storage.credentials.delete(name):
-            raise not_found("stored credential of", name)
-        await ctx.tenancy.audit_event(actor, "provider.credential_remove", ("provider", name))
-        return await describe(name)
+        return await remove_credential(ctx, actor, name)
 
     return api

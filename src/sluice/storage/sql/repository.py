@@ -15,6 +15,7 @@ from sluice.storage.sql import tables as t
 from sluice.storage.sql.alerts import SqlAlerts
 from sluice.storage.sql.analytics import SqlAnalytics
 from sluice.storage.sql.bodies import SqlBodies
+from sluice.storage.sql.console import SqlConsole
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
@@ -266,6 +267,7 @@ class SqlStorage:
         self.alerts = SqlAlerts(engine)
         self.analytics = SqlAnalytics(engine)
         self.bodies = SqlBodies(engine)
+        self.console = SqlConsole(engine)
 
     @classmethod
     def from_url(cls, url: str) -> SqlStorage:

@@ -93,6 +93,7 @@ users = _governed(
     Column("is_admin", Boolean, nullable=False),
     Column("disabled", Boolean, nullable=False),
     Column("max_keys", Integer),
+    Column("password_hash", String(200)),
 )
 
 memberships = Table(
@@ -273,7 +274,20 @@ bodies = Table(
     Index("ix_usage_bodies_created_at", "created_at"),
 )
 
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("method", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Index("ix_console_sessions_user_id", "user_id"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 """The newest migration; a test checks it against the migration scripts."""

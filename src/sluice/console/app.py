@@ -1,0 +1,86 @@
+"""The console's ASGI app: every page under ``/ui``, static files under ``/ui/static``."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+from sluice.console import (
+    pages_admin,
+    pages_auth,
+    pages_keys,
+    pages_ops,
+    pages_org,
+    pages_play,
+    pages_team,
+)
+from sluice.console.context import HERE, ConsoleContext, CsrfRejected, SignInNeeded
+from sluice.errors import ErrorKind, GatewayError
+from sluice.lifespan import Runtime
+from sluice.storage.console import ConsoleRepository
+
+MESSAGES = {
+    "revoked": "The key was revoked.",
+    "member": "The member was saved.",
+    "member_removed": "The member was removed from the team.",
+    "service_account": "The service account was created.",
+    "service_account_deleted": "The service account was deleted and its keys revoked.",
+    "limits": "Limits and model access were saved.",
+    "team": "The team was created.",
+    "user": "The user was created.",
+    "org": "The organisation was created.",
+    "global": "The global limits were saved.",
+    "password": "The password was changed; other sessions of that account were signed out.",
+    "role": "The admin role was changed.",
+    "disabled": "The account was updated.",
+    "credential": "The credential was stored (encrypted).",
+    "credential_removed": "The stored credential was deleted.",
+}
+
+
+def build_console(rt: Runtime, repo: ConsoleRepository) -> Starlette:
+    ctx = ConsoleContext.build(rt, repo)
+    ctx.messages.update(MESSAGES)
+
+    async def sign_in(request: Request, exc: Exception) -> Response:
+        return ctx.sign_in_redirect(request)
+
+    async def csrf(request: Request, exc: Exception) -> Response:
+        return ctx.csrf_page(request)
+
+    async def gateway_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GatewayError)
+        return ctx.error_page(request, getattr(request.state, "viewer", None), exc)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        if getattr(exc, "status_code", 404) == 405:
+            error = GatewayError(
+                ErrorKind.CALLER_METHOD_NOT_ALLOWED, f"{request.method} is not allowed here"
+            )
+        else:
+            error = GatewayError(ErrorKind.CALLER_NOT_FOUND, "there is no such page")
+        return ctx.error_page(request, None, error)
+
+    routes = [
+        *pages_auth.routes(ctx),
+        *pages_keys.routes(ctx),
+        *pages_team.routes(ctx),
+        *pages_org.routes(ctx),
+        *pages_admin.routes(ctx),
+        *pages_ops.routes(ctx),
+        *pages_play.routes(ctx),
+        Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            SignInNeeded: sign_in,
+            CsrfRejected: csrf,
+            GatewayError: gateway_error,
+            404: not_found,
+            405: not_found,
+        },
+    )

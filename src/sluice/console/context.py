@@ -1,0 +1,243 @@
+"""What every console page needs: the signed-in viewer, CSRF, rendering, errors.
+
+The viewer's principal is rebuilt from the key cache's directory; before each page the
+cache is brought up to date when the database's change counter moved (one small query), so
+a role taken away anywhere applies to the very next page.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from sluice.api.admin.deps import AdminContext
+from sluice.auth.passwords import Passwords
+from sluice.auth.principal import Principal
+from sluice.console.identity import IdentityProvider, LocalPasswords
+from sluice.console.principal import user_principal
+from sluice.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, SessionStore
+from sluice.console.throttle import LoginThrottle
+from sluice.errors import ErrorKind, GatewayError
+from sluice.lifespan import Runtime
+from sluice.storage.console import ConsoleRepository, SessionRecord
+from sluice.tenancy import rules
+from sluice.tenancy.model import Team, User
+
+HERE = Path(__file__).parent
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+SECURITY_HEADERS = {
+    "content-security-policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
+class SignInNeeded(Exception):
+    """No live session: pages redirect to the sign-in form, JSON answers 401."""
+
+
+class CsrfRejected(Exception):
+    """A state-changing request without this session's token."""
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    session: SessionRecord
+    user: User
+    principal: Principal
+    admin_teams: tuple[Team, ...]
+    """Teams this person administers (directly, as org-admin or as admin)."""
+
+    @property
+    def csrf(self) -> str:
+        return self.session.csrf_token
+
+    @property
+    def may_org(self) -> bool:
+        return self.principal.is_admin or bool(self.principal.org_admin_of)
+
+    @property
+    def may_team(self) -> bool:
+        return bool(self.admin_teams)
+
+
+@dataclass
+class ConsoleContext:
+    rt: Runtime
+    admin: AdminContext
+    repo: ConsoleRepository
+    sessions: SessionStore
+    throttle: LoginThrottle
+    identity: IdentityProvider
+    passwords: Passwords
+    templates: Jinja2Templates
+    messages: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, rt: Runtime, repo: ConsoleRepository) -> ConsoleContext:
+        s = rt.settings
+        passwords = Passwords()
+        templates = Jinja2Templates(directory=str(HERE / "templates"))
+        templates.env.filters["when"] = _when
+        templates.env.filters["usd"] = _usd
+        return cls(
+            rt=rt,
+            admin=AdminContext.build(rt),
+            repo=repo,
+            sessions=SessionStore(
+                repo, rt.clock, idle_s=s.console_session_idle_s, max_s=s.console_session_max_s
+            ),
+            throttle=LoginThrottle(
+                rt.clock,
+                max_failures=s.console_login_max_failures,
+                window_s=s.console_login_window_s,
+            ),
+            identity=LocalPasswords(repo, passwords),
+            passwords=passwords,
+            templates=templates,
+        )
+
+    # who is asking -----------------------------------------------------------------------
+    def secure(self, request: Request) -> bool:
+        if request.url.scheme == "https":
+            return True
+        proto = request.headers.get("x-forwarded-proto", "")
+        return self.rt.settings.console_trust_proxy_headers and proto.split(",")[0] == "https"
+
+    def client_address(self, request: Request) -> str:
+        if self.rt.settings.console_trust_proxy_headers:
+            forwarded = request.headers.get("x-forwarded-for", "")
+            if forwarded:
+                return forwarded.split(",")[-1].strip()
+        return request.client.host if request.client else "unknown"
+
+    async def viewer(self, request: Request) -> Viewer:
+        session = await self.sessions.load(request.cookies.get(COOKIE))
+        if session is None:
+            raise SignInNeeded
+        await self.rt.refresh_keys()
+        index = self.rt.keys.index
+        principal = user_principal(
+            index,
+            session.user_id,
+            everything=self.rt.table.everything,
+            canonical=self.rt.table.canonical,
+        )
+        if principal is None:
+            await self.sessions.end_all(session.user_id)
+            raise SignInNeeded
+        admin_teams = tuple(t for t in index.teams.values() if rules.is_team_admin(principal, t))
+        viewer = Viewer(session, index.users[session.user_id], principal, admin_teams)
+        request.state.viewer = viewer
+        return viewer
+
+    async def form(self, request: Request, viewer: Viewer) -> FormData:
+        """The posted form, after the CSRF check (hidden field or header)."""
+        form = await request.form()
+        sent = form.get(CSRF_FIELD) or request.headers.get(CSRF_HEADER) or ""
+        if not isinstance(sent, str) or not hmac.compare_digest(sent, viewer.csrf):
+            raise CsrfRejected
+        return form
+
+    # answers -----------------------------------------------------------------------------
+    def render(
+        self,
+        request: Request,
+        template: str,
+        viewer: Viewer | None,
+        *,
+        status: int = 200,
+        **values: Any,
+    ) -> Response:
+        context = {
+            "viewer": viewer,
+            "csrf": viewer.csrf if viewer else values.pop("csrf", ""),
+            "errors": values.pop("errors", {}),
+            "values": values.pop("values", {}),
+            "message": self.messages.get(str(request.query_params.get("done", ""))),
+            "path": request.url.path,
+            **values,
+        }
+        response = self.templates.TemplateResponse(request, template, context, status_code=status)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    def error_page(self, request: Request, viewer: Viewer | None, exc: GatewayError) -> Response:
+        titles = {403: "Not allowed", 404: "Not found", 429: "Slow down"}
+        return self.render(
+            request,
+            "error.html",
+            viewer,
+            status=exc.status,
+            title=titles.get(exc.status, "Something is wrong"),
+            detail=exc.message,
+        )
+
+    def csrf_page(self, request: Request) -> Response:
+        response = self.render(
+            request,
+            "error.html",
+            None,
+            status=403,
+            title="Form rejected",
+            detail=(
+                "This form did not carry a valid security token (CSRF check). It may be "
+                "stale or come from another site. Reload the page and try again."
+            ),
+        )
+        return response
+
+    def sign_in_redirect(self, request: Request) -> Response:
+        if request.url.path.endswith(".json") or request.method != "GET":
+            return JSONResponse({"error": "sign in first"}, status_code=401)
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(f"/ui/login?next={quote(target)}", status_code=303)
+
+
+def redirect(path: str, done: str | None = None) -> Response:
+    return RedirectResponse(path + (f"?done={done}" if done else ""), status_code=303)
+
+
+def new_login_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+LOGIN_CSRF = LOGIN_CSRF_COOKIE
+
+
+def field_errors(exc: GatewayError, default: str = "_form") -> dict[str, str]:
+    """A service error next to the form field it names (``param``), else at the form top."""
+    return {exc.param or default: exc.message}
+
+
+def not_found(kind: str, ident: str) -> GatewayError:
+    return GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no {kind} {ident!r}")
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _usd(value: Any) -> str:
+    return "—" if value is None else f"${float(value):,.2f}"

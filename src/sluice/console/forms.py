@@ -1,0 +1,118 @@
+"""Form fields to typed values; a bad field raises ``BadRequest`` naming it, which the page
+shows next to that field. Field names follow the admin API's (``limits.rpm``,
+``budget.usd``) so the tenancy service's ``param`` lands on the same input."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from starlette.datastructures import FormData
+
+from sluice.errors import BadRequest
+from sluice.tenancy.model import Governance
+from sluice.tenancy.rules import LIMIT_FIELDS
+
+PERIODS = ("day", "week", "month", "total")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def text(form: FormData, name: str, *, required: bool = True, max_len: int = 200) -> str:
+    raw = form.get(name)
+    value = raw.strip() if isinstance(raw, str) else ""
+    if required and not value:
+        raise BadRequest(f"{name} is required", param=name)
+    if len(value) > max_len:
+        raise BadRequest(f"{name} may have at most {max_len} characters", param=name)
+    return value
+
+
+def email(form: FormData, name: str = "email") -> str:
+    value = text(form, name, max_len=320)
+    if not EMAIL.match(value):
+        raise BadRequest("this is not an email address", param=name)
+    return value
+
+
+def count(form: FormData, name: str, *, maximum: int = 10**12) -> int | None:
+    """A whole number ≥ 0, or ``None`` when left empty."""
+    value = text(form, name, required=False, max_len=20)
+    if not value:
+        return None
+    if not value.isdigit() or int(value) > maximum:
+        raise BadRequest(f"{name} must be a whole number from 0 to {maximum}", param=name)
+    return int(value)
+
+
+def money(form: FormData, name: str) -> float | None:
+    value = text(form, name, required=False, max_len=20)
+    if not value:
+        return None
+    try:
+        amount = float(value)
+    except ValueError:
+        raise BadRequest(f"{name} must be an amount in dollars", param=name) from None
+    if not math.isfinite(amount) or amount < 0:
+        raise BadRequest(f"{name} must be an amount of 0 or more", param=name)
+    return amount
+
+
+def names(
+    form: FormData, name: str, canonical: Callable[[str], str | None]
+) -> tuple[str, ...] | None:
+    """A comma-separated list of model names; empty: ``None`` (inherit)."""
+    value = text(form, name, required=False, max_len=4000)
+    if not value:
+        return None
+    listed = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    unknown = [n for n in listed if canonical(n) is None]
+    if unknown:
+        raise BadRequest(f"unknown models: {', '.join(unknown)}", param=name)
+    return listed
+
+
+def governance(
+    form: FormData, current: Governance, canonical: Callable[[str], str | None]
+) -> Governance:
+    """The limits, budget and model-access fields of a form over ``current``. Per-model
+    limits (set through the API) are kept as they are."""
+    limits: dict[str, Any] = {}
+    for name in LIMIT_FIELDS:
+        value = count(form, f"limits.{name}")
+        if value is not None:
+            limits[name] = value
+    if current.limits and current.limits.get("models"):
+        limits["models"] = current.limits["models"]
+    usd = money(form, "budget.usd")
+    period = text(form, "budget.period", required=False) or "month"
+    if period not in PERIODS:
+        raise BadRequest(
+            f"budget.period must be one of {', '.join(PERIODS)}", param="budget.period"
+        )
+    return Governance(
+        models=names(form, "models", canonical),
+        models_exclude=names(form, "models_exclude", canonical) or (),
+        limits=limits or None,
+        budget={"usd": usd, "period": period} if usd is not None else None,
+    )
+
+
+def governance_values(g: Governance) -> dict[str, str]:
+    """A level's governance as form values (to fill the form)."""
+    out = {f"limits.{n}": str((g.limits or {}).get(n, "")) for n in LIMIT_FIELDS}
+    out["budget.usd"] = str(g.budget["usd"]) if g.budget else ""
+    out["budget.period"] = str(g.budget.get("period", "month")) if g.budget else "month"
+    out["models"] = ", ".join(g.models) if g.models is not None else ""
+    out["models_exclude"] = ", ".join(g.models_exclude)
+    return out
+
+
+def submitted(form: FormData) -> dict[str, str]:
+    """What was typed, to fill the form again after an error (never passwords)."""
+    return {
+        k: v
+        for k, v in form.items()
+        if isinstance(v, str) and "password" not in k and k != "csrf_token"
+    }

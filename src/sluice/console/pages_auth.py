@@ -1,0 +1,179 @@
+"""Sign-in, sign-out and the person's own account (password change)."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import math
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sluice.console import forms
+from sluice.console.context import (
+    LOGIN_CSRF,
+    ConsoleContext,
+    CsrfRejected,
+    SignInNeeded,
+    new_login_csrf,
+    redirect,
+)
+from sluice.console.sessions import COOKIE
+from sluice.console.throttle import buckets
+from sluice.errors import GatewayError
+
+HOME = "/ui/keys"
+GENERIC_FAILURE = "That email and password do not match an active account."
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path inside the console (no scheme, no ``//host``): no open redirect."""
+    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return HOME
+
+
+def session_cookie(ctx: ConsoleContext, request: Request, response: Response, token: str) -> None:
+    """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it), Secure
+    over https, scoped to the console's paths."""
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=int(ctx.sessions.max_s),
+        path="/ui",
+        httponly=True,
+        samesite="lax",
+        secure=ctx.secure(request),
+    )
+
+
+def _login_form(
+    ctx: ConsoleContext,
+    request: Request,
+    *,
+    status: int = 200,
+    error: str | None = None,
+    email: str = "",
+) -> Response:
+    token = request.cookies.get(LOGIN_CSRF) or new_login_csrf()
+    response = ctx.render(
+        request,
+        "login.html",
+        None,
+        status=status,
+        csrf=token,
+        error=error,
+        email=email,
+        next=safe_next(request.query_params.get("next")),
+    )
+    response.set_cookie(
+        LOGIN_CSRF,
+        token,
+        max_age=3600,
+        path="/ui",
+        httponly=True,
+        samesite="strict",
+        secure=ctx.secure(request),
+    )
+    return response
+
+
+async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
+    viewer = await ctx.viewer(request)
+    form = await ctx.form(request, viewer)
+    current = form.get("current_password")
+    new = form.get("password")
+    errors: dict[str, str] = {}
+    record = await ctx.repo.login_record(viewer.user.email)
+    stored = record.password_hash if record else None
+    if stored is not None and not await asyncio.to_thread(
+        ctx.passwords.verify, stored, current if isinstance(current, str) else ""
+    ):
+        errors["current_password"] = "this is not your current password"
+    elif not isinstance(new, str) or new != form.get("password_again"):
+        errors["password_again"] = "the two new passwords differ"
+    else:
+        try:
+            hashed = await asyncio.to_thread(ctx.passwords.hash, new)
+        except GatewayError as exc:
+            errors["password"] = exc.message
+        else:
+            await ctx.repo.set_password_hash(viewer.user.id, hashed)
+            # Every other browser signed in as this person is signed out.
+            await ctx.sessions.end_all(viewer.user.id)
+            started = await ctx.sessions.start(viewer.user.id, method="password")
+            response = redirect("/ui/account", "password")
+            session_cookie(ctx, request, response, started.token)
+            return response
+    return ctx.render(request, "account.html", viewer, status=400, errors=errors)
+
+
+def routes(ctx: ConsoleContext) -> list[Route]:
+    async def login_page(request: Request) -> Response:
+        try:
+            await ctx.viewer(request)
+        except SignInNeeded:
+            return _login_form(ctx, request)
+        return redirect(safe_next(request.query_params.get("next")))
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        cookie = request.cookies.get(LOGIN_CSRF, "")
+        sent = form.get("csrf_token")
+        if not cookie or not isinstance(sent, str) or not hmac.compare_digest(sent, cookie):
+            raise CsrfRejected
+        email = forms.text(form, "email", required=False, max_len=320)
+        raw = form.get("password")
+        password = raw if isinstance(raw, str) else ""
+        if not email or not password:
+            return _login_form(
+                ctx, request, status=400, error="Enter your email and password.", email=email
+            )
+        keys = buckets(email, ctx.client_address(request))
+        wait = ctx.throttle.retry_after_s(keys)
+        if wait is not None:
+            minutes = max(1, math.ceil(wait / 60))
+            response = _login_form(
+                ctx,
+                request,
+                status=429,
+                error=f"Too many failed sign-ins. Try again in {minutes} minute(s).",
+                email=email,
+            )
+            response.headers["retry-after"] = str(math.ceil(wait))
+            return response
+        identity = await ctx.identity.authenticate(email, password[:2048])
+        if identity is None:
+            ctx.throttle.failed(keys)
+            return _login_form(ctx, request, status=400, error=GENERIC_FAILURE, email=email)
+        ctx.throttle.succeeded(keys[0])
+        await ctx.sessions.end(request.cookies.get(COOKIE))
+        started = await ctx.sessions.start(identity.user_id, method=identity.method)
+        response = redirect(safe_next(str(form.get("next") or "")))
+        session_cookie(ctx, request, response, started.token)
+        response.delete_cookie(LOGIN_CSRF, path="/ui")
+        return response
+
+    async def logout(request: Request) -> Response:
+        viewer = await ctx.viewer(request)
+        await ctx.form(request, viewer)
+        await ctx.sessions.end(request.cookies.get(COOKIE))
+        response = redirect("/ui/login")
+        response.delete_cookie(COOKIE, path="/ui")
+        return response
+
+    async def account(request: Request) -> Response:
+        viewer = await ctx.viewer(request)
+        return ctx.render(request, "account.html", viewer)
+
+    async def change_password(request: Request) -> Response:
+        return await _change_password(ctx, request)
+
+    return [
+        Route("/ui/login", login_page, methods=["GET"]),
+        Route("/ui/login", login, methods=["POST"]),
+        Route("/ui/logout", logout, methods=["POST"]),
+        Route("/ui/account", account, methods=["GET"]),
+        Route("/ui/account/password", change_password, methods=["POST"]),
+    ]

@@ -1,0 +1,169 @@
+"""Admin operations: models and deployments with live health and breaker state, routing
+policies (list, reload), provider credentials (masked; set, delete), the audit log, and a
+read-only view of the settings with secrets masked."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sluice.api.admin.providers import describe, remove_credential, store_credential
+from sluice.api.health import deployment_report
+from sluice.console import forms
+from sluice.console.context import SECURITY_HEADERS, ConsoleContext, field_errors, redirect
+from sluice.console.pages_admin import admin_viewer
+from sluice.errors import GatewayError
+from sluice.lifespan import POLICIES_VERSION
+
+AUDIT_ROWS = 100
+SECRET_SETTINGS = ("master_key", "secret_key")
+_URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def masked_settings(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every setting as text; secrets shown as set or not, passwords cut out of URLs."""
+    out = []
+    for name, value in sorted(values.items()):
+        if name in SECRET_SETTINGS:
+            text = "set (hidden)" if value else "not set"
+        elif isinstance(value, str) and "://" in value:
+            text = _URL_PASSWORD.sub(r"\1****@", value)
+        else:
+            text = "—" if value is None else str(value)
+        out.append((name, text))
+    return out
+
+
+def routes(ctx: ConsoleContext) -> list[Route]:
+    rt = ctx.rt
+    t = ctx.admin.tenancy
+
+    async def models(request: Request) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        return ctx.render(request, "admin_models.html", viewer, report=deployment_report(rt.router))
+
+    async def models_json(request: Request) -> Response:
+        admin_viewer(await ctx.viewer(request))
+        return JSONResponse(deployment_report(rt.router), headers=SECURITY_HEADERS)
+
+    async def routing(request: Request, *, result: dict[str, Any] | None = None) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        engine = rt.router.policy
+        return ctx.render(
+            request,
+            "admin_routing.html",
+            viewer,
+            enabled=engine.enabled,
+            generation=engine.generation,
+            policies=[p.as_dict() for p in engine.policies()],
+            files=rt.config.routing.policies,
+            result=result,
+        )
+
+    async def routing_page(request: Request) -> Response:
+        return await routing(request)
+
+    async def reload(request: Request) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        await ctx.form(request, viewer)
+        result = await asyncio.to_thread(rt.router.policy.reload)
+        if result.ok:
+            version = int(await rt.storage.meta.get(POLICIES_VERSION) or 0) + 1
+            await rt.storage.meta.put(POLICIES_VERSION, str(version))
+            rt.policies_version = version
+            await rt.announce_key_change()
+        await t.audit_event(
+            viewer.principal,
+            "routing.reload",
+            ("routing", "policies"),
+            after={"ok": result.ok, "generation": result.generation},
+        )
+        return await routing(request, result=result.as_dict())
+
+    async def providers(
+        request: Request,
+        *,
+        status: int = 200,
+        errors: dict[str, str] | None = None,
+        which: str = "",
+    ) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        listed = [await describe(rt, name) for name in rt.config.providers]
+        return ctx.render(
+            request,
+            "admin_providers.html",
+            viewer,
+            status=status,
+            providers=listed,
+            errors=errors or {},
+            which=which,
+            can_store=rt.sealer is not None,
+        )
+
+    async def providers_page(request: Request) -> Response:
+        return await providers(request)
+
+    async def set_credential(request: Request) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        form = await ctx.form(request, viewer)
+        name = request.path_params["name"]
+        try:
+            key = forms.text(form, "api_key", max_len=4096)
+            await store_credential(ctx.admin, viewer.principal, name, key)
+        except GatewayError as exc:
+            return await providers(
+                request, status=exc.status, errors=field_errors(exc, "api_key"), which=name
+            )
+        return redirect("/ui/admin/providers", "credential")
+
+    async def delete_credential(request: Request) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        await ctx.form(request, viewer)
+        name = request.path_params["name"]
+        try:
+            await remove_credential(ctx.admin, viewer.principal, name)
+        except GatewayError as exc:
+            return await providers(
+                request, status=exc.status, errors=field_errors(exc, "api_key"), which=name
+            )
+        return redirect("/ui/admin/providers", "credential_removed")
+
+    async def audit(request: Request) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        raw = request.query_params.get("before_id", "")
+        before = int(raw) if raw.isdigit() else None
+        entries = await t.audit_entries(
+            viewer.principal, org_id=None, limit=AUDIT_ROWS, before_id=before
+        )
+        return ctx.render(request, "admin_audit.html", viewer, audit=entries, limit=AUDIT_ROWS)
+
+    async def settings(request: Request) -> Response:
+        viewer = admin_viewer(await ctx.viewer(request))
+        cfg = rt.config
+        return ctx.render(
+            request,
+            "admin_settings.html",
+            viewer,
+            settings=masked_settings(rt.settings.model_dump()),
+            routing=cfg.routing.model_dump(exclude={"wildcards", "policies"}),
+            model_count=len(cfg.models),
+            provider_count=len(cfg.providers),
+            redis=rt.redis is not None,
+        )
+
+    return [
+        Route("/ui/admin/models", models, methods=["GET"]),
+        Route("/ui/admin/models.json", models_json, methods=["GET"]),
+        Route("/ui/admin/routing", routing_page, methods=["GET"]),
+        Route("/ui/admin/routing/reload", reload, methods=["POST"]),
+        Route("/ui/admin/providers", providers_page, methods=["GET"]),
+        Route("/ui/admin/providers/{name}/credential", set_credential, methods=["POST"]),
+        Route("/ui/admin/providers/{name}/credential/delete", delete_credential, methods=["POST"]),
+        Route("/ui/admin/audit", audit, methods=["GET"]),
+        Route("/ui/admin/settings", settings, methods=["GET"]),
+    ]

@@ -1,0 +1,79 @@
+"""Server-side console sessions: the cookie carries a random token, the table its hash.
+
+Idle expiry counts from the last page view (recorded at most once a minute, so browsing does
+not write on every hit); absolute expiry from sign-in. Signing out deletes the row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sluice.clock import Clock
+from sluice.storage.console import ConsoleRepository, SessionRecord
+
+COOKIE = "sluice_session"
+LOGIN_CSRF_COOKIE = "sluice_login_csrf"
+TOUCH_EVERY_S = 60.0
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    token: str
+    """Goes into the cookie; never stored."""
+    record: SessionRecord
+
+
+class SessionStore:
+    def __init__(
+        self, repo: ConsoleRepository, clock: Clock, *, idle_s: float, max_s: float
+    ) -> None:
+        self._repo = repo
+        self._clock = clock
+        self.idle_s = idle_s
+        self.max_s = max_s
+
+    async def start(self, user_id: str, *, method: str) -> Started:
+        """A new session (a new token every sign-in, so a planted cookie is worthless)."""
+        now = self._clock.now()
+        await self._repo.purge_sessions(before=now)
+        token = secrets.token_urlsafe(32)
+        record = SessionRecord(
+            id_hash=token_hash(token),
+            user_id=user_id,
+            csrf_token=secrets.token_urlsafe(32),
+            method=method,
+            created_at=now,
+            expires_at=now + self.max_s,
+            last_seen_at=now,
+        )
+        await self._repo.create_session(record)
+        return Started(token, record)
+
+    async def load(self, token: str | None) -> SessionRecord | None:
+        """The live session of a cookie token; expired sessions are deleted on sight."""
+        if not token or len(token) > 200:
+            return None
+        id_hash = token_hash(token)
+        record = await self._repo.get_session(id_hash)
+        if record is None:
+            return None
+        now = self._clock.now()
+        if now >= record.expires_at or now - record.last_seen_at >= self.idle_s:
+            await self._repo.delete_session(id_hash)
+            return None
+        if now - record.last_seen_at >= TOUCH_EVERY_S:
+            await self._repo.touch_session(id_hash, at=now)
+        return record
+
+    async def end(self, token: str | None) -> None:
+        if token:
+            await self._repo.delete_session(token_hash(token))
+
+    async def end_all(self, user_id: str) -> int:
+        return await self._repo.delete_user_sessions(user_id)
