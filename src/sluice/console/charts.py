@@ -53,7 +53,7 @@ def short(value: float, unit: Unit) -> str:
         if usd == 0:
             return "$0"
         if abs(usd) < 0.01:
-            return f"${usd:.4f}".rstrip("0")
+            return "$" + f"{usd:.6f}".rstrip("0").rstrip(".")
         return "$" + _si(usd, 2)
     if unit == "percent":
         return f"{value * 100:.0f}%"
@@ -143,7 +143,8 @@ def _time_svg(c: TimeChart) -> Markup:
     plot_h = HEIGHT - TOP - BOTTOM
     base = TOP + plot_h
     values = [v for s in c.series for v in s.values if v is not None]
-    ticks = nice_ticks(max(values, default=0.0))
+    # With nothing to show, the axis still reads sensibly ($0 to $0.01, 0 to 1).
+    ticks = nice_ticks(max(values, default=0.0) or (10_000.0 if c.unit == "micros" else 1.0))
     top = ticks[-1]
     band = plot_w / max(n, 1)
 
