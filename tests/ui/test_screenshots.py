@@ -71,6 +71,7 @@ def test_main_pages(
             if name == "keys":
                 page.fill('input[name="name"]', f"demo-{view}")
                 page.click('button:has-text("Create key")')
+                page.wait_for_selector("#new-secret")  # the form's answer has loaded
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
