@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from tests.ui.conftest import UiWorld, screenshot_dir, sign_in
@@ -27,11 +28,34 @@ def _pages(ui_world: UiWorld) -> dict[str, str]:
         "organisation": f"/ui/org/{ui_world.ids['acme']}",
         "admin-models": "/ui/admin/models",
         "playground": "/ui/playground",
+        "usage": "/ui/usage",
+        "requests": "/ui/requests",
     }
 
 
+@pytest.fixture(scope="module")
+def traffic(ui_world: UiWorld) -> None:
+    """Some requests (a few models, a few errors) and a budget, for the Usage pages."""
+    ui_world.api(
+        "PATCH", f"/orgs/{ui_world.ids['acme']}", {"budget": {"usd": 5, "period": "month"}}
+    )
+    key = ui_world.api("POST", "/keys", {"name": "demo", "user_id": ui_world.ids["ua"]})
+    client = openai.OpenAI(
+        base_url=f"{ui_world.url}/v1", api_key=key["key"], max_retries=0, timeout=20
+    )
+    for model in ("m-chat", "m-chat", "m-local", "m-chat", "m-local", "m-400", "m-chat"):
+        try:
+            client.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}]
+            )
+        except openai.BadRequestError:
+            pass
+
+
 @pytest.mark.parametrize("view", list(VIEWS))
-def test_main_pages(chromium: Any, ui_world: UiWorld, tmp_path: Path, view: str) -> None:
+def test_main_pages(
+    chromium: Any, ui_world: UiWorld, tmp_path: Path, view: str, traffic: None
+) -> None:
     size, scheme = VIEWS[view]
     out = screenshot_dir(tmp_path)
     ctx = chromium.new_context(base_url=ui_world.url, viewport=size, color_scheme=scheme)
@@ -41,16 +65,20 @@ def test_main_pages(chromium: Any, ui_world: UiWorld, tmp_path: Path, view: str)
         page.screenshot(path=str(out / f"login-{view}.png"))
         sign_in(page, "root@example.org")
         for name, path in _pages(ui_world).items():
-            if view == "phone" and name not in ("keys", "playground"):
+            if view == "phone" and name not in ("keys", "playground", "usage", "requests"):
                 continue
             page.goto(path)
             if name == "keys":
                 page.fill('input[name="name"]', f"demo-{view}")
                 page.click('button:has-text("Create key")')
+                page.wait_for_selector("#new-secret")  # the form's answer has loaded
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
             assert overflow <= 1, f"{path} scrolls sideways at {size['width']} px"
-            page.screenshot(path=str(out / f"{name}-{view}.png"), full_page=name != "admin-models")
+            page.screenshot(
+                path=str(out / f"{name}-{view}.png"),
+                full_page=name != "admin-models",
+            )
     finally:
         ctx.close()

@@ -9,13 +9,16 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from sluice.console import (
+    formats,
     pages_admin,
     pages_auth,
     pages_keys,
     pages_ops,
     pages_org,
     pages_play,
+    pages_requests,
     pages_team,
+    pages_usage,
 )
 from sluice.console.context import HERE, ConsoleContext, CsrfRejected, SignInNeeded
 from sluice.errors import ErrorKind, GatewayError
@@ -44,6 +47,7 @@ MESSAGES = {
 def build_console(rt: Runtime, repo: ConsoleRepository) -> Starlette:
     ctx = ConsoleContext.build(rt, repo)
     ctx.messages.update(MESSAGES)
+    formats.install(ctx.templates.env)
 
     async def sign_in(request: Request, exc: Exception) -> Response:
         return ctx.sign_in_redirect(request)
@@ -72,6 +76,8 @@ def build_console(rt: Runtime, repo: ConsoleRepository) -> Starlette:
         *pages_admin.routes(ctx),
         *pages_ops.routes(ctx),
         *pages_play.routes(ctx),
+        *pages_usage.routes(ctx),
+        *pages_requests.routes(ctx),
         Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(
