@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from sluice.storage.sql import rollups
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.convert import sqlite_time
 from sluice.usage.event import UsageEvent
 from sluice.usage.rollup import batch_rows
 
@@ -104,12 +105,6 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.team_id,
         e.org_id,
     )
-
-
-def sqlite_time(ts: float) -> str:
-    """A timestamp as SQLAlchemy's ``DateTime`` stores it in SQLite (so it reads back the
-    same): ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(" ", "microseconds")[:26]
 
 
 def sqlite_row(e: UsageEvent) -> tuple[Any, ...]:
