@@ -84,3 +84,22 @@ async def test_key_last_use_is_written_at_once_for_a_new_key_then_paced() -> Non
     writer.record(_ev(5))
     await writer.close()
     assert calls[-1] == {"key_a": 5.0}  # shutdown writes what is pending
+
+
+async def test_rows_recorded_while_the_observers_run_wait_for_the_next_flush() -> None:
+    usage, keys = FlakyUsage(), Keys()
+    writer = UsageWriter(usage, keys, batch_size=500)  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    def observer(events: list[UsageEvent]) -> None:
+        seen.extend(e.request_id for e in events)
+        if len(seen) == 50:  # between two chunks of observed events, a request finishes
+            writer.record(_ev(999))
+
+    writer.observe(observer)
+    for i in range(120):
+        writer.record(_ev(i))
+    assert await writer.flush() == 120
+    assert "r999" not in usage.rows and writer.pending == 1
+    assert await writer.flush() == 1
+    assert seen.count("r999") == 1 and len(usage.rows) == 121
