@@ -360,6 +360,7 @@ async def open_runtime(
                 interval_s=settings.usage_flush_interval_s,
                 batch_size=settings.usage_batch_size,
                 bodies=(body_policy, storage.bodies) if body_policy else None,
+                clock=clock,
             ),
             session=session,
             table=table,

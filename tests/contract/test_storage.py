@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import Connection
@@ -101,6 +102,28 @@ async def test_usage_rows_round_trip_and_duplicates_are_skipped(storage: SqlStor
     assert await storage.usage.count() == 250
     newest = (await storage.usage.recent(limit=1))[0]
     assert newest == rows[-1]
+
+
+async def test_every_usage_field_round_trips_and_long_text_is_cut(storage: SqlStorage) -> None:
+    full = replace(
+        _event("req_full", ts=1_700_000_123.000_001),
+        cache_write_tokens=5,
+        partial=True,
+        attempt_errors=["mock/a: provider_timeout", "mock/b: provider_5xx"],
+        cost_micros=1_234_567_890_123,
+        user_id="u1",
+        team_id="t1",
+        org_id="o1",
+        error_message="x" * 1500,
+        end_user="e" * 300,
+    )
+    bare = UsageEvent("req_bare", 1_700_000_000.0, "embeddings", None, None)
+    await storage.usage.insert_many([full, bare, full])
+    by_id = {e.request_id: e for e in await storage.usage.recent(limit=10)}
+    assert by_id["req_full"] == replace(full, error_message="x" * 1000, end_user="e" * 200)
+    assert by_id["req_bare"] == bare
+    assert await storage.spend.spent_since("user:u1", 1_700_000_123) == 1_234_567_890_123
+    assert await storage.spend.spent_since("user:u1", 1_700_000_124) == 0
 
 
 async def test_meta_set_if_absent_keeps_the_first_value(storage: SqlStorage) -> None:

@@ -246,3 +246,26 @@ async def test_writer_observers_see_each_event_once_even_when_flushes_fail() -> 
         logging.getLogger("sluice.usage").disabled = False
     assert seen == ["r0", "r1", "r2"]
     assert [e.request_id for e in repo.rows] == ["r0", "r1", "r2"]
+
+
+def test_access_lines_carry_each_request_arrival_time_to_the_millisecond() -> None:
+    import datetime as dt
+    import logging
+
+    from sluice.observability.logging import JsonFormatter, TextFormatter, access_fields
+
+    times = [1_800_000_000.0, 1_800_000_000.0004, 1_800_000_000.9999996, 1_800_000_061.25]
+    events = [UsageEvent(f"r{i}", ts, "chat", "key_a", "m") for i, ts in enumerate(times)]
+    want = [
+        dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds") for ts in times
+    ]
+    assert want[2] == "2027-01-15T08:00:01.000+00:00"  # rounds into the next second
+    for formatter in (JsonFormatter(), TextFormatter()):
+        record = logging.makeLogRecord({"name": "sluice.access", "levelname": "INFO"})
+        record.access_batch = [access_fields(e) for e in events]
+        lines = formatter.format(record).split("\n")
+        got = [
+            orjson.loads(line)["ts"] if isinstance(formatter, JsonFormatter) else line.split()[0]
+            for line in lines
+        ]
+        assert got == want

@@ -4,8 +4,9 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
+from sluice.clock import FakeClock
 from sluice.usage.event import UsageEvent
-from sluice.usage.writer import UsageWriter
+from sluice.usage.writer import TOUCH_INTERVAL_S, UsageWriter
 
 
 class FlakyUsage:
@@ -55,3 +56,50 @@ async def test_rows_survive_a_failed_flush_and_close_writes_them(
     await writer.close()
     assert writer.pending == 0 and len(usage.rows) == 26 and writer.written == 26
     assert keys.touched == {"key_a": 24.0, "key_b": 25.0}  # the master key has no row to touch
+
+
+async def test_key_last_use_is_written_at_once_for_a_new_key_then_paced() -> None:
+    usage, keys, clock = FlakyUsage(), Keys(), FakeClock()
+    calls: list[dict[str, float]] = []
+
+    async def touch(last_used: Mapping[str, float]) -> None:
+        calls.append(dict(last_used))
+
+    keys.touch = touch  # type: ignore[method-assign]
+    writer = UsageWriter(usage, keys, batch_size=10, clock=clock)  # type: ignore[arg-type]
+    writer.record(_ev(1))
+    await writer.flush()
+    assert calls == [{"key_a": 1.0}]  # first sight: at once
+    writer.record(_ev(2))
+    await writer.flush()
+    assert len(calls) == 1  # seen before, interval not over: later
+    writer.record(_ev(3, key="key_b"))
+    await writer.flush()
+    assert calls[-1] == {"key_a": 2.0, "key_b": 3.0}  # a new key takes the pending one along
+    writer.record(_ev(4))
+    await writer.flush()
+    clock.advance(TOUCH_INTERVAL_S)
+    await writer.flush()  # nothing new buffered: the pending time is written when due
+    assert calls[-1] == {"key_a": 4.0} and len(calls) == 3
+    writer.record(_ev(5))
+    await writer.close()
+    assert calls[-1] == {"key_a": 5.0}  # shutdown writes what is pending
+
+
+async def test_rows_recorded_while_the_observers_run_wait_for_the_next_flush() -> None:
+    usage, keys = FlakyUsage(), Keys()
+    writer = UsageWriter(usage, keys, batch_size=500)  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    def observer(events: list[UsageEvent]) -> None:
+        seen.extend(e.request_id for e in events)
+        if len(seen) == 50:  # between two chunks of observed events, a request finishes
+            writer.record(_ev(999))
+
+    writer.observe(observer)
+    for i in range(120):
+        writer.record(_ev(i))
+    assert await writer.flush() == 120
+    assert "r999" not in usage.rows and writer.pending == 1
+    assert await writer.flush() == 1
+    assert seen.count("r999") == 1 and len(usage.rows) == 121

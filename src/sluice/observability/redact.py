@@ -136,8 +136,12 @@ class RedactingFilter(logging.Filter):
                     access[k] = redact(v)
         batch = getattr(record, "access_batch", None)
         if isinstance(batch, list):
+            masked: dict[str, str] = {}  # a batch repeats a few model names
             for fields in batch:  # the caller-written field; the rest is generated
                 model = fields.get("model")
                 if isinstance(model, str):
-                    fields["model"] = redact(model)
+                    clean = masked.get(model)
+                    if clean is None:
+                        clean = masked[model] = redact(model)
+                    fields["model"] = clean
         return True

@@ -7,8 +7,10 @@ Dimensions that an event lacks are stored as ``""`` (unique keys cannot hold NUL
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sluice.usage import histogram
 from sluice.usage.event import UsageEvent
@@ -91,3 +93,72 @@ def aggregate(events: Iterable[UsageEvent], width_s: int) -> dict[GroupKey, Sums
             sums = out[k] = Sums()
         sums.add(e)
     return out
+
+
+RowValues = tuple[Any, ...]
+"""One rollup row as written: the :data:`GroupKey`, then the sums in the order of
+:data:`SUM_FIELDS`, then the latency histogram's counts."""
+
+SUM_FIELDS = (
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "cost_micros",
+    "latency_ms_sum",
+    "ttft_ms_sum",
+    "ttft_count",
+)
+_HIST = len(SUM_FIELDS)
+_EMPTY: tuple[int | float, ...] = (0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0) + (0,) * histogram.BUCKETS
+
+
+def batch_rows(events: Sequence[UsageEvent]) -> tuple[list[RowValues], list[RowValues]]:
+    """The hourly and the daily rollup rows of a batch, each sorted by group key (so
+    concurrent writers lock rows in one order). The same sums as :func:`aggregate` with
+    ``HOUR_S`` and ``DAY_S``, computed in one pass over the events (the days are summed from
+    the hours): this runs on the event loop for every flush of the usage writer."""
+    upper = histogram.UPPER_MS
+    hours: dict[GroupKey, list[Any]] = {}
+    for e in events:
+        start = int(e.created_at // HOUR_S) * HOUR_S
+        k = (
+            start,
+            e.org_id or "",
+            e.team_id or "",
+            e.user_id or "",
+            e.key_id or "",
+            e.model or "",
+            e.provider or "",
+        )
+        acc = hours.get(k)
+        if acc is None:
+            acc = hours[k] = list(_EMPTY)
+        acc[0] += 1
+        if e.status >= 400:
+            acc[1] += 1
+        acc[2] += e.prompt_tokens
+        acc[3] += e.completion_tokens
+        acc[4] += e.cached_tokens
+        acc[5] += e.cache_write_tokens
+        if e.cost_micros:
+            acc[6] += e.cost_micros
+        acc[7] += e.latency_ms
+        if e.ttft_ms is not None:
+            acc[8] += e.ttft_ms
+            acc[9] += 1
+        acc[_HIST + bisect_left(upper, e.latency_ms)] += 1
+    days: dict[GroupKey, list[Any]] = {}
+    for k, acc in hours.items():
+        dk = (k[0] - k[0] % DAY_S, *k[1:])
+        day = days.get(dk)
+        if day is None:
+            days[dk] = acc.copy()
+        else:
+            day[:] = [a + b for a, b in zip(day, acc, strict=True)]
+    return (
+        [(*k, *acc) for k, acc in sorted(hours.items())],
+        [(*k, *acc) for k, acc in sorted(days.items())],
+    )

@@ -7,6 +7,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
+from sluice.clock import Clock, SystemClock
 from sluice.storage.base import KeyRepository, UsageRepository
 from sluice.usage.bodies import BodyPolicy, BodyRepository, StoredBody
 from sluice.usage.event import UsageEvent
@@ -17,6 +18,13 @@ Observer = Callable[[list[UsageEvent]], None]
 """Sees every event once, a batch at a time, before the batch is written (metrics, the
 access log, redaction of error text). Runs on the event loop: it must be quick and not
 await; it may change the events (the row is written after it). Its exceptions are logged."""
+
+TOUCH_INTERVAL_S = 5.0
+"""A key's ``last_used_at`` is written when the key is first seen, then at most this often
+(and at shutdown): one small write per flush is a noticeable share of a flush's cost."""
+
+OBSERVE_CHUNK = 50
+"""Events handed to the observers per call (see :meth:`UsageWriter._notify`)."""
 
 MAX_BUFFERED = 200_000
 """Beyond this many unwritten rows (database down for long), the oldest are dropped and
@@ -39,8 +47,11 @@ class UsageWriter:
         interval_s: float = 0.5,
         batch_size: int = 500,
         bodies: tuple[BodyPolicy, BodyRepository] | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        """``bodies``: where logged request/response bodies go (body logging on)."""
+        """``bodies``: where logged request/response bodies go (body logging on).
+        ``clock`` paces the key last-use writes (:data:`TOUCH_INTERVAL_S`)."""
+        self._clock = clock or SystemClock()
         self._usage = usage
         self._keys = keys
         self._interval_s = interval_s
@@ -51,6 +62,9 @@ class UsageWriter:
         self._observers: list[Observer] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._last_used: dict[str, float] = {}  # not written yet
+        self._touched: set[str] = set()
+        self._touched_at = -TOUCH_INTERVAL_S
         self.written = 0
         self.flush_errors = 0
         self.dropped = 0
@@ -90,8 +104,11 @@ class UsageWriter:
         written. Chunks keep each stall of the event loop (building the statement's
         parameters) short, so a big backlog does not show up in request latency."""
         async with self._lock:
-            self._notify()
-            todo = len(self._buffer)
+            # Only rows the observers have seen are written (they mask error text): not the
+            # ones recorded while _notify yields, and counting the oldest dropped meanwhile.
+            todo, dropped = len(self._buffer), self.dropped
+            await self._notify()
+            todo -= self.dropped - dropped
             written = 0
             while written < todo:
                 batch = [self._buffer[i] for i in range(min(self._batch_size, todo - written))]
@@ -107,28 +124,53 @@ class UsageWriter:
                 self.written += len(batch)
                 await self._touch(batch)
                 await self._store_bodies(batch)
+            if not todo and self._last_used:
+                await self._touch([])  # pending last-use times, once they are due
             return written
 
-    def _notify(self) -> None:
+    async def _notify(self) -> None:
+        """Hand the events recorded since the last flush to the observers,
+        :data:`OBSERVE_CHUNK` at a time, letting the loop serve requests in between (the
+        observers cost a few microseconds per event; 200 at once would stall it ~1 ms)."""
         fresh = self._fresh
         if not fresh:
             return
         self._fresh = []
-        for observer in self._observers:
-            try:
-                observer(fresh)
-            except Exception:
-                log.exception("a usage observer failed on %d events", len(fresh))
+        for start in range(0, len(fresh), OBSERVE_CHUNK):
+            chunk = fresh[start : start + OBSERVE_CHUNK]
+            for observer in self._observers:
+                try:
+                    observer(chunk)
+                except Exception:
+                    log.exception("a usage observer failed on %d events", len(chunk))
+            await asyncio.sleep(0)
 
-    async def _touch(self, batch: list[UsageEvent]) -> None:
-        last_used: dict[str, float] = {}
+    async def _touch(self, batch: list[UsageEvent], *, force: bool = False) -> None:
+        """Record the keys' last use: a key not seen before at once, the others every
+        :data:`TOUCH_INTERVAL_S` (``force``: now)."""
+        last_used = self._last_used
+        fresh = False
         for e in batch:
-            if e.key_id is not None and e.key_id != "master":
-                last_used[e.key_id] = max(last_used.get(e.key_id, 0.0), e.created_at)
+            key = e.key_id
+            if key is not None and key != "master":
+                if e.created_at > last_used.get(key, 0.0):
+                    last_used[key] = e.created_at
+                fresh = fresh or key not in self._touched
+        if not last_used:
+            return
+        now = self._clock.monotonic()
+        if not (force or fresh or now - self._touched_at >= TOUCH_INTERVAL_S):
+            return
+        self._last_used = {}
         try:
             await self._keys.touch(last_used)
         except Exception:
             log.warning("could not record key last-use times", exc_info=True)
+            for key, ts in last_used.items():  # retried with the next write
+                self._last_used[key] = max(ts, self._last_used.get(key, 0.0))
+            return
+        self._touched.update(last_used)
+        self._touched_at = now
 
     async def _store_bodies(self, batch: list[UsageEvent]) -> None:
         """Redact and store the captured bodies of a written batch. Best effort: a body
@@ -163,5 +205,7 @@ class UsageWriter:
         for _ in range(3):
             await self.flush()
             if not self._buffer:
-                return
-        log.error("shutting down with %d usage rows unwritten", len(self._buffer))
+                break
+        else:
+            log.error("shutting down with %d usage rows unwritten", len(self._buffer))
+        await self._touch([], force=True)

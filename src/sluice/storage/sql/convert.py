@@ -14,6 +14,13 @@ def dt(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
 
 
+def sqlite_time(ts: float) -> str:
+    """A timestamp as SQLAlchemy's ``DateTime`` stores it in SQLite (so it reads back and
+    compares the same): ``YYYY-MM-DD HH:MM:SS.ffffff``, UTC. For statements that bypass
+    the compiler (the usage writer's)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(" ", "microseconds")[:26]
+
+
 def ts(value: datetime | None) -> float | None:
     if value is None:
         return None

@@ -18,6 +18,7 @@ from sluice.storage.sql.bodies import SqlBodies
 from sluice.storage.sql.console import SqlConsole
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
+from sluice.storage.sql.convert import sqlite_time
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.engine import create_engine
 from sluice.storage.sql.tenancy import SqlTenancy
@@ -74,6 +75,16 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
     }
 
 
+_SQLITE_TOUCH = (
+    f"UPDATE {t.api_keys.name} SET last_used_at = ? "
+    "WHERE (last_used_at IS NULL OR last_used_at < ?) AND id = ?"
+)
+_PG_TOUCH = (
+    f"UPDATE {t.api_keys.name} SET last_used_at = $1 "
+    "WHERE (last_used_at IS NULL OR last_used_at < $1) AND id = $2"
+)
+
+
 class SqlKeys:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -119,17 +130,19 @@ class SqlKeys:
         return _key_from_row(row)
 
     async def touch(self, last_used: Mapping[str, float]) -> None:
+        """Move each key's ``last_used_at`` forward to the given time (never back). One
+        fixed statement for all keys: the usage writer calls this from its flushes."""
         if not last_used:
             return
+        params: list[tuple[Any, ...]]
+        if self._engine.dialect.name == "sqlite":
+            params = [(sqlite_time(ts),) * 2 + (key_id,) for key_id, ts in last_used.items()]
+            statement = _SQLITE_TOUCH
+        else:
+            params = [(_dt(ts), key_id) for key_id, ts in last_used.items()]
+            statement = _PG_TOUCH
         async with self._engine.begin() as conn:
-            for key_id, ts in last_used.items():
-                when = _dt(ts)
-                col = t.api_keys.c.last_used_at
-                await conn.execute(
-                    update(t.api_keys)
-                    .where(t.api_keys.c.id == key_id, (col.is_(None)) | (col < when))
-                    .values(last_used_at=when)
-                )
+            await conn.exec_driver_sql(statement, params)
 
     async def version(self) -> int:
         async with self._engine.connect() as conn:

@@ -1,85 +1,76 @@
-"""Adding a batch of usage events to the rollup tables, inside the caller's transaction."""
+"""The rollup tables' statements: a batch's hourly and daily sums (from
+:func:`sluice.usage.rollup.batch_rows`) added to the stored rows, inside the caller's
+transaction. Fixed statement texts, rows as tuples (SQLite ``executemany``) or as one JSON
+array unpacked by the server (PostgreSQL), so no statement is compiled per flush."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
-
-from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql
+import orjson
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sluice.storage.sql import tables as t
-from sluice.usage.event import UsageEvent
-from sluice.usage.rollup import DAY_S, HOUR_S, GroupKey, Sums, aggregate
+from sluice.usage.rollup import SUM_FIELDS, RowValues
 
-METRICS = (
-    "requests",
-    "errors",
-    "prompt_tokens",
-    "completion_tokens",
-    "cached_tokens",
-    "cache_write_tokens",
-    "cost_micros",
-    "latency_ms_sum",
-    "ttft_ms_sum",
-    "ttft_count",
-    *t.LATENCY_COLUMNS,
-)
+METRICS = (*SUM_FIELDS, *t.LATENCY_COLUMNS)
 KEY_COLUMNS = ("bucket", *t.ROLLUP_DIMENSIONS)
 COLUMNS = (*KEY_COLUMNS, *METRICS)
-TABLES: tuple[tuple[Table, int], ...] = ((t.rollup_hourly, HOUR_S), (t.rollup_daily, DAY_S))
+"""A rollup row's columns, in the order of :data:`sluice.usage.rollup.RowValues`."""
+TABLES = (t.rollup_hourly.name, t.rollup_daily.name)
 
 
-def _values(key: GroupKey, s: Sums) -> tuple[Any, ...]:
-    return (
-        *key,
-        s.requests,
-        s.errors,
-        s.prompt_tokens,
-        s.completion_tokens,
-        s.cached_tokens,
-        s.cache_write_tokens,
-        s.cost_micros,
-        s.latency_ms_sum,
-        s.ttft_ms_sum,
-        s.ttft_count,
-        *s.latency,
-    )
-
-
-def _sqlite_upsert(table: Table) -> str:
+def _sqlite_upsert(table: str) -> str:
     adds = ", ".join(f"{m} = {m} + excluded.{m}" for m in METRICS)
     return (
-        f"INSERT INTO {table.name} ({', '.join(COLUMNS)}) "
+        f"INSERT INTO {table} ({', '.join(COLUMNS)}) "
         f"VALUES ({', '.join('?' for _ in COLUMNS)}) "
         f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {adds}"
     )
 
 
-_SQLITE = {table.name: _sqlite_upsert(table) for table, _ in TABLES}
+SQLITE_UPSERTS = tuple(_sqlite_upsert(name) for name in TABLES)
 
 
-def _pg_upsert(table: Table) -> Any:
-    stmt = postgresql.insert(table)
-    return stmt.on_conflict_do_update(
-        index_elements=list(KEY_COLUMNS),
-        set_={m: table.c[m] + stmt.excluded[m] for m in METRICS},
+def pg_field(index: int, sql_type: str | None) -> str:
+    """Field ``index`` of a JSON row ``r`` (``jsonb_array_elements``) as ``sql_type``; a
+    JSON ``null`` becomes SQL ``NULL``. ``None``: as text."""
+    text = f"r->>{index}"
+    return text if sql_type is None else f"({text})::{sql_type}"
+
+
+def _pg_type(column: str) -> str | None:
+    if column in t.ROLLUP_DIMENSIONS:
+        return None
+    return "float8" if column in ("latency_ms_sum", "ttft_ms_sum") else "int8"
+
+
+def _pg_upserts() -> str:
+    """Both tables in one statement (the hours in a data-modifying CTE): one round trip.
+    ``$1`` and ``$2`` are the hourly and the daily rows as JSON arrays."""
+
+    def upsert(table: str, param: int) -> str:
+        picks = ", ".join(pg_field(i, _pg_type(c)) for i, c in enumerate(COLUMNS))
+        adds = ", ".join(f"{m} = {table}.{m} + excluded.{m}" for m in METRICS)
+        return (
+            f"INSERT INTO {table} ({', '.join(COLUMNS)}) "
+            f"SELECT {picks} FROM jsonb_array_elements(${param}::jsonb) AS r "
+            f"ON CONFLICT ({', '.join(KEY_COLUMNS)}) DO UPDATE SET {adds}"
+        )
+
+    hourly, daily = TABLES
+    return f"WITH hours AS ({upsert(hourly, 1)}) {upsert(daily, 2)}"
+
+
+PG_UPSERTS = _pg_upserts()
+
+
+async def add_sqlite(conn: AsyncConnection, hours: list[RowValues], days: list[RowValues]) -> None:
+    for statement, rows in zip(SQLITE_UPSERTS, (hours, days), strict=True):
+        await conn.exec_driver_sql(statement, rows)
+
+
+async def add_postgresql(
+    conn: AsyncConnection, hours: list[RowValues], days: list[RowValues]
+) -> None:
+    await conn.exec_driver_sql(
+        PG_UPSERTS, (orjson.dumps(hours).decode(), orjson.dumps(days).decode())
     )
-
-
-async def add(conn: AsyncConnection, events: Sequence[UsageEvent]) -> None:
-    """Add ``events`` (rows just inserted, none counted before) to the hourly and daily
-    rollups: one upsert row per distinct group of the batch."""
-    if not events:
-        return
-    sqlite = conn.dialect.name == "sqlite"
-    for table, width in TABLES:
-        # Sorted, so concurrent writers (replicas) lock rows in one order: no deadlocks.
-        rows = [_values(k, s) for k, s in sorted(aggregate(events, width).items())]
-        if sqlite:
-            await conn.exec_driver_sql(_SQLITE[table.name], rows)
-        else:
-            await conn.execute(
-                _pg_upsert(table), [dict(zip(COLUMNS, r, strict=True)) for r in rows]
-            )

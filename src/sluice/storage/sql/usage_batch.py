@@ -1,0 +1,207 @@
+"""A batch of usage rows and its rollups, written in one transaction with as little work on
+the event loop as the drivers allow.
+
+The usage writer calls this for every flush, so it skips SQLAlchemy's statement compiler:
+the statement texts are fixed (SQLite caches them, asyncpg keeps them prepared per
+connection), rows go to the driver as plain tuples (SQLite ``executemany``) or as one array
+per column (PostgreSQL ``unnest``: one round trip for any number of rows).
+
+Exactly once: a batch retried after an unclear commit must not be counted twice in the
+rollups. The rollups are therefore summed only from the rows the insert really stored.
+PostgreSQL's insert returns their ids (``ON CONFLICT DO NOTHING ... RETURNING``). SQLite's
+``executemany`` cannot return rows, so its insert is checked by count: when fewer rows than
+sent were stored, the transaction is rolled back and the batch is written again after
+reading which ids are stored already (rare: only a retry gets there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from sluice.storage.sql import rollups
+from sluice.storage.sql import tables as t
+from sluice.storage.sql.convert import sqlite_time
+from sluice.usage.event import UsageEvent
+from sluice.usage.rollup import batch_rows
+
+USAGE_COLUMNS = (
+    "request_id",
+    "created_at",
+    "endpoint",
+    "key_id",
+    "model",
+    "provider",
+    "deployment",
+    "upstream_model",
+    "prompt_tokens",
+    "completion_tokens",
+    "cached_tokens",
+    "cache_write_tokens",
+    "tokens_estimated",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "error_kind",
+    "error_message",
+    "streamed",
+    "partial",
+    "end_user",
+    "attempts",
+    "attempt_errors",
+    "cost_micros",
+    "user_id",
+    "team_id",
+    "org_id",
+)
+"""Every column of ``usage_events``, in the order of the row tuples below."""
+
+
+def first_of_each(events: Sequence[UsageEvent]) -> list[UsageEvent]:
+    """The batch without repeated request ids (the first of each is kept)."""
+    seen: dict[str, UsageEvent] = {}
+    for e in events:
+        seen.setdefault(e.request_id, e)
+    return list(seen.values()) if len(seen) != len(events) else list(events)
+
+
+def _json(value: list[str] | None) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
+    """A row in :data:`USAGE_COLUMNS` order; ``flag`` converts booleans for the driver."""
+    return (
+        e.request_id,
+        created_at,
+        e.endpoint,
+        e.key_id,
+        e.model,
+        e.provider,
+        e.deployment,
+        e.upstream_model,
+        e.prompt_tokens,
+        e.completion_tokens,
+        e.cached_tokens,
+        e.cache_write_tokens,
+        flag(e.tokens_estimated),
+        e.latency_ms,
+        e.ttft_ms,
+        e.status,
+        e.error_kind,
+        e.error_message[:1000] if e.error_message else None,
+        flag(e.streamed),
+        flag(e.partial),
+        e.end_user[:200] if e.end_user else None,
+        e.attempts,
+        _json(e.attempt_errors),
+        e.cost_micros,
+        e.user_id,
+        e.team_id,
+        e.org_id,
+    )
+
+
+def sqlite_row(e: UsageEvent) -> tuple[Any, ...]:
+    return _values(e, sqlite_time(e.created_at), flag=int)
+
+
+def pg_row(e: UsageEvent) -> tuple[Any, ...]:
+    return _values(e, datetime.fromtimestamp(e.created_at, UTC), flag=bool)
+
+
+class _AlreadyStored(Exception):
+    """Some rows of the batch were stored by an earlier attempt: roll back and recount."""
+
+
+def _columns(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+# SQLite: one cached statement per table, rows as tuples through executemany.
+SQLITE_USAGE_INSERT = (
+    f"INSERT OR IGNORE INTO {t.usage.name} ({_columns(USAGE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in USAGE_COLUMNS)})"
+)
+
+
+# PostgreSQL: the whole batch as one JSON array of rows, unpacked server-side: one statement
+# per batch. (Arrays per column would cost asyncpg an isinstance() per element on the loop.)
+_PG_USAGE_TYPES = {
+    "created_at": "timestamptz",
+    "prompt_tokens": "int4",
+    "completion_tokens": "int4",
+    "cached_tokens": "int4",
+    "cache_write_tokens": "int4",
+    "tokens_estimated": "bool",
+    "latency_ms": "float8",
+    "ttft_ms": "float8",
+    "status": "int4",
+    "streamed": "bool",
+    "partial": "bool",
+    "attempts": "int4",
+    "cost_micros": "int8",
+}
+
+
+def _pg_usage_insert() -> str:
+    picks = ", ".join(
+        rollups.pg_field(i, "json" if c == "attempt_errors" else _PG_USAGE_TYPES.get(c))
+        for i, c in enumerate(USAGE_COLUMNS)
+    )
+    return (
+        f"INSERT INTO {t.usage.name} ({_columns(USAGE_COLUMNS)}) "
+        f"SELECT {picks} FROM jsonb_array_elements($1::jsonb) AS r "
+        "ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+    )
+
+
+PG_USAGE_INSERT = _pg_usage_insert()
+
+
+async def _stored_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
+    query = select(t.usage.c.request_id).where(t.usage.c.request_id.in_(ids))
+    return set((await conn.execute(query)).scalars().all())
+
+
+async def write_sqlite(engine: AsyncEngine, events: Sequence[UsageEvent]) -> None:
+    """Insert ``events`` (no repeated ids) and add the stored ones to the rollups."""
+    rows = [sqlite_row(e) for e in events]
+    hours, days = batch_rows(events)
+    try:
+        async with engine.begin() as conn:
+            stored = await conn.exec_driver_sql(SQLITE_USAGE_INSERT, rows)
+            if stored.rowcount != len(rows):
+                raise _AlreadyStored
+            await rollups.add_sqlite(conn, hours, days)
+        return
+    except _AlreadyStored:
+        pass
+    async with engine.begin() as conn:
+        known = await _stored_ids(conn, [e.request_id for e in events])
+        fresh = [e for e in events if e.request_id not in known]
+        if fresh:
+            await conn.exec_driver_sql(SQLITE_USAGE_INSERT, [sqlite_row(e) for e in fresh])
+            await rollups.add_sqlite(conn, *batch_rows(fresh))
+
+
+async def write_postgresql(engine: AsyncEngine, events: Sequence[UsageEvent]) -> None:
+    """Insert ``events`` (no repeated ids) and add the stored ones to the rollups: two
+    statements, whatever the batch size."""
+    rows = orjson.dumps([pg_row(e) for e in events]).decode()
+    hours, days = batch_rows(events)
+    async with engine.begin() as conn:
+        result = await conn.exec_driver_sql(PG_USAGE_INSERT, (rows,))
+        stored = result.scalars().all()
+        if len(stored) != len(events):
+            ids = set(stored)
+            fresh = [e for e in events if e.request_id in ids]
+            if not fresh:
+                return
+            hours, days = batch_rows(fresh)
+        await rollups.add_postgresql(conn, hours, days)
