@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from sluice.analytics.model import Narrow, Visibility
+from sluice.analytics.model import LogQuery, Narrow, Visibility
 from sluice.analytics.service import Analytics
 from sluice.clock import FakeClock
 from sluice.storage.sql.migrate import upgrade_engine
@@ -176,51 +176,80 @@ async def build(url: str, rows: int) -> None:
     await conn.close()
 
 
-async def timed(label: str, fn, repeat: int) -> None:
+async def timed(label: str, fn, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         await fn()
         times.append((time.perf_counter() - t0) * 1000)
-    print(f"{label:<44} median {statistics.median(times):7.1f} ms   max {max(times):7.1f} ms")
+    median = statistics.median(times)
+    print(f"| {label} | {median:.1f} ms | {max(times):.1f} ms |", flush=True)
+    return median
 
 
-async def dashboard(url: str, repeat: int) -> None:
+# What the console's usage page shows: an admin (everything), a team admin looking at their
+# team (the busiest one), a user looking at their own usage (the busiest user).
+SCOPES = {
+    "admin": (Visibility(everything=True), Narrow()),
+    "team": (
+        Visibility(
+            team_ids=frozenset({"team_0"}),
+            user_ids=frozenset({"user_0"}),
+            key_ids=frozenset({"key_0"}),
+        ),
+        Narrow(team_id="team_0"),
+    ),
+    "user": (Visibility(user_ids=frozenset({"user_0"}), key_ids=frozenset({"key_0"})), Narrow()),
+}
+BREAKDOWN_BY = ("model", "team", "user", "key")
+
+
+def dashboard_calls(a: Analytics, w, v: Visibility, n: Narrow):
+    return [
+        ("summary", lambda: a.summary(w, v, n)),
+        ("series day", lambda: a.series(w, v, n, interval="day")),
+        *(
+            (f"breakdown by {by}", lambda by=by: a.breakdown(w, v, n, by=by, limit=100))
+            for by in BREAKDOWN_BY
+        ),
+    ]
+
+
+async def dashboard(url: str, repeat: int, only: set[str] | None) -> None:
     storage = SqlStorage.from_url(url)
     a = Analytics(storage.analytics, FakeClock(NOW))
-    w = a.window(None, None)
-    everyone = Visibility(everything=True)
-    org = Visibility(org_ids=frozenset({"org_3"}))
-    none = Narrow()
-    await a.summary(w, everyone, none)  # warm the pool
+    w30 = a.window(None, None)
+    await a.summary(w30, *SCOPES["admin"])  # warm the pool
+    print("| scope: query (30 days unless said) | median | max |\n|---|---|---|")
+    for name, (v, n) in SCOPES.items():
+        if only and name not in only:
+            continue
+        calls = dashboard_calls(a, w30, v, n)
+        for label, fn in calls:
+            await timed(f"{name}: {label}", fn, repeat)
 
-    async def whole() -> None:
-        await a.summary(w, everyone, none)
-        await a.series(w, everyone, none, interval="day")
-        for by in ("model", "provider", "team", "user", "key"):
-            await a.breakdown(w, everyone, none, by=by, limit=100)
+        async def sequential(calls=calls) -> None:
+            for _, fn in calls:
+                await fn()
 
-    await timed("summary (30 days, admin)", lambda: a.summary(w, everyone, none), repeat)
-    await timed("series day (30 days)", lambda: a.series(w, everyone, none, interval="day"), repeat)
-    await timed(
-        "series hour (30 days, 720 points)",
-        lambda: a.series(w, everyone, none, interval="hour"),
-        repeat,
-    )
-    for by in ("model", "provider", "team", "user", "key"):
-        await timed(
-            f"breakdown by {by}",
-            lambda by=by: a.breakdown(w, everyone, none, by=by, limit=100),
-            repeat,
-        )
-    await timed("summary (org admin, one org)", lambda: a.summary(w, org, none), repeat)
-    await timed("whole dashboard (summary+day series+5 breakdowns)", whole, repeat)
-    page = await a.log(
-        __import__("sluice.analytics.model", fromlist=["LogQuery"]).LogQuery(
-            start=w.start, end=w.end, visibility=everyone, narrow=none, limit=100
+        async def concurrent(calls=calls) -> None:
+            await asyncio.gather(*(fn() for _, fn in calls))
+
+        await timed(f"**{name}: dashboard, 6 queries one after another**", sequential, repeat)
+        await timed(f"**{name}: dashboard, 6 queries concurrently**", concurrent, repeat)
+        for days in (1, 7, 30):
+            w = a.window(datetime.fromtimestamp(NOW - days * 86400, UTC), None)
+            await timed(
+                f"{name}: series hour, {days} day(s)",
+                lambda w=w, v=v, n=n: a.series(w, v, n, interval="hour"),
+                repeat,
+            )
+    page, _ = await a.log(
+        LogQuery(
+            start=w30.start, end=w30.end, visibility=SCOPES["admin"][0], narrow=Narrow(), limit=100
         )
     )
-    print(f"request log first page: {len(page[0])} rows")
+    print(f"request log first page: {len(page)} rows")
     await storage.close()
 
 
@@ -230,6 +259,7 @@ def main() -> None:
     p.add_argument("--rows", type=int, default=10_000_000)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--skip-build", action="store_true")
+    p.add_argument("--scopes", help="comma-separated subset of admin,team,user")
     p.add_argument("--rollups-only", action="store_true", help="keep the raw rows, rebuild rollups")
     args = p.parse_args()
     if args.rollups_only:
@@ -242,7 +272,8 @@ def main() -> None:
         asyncio.run(again())
     elif not args.skip_build:
         asyncio.run(build(args.url, args.rows))
-    asyncio.run(dashboard(args.url, args.repeat))
+    only = set(args.scopes.split(",")) if args.scopes else None
+    asyncio.run(dashboard(args.url, args.repeat, only))
 
 
 if __name__ == "__main__":

@@ -172,3 +172,42 @@ async def test_the_migration_sums_existing_rows_into_rollups(storage: SqlStorage
     assert hourly == _expected(await storage.usage.recent(limit=1000), 3600)
     assert sum(v[0] for v in (await _actual(storage, t.rollup_daily)).values()) == 100
     assert await storage.spend.spent_since("key:key_a", 0) == sum(range(100))
+
+
+async def test_the_backfill_pages_through_more_rows_than_one_chunk(storage: SqlStorage) -> None:
+    from alembic import command
+
+    from sluice.storage.sql.migrate import _config
+
+    # 12 000 rows: three read pages; hours span pages, and three rows share each timestamp,
+    # so a page ends inside a run of equal created_at values.
+    events = [
+        UsageEvent(
+            f"r{i:05d}",
+            T0 + (i // 3) * 30,
+            "chat",
+            f"key_{i % 7}",
+            f"m{i % 3}",
+            provider="p1",
+            prompt_tokens=i % 50,
+            latency_ms=float(i % 900),
+            ttft_ms=5.0 if i % 2 else None,
+            status=500 if i % 11 == 0 else 200,
+            cost_micros=i,
+            user_id=f"u{i % 7 % 4}",
+            team_id="t1",
+            org_id="o1",
+        )
+        for i in range(12_000)
+    ]
+    for at in range(0, len(events), 2000):
+        await storage.usage.insert_many(events[at : at + 2000])
+    written_hourly = await _actual(storage, t.rollup_hourly)
+    written_daily = await _actual(storage, t.rollup_daily)
+    async with storage.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_config(c), "0006"))
+    await upgrade_engine(storage.engine)
+    hourly = await _actual(storage, t.rollup_hourly)
+    assert len(hourly) == 714  # 34 hours × 21 (key, model) groups
+    assert hourly == written_hourly == _expected(events, 3600)
+    assert await _actual(storage, t.rollup_daily) == written_daily == _expected(events, 86_400)

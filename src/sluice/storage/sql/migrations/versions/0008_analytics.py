@@ -34,7 +34,10 @@ METRICS = (
     "cache_write_tokens",
     "cost_micros",
 )
-CHUNK = 20_000
+READ_CHUNK = 5_000
+"""Raw rows read per query by the backfill."""
+WRITE_BATCH = 1_000
+"""Rollup rows per INSERT by the backfill."""
 
 
 def _rollup_columns() -> list[sa.Column[Any]]:
@@ -80,8 +83,11 @@ def _row(key: GroupKey, s: Sums) -> dict[str, Any]:
 
 
 def _backfill(hourly: sa.Table, daily: sa.Table) -> None:
-    """Sum the existing raw rows, oldest first; a bucket is written once the rows have
-    moved past it, so memory holds only the buckets still open."""
+    """Sum the existing raw rows into the rollups, oldest first, one page of ``READ_CHUNK``
+    rows per query (keyset on created_at, request_id: no long-lived cursor, each page an
+    index range). A bucket is written, ``WRITE_BATCH`` rows per statement, once the pages
+    have moved past it, so memory holds one page and the buckets still open (the current
+    hour's and day's groups)."""
     conn = op.get_bind()
     usage = sa.table(
         "usage_events",
@@ -90,11 +96,21 @@ def _backfill(hourly: sa.Table, daily: sa.Table) -> None:
     )
     open_: dict[int, dict[GroupKey, Sums]] = {HOUR_S: {}, DAY_S: {}}
     tables = {HOUR_S: hourly, DAY_S: daily}
-    rows = conn.execute(
-        sa.select(usage).order_by(usage.c.created_at).execution_options(yield_per=CHUNK)
-    )
-    for chunk in rows.partitions(CHUNK):
-        events = [_event(r) for r in chunk]
+    page = sa.select(usage).order_by(usage.c.created_at, usage.c.request_id).limit(READ_CHUNK)
+    after: tuple[Any, Any] | None = None
+    while True:
+        stmt = page
+        if after is not None:
+            at, rid = after  # as read back, so the comparison is the ORDER BY's own
+            stmt = page.where(
+                usage.c.created_at >= at,
+                sa.or_(usage.c.created_at > at, usage.c.request_id > rid),
+            )
+        rows = conn.execute(stmt).all()
+        if not rows:
+            break
+        after = (rows[-1].created_at, rows[-1].request_id)
+        events = [_event(r) for r in rows]
         newest = events[-1].created_at
         for width, pending in open_.items():
             for key, sums in aggregate(events, width).items():
@@ -103,11 +119,16 @@ def _backfill(hourly: sa.Table, daily: sa.Table) -> None:
                 else:
                     pending[key] = sums
             done = [k for k in pending if k[0] + width <= newest]
-            if done:
-                conn.execute(tables[width].insert(), [_row(k, pending.pop(k)) for k in done])
+            _write(conn, tables[width], [(k, pending.pop(k)) for k in done])
+        if len(rows) < READ_CHUNK:
+            break
     for width, pending in open_.items():
-        if pending:
-            conn.execute(tables[width].insert(), [_row(k, s) for k, s in pending.items()])
+        _write(conn, tables[width], list(pending.items()))
+
+
+def _write(conn: Any, table: sa.Table, groups: list[tuple[GroupKey, Sums]]) -> None:
+    for at in range(0, len(groups), WRITE_BATCH):
+        conn.execute(table.insert(), [_row(k, s) for k, s in groups[at : at + WRITE_BATCH]])
 
 
 def _event(r: Any) -> UsageEvent:
