@@ -157,9 +157,11 @@ class UsageRoute:
     async def _limits(self, principal: Principal) -> list[dict[str, Any]]:
         """Each configured limit alone, so every one reports its own remaining: the limits
         every request reserves against (``model: null``), then those of one model."""
-        checks = [(None, scope, spec) for scope, spec in principal.limit_checks]
-        for model, extra in sorted(principal.model_limits.items()):
-            checks.extend((model, scope, spec) for scope, spec in extra)
+        checks: list[tuple[str | None, str, LimitSpec]] = [
+            (None, scope, spec) for scope, spec in principal.limit_checks
+        ]
+        for name, extra in sorted(principal.model_limits.items()):
+            checks.extend((name, scope, spec) for scope, spec in extra)
         out = []
         for model, scope, spec in checks:
             for f in fields(LimitSpec):

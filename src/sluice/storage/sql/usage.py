@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from sluice.storage.sql import rollups
+from sluice.storage.sql import coarse_rollups, rollups
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.bodies import purge
 from sluice.storage.sql.convert import dt as _dt
@@ -110,6 +110,7 @@ class SqlUsage:
                 stmt = self._insert(t.usage).on_conflict_do_nothing(index_elements=["request_id"])
                 await conn.execute(stmt, [_usage_row(e) for e in fresh])
             await rollups.add(conn, fresh)
+            await coarse_rollups.add(conn, fresh)
 
     async def purge_before(self, cutoff: float, *, limit: int) -> int:
         """Delete at most ``limit`` raw rows created before ``cutoff`` (rollups stay)."""

@@ -1,4 +1,5 @@
-"""Usage rollups (hourly and daily) for analytics, and logged request/response bodies.
+"""Usage rollups (hourly and daily, full and coarse) for analytics, and logged
+request/response bodies.
 
 Existing usage rows are summed into the rollups here, so budgets and dashboards that read
 the rollups see the history recorded before this revision.
@@ -40,10 +41,21 @@ WRITE_BATCH = 1_000
 """Rollup rows per INSERT by the backfill."""
 
 
-def _rollup_columns() -> list[sa.Column[Any]]:
+OWNERS = ("org_id", "team_id", "user_id", "key_id")
+MODELS = ("org_id", "model", "provider")
+COARSE = (
+    # (table, dimensions, the full rollup it is summed from)
+    ("usage_rollup_hourly_models", MODELS, "usage_rollup_hourly"),
+    ("usage_rollup_daily_models", MODELS, "usage_rollup_daily"),
+    ("usage_rollup_daily_owners", OWNERS, "usage_rollup_daily"),
+)
+OWNER_INDEXED = ("usage_rollup_hourly", "usage_rollup_daily", "usage_rollup_daily_owners")
+
+
+def _rollup_columns(dims: tuple[str, ...] = DIMENSIONS) -> list[sa.Column[Any]]:
     return [
         sa.Column("bucket", sa.BigInteger, primary_key=True),
-        *(sa.Column(d, sa.String(200), primary_key=True) for d in DIMENSIONS),
+        *(sa.Column(d, sa.String(200), primary_key=True) for d in dims),
         *(sa.Column(m, sa.BigInteger, nullable=False) for m in METRICS),
         sa.Column("latency_ms_sum", sa.Float, nullable=False),
         sa.Column("ttft_ms_sum", sa.Float, nullable=False),
@@ -55,8 +67,11 @@ def _rollup_columns() -> list[sa.Column[Any]]:
 def upgrade() -> None:
     hourly = op.create_table("usage_rollup_hourly", *_rollup_columns())
     daily = op.create_table("usage_rollup_daily", *_rollup_columns())
-    for d in ("org_id", "team_id", "user_id", "key_id"):
-        op.create_index(f"ix_usage_rollup_daily_{d}_bucket", "usage_rollup_daily", [d, "bucket"])
+    for name, dims, _ in COARSE:
+        op.create_table(name, *_rollup_columns(dims))
+    for name in OWNER_INDEXED:
+        for d in OWNERS:
+            op.create_index(f"ix_{name}_{d}_bucket", name, [d, "bucket"])
     op.create_table(
         "usage_bodies",
         sa.Column("request_id", sa.String(64), primary_key=True),
@@ -71,6 +86,8 @@ def upgrade() -> None:
     assert hourly is not None
     assert daily is not None
     _backfill(hourly, daily)
+    for name, dims, source in COARSE:
+        _derive(name, dims, source)
 
 
 def _row(key: GroupKey, s: Sums) -> dict[str, Any]:
@@ -131,6 +148,17 @@ def _write(conn: Any, table: sa.Table, groups: list[tuple[GroupKey, Sums]]) -> N
         conn.execute(table.insert(), [_row(k, s) for k, s in groups[at : at + WRITE_BATCH]])
 
 
+def _derive(name: str, dims: tuple[str, ...], source: str) -> None:
+    """A coarse rollup summed from a full one, in the database (one statement)."""
+    metrics = [*METRICS, "latency_ms_sum", "ttft_ms_sum", "ttft_count", *LATENCY]
+    keys = ", ".join(("bucket", *dims))
+    op.execute(
+        f"INSERT INTO {name} ({keys}, {', '.join(metrics)}) "
+        f"SELECT {keys}, {', '.join(f'SUM({m})' for m in metrics)} FROM {source} "
+        f"GROUP BY {keys}"
+    )
+
+
 def _event(r: Any) -> UsageEvent:
     created = r.created_at
     if isinstance(created, str):  # SQLite hands back text when the column is not typed here
@@ -165,7 +193,10 @@ def _event(r: Any) -> UsageEvent:
 def downgrade() -> None:
     op.drop_index("ix_usage_bodies_created_at", "usage_bodies")
     op.drop_table("usage_bodies")
-    for d in ("org_id", "team_id", "user_id", "key_id"):
-        op.drop_index(f"ix_usage_rollup_daily_{d}_bucket", "usage_rollup_daily")
+    for name in OWNER_INDEXED:
+        for d in OWNERS:
+            op.drop_index(f"ix_{name}_{d}_bucket", name)
+    for name, _, _ in COARSE:
+        op.drop_table(name)
     op.drop_table("usage_rollup_daily")
     op.drop_table("usage_rollup_hourly")
