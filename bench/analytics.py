@@ -24,8 +24,16 @@ from sluice.storage.sql.repository import SqlStorage
 from sluice.storage.sql import tables as t
 from sluice.usage import histogram
 
-ROLLUP_TABLES = (t.rollup_hourly, t.rollup_daily)
-DERIVED: tuple[tuple[str, int, tuple[str, ...]], ...] = ()
+ROLLUP_TABLES = (
+    t.rollup_hourly,
+    t.rollup_daily,
+    *(table for table, _ in getattr(t, "COARSE_ROLLUPS", ())),
+)
+# Coarse rollups, summed from the full hourly/daily ones (absent in older schemas).
+DERIVED = tuple(
+    (table.name, width, tuple(c.name for c in table.primary_key.columns if c.name != "bucket"))
+    for table, width in getattr(t, "COARSE_ROLLUPS", ())
+)
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC).timestamp()
 
@@ -101,7 +109,7 @@ GROUP BY 1, {", ".join(str(i + 2) for i in range(len(dims)))}
 """
 
 
-async def rollups(url: str, conn, t0: float) -> None:
+async def rollups(url: str, conn, t0: float, *, full: bool = True) -> None:
     await conn.execute("SET work_mem = '512MB'")
     await conn.execute("SET maintenance_work_mem = '1GB'")
     # Tables or indexes added to the rollup set since this data set was made.
@@ -110,13 +118,16 @@ async def rollups(url: str, conn, t0: float) -> None:
         await c.run_sync(_create_rollup_tables)
     await storage.close()
     for table, width in (("usage_rollup_hourly", 3600), ("usage_rollup_daily", 86400)):
+        if not full:
+            break
         await conn.execute(f"TRUNCATE {table}")
         await conn.execute(rollup_sql(table, width))
         n = await conn.fetchval(f"SELECT COUNT(*) FROM {table}")
         print(f"  {table}: {n:,} rows  {time.perf_counter() - t0:6.1f}s", flush=True)
     for table, width, dims in DERIVED:
         await conn.execute(f"TRUNCATE {table}")
-        await conn.execute(derived_sql(table, width, dims, "usage_rollup_hourly"))
+        source = "usage_rollup_hourly" if width == 3600 else "usage_rollup_daily"
+        await conn.execute(derived_sql(table, width, dims, source))
         n = await conn.fetchval(f"SELECT COUNT(*) FROM {table}")
         print(f"  {table}: {n:,} rows  {time.perf_counter() - t0:6.1f}s", flush=True)
     await conn.execute("VACUUM ANALYZE")
@@ -261,12 +272,17 @@ def main() -> None:
     p.add_argument("--skip-build", action="store_true")
     p.add_argument("--scopes", help="comma-separated subset of admin,team,user")
     p.add_argument("--rollups-only", action="store_true", help="keep the raw rows, rebuild rollups")
+    p.add_argument(
+        "--coarse-only",
+        action="store_true",
+        help="keep raw rows and full rollups; add missing tables/indexes, rebuild coarse rollups",
+    )
     args = p.parse_args()
-    if args.rollups_only:
+    if args.rollups_only or args.coarse_only:
 
         async def again() -> None:
             conn = await asyncpg.connect(args.url.replace("postgresql+asyncpg://", "postgresql://"))
-            await rollups(args.url, conn, time.perf_counter())
+            await rollups(args.url, conn, time.perf_counter(), full=not args.coarse_only)
             await conn.close()
 
         asyncio.run(again())
