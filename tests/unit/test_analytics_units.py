@@ -80,7 +80,12 @@ def test_each_rollup_query_reads_the_smallest_table_that_has_its_columns() -> No
     assert table(86_400, admin, by=("bucket",)) == t.rollup_daily_models.name
     assert table(86_400, org_admin, by=("model",)) == t.rollup_daily_models.name
     assert table(86_400, admin, by=("key_id",)) == t.rollup_daily_owners.name
-    assert table(86_400, admin, by=("bucket",), team_id="t1") == t.rollup_daily_owners.name
+    assert table(86_400, admin, by=("team_id",)) == t.rollup_daily_teams.name
+    assert table(86_400, admin, by=("bucket",), team_id="t1") == t.rollup_daily_teams.name
+    team_admin = Visibility(team_ids=frozenset({"t1"}), user_ids=frozenset({"u1"}))
+    assert table(3600, team_admin, by=("bucket",), team_id="t1") == t.rollup_hourly_teams.name
+    assert table(3600, team_admin, by=("bucket",), team_id="t2") == t.rollup_hourly.name
+    assert table(86_400, admin, by=("user_id",), team_id="t1") == t.rollup_daily_owners.name
     assert table(86_400, user) == t.rollup_daily_owners.name
     assert table(86_400, user, by=("model",)) == t.rollup_daily.name
     assert table(86_400, admin, by=("team_id",), model="m") == t.rollup_daily.name

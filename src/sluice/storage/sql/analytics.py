@@ -74,12 +74,23 @@ def _sums(values: Any) -> Sums:
     return s
 
 
+def implied(v: Visibility, n: Narrow) -> Visibility:
+    """``v``, or everything when the filter alone keeps only visible rows (it pins an owner
+    column to one the caller may see, e.g. a team admin's ``scope=team:ID``)."""
+    if v.everything:
+        return v
+    for column, ids in zip(_OWNERS, (v.org_ids, v.team_ids, v.user_ids, v.key_ids), strict=True):
+        if getattr(n, column) in ids:
+            return Visibility(everything=True)
+    return v
+
+
 def source(query: RollupQuery) -> Table:
     """The smallest rollup table of the query's width that has every column it groups by,
     filters on or checks visibility with."""
     needed = {g for g in query.group_by if g != "bucket"}
     needed |= {name for name in _NARROWED if getattr(query.narrow, name) is not None}
-    v = query.visibility
+    v = implied(query.visibility, query.narrow)
     if not v.everything:
         needed |= {
             column
@@ -112,7 +123,7 @@ class SqlAnalytics:
             .where(
                 table.c.bucket >= query.start,
                 table.c.bucket < query.end,
-                _visible(table, query.visibility),
+                _visible(table, implied(query.visibility, query.narrow)),
                 *_narrowed(table, query.narrow),
             )
             .group_by(*groups)

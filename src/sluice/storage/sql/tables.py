@@ -264,10 +264,14 @@ rollup_hourly = _rollup("usage_rollup_hourly", *_by_owner("usage_rollup_hourly")
 rollup_daily = _rollup("usage_rollup_daily", *_by_owner("usage_rollup_daily"))
 
 # Coarser copies of the same sums, so a dashboard reads few rows: per org and model (no
-# owner below the org; serves unscoped and org-scoped totals, series and model breakdowns),
-# and per owner without model (serves owner breakdowns and owner-scoped totals by day).
+# owner below the org; unscoped and org-scoped totals, series and model breakdowns), per org
+# and team (team breakdowns, team-scoped series) and per owner without model (owner
+# breakdowns, owner-scoped totals by day).
 rollup_hourly_models = _rollup("usage_rollup_hourly_models", dims=MODEL_DIMENSIONS)
 rollup_daily_models = _rollup("usage_rollup_daily_models", dims=MODEL_DIMENSIONS)
+TEAM_DIMENSIONS = ("org_id", "team_id")
+rollup_hourly_teams = _rollup("usage_rollup_hourly_teams", dims=TEAM_DIMENSIONS)
+rollup_daily_teams = _rollup("usage_rollup_daily_teams", dims=TEAM_DIMENSIONS)
 rollup_daily_owners = _rollup(
     "usage_rollup_daily_owners",
     *_by_owner("usage_rollup_daily_owners"),
@@ -276,6 +280,8 @@ rollup_daily_owners = _rollup(
 COARSE_ROLLUPS: tuple[tuple[Table, int], ...] = (
     (rollup_hourly_models, 3600),
     (rollup_daily_models, 86_400),
+    (rollup_hourly_teams, 3600),
+    (rollup_daily_teams, 86_400),
     (rollup_daily_owners, 86_400),
 )
 """Coarse rollups and their bucket width; the full ones are ``rollup_hourly``/``_daily``."""

@@ -47,6 +47,8 @@ COARSE = (
     # (table, dimensions, the full rollup it is summed from)
     ("usage_rollup_hourly_models", MODELS, "usage_rollup_hourly"),
     ("usage_rollup_daily_models", MODELS, "usage_rollup_daily"),
+    ("usage_rollup_hourly_teams", ("org_id", "team_id"), "usage_rollup_hourly"),
+    ("usage_rollup_daily_teams", ("org_id", "team_id"), "usage_rollup_daily"),
     ("usage_rollup_daily_owners", OWNERS, "usage_rollup_daily"),
 )
 OWNER_INDEXED = ("usage_rollup_hourly", "usage_rollup_daily", "usage_rollup_daily_owners")
