@@ -1,5 +1,6 @@
-"""Analytics benchmark: N generated usage rows (default 10M) over 30 days on PostgreSQL, rollups
-built from them, then the 30-day dashboard queries through the real analytics service.
+"""Analytics benchmark: N generated usage rows (default 10M) over 90 days on PostgreSQL, rollups
+built from them (full and coarse), then the 30-day dashboard queries of an admin, a team admin
+and a user, and hourly series over 1, 7 and 30 days, through the real analytics service.
 
     python bench/analytics.py --url postgresql+asyncpg://postgres@127.0.0.1:5432/bench_analytics --rows 10000000
 
