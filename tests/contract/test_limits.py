@@ -454,3 +454,25 @@ async def test_redis_unreachable_refuses_with_503_and_settle_does_not_raise(
         assert orphan.closed
     finally:
         await client.aclose()
+
+
+async def test_remaining_reports_free_in_flight_slots(limits: Harness) -> None:
+    checks = [(KEY, LimitSpec(max_parallel=3)), (TEAM, LimitSpec(max_parallel=5, rpm=100))]
+    idle = await limits.limiter.remaining(checks)
+    assert idle.slots is not None
+    assert (idle.slots.limit, idle.slots.remaining, idle.slots.reset_ms) == (3, 3, 0)
+    held = [await reserve(limits.limiter, checks) for _ in range(2)]
+    replica = await limits.make_replica()
+    status = await replica.remaining(checks)
+    assert status.slots is not None and (status.slots.limit, status.slots.remaining) == (3, 1)
+    team = await replica.remaining([(TEAM, LimitSpec(max_parallel=5))])
+    assert team.slots is not None and team.slots.remaining == 3
+    await limits.limiter.settle(held[0], input_tokens=0, output_tokens=0)
+    await limits.limiter.release(held[1])
+    after = await limits.limiter.remaining(checks)
+    assert after.slots is not None and after.slots.remaining == 3
+    # A window-only check reports no slot set; reserve's status (headers) never carries one.
+    assert (await limits.limiter.remaining([(TEAM, LimitSpec(rpm=100))])).slots is None
+    r = await reserve(limits.limiter, checks)
+    assert r.status.slots is None
+    await limits.limiter.release(r)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.coarse_rollups import dimensions
 from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.usage import histogram
@@ -47,7 +48,7 @@ events_st = st.lists(
 
 async def _reset(storage: SqlStorage) -> None:
     async with storage.engine.begin() as conn:
-        for table in (t.usage, t.rollup_hourly, t.rollup_daily):
+        for table in (t.usage, t.rollup_hourly, t.rollup_daily, *(c for c, _ in t.COARSE_ROLLUPS)):
             await conn.execute(table.delete())
 
 
@@ -82,7 +83,7 @@ async def _actual(storage: SqlStorage, table: Any) -> dict[tuple[Any, ...], list
     out = {}
     for r in rows:
         m = r._mapping
-        key = (m["bucket"], *(m[d] for d in t.ROLLUP_DIMENSIONS))
+        key = (m["bucket"], *(m[d] for d in dimensions(table)))
         assert sum(m[c] for c in histogram.COLUMNS) == m["requests"]
         out[key] = [
             m["requests"],
@@ -95,6 +96,24 @@ async def _actual(storage: SqlStorage, table: Any) -> dict[tuple[Any, ...], list
             m["ttft_count"],
         ]
     return out
+
+
+def _projected(
+    full: dict[tuple[Any, ...], list[float]], table: Any
+) -> dict[tuple[Any, ...], list[float]]:
+    """Full-rollup sums (``_expected``) summed again over a coarse table's dimensions."""
+    at = [1 + t.ROLLUP_DIMENSIONS.index(d) for d in dimensions(table)]
+    out: dict[tuple[Any, ...], list[float]] = defaultdict(lambda: [0.0] * 8)
+    for key, sums in full.items():
+        acc = out[(key[0], *(key[i] for i in at))]
+        for i, v in enumerate(sums):
+            acc[i] += v
+    return dict(out)
+
+
+async def _check_coarse(storage: SqlStorage, events: list[UsageEvent]) -> None:
+    for table, width in t.COARSE_ROLLUPS:
+        _close(await _actual(storage, table), _projected(_expected(events, width), table))
 
 
 def _close(a: dict[tuple[Any, ...], list[float]], b: dict[tuple[Any, ...], list[float]]) -> None:
@@ -123,6 +142,7 @@ async def _check(database_url: str, events: list[UsageEvent], batch: int) -> Non
         assert {e.request_id for e in stored} == set(first)
         _close(await _actual(storage, t.rollup_hourly), _expected(stored, 3600))
         _close(await _actual(storage, t.rollup_daily), _expected(stored, 86_400))
+        await _check_coarse(storage, stored)
         async with storage.engine.connect() as conn:
             raw_cost = await conn.scalar(select(func.coalesce(func.sum(t.usage.c.cost_micros), 0)))
             daily_cost = await conn.scalar(
@@ -172,3 +192,44 @@ async def test_the_migration_sums_existing_rows_into_rollups(storage: SqlStorage
     assert hourly == _expected(await storage.usage.recent(limit=1000), 3600)
     assert sum(v[0] for v in (await _actual(storage, t.rollup_daily)).values()) == 100
     assert await storage.spend.spent_since("key:key_a", 0) == sum(range(100))
+
+
+async def test_the_backfill_pages_through_more_rows_than_one_chunk(storage: SqlStorage) -> None:
+    from alembic import command
+
+    from sluice.storage.sql.migrate import _config
+
+    # 12 000 rows: three read pages; hours span pages, and three rows share each timestamp,
+    # so a page ends inside a run of equal created_at values.
+    events = [
+        UsageEvent(
+            f"r{i:05d}",
+            T0 + (i // 3) * 30,
+            "chat",
+            f"key_{i % 7}",
+            f"m{i % 3}",
+            provider="p1",
+            prompt_tokens=i % 50,
+            latency_ms=float(i % 900),
+            ttft_ms=5.0 if i % 2 else None,
+            status=500 if i % 11 == 0 else 200,
+            cost_micros=i,
+            user_id=f"u{i % 7 % 4}",
+            team_id="t1",
+            org_id="o1",
+        )
+        for i in range(12_000)
+    ]
+    for at in range(0, len(events), 2000):
+        await storage.usage.insert_many(events[at : at + 2000])
+    await _check_coarse(storage, events)
+    written_hourly = await _actual(storage, t.rollup_hourly)
+    written_daily = await _actual(storage, t.rollup_daily)
+    async with storage.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_config(c), "0006"))
+    await upgrade_engine(storage.engine)
+    hourly = await _actual(storage, t.rollup_hourly)
+    assert len(hourly) == 714  # 34 hours x 21 (key, model) groups
+    assert hourly == written_hourly == _expected(events, 3600)
+    assert await _actual(storage, t.rollup_daily) == written_daily == _expected(events, 86_400)
+    await _check_coarse(storage, events)  # summed from the full rollups by the migration

@@ -247,7 +247,7 @@ async def test_v1_usage_reports_period_budgets_and_limits(tmp_path: Path) -> Non
         limits = {(lim["level"], lim["name"]): lim for lim in body["limits"]}
         assert limits[("key", "rpm")]["limit"] == 10 and limits[("key", "rpm")]["remaining"] == 8
         assert limits[("key", "tpm_input")]["remaining"] < 100000
-        assert limits[("key", "max_parallel")]["remaining"] is None
+        assert limits[("key", "max_parallel")]["remaining"] == 4  # nothing in flight now
         month = (await client.get("/usage?period=month", headers=key)).json()
         assert month["period"]["name"] == "month"
         bad = await client.get("/v1/usage?period=year", headers=key)

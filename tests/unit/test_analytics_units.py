@@ -1,4 +1,5 @@
-"""Percentiles from the rollup histogram, the cursor codec, body redaction and capture."""
+"""Percentiles from the rollup histogram, the cursor codec, body redaction and capture, and
+which rollup table a query reads."""
 
 from __future__ import annotations
 
@@ -61,3 +62,34 @@ def test_redaction_and_truncation() -> None:
     assert stored.truncated and len(stored.request) == 256 and len(stored.response) == 256
     with pytest.raises(ValueError, match="redact"):
         BodyLoggingConfig(redact=("(",))
+
+
+def test_each_rollup_query_reads_the_smallest_table_that_has_its_columns() -> None:
+    from sluice.analytics.model import Narrow, RollupQuery, Visibility
+    from sluice.storage.sql import tables as t
+    from sluice.storage.sql.analytics import source
+
+    admin = Visibility(everything=True)
+    user = Visibility(user_ids=frozenset({"u1"}), key_ids=frozenset({"k1"}))
+    org_admin = Visibility(org_ids=frozenset({"o1"}))
+
+    def table(width: int, v: Visibility, *, by: tuple[str, ...] = (), **narrow: str) -> str:
+        return source(RollupQuery(width, 0, 1, v, Narrow(**narrow), group_by=by)).name
+
+    assert table(86_400, admin) == t.rollup_daily_models.name
+    assert table(86_400, admin, by=("bucket",)) == t.rollup_daily_models.name
+    assert table(86_400, org_admin, by=("model",)) == t.rollup_daily_models.name
+    assert table(86_400, admin, by=("key_id",)) == t.rollup_daily_owners.name
+    assert table(86_400, admin, by=("team_id",)) == t.rollup_daily_teams.name
+    assert table(86_400, admin, by=("bucket",), team_id="t1") == t.rollup_daily_teams.name
+    team_admin = Visibility(team_ids=frozenset({"t1"}), user_ids=frozenset({"u1"}))
+    assert table(3600, team_admin, by=("bucket",), team_id="t1") == t.rollup_hourly_teams.name
+    assert table(3600, team_admin, by=("bucket",), team_id="t2") == t.rollup_hourly.name
+    assert table(86_400, admin, by=("user_id",), team_id="t1") == t.rollup_daily_owners.name
+    assert table(86_400, user) == t.rollup_daily_owners.name
+    assert table(86_400, user, by=("model",)) == t.rollup_daily.name
+    assert table(86_400, admin, by=("team_id",), model="m") == t.rollup_daily.name
+    assert table(3600, admin, by=("bucket",)) == t.rollup_hourly_models.name
+    assert table(3600, admin, by=("provider",), org_id="o1") == t.rollup_hourly_models.name
+    assert table(3600, admin, by=("user_id",)) == t.rollup_hourly.name
+    assert table(3600, user, by=("bucket",)) == t.rollup_hourly.name

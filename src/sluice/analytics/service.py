@@ -7,6 +7,7 @@ hours at either edge, so a 30-day dashboard reads about 30 rows per group.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import math
@@ -116,10 +117,15 @@ class Analytics:
         self, w: Window, v: Visibility, n: Narrow, group_by: tuple[str, ...], day: bool = False
     ) -> dict[tuple[str | int, ...], Sums]:
         out: dict[tuple[str | int, ...], Sums] = {}
-        for width, start, end in _segments(w):
-            rows = await self._store.rollups(
-                RollupQuery(width, start, end, v, n, group_by=group_by)
+        segments = _segments(w)
+        # The (up to three) segments are independent queries: run them at once.
+        answers = await asyncio.gather(
+            *(
+                self._store.rollups(RollupQuery(width, start, end, v, n, group_by=group_by))
+                for width, start, end in segments
             )
+        )
+        for (width, _, _), rows in zip(segments, answers, strict=True):
             for row in rows:
                 key = row.group
                 if day and width == HOUR_S:

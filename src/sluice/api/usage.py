@@ -155,26 +155,37 @@ class UsageRoute:
         }
 
     async def _limits(self, principal: Principal) -> list[dict[str, Any]]:
-        """Each configured limit alone, so every one reports its own remaining."""
+        """Each configured limit alone, so every one reports its own remaining: the limits
+        every request reserves against (``model: null``), then those of one model."""
+        checks: list[tuple[str | None, str, LimitSpec]] = [
+            (None, scope, spec) for scope, spec in principal.limit_checks
+        ]
+        for name, extra in sorted(principal.model_limits.items()):
+            checks.extend((name, scope, spec) for scope, spec in extra)
         out = []
-        for scope, spec in principal.limit_checks:
+        for model, scope, spec in checks:
             for f in fields(LimitSpec):
                 value = getattr(spec, f.name)
-                if value is None:
-                    continue
-                entry: dict[str, Any] = {
-                    "scope": scope,
-                    "level": scope.partition(":")[0],
-                    "name": f.name,
-                    "limit": value,
-                    "remaining": None,
-                    "reset_ms": None,
-                }
-                if f.name != PARALLEL:  # in-flight slots have no window to report
-                    status = await self._limiter.remaining([(scope, LimitSpec(**{f.name: value}))])
-                    quota = status.requests if f.name in _REQUEST_LIMITS else status.tokens
-                    if quota is not None:
-                        entry["remaining"] = quota.remaining
-                        entry["reset_ms"] = quota.reset_ms
-                out.append(entry)
+                if value is not None:
+                    out.append(await self._limit(scope, model, f.name, value))
         return out
+
+    async def _limit(self, scope: str, model: str | None, name: str, value: int) -> dict[str, Any]:
+        status = await self._limiter.remaining([(scope, LimitSpec(**{name: value}))])
+        if name == PARALLEL:
+            quota = status.slots
+        else:
+            quota = status.requests if name in _REQUEST_LIMITS else status.tokens
+        entry: dict[str, Any] = {
+            "scope": scope,
+            "level": scope.partition(":")[0],
+            "model": model,
+            "name": name,
+            "limit": value,
+            "remaining": None if quota is None else quota.remaining,
+            # In-flight slots have no window: when one frees is not known.
+            "reset_ms": None if quota is None or name == PARALLEL else quota.reset_ms,
+        }
+        if name == PARALLEL and quota is not None:
+            entry["in_flight"] = value - quota.remaining
+        return entry

@@ -39,10 +39,15 @@ class RateLimitStatus:
     ``requests`` is the request-count bucket (``rpm``/``rpd``) with the fewest remaining,
     ``tokens`` the token bucket (input or output, minute or day) with the fewest remaining;
     ``None`` when no such limit applies.
+
+    ``slots`` is the in-flight set (``max_parallel``) with the fewest free slots; only
+    :meth:`Limiter.remaining` fills it (its ``reset_ms`` is 0: when a slot frees is unknown),
+    and it is not sent as a header.
     """
 
     requests: Quota | None = None
     tokens: Quota | None = None
+    slots: Quota | None = None
 
     def headers(self) -> dict[str, str]:
         """``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` as OpenAI sends them."""

@@ -75,8 +75,15 @@ def exceeded(
     return tuple(out)
 
 
-def status(plan: Plan, states: Sequence[window.WindowState], now_ms: int) -> RateLimitStatus:
-    """The request and token buckets with the fewest remaining (ties: the longer reset)."""
+def status(
+    plan: Plan,
+    states: Sequence[window.WindowState],
+    now_ms: int,
+    *,
+    in_flight: Sequence[int] | None = None,
+) -> RateLimitStatus:
+    """The request and token buckets with the fewest remaining (ties: the longer reset);
+    with ``in_flight`` (the count of each of ``plan.slots``) also the fullest slot set."""
     best: list[tuple[int, int, int, int] | None] = [None, None]
     """Per kind (requests, tokens): remaining, -reset_ms, limit, bucket index * 3 + metric."""
     for i, bucket in enumerate(plan.windows):
@@ -98,7 +105,15 @@ def status(plan: Plan, states: Sequence[window.WindowState], now_ms: int) -> Rat
                 if held is None or rank < held:
                     best[kind] = rank
     quotas = [None if b is None else Quota(b[2], b[0], -b[1]) for b in best]
-    return RateLimitStatus(requests=quotas[0], tokens=quotas[1])
+    return RateLimitStatus(requests=quotas[0], tokens=quotas[1], slots=_fullest(plan, in_flight))
+
+
+def _fullest(plan: Plan, in_flight: Sequence[int] | None) -> Quota | None:
+    if in_flight is None or not plan.slots:
+        return None
+    free = [(max(0, s.limit - n), s.limit) for s, n in zip(plan.slots, in_flight, strict=True)]
+    remaining, limit = min(free)
+    return Quota(limit, remaining, 0)
 
 
 def needs_of(input_estimate: int, output_estimate: int) -> tuple[int, int, int]:

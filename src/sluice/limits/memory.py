@@ -156,7 +156,8 @@ class MemoryLimiter:
         now = self._now_ms()
         with self._lock:
             states = [self._peek(b.scope, b.window_ms, now) for b in plan.windows]
-        return evaluate.status(plan, states, now)
+            in_flight = [self._in_flight.get(s.scope, 0) for s in plan.slots]
+        return evaluate.status(plan, states, now, in_flight=in_flight)
 
     def _peek(self, scope: str, window_ms: int, now_ms: int) -> WindowState:
         state = self._windows.get((scope, window_ms))

@@ -68,7 +68,7 @@ class RedisLimiter:
 
     async def _run(
         self, plan: Plan, *, reservation_id: str, needs: tuple[int, int, int], peek: bool
-    ) -> tuple[bool, int, list[evaluate.Failure], list[WindowState]]:
+    ) -> tuple[bool, int, list[evaluate.Failure], list[WindowState], list[int]]:
         keys = [self._window_key(b.scope, b.window_ms) for b in plan.windows]
         keys += [self._slot_key(s.scope) for s in plan.slots]
         args: list[str | int] = [
@@ -98,7 +98,7 @@ class RedisLimiter:
             v = reply[at : at + 7]
             states.append(WindowState(v[0], [v[1], v[3], v[5]], [v[2], v[4], v[6]]))
             at += 7
-        return ok, now, fails, states
+        return ok, now, fails, states, reply[at : at + len(plan.slots)]
 
     async def reserve(
         self,
@@ -112,7 +112,9 @@ class RedisLimiter:
         if not plan:
             return Reservation.empty(input_estimate, output_estimate)
         rid = uuid.uuid4().hex
-        ok, now, fails, states = await self._run(plan, reservation_id=rid, needs=needs, peek=False)
+        ok, now, fails, states, _ = await self._run(
+            plan, reservation_id=rid, needs=needs, peek=False
+        )
         if not ok:
             raise LimitExceeded(
                 evaluate.exceeded(plan, states, fails, now, needs),
@@ -175,5 +177,7 @@ class RedisLimiter:
         plan = make_plan(checks)
         if not plan:
             return RateLimitStatus()
-        _, now, _, states = await self._run(plan, reservation_id="", needs=(0, 0, 0), peek=True)
-        return evaluate.status(plan, states, now)
+        _, now, _, states, in_flight = await self._run(
+            plan, reservation_id="", needs=(0, 0, 0), peek=True
+        )
+        return evaluate.status(plan, states, now, in_flight=in_flight)

@@ -4,18 +4,40 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, and_, false, func, or_, select, true
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Float,
+    Table,
+    and_,
+    cast,
+    false,
+    func,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.analytics.model import LogQuery, Narrow, RollupQuery, RollupRow, Visibility
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.coarse_rollups import dimensions
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.rollups import METRICS
 from sluice.usage.event import UsageEvent
 from sluice.usage.rollup import Sums
 
-_TABLES = {3600: t.rollup_hourly, 86_400: t.rollup_daily}
+_FULL = ((t.rollup_hourly, 3600), (t.rollup_daily, 86_400))
+_SOURCES: dict[int, tuple[tuple[Table, frozenset[str]], ...]] = {
+    width: tuple(
+        (table, frozenset(dimensions(table)))
+        for table, w in (*t.COARSE_ROLLUPS, *_FULL)  # coarse first: fewer rows
+        if w == width
+    )
+    for width in (3600, 86_400)
+}
+_OWNERS = ("org_id", "team_id", "user_id", "key_id")
 _SCALARS = METRICS[:10]
 _FLOATS = frozenset({"latency_ms_sum", "ttft_ms_sum"})
 
@@ -36,12 +58,11 @@ def _visible(table: Table, v: Visibility) -> ColumnElement[bool]:
     return or_(*terms) if terms else false()
 
 
+_NARROWED = ("org_id", "team_id", "user_id", "key_id", "model", "provider")
+
+
 def _narrowed(table: Table, n: Narrow) -> list[ColumnElement[bool]]:
-    return [
-        table.c[name] == value
-        for name in ("org_id", "team_id", "user_id", "key_id", "model", "provider")
-        if (value := getattr(n, name)) is not None
-    ]
+    return [table.c[name] == value for name in _NARROWED if (value := getattr(n, name)) is not None]
 
 
 def _sums(values: Any) -> Sums:
@@ -53,19 +74,56 @@ def _sums(values: Any) -> Sums:
     return s
 
 
+def implied(v: Visibility, n: Narrow) -> Visibility:
+    """``v``, or everything when the filter alone keeps only visible rows (it pins an owner
+    column to one the caller may see, e.g. a team admin's ``scope=team:ID``)."""
+    if v.everything:
+        return v
+    for column, ids in zip(_OWNERS, (v.org_ids, v.team_ids, v.user_ids, v.key_ids), strict=True):
+        if getattr(n, column) in ids:
+            return Visibility(everything=True)
+    return v
+
+
+def source(query: RollupQuery) -> Table:
+    """The smallest rollup table of the query's width that has every column it groups by,
+    filters on or checks visibility with."""
+    needed = {g for g in query.group_by if g != "bucket"}
+    needed |= {name for name in _NARROWED if getattr(query.narrow, name) is not None}
+    v = implied(query.visibility, query.narrow)
+    if not v.everything:
+        needed |= {
+            column
+            for column, ids in zip(
+                _OWNERS, (v.org_ids, v.team_ids, v.user_ids, v.key_ids), strict=True
+            )
+            if ids
+        }
+    for table, dims in _SOURCES[query.width_s]:
+        if needed <= dims:
+            return table
+    raise AssertionError(f"no rollup of width {query.width_s} has {sorted(needed)}")
+
+
+def _summed(table: Table, metric: str) -> ColumnElement[Any]:
+    # PostgreSQL sums BIGINT as NUMERIC (a Decimal per value); back to BIGINT in the query.
+    kind = Float if metric in _FLOATS else BigInteger
+    return cast(func.sum(table.c[metric]), kind)
+
+
 class SqlAnalytics:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def rollups(self, query: RollupQuery) -> list[RollupRow]:
-        table = _TABLES[query.width_s]
+        table = source(query)
         groups = [table.c[g] for g in query.group_by]
         stmt = (
-            select(*groups, *(func.sum(table.c[m]) for m in METRICS))
+            select(*groups, *(_summed(table, m) for m in METRICS))
             .where(
                 table.c.bucket >= query.start,
                 table.c.bucket < query.end,
-                _visible(table, query.visibility),
+                _visible(table, implied(query.visibility, query.narrow)),
                 *_narrowed(table, query.narrow),
             )
             .group_by(*groups)

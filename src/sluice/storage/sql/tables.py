@@ -225,14 +225,14 @@ alerts = Table(
 )
 
 
-def _rollup(name: str, *indexes: Index) -> Table:
-    """Usage summed per bucket (hour or day, epoch seconds) and owner/model/provider; a
-    missing dimension is ``""``. Kept forever (raw rows are purged)."""
+def _rollup(name: str, *indexes: Index, dims: tuple[str, ...] | None = None) -> Table:
+    """Usage summed per bucket (hour or day, epoch seconds) and ``dims`` (default: owner,
+    model, provider); a missing dimension is ``""``. Kept forever (raw rows are purged)."""
     return Table(
         name,
         metadata,
         Column("bucket", BigInteger, primary_key=True),
-        *(Column(d, String(200), primary_key=True) for d in ROLLUP_DIMENSIONS),
+        *(Column(d, String(200), primary_key=True) for d in dims or ROLLUP_DIMENSIONS),
         Column("requests", BigInteger, nullable=False),
         Column("errors", BigInteger, nullable=False),
         Column("prompt_tokens", BigInteger, nullable=False),
@@ -252,14 +252,40 @@ ROLLUP_DIMENSIONS = ("org_id", "team_id", "user_id", "key_id", "model", "provide
 LATENCY_COLUMNS = histogram.COLUMNS
 """One column per latency bucket (``sluice.usage.histogram``)."""
 
-rollup_hourly = _rollup("usage_rollup_hourly")
-rollup_daily = _rollup(
-    "usage_rollup_daily",
-    *(
-        Index(f"ix_usage_rollup_daily_{d}_bucket", d, "bucket")
-        for d in ("org_id", "team_id", "user_id", "key_id")
-    ),
+OWNER_DIMENSIONS = ("org_id", "team_id", "user_id", "key_id")
+MODEL_DIMENSIONS = ("org_id", "model", "provider")
+
+
+def _by_owner(name: str) -> tuple[Index, ...]:
+    """The indexes that serve a query scoped to one org, team, user or key."""
+    return tuple(Index(f"ix_{name}_{d}_bucket", d, "bucket") for d in OWNER_DIMENSIONS)
+
+
+rollup_hourly = _rollup("usage_rollup_hourly", *_by_owner("usage_rollup_hourly"))
+rollup_daily = _rollup("usage_rollup_daily", *_by_owner("usage_rollup_daily"))
+
+# Coarser copies of the same sums, so a dashboard reads few rows: per org and model (no
+# owner below the org; unscoped and org-scoped totals, series and model breakdowns), per org
+# and team (team breakdowns, team-scoped series) and per owner without model (owner
+# breakdowns, owner-scoped totals by day).
+rollup_hourly_models = _rollup("usage_rollup_hourly_models", dims=MODEL_DIMENSIONS)
+rollup_daily_models = _rollup("usage_rollup_daily_models", dims=MODEL_DIMENSIONS)
+TEAM_DIMENSIONS = ("org_id", "team_id")
+rollup_hourly_teams = _rollup("usage_rollup_hourly_teams", dims=TEAM_DIMENSIONS)
+rollup_daily_teams = _rollup("usage_rollup_daily_teams", dims=TEAM_DIMENSIONS)
+rollup_daily_owners = _rollup(
+    "usage_rollup_daily_owners",
+    *_by_owner("usage_rollup_daily_owners"),
+    dims=OWNER_DIMENSIONS,
 )
+COARSE_ROLLUPS: tuple[tuple[Table, int], ...] = (
+    (rollup_hourly_models, 3600),
+    (rollup_daily_models, 86_400),
+    (rollup_hourly_teams, 3600),
+    (rollup_daily_teams, 86_400),
+    (rollup_daily_owners, 86_400),
+)
+"""Coarse rollups and their bucket width; the full ones are ``rollup_hourly``/``_daily``."""
 
 bodies = Table(
     "usage_bodies",
