@@ -116,6 +116,8 @@ async def test_every_usage_field_round_trips_and_long_text_is_cut(storage: SqlSt
         org_id="o1",
         error_message="x" * 1500,
         end_user="e" * 300,
+        upstream_ms=812.25,
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
     )
     bare = UsageEvent("req_bare", 1_700_000_000.0, "embeddings", None, None)
     await storage.usage.insert_many([full, bare, full])

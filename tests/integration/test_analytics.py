@@ -197,6 +197,8 @@ body_logging:
         assert app.runtime is not None
         await app.runtime.usage.flush()
         detail = (await client.get(f"{A}/requests/{logged}")).json()
+        assert detail["trace_id"] == resp.headers["x-sluice-trace-id"]
+        assert 0 <= detail["upstream_ms"] <= detail["latency_ms"]
         body = detail["body"]
         assert body is not None and not body["truncated"]
         for secret in ("sk-abcdefghijklmnop123", "abcdefghijk123", "hunter2", "secret-42"):

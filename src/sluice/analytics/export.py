@@ -28,8 +28,10 @@ COLUMNS = (
     "cost_usd",
     "latency_ms",
     "ttft_ms",
+    "upstream_ms",
     "streamed",
     "attempts",
+    "trace_id",
 )
 
 
@@ -53,8 +55,10 @@ def _cells(e: UsageEvent) -> list[object]:
         f"{e.cost_micros / 1e6:.6f}" if e.cost_micros is not None else "",
         f"{e.latency_ms:.1f}",
         f"{e.ttft_ms:.1f}" if e.ttft_ms is not None else "",
+        f"{e.upstream_ms:.1f}",
         int(e.streamed),
         e.attempts,
+        e.trace_id or "",
     ]
 
 

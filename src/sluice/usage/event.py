@@ -44,14 +44,15 @@ class UsageEvent:
     team_id: str | None = None
     org_id: str | None = None
     trace_id: str | None = None
-    """W3C trace id (32 hex digits): the caller's ``traceparent`` one, else fresh. Not
-    stored on the row; logged on the access line."""
+    """W3C trace id (32 hex digits): the caller's ``traceparent`` one, else fresh; stored
+    on the row and logged on the access line."""
     parent_span: str | None = None
     """The caller's ``traceparent`` parent id, when it sent one."""
     trace_flags: str = "00"
     """The caller's trace flags (``01``: sampled)."""
     upstream_ms: float = 0.0
-    """Time spent waiting on upstream calls, every attempt added up."""
+    """Time spent waiting on upstream calls, every attempt added up (0 on rows written
+    before it was recorded, and when no upstream was called)."""
     want_metadata: bool = False
     """The answer carries the ``sluice`` metadata object (header or config opt-in)."""
     bodies: BodyCapture | None = None

@@ -87,6 +87,10 @@ class RequestOut(BaseModel):
     cost_micros: int | None
     latency_ms: float
     ttft_ms: float | None
+    upstream_ms: float
+    """Time spent waiting on upstreams (every attempt); the rest of ``latency_ms`` is the
+    gateway's own time, retry back-off included."""
+    trace_id: str | None
     streamed: bool
     partial: bool
     attempts: int

@@ -177,4 +177,5 @@ class SqlAnalytics:
 def _event(row: Any) -> UsageEvent:
     data = dict(row._mapping)
     data["created_at"] = _ts(data["created_at"])
+    data["upstream_ms"] = data.get("upstream_ms") or 0.0
     return UsageEvent(**data)

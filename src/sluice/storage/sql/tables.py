@@ -168,6 +168,8 @@ usage = Table(
     Column("user_id", String(32)),
     Column("team_id", String(32)),
     Column("org_id", String(32)),
+    Column("upstream_ms", Float),
+    Column("trace_id", String(32)),
     Index("ix_usage_events_created_at", "created_at"),
     Index("ix_usage_events_key_id_created_at", "key_id", "created_at"),
     Index("ix_usage_events_user_id_created_at", "user_id", "created_at"),
@@ -315,5 +317,5 @@ console_sessions = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 """The newest migration; a test checks it against the migration scripts."""

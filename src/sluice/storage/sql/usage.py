@@ -44,6 +44,7 @@ class SqlUsage:
             for r in rows:
                 data = dict(r._mapping)
                 data["created_at"] = _ts(data["created_at"])
+                data["upstream_ms"] = data.get("upstream_ms") or 0.0
                 out.append(UsageEvent(**data))
             return out
 

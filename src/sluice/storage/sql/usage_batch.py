@@ -58,6 +58,8 @@ USAGE_COLUMNS = (
     "user_id",
     "team_id",
     "org_id",
+    "upstream_ms",
+    "trace_id",
 )
 """Every column of ``usage_events``, in the order of the row tuples below."""
 
@@ -104,6 +106,8 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.user_id,
         e.team_id,
         e.org_id,
+        e.upstream_ms,
+        e.trace_id,
     )
 
 
@@ -146,6 +150,7 @@ _PG_USAGE_TYPES = {
     "partial": "bool",
     "attempts": "int4",
     "cost_micros": "int8",
+    "upstream_ms": "float8",
 }
 
 
