@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from sluice.storage.sql.repository import SqlStorage
 
 app = typer.Typer(
-    help="Sluice: a self-hosted AI gateway (OpenAI-compatible) with keys, usage and routing.",
+    help=(
+        "Sluice: a self-hosted AI gateway (OpenAI- and Anthropic-compatible) with keys, teams,"
+        " limits, budgets, routing, analytics and a web console."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -83,7 +86,7 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port.")] = 4000,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
 ) -> None:
-    """Run migrations, then serve the gateway (data plane, admin API, health)."""
+    """Run migrations, then serve the gateway: data plane, admin API, web console, metrics."""
     import uvicorn
 
     from sluice.auth.service import bootstrap_master_key
