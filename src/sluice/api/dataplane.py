@@ -32,7 +32,7 @@ from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
-from sluice.observability.tracing import Tracing, new_trace_id, parse_traceparent
+from sluice.observability.tracing import Tracing, parse_traceparent
 from sluice.pipeline import relay
 from sluice.pipeline.attempt import record_error
 from sluice.pipeline.dialects.base import Dialect
@@ -49,6 +49,15 @@ log = logging.getLogger("sluice.api")
 
 def new_request_id() -> str:
     return "req_" + os.urandom(10).hex()
+
+
+def _new_ids(traceparent: bytes | None) -> tuple[str, str, tuple[str, str, str] | None]:
+    """The request id, the trace id and the caller's parsed ``traceparent`` (if valid); one
+    ``getrandom`` call gives both random ids (a syscall per id showed up in profiles)."""
+    parent = parse_traceparent(traceparent) if traceparent else None
+    rnd = os.urandom(26).hex()
+    trace_id = rnd[20:] if parent is None else parent[0]
+    return "req_" + rnd[:20], trace_id, parent
 
 
 Prepare = Callable[[ProviderRequest, Principal], Awaitable[ProviderRequest]]
@@ -141,9 +150,8 @@ class DataPlane:
         provider that speaks the dialect natively; ``prepare`` completes a parsed request
         with what it refers to (e.g. a previous response)."""
         started = time.perf_counter()
-        request_id = new_request_id()
         seen = self._scan(scope)
-        trace_id, parent = _trace_of(seen.traceparent)
+        request_id, trace_id, parent = _new_ids(seen.traceparent)
         base = [(b"x-request-id", request_id.encode()), (TRACE_HEADER, trace_id.encode())]
         principal = await _authenticated(self._keys, seen, send, base, dialect)
         if principal is None:
@@ -247,12 +255,6 @@ def _start_span(tracing: Tracing, ev: UsageEvent, base: list[tuple[bytes, bytes]
     span_and_token = tracing.start_request(ev)
     base[1] = (TRACE_HEADER, str(ev.trace_id).encode())  # a root span has its own id
     return span_and_token
-
-
-def _trace_of(traceparent: bytes | None) -> tuple[str, tuple[str, str, str] | None]:
-    """The request's trace id and the caller's parsed ``traceparent`` (if valid)."""
-    parent = parse_traceparent(traceparent) if traceparent else None
-    return (new_trace_id() if parent is None else parent[0]), parent
 
 
 def _too_large(limit: int) -> GatewayError:
