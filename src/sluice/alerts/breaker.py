@@ -86,14 +86,12 @@ class BreakerWatch:
                 ),
                 created_at=now,
                 deployment=dep.key,
-                details={
-                    "model": dep.model,
-                    "provider": dep.provider,
-                    "upstream_model": dep.upstream_model,
-                    "state": state.state,
-                    "retry_at": state.retry_at,
-                    "consecutive_failures": state.consecutive_failures,
-                },
+                details=_details(
+                    dep,
+                    state=state.state,
+                    retry_at=state.retry_at,
+                    consecutive_failures=state.consecutive_failures,
+                ),
             )
         )
 
@@ -112,12 +110,18 @@ class BreakerWatch:
                 ),
                 created_at=now,
                 deployment=dep.key,
-                details={
-                    "model": dep.model,
-                    "provider": dep.provider,
-                    "upstream_model": dep.upstream_model,
-                    "opened_alert_id": latest.id,
-                    "open_s": round(now - latest.created_at, 3),
-                },
+                details=_details(
+                    dep, opened_alert_id=latest.id, open_s=round(now - latest.created_at, 3)
+                ),
             )
         )
+
+
+def _details(dep: WatchedDeployment, **extra: object) -> dict[str, object]:
+    """An alert's structured fields: the deployment's identity, then ``extra``."""
+    return {
+        "model": dep.model,
+        "provider": dep.provider,
+        "upstream_model": dep.upstream_model,
+        **extra,
+    }
