@@ -123,6 +123,7 @@ class Analytics:
         v: Visibility,
         n: Narrow,
         group_by: tuple[str, ...],
+        *,
         day: bool = False,
         among: frozenset[str] | None = None,
     ) -> dict[tuple[str | int, ...], Sums]:
