@@ -85,6 +85,13 @@ async def test_summary_breakdown_and_series_agree(tmp_path: Path) -> None:
         assert not models["truncated"]
         cut = await _get(w, "ua", f"{A}/breakdown?by=model&limit=1")
         assert len(cut["data"]) == 1 and cut["truncated"]
+        # Keys and users are ranked in the store: the same totals, the same flag.
+        for by in ("key", "user"):
+            whole = await _get(w, "ua", f"{A}/breakdown?by={by}")
+            assert sum(g["requests"] for g in whole["data"]) == 6 and not whole["truncated"]
+            top = await _get(w, "ua", f"{A}/breakdown?by={by}&limit=1")
+            assert top["data"] == whole["data"][:1]
+            assert top["truncated"] == (len(whole["data"]) > 1)
         for interval, points in (("day", 30), ("hour", 720)):
             series = await _get(w, "ua", f"{A}/series?interval={interval}")
             assert len(series["data"]) in (points, points + 1)
@@ -150,6 +157,9 @@ async def test_request_log_pages_filters_and_csv(tmp_path: Path) -> None:
         ("summary?scope=planet:earth", "scope"),
         ("summary?scope=team", "scope"),
         ("breakdown?by=model&limit=5000", "limit"),
+        ("breakdown?by=key&limit=0", "limit"),
+        ("breakdown?by=user&limit=-3", "limit"),
+        ("breakdown?by=key&limit=ten", "limit"),
     ],
 )
 async def test_bad_parameters_are_400_naming_the_parameter(

@@ -42,6 +42,8 @@ class RollupQuery:
     visibility: Visibility
     narrow: Narrow
     group_by: tuple[str, ...] = ()
+    among: frozenset[str] | None = None
+    """Only these values of the (one, non-``bucket``) group column (``None``: any)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,10 @@ BREAKDOWNS = {
     "key": "key_id",
 }
 INTERVALS = {"hour": HOUR_S, "day": DAY_S}
+RANKED_IN_STORE = frozenset({"user_id", "key_id"})
+"""Breakdown columns with thousands of groups: the store ranks them on cost and requests
+alone and only the top groups' full sums are read (the others have tens of groups: one
+query with every sum is cheaper than two)."""
 
 
 def metrics(s: Sums) -> Metrics:
@@ -114,21 +118,26 @@ class Analytics:
         return Window(start_s, end_s)
 
     async def _sum(
-        self, w: Window, v: Visibility, n: Narrow, group_by: tuple[str, ...], day: bool = False
+        self,
+        w: Window,
+        v: Visibility,
+        n: Narrow,
+        group_by: tuple[str, ...],
+        *,
+        day: bool = False,
+        among: frozenset[str] | None = None,
     ) -> dict[tuple[str | int, ...], Sums]:
         out: dict[tuple[str | int, ...], Sums] = {}
-        segments = _segments(w)
+        queries = [
+            RollupQuery(width, start, end, v, n, group_by=group_by, among=among)
+            for width, start, end in _segments(w)
+        ]
         # The (up to three) segments are independent queries: run them at once.
-        answers = await asyncio.gather(
-            *(
-                self._store.rollups(RollupQuery(width, start, end, v, n, group_by=group_by))
-                for width, start, end in segments
-            )
-        )
-        for (width, _, _), rows in zip(segments, answers, strict=True):
+        answers = await asyncio.gather(*(self._store.rollups(q) for q in queries))
+        for q, rows in zip(queries, answers, strict=True):
             for row in rows:
                 key = row.group
-                if day and width == HOUR_S:
+                if day and q.width_s == HOUR_S:
                     key = (int(key[0]) // DAY_S * DAY_S, *key[1:])
                 if key in out:
                     out[key].merge(row.sums)
@@ -147,12 +156,20 @@ class Analytics:
         column = BREAKDOWNS.get(by)
         if column is None:
             raise BadRequest(f"by must be one of {', '.join(BREAKDOWNS)}", param="by")
-        sums = await self._sum(w, v, n, (column,))
+        among = None
+        cut: bool | None = None
+        if column in RANKED_IN_STORE:
+            queries = [RollupQuery(*seg, v, n, group_by=(column,)) for seg in _segments(w)]
+            top = await self._store.top(queries, limit + 1)
+            cut = len(top) > limit
+            if cut:  # the full sums of the top groups only
+                among = frozenset(top[:limit])
+        sums = await self._sum(w, v, n, (column,), among=among)
         ordered = sorted(
             sums.items(), key=lambda kv: (-kv[1].cost_micros, -kv[1].requests, str(kv[0][0]))
         )
         rows = [(str(k[0]) or None, metrics(s)) for k, s in ordered[:limit]]
-        return rows, len(ordered) > limit
+        return rows, bool(cut) or len(ordered) > limit
 
     async def series(
         self, w: Window, v: Visibility, n: Narrow, *, interval: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -16,6 +17,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -111,6 +113,19 @@ def _summed(table: Table, metric: str) -> ColumnElement[Any]:
     return cast(func.sum(table.c[metric]), kind)
 
 
+def _where(table: Table, query: RollupQuery) -> list[ColumnElement[bool]]:
+    where = [
+        table.c.bucket >= query.start,
+        table.c.bucket < query.end,
+        _visible(table, implied(query.visibility, query.narrow)),
+        *_narrowed(table, query.narrow),
+    ]
+    if query.among is not None:
+        (column,) = (g for g in query.group_by if g != "bucket")
+        where.append(table.c[column].in_(sorted(query.among)))
+    return where
+
+
 class SqlAnalytics:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -120,12 +135,7 @@ class SqlAnalytics:
         groups = [table.c[g] for g in query.group_by]
         stmt = (
             select(*groups, *(_summed(table, m) for m in METRICS))
-            .where(
-                table.c.bucket >= query.start,
-                table.c.bucket < query.end,
-                _visible(table, implied(query.visibility, query.narrow)),
-                *_narrowed(table, query.narrow),
-            )
+            .where(*_where(table, query))
             .group_by(*groups)
         )
         async with self._engine.connect() as conn:
@@ -134,6 +144,35 @@ class SqlAnalytics:
         return [
             RollupRow(tuple(r[:n]), _sums(r[n:])) for r in rows if r[n] is not None and r[n] > 0
         ]
+
+    async def top(self, queries: Sequence[RollupQuery], limit: int) -> list[str]:
+        # One statement over every segment: only the group column and the two ordering
+        # sums are read, ordered and cut in the database.
+        (column,) = queries[0].group_by
+        parts = []
+        for q in queries:
+            table = source(q)
+            parts.append(
+                select(
+                    table.c[column].label("g"),
+                    table.c.cost_micros.label("c"),
+                    table.c.requests.label("r"),
+                ).where(*_where(table, q))
+            )
+        rows = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+        value: ColumnElement[Any] = rows.c.g
+        if self._engine.dialect.name == "postgresql":
+            value = value.collate("C")  # code-point order, as SQLite's and Python's
+        requests = func.sum(rows.c.r)
+        stmt = (
+            select(rows.c.g)
+            .group_by(rows.c.g)
+            .having(requests > 0)
+            .order_by(func.sum(rows.c.c).desc(), requests.desc(), value)
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [str(g) for g in (await conn.scalars(stmt)).all()]
 
     async def log(self, query: LogQuery) -> list[UsageEvent]:
         u = t.usage
