@@ -71,7 +71,7 @@ async def test_top_groups_from_the_store_match_the_raw_rows(storage: SqlStorage,
         writer.record(e)
     await writer.close()
     a = Analytics(storage.analytics, FakeClock(NOW))
-    w = a.window(None, None)
+    w = a.window(None, datetime.fromtimestamp(NOW, UTC))  # 30 days to now: part-day edges
     assert w.start % DAY != 0 and w.end % DAY != 0
     everything = Visibility(everything=True)
     for by, attr, n in (("key", "key_id", len(KEYS)), ("user", "user_id", len(USERS))):

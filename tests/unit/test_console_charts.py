@@ -87,15 +87,20 @@ def test_presets_and_intervals() -> None:
     assert (day.end - day.start, day.interval, day.preset) == (86_400, "hour", "24h")
     month = parse_range(QueryParams(""), NOW)
     assert (month.preset, month.interval) == ("30d", "day")
+    # Whole UTC days ending with today, so the daily rollups answer the range alone.
+    assert month.start == datetime(2026, 2, 14, tzinfo=UTC).timestamp()
+    assert month.end == datetime(2026, 3, 16, tzinfo=UTC).timestamp()
+    assert (month.from_value, month.to_value) == ("2026-02-14", "2026-03-15")
 
 
-def test_dates_are_utc_days_with_to_inclusive_and_capped_at_now() -> None:
+def test_dates_are_utc_days_with_to_inclusive() -> None:
     r = parse_range(QueryParams("from=2026-03-01&to=2026-03-02"), NOW)
     assert r.start == datetime(2026, 3, 1, tzinfo=UTC).timestamp()
     assert r.end == datetime(2026, 3, 3, tzinfo=UTC).timestamp()
     assert r.interval == "hour"  # two days
     today = parse_range(QueryParams("from=2026-03-10"), NOW)
-    assert today.end == NOW and today.interval == "day" and today.to_value == "2026-03-15"
+    assert today.end == datetime(2026, 3, 16, tzinfo=UTC).timestamp()
+    assert today.interval == "day" and today.to_value == "2026-03-15"
 
 
 @pytest.mark.parametrize(

@@ -105,8 +105,13 @@ class Analytics:
         self._clock = clock
 
     def window(self, start: datetime | None, end: datetime | None) -> Window:
-        """The hour-aligned range; by default the last 30 days up to the current hour's end."""
-        end_s = math.ceil((end.timestamp() if end else self._clock.now()) / HOUR_S) * HOUR_S
+        """The hour-aligned range. By default the 30 UTC days ending with today (today
+        included, so far): whole days, which the daily rollups answer alone; a range with
+        part-days at its edges reads those hours from the (much larger) hourly rollups."""
+        if end is None:
+            end_s = (int(self._clock.now()) // DAY_S + 1) * DAY_S
+        else:
+            end_s = math.ceil(end.timestamp() / HOUR_S) * HOUR_S
         if start is None:
             start_s = end_s - DEFAULT_DAYS * DAY_S
         else:

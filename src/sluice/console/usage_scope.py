@@ -22,7 +22,8 @@ from sluice.tenancy import rules
 
 DAY_S = 86_400
 PRESETS = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
-"""Preset ranges (days back from now)."""
+"""Preset ranges: ``24h`` is the last 24 hours; the others are whole UTC days ending with
+today (today so far included)."""
 DEFAULT_PRESET = "30d"
 DEFAULT_DAYS_BACK = 29
 """A ``from`` left empty: 30 days ending with ``to``."""
@@ -65,7 +66,8 @@ def _day(params: QueryParams, name: str) -> date | None:
 
 
 def parse_range(params: QueryParams, now: float) -> DateRange:
-    """``range=24h|7d|30d|90d`` (up to now), or ``from``/``to`` dates (UTC, ``to``
+    """``range=24h|7d|30d|90d`` (the last 24 hours, or whole days up to today), or
+    ``from``/``to`` dates (UTC, ``to``
     inclusive; a missing ``to`` is today, a missing ``from`` 30 days before ``to``).
     Default: the last 30 days."""
     first, last = _day(params, "from"), _day(params, "to")
@@ -74,9 +76,14 @@ def parse_range(params: QueryParams, now: float) -> DateRange:
         preset = preset or DEFAULT_PRESET
         if preset not in PRESETS:
             raise BadRequest(f"range must be one of {', '.join(PRESETS)}", param="range")
-        start, end = now - PRESETS[preset] * DAY_S, now
         today = datetime.fromtimestamp(now, UTC).date()
-        first = datetime.fromtimestamp(start, UTC).date()
+        if PRESETS[preset] == 1:
+            start, end = now - DAY_S, now  # the last 24 hours, drawn per hour
+            first = datetime.fromtimestamp(start, UTC).date()
+        else:
+            # Whole UTC days ending with today: the daily rollups answer them alone.
+            first = today - timedelta(days=PRESETS[preset] - 1)
+            start, end = _midnight(first), _midnight(today + timedelta(days=1))
         return DateRange(start, end, _interval(start, end), preset, str(first), str(today))
     today = datetime.fromtimestamp(now, UTC).date()
     last = last or today
@@ -85,11 +92,14 @@ def parse_range(params: QueryParams, now: float) -> DateRange:
         raise BadRequest("from must be on or before to", param="from")
     if (last - first).days + 1 > MAX_DAYS:
         raise BadRequest(f"the range is longer than {MAX_DAYS} days", param="from")
-    start = datetime.combine(first, datetime.min.time(), UTC).timestamp()
-    end = min(datetime.combine(last + timedelta(days=1), datetime.min.time(), UTC).timestamp(), now)
-    if end <= start:
+    start, end = _midnight(first), _midnight(last + timedelta(days=1))
+    if start > now:
         raise BadRequest("from is in the future", param="from")
     return DateRange(start, end, _interval(start, end), None, str(first), str(last))
+
+
+def _midnight(day: date) -> float:
+    return datetime.combine(day, datetime.min.time(), UTC).timestamp()
 
 
 def _interval(start: float, end: float) -> str:

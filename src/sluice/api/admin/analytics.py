@@ -73,11 +73,13 @@ def router(ctx: AdminContext) -> APIRouter:
         start: Annotated[
             datetime | None,
             Query(
-                alias="from", description="ISO 8601 start (UTC when no zone); default 30 days ago"
+                alias="from",
+                description="ISO 8601 start (UTC when no zone); default 30 days before `to`",
             ),
         ] = None,
         end: Annotated[
-            datetime | None, Query(alias="to", description="ISO 8601 end; default now")
+            datetime | None,
+            Query(alias="to", description="ISO 8601 end; default the end of today (UTC)"),
         ] = None,
         scope: Annotated[
             str | None, Query(description="global, org:ID, team:ID, user:ID or key:ID")
