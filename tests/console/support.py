@@ -6,11 +6,13 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
 from sluice.app import SluiceApp
 from sluice.auth.passwords import Passwords
+from tests.integration.test_tenancy import World, build_world
 
 PASSWORD = "correct horse battery"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -68,3 +70,18 @@ async def signed_in(app: SluiceApp, email: str) -> AsyncIterator[Browser]:
         landing = await b.get("/ui/keys")
         assert landing.status_code == 200, landing.text
         yield b
+
+
+@asynccontextmanager
+async def console_world(tmp_path: Path) -> AsyncIterator[World]:
+    """The tenancy test world plus an admin person (``root``) and a console password for
+    everyone who signs in."""
+    async with build_world(tmp_path) as w:
+        made = await w.call(
+            "admin", "POST", "/api/v1/users", {"email": "root@example.org", "name": "Root"}
+        )
+        w.ids["root"] = made.json()["id"]
+        await w.call("admin", "PUT", "/api/v1/users/{root}/admin")
+        for name in ("oa", "ta", "ua", "ub", "root"):
+            await set_password(w.app, w.ids[name])
+        yield w

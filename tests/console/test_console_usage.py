@@ -11,20 +11,13 @@ from pathlib import Path
 import pytest
 
 from sluice.console import pages_requests
-from tests.console.support import set_password, signed_in
-from tests.integration.test_tenancy import CHAT, World, build_world
+from tests.console.support import console_world, signed_in
+from tests.integration.test_tenancy import CHAT, World
 
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    async with build_world(tmp_path) as w:
-        made = await w.call(
-            "admin", "POST", "/api/v1/users", {"email": "root@example.org", "name": "Root"}
-        )
-        w.ids["root"] = made.json()["id"]
-        await w.call("admin", "PUT", "/api/v1/users/{root}/admin")
-        for name in ("oa", "ta", "ua", "ub", "root"):
-            await set_password(w.app, w.ids[name])
+    async with console_world(tmp_path) as w:
         other = await w.call("ub", "POST", "/v1/chat/completions", CHAT)
         assert other.status_code == 200
         w.ids["req_ub"] = other.headers["x-request-id"]
