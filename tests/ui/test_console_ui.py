@@ -7,6 +7,7 @@ from typing import Any
 
 import openai
 import pytest
+from playwright.sync_api import expect
 
 from tests.ui.conftest import UiWorld, sign_in
 
@@ -117,7 +118,7 @@ def test_playground_streams_with_latency_and_request_id(context: Any, ui_world: 
     page.fill("#pg-key", key["key"])
     page.fill("#pg-message", "Say hello")
     page.click("#pg-send")
-    page.wait_for_function("document.querySelector('[data-stat=latency]').textContent !== '—'")
+    expect(page.locator('[data-stat="latency"]')).not_to_have_text("—", timeout=15_000)
     assert page.inner_text("#pg-output").strip()
     assert page.inner_text('[data-stat="ttft"]').endswith("ms")
     assert page.inner_text('[data-stat="request_id"]') != "—"
