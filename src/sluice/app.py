@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import importlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 
-from sluice.api.admin import build_admin_app
 from sluice.api.dataplane import DataPlane
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
@@ -21,7 +22,6 @@ from sluice.api.responses import ResponsesRoutes
 from sluice.api.usage import UsageRoute
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
-from sluice.console.app import build_console
 from sluice.errors import ErrorKind, GatewayError
 from sluice.lifespan import Runtime, open_runtime
 from sluice.settings import Settings, load_settings
@@ -144,14 +144,17 @@ class SluiceApp:
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
-        self._control = build_admin_app(rt)
-        self._console = build_console(rt, rt.storage.console)
+        self._control = _Lazy(lambda: _build("sluice.api.admin", "build_admin_app", rt))
+        self._console = _Lazy(
+            lambda: _build("sluice.console.app", "build_console", rt, rt.storage.console)
+        )
         self.runtime = rt
         # Everything allocated so far (modules, config, the admin app) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stall the loop
         # for tens of milliseconds under load.
         gc.collect()
         gc.freeze()
+        threading.Thread(target=_preimport, name="sluice-preimport", daemon=True).start()
         return rt
 
     async def shutdown(self) -> None:
@@ -176,6 +179,42 @@ class SluiceApp:
                 await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+CONTROL_MODULES = ("sluice.api.admin", "sluice.console.app")
+"""The control plane (FastAPI admin API, console): imported after start-up, off the data
+plane's path to its first answer."""
+
+
+def _preimport() -> None:
+    """Import the control plane on a thread once the gateway serves: the event loop keeps
+    answering meanwhile, and the first admin or console request finds it loaded."""
+    for name in CONTROL_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # pragma: no cover - the request that needs it reports the error
+            log.debug("pre-import of %s failed", name, exc_info=True)
+
+
+def _build(module: str, factory: str, *args: object) -> Handler:
+    built: Handler = getattr(importlib.import_module(module), factory)(*args)
+    return built
+
+
+class _Lazy:
+    """An ASGI app built on its first request."""
+
+    __slots__ = ("_app", "_build")
+
+    def __init__(self, build: Callable[[], Handler]) -> None:
+        self._build = build
+        self._app: Handler | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app
+        if app is None:
+            app = self._app = self._build()
+        await app(scope, receive, send)
 
 
 async def _to_console(send: Send) -> None:

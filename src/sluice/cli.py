@@ -146,6 +146,9 @@ def serve(
             loop="uvloop",
             http="httptools",
             access_log=False,
+            # Forwarded headers are read by the console alone, and only when
+            # SLUICE_CONSOLE_TRUST_PROXY_HEADERS says so (one setting, one place).
+            proxy_headers=False,
             log_level=settings.log_level,
             log_config=uvicorn_log_config(fmt=settings.log_format, level=settings.log_level),
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),

@@ -18,20 +18,17 @@ from sluice.budgets import seed_budgets
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
 from sluice.budgets.pricing import Pricer
-from sluice.budgets.redis import RedisBudgets
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.crypto import Sealer
 from sluice.errors import GatewayError
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
-from sluice.limits.redis import RedisLimiter
 from sluice.observability.wiring import Observability, build_observability
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider
 from sluice.providers.registry import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
-from sluice.routing.breaker_redis import RedisBreakers
 from sluice.routing.health import DeploymentStats
 from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
@@ -47,6 +44,8 @@ from sluice.usage.writer import UsageWriter
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+
+    from sluice.routing.breaker_redis import RedisBreakers
 
 log = logging.getLogger("sluice")
 
@@ -228,7 +227,10 @@ def _retention(rt: Runtime) -> Retention:
 
 def _governance(clock: Clock, redis: Any) -> tuple[Limiter, BudgetStore]:
     """Rate limits and budgets: in this process, or shared through Redis."""
-    if redis is not None:
+    if redis is not None:  # the Redis client is imported only when one is configured
+        from sluice.budgets.redis import RedisBudgets
+        from sluice.limits.redis import RedisLimiter
+
         return RedisLimiter(redis), RedisBudgets(redis, clock)
     return MemoryLimiter(clock), MemoryBudgets(clock)
 
@@ -239,6 +241,8 @@ def _router(
     breaker_config = BreakerConfig.from_settings(config.routing.breaker)
     breakers: MemoryBreakers | RedisBreakers
     if redis is not None:
+        from sluice.routing.breaker_redis import RedisBreakers
+
         keys = [d.key for e in table.entries for d in e.deployments]
         breakers = RedisBreakers(redis, clock, breaker_config, keys=keys)
     else:
@@ -294,7 +298,7 @@ async def _background(
     ]
     if rt.redis is not None:
         tasks.append(spawn_in(group, _listen_keys(rt, rt.redis), name="key-listen"))
-    if isinstance(breakers, RedisBreakers):
+    if not isinstance(breakers, MemoryBreakers):
         try:
             await breakers.sync()  # start from the breakers the other replicas see
         except Exception:

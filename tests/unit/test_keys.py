@@ -101,6 +101,32 @@ def test_revocation_through_put_is_immediate() -> None:
         cache.authenticate(new.secret)
 
 
+def test_a_proven_key_is_not_hashed_again_but_a_rotation_still_refuses_it() -> None:
+    clock = FakeClock()
+    old, cache = keys.generate(), KeyCache(clock, master_hash=keys.hash_key("root-secret"))
+    cache.put(_record(old.secret))
+    calls: list[str] = []
+    real = keys.hash_key
+
+    def counting(token: str) -> str:
+        calls.append(token)
+        return real(token)
+
+    keys.hash_key = counting  # type: ignore[assignment]
+    try:
+        for _ in range(3):
+            cache.authenticate(old.secret)
+            assert cache.authenticate("root-secret") is MASTER
+        assert calls == [old.secret, "root-secret"]
+        new = keys.generate(old.public_id)  # rotated, no grace period
+        cache.put(_record(new.secret))
+        with pytest.raises(GatewayError, match="invalid API key"):
+            cache.authenticate(old.secret)
+        assert cache.authenticate(new.secret).key_id == f"key_{old.public_id}"
+    finally:
+        keys.hash_key = real  # type: ignore[assignment]
+
+
 @pytest.mark.parametrize(
     ("authorization", "x_api_key", "expected"),
     [

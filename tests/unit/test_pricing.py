@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluice.budgets import Cost, Pricer
 from sluice.budgets.pricing import Rates
@@ -143,3 +145,23 @@ def test_pricing_never_touches_the_network(monkeypatch: pytest.MonkeyPatch) -> N
     fresh.preload([("openai", "gpt-4.1-mini"), ("anthropic", "claude-3-5-haiku")])
     assert fresh.cost(Usage(10, 10), provider="openai", model="gpt-4.1-mini").priced
     assert fresh.cost(Usage(10, 10), provider="google", model="gemini-1.5-pro").priced
+
+
+@settings(max_examples=300)
+@given(
+    rates=st.lists(
+        st.decimals(min_value=0, max_value=1000, places=9, allow_nan=False), min_size=4, max_size=4
+    ),
+    split=st.tuples(*[st.integers(min_value=0, max_value=10**8)] * 4),
+)
+def test_integer_pricing_equals_decimal_pricing(rates: list[Decimal], split: Any) -> None:
+    r = Rates(*rates)
+    exact = sum((n * rate for n, rate in zip(split, rates, strict=True)), Decimal(0))
+    assert r.micros(split) == int(exact.to_integral_value(ROUND_HALF_UP))
+
+
+def test_rates_beyond_the_integer_scale_fall_back_to_decimal() -> None:
+    fine = Decimal("0.0000000000001")  # 13 decimals
+    r = Rates(fine, fine, fine, Decimal("1"))
+    assert r._scaled is None
+    assert r.micros((10**13, 0, 0, 2)) == 3

@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
+from random import getrandbits as _getrandbits
 from typing import Any
 
 import orjson
@@ -52,10 +53,13 @@ def new_request_id() -> str:
 
 
 def _new_ids(traceparent: bytes | None) -> tuple[str, str, tuple[str, str, str] | None]:
-    """The request id, the trace id and the caller's parsed ``traceparent`` (if valid); one
-    ``getrandom`` call gives both random ids (a syscall per id showed up in profiles)."""
+    """The request id, the trace id and the caller's parsed ``traceparent`` (if valid).
+
+    Both come from one draw of the process's PRNG (reseeded by Python in every forked
+    worker): ids must be unique and unguessable enough to not collide, not secret, and a
+    ``getrandom`` syscall per request showed up in profiles."""
     parent = parse_traceparent(traceparent) if traceparent else None
-    rnd = os.urandom(26).hex()
+    rnd = f"{_getrandbits(208):052x}"
     trace_id = rnd[20:] if parent is None else parent[0]
     return "req_" + rnd[:20], trace_id, parent
 

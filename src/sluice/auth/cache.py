@@ -16,6 +16,9 @@ from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
 from sluice.tenancy.resolve import EMPTY, DirectoryIndex, principal_for
 
+_VERIFIED_CAP = 10_000
+"""Proven keys remembered at most (then forgotten at once and proven again)."""
+
 
 def _unauthorized(message: str) -> GatewayError:
     return GatewayError(ErrorKind.CALLER_UNAUTHENTICATED, message, code="invalid_api_key")
@@ -38,6 +41,9 @@ class KeyCache:
         self._canonical = canonical
         self._index = EMPTY
         self._by_public_id: dict[str, tuple[keys.KeyRecord, Principal]] = {}
+        self._verified: dict[str, str] = {}
+        """Presented key → the stored hash it was last proven against (a rotation or a
+        revocation changes or drops the record, so the memo cannot outlive the secret)."""
         self.version = -1
         """The database change counter this cache reflects."""
 
@@ -115,18 +121,30 @@ class KeyCache:
             entry = self._by_public_id.get(public_id)
             if entry is not None:
                 record, principal = entry
-                if not keys.matches(token, record.key_hash) and not self._in_grace(token, record):
-                    raise _unauthorized("invalid API key")
+                if self._verified.get(token) != record.key_hash:
+                    if keys.matches(token, record.key_hash):
+                        self._remember(token, record.key_hash)
+                    elif not self._in_grace(token, record):
+                        raise _unauthorized("invalid API key")
                 if record.revoked_at is not None:
                     raise _unauthorized("this API key has been revoked")
                 if record.expires_at is not None and self._clock.now() >= record.expires_at:
                     raise _unauthorized("this API key has expired")
                 return principal
-        elif self._master_hash is not None and hmac.compare_digest(
-            keys.hash_key(token), self._master_hash
+        elif self._master_hash is not None and (
+            self._verified.get(token) == self._master_hash
+            or hmac.compare_digest(keys.hash_key(token), self._master_hash)
         ):
+            self._remember(token, self._master_hash)
             return MASTER
         raise _unauthorized("invalid API key")
+
+    def _remember(self, token: str, key_hash: str) -> None:
+        """Skip hashing a key that was proven already (SHA-256 per request is measurable)."""
+        verified = self._verified
+        if len(verified) >= _VERIFIED_CAP:
+            verified.clear()
+        verified[token] = key_hash
 
 
 def token_from_headers(authorization: bytes | None, x_api_key: bytes | None) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -30,6 +30,9 @@ log = logging.getLogger("sluice.budgets")
 PROBE = 1_000_000
 """Tokens per probe: the cost of a million tokens in USD is the rate in micro-USD/token."""
 _CACHE_CAP = 4096
+_SCALE_DIGITS = 12
+_ONE: int = 10**_SCALE_DIGITS
+_HALF = _ONE // 2
 
 Source = Literal["override", "genai-prices", "unpriced"]
 
@@ -63,9 +66,24 @@ class Rates:
     cache_read: Decimal
     cache_write: Decimal
     output: Decimal
+    _scaled: tuple[int, int, int, int] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
+    """The rates in 10^-12 micro-dollars per token when that is exact: the same result in
+    integer arithmetic, several times faster than ``Decimal`` (priced on every request)."""
+
+    def __post_init__(self) -> None:
+        rates = (self.input, self.cache_read, self.cache_write, self.output)
+        scaled = [rate.scaleb(_SCALE_DIGITS) for rate in rates]
+        if all(s >= 0 and s == s.to_integral_value() for s in scaled):
+            object.__setattr__(self, "_scaled", tuple(int(s) for s in scaled))
 
     def micros(self, split: tuple[int, int, int, int]) -> int:
         uncached, cached, written, output = split
+        ints = self._scaled
+        if ints is not None and min(split) >= 0:
+            exact = uncached * ints[0] + cached * ints[1] + written * ints[2] + output * ints[3]
+            return (exact + _HALF) // _ONE  # half up, as below (both are non-negative)
         total = (
             uncached * self.input
             + cached * self.cache_read
