@@ -422,6 +422,9 @@ class Bench:
         src = dest / "src"
         self.sluice_env["PYTHONPATH"] = str(src)
         sluice_py = str(Path(self.sluice_bin).resolve().parent / "python")
+        # Compile the snapshot's bytecode as an installation does (pip compiles on install):
+        # with PYTHONDONTWRITEBYTECODE set, every start would otherwise compile the source.
+        subprocess.run([sluice_py, "-m", "compileall", "-q", str(src)], check=True)
         where = subprocess.run(
             [sluice_py, "-c", "import sluice; print(sluice.__file__)"],
             env={**os.environ, **self.sluice_env},

@@ -50,9 +50,21 @@ def batch(i: int, spread: bool) -> list[UsageEvent]:
     now = 1_800_000_000.0 + i
     pick = (lambda n: rnd.randrange(n)) if spread else (lambda n: 0)
     return [
-        UsageEvent(f"req_{i}_{j}", now, "chat", f"key_{pick(50)}", f"m{pick(5)}",
-                   provider="p", prompt_tokens=100, completion_tokens=50, latency_ms=rnd.random() * 2000,
-                   cost_micros=123, user_id=f"u{pick(20)}", team_id="t1", org_id="o1")
+        UsageEvent(
+            f"req_{i}_{j}",
+            now,
+            "chat",
+            f"key_{pick(50)}",
+            f"m{pick(5)}",
+            provider="p",
+            prompt_tokens=100,
+            completion_tokens=50,
+            latency_ms=rnd.random() * 2000,
+            cost_micros=123,
+            user_id=f"u{pick(20)}",
+            team_id="t1",
+            org_id="o1",
+        )
         for j in range(N)
     ]
 
@@ -85,19 +97,34 @@ async def analytics_merge(storage: SqlStorage, events: list[UsageEvent]) -> None
         else:
             stmt = postgresql.insert(t.usage).on_conflict_do_nothing(index_elements=["request_id"])
             await conn.execute(stmt, [_dict_row(e) for e in fresh])
-        for (table, width), sql in zip(((t.rollup_hourly, HOUR_S), (t.rollup_daily, DAY_S)),
-                                       rollups.SQLITE_UPSERTS):
-            rows = [(*k, s.requests, s.errors, s.prompt_tokens, s.completion_tokens,
-                     s.cached_tokens, s.cache_write_tokens, s.cost_micros, s.latency_ms_sum,
-                     s.ttft_ms_sum, s.ttft_count, *s.latency)
-                    for k, s in sorted(aggregate(fresh, width).items())]
+        for (table, width), sql in zip(
+            ((t.rollup_hourly, HOUR_S), (t.rollup_daily, DAY_S)), rollups.SQLITE_UPSERTS
+        ):
+            rows = [
+                (
+                    *k,
+                    s.requests,
+                    s.errors,
+                    s.prompt_tokens,
+                    s.completion_tokens,
+                    s.cached_tokens,
+                    s.cache_write_tokens,
+                    s.cost_micros,
+                    s.latency_ms_sum,
+                    s.ttft_ms_sum,
+                    s.ttft_count,
+                    *s.latency,
+                )
+                for k, s in sorted(aggregate(fresh, width).items())
+            ]
             if sqlite:
                 await conn.exec_driver_sql(sql, rows)
             else:
                 stmt = postgresql.insert(table)
                 stmt = stmt.on_conflict_do_update(
                     index_elements=list(rollups.KEY_COLUMNS),
-                    set_={m: table.c[m] + stmt.excluded[m] for m in rollups.METRICS})
+                    set_={m: table.c[m] + stmt.excluded[m] for m in rollups.METRICS},
+                )
                 await conn.execute(stmt, [dict(zip(rollups.COLUMNS, r)) for r in rows])
 
 
@@ -115,7 +142,7 @@ async def measure(url: str, label: str) -> None:
         walls: dict[str, list[float]] = {name: [] for name, _ in variants}
         cpus: dict[str, list[float]] = {name: [] for name, _ in variants}
         for r in range(ROUNDS):  # interleaved, so the database's growth is shared fairly
-            for name, fn in variants[r % 3:] + variants[:r % 3]:
+            for name, fn in variants[r % 3 :] + variants[: r % 3]:
                 seed += 1
                 events = batch(seed, spread)
                 c0, w0 = time.thread_time(), time.perf_counter()
@@ -123,8 +150,11 @@ async def measure(url: str, label: str) -> None:
                 cpus[name].append((time.thread_time() - c0) * 1000)
                 walls[name].append((time.perf_counter() - w0) * 1000)
         for name, _ in variants:
-            print(f"{label:<10} {shape:<9} {name:<16} wall median {statistics.median(walls[name][5:]):6.2f} ms"
-                  f"  loop CPU median {statistics.median(cpus[name][5:]):6.2f} ms", flush=True)
+            print(
+                f"{label:<10} {shape:<9} {name:<16} wall median {statistics.median(walls[name][5:]):6.2f} ms"
+                f"  loop CPU median {statistics.median(cpus[name][5:]):6.2f} ms",
+                flush=True,
+            )
     await storage.close()
 
 
