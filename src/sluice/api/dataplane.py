@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
-from random import getrandbits as _getrandbits
 from typing import Any
 
 import orjson
@@ -32,6 +30,7 @@ from sluice.api.render import (
 from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.ids import random_hex
 from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
 from sluice.observability.tracing import Tracing, parse_traceparent
 from sluice.pipeline import relay
@@ -49,7 +48,7 @@ log = logging.getLogger("sluice.api")
 
 
 def new_request_id() -> str:
-    return "req_" + os.urandom(10).hex()
+    return "req_" + random_hex(10)
 
 
 def _new_ids(traceparent: bytes | None) -> tuple[str, str, tuple[str, str, str] | None]:
@@ -59,7 +58,7 @@ def _new_ids(traceparent: bytes | None) -> tuple[str, str, tuple[str, str, str] 
     worker): ids must be unique and unguessable enough to not collide, not secret, and a
     ``getrandom`` syscall per request showed up in profiles."""
     parent = parse_traceparent(traceparent) if traceparent else None
-    rnd = f"{_getrandbits(208):052x}"
+    rnd = random_hex(26)
     trace_id = rnd[20:] if parent is None else parent[0]
     return "req_" + rnd[:20], trace_id, parent
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,7 @@ from sluice.budgets.errors import BudgetExceeded
 from sluice.budgets.spec import BudgetSpec, Period, period_bounds
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
+from sluice.ids import random_hex
 from sluice.limits.lua import STORE_ERRORS, LuaScript
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class RedisBudgets:
         holds = plan.holds_for(checks, now)
         if not holds:
             return BudgetReservation(id="", amount_micros=amount_micros, holds=())
-        rid = uuid.uuid4().hex
+        rid = random_hex(16)
         args: list[str | int] = [
             amount_micros,
             round(now * 1000),

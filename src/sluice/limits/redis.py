@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
+from sluice.ids import random_hex
 from sluice.limits import evaluate, scripts
 from sluice.limits.base import RateLimitStatus, Reservation, WindowHold
 from sluice.limits.errors import LimitExceeded
@@ -111,7 +111,7 @@ class RedisLimiter:
         plan = make_plan(checks)
         if not plan:
             return Reservation.empty(input_estimate, output_estimate)
-        rid = uuid.uuid4().hex
+        rid = random_hex(16)
         ok, now, fails, states, _ = await self._run(
             plan, reservation_id=rid, needs=needs, peek=False
         )

@@ -11,11 +11,11 @@ down.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from sluice.ids import random_hex
 from sluice.usage.event import UsageEvent
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def parse_traceparent(value: bytes) -> tuple[str, str, str] | None:
 
 
 def new_trace_id() -> str:
-    return os.urandom(16).hex()
+    return random_hex(16)
 
 
 def start_trace(ev: UsageEvent, traceparent: bytes | None) -> None:
@@ -66,7 +66,7 @@ def passthrough_traceparent(ev: UsageEvent) -> str:
     """The ``traceparent`` sent upstream when this process records no spans."""
     if ev.parent_span is not None:
         return f"00-{ev.trace_id}-{ev.parent_span}-{ev.trace_flags}"
-    return f"00-{ev.trace_id}-{os.urandom(8).hex()}-00"
+    return f"00-{ev.trace_id}-{random_hex(8)}-00"
 
 
 class Tracing:

@@ -8,13 +8,13 @@ OpenAI chat and the answer, streamed or not, back into Messages format.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
 from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.ids import random_hex
 from sluice.pipeline.dialects.messages_stream import STOP_REASONS, MessagesStreamWriter
 from sluice.pipeline.parse import parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
@@ -204,7 +204,7 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_id() -> str:
-    return "msg_" + os.urandom(12).hex()
+    return "msg_" + random_hex(12)
 
 
 def usage_obj(usage: Usage) -> dict[str, int]:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from sluice.errors import BadRequest
+from sluice.ids import random_hex
 from sluice.types import Usage
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{os.urandom(12).hex()}"
+    return f"{prefix}_{random_hex(12)}"
 
 
 def _field(name: str, expected: str) -> BadRequest:
