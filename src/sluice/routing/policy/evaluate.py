@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cedarpy
 import orjson
 
 from sluice.routing.policy.cache import OutcomeCache
@@ -35,6 +34,9 @@ from sluice.routing.policy.schema import (
 )
 from sluice.routing.policy.source import LoadedSet
 from sluice.routing.policy.usage import Attr, analyse, canonical, may_apply
+
+if TYPE_CHECKING:
+    import cedarpy
 
 _ROUTE_UID = uid(ACTION_TYPE, ROUTE)
 _PREFER_UID = uid(ACTION_TYPE, PREFER)
@@ -194,6 +196,8 @@ class CompiledPolicies:
             requests.append({**base, "action": _ROUTE_UID})
             if self._may_prefer:
                 requests.append({**base, "action": _PREFER_UID})
+        import cedarpy  # loaded with the policies (see source.load)
+
         results = cedarpy.is_authorized_batch(
             requests, self.loaded.policy_set, orjson.dumps(entities).decode()
         )

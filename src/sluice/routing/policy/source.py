@@ -13,12 +13,13 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import cedarpy
+from typing import TYPE_CHECKING, Any
 
 from sluice.routing.policy.schema import ROUTE, SCHEMA
 from sluice.routing.policy.usage import may_apply, policy_actions
+
+if TYPE_CHECKING:  # imported where it runs: a gateway without policies never loads it
+    import cedarpy
 
 SUFFIX = ".cedar"
 
@@ -114,6 +115,8 @@ def policy_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[PolicyPr
 
 def load(paths: Iterable[str | Path]) -> LoadedSet:
     """Read, parse and validate every policy file; raise :class:`PolicyLoadError`."""
+    import cedarpy
+
     files, problems = policy_files(paths)
     schema = cedarpy.Schema.from_str(SCHEMA)
     infos: list[PolicyInfo] = []
@@ -157,6 +160,8 @@ def load(paths: Iterable[str | Path]) -> LoadedSet:
 def _load_file(
     path: Path, schema: cedarpy.Schema, problems: list[PolicyProblem]
 ) -> list[tuple[PolicyInfo, dict[str, Any]]]:
+    import cedarpy
+
     name = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -212,6 +217,8 @@ def _rename(message: str, ids: dict[str, str]) -> str:
 
 def _error_line(statements: list[tuple[int, str]]) -> int | None:
     """The line of the first statement that does not parse on its own (best effort)."""
+    import cedarpy
+
     for line, source in statements:
         try:
             cedarpy.policies_to_json_str(source)

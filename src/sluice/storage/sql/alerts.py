@@ -6,13 +6,13 @@ from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement, false, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.alerts.model import Alert, AlertQuery, Delivery
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
+from sluice.storage.sql.engine import dialect_insert
 
 _A = t.alerts.c
 
@@ -74,7 +74,7 @@ class SqlAlerts:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         dialect = engine.dialect.name
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        self._insert = dialect_insert(dialect)
 
     async def insert_if_absent(self, alert: Alert) -> Alert | None:
         stmt = (

@@ -5,19 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
+from sluice.storage.sql.engine import dialect_insert
 from sluice.usage.bodies import StoredBody
 
 
 class SqlBodies:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = dialect_insert(engine.dialect.name)
 
     async def insert_many(self, bodies: Sequence[StoredBody]) -> None:
         if not bodies:

@@ -32,6 +32,18 @@ def _lower_worker_priority(dbapi_conn: Any) -> None:
         return
 
 
+def dialect_insert(dialect_name: str) -> Any:
+    """The dialect's ``insert`` (with ``on_conflict_*``), imported for the dialect in use only:
+    a SQLite gateway does not load the PostgreSQL dialect at start-up."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine for a ``sqlite+aiosqlite`` or ``postgresql+asyncpg`` URL."""
     parsed = make_url(url)

@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.auth.keys import KeyRecord
@@ -20,7 +19,7 @@ from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import sqlite_time
 from sluice.storage.sql.convert import ts as _ts
-from sluice.storage.sql.engine import create_engine
+from sluice.storage.sql.engine import create_engine, dialect_insert
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
 
@@ -214,7 +213,7 @@ class SqlMeta:
                 await _bump(conn, bump)
 
     async def set_if_absent(self, name: str, value: str) -> str:
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
+        insert = dialect_insert(self._engine.dialect.name)
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(t.meta)
