@@ -145,6 +145,7 @@ def serve(
             workers=workers,
             loop="uvloop",
             http="httptools",
+            ws="none",  # no WebSocket routes: do not load a WebSocket protocol
             access_log=False,
             # Forwarded headers are read by the console alone, and only when
             # SLUICE_CONSOLE_TRUST_PROXY_HEADERS says so (one setting, one place).
