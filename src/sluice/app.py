@@ -73,6 +73,7 @@ class SluiceApp:
         self._prefixes: tuple[tuple[tuple[str, ...], Handler], ...] = ()
         self._ready: Readiness | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        self._preimport: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -155,10 +156,12 @@ class SluiceApp:
         # for tens of milliseconds under load. No collection first: start-up leaves next to
         # no cyclic garbage, and a full pass over the imported modules costs ~80 ms of start.
         gc.freeze()
-        asyncio.get_running_loop().call_later(PREIMPORT_DELAY_S, _start_preimport)
+        self._preimport = asyncio.get_running_loop().call_later(PREIMPORT_DELAY_S, _start_preimport)
         return rt
 
     async def shutdown(self) -> None:
+        if self._preimport is not None:
+            self._preimport.cancel()
         if self._ready is not None:
             self._ready.accepting = False
         if self._stack is not None:
