@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.settings import Settings
+from sluice.storage.sql.engine import worker_priority
 from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tasks import spawn_in
@@ -225,6 +226,11 @@ def _retention(rt: Runtime) -> Retention:
     return Retention(targets, clock=rt.clock, interval_s=rt.settings.usage_purge_interval_s)
 
 
+def _urgency(storage: SqlStorage) -> Callable[[bool], None] | None:
+    priority = worker_priority(storage.engine)
+    return priority.urgent if priority is not None else None
+
+
 def _governance(clock: Clock, redis: Any) -> tuple[Limiter, BudgetStore]:
     """Rate limits and budgets: in this process, or shared through Redis."""
     if redis is not None:  # the Redis client is imported only when one is configured
@@ -365,6 +371,7 @@ async def open_runtime(
                 batch_size=settings.usage_batch_size,
                 bodies=(body_policy, storage.bodies) if body_policy else None,
                 clock=clock,
+                urgent=_urgency(storage),
             ),
             session=session,
             table=table,

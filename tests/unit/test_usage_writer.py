@@ -103,3 +103,54 @@ async def test_rows_recorded_while_the_observers_run_wait_for_the_next_flush() -
     assert "r999" not in usage.rows and writer.pending == 1
     assert await writer.flush() == 1
     assert seen.count("r999") == 1 and len(usage.rows) == 121
+
+
+async def test_a_backlog_asks_for_ordinary_scheduling_until_it_is_written() -> None:
+    import asyncio
+
+    usage, keys, calls = FlakyUsage(), Keys(), []
+    writer = UsageWriter(usage, keys, batch_size=10, interval_s=0.01, urgent=calls.append)  # type: ignore[arg-type]
+    usage.failing = True  # the database threads get no time: rows pile up
+    for i in range(41):
+        writer.record(_ev(i))
+    assert calls == [True]  # past four batches, once
+    usage.failing = False
+    runner = asyncio.ensure_future(writer.run())
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if calls == [True, False]:
+            break
+    runner.cancel()
+    assert calls == [True, False] and writer.pending == 0 and len(usage.rows) == 41
+
+
+def test_worker_threads_run_idle_and_ordinary_when_urgent() -> None:
+    import os
+    import threading
+
+    from sluice.storage.sql.engine import WORKER_NICE, WorkerPriority
+
+    if not hasattr(os, "SCHED_IDLE"):
+        pytest.skip("no SCHED_IDLE on this platform")
+    started, done = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: (started.set(), done.wait(5)))
+    worker.start()
+    started.wait(5)
+
+    class Conn:  # the shape of an aiosqlite connection: ._connection._thread
+        class _connection:
+            _thread = worker
+
+    try:
+        priority = WorkerPriority()
+        priority.adopt(Conn())
+        assert worker.native_id is not None
+        assert os.sched_getscheduler(worker.native_id) == os.SCHED_IDLE
+        priority.urgent(True)
+        assert os.sched_getscheduler(worker.native_id) == os.SCHED_OTHER
+        assert os.getpriority(os.PRIO_PROCESS, worker.native_id) == WORKER_NICE
+        priority.urgent(False)
+        assert os.sched_getscheduler(worker.native_id) == os.SCHED_IDLE
+    finally:
+        done.set()
+        worker.join()

@@ -26,6 +26,11 @@ TOUCH_INTERVAL_S = 5.0
 OBSERVE_CHUNK = 50
 """Events handed to the observers per call (see :meth:`UsageWriter._notify`)."""
 
+BACKLOG_BATCHES = 4
+"""Buffered rows beyond this many batches make the writer ask for its database threads to be
+scheduled as ordinary threads (see ``sluice.storage.sql.engine.WorkerPriority``); back to
+idle-time scheduling once the buffer is under one batch."""
+
 MAX_BUFFERED = 200_000
 """Beyond this many unwritten rows (database down for long), the oldest are dropped and
 counted in ``dropped``."""
@@ -48,9 +53,11 @@ class UsageWriter:
         batch_size: int = 500,
         bodies: tuple[BodyPolicy, BodyRepository] | None = None,
         clock: Clock | None = None,
+        urgent: Callable[[bool], None] | None = None,
     ) -> None:
         """``bodies``: where logged request/response bodies go (body logging on).
-        ``clock`` paces the key last-use writes (:data:`TOUCH_INTERVAL_S`)."""
+        ``clock`` paces the key last-use writes (:data:`TOUCH_INTERVAL_S`). ``urgent`` is
+        told when a backlog builds up and when it is gone (see :data:`BACKLOG_BATCHES`)."""
         self._clock = clock or SystemClock()
         self._usage = usage
         self._keys = keys
@@ -65,6 +72,8 @@ class UsageWriter:
         self._last_used: dict[str, float] = {}  # not written yet
         self._touched: set[str] = set()
         self._touched_at = -TOUCH_INTERVAL_S
+        self._urgent = urgent
+        self._backlog = False
         self.written = 0
         self.flush_errors = 0
         self.dropped = 0
@@ -80,9 +89,19 @@ class UsageWriter:
             self._fresh.append(event)
         if len(buf) >= self._batch_size:
             self._wake.set()
+            if not self._backlog and len(buf) > BACKLOG_BATCHES * self._batch_size:
+                self._set_backlog(True)
             if len(buf) > MAX_BUFFERED:
                 buf.popleft()
                 self.dropped += 1
+
+    def _set_backlog(self, on: bool) -> None:
+        self._backlog = on
+        if self._urgent is not None:
+            try:
+                self._urgent(on)
+            except Exception:
+                log.warning("could not change the database threads' scheduling", exc_info=True)
 
     @property
     def pending(self) -> int:
@@ -98,6 +117,8 @@ class UsageWriter:
                 pass
             self._wake.clear()
             await self.flush()
+            if self._backlog and len(self._buffer) < self._batch_size:
+                self._set_backlog(False)
 
     async def flush(self) -> int:
         """Write what is buffered now, ``batch_size`` rows per transaction; returns the rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any
 
 from sqlalchemy import event
@@ -13,23 +14,57 @@ WORKER_NICE = 10
 """How much lower SQLite's worker threads run than the event loop (Linux ``nice``)."""
 
 
-def _lower_worker_priority(dbapi_conn: Any) -> None:
-    """Run the SQLite connection's worker thread at a lower priority than the event loop.
+class WorkerPriority:
+    """The scheduling of an engine's SQLite worker threads.
 
-    aiosqlite does SQLite's work (usage inserts, mostly) on a thread of this process. On a
-    busy core that thread competes with the event loop for the CPU, and a batch insert's
-    burst shows up in request latency. At a lower priority the scheduler lets the loop run
-    first whenever it has work; the inserts use the idle time. Best effort: a platform or
-    driver without the thread (or without ``setpriority``) keeps the default.
+    aiosqlite does SQLite's work (usage inserts, mostly) on threads of this process. On a
+    busy core such a thread competes with the event loop for the CPU, and a batch insert's
+    burst shows up in request latency: a niced thread that is running when the loop wakes
+    keeps the core until the next scheduler tick (~5 ms here). So the workers run as
+    ``SCHED_IDLE`` (Linux): they use the time the loop leaves, and the loop takes the core
+    back the moment it has work. A loop that never idles would starve them, so
+    :meth:`urgent` (the usage writer calls it when rows pile up) turns them into ordinary
+    threads at ``nice`` :data:`WORKER_NICE` until the backlog is written. Best effort: a
+    platform or driver without the threads or the calls keeps the default.
     """
-    thread = getattr(getattr(dbapi_conn, "_connection", None), "_thread", None)
-    native_id = getattr(thread, "native_id", None)
-    if native_id is None or not hasattr(os, "setpriority"):
-        return
-    try:
-        os.setpriority(os.PRIO_PROCESS, native_id, WORKER_NICE)
-    except OSError:
-        return
+
+    def __init__(self) -> None:
+        self._threads: set[int] = set()
+        self._urgent = False
+
+    def adopt(self, dbapi_conn: Any) -> None:
+        thread = getattr(getattr(dbapi_conn, "_connection", None), "_thread", None)
+        native_id = getattr(thread, "native_id", None)
+        if native_id is not None:
+            self._threads.add(native_id)
+            self._apply(native_id)
+
+    def urgent(self, on: bool) -> None:
+        """Ordinary (niced) scheduling while ``on``, idle-time scheduling otherwise."""
+        if on != self._urgent:
+            self._urgent = on
+            for native_id in list(self._threads):
+                self._apply(native_id)
+
+    def _apply(self, native_id: int) -> None:
+        try:
+            if hasattr(os, "SCHED_IDLE") and not self._urgent:
+                os.sched_setscheduler(native_id, os.SCHED_IDLE, os.sched_param(0))
+                return
+            if hasattr(os, "SCHED_OTHER"):
+                os.sched_setscheduler(native_id, os.SCHED_OTHER, os.sched_param(0))
+            if hasattr(os, "setpriority"):
+                os.setpriority(os.PRIO_PROCESS, native_id, WORKER_NICE)
+        except OSError:  # the thread ended (its connection closed), or not permitted
+            self._threads.discard(native_id)
+
+
+_PRIORITIES: weakref.WeakKeyDictionary[Any, WorkerPriority] = weakref.WeakKeyDictionary()
+
+
+def worker_priority(engine: AsyncEngine) -> WorkerPriority | None:
+    """The worker-thread scheduling of a SQLite engine (``None`` for other databases)."""
+    return _PRIORITIES.get(engine.sync_engine)
 
 
 def dialect_insert(dialect_name: str) -> Any:
@@ -54,6 +89,7 @@ def create_engine(url: str) -> AsyncEngine:
 
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30})
+        priority = _PRIORITIES[engine.sync_engine] = WorkerPriority()
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -62,7 +98,7 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
-            _lower_worker_priority(dbapi_conn)
+            priority.adopt(dbapi_conn)
 
         return engine
     if parsed.get_backend_name() == "postgresql":
