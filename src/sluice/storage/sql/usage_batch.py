@@ -16,7 +16,8 @@ reading which ids are stored already (rare: only a retry gets there).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -123,6 +124,23 @@ class _AlreadyStored(Exception):
     """Some rows of the batch were stored by an earlier attempt: roll back and recount."""
 
 
+ROW_CHUNK = 100
+"""Rows prepared between two yields to the event loop: a 500-row batch built in one piece
+held the loop ~2.5 ms on the benchmark host, which showed in the p99 of single requests."""
+
+
+async def _prepared(
+    events: Sequence[UsageEvent], row: Callable[[UsageEvent], tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """``row(e)`` for every event, :data:`ROW_CHUNK` at a time with the loop let through."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(events), ROW_CHUNK):
+        if start:
+            await asyncio.sleep(0)
+        rows.extend(row(e) for e in events[start : start + ROW_CHUNK])
+    return rows
+
+
 def _columns(names: Sequence[str]) -> str:
     return ", ".join(names)
 
@@ -176,7 +194,7 @@ async def _stored_ids(conn: AsyncConnection, ids: list[str]) -> set[str]:
 
 async def write_sqlite(engine: AsyncEngine, events: Sequence[UsageEvent]) -> None:
     """Insert ``events`` (no repeated ids) and add the stored ones to the rollups."""
-    rows = [sqlite_row(e) for e in events]
+    rows = await _prepared(events, sqlite_row)
     hours, days = batch_rows(events)
     try:
         async with engine.begin() as conn:
@@ -198,7 +216,7 @@ async def write_sqlite(engine: AsyncEngine, events: Sequence[UsageEvent]) -> Non
 async def write_postgresql(engine: AsyncEngine, events: Sequence[UsageEvent]) -> None:
     """Insert ``events`` (no repeated ids) and add the stored ones to the rollups: two
     statements, whatever the batch size."""
-    rows = orjson.dumps([pg_row(e) for e in events]).decode()
+    rows = orjson.dumps(await _prepared(events, pg_row)).decode()
     hours, days = batch_rows(events)
     async with engine.begin() as conn:
         result = await conn.exec_driver_sql(PG_USAGE_INSERT, (rows,))
