@@ -32,7 +32,7 @@ from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.ids import random_hex
 from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
-from sluice.observability.tracing import Tracing, parse_traceparent
+from sluice.observability.tracing import Tracing, new_trace_id, parse_traceparent
 from sluice.pipeline import relay
 from sluice.pipeline.attempt import record_error
 from sluice.pipeline.dialects.base import Dialect
@@ -52,15 +52,10 @@ def new_request_id() -> str:
 
 
 def _new_ids(traceparent: bytes | None) -> tuple[str, str, tuple[str, str, str] | None]:
-    """The request id, the trace id and the caller's parsed ``traceparent`` (if valid).
-
-    Both come from one draw of the process's PRNG (reseeded by Python in every forked
-    worker): ids must be unique and unguessable enough to not collide, not secret, and a
-    ``getrandom`` syscall per request showed up in profiles."""
+    """The request id, the trace id (the caller's, or a new one) and the caller's parsed
+    ``traceparent`` (if valid)."""
     parent = parse_traceparent(traceparent) if traceparent else None
-    rnd = random_hex(26)
-    trace_id = rnd[20:] if parent is None else parent[0]
-    return "req_" + rnd[:20], trace_id, parent
+    return new_request_id(), new_trace_id() if parent is None else parent[0], parent
 
 
 Prepare = Callable[[ProviderRequest, Principal], Awaitable[ProviderRequest]]
@@ -115,16 +110,9 @@ class DataPlane:
 
     def authenticate(self, scope: Scope) -> tuple[Principal, int | None]:
         """The caller and the declared body length."""
-        authorization = x_api_key = None
-        length: int | None = None
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                authorization = value
-            elif name == b"x-api-key":
-                x_api_key = value
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else None
-        return self._keys.authenticate(token_from_headers(authorization, x_api_key)), length
+        seen = self._scan(scope)
+        token = token_from_headers(seen.authorization, seen.x_api_key)
+        return self._keys.authenticate(token), seen.length
 
     @property
     def table(self) -> ModelTable:

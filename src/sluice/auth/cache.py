@@ -7,7 +7,6 @@ another process (the CLI, another replica).
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable, Iterable
 
 from sluice.auth import keys
@@ -121,30 +120,29 @@ class KeyCache:
             entry = self._by_public_id.get(public_id)
             if entry is not None:
                 record, principal = entry
-                if self._verified.get(token) != record.key_hash:
-                    if keys.matches(token, record.key_hash):
-                        self._remember(token, record.key_hash)
-                    elif not self._in_grace(token, record):
-                        raise _unauthorized("invalid API key")
+                if not self._proven(token, record.key_hash) and not self._in_grace(token, record):
+                    raise _unauthorized("invalid API key")
                 if record.revoked_at is not None:
                     raise _unauthorized("this API key has been revoked")
                 if record.expires_at is not None and self._clock.now() >= record.expires_at:
                     raise _unauthorized("this API key has expired")
                 return principal
-        elif self._master_hash is not None and (
-            self._verified.get(token) == self._master_hash
-            or hmac.compare_digest(keys.hash_key(token), self._master_hash)
-        ):
-            self._remember(token, self._master_hash)
+        elif self._master_hash is not None and self._proven(token, self._master_hash):
             return MASTER
         raise _unauthorized("invalid API key")
 
-    def _remember(self, token: str, key_hash: str) -> None:
-        """Skip hashing a key that was proven already (SHA-256 per request is measurable)."""
+    def _proven(self, token: str, key_hash: str) -> bool:
+        """``token`` hashes to ``key_hash``; a key proven once is not hashed again (SHA-256
+        per request is measurable)."""
         verified = self._verified
+        if verified.get(token) == key_hash:
+            return True
+        if not keys.matches(token, key_hash):
+            return False
         if len(verified) >= _VERIFIED_CAP:
             verified.clear()
         verified[token] = key_hash
+        return True
 
 
 def token_from_headers(authorization: bytes | None, x_api_key: bytes | None) -> str | None:

@@ -123,16 +123,7 @@ def batch_rows(events: Sequence[UsageEvent]) -> tuple[list[RowValues], list[RowV
     upper = histogram.UPPER_MS
     hours: dict[GroupKey, list[Any]] = {}
     for e in events:
-        start = int(e.created_at // HOUR_S) * HOUR_S
-        k = (
-            start,
-            e.org_id or "",
-            e.team_id or "",
-            e.user_id or "",
-            e.key_id or "",
-            e.model or "",
-            e.provider or "",
-        )
+        k = group_key(e, HOUR_S)
         acc = hours.get(k)
         if acc is None:
             acc = hours[k] = list(_EMPTY)
