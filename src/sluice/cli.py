@@ -90,22 +90,23 @@ def serve(
     import uvicorn
 
     from sluice.auth.service import bootstrap_master_key
-    from sluice.storage.sql.migrate import upgrade
+    from sluice.storage.sql.migrate import upgrade_engine
     from sluice.storage.sql.repository import SqlStorage
 
     settings = _settings(config)
     _check(settings)
     url = settings.resolved_database_url()
-    upgrade(url)
 
-    async def master() -> str | None:
+    async def prepare() -> str | None:
+        """Migrate, then the admin key: one engine for both."""
         storage = SqlStorage.from_url(url)
         try:
+            await upgrade_engine(storage.engine)
             return (await bootstrap_master_key(storage.meta, settings.master_key)).generated
         finally:
             await storage.close()
 
-    generated = _run(master)
+    generated = _run(prepare)
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     out.print(f"[bold]Sluice {__version__}[/bold] on {base}  (database: {_safe_url(url)})")
     if generated:
