@@ -129,8 +129,18 @@ def core_times() -> dict[str, tuple[int, int]]:
             f = line.split()
             v = list(map(int, f[1:]))
             idle = v[3] + v[4]
-            res[f[0]] = (sum(v[:8]) - idle, idle)
+            res[f[0]] = (sum(v[:7]) - idle, idle)  # steal (v[7]) is counted apart: steal_jiffies
     return res
+
+
+def steal_jiffies() -> int:
+    """Time the hypervisor gave this machine's vCPUs to others (both cores, jiffies)."""
+    total = 0
+    for line in Path("/proc/stat").read_text().splitlines():
+        if re.match(r"cpu\d+ ", line):
+            f = line.split()
+            total += int(f[8]) if len(f) > 8 else 0
+    return total
 
 
 def busy_pct(a, b) -> dict[str, float]:
@@ -651,6 +661,7 @@ class Bench:
             )
         ppids = tree(srv.pid) if srv is not None else []
         mpids = tree(mock.pid)
+        s0 = steal_jiffies()
         c0, t0, m0, w0 = (
             core_times(),
             cpu_seconds(ppids),
@@ -664,6 +675,7 @@ class Bench:
             cpu_seconds(mpids),
             children_cpu_seconds(),
         )
+        s1 = steal_jiffies()
         n = max(1, res["requests"])
         busy_s = sum((c1[c][0] - c0[c][0]) for c in c0) / CLK_TCK
         ours = (t1 - t0) + (m1 - m0) + (w1 - w0)
@@ -679,6 +691,7 @@ class Bench:
             "mock_cpu_us_per_req": round((m1 - m0) * 1e6 / n, 1),
             "wrk_cpu_us_per_req": round((w1 - w0) * 1e6 / n, 1),
             "other_cpu_pct": round(100.0 * max(0.0, busy_s - ours) / max(1e-9, wall), 1),
+            "steal_pct": round(100.0 * (s1 - s0) / CLK_TCK / max(1e-9, wall), 1),
             "quiet_before": quiet,
             "proxy_rss_kb": rss_kb(ppids) if srv else None,
         }
@@ -687,7 +700,7 @@ class Bench:
             f"  {name:8s} rep{rep} {mode:6s} c={conc:<3d} rps={res['rps']:9.1f} "
             f"p50={lat['p50'] / 1000:8.2f}ms p99={lat['p99'] / 1000:8.2f}ms "
             f"err={sum(res['errors'].values())} non2xx={res['non_2xx']} "
-            f"cores={run['core_busy_pct']} other={run['other_cpu_pct']}% cpu/req={run['proxy_cpu_us_per_req']}us",
+            f"cores={run['core_busy_pct']} other={run['other_cpu_pct']}% steal={run['steal_pct']}% cpu/req={run['proxy_cpu_us_per_req']}us",
             flush=True,
         )
         return run

@@ -115,13 +115,15 @@ _HIST = len(SUM_FIELDS)
 _EMPTY: tuple[int | float, ...] = (0, 0, 0, 0, 0, 0, 0, 0.0, 0.0, 0) + (0,) * histogram.BUCKETS
 
 
-def batch_rows(events: Sequence[UsageEvent]) -> tuple[list[RowValues], list[RowValues]]:
-    """The hourly and the daily rollup rows of a batch, each sorted by group key (so
-    concurrent writers lock rows in one order). The same sums as :func:`aggregate` with
-    ``HOUR_S`` and ``DAY_S``, computed in one pass over the events (the days are summed from
-    the hours): this runs on the event loop for every flush of the usage writer."""
+HourSums = dict[GroupKey, list[Any]]
+"""The hourly sums of the events seen so far (see :func:`add_hours`)."""
+
+
+def add_hours(hours: HourSums, events: Iterable[UsageEvent]) -> None:
+    """Add ``events`` to the hourly sums ``hours``: the same sums as :func:`aggregate` with
+    ``HOUR_S``, in the row layout of :data:`RowValues`. It runs on the event loop for every
+    flush of the usage writer, a slice of a batch at a time."""
     upper = histogram.UPPER_MS
-    hours: dict[GroupKey, list[Any]] = {}
     for e in events:
         k = group_key(e, HOUR_S)
         acc = hours.get(k)
@@ -141,6 +143,11 @@ def batch_rows(events: Sequence[UsageEvent]) -> tuple[list[RowValues], list[RowV
             acc[8] += e.ttft_ms
             acc[9] += 1
         acc[_HIST + bisect_left(upper, e.latency_ms)] += 1
+
+
+def rollup_rows(hours: HourSums) -> tuple[list[RowValues], list[RowValues]]:
+    """The hourly and the daily rollup rows of the sums, each sorted by group key (so
+    concurrent writers lock rows in one order); the days are summed from the hours."""
     days: dict[GroupKey, list[Any]] = {}
     for k, acc in hours.items():
         dk = (k[0] - k[0] % DAY_S, *k[1:])
@@ -153,3 +160,11 @@ def batch_rows(events: Sequence[UsageEvent]) -> tuple[list[RowValues], list[RowV
         [(*k, *acc) for k, acc in sorted(hours.items())],
         [(*k, *acc) for k, acc in sorted(days.items())],
     )
+
+
+def batch_rows(events: Sequence[UsageEvent]) -> tuple[list[RowValues], list[RowValues]]:
+    """The hourly and the daily rollup rows of a batch (:func:`add_hours`, then
+    :func:`rollup_rows`)."""
+    hours: HourSums = {}
+    add_hours(hours, events)
+    return rollup_rows(hours)
