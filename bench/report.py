@@ -39,6 +39,7 @@ T_STREAM_RPS = 1500
 T_STARTUP_S = 1.5
 T_RSS_MB = 150  # MB = 10^6 bytes
 T_RSS_GROWTH_MIB = 5.0
+NOISY_STEAL_PCT = 5.0  # steal time (% of a core) of a disturbed point
 NOISY_PCT = 15.0  # "other load" (CPU used by anything but the bench, % of a core) of a disturbed point  # "not growing": RSS(end) - RSS(half-way) of the soak
 
 
@@ -71,6 +72,10 @@ def verdict(ok) -> str:
     return "not measured" if ok is None else ("**met**" if ok else "**not met**")
 
 
+def disturbed(r: dict) -> bool:
+    return (r.get("other_cpu_pct") or 0) > NOISY_PCT or (r.get("steal_pct") or 0) > NOISY_STEAL_PCT
+
+
 class Data:
     def __init__(self, data: dict):
         self.d = data
@@ -84,7 +89,7 @@ class Data:
         self.clean = {}
         self.noisy = set()
         for k, rs in self.g.items():
-            ok = [r for r in rs if (r.get("other_cpu_pct") or 0) <= NOISY_PCT]
+            ok = [r for r in rs if not disturbed(r)]
             self.clean[k] = ok or rs
             if not ok:
                 self.noisy.add(k)
@@ -255,7 +260,7 @@ def targets(D: Data, p) -> None:
     p()
     p(
         "Throughput and latency are means over the repeats of a point that ran undisturbed (other load "
-        f"≤ {NOISY_PCT:g} % of a core); † = every repeat of that point was disturbed, so all are used. "
+        f"≤ {NOISY_PCT:g} % of a core, steal ≤ {NOISY_STEAL_PCT:g} %); † = every repeat of that point was disturbed, so all are used. "
         "'CPU-based' = 1,000,000 ÷ Sluice's CPU µs per request at c=16: the rate one fully busy core "
         "would serve, which other load on the machine distorts much less than RPS."
     )
@@ -345,16 +350,18 @@ def full_tables(D: Data, p) -> None:
         "per request (mean over repeats), for the system under test and for the mock. 'core 0 / core 1' = how "
         "busy the system's core and the mock+wrk core were. 'other load' = CPU used on the machine during the "
         "point by anything but the system, the mock and wrk (kernel work included), in % of one core: a few % "
-        "is normal, much more means the point was disturbed."
+        "is normal, much more means the point was disturbed. 'steal' = time the hypervisor ran other guests on "
+        "this machine's two vCPUs during the point, in % of one core: above a few %, latencies (p99 most) are "
+        "the host's, not the system's."
     )
     p()
     for mode in D.modes:
         p(f"#### {MODE[mode]}")
         p()
         p(
-            "| system | conc | RPS | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms | CPU/req µs | mock CPU/req µs | core 0 / core 1 % | other load % | errors + non-2xx |"
+            "| system | conc | RPS | p50 ms | p90 ms | p99 ms | added p50 ms | added p99 ms | CPU/req µs | mock CPU/req µs | core 0 / core 1 % | other load % | steal % | errors + non-2xx |"
         )
-        p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for c in D.concs:
             for s in D.systems:
                 rs = D.g.get((s, mode, c), [])
@@ -374,7 +381,8 @@ def full_tables(D: Data, p) -> None:
                     f"{j([x['p99'] for x in lat], ms)} | {add('p50')} | {add('p99')} | "
                     f"{'–' if s == 'direct' else num(D.cpu(s, mode, c))} | "
                     f"{num(mean([r.get('mock_cpu_us_per_req') for r in rs]))} | {cores} | "
-                    f"{j([r.get('other_cpu_pct') for r in rs], num)} | {errs} |"
+                    f"{j([r.get('other_cpu_pct') for r in rs], num)} | "
+                    f"{j([r.get('steal_pct') for r in rs], num)} | {errs} |"
                 )
         p()
 
@@ -574,11 +582,12 @@ def generate(data: dict) -> str:
         f"{st['duration']} s per point, {st['repeats']} repeat(s)._"
     )
     p()
-    noisy = [r for r in data["runs"] if (r.get("other_cpu_pct") or 0) > 15]
+    noisy = [r for r in data["runs"] if disturbed(r)]
     if noisy:
         p(
             f"**Warning: {len(noisy)} of {len(data['runs'])} points ran while something else used > 15 % of a "
-            f"core ('other load' column); their numbers are less trustworthy.**"
+            f"core or the hypervisor took > 5 % of one ('other load' and 'steal' columns); their numbers are "
+            f"less trustworthy.**"
         )
         p()
     for sv in data["servers"]:
