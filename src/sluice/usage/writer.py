@@ -11,6 +11,7 @@ from sluice.clock import Clock, SystemClock
 from sluice.storage.base import KeyRepository, UsageRepository
 from sluice.usage.bodies import BodyPolicy, BodyRepository, StoredBody
 from sluice.usage.event import UsageEvent
+from sluice.usage.slices import in_slices
 
 log = logging.getLogger("sluice.usage")
 
@@ -23,10 +24,10 @@ TOUCH_INTERVAL_S = 5.0
 """A key's ``last_used_at`` is written when the key is first seen, then at most this often
 (and at shutdown): one small write per flush is a noticeable share of a flush's cost."""
 
-OBSERVE_CHUNK = 10
-"""Events handed to the observers per call (see :meth:`UsageWriter._notify`): ~0.1 ms of
-metrics and access-log work on the benchmark host, so a request whose data arrives meanwhile
-waits no longer than that."""
+OBSERVE_SLICE = (10, 100)
+"""Events handed to the observers per call (see :meth:`UsageWriter._notify`): 10 (~0.1 ms of
+metrics and access-log work on the benchmark host) while the loop is nearly idle, 100 while it
+is saturated (:func:`sluice.usage.slices.in_slices`)."""
 
 BACKLOG_BATCHES = 4
 """Buffered rows beyond this many batches make the writer ask for its database threads to be
@@ -152,21 +153,19 @@ class UsageWriter:
             return written
 
     async def _notify(self) -> None:
-        """Hand the events recorded since the last flush to the observers,
-        :data:`OBSERVE_CHUNK` at a time, letting the loop serve requests in between (the
+        """Hand the events recorded since the last flush to the observers, a slice at a
+        time (:data:`OBSERVE_SLICE`), letting the loop serve requests in between (the
         observers cost ~13 µs per event; 50 at once held it ~0.65 ms)."""
         fresh = self._fresh
         if not fresh:
             return
         self._fresh = []
-        for start in range(0, len(fresh), OBSERVE_CHUNK):
-            chunk = fresh[start : start + OBSERVE_CHUNK]
+        async for chunk in in_slices(fresh, *OBSERVE_SLICE):
             for observer in self._observers:
                 try:
                     observer(chunk)
                 except Exception:
                     log.exception("a usage observer failed on %d events", len(chunk))
-            await asyncio.sleep(0)
 
     async def _touch(self, batch: list[UsageEvent], *, force: bool = False) -> None:
         """Record the keys' last use: a key not seen before at once, the others every

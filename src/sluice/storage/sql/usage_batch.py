@@ -16,7 +16,6 @@ reading which ids are stored already (rare: only a retry gets there).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +29,7 @@ from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import sqlite_time
 from sluice.usage.event import UsageEvent
 from sluice.usage.rollup import HourSums, RowValues, add_hours, batch_rows, rollup_rows
+from sluice.usage.slices import in_slices
 
 USAGE_COLUMNS = (
     "request_id",
@@ -124,23 +124,21 @@ class _AlreadyStored(Exception):
     """Some rows of the batch were stored by an earlier attempt: roll back and recount."""
 
 
-ROW_CHUNK = 20
-"""Events turned into rows and rollup sums between two yields to the event loop (~0.1 ms of
-work on the benchmark host): a 500-row batch built in one piece held the loop ~2.5 ms, and
-a request whose answer arrived meanwhile waited that long (the c=1 p99)."""
+ROW_SLICE = (20, 200)
+"""Events turned into rows and rollup sums between two yields to the event loop: 20 (~0.1 ms
+on the benchmark host) while the loop is nearly idle, 200 while it is saturated
+(:func:`sluice.usage.slices.in_slices`). A 500-row batch built in one piece held the loop
+~2.5 ms, and a request whose answer arrived meanwhile waited that long (the c=1 p99)."""
 
 
 async def _prepared(
     events: Sequence[UsageEvent], row: Callable[[UsageEvent], tuple[Any, ...]]
 ) -> tuple[list[tuple[Any, ...]], tuple[list[RowValues], list[RowValues]]]:
-    """``row(e)`` for every event and the batch's rollup rows (hours, days), computed
-    :data:`ROW_CHUNK` events at a time with the loop let through in between."""
+    """``row(e)`` for every event and the batch's rollup rows (hours, days), computed a
+    slice at a time (:data:`ROW_SLICE`) with the loop let through in between."""
     rows: list[tuple[Any, ...]] = []
     hours: HourSums = {}
-    for start in range(0, len(events), ROW_CHUNK):
-        if start:
-            await asyncio.sleep(0)
-        chunk = events[start : start + ROW_CHUNK]
+    async for chunk in in_slices(events, *ROW_SLICE):
         rows.extend(row(e) for e in chunk)
         add_hours(hours, chunk)
     return rows, rollup_rows(hours)
