@@ -8,22 +8,7 @@
 #   bash bench/diag/ab.sh 12 2 "base:/tmp/base/src:X=1" "new:$PWD/src:X=1"
 set -u
 ROUNDS=$1; SECS=$2; shift 2
-REPO=$(cd "$(dirname "$0")/../.." && pwd); BV=${VENVS:-$HOME/.cache/sluice-bench}/bench
-D=$(mktemp -d /tmp/abn.XXXX)
-cd $REPO
-taskset -c 1 .venv/bin/sluice mock-upstream --host 127.0.0.1 --port 18500 > $D/mock.log 2>&1 &
-(cd bench && UPSTREAM_BASE=http://127.0.0.1:18500/v1 PROXY_KEYS=sk-bench-1234 exec taskset -c 0 $BV/bin/uvicorn minimal_proxy:app --port 18501 --loop uvloop --http httptools --no-access-log --log-level warning > $D/min.log 2>&1) &
-sed 's/127.0.0.1:18000/127.0.0.1:18500/' ${CONFIG:-bench/configs/sluice.yaml} > $D/sluice.yaml
-export SLUICE_MASTER_KEY=sk-master-ab-0123456789
-i=0; NAMES=(); PORTS=(); KEYS=()
-for spec in "$@"; do
-  IFS=: read -r name src envs <<< "$spec"
-  port=$((18510+i)); mkdir -p $D/$name
-  key=$(SLUICE_DATABASE_URL=sqlite+aiosqlite:///$D/$name/s.db SLUICE_DATA_DIR=$D/$name PYTHONPATH=$src .venv/bin/sluice keys create --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-  SLUICE_DATABASE_URL=sqlite+aiosqlite:///$D/$name/s.db SLUICE_DATA_DIR=$D/$name PYTHONPATH=$src env $envs taskset -c 0 .venv/bin/sluice serve --port $port --config $D/sluice.yaml > $D/$name/log 2>&1 &
-  NAMES+=($name); PORTS+=($port); KEYS+=($key); i=$((i+1))
-done
-for p in 18501 "${PORTS[@]}"; do for j in $(seq 300); do curl -sf http://127.0.0.1:$p/health/live >/dev/null && break; sleep 0.2; done; done
+DIAG=abn source "$(dirname "$0")/start.sh"
 pidof_port() { pgrep -f "port $1" | tail -1; }
 cpu() { awk '{print $14+$15}' /proc/$1/stat; }
 run() { # port key pid
@@ -32,11 +17,11 @@ run() { # port key pid
   local c1=$(cpu $3)
   python3 -c "print(f'{($c1-$c0)/$(getconf CLK_TCK)*1e6/$n:.1f}')"
 }
-MP=$(pidof_port 18501)
-run 18501 sk-bench-1234 $MP > /dev/null
+MP=$(pidof_port $MIN_PORT)
+run $MIN_PORT $MIN_KEY $MP > /dev/null
 for k in "${!NAMES[@]}"; do run ${PORTS[$k]} ${KEYS[$k]} $(pidof_port ${PORTS[$k]}) > /dev/null; done
 for r in $(seq $ROUNDS); do
-  line="r$r min=$(run 18501 sk-bench-1234 $MP)"
+  line="r$r min=$(run $MIN_PORT $MIN_KEY $MP)"
   for k in "${!NAMES[@]}"; do line+=" ${NAMES[$k]}=$(run ${PORTS[$k]} ${KEYS[$k]} $(pidof_port ${PORTS[$k]}))"; done
   echo "$line" | tee -a $D/results
 done
@@ -57,4 +42,4 @@ for k in names[1:]:
 for k in vals:
     print(f"{k:10s} median {st.median(vals[k]):6.1f} us" + (f"  share median {st.median(shares[k]):.3f}  (min {min(shares[k]):.3f} max {max(shares[k]):.3f})" if k in shares else ""))
 PY
-pkill -f "port 1850"; pkill -f "port 1851"; sleep 0.5
+stop_all

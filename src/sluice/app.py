@@ -146,10 +146,8 @@ class SluiceApp:
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
-        self._control = _Lazy(lambda: _build("sluice.api.admin", "build_admin_app", rt))
-        self._console = _Lazy(
-            lambda: _build("sluice.console.app", "build_console", rt, rt.storage.console)
-        )
+        self._control = _Lazy(lambda: _build(ADMIN, rt))
+        self._console = _Lazy(lambda: _build(CONSOLE, rt, rt.storage.console))
         self.runtime = rt
         # Everything allocated so far (modules, config, the runtime) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stall the loop
@@ -185,9 +183,10 @@ class SluiceApp:
                 return
 
 
-CONTROL_MODULES = ("sluice.api.admin", "sluice.console.app")
-"""The control plane (FastAPI admin API, console): imported after start-up, off the data
-plane's path to its first answer."""
+# The control plane (FastAPI admin API, console) as (module, factory): imported after
+# start-up, off the data plane's path to its first answer, and built on first use.
+ADMIN = ("sluice.api.admin", "build_admin_app")
+CONSOLE = ("sluice.console.app", "build_console")
 
 
 PREIMPORT_DELAY_S = 1.0
@@ -202,14 +201,15 @@ def _start_preimport() -> None:
 def _preimport() -> None:
     """Import the control plane on a thread once the gateway serves: the event loop keeps
     answering meanwhile, and the first admin or console request finds it loaded."""
-    for name in CONTROL_MODULES:
+    for name, _ in (ADMIN, CONSOLE):
         try:
             importlib.import_module(name)
         except Exception:  # pragma: no cover - the request that needs it reports the error
             log.debug("pre-import of %s failed", name, exc_info=True)
 
 
-def _build(module: str, factory: str, *args: object) -> Handler:
+def _build(where: tuple[str, str], *args: object) -> Handler:
+    module, factory = where
     built: Handler = getattr(importlib.import_module(module), factory)(*args)
     return built
 

@@ -43,10 +43,10 @@ class Settings(BaseSettings):
     usage_flush_interval_s: float = 0.25
     """How often the usage writer flushes its buffer."""
     usage_batch_size: int = 500
-    """Rows per insert; a flush starts early when this many are buffered. Rows are prepared
-    on the event loop (a few microseconds each), so a batch bounds each pause of the loop;
-    fewer, larger flushes cost less per row (500 against 200: ~6 % less CPU per request in
-    the benchmark at c=16, the same p99 at c=1)."""
+    """Rows per insert; a flush starts early when this many are buffered. The rows are
+    prepared on the event loop a slice at a time (``sluice.usage.slices``), so the batch size
+    does not bound the loop's pauses; fewer, larger flushes cost less per row (500 against
+    200: ~6 % less CPU per request in the benchmark at c=16, the same p99 at c=1)."""
     usage_retention_days: int = Field(default=90, ge=0)
     """Days raw usage rows (the request log) are kept; 0 keeps them forever. Rollups, and so
     analytics summaries, series and budgets, are kept regardless."""
