@@ -100,3 +100,6 @@ async def storage(database_url: str) -> AsyncIterator[object]:
         yield store
     finally:
         await store.close()
+
+
+pytest_plugins = ["tests.services"]
