@@ -66,7 +66,7 @@ async def test_a_retry_stops_when_the_breaker_opened(tmp_path: Path) -> None:
     config = CONFIG.replace("failures: 3", "failures: 2")
     async with running(make_settings(tmp_path), config) as (app, client):
         resp = await _post(client, "flaky")  # fails twice: the breaker opens, no third try
-        assert resp.status_code == 503
+        assert resp.status_code == 502  # the upstream's last 503: a bad gateway
         row = await _row(app, resp.headers["x-request-id"])
         assert row.attempts == 2  # type: ignore[attr-defined]
 
@@ -127,9 +127,9 @@ async def test_retry_after_above_the_cap_is_not_waited_for(tmp_path: Path) -> No
 
 async def test_open_breakers_answer_503_at_once(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path), CONFIG) as (app, client):
-        for _ in range(3):
-            assert (await _post(client, "always-down")).status_code == 503
-        resp = await _post(client, "always-down")
+        for _ in range(3):  # the upstream's 503s are relayed as 502 (bad gateway) ...
+            assert (await _post(client, "always-down")).status_code == 502
+        resp = await _post(client, "always-down")  # ... then the gateway's own 503
         assert resp.status_code == 503
         error = resp.json()["error"]
         assert error["code"] == "no_healthy_deployment"
@@ -177,7 +177,7 @@ models:
         auth = {"Authorization": f"Bearer {key['key']}"}
         allowed = await client.post("/v1/chat/completions", json=_body("local/chat"), headers=auth)
         assert allowed.status_code == 200
-        assert (await _post(client, "down")).status_code == 503
+        assert (await _post(client, "down")).status_code == 502
         health = (await client.get("/health")).json()
         [down] = health["models"]
         assert health["status"] == "degraded" and down["healthy"] is False
