@@ -58,35 +58,44 @@ async def read_small(resp: aiohttp.ClientResponse, limit: int = SMALL_BODY_BYTES
 
 
 class SSECap:
-    """Bounds the bytes of the server-sent event being received.
+    """Bounds the size of each server-sent event, fed every read of the stream.
 
-    Fed every read of the stream; an event ends at a blank line (``\\n\\n`` or
-    ``\\r\\n\\r\\n``). Raises ``provider_bad_response`` once the open event exceeds the limit.
+    An event ends at a blank line (``\n\n``, or ``\r\n\r\n`` once the stream used CR);
+    every event completed in a read and the one still open are measured, the open one across
+    reads. Raises ``provider_bad_response`` for the first event over the limit.
     """
 
-    __slots__ = ("_deployment", "_limit", "_pending", "_tail")
+    __slots__ = ("_deployment", "_limit", "_pending", "_sep", "_tail")
 
     def __init__(self, limit: int, deployment: str) -> None:
         self._limit = limit
         self._deployment = deployment
         self._pending = 0
+        self._sep = b"\n\n"
         self._tail = b""
 
     def check(self, data: bytes) -> None:
-        lf = data.rfind(b"\n\n")
-        crlf = data.rfind(b"\n\r\n")
-        end = max(lf + 2 if lf >= 0 else -1, crlf + 3 if crlf >= 0 else -1)
-        if end >= 0:
-            self._pending = len(data) - end
-        elif b"\n\n" in self._tail + data[:3] or b"\n\r\n" in self._tail + data[:3]:
-            self._pending = len(data)  # the blank line was split across two reads
-        else:
-            self._pending += len(data)
-        self._tail = data[-3:]
-        if self._pending > self._limit:
-            raise over_limit(
-                self._deployment, "a stream event", self._limit, "SLUICE_MAX_UPSTREAM_EVENT_BYTES"
-            )
+        if len(self._sep) == 2 and b"\r" in data:
+            self._sep = b"\n\r\n"
+        sep, limit = self._sep, self._limit
+        pending, pos = self._pending, 0
+        if self._tail:
+            j = (self._tail + data[: len(sep) - 1]).find(sep)
+            if j >= 0:  # the blank line was split across two reads
+                pending, pos = 0, max(0, j + len(sep) - len(self._tail))
+        while (end := data.find(sep, pos)) >= 0:
+            if pending + end - pos > limit:
+                raise self._over()
+            pending, pos = 0, end + len(sep)
+        self._pending = pending = pending + len(data) - pos
+        self._tail = data[1 - len(sep) :]
+        if pending > limit:
+            raise self._over()
+
+    def _over(self) -> GatewayError:
+        return over_limit(
+            self._deployment, "a stream event", self._limit, "SLUICE_MAX_UPSTREAM_EVENT_BYTES"
+        )
 
 
 class FrameCap:
