@@ -42,6 +42,13 @@ models:
     fallbacks: [backup]
   - name: always-down
     deployments: [{provider: mock, model: "chat?status=503", retries: 0}]
+  - name: refused-then-ok
+    strategy: priority
+    deployments:
+      - {provider: mock, model: "chat?status=401", id: refused}
+      - {provider: mock, model: "chat?completion_tokens=5", id: accepted}
+  - name: refused
+    deployments: [{provider: mock, model: "chat?status=403"}]
   - name: long-retry-after
     deployments: [{provider: mock, model: "chat?status=429&retry_after_s=100", retries: 3}]
 """
@@ -187,3 +194,17 @@ models:
         forbidden = await client.get("/health", headers=auth)
         assert forbidden.status_code == 403
         assert (await client.get("/health/ready", headers={})).status_code == 200
+
+
+async def test_a_refused_credential_moves_on_to_the_next_deployment(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path), CONFIG) as (app, client):
+        resp = await _post(client, "refused-then-ok")
+        assert resp.status_code == 200 and resp.json()["usage"]["completion_tokens"] == 5
+        row = await _row(app, resp.headers["x-request-id"])
+        assert row.attempts == 2  # type: ignore[attr-defined]  # not retried on "refused"
+        resp = await _post(client, "refused")
+        assert resp.status_code == 502
+        assert resp.json()["error"]["code"] == "provider_auth_error"
+        assert "scripted error" not in resp.text
+        row = await _row(app, resp.headers["x-request-id"])
+        assert row.attempts == 1  # type: ignore[attr-defined]
