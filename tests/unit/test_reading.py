@@ -55,6 +55,12 @@ def test_an_event_over_the_cap_fails_however_the_reads_fall(
     assert "dep/x" in info.value.message and "SLUICE_MAX_UPSTREAM_EVENT_BYTES" in info.value.message
 
 
+def test_a_crlf_stream_whose_first_line_break_is_split() -> None:
+    cap = SSECap(20, "d")
+    for part in (b"data: 0123456789\r", b"\n", b"\r\n", b"data: 0123456789\r\n\r\n") * 3:
+        cap.check(part)
+
+
 def test_an_open_event_is_refused_before_it_ends() -> None:
     cap = SSECap(100, "d")
     cap.check(b"data: " + b"x" * 90)

@@ -60,37 +60,48 @@ async def read_small(resp: aiohttp.ClientResponse, limit: int = SMALL_BODY_BYTES
 class SSECap:
     """Bounds the size of each server-sent event, fed every read of the stream.
 
-    An event ends at a blank line (``\n\n``, or ``\r\n\r\n`` once the stream used CR);
+    An event ends at a blank line (``\n\n``, or ``\r\n\r\n`` when the first line break
+    of the stream was CRLF);
     every event completed in a read and the one still open are measured, the open one across
     reads. Raises ``provider_bad_response`` for the first event over the limit.
     """
 
-    __slots__ = ("_deployment", "_limit", "_pending", "_sep", "_tail")
+    __slots__ = ("_deployment", "_framed", "_limit", "_pending", "_sep", "_tail")
 
     def __init__(self, limit: int, deployment: str) -> None:
         self._limit = limit
         self._deployment = deployment
         self._pending = 0
         self._sep = b"\n\n"
+        self._framed = False
         self._tail = b""
 
     def check(self, data: bytes) -> None:
-        if len(self._sep) == 2 and b"\r" in data:
-            self._sep = b"\n\r\n"
+        if not self._framed and b"\n" in data:  # the first line break says LF or CRLF
+            self._framed = True
+            if b"\r\n" in data or (data[:1] == b"\n" and self._tail == b"\r"):
+                self._sep = b"\n\r\n"
         sep, limit = self._sep, self._limit
+        k, n = len(sep), len(data)
         pending, pos = self._pending, 0
         if self._tail:
-            j = (self._tail + data[: len(sep) - 1]).find(sep)
+            j = (self._tail + data[: k - 1]).find(sep)
             if j >= 0:  # the blank line was split across two reads
-                pending, pos = 0, max(0, j + len(sep) - len(self._tail))
-        while (end := data.find(sep, pos)) >= 0:
-            if pending + end - pos > limit:
+                pending, pos = 0, max(0, j + k - len(self._tail))
+        if pending + n - pos <= limit:
+            # No event can be over the limit within this read: track the open one only.
+            end = data.rfind(sep, pos)
+            pending = n - end - k if end >= 0 else pending + n - pos
+        else:
+            while (end := data.find(sep, pos)) >= 0:
+                if pending + end - pos > limit:
+                    raise self._over()
+                pending, pos = 0, end + k
+            pending += n - pos
+            if pending > limit:
                 raise self._over()
-            pending, pos = 0, end + len(sep)
-        self._pending = pending = pending + len(data) - pos
-        self._tail = data[1 - len(sep) :]
-        if pending > limit:
-            raise self._over()
+        self._pending = pending
+        self._tail = b"" if data.endswith(sep) else data[1 - k :]
 
     def _over(self) -> GatewayError:
         return over_limit(
