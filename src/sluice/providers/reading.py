@@ -60,9 +60,8 @@ async def read_small(resp: aiohttp.ClientResponse, limit: int = SMALL_BODY_BYTES
 class SSECap:
     """Bounds the size of each server-sent event, fed every read of the stream.
 
-    An event ends at a blank line (``\n\n``, or ``\r\n\r\n`` when the first line break
-    of the stream was CRLF);
-    every event completed in a read and the one still open are measured, the open one across
+    An event ends at a blank line (``\n\n``, or ``\r\n\r\n`` when the stream's first line
+    break was CRLF). Every event completed in a read is measured, and the one still open across
     reads. Raises ``provider_bad_response`` for the first event over the limit.
     """
 
