@@ -7,7 +7,8 @@ grouped by who is at fault::
 
     caller_*    the request is wrong (4xx, never retried)
     policy_*    the request is refused by a limit, budget or access rule
-    provider_*  the upstream failed or refused
+    provider_*  the upstream failed or refused (5xx answers are 502 Bad Gateway, timeouts
+                504; never 500, which means a bug in Sluice)
     gateway_*   Sluice itself failed
     client_*    the client went away
 """
@@ -15,6 +16,7 @@ grouped by who is at fault::
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass
 
 
@@ -36,7 +38,7 @@ class ErrorKind(enum.StrEnum):
     POLICY_RATE_LIMITED = "policy_rate_limited"
     POLICY_BUDGET_EXCEEDED = "policy_budget_exceeded"
     PROVIDER_BAD_REQUEST = "provider_bad_request"
-    PROVIDER_AUTH = "provider_auth"
+    PROVIDER_AUTH = "provider_auth_error"
     PROVIDER_NOT_FOUND = "provider_not_found"
     PROVIDER_CONTEXT_WINDOW = "provider_context_window_exceeded"
     PROVIDER_CONTENT_POLICY = "provider_content_policy"
@@ -68,14 +70,14 @@ _KINDS: dict[ErrorKind, KindInfo] = {
     ErrorKind.POLICY_RATE_LIMITED: KindInfo(429, "rate_limit_error", False),
     ErrorKind.POLICY_BUDGET_EXCEEDED: KindInfo(429, "budget_exceeded", False),
     ErrorKind.PROVIDER_BAD_REQUEST: KindInfo(400, "invalid_request_error", False),
-    ErrorKind.PROVIDER_AUTH: KindInfo(401, "authentication_error", False),
+    ErrorKind.PROVIDER_AUTH: KindInfo(502, "api_error", False),
     ErrorKind.PROVIDER_NOT_FOUND: KindInfo(404, "invalid_request_error", False),
     ErrorKind.PROVIDER_CONTEXT_WINDOW: KindInfo(400, "invalid_request_error", False),
     ErrorKind.PROVIDER_CONTENT_POLICY: KindInfo(400, "invalid_request_error", False),
     ErrorKind.PROVIDER_CONFLICT: KindInfo(409, "invalid_request_error", True),
     ErrorKind.PROVIDER_RATE_LIMITED: KindInfo(429, "rate_limit_error", True),
-    ErrorKind.PROVIDER_ERROR: KindInfo(500, "api_error", True),
-    ErrorKind.PROVIDER_UNAVAILABLE: KindInfo(503, "api_error", True),
+    ErrorKind.PROVIDER_ERROR: KindInfo(502, "api_error", True),
+    ErrorKind.PROVIDER_UNAVAILABLE: KindInfo(502, "api_error", True),
     ErrorKind.PROVIDER_TIMEOUT: KindInfo(504, "timeout_error", True),
     ErrorKind.PROVIDER_UNREACHABLE: KindInfo(502, "api_error", True),
     ErrorKind.PROVIDER_BAD_RESPONSE: KindInfo(502, "api_error", True),
@@ -115,8 +117,10 @@ def kind_for_upstream_status(status: int) -> ErrorKind:
 class GatewayError(Exception):
     """Base of every error a client can see.
 
-    ``status`` defaults to the kind's; upstream 4xx keep the provider's own status so the
-    client sees what the provider said (``upstream_status``).
+    ``status`` defaults to the kind's; upstream 4xx that are the caller's to fix keep the
+    provider's own status so the client sees what the provider said. ``upstream_status`` is
+    the provider's HTTP status, when it answered one. ``detail`` is for the operator's log
+    only, never sent to a client (e.g. the provider's text when it refused our credential).
     """
 
     def __init__(
@@ -129,6 +133,8 @@ class GatewayError(Exception):
         status: int | None = None,
         retry_after_s: float | None = None,
         headers: dict[str, str] | None = None,
+        upstream_status: int | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -138,6 +144,8 @@ class GatewayError(Exception):
         self.status = status if status is not None else kind.info.status
         self.retry_after_s = retry_after_s
         self.headers = headers or {}
+        self.upstream_status = upstream_status
+        self.detail = detail
 
     @property
     def retriable(self) -> bool:
@@ -152,6 +160,21 @@ class GatewayError(Exception):
                 "code": self.code or self.kind.value,
             }
         }
+
+
+UNAVAILABLE_RETRY_AFTER_S = 2
+"""``Retry-After`` of a 503 whose error has no better hint (shutting down, a dependency
+away): long enough not to hammer, short enough for a rolling restart."""
+
+
+def retry_after_value(exc: GatewayError) -> str | None:
+    """The ``Retry-After`` header of an error answer, in whole seconds rounded up: the
+    error's own hint, else a default for every 503 (a client must know when to come back)."""
+    if exc.retry_after_s is not None:
+        return str(max(0, math.ceil(exc.retry_after_s)))
+    if exc.status == 503:
+        return str(UNAVAILABLE_RETRY_AFTER_S)
+    return None
 
 
 class BadRequest(GatewayError):
@@ -174,13 +197,40 @@ _UPSTREAM_CODES: dict[str, ErrorKind] = {
 }
 
 
+PROVIDER_AUTH_MESSAGE = "the provider rejected the gateway's credential; the operator has been told"
+
+
+def provider_auth_error(detail: str, *, upstream_status: int | None = None) -> UpstreamError:
+    """The provider refused *our* credential: a 502 with a generic message (the provider's
+    text may quote key material, so it goes to ``detail``, for the operator's log only)."""
+    return UpstreamError(
+        ErrorKind.PROVIDER_AUTH,
+        PROVIDER_AUTH_MESSAGE,
+        upstream_status=upstream_status,
+        detail=detail[:500],
+    )
+
+
 def upstream_http_error(
-    status: int, message: str, *, retry_after_s: float | None = None, code: str | None = None
+    status: int,
+    message: str,
+    *,
+    retry_after_s: float | None = None,
+    code: str | None = None,
+    kind: ErrorKind | None = None,
 ) -> UpstreamError:
-    """An error for an upstream HTTP error answer; 4xx keep the provider's status. ``code`` is
-    the provider's structured error code, when it sent one."""
-    kind = kind_for_upstream_status(status)
-    if status == 400 and code in _UPSTREAM_CODES:
-        kind = _UPSTREAM_CODES[code]
-    passed = status if 400 <= status < 500 else None
-    return UpstreamError(kind, message, status=passed, retry_after_s=retry_after_s)
+    """An error for an upstream HTTP error answer. ``code`` is the provider's structured
+    error code, when it sent one; ``kind`` overrides the status table (a provider's own map).
+
+    A 4xx that is the caller's to fix keeps the provider's status and message; everything
+    else takes the kind's status (401/403 → 502 ``provider_auth_error``, 5xx → 502)."""
+    if kind is None:
+        kind = kind_for_upstream_status(status)
+        if status == 400 and code in _UPSTREAM_CODES:
+            kind = _UPSTREAM_CODES[code]
+    if kind is ErrorKind.PROVIDER_AUTH:
+        return provider_auth_error(message, upstream_status=status)
+    passed = status if 400 <= status < 500 and kind.info.status < 500 else None
+    return UpstreamError(
+        kind, message, status=passed, retry_after_s=retry_after_s, upstream_status=status
+    )

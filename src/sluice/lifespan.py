@@ -26,7 +26,7 @@ from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.observability.wiring import Observability, build_observability
 from sluice.pipeline.relay import Services
-from sluice.providers.base import Provider
+from sluice.providers.base import Provider, ReadLimits
 from sluice.providers.registry import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
 from sluice.routing.health import DeploymentStats
@@ -106,6 +106,10 @@ class Runtime:
             provider_types={name: p.type for name, p in self.config.providers.items()},
             prices={m.name: m.prices for m in self.config.models if m.prices is not None},
             total_timeout_s=self.config.routing.total_timeout_s,
+            read_limits=ReadLimits(
+                body_bytes=self.settings.max_upstream_body_bytes,
+                event_bytes=self.settings.max_upstream_event_bytes,
+            ),
         )
 
     async def refresh_keys(self, *, force: bool = False) -> None:

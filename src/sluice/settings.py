@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sluice.providers.base import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
+
 
 def default_data_dir() -> Path:
     """``$XDG_DATA_HOME/sluice`` or ``~/.local/share/sluice``."""
@@ -40,6 +42,12 @@ class Settings(BaseSettings):
     """YAML gateway config; the packaged demo config when unset."""
     max_body_bytes: int = 20 * 1024 * 1024
     """Largest request body accepted on the data plane (413 above it)."""
+    max_upstream_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
+    """Largest non-streamed answer read from a provider; past it the request fails with 502
+    ``provider_bad_response`` and the connection is dropped (memory stays bounded)."""
+    max_upstream_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
+    """Largest single stream event read from a provider; past it the stream ends with a
+    ``provider_bad_response`` error event (or a 502 before the first byte)."""
     usage_flush_interval_s: float = 0.25
     """How often the usage writer flushes its buffer."""
     usage_batch_size: int = 500

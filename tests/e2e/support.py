@@ -285,15 +285,22 @@ class Gateway:
 
 
 def start_gateway(
-    workdir: Path, mock_port: int, down_port: int, echo_port: int, **extra_env: str
+    workdir: Path,
+    mock_port: int,
+    down_port: int,
+    echo_port: int,
+    *,
+    config_text: str | None = None,
+    **extra_env: str,
 ) -> Gateway:
-    """Create a key with the CLI, then start ``sluice serve`` and wait for readiness."""
+    """Create a key with the CLI, then start ``sluice serve`` and wait for readiness.
+    ``config_text``: a YAML config of the test's own instead of :func:`gateway_config`."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     master = "sk-master-" + secrets.token_hex(16)
     env = base_env(data_dir, master, **extra_env)
     config = workdir / "sluice.yaml"
-    config.write_text(gateway_config(mock_port, down_port, echo_port))
+    config.write_text(config_text or gateway_config(mock_port, down_port, echo_port))
     created = create_key_cli(env, "e2e")
     port = free_port()
     proc = spawn(

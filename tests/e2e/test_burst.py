@@ -50,7 +50,7 @@ KINDS: dict[str, Kind] = {
     "ok_local": Kind(10, 200),
     "ok_embed": Kind(10, 200),
     "upstream_429": Kind(15, 429),
-    "upstream_500": Kind(15, 500),
+    "upstream_500": Kind(15, 502),
     "bad_input": Kind(15, 400),
     "unknown_model": Kind(15, 404),
     "too_large": Kind(5, 413),
@@ -204,7 +204,7 @@ async def test_one_usage_row_per_request_under_burst(burst_gateway: Gateway) -> 
         by_kind.setdefault(o.kind, []).append(o)
     client_status = {
         "ok": 200, "ok_stream": 200, "ok_local": 200, "ok_embed": 200,
-        "upstream_429": 429, "upstream_500": 500, "bad_input": 400, "unknown_model": 404,
+        "upstream_429": 429, "upstream_500": 502, "bad_input": 400, "unknown_model": 404,
         "too_large": 413, "cut_stream": 200, "disconnect_stream": 200, "unauthenticated": 401,
     }  # fmt: skip
     for kind, want in client_status.items():

@@ -103,14 +103,12 @@ async def test_upstream_429_is_rate_limit_error(
     assert row["provider"] == "up"
 
 
-async def test_upstream_500_is_internal_server_error(
-    aclient: openai.AsyncOpenAI, gateway: Gateway
-) -> None:
+async def test_upstream_500_is_bad_gateway(aclient: openai.AsyncOpenAI, gateway: Gateway) -> None:
     with pytest.raises(openai.InternalServerError) as info:
         await aclient.chat.completions.create(model="m-500", messages=MESSAGES)
-    assert info.value.status_code == 500
+    assert info.value.status_code == 502  # 500 would mean a bug in Sluice
     row = await wait_row(gateway.db_path, request_id=rid(info.value))
-    assert row["status"] == 500
+    assert row["status"] == 502
     assert row["error_kind"] == "provider_error"
 
 

@@ -218,7 +218,7 @@ models:
                                     headers={"Authorization": f"Bearer {key}"},
                                 )
                                 answers.append(resp.text + json.dumps(dict(resp.headers)))
-                                assert resp.status_code in (200, 401, 500, 502), resp.text
+                                assert resp.status_code in (200, 502), resp.text
                 bad = await c.post(
                     "/v1/chat/completions",
                     json={**CHAT, "model": "leaky-ok"},

@@ -123,8 +123,8 @@ async def test_request_log_pages_filters_and_csv(tmp_path: Path) -> None:
         assert times == sorted(times, reverse=True)
         errors = await _get(w, "ua", f"{A}/requests?status=error")
         assert [r["request_id"] for r in errors["data"]] == broken
-        assert errors["data"][0]["status"] == 503
-        assert (await _get(w, "ua", f"{A}/requests?status=503"))["data"][0]["request_id"] == broken[
+        assert errors["data"][0]["status"] == 502
+        assert (await _get(w, "ua", f"{A}/requests?status=502"))["data"][0]["request_id"] == broken[
             0
         ]
         assert len((await _get(w, "ua", f"{A}/requests?status=ok"))["data"]) == 7
@@ -134,7 +134,7 @@ async def test_request_log_pages_filters_and_csv(tmp_path: Path) -> None:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/csv")
         rows = list(csv.DictReader(io.StringIO(resp.text)))
         assert {r["request_id"] for r in rows} == mine
-        assert {r["status"] for r in rows} == {"200", "503"}
+        assert {r["status"] for r in rows} == {"200", "502"}
         detail = await _get(w, "ua", f"{A}/requests/{ids[0]}")
         assert detail["request_id"] == ids[0] and detail["body"] is None
         assert (await w.call("ub", "GET", f"{A}/requests/{ids[0]}")).status_code == 404

@@ -118,7 +118,7 @@ async def test_errors_are_openai_shaped_and_each_is_one_usage_row(
         (client.post("/v1/chat/completions", content=b"{oops"), 400, None),
         (client.post("/v1/chat/completions", json={"model": "mock-gpt"}), 400, "messages"),
         (client.post("/v1/chat/completions", json={**CHAT, "model": "nope"}), 404, "model"),
-        (client.post("/v1/chat/completions", json={**CHAT, "model": "broken"}), 503, None),
+        (client.post("/v1/chat/completions", json={**CHAT, "model": "broken"}), 502, None),
         (client.post("/v1/chat/completions", json={**CHAT, "model": "slow"}), 504, None),
     ]
     for request, status, param in cases:
@@ -131,7 +131,7 @@ async def test_errors_are_openai_shaped_and_each_is_one_usage_row(
     broken = await client.post("/v1/chat/completions", json={**CHAT, "model": "broken"})
     assert broken.headers["retry-after"] == "2"
     rows = await _rows(app)
-    assert sorted(r["status"] for r in rows) == [400, 400, 404, 503, 503, 504]
+    assert sorted(r["status"] for r in rows) == [400, 400, 404, 502, 502, 504]
     assert {r["error_kind"] for r in rows} == {
         "caller_bad_request",
         "caller_not_found",

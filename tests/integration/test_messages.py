@@ -148,7 +148,7 @@ async def test_errors_are_anthropic_shaped(
         await sdk.messages.create(
             model="broken", max_tokens=5, messages=[{"role": "user", "content": "x"}]
         )
-    assert broken.value.status_code == 503
+    assert broken.value.status_code == 502
     bad_key = anthropic.AsyncAnthropic(
         api_key="nope", base_url="http://gw", http_client=sdk._client, max_retries=0
     )

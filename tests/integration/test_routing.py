@@ -42,6 +42,13 @@ models:
     fallbacks: [backup]
   - name: always-down
     deployments: [{provider: mock, model: "chat?status=503", retries: 0}]
+  - name: refused-then-ok
+    strategy: priority
+    deployments:
+      - {provider: mock, model: "chat?status=401", id: refused}
+      - {provider: mock, model: "chat?completion_tokens=5", id: accepted}
+  - name: refused
+    deployments: [{provider: mock, model: "chat?status=403"}]
   - name: long-retry-after
     deployments: [{provider: mock, model: "chat?status=429&retry_after_s=100", retries: 3}]
 """
@@ -66,7 +73,7 @@ async def test_a_retry_stops_when_the_breaker_opened(tmp_path: Path) -> None:
     config = CONFIG.replace("failures: 3", "failures: 2")
     async with running(make_settings(tmp_path), config) as (app, client):
         resp = await _post(client, "flaky")  # fails twice: the breaker opens, no third try
-        assert resp.status_code == 503
+        assert resp.status_code == 502  # the upstream's last 503: a bad gateway
         row = await _row(app, resp.headers["x-request-id"])
         assert row.attempts == 2  # type: ignore[attr-defined]
 
@@ -127,9 +134,9 @@ async def test_retry_after_above_the_cap_is_not_waited_for(tmp_path: Path) -> No
 
 async def test_open_breakers_answer_503_at_once(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path), CONFIG) as (app, client):
-        for _ in range(3):
-            assert (await _post(client, "always-down")).status_code == 503
-        resp = await _post(client, "always-down")
+        for _ in range(3):  # the upstream's 503s are relayed as 502 (bad gateway) ...
+            assert (await _post(client, "always-down")).status_code == 502
+        resp = await _post(client, "always-down")  # ... then the gateway's own 503
         assert resp.status_code == 503
         error = resp.json()["error"]
         assert error["code"] == "no_healthy_deployment"
@@ -177,7 +184,7 @@ models:
         auth = {"Authorization": f"Bearer {key['key']}"}
         allowed = await client.post("/v1/chat/completions", json=_body("local/chat"), headers=auth)
         assert allowed.status_code == 200
-        assert (await _post(client, "down")).status_code == 503
+        assert (await _post(client, "down")).status_code == 502
         health = (await client.get("/health")).json()
         [down] = health["models"]
         assert health["status"] == "degraded" and down["healthy"] is False
@@ -187,3 +194,17 @@ models:
         forbidden = await client.get("/health", headers=auth)
         assert forbidden.status_code == 403
         assert (await client.get("/health/ready", headers={})).status_code == 200
+
+
+async def test_a_refused_credential_moves_on_to_the_next_deployment(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path), CONFIG) as (app, client):
+        resp = await _post(client, "refused-then-ok")
+        assert resp.status_code == 200 and resp.json()["usage"]["completion_tokens"] == 5
+        row = await _row(app, resp.headers["x-request-id"])
+        assert row.attempts == 2  # type: ignore[attr-defined]  # not retried on "refused"
+        resp = await _post(client, "refused")
+        assert resp.status_code == 502
+        assert resp.json()["error"]["code"] == "provider_auth_error"
+        assert "scripted error" not in resp.text
+        row = await _row(app, resp.headers["x-request-id"])
+        assert row.attempts == 1  # type: ignore[attr-defined]

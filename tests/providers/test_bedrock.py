@@ -180,7 +180,7 @@ def test_event_stream_exceptions_and_corruption() -> None:
 
 def test_model_error_424_is_the_providers_fault() -> None:
     err = ERRORS.error(424, b'{"message":"model failed"}', {})
-    assert err.kind is ErrorKind.PROVIDER_ERROR and err.status == 500 and err.retriable
+    assert err.kind is ErrorKind.PROVIDER_ERROR and err.status == 502 and err.retriable
 
 
 def test_sigv4_headers() -> None:

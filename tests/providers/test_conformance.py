@@ -190,13 +190,20 @@ async def test_error_status(harness: Harness, status: int) -> None:
         await harness.provider.send(chat_request({"messages": MESSAGES}), harness.call(script))
     err = info.value
     assert err.kind is kind_for_upstream_status(status)
+    assert err.upstream_status == status
+    if status in (401, 403):  # our credential was refused: 502, the provider's text kept back
+        assert err.kind is ErrorKind.PROVIDER_AUTH and err.status == 502
+        assert "scripted error" not in err.message and "scripted error" in (err.detail or "")
+        return
     assert err.status == (status if status < 500 else err.kind.info.status)
     assert "scripted error" in err.message  # the provider's own message, from its envelope
     if status == 429:
         assert err.retry_after_s == 2.0
         assert err.retriable
+    if status >= 500:  # an upstream failure is a bad gateway, never a 500 (a Sluice bug)
+        assert err.status == 502
     if status == 529:
-        assert err.kind is ErrorKind.PROVIDER_UNAVAILABLE and err.status == 503
+        assert err.kind is ErrorKind.PROVIDER_UNAVAILABLE
 
 
 @pytest.mark.parametrize("status", [429, 503])

@@ -81,7 +81,7 @@ def test_error_map_overrides_and_message_extraction() -> None:
     err = errors.error(418, b'{"message": "teapot busy"}', {"Retry-After": "4"})
     assert (err.kind, err.status, err.retry_after_s, err.message) == (
         ErrorKind.PROVIDER_UNAVAILABLE,
-        503,
+        502,
         4.0,
         "teapot busy",
     )

@@ -109,7 +109,9 @@ async def test_refusals(token_server: tuple[str, TokenServer], tmp_path: Path) -
         with pytest.raises(GatewayError) as info:
             await VertexAuth("v", SecretRef(str(path))).token(call)
         assert info.value.kind is ErrorKind.PROVIDER_AUTH
-        assert "invalid_grant" in info.value.message
+        assert info.value.status == 502
+        assert "invalid_grant" not in info.value.message  # for the operator's log only
+        assert "invalid_grant" in (info.value.detail or "")
         with pytest.raises(GatewayError) as info:
             await VertexAuth("v", SecretRef(str(tmp_path / "missing.json"))).token(call)
         assert info.value.kind is ErrorKind.GATEWAY_UNAVAILABLE

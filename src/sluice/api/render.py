@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from sluice.errors import GatewayError
+from sluice.errors import GatewayError, retry_after_value
 from sluice.pipeline.sink import Headers
 
 Scope = MutableMapping[str, Any]
@@ -31,8 +31,9 @@ async def send_json(send: Send, status: int, body: bytes, headers: Headers) -> N
 
 def error_headers(exc: GatewayError, base: Headers) -> Headers:
     headers = [*base, JSON_CT]
-    if exc.retry_after_s is not None:
-        headers.append((b"retry-after", str(max(0, round(exc.retry_after_s))).encode()))
+    retry_after = retry_after_value(exc)
+    if retry_after is not None:
+        headers.append((b"retry-after", retry_after.encode()))
     for name, value in exc.headers.items():
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1", "replace")))
     return headers

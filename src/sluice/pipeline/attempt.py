@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from sluice.usage.event import UsageEvent
 
 if TYPE_CHECKING:
     from sluice.pipeline.relay import Services
+
+log = logging.getLogger("sluice.pipeline")
 
 _JSON_CT = (b"content-type", b"application/json")
 
@@ -92,6 +95,7 @@ async def call_deployment(
             else {"traceparent": traceparent}
         ),
         credential=svc.credentials.get(dep.provider_name),
+        limits=svc.read_limits,
     )
     attempt = Attempt(dep, call, upstream, translation, base_headers + list(dep.response_headers))
     try:
@@ -116,6 +120,26 @@ async def call_deployment(
             ErrorKind.PROVIDER_TIMEOUT,
             f"deployment {dep.key} did not finish within {timeout_s:g} s",
         ) from None
+    except GatewayError as exc:
+        if exc.kind is ErrorKind.PROVIDER_AUTH:
+            credential_refused(svc, dep, exc)
+        raise
+
+
+def credential_refused(svc: Services, dep: Deployment, exc: GatewayError) -> None:
+    """The provider refused our credential: tell the operator (the provider's text, redacted)
+    and give the client a message naming the deployment, never the provider's text."""
+    exc.message = (
+        f"the provider rejected the gateway's credential for deployment {dep.key}; "
+        "the operator has been told"
+    )
+    log.warning(
+        "provider %s refused the gateway's credential for deployment %s (HTTP %s): %s",
+        dep.provider_name,
+        dep.key,
+        exc.upstream_status if exc.upstream_status is not None else "-",
+        svc.redactor(exc.detail or "no detail"),
+    )
 
 
 def _price(svc: Services, ev: UsageEvent, dep: Deployment, prices: Prices | None) -> None:
@@ -216,6 +240,8 @@ async def _stream(
         if not sink.started:
             raise
         # After the first byte an error travels in-band and ends the stream: no clean end.
+        if exc.kind is ErrorKind.PROVIDER_AUTH:
+            credential_refused(svc, attempt.dep, exc)
         exc.message = svc.redactor(exc.message)
         record_error(ev, exc)
         ev.partial = True

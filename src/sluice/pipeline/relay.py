@@ -25,6 +25,7 @@ from sluice.observability.tracing import Tracing
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.route import route
 from sluice.pipeline.sink import Headers, ResponseSink
+from sluice.providers.base import ReadLimits
 from sluice.routing.policy import RequestFacts
 from sluice.routing.router import Router
 from sluice.routing.table import ModelEntry, ModelTable
@@ -62,6 +63,8 @@ class Services:
     """Masks secrets in error messages before they reach a client."""
     response_metadata: bool = False
     """Every OpenAI-shaped answer carries the ``sluice`` metadata object (config opt-in)."""
+    read_limits: ReadLimits = field(default_factory=ReadLimits)
+    """How much of an upstream answer may be read (``SLUICE_MAX_UPSTREAM_*``)."""
 
 
 def requested_output(body: Mapping[str, Any]) -> int:

@@ -2,7 +2,8 @@
 all under one deadline for the whole request.
 
 Retried only where safe: failures before the client received a byte, of a retriable kind
-(connect failures, resets, timeouts, 408/409/429/500/502/503/504/529). Other 4xx answers end
+(connect failures, resets, timeouts, 408/409/429/500/502/503/504/529). A refused credential
+(401/403) is not retried on its deployment but moves on to the next one. Other 4xx answers end
 the request at once. Context-window and content-policy refusals switch to the model's
 dedicated fallbacks. Failed attempts are listed on the usage row and never billed.
 """
@@ -40,6 +41,10 @@ _DEPLOYMENT_FAULTS = frozenset(
         ErrorKind.PROVIDER_AUTH,
     }
 )
+
+
+_NEXT_DEPLOYMENT = frozenset({ErrorKind.PROVIDER_AUTH})
+"""Not retried on the same deployment, but the next candidate is tried."""
 
 
 def no_healthy(entry: ModelEntry, retry_after_s: float | None) -> GatewayError:
@@ -121,8 +126,11 @@ class _Run:
             outcome = await self._deployment(dep, current)
             if outcome.served is not None or outcome.switch is not None:
                 return outcome
-            if self.last is not None and not self.last.retriable:
-                raise self.last
+            last = self.last
+            # A refused credential is this deployment's fault: not retried on it, but the
+            # next deployment (its own credential) may answer.
+            if last is not None and not last.retriable and last.kind not in _NEXT_DEPLOYMENT:
+                raise last
         return _Outcome()
 
     async def _deployment(self, dep: Deployment, current: ModelEntry) -> _Outcome:

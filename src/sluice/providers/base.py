@@ -23,6 +23,25 @@ if TYPE_CHECKING:
     from sluice.config.model import Timeouts
 
 
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLimits:
+    """Bounds on what is read from an upstream answer (``SLUICE_MAX_UPSTREAM_*``).
+
+    Past either bound the answer is refused as ``provider_bad_response`` (502, or a terminal
+    event in a stream) and the connection is dropped: memory stays bounded whatever the
+    provider sends. A stream as a whole is not bounded, each of its events is.
+    """
+
+    body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    """Largest non-streamed answer body."""
+    event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+    """Largest single stream event (an SSE event, an event-stream frame)."""
+
+
 @dataclass(slots=True)
 class UpstreamCall:
     """Everything one upstream attempt needs besides the request itself."""
@@ -40,6 +59,8 @@ class UpstreamCall:
     credential: str | None = None
     """A credential stored through the admin API (decrypted); when set it replaces the
     config's ``api_key`` for this call."""
+    limits: ReadLimits = field(default_factory=ReadLimits)
+    """How much of the answer may be read (bodies and stream events)."""
 
 
 @dataclass(slots=True)

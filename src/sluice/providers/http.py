@@ -9,6 +9,7 @@ import aiohttp
 import orjson
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
+from sluice.providers.reading import read_small
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -57,7 +58,7 @@ async def raise_for_upstream_status(resp: aiohttp.ClientResponse) -> None:
     """Translate an upstream error answer into our tree; return for 2xx."""
     if resp.status < 400:
         return
-    body = await resp.read()
+    body = await read_small(resp)
     raise upstream_http_error(
         resp.status,
         error_message(body, resp.status),

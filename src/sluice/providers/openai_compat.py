@@ -15,6 +15,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.http import map_transport_error, raise_for_upstream_status
 from sluice.providers.native import io
+from sluice.providers.reading import SSECap
 from sluice.providers.registry import OpenAIFamilyRow
 from sluice.providers.responses_stream import ResponsesEventStream
 from sluice.providers.sse import DONE, ChunkInspector, SSESplitter
@@ -167,16 +168,21 @@ class OpenAICompatibleProvider:
                 f"deployment {call.deployment} did not answer with an event stream",
             )
         if req.endpoint is Endpoint.RESPONSES:
-            return ResponsesEventStream(resp, call.deployment)
-        return OpenAIStream(resp, call.deployment, include_usage=req.include_usage)
+            return ResponsesEventStream(resp, call)
+        return OpenAIStream(resp, call, include_usage=req.include_usage)
 
 
 class OpenAIStream:
-    """Relays an OpenAI SSE stream, checking every chunk (see ``UpstreamStream``)."""
+    """Relays an OpenAI SSE stream, checking every chunk (see ``UpstreamStream``).
 
-    def __init__(self, resp: aiohttp.ClientResponse, deployment: str, *, include_usage: bool):
+    The stream is complete at ``[DONE]``, or when the body ended after a ``finish_reason``
+    and the usage chunk (some servers never send ``[DONE]``). A malformed chunk fails the
+    stream after the valid chunks read with it were relayed."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, call: UpstreamCall, *, include_usage: bool):
         self._resp = resp
-        self._deployment = deployment
+        self._deployment = call.deployment
+        self._cap = SSECap(call.limits.event_bytes, call.deployment)
         self._inspector = ChunkInspector(include_usage=include_usage)
 
     @property
@@ -190,21 +196,30 @@ class OpenAIStream:
     async def __aiter__(self) -> AsyncIterator[bytes]:
         splitter = SSESplitter()
         relay = self._inspector.relay
+        check = self._cap.check
         try:
             async for data in self._resp.content.iter_any():
+                check(data)
                 out: list[bytes] = []
                 for payload in splitter.feed(data):
                     if payload == DONE:
                         if out:
                             yield b"".join(out)
                         return
-                    event = relay(payload)
+                    try:
+                        event = relay(payload)
+                    except GatewayError:
+                        if out:  # the valid chunks before the bad one still go out
+                            yield b"".join(out)
+                        raise
                     if event is not None:
                         out.append(event)
                 if out:
                     yield b"".join(out) if len(out) > 1 else out[0]
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise map_transport_error(exc, deployment=self._deployment, started=True) from exc
+        if self._inspector.finished and not splitter.pending.strip():
+            return
         raise GatewayError(
             ErrorKind.PROVIDER_STREAM_INTERRUPTED,
             f"deployment {self._deployment} ended the stream without finishing it",

@@ -9,7 +9,9 @@ import aiohttp
 import orjson
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError
+from sluice.providers.base import UpstreamCall
 from sluice.providers.http import map_transport_error
+from sluice.providers.reading import SSECap
 from sluice.types import Usage, usage_from_openai
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete"})
@@ -19,9 +21,10 @@ class ResponsesEventStream:
     """Yields the upstream's SSE bytes as they come (``event:`` lines included). Each event's
     ``data`` is parsed to find the final response (usage) and failures, which raise."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, deployment: str) -> None:
+    def __init__(self, resp: aiohttp.ClientResponse, call: UpstreamCall) -> None:
         self._resp = resp
-        self._deployment = deployment
+        self._deployment = call.deployment
+        self._cap = SSECap(call.limits.event_bytes, call.deployment)
         self.usage: Usage | None = None
         self.completion_chars = 0
         self.final: dict[str, Any] | None = None
@@ -55,12 +58,19 @@ class ResponsesEventStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         buffer = b""
+        check = self._cap.check
         try:
             async for data in self._resp.content.iter_any():
+                check(data)
                 buffer += data.replace(b"\r\n", b"\n") if b"\r" in data else data
                 *events, buffer = buffer.split(b"\n\n")
-                for event in events:
-                    self._inspect(event)
+                for i, event in enumerate(events):
+                    try:
+                        self._inspect(event)
+                    except GatewayError:
+                        if i:  # the valid events before the bad one still go out
+                            yield b"\n\n".join(events[:i]) + b"\n\n"
+                        raise
                 if events:
                     yield b"\n\n".join(events) + b"\n\n"
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:

@@ -70,13 +70,23 @@ class ChunkInspector:
     provider sent no usage; the chunks are kept until the stream ends for that.
     """
 
-    __slots__ = ("_chars", "_kept", "include_usage", "usage")
+    __slots__ = ("_chars", "_finish_seen", "_kept", "_last", "include_usage", "usage")
 
     def __init__(self, *, include_usage: bool) -> None:
         self.include_usage = include_usage
         self.usage: Usage | None = None
         self._chars = 0
         self._kept: list[bytes] = []
+        self._last = b""
+        self._finish_seen = False
+
+    @property
+    def finished(self) -> bool:
+        """The provider sent a ``finish_reason`` and then its usage: the answer is complete
+        even if the body ends without ``[DONE]``. (Read once, at the end of a stream.)"""
+        if self.usage is None:
+            return False
+        return self._finish_seen or _has_finish(self._last)
 
     @property
     def completion_chars(self) -> int:
@@ -96,6 +106,7 @@ class ChunkInspector:
         if b'"error"' in payload or b'"usage":{' in payload or b'"usage": {' in payload:
             return self._inspect(payload)
         self._kept.append(payload)
+        self._last = payload
         return b"data: " + payload + b"\n\n"
 
     def _inspect(self, payload: bytes) -> bytes | None:
@@ -114,6 +125,7 @@ class ChunkInspector:
         if error is not None:
             raise _stream_error(error)
         self._count_chunk(chunk)
+        self._finish_seen = self._finish_seen or _chunk_finished(chunk)
         usage = chunk.get("usage")
         if usage is not None:
             self.usage = usage_from_openai(usage) or self.usage
@@ -140,6 +152,20 @@ class ChunkInspector:
                 fn = call.get("function") if isinstance(call, dict) else None
                 if isinstance(fn, dict):
                     self._chars += len(fn.get("arguments") or "") + len(fn.get("name") or "")
+
+
+def _chunk_finished(chunk: Any) -> bool:
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in choices or ())
+
+
+def _has_finish(payload: bytes) -> bool:
+    if b'"finish_reason"' not in payload:
+        return False
+    try:
+        return _chunk_finished(orjson.loads(payload))
+    except orjson.JSONDecodeError:
+        return False
 
 
 def _stream_error(error: Any) -> GatewayError:

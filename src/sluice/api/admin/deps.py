@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from sluice.auth.cache import token_from_headers
 from sluice.auth.principal import Principal
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import ErrorKind, GatewayError, retry_after_value
 from sluice.lifespan import Runtime
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
@@ -62,8 +62,9 @@ class AdminContext:
 
 def _error(exc: GatewayError) -> JSONResponse:
     headers = {}
-    if exc.retry_after_s is not None:
-        headers["retry-after"] = str(round(exc.retry_after_s))
+    retry_after = retry_after_value(exc)
+    if retry_after is not None:
+        headers["retry-after"] = retry_after
     return JSONResponse(exc.to_openai(), status_code=exc.status, headers=headers)
 
 

@@ -71,7 +71,7 @@ class AnthropicProvider:
         data = self._body(req, call)
         resp = await io.post(call, self._url, data=data, headers=self._headers(call), errors=ERRORS)
         io.expect_content_type(resp, "text/event-stream", call.deployment)
-        return io.TranslatedStream(resp, call.deployment, stream_translator(req))
+        return io.TranslatedStream(resp, call, stream_translator(req))
 
 
 def native_or_translated(

@@ -1,9 +1,10 @@
 """Anthropic Messages streams: translated to OpenAI chunks, or relayed unchanged.
 
 Both read the same events (``message_start``, ``content_block_start``/``_delta``/``_stop``,
-``message_delta``, ``message_stop``, ``ping``, ``error``); a stream is complete only once
-``message_stop`` arrived. Usage comes from ``message_start`` and the cumulative counts of
-``message_delta``.
+``message_delta``, ``message_stop``, ``ping``, ``error``); a stream is complete once
+``message_stop`` arrived, or when it ended right after the ``message_delta`` that carries the
+stop reason and usage (the relay then adds the ``message_stop``). Usage comes from
+``message_start`` and the cumulative counts of ``message_delta``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 from sluice.providers.anthropic.errors import stream_error
 from sluice.providers.anthropic.transform import FINISH_REASONS, usage_from
 from sluice.providers.native.events import Event, EventSplitter
-from sluice.providers.native.io import event_object, interrupted
+from sluice.providers.native.io import event_object, interrupted, translate_each
 from sluice.providers.native.openai_out import ChunkWriter
 from sluice.types import Usage
+
+_MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 
 
 class _Events:
@@ -27,6 +30,7 @@ class _Events:
         self.usage: Usage | None = None
         self.completion_chars = 0
         self._done = False
+        self._stopped = False
 
     @property
     def done(self) -> bool:
@@ -50,6 +54,10 @@ class _Events:
             self._update_usage(message.get("usage") if isinstance(message, dict) else None)
         elif kind == "message_delta":
             self._update_usage(obj.get("usage"))
+            delta = obj.get("delta")
+            self._stopped = self._stopped or bool(
+                isinstance(delta, dict) and delta.get("stop_reason")
+            )
         elif kind == "message_stop":
             self._done = True
         elif kind == "content_block_delta":
@@ -58,7 +66,9 @@ class _Events:
         return obj
 
     def _check_end(self) -> None:
-        if not self._done:
+        """A stream is complete at ``message_stop``, or when it ended after the
+        ``message_delta`` that carries the stop reason and the final usage."""
+        if not (self._done or (self._stopped and self.usage is not None)):
             raise interrupted()
 
 
@@ -72,12 +82,11 @@ class ChatTranslator(_Events):
         self._tools: dict[int, int] = {}
 
     def feed(self, data: bytes) -> bytes:
-        out = []
-        for event in self._splitter.feed(data):
-            obj = self._read(event)
-            if obj is not None:
-                out.append(self._translate(obj))
-        return b"".join(out)
+        return translate_each(self._splitter.feed(data), self._event)
+
+    def _event(self, event: Event) -> bytes:
+        obj = self._read(event)
+        return b"" if obj is None else self._translate(obj)
 
     def _translate(self, obj: dict[str, Any]) -> bytes:
         w = self._writer
@@ -122,12 +131,13 @@ class MessagesRelay(_Events):
     ``/v1/messages`` pass-through, reading usage on the way."""
 
     def feed(self, data: bytes) -> bytes:
-        out = []
-        for event in self._splitter.feed(data):
-            self._read(event)
-            out.append(event.raw)
-        return b"".join(out)
+        return translate_each(self._splitter.feed(data), self._event)
+
+    def _event(self, event: Event) -> bytes:
+        self._read(event)
+        return event.raw
 
     def close(self) -> bytes:
         self._check_end()
-        return b""
+        # Stopped with its usage but no ``message_stop``: complete, so end it as Anthropic would.
+        return b"" if self._done else _MESSAGE_STOP

@@ -78,7 +78,7 @@ class BedrockProvider:
         resp = await self._post(call, "converse-stream", body, accept=EVENT_STREAM)
         io.expect_content_type(resp, EVENT_STREAM, call.deployment)
         translator = ConverseTranslator(include_usage=req.include_usage, model=call.upstream_model)
-        return io.TranslatedStream(resp, call.deployment, translator)
+        return io.TranslatedStream(resp, call, translator, frames="eventstream")
 
     async def _embed(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamResponse:
         if embed.family(call.upstream_model) == "cohere":

@@ -8,13 +8,14 @@ event message names its type in the ``:event-type`` header and carries a JSON pa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
 from sluice.providers.bedrock.transform import FINISH_REASONS, usage_from
-from sluice.providers.native.io import event_object, interrupted, malformed
+from sluice.providers.native.io import event_object, interrupted, malformed, translate_each
 from sluice.providers.native.openai_out import ChunkWriter
 from sluice.types import Usage
 
@@ -61,13 +62,13 @@ class ConverseTranslator:
 
     def feed(self, data: bytes) -> bytes:
         self._buffer.add_data(data)
-        out = []
+        return translate_each(self._messages(), lambda m: self._message(m.headers, m.payload))
+
+    def _messages(self) -> Iterator[Any]:
         try:
-            for message in self._buffer:
-                out.append(self._message(message.headers, message.payload))
+            yield from self._buffer
         except ParserError:
             raise malformed("event-stream frame") from None
-        return b"".join(out)
 
     def _message(self, headers: dict[str, Any], payload: bytes) -> bytes:
         kind = headers.get(":message-type")

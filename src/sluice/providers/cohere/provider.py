@@ -79,4 +79,4 @@ class CohereProvider:
         )
         io.expect_content_type(resp, "text/event-stream", call.deployment)
         translator = CohereTranslator(include_usage=req.include_usage, model=model)
-        return io.TranslatedStream(resp, call.deployment, translator)
+        return io.TranslatedStream(resp, call, translator)

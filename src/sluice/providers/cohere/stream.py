@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.providers.cohere.transform import finish_reason, usage_from
-from sluice.providers.native.events import EventSplitter
-from sluice.providers.native.io import event_object, interrupted
+from sluice.providers.native.events import Event, EventSplitter
+from sluice.providers.native.io import event_object, interrupted, translate_each
 from sluice.providers.native.openai_out import ChunkWriter
 from sluice.types import Usage
 
@@ -39,12 +39,13 @@ class CohereTranslator:
         return self._writer.completion_chars
 
     def feed(self, data: bytes) -> bytes:
-        out = []
-        for event in self._splitter.feed(data):
-            if event.data:
-                obj = event_object(event.data)
-                out.append(self._translate(str(obj.get("type", event.name)), obj))
-        return b"".join(out)
+        return translate_each(self._splitter.feed(data), self._event)
+
+    def _event(self, event: Event) -> bytes:
+        if not event.data:
+            return b""
+        obj = event_object(event.data)
+        return self._translate(str(obj.get("type", event.name)), obj)
 
     def _translate(self, kind: str, obj: dict[str, Any]) -> bytes:
         w = self._writer

@@ -49,7 +49,7 @@ async def open_generate_stream(
     )
     io.expect_content_type(resp, "text/event-stream", call.deployment)
     translator = GeminiTranslator(include_usage=req.include_usage)
-    return io.TranslatedStream(resp, call.deployment, translator)
+    return io.TranslatedStream(resp, call, translator)
 
 
 def model_path(model: str) -> str:

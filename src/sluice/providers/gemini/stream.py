@@ -11,8 +11,8 @@ from typing import Any
 
 from sluice.providers.gemini.errors import stream_error
 from sluice.providers.gemini.transform import candidate_parts, finish_reason, usage_from
-from sluice.providers.native.events import EventSplitter
-from sluice.providers.native.io import event_object, interrupted
+from sluice.providers.native.events import Event, EventSplitter
+from sluice.providers.native.io import event_object, interrupted, translate_each
 from sluice.providers.native.openai_out import ChunkWriter
 from sluice.types import Usage
 
@@ -36,11 +36,10 @@ class GeminiTranslator:
         return self._writer.completion_chars
 
     def feed(self, data: bytes) -> bytes:
-        out = []
-        for event in self._splitter.feed(data):
-            if event.data:
-                out.append(self._translate(event_object(event.data)))
-        return b"".join(out)
+        return translate_each(self._splitter.feed(data), self._event)
+
+    def _event(self, event: Event) -> bytes:
+        return self._translate(event_object(event.data)) if event.data else b""
 
     def _translate(self, obj: dict[str, Any]) -> bytes:
         if "error" in obj:

@@ -21,6 +21,10 @@ HTTP mock upstream. Parameters:
 ``stall``           stop sending after N content chunks, holding the connection
 ``malformed``       send a non-JSON event as content chunk N
 ``usage``           0: never report usage (the gateway must estimate)
+``no_done``         1: end the stream without its terminal event (HTTP mock upstream)
+``one_write``       1: send the whole stream in one write (HTTP mock upstream)
+``pad_bytes``       N: pad the answer (or a stream's first chunk) with N bytes (HTTP mock)
+``chunked``         1: send a non-streamed answer chunked, without Content-Length (HTTP mock)
 ``dim``             embedding dimension (default 8)
 ==================  ==========================================================
 """
@@ -70,6 +74,10 @@ _WORDS = [
 ]
 
 
+MAX_PAD_BYTES = 128 * 1024 * 1024
+"""Largest ``pad_bytes``: enough to exceed any sane upstream cap, bounded for the mock."""
+
+
 class ScriptError(ValueError):
     """A script parameter is unknown or has a bad value."""
 
@@ -93,6 +101,10 @@ class MockScript:
     stall: int | None = None
     malformed: int | None = None
     usage: bool = True
+    no_done: bool = False
+    one_write: bool = False
+    pad_bytes: int = 0
+    chunked: bool = False
     dim: int = 8
 
     @property
@@ -127,6 +139,8 @@ class MockScript:
                 raise ScriptError(f"mock parameter {key!r} has a bad value {raw!r}") from None
         if values.get("status") is not None and not 400 <= values["status"] <= 599:
             raise ScriptError("mock parameter 'status' must be an HTTP error status (400-599)")
+        if not 0 <= values.get("pad_bytes", 0) <= MAX_PAD_BYTES:
+            raise ScriptError(f"mock parameter 'pad_bytes' must be 0-{MAX_PAD_BYTES}")
         return replace(script, **values)
 
 

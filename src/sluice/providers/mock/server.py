@@ -112,12 +112,28 @@ class MockApp:
         rid = f"{self.requests:x}"
         created = int(time.time())
         if path == "/embeddings":
-            return _json_reply(200, s.embeddings(script, body))
+            return _answer(script, s.embeddings(script, body))
         chat = path == "/chat/completions"
         if stream:
             return Reply(200, stream=_events(script, body, rid=rid, created=created, chat=chat))
         make = s.chat_completion if chat else s.text_completion
-        return _json_reply(200, make(script, body, rid=rid, created=created))
+        return _answer(script, make(script, body, rid=rid, created=created))
+
+
+def _answer(script: s.MockScript, obj: dict[str, Any]) -> Reply:
+    """A 200 JSON answer, padded (``pad_bytes``) and sent chunked (``chunked``) on request."""
+    if script.pad_bytes:
+        obj["mock_padding"] = "x" * script.pad_bytes
+    body = orjson.dumps(obj)
+    if not script.chunked:
+        return Reply(200, body)
+    return Reply(200, stream=_pieces(body), content_type="application/json")
+
+
+async def _pieces(body: bytes) -> AsyncIterator[bytes]:
+    step = 1 << 20
+    for i in range(0, len(body), step):
+        yield body[i : i + step]
 
 
 async def _events(
@@ -128,20 +144,30 @@ async def _events(
     want_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     if script.first_delay_s:
         await asyncio.sleep(script.first_delay_s)
+    if script.pad_bytes:
+        chunks[0]["mock_padding"] = "x" * script.pad_bytes
     delay = script.chunk_delay_ms / 1000
     content = len(chunks) - 1
+    held: list[bytes] = []  # one_write: everything goes out at the end, in one write
     for i, chunk in enumerate(chunks):
         if i and delay:
             await asyncio.sleep(delay)
         if script.cut is not None and script.cut <= i < content:
+            if held:
+                yield b"".join(held)
             raise CutStream
         if script.stall is not None and script.stall <= i < content:
             await asyncio.sleep(_HOLD_S)
         payload = b"{not json" if script.malformed == i else orjson.dumps(chunk)
-        yield b"data: " + payload + b"\n\n"
+        held.append(b"data: " + payload + b"\n\n")
+        if not script.one_write:
+            yield held.pop()
     if usage is not None and want_usage:
-        yield b"data: " + orjson.dumps(usage) + b"\n\n"
-    yield b"data: [DONE]\n\n"
+        held.append(b"data: " + orjson.dumps(usage) + b"\n\n")
+    if not script.no_done:
+        held.append(b"data: [DONE]\n\n")
+    if held:
+        yield b"".join(held)
 
 
 class _Connection(asyncio.Protocol):

@@ -181,5 +181,7 @@ async def answer(script: s.MockScript, req: w.Request) -> Reply:
         ),
         _event("message_stop", {}),
     ]
+    if script.no_done:
+        tail.pop()
     malformed = b"event: content_block_delta\ndata: {not json\n\n"
     return Reply(200, stream=w.paced(script, head, body, tail, malformed=malformed))

@@ -64,6 +64,10 @@ async def paced(
     content frames (``body``)."""
     if script.first_delay_s:
         await asyncio.sleep(script.first_delay_s)
+    if script.one_write:  # one write: a malformed frame arrives in the read of valid ones
+        frames = [malformed if script.malformed == i else f for i, f in enumerate(body)]
+        yield b"".join([*head, *frames, *tail])
+        return
     if head:
         yield b"".join(head)
     delay = script.chunk_delay_ms / 1000

@@ -9,9 +9,9 @@ pipeline's (``asyncio.timeout(total_s)`` around the whole attempt).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -21,7 +21,10 @@ from sluice.config.model import ProviderConfig
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
 from sluice.providers.base import UpstreamCall
 from sluice.providers.http import error_message, map_transport_error, parse_retry_after
+from sluice.providers.reading import FrameCap, SSECap, read_capped, read_small
 from sluice.types import Usage
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +46,9 @@ class ErrorMap:
                 retry = self.retry_hint(orjson.loads(body))
             except orjson.JSONDecodeError:
                 retry = None
-        kind = self.overrides.get(status)
-        if kind is None:
-            return upstream_http_error(status, message, retry_after_s=retry)
-        passed = status if 400 <= status < 500 and kind.info.status < 500 else None
-        return UpstreamError(kind, message, status=passed, retry_after_s=retry)
+        return upstream_http_error(
+            status, message, retry_after_s=retry, kind=self.overrides.get(status)
+        )
 
 
 def api_key(name: str, config: ProviderConfig, call: UpstreamCall) -> str:
@@ -91,7 +92,7 @@ async def post(
     if resp.status < 400:
         return resp
     try:
-        body = await resp.read()
+        body = await read_small(resp)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise map_transport_error(exc, deployment=call.deployment, started=False) from exc
     finally:
@@ -100,9 +101,9 @@ async def post(
 
 
 async def read_body(resp: aiohttp.ClientResponse, call: UpstreamCall) -> bytes:
-    """The whole body; releases the connection."""
+    """The whole body, at most ``call.limits.body_bytes``; releases the connection."""
     try:
-        return await resp.read()
+        return await read_capped(resp, limit=call.limits.body_bytes, deployment=call.deployment)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         raise map_transport_error(exc, deployment=call.deployment, started=False) from exc
     finally:
@@ -170,13 +171,49 @@ class Translator(Protocol):
         ...
 
 
-class TranslatedStream:
-    """An :class:`~sluice.providers.base.UpstreamStream` over one response and a translator."""
+class EventsBeforeFault(Exception):
+    """Raised by a translator's ``feed`` when an event fails after others of the same read
+    were translated: the stream relays ``delivered`` first, then fails with ``error``."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, deployment: str, translator: Translator):
+    def __init__(self, delivered: bytes, error: GatewayError) -> None:
+        super().__init__(error.message)
+        self.delivered = delivered
+        self.error = error
+
+
+def translate_each(items: Iterable[T], one: Callable[[T], bytes]) -> bytes:
+    """``one`` over each event of a read, joined; a failing event keeps the output of the
+    events before it (:class:`EventsBeforeFault`)."""
+    out: list[bytes] = []
+    try:
+        for item in items:
+            out.append(one(item))
+    except GatewayError as exc:
+        if any(out):
+            raise EventsBeforeFault(b"".join(out), exc) from None
+        raise
+    return b"".join(out)
+
+
+class TranslatedStream:
+    """An :class:`~sluice.providers.base.UpstreamStream` over one response and a translator.
+
+    ``frames``: ``sse`` (events end at a blank line) or ``eventstream`` (AWS binary frames),
+    for the per-event size cap."""
+
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        call: UpstreamCall,
+        translator: Translator,
+        *,
+        frames: Literal["sse", "eventstream"] = "sse",
+    ):
         self._resp = resp
-        self._deployment = deployment
+        self._deployment = call.deployment
         self._translator = translator
+        cap = FrameCap if frames == "eventstream" else SSECap
+        self._cap = cap(call.limits.event_bytes, call.deployment)
 
     @property
     def usage(self) -> Usage | None:
@@ -188,9 +225,15 @@ class TranslatedStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         translator = self._translator
+        check = self._cap.check
         try:
             async for data in self._resp.content.iter_any():
-                out = translator.feed(data)
+                check(data)
+                try:
+                    out = translator.feed(data)
+                except EventsBeforeFault as fault:
+                    yield fault.delivered
+                    raise fault.error from None
                 if out:
                     yield out
                 if translator.done:

@@ -23,10 +23,16 @@ from typing import Any
 import aiohttp
 
 from sluice.config.secrets import SecretRef
-from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
+from sluice.errors import (
+    ErrorKind,
+    GatewayError,
+    provider_auth_error,
+    upstream_http_error,
+)
 from sluice.providers.base import UpstreamCall
 from sluice.providers.http import error_message, map_transport_error
 from sluice.providers.native.io import client_timeout
+from sluice.providers.reading import read_small
 
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 DEFAULT_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -125,7 +131,7 @@ class VertexAuth:
         form = {"grant_type": _GRANT, "assertion": assertion}
         try:
             async with call.session.post(url, data=form, timeout=client_timeout(call)) as resp:
-                body = await resp.read()
+                body = await read_small(resp)
                 status = resp.status
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise map_transport_error(exc, deployment=call.deployment, started=False) from exc
@@ -133,10 +139,10 @@ class VertexAuth:
             raise upstream_http_error(status, "the Google token endpoint failed")
         if status >= 400:
             reason = error_message(body, status)
-            raise UpstreamError(
-                ErrorKind.PROVIDER_AUTH,
+            raise provider_auth_error(
                 f"provider {self._provider!r}: the token endpoint refused the service account "
                 f"({reason})",
+                upstream_status=status,
             )
         try:
             data = json.loads(body)

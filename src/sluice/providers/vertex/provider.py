@@ -111,7 +111,7 @@ class VertexProvider:
         )
         io.expect_content_type(resp, "text/event-stream", call.deployment)
         translator = ChatTranslator(include_usage=req.include_usage)
-        return io.TranslatedStream(resp, call.deployment, translator)
+        return io.TranslatedStream(resp, call, translator)
 
 
 def _anthropic_body(req: ProviderRequest, *, stream: bool) -> bytes:
