@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from sluice.providers.mock import embed
 from sluice.providers.mock import script as s
 
 
@@ -92,12 +93,12 @@ def test_json_schema_response_format() -> None:
 
 def test_embeddings_are_deterministic_unit_vectors_in_both_encodings() -> None:
     script = s.MockScript.parse("embed?dim=16")
-    a = s.embeddings(script, {"input": ["alpha", "beta"]})
-    b = s.embeddings(script, {"input": "alpha"})
+    a = embed.embeddings(script, {"input": ["alpha", "beta"]})
+    b = embed.embeddings(script, {"input": "alpha"})
     va, vb = a["data"][0]["embedding"], b["data"][0]["embedding"]
     assert va == vb and len(va) == 16
     assert math.isclose(sum(v * v for v in va), 1.0, rel_tol=1e-4)
     assert a["data"][1]["embedding"] != va
-    encoded = s.embeddings(script, {"input": "alpha", "encoding_format": "base64"})
+    encoded = embed.embeddings(script, {"input": "alpha", "encoding_format": "base64"})
     decoded = struct.unpack("<16f", base64.b64decode(encoded["data"][0]["embedding"]))
     assert all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(decoded, va, strict=True))

@@ -16,6 +16,7 @@ from typing import Any, cast
 import httptools
 import orjson
 
+from sluice.providers.mock import caps, embed
 from sluice.providers.mock import script as s
 from sluice.providers.mock.reply import HOLD_S as _HOLD_S
 from sluice.providers.mock.reply import CutStream, Reply
@@ -83,17 +84,7 @@ class MockApp:
                 raise ValueError("the body must be a JSON object")
             script = s.MockScript.parse(str(body.get("model", "chat")), overrides)
         except (ValueError, orjson.JSONDecodeError) as exc:
-            return _json_reply(
-                400,
-                {
-                    "error": {
-                        "message": str(exc),
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            return _bad_request(str(exc))
         if script.hang:
             await asyncio.sleep(_HOLD_S)
         status = self.flaky.fails(str(body.get("model")), script)
@@ -111,19 +102,30 @@ class MockApp:
             return _json_reply(status, s.error_body(status, script.error_code), extra)
         rid = f"{self.requests:x}"
         created = int(time.time())
-        if path == "/embeddings":
-            return _json_reply(200, s.embeddings(script, body))
         chat = path == "/chat/completions"
-        if stream:
-            return Reply(200, stream=_events(script, body, rid=rid, created=created, chat=chat))
-        make = s.chat_completion if chat else s.text_completion
-        return _json_reply(200, make(script, body, rid=rid, created=created))
+        try:
+            if path == "/embeddings":
+                return _json_reply(200, embed.embeddings(script, body))
+            if stream:
+                planned = s.stream_chunks(script, body, rid=rid, created=created, chat=chat)
+                return Reply(200, stream=_events(script, body, planned))
+            make = s.chat_completion if chat else s.text_completion
+            return _json_reply(200, make(script, body, rid=rid, created=created))
+        except caps.MockRequestError as exc:
+            return _bad_request(str(exc), param=exc.param)
+
+
+def _bad_request(message: str, *, param: str | None = None) -> Reply:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    return _json_reply(400, {"error": error})
 
 
 async def _events(
-    script: s.MockScript, body: dict[str, Any], *, rid: str, created: int, chat: bool
+    script: s.MockScript,
+    body: dict[str, Any],
+    planned: tuple[list[dict[str, Any]], dict[str, Any] | None],
 ) -> AsyncIterator[bytes]:
-    chunks, usage = s.stream_chunks(script, body, rid=rid, created=created, chat=chat)
+    chunks, usage = planned
     options = body.get("stream_options")
     want_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     if script.first_delay_s:
