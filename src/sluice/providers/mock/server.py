@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import httptools
@@ -30,6 +30,8 @@ _REASONS = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -159,6 +161,11 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._queue: asyncio.Queue[tuple[str, str, dict[str, str], bytes, bool]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._refusal: int | None = None
+        """431 or 413 once the request outgrew the caps; the connection is then closed."""
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -170,36 +177,72 @@ class _Connection(asyncio.Protocol):
             self._worker.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
-            if self._transport is not None:
-                self._transport.write(
-                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                )
-                self._transport.close()
+            self._refuse(400)
+            return
+        if self._refusal is not None:
+            self._refuse(self._refusal)
 
-    # httptools callbacks
+    def _refuse(self, status: int) -> None:
+        """Answer ``status`` and close: the request broke the protocol or the caps."""
+        self._refusal = status
+        if self._transport is not None:
+            body = orjson.dumps(s.error_body(status))
+            head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            self._transport.write(
+                head.encode()
+                + b"content-type: application/json\r\nconnection: close\r\n"
+                + b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            self._transport.close()
+
+    # httptools callbacks; past a cap they only count, so memory stays bounded.
     def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > caps.MAX_HEADER_BYTES:
+            self._refusal = 431
+            return
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > caps.MAX_HEADER_BYTES:
+            self._refusal = 431
+            return
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > caps.MAX_BODY_BYTES or self._refusal is not None:
+            self._refusal = self._refusal or 413
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._refusal is not None:
+            return
         method = self._parser.get_method().decode()
         keep = self._parser.should_keep_alive()
         self._queue.put_nowait(
             (method, self._url.decode("latin-1"), self._headers, b"".join(self._body), keep)
         )
         self._url, self._headers, self._body = b"", {}, []
+        self._head_bytes = self._body_bytes = 0
+        if self._queue.qsize() >= caps.MAX_QUEUED_REQUESTS and self._transport is not None:
+            self._transport.pause_reading()  # a pipelining client waits for its answers
+            self._paused = True
 
     async def _serve(self) -> None:
         while True:
             method, url, headers, body, keep = await self._queue.get()
+            if self._paused and self._queue.qsize() < caps.MAX_QUEUED_REQUESTS // 2:
+                self._paused = False
+                if self._transport is not None:
+                    self._transport.resume_reading()
             reply = await self._app.reply(method, url, headers, body)
             if not await self._write(reply, keep):
                 return
@@ -258,17 +301,30 @@ async def run_server(host: str, port: int, *, ready: asyncio.Event | None = None
         tasks.cancel_all()
 
 
-def serve(host: str, port: int) -> None:
-    """Run the mock upstream until SIGINT or SIGTERM."""
+def serve(host: str, port: int, *, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the mock upstream until SIGINT or SIGTERM; ``on_ready`` is called once it
+    listens. Raises ``OSError`` when it cannot listen on ``host:port`` (port taken, address
+    not local, ...)."""
     import uvloop
 
     async def main() -> None:
         stop = asyncio.Event()
+        ready = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = asyncio.ensure_future(run_server(host, port))
-        await stop.wait()
+        server = asyncio.ensure_future(run_server(host, port, ready=ready))
+        started = asyncio.ensure_future(ready.wait())
+        await asyncio.wait((server, started), return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if server.done():
+            server.result()  # the bind failed: raise its error
+            return
+        if on_ready is not None:
+            on_ready()
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((server, stopped), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         server.cancel()
         try:
             await server
