@@ -187,3 +187,21 @@ def test_mock_upstream_exits_non_zero_when_its_port_is_taken() -> None:
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr.decode()
     assert b"mock upstream on" not in done.stdout
+
+
+async def test_pipelined_requests_are_all_answered(upstream: str) -> None:
+    """Reading pauses while answers are owed and resumes as they go out."""
+    port = int(upstream.rsplit(":", 1)[1])
+    count = caps.MAX_QUEUED_REQUESTS * 6
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n" * count)
+        await writer.drain()
+        seen = b""
+        async with asyncio.timeout(20):
+            while seen.count(b"HTTP/1.1 200 ") < count:
+                chunk = await reader.read(65536)
+                assert chunk, "the mock closed the connection"
+                seen += chunk
+    finally:
+        writer.close()

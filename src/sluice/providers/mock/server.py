@@ -232,7 +232,8 @@ class _Connection(asyncio.Protocol):
         )
         self._url, self._headers, self._body = b"", {}, []
         self._head_bytes = self._body_bytes = 0
-        if self._queue.qsize() >= caps.MAX_QUEUED_REQUESTS and self._transport is not None:
+        full = self._queue.qsize() >= caps.MAX_QUEUED_REQUESTS
+        if full and not self._paused and self._transport is not None:
             self._transport.pause_reading()  # a pipelining client waits for its answers
             self._paused = True
 
