@@ -158,7 +158,8 @@ class Pricer:
     ) -> Cost:
         """What to reserve before the call: the prompt estimate at the uncached input rate
         plus ``max_tokens`` at the output rate (an upper bound unless the prompt estimate
-        is low)."""
+        is low). ``max_tokens`` is the output of every choice the provider generates
+        (``pipeline.bounds.output_reserve``)."""
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
         return self.cost(usage, provider=provider, model=model, prices=prices)
 
