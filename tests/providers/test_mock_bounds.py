@@ -205,3 +205,30 @@ async def test_pipelined_requests_are_all_answered(upstream: str) -> None:
                 seen += chunk
     finally:
         writer.close()
+
+
+async def test_an_endless_header_is_cut_off(upstream: str) -> None:
+    """One header that never ends: the mock closes the connection instead of buffering it."""
+    port = int(upstream.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    sent = 0
+    answer = b""
+    try:
+        writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-filler: ")
+        piece = b"a" * 16384
+        async with asyncio.timeout(20):
+            while sent < 64 * 1024 * 1024:
+                writer.write(piece)
+                await writer.drain()
+                sent += len(piece)
+        pytest.fail("the mock accepted 64 MiB of one header")
+    except ConnectionError:
+        pass
+    finally:
+        try:
+            answer = await asyncio.wait_for(reader.read(4096), 5)
+        except ConnectionError:
+            answer = b""
+        writer.close()
+    assert sent < 16 * 1024 * 1024
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 431 ")

@@ -163,6 +163,8 @@ class _Connection(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._head_bytes = 0
         self._body_bytes = 0
+        self._in_head = False
+        self._head_fed = 0
         self._refusal: int | None = None
         """431 or 413 once the request outgrew the caps; the connection is then closed."""
         self._paused = False
@@ -179,11 +181,18 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._refusal is not None:
             return
+        in_head = self._in_head
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
             self._refuse(400)
             return
+        if in_head and self._in_head:
+            # All of it was head: the parser buffers a header until it ends, so count it here
+            # (the callbacks below only see whole headers).
+            self._head_fed += len(data)
+            if self._head_fed > caps.MAX_HEADER_BYTES:
+                self._refusal = 431
         if self._refusal is not None:
             self._refuse(self._refusal)
 
@@ -201,6 +210,13 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
     # httptools callbacks; past a cap they only count, so memory stays bounded.
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_fed = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
         if self._head_bytes > caps.MAX_HEADER_BYTES:
