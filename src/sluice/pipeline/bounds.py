@@ -61,8 +61,8 @@ def requested_output(body: Mapping[str, Any]) -> int:
 
 def _prompts(prompt: Any) -> int:
     """How many prompts a completions ``prompt`` holds (a token array is one prompt)."""
-    if isinstance(prompt, list) and prompt and not all(isinstance(p, int) for p in prompt):
-        return len(prompt)
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        return len(prompt)  # strings or token arrays
     return 1
 
 
