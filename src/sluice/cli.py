@@ -224,8 +224,14 @@ def mock_upstream(
     """Serve the mock provider's scripted behaviours as an OpenAI-compatible HTTP API."""
     from sluice.providers.mock.server import serve as serve_mock
 
-    out.print(f"mock upstream on http://{host}:{port}/v1")
-    serve_mock(host, port)
+    try:
+        serve_mock(
+            host, port, on_ready=lambda: out.print(f"mock upstream on http://{host}:{port}/v1")
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        err.print(f"[red]error[/red] cannot listen on {host}:{port}: {reason}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @app.command()

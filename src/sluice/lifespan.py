@@ -17,7 +17,7 @@ from sluice.auth.service import bootstrap_master_key
 from sluice.budgets import seed_budgets
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
-from sluice.budgets.pricing import Pricer
+from sluice.budgets.pricing import Pricer, known_context_window
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.crypto import Sealer
@@ -346,7 +346,9 @@ async def open_runtime(
 
             redis = RedisClient.from_url(settings.redis_url)
         session = new_session()
-        table = ModelTable.build(config, providers, created=int(clock.now()))
+        table = ModelTable.build(
+            config, providers, created=int(clock.now()), known_window=known_context_window
+        )
         limiter, budgets = _governance(clock, redis)
         router, breakers = _router(config, table, clock, redis)
         pricer = Pricer(clock)

@@ -175,8 +175,10 @@ async def test_tools_round_trip(aclient: openai.AsyncOpenAI) -> None:
             {"role": "assistant", "content": None, "tool_calls": [calls[0].model_dump()]},
             {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp_c": 21}'},
         ],
+        tools=tools,
     )
-    assert follow.choices[0].message.content == mock_text()
+    assert follow.choices[0].finish_reason == "stop"
+    assert follow.choices[0].message.content == 'The tool returned: {"temp_c": 21}'
 
     # Streamed tool calls reassemble to the same call.
     stream = await aclient.chat.completions.create(
@@ -239,7 +241,7 @@ async def test_n_stop_seed_user_pass_through(aclient: openai.AsyncOpenAI, gatewa
     row = await wait_row(gateway.db_path, request_id=raw.headers["x-request-id"])
     assert row["end_user"] == "e2e-user-passthrough"
     assert row["status"] == 200
-    assert row["completion_tokens"] == 5
+    assert row["completion_tokens"] == 3 * 5  # every choice is billed
 
 
 async def test_legacy_completions(aclient: openai.AsyncOpenAI, gateway: Gateway) -> None:

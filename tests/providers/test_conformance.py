@@ -134,14 +134,29 @@ async def test_tool_call_round_trip(harness: Harness) -> None:
         {"role": "assistant", "content": None, "tool_calls": [call]},
         {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 21}'},
     ]
-    second = chat_request({"messages": history, "tools": [WEATHER], "tool_choice": "none"})
-    resp = await harness.provider.send(second, harness.call("chat?completion_tokens=3"))
+    # Like a model, the mock answers the tool result with text (no tool call loop).
+    second = chat_request({"messages": history, "tools": [WEATHER]})
+    resp = await harness.provider.send(second, harness.call("chat"))
     choice = orjson.loads(resp.body)["choices"][0]
+    assert choice["finish_reason"] == "stop"
+    assert not choice["message"].get("tool_calls")
+    assert choice["message"]["content"].startswith("The tool returned:")
+    assert "21" in choice["message"]["content"]
+    streamed = await harness.provider.open_stream(
+        chat_request({"messages": history, "tools": [WEATHER]}, stream=True), harness.call("chat")
+    )
+    chunks = sse_objects(await drain(streamed))
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert "21" in text and chunks[-1]["choices"][0]["finish_reason"] == "stop"
     if harness.case.tool_choice_none:
-        assert choice["message"]["content"] == mock_text(3)
-        assert choice["finish_reason"] == "stop"
-    else:
-        assert choice["finish_reason"] == "tool_calls"  # accepted; the model may call again
+        none = chat_request({"messages": history, "tools": [WEATHER], "tool_choice": "none"})
+        resp = await harness.provider.send(none, harness.call("chat?completion_tokens=3"))
+        choice = orjson.loads(resp.body)["choices"][0]
+        assert choice["finish_reason"] == "stop" and "21" in choice["message"]["content"]
+    # A required tool is called again, as a model must.
+    forced = chat_request({"messages": history, "tools": [WEATHER], "tool_choice": "required"})
+    resp = await harness.provider.send(forced, harness.call("chat"))
+    assert orjson.loads(resp.body)["choices"][0]["finish_reason"] == "tool_calls"
 
 
 async def test_tool_result_for_an_unknown_call_is_refused(harness: Harness) -> None:

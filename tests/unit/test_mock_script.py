@@ -6,6 +6,7 @@ import struct
 
 import pytest
 
+from sluice.providers.mock import caps, embed
 from sluice.providers.mock import script as s
 
 
@@ -92,12 +93,49 @@ def test_json_schema_response_format() -> None:
 
 def test_embeddings_are_deterministic_unit_vectors_in_both_encodings() -> None:
     script = s.MockScript.parse("embed?dim=16")
-    a = s.embeddings(script, {"input": ["alpha", "beta"]})
-    b = s.embeddings(script, {"input": "alpha"})
+    a = embed.embeddings(script, {"input": ["alpha", "beta"]})
+    b = embed.embeddings(script, {"input": "alpha"})
     va, vb = a["data"][0]["embedding"], b["data"][0]["embedding"]
     assert va == vb and len(va) == 16
     assert math.isclose(sum(v * v for v in va), 1.0, rel_tol=1e-4)
     assert a["data"][1]["embedding"] != va
-    encoded = s.embeddings(script, {"input": "alpha", "encoding_format": "base64"})
+    encoded = embed.embeddings(script, {"input": "alpha", "encoding_format": "base64"})
     decoded = struct.unpack("<16f", base64.b64decode(encoded["data"][0]["embedding"]))
     assert all(math.isclose(x, y, abs_tol=1e-6) for x, y in zip(decoded, va, strict=True))
+
+
+def test_flaky_counts_are_bounded() -> None:
+    counter = s.FlakyCounter()
+    script = s.MockScript(flaky=1)
+    for i in range(caps.MAX_FLAKY_SCRIPTS * 2):
+        counter.fails(f"chat?flaky=1&n={i}", script)
+    assert len(counter._calls) <= caps.MAX_FLAKY_SCRIPTS
+
+
+def test_the_last_turn_decides_between_a_tool_call_and_text() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    asked = [{"role": "user", "content": "?"}]
+    called = [*asked, {"role": "assistant", "tool_calls": [{"id": "c"}]}]
+    formats = {
+        "openai": {"role": "tool", "tool_call_id": "c", "content": "sunny"},
+        "anthropic": {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "c", "content": "sunny"}],
+        },
+        "gemini": {"role": "user", "content": [{"functionResponse": {"response": "sunny"}}]},
+        "bedrock": {"role": "user", "content": [{"toolResult": {"content": [{"text": "sunny"}]}}]},
+    }
+    first = s.plan_answer(s.MockScript(), {"messages": asked, "tools": [tool]})
+    assert first.finish_reason == "tool_calls"
+    for result in formats.values():
+        body = {"messages": [*called, result], "tools": [tool]}
+        answer = s.plan_answer(s.MockScript(), body)
+        assert answer.finish_reason == "stop" and answer.tool_calls is None
+        assert answer.text == "The tool returned: sunny"
+        limited = s.plan_answer(s.MockScript(), {**body, "max_tokens": 2})
+        assert (limited.text, limited.finish_reason) == ("The tool", "length")
+        forced = s.plan_answer(s.MockScript(), {**body, "tool_choice": "required"})
+        assert forced.finish_reason == "tool_calls"
+    # A new question after the answer to a tool result calls the tool again.
+    again = [*called, formats["openai"], {"role": "assistant", "content": "x"}, *asked]
+    assert s.plan_answer(s.MockScript(), {"messages": again, "tools": [tool]}).tool_calls

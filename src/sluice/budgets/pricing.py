@@ -158,7 +158,8 @@ class Pricer:
     ) -> Cost:
         """What to reserve before the call: the prompt estimate at the uncached input rate
         plus ``max_tokens`` at the output rate (an upper bound unless the prompt estimate
-        is low)."""
+        is low). ``max_tokens`` is the output of every choice the provider generates
+        (``pipeline.bounds.output_reserve``)."""
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
         return self.cost(usage, provider=provider, model=model, prices=prices)
 
@@ -237,3 +238,18 @@ class Pricer:
             return Cost(0, "unpriced")
         micros = calc.total_price * 1_000_000
         return Cost(int(micros.to_integral_value(ROUND_HALF_UP)), "genai-prices")
+
+
+@functools.lru_cache(maxsize=_CACHE_CAP)
+def known_context_window(provider: str, model: str) -> int | None:
+    """The model's context window in tokens from ``genai-prices``' bundled table (offline),
+    or ``None`` when the table does not know the model or its window. Loads the table on
+    first use (about half a second)."""
+    import genai_prices
+
+    try:
+        calc = genai_prices.calc_price(genai_prices.Usage(), model, provider_id=provider)
+    except (LookupError, ValueError):
+        return None
+    window = calc.model.context_window
+    return window if isinstance(window, int) and window > 0 else None

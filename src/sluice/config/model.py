@@ -131,6 +131,13 @@ class ModelConfig(_Frozen):
     """Models tried when a deployment says the request is too long for its context."""
     content_policy_fallbacks: tuple[str, ...] = ()
     """Models tried when a deployment refuses the request under its content policy."""
+    max_output_tokens: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
+    """Largest ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens`` a request
+    may ask for (400 naming the field beyond). Omitted: the largest context window the
+    ``genai-prices`` table knows for the model's deployments, else 1,048,576."""
+    max_n: Annotated[int, Field(ge=1, le=1024)] = 128
+    """Largest ``n`` (choices) and ``best_of`` a request may ask for (400 beyond). Budgets
+    and token limits reserve the output of every choice."""
 
 
 Strategy = Literal["priority", "weighted", "least_busy", "lowest_latency", "lowest_cost"]

@@ -36,6 +36,14 @@ def _opt_int(body: dict[str, Any], field: str, *, minimum: int) -> None:
         raise BadRequest(f"'{field}' must be at least {minimum}", param=field)
 
 
+def _check_best_of(body: dict[str, Any]) -> None:
+    """``best_of`` completions are generated (and billed) to return ``n`` of them."""
+    _opt_int(body, "best_of", minimum=1)
+    best_of, n = body.get("best_of"), body.get("n")
+    if best_of is not None and n is not None and best_of < n:
+        raise BadRequest("'best_of' must be at least 'n'", param="best_of")
+
+
 def _check_messages(messages: Any) -> None:
     if messages is None:
         raise BadRequest("'messages' is required", param="messages")
@@ -113,6 +121,8 @@ def provider_request(endpoint: Endpoint, raw: bytes) -> ProviderRequest:
     _opt_int(body, "max_tokens", minimum=1)
     _opt_int(body, "max_completion_tokens", minimum=1)
     _opt_int(body, "n", minimum=1)
+    if endpoint is Endpoint.COMPLETIONS:
+        _check_best_of(body)
     user = body.get("user")
     if user is not None and not isinstance(user, str):
         raise _type_error("user", "a string")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
@@ -22,6 +21,7 @@ from sluice.limits.base import Limiter, Reservation
 from sluice.observability.live import Live
 from sluice.observability.redact import Redactor
 from sluice.observability.tracing import Tracing
+from sluice.pipeline import bounds
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.route import route
 from sluice.pipeline.sink import Headers, ResponseSink
@@ -32,9 +32,6 @@ from sluice.routing.table import ModelEntry, ModelTable
 from sluice.tokens import estimate_prompt
 from sluice.types import ProviderRequest, Usage
 from sluice.usage.event import UsageEvent
-
-DEFAULT_OUTPUT_RESERVE = 4096
-"""Output tokens reserved (limits and budgets) when a request names no maximum."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,14 +64,6 @@ class Services:
     """How much of an upstream answer may be read (``SLUICE_MAX_UPSTREAM_*``)."""
 
 
-def requested_output(body: Mapping[str, Any]) -> int:
-    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
-        value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return DEFAULT_OUTPUT_RESERVE
-
-
 def _used(ev: UsageEvent) -> bool:
     """The upstream was reached and may have billed tokens."""
     return ev.attempts > 0 and (ev.error_kind is None or ev.completion_tokens > 0 or ev.streamed)
@@ -97,6 +86,7 @@ async def run(
     """Reserve limits and budgets, route to a deployment of ``entry`` (retries, fallbacks),
     relay its answer in ``dialect``, then settle what was used (or release what was not) on
     every path."""
+    bounds.check(req, entry.bounds)
     dep = entry.deployments[0]
     provider_type = dep.provider_type or dep.provider_name
     prices = svc.prices.get(entry.name)
@@ -107,7 +97,7 @@ async def run(
     try:
         if checks or budget_checks:
             prompt_estimate = estimate_prompt(req.body)
-            output = requested_output(req.body)
+            output = bounds.output_reserve(req)  # every choice's output
             if checks:
                 held = await svc.limiter.reserve(
                     checks, input_estimate=prompt_estimate, output_estimate=output

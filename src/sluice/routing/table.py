@@ -28,6 +28,39 @@ class Deployment:
     """For the ``lowest_cost`` strategy (from the model's price override, else 0)."""
 
 
+DEFAULT_MAX_OUTPUT_TOKENS = 1_048_576
+"""The bound on a request's maximum output tokens for a model whose context window is not
+known (neither configured nor in the price table's model data)."""
+DEFAULT_MAX_N = 128
+"""The bound on ``n`` and ``best_of`` unless the model's config sets ``max_n``."""
+
+KnownWindow = Callable[[str, str], int | None]
+"""``(provider type, upstream model)`` → the model's context window in tokens, if known."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputBounds:
+    """What one public model lets a request ask for; checked before anything is reserved."""
+
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT_TOKENS
+    """Largest ``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens``."""
+    max_n: int = DEFAULT_MAX_N
+    """Largest ``n`` and ``best_of``."""
+
+
+def _no_window(provider: str, model: str) -> int | None:
+    return None
+
+
+def _output_bound(configured: int | None, known: list[int | None]) -> int:
+    """The configured bound, else the largest known context window of the deployments (an
+    answer never outgrows its model's context), else the default."""
+    if configured is not None:
+        return configured
+    windows = [w for w in known if w]
+    return max(windows) if windows else DEFAULT_MAX_OUTPUT_TOKENS
+
+
 MAX_WILDCARD_NAMES = 4096
 """Wildcard names remembered (each gets a stable entry); beyond, entries are rebuilt."""
 
@@ -40,6 +73,7 @@ class WildcardRoute:
     timeouts: Timeouts
     provider_type: str
     retries: int
+    known_window: KnownWindow = _no_window
 
 
 def _header(value: str) -> bytes:
@@ -57,6 +91,8 @@ class ModelEntry:
     fallbacks: tuple[str, ...] = ()
     context_window_fallbacks: tuple[str, ...] = ()
     content_policy_fallbacks: tuple[str, ...] = ()
+    bounds: OutputBounds = OutputBounds()
+    """The bounds on ``max_tokens``-like fields and ``n``/``best_of`` (400 beyond)."""
 
 
 class ModelTable:
@@ -84,7 +120,10 @@ class ModelTable:
         providers: Mapping[str, Provider],
         *,
         created: int,
+        known_window: KnownWindow = _no_window,
     ) -> ModelTable:
+        """``known_window`` gives the default output bound of models that configure none
+        (``budgets.pricing.known_context_window`` in the service)."""
         entries = []
         retries = config.routing.retries
         for model in config.models:
@@ -124,6 +163,13 @@ class ModelTable:
                     fallbacks=model.fallbacks,
                     context_window_fallbacks=model.context_window_fallbacks,
                     content_policy_fallbacks=model.content_policy_fallbacks,
+                    bounds=OutputBounds(
+                        _output_bound(
+                            model.max_output_tokens,
+                            [known_window(d.provider_type, d.upstream_model) for d in deps],
+                        ),
+                        model.max_n,
+                    ),
                 )
             )
         wildcards = tuple(
@@ -134,6 +180,7 @@ class ModelTable:
                 config.providers[w.provider].timeouts,
                 config.providers[w.provider].type,
                 retries,
+                known_window,
             )
             for w in config.routing.wildcards
         )
@@ -169,7 +216,8 @@ class ModelTable:
                     retries=route.retries,
                     provider_type=route.provider_type,
                 )
-                entry = ModelEntry(name, (), (dep,), 0)
+                bound = _output_bound(None, [route.known_window(route.provider_type, upstream)])
+                entry = ModelEntry(name, (), (dep,), 0, bounds=OutputBounds(bound))
                 if len(self._wild) < MAX_WILDCARD_NAMES:
                     self._wild[name] = entry
                 return entry

@@ -6,12 +6,14 @@ import asyncio
 import functools
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 
 from sluice.config.model import ProviderConfig
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
 from sluice.providers.base import UpstreamCall, UpstreamResponse
+from sluice.providers.mock import caps, embed
 from sluice.providers.mock import script as s
 from sluice.providers.sse import frame, frame_obj
 from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
@@ -70,12 +72,15 @@ class MockProvider:
         body = dict(req.body)
         body["model"] = req.model
         created = int(time.time())
-        if req.endpoint is Endpoint.EMBEDDINGS:
-            data = s.embeddings(script, body)
-        elif req.endpoint is Endpoint.COMPLETIONS:
-            data = s.text_completion(script, body, rid=call.request_id, created=created)
-        else:
-            data = s.chat_completion(script, body, rid=call.request_id, created=created)
+        try:
+            if req.endpoint is Endpoint.EMBEDDINGS:
+                data = embed.embeddings(script, body)
+            elif req.endpoint is Endpoint.COMPLETIONS:
+                data = s.text_completion(script, body, rid=call.request_id, created=created)
+            else:
+                data = s.chat_completion(script, body, rid=call.request_id, created=created)
+        except caps.MockRequestError as exc:
+            raise upstream_http_error(400, str(exc)) from None
         usage = usage_from_openai(data.get("usage"))
         chars = 0
         if usage is None and req.endpoint is not Endpoint.EMBEDDINGS:
@@ -97,19 +102,29 @@ class MockProvider:
             )
         body = dict(req.body)
         body["model"] = req.model
-        return MockStream(script, body, req, call)
+        try:
+            chunks, usage = s.stream_chunks(
+                script,
+                body,
+                rid=call.request_id,
+                created=int(time.time()),
+                chat=req.endpoint is Endpoint.CHAT,
+            )
+        except caps.MockRequestError as exc:
+            raise upstream_http_error(400, str(exc)) from None
+        return MockStream(script, (chunks, usage), req, call)
 
 
 class MockStream:
     def __init__(
         self,
         script: s.MockScript,
-        body: dict[str, object],
+        planned: tuple[list[dict[str, Any]], dict[str, Any] | None],
         req: ProviderRequest,
         call: UpstreamCall,
     ) -> None:
         self._script = script
-        self._body = body
+        self._planned = planned
         self._req = req
         self._call = call
         self.usage: Usage | None = None
@@ -117,13 +132,7 @@ class MockStream:
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         script, call = self._script, self._call
-        chunks, usage = s.stream_chunks(
-            script,
-            self._body,
-            rid=call.request_id,
-            created=int(time.time()),
-            chat=self._req.endpoint is Endpoint.CHAT,
-        )
+        chunks, usage = self._planned
         idle = call.timeouts.idle_s
         if script.first_delay_s > call.timeouts.ttfb_s:
             await asyncio.sleep(call.timeouts.ttfb_s)

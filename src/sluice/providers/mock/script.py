@@ -27,19 +27,23 @@ HTTP mock upstream. Parameters:
 ``chunked``         1: send a non-streamed answer chunked, without Content-Length (HTTP mock)
 ``dim``             embedding dimension (default 8)
 ==================  ==========================================================
+
+Every numeric parameter has a range (``caps.SCRIPT_RANGES``); so do the request fields that
+size an answer (``n``, ``best_of``, embedding inputs): see ``docs/mock-provider.md``.
+
+A request whose last turn holds a tool result is answered with text quoting it (finish
+``stop``); a tool is called when tools are offered and the last turn is the user's, or when
+``tool_choice`` requires one (see ``turn``).
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import math
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from sluice.providers.mock import caps, turn
 from sluice.tokens import estimate_prompt
 
 _WORDS = [
@@ -136,7 +140,10 @@ class MockScript:
                 else:
                     values[key] = float(raw)
             except ValueError:
-                raise ScriptError(f"mock parameter {key!r} has a bad value {raw!r}") from None
+                raise ScriptError(f"mock parameter {key!r} has a bad value {raw[:50]!r}") from None
+            problem = caps.script_range_error(key, values[key])
+            if problem is not None:
+                raise ScriptError(problem)
         if values.get("status") is not None and not 400 <= values["status"] <= 599:
             raise ScriptError("mock parameter 'status' must be an HTTP error status (400-599)")
         if not 0 <= values.get("pad_bytes", 0) <= MAX_PAD_BYTES:
@@ -156,6 +163,8 @@ class FlakyCounter:
             return script.status
         if script.flaky > 0:
             n = self._calls.get(key, 0)
+            if n == 0 and len(self._calls) >= caps.MAX_FLAKY_SCRIPTS:
+                self._calls.clear()
             self._calls[key] = n + 1
             if n < script.flaky:
                 return script.status or 503
@@ -202,10 +211,18 @@ def _example(schema: Any) -> Any:
     return "mock"
 
 
-def _json_dumps(value: Any) -> str:
+def compact_json(value: Any) -> str:
     import json
 
     return json.dumps(value, separators=(",", ":"))
+
+
+def _limited(text: str, limit: Any, prompt: int) -> Answer:
+    """Text cut to ``max_tokens`` words (finish ``length``)."""
+    words = text.split(" ")
+    if isinstance(limit, int) and 0 < limit < len(words):
+        return Answer(" ".join(words[:limit]), None, "length", prompt, limit)
+    return Answer(text, None, "stop", prompt, len(words))
 
 
 def plan_answer(script: MockScript, body: Mapping[str, Any]) -> Answer:
@@ -214,14 +231,12 @@ def plan_answer(script: MockScript, body: Mapping[str, Any]) -> Answer:
     if prompt is None:
         prompt = max(1, estimate_prompt(dict(body)))
     limit = body.get("max_tokens") or body.get("max_completion_tokens")
-    words = script.completion_tokens
-    finish = "stop"
-    if isinstance(limit, int) and 0 < limit < words:
-        words, finish = limit, "length"
     tools = body.get("tools")
-    if tools and body.get("tool_choice") != "none":
+    choice = body.get("tool_choice")
+    result = turn.tool_result(body.get("messages"))
+    if tools and choice != "none" and (result is None or turn.forces_tool(choice)):
         tool = tools[0].get("function", {}) if isinstance(tools[0], dict) else {}
-        args = _json_dumps(_example(tool.get("parameters")))
+        args = compact_json(_example(tool.get("parameters")))
         call = {
             "id": "call_mock_0",
             "type": "function",
@@ -233,17 +248,25 @@ def plan_answer(script: MockScript, body: Mapping[str, Any]) -> Answer:
         schema = (
             (fmt.get("json_schema") or {}).get("schema") if fmt["type"] == "json_schema" else None
         )
-        text = _json_dumps(_example(schema) if schema else {"answer": "mock"})
+        text = compact_json(_example(schema) if schema else {"answer": "mock"})
         return Answer(text, None, "stop", prompt, max(1, len(text) // 4))
+    if result is not None:
+        return _limited(turn.summary(result), limit, prompt)
+    words = script.completion_tokens
+    finish = "stop"
+    if isinstance(limit, int) and 0 < limit < words:
+        words, finish = limit, "length"
     text = " ".join(_WORDS[i % len(_WORDS)] for i in range(words))
     return Answer(text, None, finish, prompt, words)
 
 
-def usage_obj(answer: Answer) -> dict[str, Any]:
+def usage_obj(answer: Answer, choices: int = 1) -> dict[str, Any]:
+    """Usage as a provider bills it: the prompt once, every choice's output."""
+    completion = answer.completion_tokens * choices
     return {
         "prompt_tokens": answer.prompt_tokens,
-        "completion_tokens": answer.completion_tokens,
-        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+        "completion_tokens": completion,
+        "total_tokens": answer.prompt_tokens + completion,
     }
 
 
@@ -251,8 +274,7 @@ def chat_completion(
     script: MockScript, body: Mapping[str, Any], *, rid: str, created: int
 ) -> dict[str, Any]:
     answer = plan_answer(script, body)
-    n_field = body.get("n")
-    n = n_field if isinstance(n_field, int) else 1
+    n = caps.choices(body, words=answer.completion_tokens)
     message: dict[str, Any] = {"role": "assistant", "content": answer.text}
     if answer.tool_calls:
         message["tool_calls"] = answer.tool_calls
@@ -268,11 +290,11 @@ def chat_completion(
                 "logprobs": None,
                 "finish_reason": answer.finish_reason,
             }
-            for i in range(max(1, n))
+            for i in range(n)
         ],
     }
     if script.usage:
-        out["usage"] = usage_obj(answer)
+        out["usage"] = usage_obj(answer, n)
     return out
 
 
@@ -280,6 +302,8 @@ def text_completion(
     script: MockScript, body: Mapping[str, Any], *, rid: str, created: int
 ) -> dict[str, Any]:
     answer = plan_answer(script, {k: v for k, v in body.items() if k != "tools"})
+    billed = caps.choices(body, words=answer.completion_tokens)  # best_of are generated
+    n = body.get("n") or 1
     out: dict[str, Any] = {
         "id": f"cmpl-{rid}",
         "object": "text_completion",
@@ -287,15 +311,16 @@ def text_completion(
         "model": body.get("model", script.name),
         "choices": [
             {
-                "index": 0,
+                "index": i,
                 "text": answer.text,
                 "logprobs": None,
                 "finish_reason": answer.finish_reason,
             }
+            for i in range(n)
         ],
     }
     if script.usage:
-        out["usage"] = usage_obj(answer)
+        out["usage"] = usage_obj(answer, billed)
     return out
 
 
@@ -316,6 +341,7 @@ def stream_chunks(
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """The content chunks of a stream (first carries the role) and its usage chunk."""
     answer = plan_answer(script, body if chat else {k: v for k, v in body.items() if k != "tools"})
+    billed = caps.choices(body, words=answer.completion_tokens)  # one choice is streamed
     model = body.get("model", script.name)
     obj = "chat.completion.chunk" if chat else "text_completion"
     ident = f"chatcmpl-{rid}" if chat else f"cmpl-{rid}"
@@ -379,40 +405,6 @@ def stream_chunks(
             "created": created,
             "model": model,
             "choices": [],
-            "usage": usage_obj(answer),
+            "usage": usage_obj(answer, billed),
         }
     return out, usage
-
-
-def embeddings(script: MockScript, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Deterministic unit vectors derived from each input's hash."""
-    raw = body.get("input")
-    inputs = raw if isinstance(raw, list) else [raw]
-    data = []
-    tokens = 0
-    for i, item in enumerate(inputs):
-        text = item if isinstance(item, str) else _json_dumps(item)
-        tokens += max(1, len(text) // 4) if isinstance(item, str) else len(item or [])
-        vector = _vector(text, script.dim)
-        encoded: Any = vector
-        if body.get("encoding_format") == "base64":
-            encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-        data.append({"object": "embedding", "index": i, "embedding": encoded})
-    prompt = script.prompt_tokens if script.prompt_tokens is not None else tokens
-    out: dict[str, Any] = {"object": "list", "data": data, "model": body.get("model", script.name)}
-    if script.usage:
-        out["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
-    return out
-
-
-def _vector(text: str, dim: int) -> list[float]:
-    seed = hashlib.sha256(text.encode()).digest()
-    values: list[float] = []
-    block = 0
-    while len(values) < dim:
-        digest = hashlib.sha256(seed + block.to_bytes(4, "big")).digest()
-        values.extend(v / 2**31 - 1.0 for v in struct.unpack(">8I", digest))
-        block += 1
-    values = values[:dim]
-    norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return [round(v / norm, 6) for v in values]

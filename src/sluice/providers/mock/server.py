@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 import httptools
 import orjson
 
+from sluice.providers.mock import caps, embed
 from sluice.providers.mock import script as s
 from sluice.providers.mock.reply import HOLD_S as _HOLD_S
 from sluice.providers.mock.reply import CutStream, Reply
@@ -29,6 +30,8 @@ _REASONS = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
+    413: "Content Too Large",
+    431: "Request Header Fields Too Large",
     429: "Too Many Requests",
     500: "Internal Server Error",
     502: "Bad Gateway",
@@ -83,17 +86,7 @@ class MockApp:
                 raise ValueError("the body must be a JSON object")
             script = s.MockScript.parse(str(body.get("model", "chat")), overrides)
         except (ValueError, orjson.JSONDecodeError) as exc:
-            return _json_reply(
-                400,
-                {
-                    "error": {
-                        "message": str(exc),
-                        "type": "invalid_request_error",
-                        "param": None,
-                        "code": None,
-                    }
-                },
-            )
+            return _bad_request(str(exc))
         if script.hang:
             await asyncio.sleep(_HOLD_S)
         status = self.flaky.fails(str(body.get("model")), script)
@@ -111,13 +104,22 @@ class MockApp:
             return _json_reply(status, s.error_body(status, script.error_code), extra)
         rid = f"{self.requests:x}"
         created = int(time.time())
-        if path == "/embeddings":
-            return _answer(script, s.embeddings(script, body))
         chat = path == "/chat/completions"
-        if stream:
-            return Reply(200, stream=_events(script, body, rid=rid, created=created, chat=chat))
-        make = s.chat_completion if chat else s.text_completion
-        return _answer(script, make(script, body, rid=rid, created=created))
+        try:
+            if path == "/embeddings":
+                return _answer(script, embed.embeddings(script, body))
+            if stream:
+                planned = s.stream_chunks(script, body, rid=rid, created=created, chat=chat)
+                return Reply(200, stream=_events(script, body, planned))
+            make = s.chat_completion if chat else s.text_completion
+            return _answer(script, make(script, body, rid=rid, created=created))
+        except caps.MockRequestError as exc:
+            return _bad_request(str(exc), param=exc.param)
+
+
+def _bad_request(message: str, *, param: str | None = None) -> Reply:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    return _json_reply(400, {"error": error})
 
 
 def _answer(script: s.MockScript, obj: dict[str, Any]) -> Reply:
@@ -137,9 +139,11 @@ async def _pieces(body: bytes) -> AsyncIterator[bytes]:
 
 
 async def _events(
-    script: s.MockScript, body: dict[str, Any], *, rid: str, created: int, chat: bool
+    script: s.MockScript,
+    body: dict[str, Any],
+    planned: tuple[list[dict[str, Any]], dict[str, Any] | None],
 ) -> AsyncIterator[bytes]:
-    chunks, usage = s.stream_chunks(script, body, rid=rid, created=created, chat=chat)
+    chunks, usage = planned
     options = body.get("stream_options")
     want_usage = isinstance(options, dict) and bool(options.get("include_usage"))
     if script.first_delay_s:
@@ -183,6 +187,13 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._queue: asyncio.Queue[tuple[str, str, dict[str, str], bytes, bool]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
+        self._head_bytes = 0
+        self._body_bytes = 0
+        self._in_head = False
+        self._head_fed = 0
+        self._refusal: int | None = None
+        """431 or 413 once the request outgrew the caps; the connection is then closed."""
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -194,36 +205,87 @@ class _Connection(asyncio.Protocol):
             self._worker.cancel()
 
     def data_received(self, data: bytes) -> None:
+        if self._refusal is not None:
+            return
+        in_head = self._in_head
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
-            if self._transport is not None:
-                self._transport.write(
-                    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                )
-                self._transport.close()
+            self._refuse(400)
+            return
+        if in_head and self._in_head:
+            # All of it was head: the parser buffers a header until it ends, so count it here
+            # (the callbacks below only see whole headers).
+            self._head_fed += len(data)
+            if self._head_fed > caps.MAX_HEADER_BYTES:
+                self._refusal = 431
+        if self._refusal is not None:
+            self._refuse(self._refusal)
 
-    # httptools callbacks
+    def _refuse(self, status: int) -> None:
+        """Answer ``status`` and close: the request broke the protocol or the caps."""
+        self._refusal = status
+        if self._transport is not None:
+            body = orjson.dumps(s.error_body(status))
+            head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+            self._transport.write(
+                head.encode()
+                + b"content-type: application/json\r\nconnection: close\r\n"
+                + b"content-length: %d\r\n\r\n%s" % (len(body), body)
+            )
+            self._transport.close()
+
+    # httptools callbacks; past a cap they only count, so memory stays bounded.
+    def on_message_begin(self) -> None:
+        self._in_head = True
+        self._head_fed = 0
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+
     def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > caps.MAX_HEADER_BYTES:
+            self._refusal = 431
+            return
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > caps.MAX_HEADER_BYTES:
+            self._refusal = 431
+            return
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_body(self, body: bytes) -> None:
+        self._body_bytes += len(body)
+        if self._body_bytes > caps.MAX_BODY_BYTES or self._refusal is not None:
+            self._refusal = self._refusal or 413
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._refusal is not None:
+            return
         method = self._parser.get_method().decode()
         keep = self._parser.should_keep_alive()
         self._queue.put_nowait(
             (method, self._url.decode("latin-1"), self._headers, b"".join(self._body), keep)
         )
         self._url, self._headers, self._body = b"", {}, []
+        self._head_bytes = self._body_bytes = 0
+        full = self._queue.qsize() >= caps.MAX_QUEUED_REQUESTS
+        if full and not self._paused and self._transport is not None:
+            self._transport.pause_reading()  # a pipelining client waits for its answers
+            self._paused = True
 
     async def _serve(self) -> None:
         while True:
             method, url, headers, body, keep = await self._queue.get()
+            if self._paused and self._queue.qsize() < caps.MAX_QUEUED_REQUESTS // 2:
+                self._paused = False
+                if self._transport is not None:
+                    self._transport.resume_reading()
             reply = await self._app.reply(method, url, headers, body)
             if not await self._write(reply, keep):
                 return
@@ -282,17 +344,30 @@ async def run_server(host: str, port: int, *, ready: asyncio.Event | None = None
         tasks.cancel_all()
 
 
-def serve(host: str, port: int) -> None:
-    """Run the mock upstream until SIGINT or SIGTERM."""
+def serve(host: str, port: int, *, on_ready: Callable[[], None] | None = None) -> None:
+    """Run the mock upstream until SIGINT or SIGTERM; ``on_ready`` is called once it
+    listens. Raises ``OSError`` when it cannot listen on ``host:port`` (port taken, address
+    not local, ...)."""
     import uvloop
 
     async def main() -> None:
         stop = asyncio.Event()
+        ready = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = asyncio.ensure_future(run_server(host, port))
-        await stop.wait()
+        server = asyncio.ensure_future(run_server(host, port, ready=ready))
+        started = asyncio.ensure_future(ready.wait())
+        await asyncio.wait((server, started), return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if server.done():
+            server.result()  # the bind failed: raise its error
+            return
+        if on_ready is not None:
+            on_ready()
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait((server, stopped), return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
         server.cancel()
         try:
             await server

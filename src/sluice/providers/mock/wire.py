@@ -16,14 +16,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
-from sluice.providers.mock import script as s
 from sluice.providers.mock import (
+    caps,
     wire_anthropic,
     wire_bedrock,
     wire_cohere,
     wire_gemini,
     wire_responses,
 )
+from sluice.providers.mock import script as s
 from sluice.providers.mock.reply import Reply
 from sluice.providers.mock.wire_common import Request, WireError
 
@@ -89,4 +90,7 @@ async def native_reply(
         message = s.error_body(status)["error"]["message"]
         return wire.error(status, message, retry_after_s=script.retry_after_s)
     request = Request(op, model, body, headers, f"{app.requests:x}")
-    return await wire.answer(script, request)
+    try:
+        return await wire.answer(script, request)
+    except caps.MockRequestError as exc:
+        return wire.error(400, str(exc), retry_after_s=None)

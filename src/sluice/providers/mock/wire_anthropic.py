@@ -93,8 +93,11 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
     tools = body.get("tools")
     if tools:
         out["tools"] = [w.tool_view(t.get("name"), t.get("input_schema")) for t in tools]
-    if (body.get("tool_choice") or {}).get("type") == "none":
+    choice = (body.get("tool_choice") or {}).get("type")
+    if choice == "none":
         out["tool_choice"] = "none"
+    elif choice in ("any", "tool"):
+        out["tool_choice"] = "required"
     return out
 
 

@@ -98,7 +98,10 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
         "messages": messages,
         "max_tokens": (body.get("inferenceConfig") or {}).get("maxTokens"),
     }
-    tools = (body.get("toolConfig") or {}).get("tools")
+    config = body.get("toolConfig") or {}
+    tools = config.get("tools")
+    if isinstance(config.get("toolChoice"), dict) and config["toolChoice"].keys() & {"any", "tool"}:
+        out["tool_choice"] = "required"
     if tools:
         specs = [t["toolSpec"] for t in tools if "toolSpec" in t]
         out["tools"] = [

@@ -61,6 +61,8 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
         out["tools"] = body["tools"]
     if body.get("tool_choice") == "NONE":
         out["tool_choice"] = "none"
+    elif body.get("tool_choice") == "REQUIRED":
+        out["tool_choice"] = "required"
     fmt = body.get("response_format")
     if isinstance(fmt, dict):
         schema = fmt.get("json_schema")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sluice.providers.mock import embed
 from sluice.providers.mock import script as s
 from sluice.providers.mock.reply import HOLD_S, CutStream
 
@@ -44,7 +45,7 @@ def vectors(script: s.MockScript, texts: list[str], dim: int | None) -> tuple[li
     """Embeddings and the token count, as the OpenAI format computes them."""
     if dim is not None:
         script = replace(script, dim=dim)
-    out = s.embeddings(replace(script, usage=True), {"input": texts})
+    out = embed.embeddings(replace(script, usage=True), {"input": texts})
     return [d["embedding"] for d in out["data"]], int(out["usage"]["prompt_tokens"])
 
 

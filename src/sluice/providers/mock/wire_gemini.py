@@ -143,6 +143,8 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
     mode = ((body.get("toolConfig") or {}).get("functionCallingConfig") or {}).get("mode")
     if mode == "NONE":
         out["tool_choice"] = "none"
+    elif mode == "ANY":
+        out["tool_choice"] = "required"
     if config.get("responseMimeType") == "application/json":
         schema = config.get("responseJsonSchema")
         out["response_format"] = (

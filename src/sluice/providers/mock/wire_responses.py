@@ -37,11 +37,24 @@ def check(op: str, body: dict[str, Any]) -> str:
     return str(body["model"])
 
 
+_ITEM_ROLES = {
+    "function_call_output": "tool",
+    "custom_tool_call_output": "tool",
+    "function_call": "assistant",
+    "custom_tool_call": "assistant",
+    "reasoning": "assistant",
+}
+"""Roles of the input items that are not messages, as the planner reads them."""
+
+
 def view(body: dict[str, Any]) -> dict[str, Any]:
     raw = body["input"]
     items = [{"role": "user", "content": raw}] if isinstance(raw, str) else raw
     messages = [
-        {"role": i.get("role", "user"), "content": i.get("content") or i.get("output") or ""}
+        {
+            "role": _ITEM_ROLES.get(str(i.get("type")), i.get("role", "user")),
+            "content": i.get("content") or i.get("output") or "",
+        }
         for i in items
         if isinstance(i, dict)
     ]
