@@ -285,9 +285,16 @@ class Gateway:
 
 
 def start_gateway(
-    workdir: Path, mock_port: int, down_port: int, echo_port: int, **extra_env: str
+    workdir: Path,
+    mock_port: int,
+    down_port: int,
+    echo_port: int,
+    *,
+    workers: int = 1,
+    **extra_env: str,
 ) -> Gateway:
-    """Create a key with the CLI, then start ``sluice serve`` and wait for readiness."""
+    """Create a key with the CLI, then start ``sluice serve`` (``--workers``) and wait for
+    readiness."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     master = "sk-master-" + secrets.token_hex(16)
@@ -298,7 +305,7 @@ def start_gateway(
     port = free_port()
     proc = spawn(
         "gateway",
-        ["serve", "--port", str(port), "--config", str(config)],
+        ["serve", "--port", str(port), "--config", str(config), "--workers", str(workers)],
         env,
         workdir / "gateway.log",
     )
