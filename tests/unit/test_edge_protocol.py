@@ -183,6 +183,19 @@ async def test_the_head_timer_closes_a_late_head_and_spares_a_served_one() -> No
     protocol.connection_lost(None)
 
 
+async def test_blank_lines_on_an_idle_connection_do_not_keep_it_open() -> None:
+    """Bytes that begin no request (the parser skips CRLFs between requests) stop uvicorn's
+    keep-alive timer; the head's deadline applies to them instead."""
+    app = Recorder()
+    protocol, transport, state = _protocol(app, HeadLimits(2048, 10, timeout_s=0.0))
+    protocol.data_received(_head())
+    await _settle(state)
+    protocol.data_received(b"\r\n")
+    protocol._check_head()
+    assert transport.closed
+    protocol.connection_lost(None)
+
+
 async def test_a_connection_that_never_sends_is_closed_without_an_answer() -> None:
     protocol, transport, _ = _protocol(Recorder(), HeadLimits(2048, 10, timeout_s=0.0))
     protocol._check_head()

@@ -102,6 +102,10 @@ class EdgeProtocol(HttpToolsProtocol):
         # uvicorn's own handling, plus the refusals and the count of a head's reads.
         self._unset_keepalive_if_required()
         self._read_bytes = len(data)
+        if self._head_since is None and (self.cycle is None or self.cycle.response_complete):
+            # Bytes on an idle connection: the keep-alive timer is off now, and a message may
+            # not even begin (the parser skips blank lines), so the head's deadline starts.
+            self._head_since = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
