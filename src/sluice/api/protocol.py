@@ -10,12 +10,11 @@ connection for ever (slowloris). This subclass adds, per connection:
   header holds no more than the limit and one read;
 - a limit on the number of header fields (``431``), checked when the head is complete;
 - a deadline for a complete head: counted from the connection's opening for its first
-  request and from the first byte for each later one (the idle time between requests on a
+  request and from the first read of each later one (the idle time between requests on a
   kept-alive connection is uvicorn's keep-alive timeout). A head not complete in time gets
   ``408`` (or nothing, when no byte came) and the connection is closed.
 
-The cost per request is two parser callbacks, a few integer operations and one clock read;
-the deadline is one timer per connection that re-arms itself, not a timer per request.
+The deadline is one timer per connection that re-arms itself, not a timer per request.
 """
 
 from __future__ import annotations
@@ -74,14 +73,14 @@ class EdgeProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self._limits = limits
+        self.url = b""  # uvicorn sets it when a message begins; a refusal may come before
+        self._head_since: float | None = None
+        """When the wait for the current head started; ``None`` while none is awaited (a
+        request is in flight, or the connection idles under uvicorn's keep-alive timer)."""
         self._head_bytes = 0
-        """Bytes received in earlier reads of the current head."""
+        """Bytes received in earlier reads while the head was awaited."""
         self._read_bytes = 0
         """Bytes of the read being parsed."""
-        self._in_head = False
-        """A request head has begun and is not complete."""
-        self._head_since: float | None = None
-        """When the wait for the current head started; ``None`` while none is awaited."""
         self._refusal = 0
         """The status a parser callback refused the head with."""
         self._timer: asyncio.TimerHandle | None = None
@@ -98,13 +97,20 @@ class EdgeProtocol(HttpToolsProtocol):
             self._timer = None
         super().connection_lost(exc)
 
+    # Per request this adds one callback, a clock read and a few attribute tests. The header
+    # fields are not counted one by one (a Python call per field costs ~0.5 us): the reads
+    # of an incomplete head are, and a complete head's exact size is summed only when its
+    # reads add up to more than the limit.
     def data_received(self, data: bytes) -> None:
-        # uvicorn's own handling, plus the refusals and the count of a head's reads.
+        # uvicorn's own handling, plus the head's deadline, its count and the refusals.
         self._unset_keepalive_if_required()
         self._read_bytes = len(data)
-        if self._head_since is None and (self.cycle is None or self.cycle.response_complete):
-            # Bytes on an idle connection: the keep-alive timer is off now, and a message may
-            # not even begin (the parser skips blank lines), so the head's deadline starts.
+        cycle = self.cycle
+        if self._head_since is None and (
+            cycle is None or not cycle.more_body or cycle.response_complete
+        ):
+            # No request body is being read, so these bytes begin a head (or are blank lines,
+            # which the parser skips and which stopped the keep-alive timer all the same).
             self._head_since = self.loop.time()
         try:
             self.parser.feed_data(data)
@@ -122,27 +128,14 @@ class EdgeProtocol(HttpToolsProtocol):
             else:
                 self._unsupported_upgrade_warning()
             return
-        if self._in_head:
+        if self._head_since is not None:
             # The head is still incomplete: the parser holds what it has not delivered yet
             # (a header trickling in), so its reads are counted against the limit.
             self._head_bytes += self._read_bytes
             if self._head_bytes > self._limits.max_bytes:
                 self._refuse(self._too_large())
 
-    # parser callbacks ----------------------------------------------------------------------
-    # Per request: two callbacks and a clock read. The fields are not counted one by one
-    # (a Python call per header costs ~0.5 us); their exact size is summed only when the
-    # reads of a head add up to more than the limit.
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._in_head = True
-        self._head_bytes = 0
-        if self._head_since is None:
-            self._head_since = self.loop.time()
-
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._head_since = None
         limits = self._limits
         if len(self.headers) > limits.max_fields or (
             self._head_bytes + self._read_bytes > limits.max_bytes
@@ -150,6 +143,8 @@ class EdgeProtocol(HttpToolsProtocol):
         ):
             self._refusal = self._too_large()
             raise _HeadRefused
+        self._head_since = None
+        self._head_bytes = 0
         super().on_headers_complete()
 
     def _head_size(self) -> int:
@@ -167,7 +162,7 @@ class EdgeProtocol(HttpToolsProtocol):
         timeout_s = self._limits.timeout_s
         if since is not None and now - since >= timeout_s:
             self._timer = None
-            if self._in_head:
+            if self._head_bytes:  # part of a head came
                 self._refuse(408)
             else:
                 self.transport.close()
@@ -178,7 +173,7 @@ class EdgeProtocol(HttpToolsProtocol):
     def _refuse(self, status: int) -> None:
         """Answer ``status`` and close. When an earlier request on this connection is still
         being answered (pipelining), close without answering: the two would interleave."""
-        self._in_head = False
+        self._head_since = None
         if self.transport.is_closing():
             return
         log.debug("request head refused with %d (client %s)", status, self.client)
