@@ -134,8 +134,14 @@ def serve(
     if config is not None:
         os.environ["SLUICE_CONFIG"] = str(config.resolve())
     os.environ["SLUICE_MIGRATE_ON_START"] = "false"
+    from sluice.api.protocol import HeadLimits, protocol_factory
     from sluice.observability.logging import uvicorn_log_config
 
+    head_limits = HeadLimits(
+        max_bytes=settings.max_header_bytes,
+        max_fields=settings.max_headers,
+        timeout_s=settings.header_timeout_s,
+    )
     metrics_dir = _metrics_dir(settings) if workers > 1 else None
     try:
         uvicorn.run(
@@ -145,7 +151,8 @@ def serve(
             port=port,
             workers=workers,
             loop="uvloop",
-            http="httptools",
+            http=protocol_factory(head_limits),  # httptools, with bounded request heads
+            timeout_keep_alive=settings.keep_alive_timeout_s,
             ws="none",  # no WebSocket routes: do not load a WebSocket protocol
             access_log=False,
             # Forwarded headers are read by the console alone, and only when

@@ -13,6 +13,7 @@ import aiohttp
 
 from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
 from sluice.auth.cache import KeyCache
+from sluice.auth.guard import BadKeyGuard
 from sluice.auth.service import bootstrap_master_key
 from sluice.budgets import seed_budgets
 from sluice.budgets.base import BudgetStore
@@ -369,6 +370,7 @@ async def open_runtime(
                 master_hash=master.hash,
                 everything=table.everything,
                 canonical=table.canonical,
+                guard=BadKeyGuard.from_settings(settings, clock),
             ),
             usage=UsageWriter(
                 storage.usage,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sluice.providers.base import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
 
@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     max_upstream_event_bytes: int = Field(default=DEFAULT_MAX_EVENT_BYTES, gt=0)
     """Largest single stream event read from a provider; past it the stream ends with a
     ``provider_bad_response`` error event (or a 502 before the first byte)."""
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    """Largest request head (request line and header fields) ``sluice serve`` reads: 431
+    above it (414 when the URL alone is longer), and the connection is closed."""
+    max_headers: int = Field(default=100, ge=1, le=10_000)
+    """Most header fields in one request (431 above it)."""
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """Seconds a request head may take to arrive, from the connection's opening (first
+    request) or from its first byte (later requests on a kept-alive connection); a late
+    one is answered 408 and the connection closed (slow-header clients, slowloris)."""
+    keep_alive_timeout_s: int = Field(default=5, ge=1, le=3600)
+    """Seconds an idle kept-alive connection stays open between requests. Behind a load
+    balancer that reuses connections, set it above the balancer's own idle timeout."""
     usage_flush_interval_s: float = 0.25
     """How often the usage writer flushes its buffer."""
     usage_batch_size: int = 500
@@ -99,6 +111,25 @@ class Settings(BaseSettings):
     """Failed sign-ins per account and per client address within the window before further
     attempts are refused until the oldest failure leaves the window."""
     console_login_window_s: float = 15 * 60
+    bad_key_max_failures: int = Field(default=0, ge=0, le=1_000_000)
+    """Failed key checks (a key presented but not valid) from one client address within
+    ``bad_key_window_s`` after which that address gets 429 with ``Retry-After``, before its
+    key is looked at, until the oldest failure leaves the window. 0 (default): off. Counted
+    per process (see docs/configuration.md)."""
+    bad_key_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    """The bad-key throttling window."""
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = ()
+    """Addresses or networks (comma-separated CIDRs) of reverse proxies whose
+    ``X-Forwarded-For`` names the client for the bad-key throttle: from such a peer the
+    client is the right-most address in that header that is not itself a trusted proxy.
+    From any other peer the header is ignored and the peer's address is the client."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

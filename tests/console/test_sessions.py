@@ -11,10 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from sluice.auth.passwords import Passwords
+from sluice.auth.throttle import FailureThrottle
 from sluice.cli import app as cli
 from sluice.clock import FakeClock
 from sluice.console.sessions import TOUCH_EVERY_S, SessionStore, token_hash
-from sluice.console.throttle import LoginThrottle, buckets
+from sluice.console.throttle import buckets
 from sluice.storage.sql.repository import SqlStorage
 from tests.integration.conftest import make_settings
 
@@ -82,7 +83,7 @@ async def test_expired_sessions_are_purged_at_the_next_sign_in(storage: SqlStora
 
 def test_throttle_window_slides() -> None:
     clock = FakeClock()
-    throttle = LoginThrottle(clock, max_failures=3, window_s=900)
+    throttle = FailureThrottle(clock, max_failures=3, window_s=900)
     keys = buckets("Ada@Example.org ", "10.0.0.1")
     assert keys[0] == "account:ada@example.org"
     for _ in range(3):

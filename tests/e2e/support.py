@@ -291,10 +291,12 @@ def start_gateway(
     echo_port: int,
     *,
     config_text: str | None = None,
+    workers: int = 1,
     **extra_env: str,
 ) -> Gateway:
-    """Create a key with the CLI, then start ``sluice serve`` and wait for readiness.
-    ``config_text``: a YAML config of the test's own instead of :func:`gateway_config`."""
+    """Create a key with the CLI, then start ``sluice serve`` (``--workers``) and wait for
+    readiness. ``config_text``: a YAML config of the test's own instead of
+    :func:`gateway_config`."""
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     master = "sk-master-" + secrets.token_hex(16)
@@ -305,7 +307,7 @@ def start_gateway(
     port = free_port()
     proc = spawn(
         "gateway",
-        ["serve", "--port", str(port), "--config", str(config)],
+        ["serve", "--port", str(port), "--config", str(config), "--workers", str(workers)],
         env,
         workdir / "gateway.log",
     )

@@ -112,7 +112,7 @@ class DataPlane:
         """The caller and the declared body length."""
         seen = self._scan(scope)
         token = token_from_headers(seen.authorization, seen.x_api_key)
-        return self._keys.authenticate(token), seen.length
+        return self._keys.authenticate(token, scope), seen.length
 
     @property
     def table(self) -> ModelTable:
@@ -144,7 +144,9 @@ class DataPlane:
         seen = self._scan(scope)
         request_id, trace_id, parent = _new_ids(seen.traceparent)
         base = [(b"x-request-id", request_id.encode()), (TRACE_HEADER, trace_id.encode())]
-        principal = await _authenticated(self._keys, seen, send, base, dialect)
+        principal = await _authenticated(
+            self._keys, scope, seen, send=send, base=base, dialect=dialect
+        )
         if principal is None:
             return
         ev = _event(request_id, dialect, principal, trace_id, parent)
@@ -291,11 +293,18 @@ async def _cancelled(
 
 
 async def _authenticated(
-    keys: KeyCache, seen: _Seen, send: Send, base: list[tuple[bytes, bytes]], dialect: Dialect
+    keys: KeyCache,
+    scope: Scope,
+    seen: _Seen,
+    *,
+    send: Send,
+    base: list[tuple[bytes, bytes]],
+    dialect: Dialect,
 ) -> Principal | None:
-    """The caller, or ``None`` after answering 401/403."""
+    """The caller, or ``None`` after answering 401/403 (or 429 to an address refused for
+    bad keys)."""
     try:
-        return keys.authenticate(token_from_headers(seen.authorization, seen.x_api_key))
+        return keys.authenticate(token_from_headers(seen.authorization, seen.x_api_key), scope)
     except GatewayError as exc:
         await send_error(send, exc, base, dialect.error(exc))
         return None

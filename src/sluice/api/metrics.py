@@ -38,7 +38,7 @@ class MetricsRoute:
                 authorization = value
             elif name == b"x-api-key":
                 x_api_key = value
-        principal = self._keys.authenticate(token_from_headers(authorization, x_api_key))
+        principal = self._keys.authenticate(token_from_headers(authorization, x_api_key), scope)
         if self._auth == "admin" and not principal.is_admin:
             raise GatewayError(
                 ErrorKind.CALLER_FORBIDDEN,

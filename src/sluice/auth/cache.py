@@ -7,13 +7,17 @@ another process (the CLI, another replica).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from sluice.auth import keys
 from sluice.auth.principal import MASTER, BudgetCheck, Principal
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
 from sluice.tenancy.resolve import EMPTY, DirectoryIndex, principal_for
+
+if TYPE_CHECKING:
+    from sluice.auth.guard import BadKeyGuard
 
 _VERIFIED_CAP = 10_000
 """Proven keys remembered at most (then forgotten at once and proven again)."""
@@ -33,8 +37,11 @@ class KeyCache:
         master_hash: str | None,
         everything: frozenset[str] = frozenset(),
         canonical: Callable[[str], str | None] = lambda name: name,
+        guard: BadKeyGuard | None = None,
     ) -> None:
+        """``guard``: throttles client addresses that present bad keys (when configured)."""
         self._clock = clock
+        self._guard = guard
         self._master_hash = master_hash
         self._everything = everything
         self._canonical = canonical
@@ -109,8 +116,15 @@ class KeyCache:
     def __len__(self) -> int:
         return len(self._by_public_id)
 
-    def authenticate(self, token: str | None) -> Principal:
-        """The principal for a presented key; raises a 401 ``GatewayError`` otherwise."""
+    def authenticate(self, token: str | None, scope: Mapping[str, Any] | None = None) -> Principal:
+        """The principal for a presented key; raises a 401 ``GatewayError`` otherwise.
+
+        ``scope``, the request's ASGI scope, names the client for the bad-key guard: with a
+        guard, an address that presented too many bad keys gets 429 before its key is
+        looked at, and a bad key counts against its address."""
+        guard = self._guard
+        if guard is not None and scope is not None:
+            return self._guarded(token, scope, guard)
         if not token:
             raise _unauthorized(
                 "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
@@ -130,6 +144,17 @@ class KeyCache:
         elif self._master_hash is not None and self._proven(token, self._master_hash):
             return MASTER
         raise _unauthorized("invalid API key")
+
+    def _guarded(
+        self, token: str | None, scope: Mapping[str, Any], guard: BadKeyGuard
+    ) -> Principal:
+        guard.check(scope)
+        try:
+            return self.authenticate(token)
+        except GatewayError:
+            if token:  # a missing key guesses nothing
+                guard.failed(scope)
+            raise
 
     def _proven(self, token: str, key_hash: str) -> bool:
         """``token`` hashes to ``key_hash``; a key proven once is not hashed again (SHA-256

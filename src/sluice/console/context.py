@@ -22,10 +22,10 @@ from starlette.templating import Jinja2Templates
 from sluice.api.admin.deps import AdminContext
 from sluice.auth.passwords import Passwords
 from sluice.auth.principal import Principal
+from sluice.auth.throttle import FailureThrottle
 from sluice.console.identity import IdentityProvider, LocalPasswords
 from sluice.console.principal import user_principal
 from sluice.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, SessionStore
-from sluice.console.throttle import LoginThrottle
 from sluice.errors import ErrorKind, GatewayError
 from sluice.lifespan import Runtime
 from sluice.storage.console import ConsoleRepository, SessionRecord
@@ -82,7 +82,7 @@ class ConsoleContext:
     admin: AdminContext
     repo: ConsoleRepository
     sessions: SessionStore
-    throttle: LoginThrottle
+    throttle: FailureThrottle
     identity: IdentityProvider
     passwords: Passwords
     templates: Jinja2Templates
@@ -102,7 +102,7 @@ class ConsoleContext:
             sessions=SessionStore(
                 repo, rt.clock, idle_s=s.console_session_idle_s, max_s=s.console_session_max_s
             ),
-            throttle=LoginThrottle(
+            throttle=FailureThrottle(
                 rt.clock,
                 max_failures=s.console_login_max_failures,
                 window_s=s.console_login_window_s,

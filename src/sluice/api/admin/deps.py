@@ -51,7 +51,7 @@ class AdminContext:
             request.headers.get("authorization", "").encode("latin-1") or None,
             request.headers.get("x-api-key", "").encode("latin-1") or None,
         )
-        principal = self.rt.keys.authenticate(token)
+        principal = self.rt.keys.authenticate(token, request.scope)
         if principal.user_id is None and not principal.is_admin:
             raise GatewayError(
                 ErrorKind.CALLER_FORBIDDEN,
