@@ -38,7 +38,7 @@
     button.addEventListener("click", function () {
       var input = document.querySelector(button.getAttribute("data-use-key"));
       if (!input) return;
-      try { sessionStorage.setItem("sluice-playground-key", input.value); } catch (e) { return; }
+      if (!window.sluiceSecrets.set("playground-key", input.value)) return;
       window.location.href = "/ui/playground";
     });
   });
