@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sluice.clock import Clock
 from sluice.storage.console import ConsoleRepository, SessionRecord
@@ -81,6 +81,7 @@ class SessionStore:
             return None
         if touch and now - record.last_seen_at >= TOUCH_EVERY_S:
             await self._repo.touch_session(id_hash, at=now)
+            record = replace(record, last_seen_at=now)
         return record
 
     def remaining_s(self, record: SessionRecord) -> float:
