@@ -200,3 +200,15 @@ def test_a_tab_shown_again_checks_its_session(context: Any, ui_world: UiWorld) -
     page.evaluate("() => document.dispatchEvent(new Event('visibilitychange'))")
     expect(page).to_have_url(SIGN_IN)
     assert secrets_in(page) == [] and secret not in storage_of(page)
+
+
+def test_the_theme_choice_outlives_sign_out(context: Any, ui_world: UiWorld) -> None:
+    page = context.new_page()
+    sign_in(page, "ua@example.org")
+    start = page.evaluate("() => document.documentElement.getAttribute('data-theme')")
+    page.click("#theme-toggle")
+    chosen = page.evaluate("() => document.documentElement.getAttribute('data-theme')")
+    assert chosen in ("light", "dark") and chosen != start
+    page.click('button:has-text("Sign out")')
+    page.wait_for_url(SIGN_IN)
+    assert page.evaluate("() => document.documentElement.getAttribute('data-theme')") == chosen
