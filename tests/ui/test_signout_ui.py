@@ -80,6 +80,9 @@ def test_sign_out_then_someone_else_signs_in_and_finds_nothing(
     page.click('button:has-text("Sign out")')
     page.wait_for_url(SIGN_IN)
     assert secrets_in(page) == [] and secret not in storage_of(page)
+    page.go_back()  # the playground of A does not come back
+    expect(page).to_have_url(SIGN_IN)
+    assert secret not in page.content() and secrets_in(page) == []
 
     sign_in(page, "ub@example.org")
     assert secret not in page.content()

@@ -5,7 +5,7 @@
 // - The sign-in page (content "") drops them all and nudges the console's other tabs.
 // - A signed-in page asks /ui/session.json when its session is due to end, when the tab is
 //   shown again, and when another tab reached the sign-in page; if the session is gone or is
-//   someone else's, it blanks its secret fields and reloads (the server sends it to sign-in).
+//   someone else's, it blanks its secret fields and goes to the sign-in page.
 // - Sign-out and a dead session also answer with Clear-Site-Data: "storage", which works
 //   without this script.
 // Loaded in <head> without defer: the other scripts use window.sluiceSecrets.
@@ -43,12 +43,14 @@
     });
   }
 
-  // This page's session is over: forget, and reload (the server answers with sign-in).
+  // This page's session is over: forget, and go to sign-in (which comes back here after; if
+  // someone else has signed in meanwhile, it comes straight back as them).
   function ended() {
     if (timer !== null) window.clearTimeout(timer);
     purge("");
     document.querySelectorAll("[data-secret]").forEach(function (field) { field.value = ""; });
-    window.location.replace(window.location.pathname + window.location.search);
+    var here = window.location.pathname + window.location.search;
+    window.location.replace("/ui/login?next=" + encodeURIComponent(here));
   }
 
   // Resolves true while this page's session lives, false once it is gone or replaced;
