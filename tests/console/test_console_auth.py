@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -119,9 +120,58 @@ async def test_logout_deletes_the_session_on_the_server(app: SluiceApp) -> None:
         token = b.client.cookies[COOKIE]
         out = await b.post("/ui/logout")
         assert out.status_code == 303 and out.headers["location"] == "/ui/login"
-        b.client.cookies.set(COOKIE, token, domain="gw", path="/ui")  # replay the old cookie
+        # Replay the old cookie (the jar files host "gw" under "gw.local").
+        b.client.cookies.set(COOKIE, token, domain="gw.local", path="/ui")
         again = await b.client.get("/ui/keys")
         assert again.status_code == 303 and again.headers["location"].startswith("/ui/login")
+        assert again.request.headers["cookie"] == f"{COOKIE}={token}"
+
+
+async def test_sign_out_tells_the_browser_to_drop_what_pages_stored(app: SluiceApp) -> None:
+    async with signed_in(app, EMAIL) as b:
+        out = await b.post("/ui/logout")
+        assert out.headers["clear-site-data"] == '"storage"'
+        assert f'{COOKIE}=""' in out.headers["set-cookie"]  # deleted
+        form = await b.client.get("/ui/login")  # nobody is signed in: the page says so
+        assert '<meta name="sluice-session" content="">' in form.text
+        assert "clear-site-data" not in form.headers  # no session cookie came with it
+
+
+async def test_a_dead_sessions_cookie_is_answered_with_clear_site_data(app: SluiceApp) -> None:
+    async with signed_in(app, EMAIL) as b:
+        token = b.client.cookies[COOKIE]
+    assert app.runtime is not None
+    user_id = app.state_user_id  # type: ignore[attr-defined]
+    await app.runtime.storage.console.delete_user_sessions(user_id)  # as if it expired
+    for path, status in (("/ui/playground", 303), ("/ui/session.json", 401), ("/ui/login", 200)):
+        async with browser(app) as stale:
+            stale.client.cookies.set(COOKIE, token, domain="gw.local", path="/ui")
+            resp = await stale.client.get(path)
+            assert resp.status_code == status
+            assert resp.headers["clear-site-data"] == '"storage"'
+            assert f'{COOKIE}=""' in resp.headers["set-cookie"]
+    async with browser(app) as stranger:
+        assert "clear-site-data" not in (await stranger.client.get("/ui/keys")).headers
+
+
+async def test_pages_name_their_session_as_session_json_does(app: SluiceApp) -> None:
+    scopes = []
+    for _ in range(2):
+        async with signed_in(app, EMAIL) as b:
+            page = await b.get("/ui/playground")
+            found = re.search(
+                r'<meta name="sluice-session" content="(\w+)" data-left-s="(\d+)">', page.text
+            )
+            assert found, page.text[:500]
+            state = await b.client.get("/ui/session.json")
+            assert state.status_code == 200 and state.headers["cache-control"] == "no-store"
+            assert state.json()["scope"] == found.group(1)
+            assert 0 < state.json()["expires_in_s"] <= 8 * 3600
+            assert b.client.cookies[COOKIE] not in page.text
+            scopes.append(found.group(1))
+            await b.post("/ui/logout")
+            assert (await b.client.get("/ui/session.json")).status_code == 401
+    assert scopes[0] != scopes[1]
 
 
 async def test_open_redirects_are_not_followed(app: SluiceApp) -> None:

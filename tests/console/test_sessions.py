@@ -14,7 +14,7 @@ from sluice.auth.passwords import Passwords
 from sluice.auth.throttle import FailureThrottle
 from sluice.cli import app as cli
 from sluice.clock import FakeClock
-from sluice.console.sessions import TOUCH_EVERY_S, SessionStore, token_hash
+from sluice.console.sessions import TOUCH_EVERY_S, SessionStore, storage_scope, token_hash
 from sluice.console.throttle import buckets
 from sluice.storage.sql.repository import SqlStorage
 from tests.integration.conftest import make_settings
@@ -57,6 +57,48 @@ async def test_absolute_expiry_ends_an_active_session(storage: SqlStorage) -> No
         await sessions.load(started.token)
     clock.advance(200)  # 3700 s after sign-in, never idle for long
     assert await sessions.load(started.token) is None
+
+
+async def test_looking_without_touching_lets_a_session_go_idle(storage: SqlStorage) -> None:
+    clock = FakeClock()
+    sessions = store(storage, clock)
+    started = await sessions.start("user_1", method="password")
+    assert sessions.remaining_s(started.record) == 600  # idle_s comes before max_s
+    for _ in range(5):
+        clock.advance(TOUCH_EVERY_S + 1)
+        looked = await sessions.load(started.token, touch=False)
+        assert looked is not None and looked.last_seen_at == started.record.last_seen_at
+    assert sessions.remaining_s(looked) == 600 - 5 * (TOUCH_EVERY_S + 1)
+    clock.advance(600)
+    assert await sessions.load(started.token, touch=False) is None
+
+
+async def test_remaining_time_ends_at_the_absolute_expiry(storage: SqlStorage) -> None:
+    clock = FakeClock()
+    sessions = store(storage, clock)
+    started = await sessions.start("user_1", method="password")
+    for _ in range(6):
+        clock.advance(550)
+        record = await sessions.load(started.token)
+        assert record is not None
+    assert record.last_seen_at == clock.now()  # the view just recorded
+    assert sessions.remaining_s(record) == 3600 - 6 * 550  # 300 s left of max_s
+    clock.advance(300)
+    assert sessions.remaining_s(record) == 0
+
+
+async def test_the_storage_scope_names_a_session_without_giving_it_away(
+    storage: SqlStorage,
+) -> None:
+    sessions = store(storage, FakeClock())
+    one = await sessions.start("user_1", method="password")
+    two = await sessions.start("user_1", method="password")
+    scopes = {storage_scope(one.record), storage_scope(two.record)}
+    assert len(scopes) == 2
+    for started in (one, two):
+        scope = storage_scope(started.record)
+        assert scope not in (started.token, started.record.id_hash, started.record.csrf_token)
+        assert scope not in started.record.id_hash
 
 
 async def test_end_and_end_all(storage: SqlStorage) -> None:

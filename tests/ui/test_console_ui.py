@@ -122,4 +122,5 @@ def test_playground_streams_with_latency_and_request_id(context: Any, ui_world: 
     assert page.inner_text("#pg-output").strip()
     assert page.inner_text('[data-stat="ttft"]').endswith("ms")
     assert page.inner_text('[data-stat="request_id"]') != "—"
-    assert page.evaluate("sessionStorage.getItem('sluice-playground-key')") == key["key"]
+    stored = page.evaluate("() => JSON.stringify(Object.entries(sessionStorage))")
+    assert key["key"] in stored and "sluice-secret:" in stored

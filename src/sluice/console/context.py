@@ -25,7 +25,7 @@ from sluice.auth.principal import Principal
 from sluice.auth.throttle import FailureThrottle
 from sluice.console.identity import IdentityProvider, LocalPasswords
 from sluice.console.principal import user_principal
-from sluice.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, SessionStore
+from sluice.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, SessionStore, storage_scope
 from sluice.errors import ErrorKind, GatewayError
 from sluice.lifespan import Runtime
 from sluice.storage.console import ConsoleRepository, SessionRecord
@@ -45,6 +45,11 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "cache-control": "no-store",
 }
+CLEAR_SITE_DATA = '"storage"'
+"""Sent when a session ends (sign-out, or a request whose session is gone): the browser drops
+this origin's localStorage, sessionStorage and IndexedDB, so no secret of the last person
+outlives their session even without the page scripts (Chromium honours it on https and on
+loopback http)."""
 
 
 class SignInNeeded(Exception):
@@ -166,6 +171,8 @@ class ConsoleContext:
     ) -> Response:
         context = {
             "viewer": viewer,
+            "session_scope": storage_scope(viewer.session) if viewer else None,
+            "session_left_s": int(self.sessions.remaining_s(viewer.session)) if viewer else None,
             "csrf": viewer.csrf if viewer else values.pop("csrf", ""),
             "errors": values.pop("errors", {}),
             "values": values.pop("values", {}),
@@ -203,12 +210,23 @@ class ConsoleContext:
         return response
 
     def sign_in_redirect(self, request: Request) -> Response:
+        response: Response
         if request.url.path.endswith(".json") or request.method != "GET":
-            return JSONResponse({"error": "sign in first"}, status_code=401)
-        target = request.url.path
-        if request.url.query:
-            target += "?" + request.url.query
-        return RedirectResponse(f"/ui/login?next={quote(target)}", status_code=303)
+            response = JSONResponse({"error": "sign in first"}, status_code=401)
+        else:
+            target = request.url.path
+            if request.url.query:
+                target += "?" + request.url.query
+            response = RedirectResponse(f"/ui/login?next={quote(target)}", status_code=303)
+        if COOKIE in request.cookies:
+            forget_client(response)  # the session expired or was ended elsewhere
+        return response
+
+
+def forget_client(response: Response) -> None:
+    """A session is over: the browser drops its cookie and everything the pages stored."""
+    response.headers["clear-site-data"] = CLEAR_SITE_DATA
+    response.delete_cookie(COOKIE, path="/ui")
 
 
 def redirect(path: str, done: str | None = None) -> Response:

@@ -7,7 +7,7 @@ import hmac
 import math
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sluice.console import forms
@@ -16,10 +16,11 @@ from sluice.console.context import (
     ConsoleContext,
     CsrfRejected,
     SignInNeeded,
+    forget_client,
     new_login_csrf,
     redirect,
 )
-from sluice.console.sessions import COOKIE
+from sluice.console.sessions import COOKIE, storage_scope
 from sluice.console.throttle import buckets
 from sluice.errors import GatewayError
 
@@ -114,7 +115,10 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         try:
             await ctx.viewer(request)
         except SignInNeeded:
-            return _login_form(ctx, request)
+            response = _login_form(ctx, request)
+            if COOKIE in request.cookies:
+                forget_client(response)  # the session expired or was ended elsewhere
+            return response
         return redirect(safe_next(request.query_params.get("next")))
 
     async def login(request: Request) -> Response:
@@ -160,8 +164,20 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         await ctx.form(request, viewer)
         await ctx.sessions.end(request.cookies.get(COOKIE))
         response = redirect("/ui/login")
-        response.delete_cookie(COOKIE, path="/ui")
+        forget_client(response)
         return response
+
+    async def session_state(request: Request) -> Response:
+        # Polled by the pages' expiry timer and before each playground request: looking
+        # must not count as a page view, or an open tab would never go idle.
+        record = await ctx.sessions.load(request.cookies.get(COOKIE), touch=False)
+        if record is None:
+            raise SignInNeeded
+        body = {
+            "scope": storage_scope(record),
+            "expires_in_s": int(ctx.sessions.remaining_s(record)),
+        }
+        return JSONResponse(body, headers={"cache-control": "no-store"})
 
     async def account(request: Request) -> Response:
         viewer = await ctx.viewer(request)
@@ -174,6 +190,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         Route("/ui/login", login_page, methods=["GET"]),
         Route("/ui/login", login, methods=["POST"]),
         Route("/ui/logout", logout, methods=["POST"]),
+        Route("/ui/session.json", session_state, methods=["GET"]),
         Route("/ui/account", account, methods=["GET"]),
         Route("/ui/account/password", change_password, methods=["POST"]),
     ]

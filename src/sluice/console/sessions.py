@@ -2,13 +2,17 @@
 
 Idle expiry counts from the last page view (recorded at most once a minute, so browsing does
 not write on every hit); absolute expiry from sign-in. Signing out deletes the row.
+
+Secrets the browser keeps for a session (the playground's key) are stored under the session's
+``storage_scope``: a public name of the session that pages render, so the browser can drop
+whatever another session left behind. See ``static/secrets.js``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sluice.clock import Clock
 from sluice.storage.console import ConsoleRepository, SessionRecord
@@ -20,6 +24,12 @@ TOUCH_EVERY_S = 60.0
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def storage_scope(record: SessionRecord) -> str:
+    """The session's name in the browser's storage: derived from the stored hash (never the
+    token), one-way, so a page that shows it gives away nothing that signs anyone in."""
+    return hashlib.sha256(b"sluice-storage-scope\0" + record.id_hash.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +65,10 @@ class SessionStore:
         await self._repo.create_session(record)
         return Started(token, record)
 
-    async def load(self, token: str | None) -> SessionRecord | None:
-        """The live session of a cookie token; expired sessions are deleted on sight."""
+    async def load(self, token: str | None, *, touch: bool = True) -> SessionRecord | None:
+        """The live session of a cookie token; expired sessions are deleted on sight.
+        ``touch=False`` looks without counting a page view (the browser's expiry check must
+        not keep an idle session alive)."""
         if not token or len(token) > 200:
             return None
         id_hash = token_hash(token)
@@ -67,9 +79,16 @@ class SessionStore:
         if now >= record.expires_at or now - record.last_seen_at >= self.idle_s:
             await self._repo.delete_session(id_hash)
             return None
-        if now - record.last_seen_at >= TOUCH_EVERY_S:
+        if touch and now - record.last_seen_at >= TOUCH_EVERY_S:
             await self._repo.touch_session(id_hash, at=now)
+            record = replace(record, last_seen_at=now)
         return record
+
+    def remaining_s(self, record: SessionRecord) -> float:
+        """Seconds until this session ends if no page is viewed meanwhile (idle or absolute
+        expiry, whichever comes first)."""
+        now = self._clock.now()
+        return max(0.0, min(record.expires_at - now, record.last_seen_at + self.idle_s - now))
 
     async def end(self, token: str | None) -> None:
         if token:

@@ -14,7 +14,8 @@
     toggle.addEventListener("click", function () {
       var next = currentTheme() === "dark" ? "light" : "dark";
       document.documentElement.setAttribute("data-theme", next);
-      try { localStorage.setItem("sluice-theme", next); } catch (e) { /* storage blocked */ }
+      var secure = window.location.protocol === "https:" ? "; secure" : "";
+      document.cookie = "sluice_theme=" + next + "; path=/ui; max-age=31536000; samesite=lax" + secure;
     });
   }
 
@@ -38,7 +39,7 @@
     button.addEventListener("click", function () {
       var input = document.querySelector(button.getAttribute("data-use-key"));
       if (!input) return;
-      try { sessionStorage.setItem("sluice-playground-key", input.value); } catch (e) { return; }
+      if (!window.sluiceSecrets.set("playground-key", input.value)) return;
       window.location.href = "/ui/playground";
     });
   });

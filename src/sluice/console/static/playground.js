@@ -1,8 +1,10 @@
 // The playground: stream a chat completion from the data plane with the person's own key.
-// The key lives in this tab's sessionStorage; nothing here is sent to the console server.
+// The key lives in this tab's sessionStorage under the console session (secrets.js), so it
+// goes with the session; nothing here is sent to the console server.
 (function () {
   "use strict";
-  var KEY = "sluice-playground-key";
+  var KEY = "playground-key";
+  var secrets = window.sluiceSecrets;
   var form = document.getElementById("playground");
   if (!form) return;
   var keyInput = document.getElementById("pg-key");
@@ -12,10 +14,8 @@
   var stop = document.getElementById("pg-stop");
   var controller = null;
 
-  try { keyInput.value = sessionStorage.getItem(KEY) || ""; } catch (e) { /* blocked */ }
-  keyInput.addEventListener("change", function () {
-    try { sessionStorage.setItem(KEY, keyInput.value.trim()); } catch (e) { /* blocked */ }
-  });
+  keyInput.value = secrets.get(KEY);
+  keyInput.addEventListener("change", function () { secrets.set(KEY, keyInput.value.trim()); });
 
   function stat(name, text) {
     var cell = document.querySelector('[data-stat="' + name + '"]');
@@ -55,7 +55,20 @@
     var message = document.getElementById("pg-message").value;
     if (!key) { showError("Paste one of your API keys first (Keys → create one)."); return; }
     if (!message.trim()) { showError("Write a message."); return; }
-    try { sessionStorage.setItem(KEY, key); } catch (e) { /* blocked */ }
+    // A tab left open after its session ended (or after someone else signed in) must not
+    // spend the key it still shows: check the session first.
+    send.disabled = true;
+    secrets.alive().then(function (ok) {
+      if (!ok) { secrets.end(); return; }
+      secrets.set(KEY, key);
+      run(key, message);
+    }, function () {
+      send.disabled = false;
+      showError("Could not check your console session; try again.");
+    });
+  });
+
+  function run(key, message) {
     var messages = [];
     var system = document.getElementById("pg-system").value;
     if (system.trim()) messages.push({ role: "system", content: system });
@@ -112,7 +125,7 @@
       stat("latency", ms(performance.now() - started));
       send.disabled = false; stop.disabled = true; controller = null;
     });
-  });
+  }
 
   stop.addEventListener("click", function () { if (controller) controller.abort(); });
 })();

@@ -1,8 +1,7 @@
-// Runs in <head> before the page paints: apply the stored theme choice, if any.
+// Runs in <head> before the page paints: apply the stored theme choice, if any. It is kept
+// in a cookie, not in localStorage: signing out clears the site's storage (Clear-Site-Data),
+// and this browser's display preference is no secret of the person who signed out.
 (function () {
-  var choice = null;
-  try { choice = localStorage.getItem("sluice-theme"); } catch (e) { /* storage blocked */ }
-  if (choice === "light" || choice === "dark") {
-    document.documentElement.setAttribute("data-theme", choice);
-  }
+  var found = /(?:^|;\s*)sluice_theme=(light|dark)(?:;|$)/.exec(document.cookie);
+  if (found) document.documentElement.setAttribute("data-theme", found[1]);
 })();
