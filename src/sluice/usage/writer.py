@@ -131,6 +131,11 @@ class UsageWriter:
                 log.warning("could not change the database threads' scheduling", exc_info=True)
 
     @property
+    def retry_delay_s(self) -> float:
+        """The wait before the next attempt while the database is down."""
+        return self._retry_s
+
+    @property
     def pending(self) -> int:
         return len(self._buffer)
 
@@ -223,6 +228,7 @@ class UsageWriter:
     def _reachable(self) -> None:
         if self.down:
             self.down = False
+            self._retry_s = self._interval_s
             log.info(
                 "usage database reachable again; writing the %d usage rows that waited",
                 len(self._buffer),
