@@ -36,6 +36,7 @@ STRING_LIMITS: Mapping[str, int] = {
 
 
 def test_every_string_column_of_the_usage_table_has_its_bound() -> None:
+    assert {name for name, _ in b._STRINGS} == OUTSIDE
     columns = {c.name: c.type.length for c in t.usage.columns if isinstance(c.type, String)}
     columns.pop("error_message")  # text: bounded by the row rule only
     assert columns == {k: v for k, v in STRING_LIMITS.items() if k != "error_message"}
@@ -44,11 +45,24 @@ def test_every_string_column_of_the_usage_table_has_its_bound() -> None:
             assert c.name in STRING_LIMITS, c.name
 
 
+OUTSIDE = {
+    "model",
+    "provider",
+    "deployment",
+    "upstream_model",
+    "error_message",
+    "end_user",
+}
+"""Fields whose text comes from outside (caller, upstream, config): cut to fit. The others
+are made by the gateway in fixed formats."""
+
+
 def _event(rid: str, fill: str, extra: int) -> UsageEvent:
-    """Every string field ``extra`` characters beyond its limit (``fill`` repeated)."""
+    """Every string field ``extra`` characters beyond its limit (``fill`` repeated): every
+    field when ``extra`` is 0, the fields from outside otherwise."""
     e = UsageEvent(rid, 1_700_000_000.0, "chat", None, None)
     for name, limit in STRING_LIMITS.items():
-        if name != "request_id":
+        if name != "request_id" and (name in OUTSIDE or not extra):
             setattr(e, name, fill * (limit + extra))
     e.attempt_errors = [fill * (b.ATTEMPT_ERROR_CHARS + extra)] * (b.ATTEMPT_ERRORS + extra)
     return e
@@ -91,13 +105,14 @@ async def test_every_field_beyond_its_limit_is_cut_and_the_batch_written(
     assert writer.written == 3 and writer.dead_lettered == 0
     rows = {r.request_id: r for r in await storage.usage.recent()}
     assert set(rows) == {"r-long", "r-odd", "r-plain"}
-    for name, limit in STRING_LIMITS.items():
-        if name != "request_id":
-            assert getattr(rows["r-long"], name) == "x" * limit, name
-            value = getattr(rows["r-odd"], name)
-            assert len(value) == limit and "\x00" not in value, name
-            value.encode("utf-8")  # storable text
+    for name in OUTSIDE:
+        limit = STRING_LIMITS[name]
+        assert getattr(rows["r-long"], name) == "x" * limit, name
+        value = getattr(rows["r-odd"], name)
+        assert len(value) == limit and "\x00" not in value, name
+        value.encode("utf-8")  # storable text
     assert len(rows["r-long"].attempt_errors or []) == b.ATTEMPT_ERRORS
+    assert rows["r-long"].attempt_errors == ["x" * b.ATTEMPT_ERROR_CHARS] * b.ATTEMPT_ERRORS
     odd_row = rows["r-odd"]
     assert (odd_row.prompt_tokens, odd_row.completion_tokens) == (b.INT4_MAX, 0)
     assert odd_row.cost_micros == b.INT8_MAX
@@ -176,3 +191,19 @@ async def test_a_refused_row_goes_to_the_dead_letters_and_the_rest_is_written(
     assert done.replayed == [letter.id] and done.missing == [999]
     assert await storage.dead_letters.count() == 0
     assert await storage.usage.count() == 120 and await _rollup_requests(storage) == 120
+
+
+async def test_an_id_that_does_not_fit_is_dead_lettered_where_the_database_checks(
+    storage: SqlStorage,
+) -> None:
+    """Ids are the gateway's own; one that did not fit would be refused by PostgreSQL (SQLite
+    does not check lengths) and kept as a dead letter, the rest of the batch written."""
+    odd = UsageEvent("r-odd-id", 1_700_000_000.0, "chat", "k" * (b.ID_CHARS + 1), "m")
+    writer = UsageWriter(storage.usage, Keys(), dead_letters=storage.dead_letters)  # type: ignore[arg-type]
+    for e in (UsageEvent("r1", 1_700_000_000.0, "chat", "key_a", "m"), odd):
+        writer.record(e)
+    assert await writer.flush() == 2
+    refused = storage.engine.dialect.name == "postgresql"
+    assert (writer.written, writer.dead_lettered) == ((1, 1) if refused else (2, 0))
+    assert await storage.dead_letters.count() == int(refused)
+    assert await storage.usage.count() == 2 - int(refused)

@@ -10,7 +10,8 @@ only recorded (``user``, upstream error text, ...) are therefore truncated, neve
 
 from __future__ import annotations
 
-import math
+from math import isfinite
+from operator import attrgetter
 
 from sluice.usage.event import UsageEvent
 
@@ -34,22 +35,17 @@ INT4_MAX = 2**31 - 1
 INT8_MAX = 2**63 - 1
 
 _STRINGS: tuple[tuple[str, int], ...] = (
-    ("request_id", REQUEST_ID_CHARS),
-    ("endpoint", ENDPOINT_CHARS),
-    ("key_id", ID_CHARS),
     ("model", MODEL_CHARS),
     ("provider", PROVIDER_CHARS),
     ("deployment", DEPLOYMENT_CHARS),
     ("upstream_model", DEPLOYMENT_CHARS),
-    ("error_kind", ERROR_KIND_CHARS),
     ("error_message", ERROR_MESSAGE_CHARS),
     ("end_user", END_USER_CHARS),
-    ("user_id", ID_CHARS),
-    ("team_id", ID_CHARS),
-    ("org_id", ID_CHARS),
-    ("trace_id", ID_CHARS),
 )
-"""Every string field of the row and its limit in characters."""
+"""The string fields that carry text from outside (the caller, an upstream, the config) and
+their limits in characters. The others (request, key, user, team, org and trace ids, the
+endpoint, the error kind) are made by the gateway in fixed formats that fit their columns;
+should one not, the database refuses the row and it goes to the dead letters."""
 
 _INT4 = ("prompt_tokens", "completion_tokens", "cached_tokens", "cache_write_tokens", "attempts")
 
@@ -78,31 +74,33 @@ def _as_int(value: object) -> int:
         return 0
 
 
-def _time(value: float) -> float:
-    return value if math.isfinite(value) else 0.0
+_GET_STRINGS = attrgetter(*(name for name, _ in _STRINGS))
+_GET_INT4 = attrgetter(*_INT4)
 
 
 def bound(e: UsageEvent) -> UsageEvent:
     """Make ``e`` fit its row (in place; cheap when it fits already) and return it."""
-    for name, limit in _STRINGS:
-        value = getattr(e, name)
-        if value is not None:
-            if type(value) is not str:
-                value = str(value)
-            elif len(value) <= limit and value.isascii() and "\x00" not in value:
-                continue
-            setattr(e, name, text(value, limit))
+    for (name, limit), value in zip(_STRINGS, _GET_STRINGS(e), strict=True):
+        if value is not None and not (
+            len(value) <= limit and value.isascii() and "\x00" not in value
+        ):
+            setattr(e, name, text(str(value), limit))
     if e.attempt_errors is not None:
         e.attempt_errors = [
             text(str(a), ATTEMPT_ERROR_CHARS) for a in e.attempt_errors[:ATTEMPT_ERRORS]
         ]
-    for name in _INT4:
-        setattr(e, name, _int(getattr(e, name), INT4_MAX))
-    e.status = _int(e.status, 999)
-    if e.cost_micros is not None:
-        e.cost_micros = _int(e.cost_micros, INT8_MAX)
-    e.latency_ms = _time(e.latency_ms)
-    e.upstream_ms = _time(e.upstream_ms)
-    if e.ttft_ms is not None and not math.isfinite(e.ttft_ms):
+    counts = _GET_INT4(e)
+    if min(counts) < 0 or max(counts) > INT4_MAX:
+        for name, value in zip(_INT4, counts, strict=True):
+            setattr(e, name, _int(value, INT4_MAX))
+    if not 0 <= e.status <= 999:
+        e.status = _int(e.status, 999)
+    cost = e.cost_micros
+    if cost is not None and not 0 <= cost <= INT8_MAX:
+        e.cost_micros = _int(cost, INT8_MAX)
+    if not (isfinite(e.latency_ms) and isfinite(e.upstream_ms)):
+        e.latency_ms = e.latency_ms if isfinite(e.latency_ms) else 0.0
+        e.upstream_ms = e.upstream_ms if isfinite(e.upstream_ms) else 0.0
+    if e.ttft_ms is not None and not isfinite(e.ttft_ms):
         e.ttft_ms = None
     return e
