@@ -207,3 +207,25 @@ async def test_an_id_that_does_not_fit_is_dead_lettered_where_the_database_check
     assert (writer.written, writer.dead_lettered) == ((1, 1) if refused else (2, 0))
     assert await storage.dead_letters.count() == int(refused)
     assert await storage.usage.count() == 2 - int(refused)
+
+
+async def test_logged_bodies_with_nul_bytes_are_stored(storage: SqlStorage) -> None:
+    from sluice.config.model import BodyLoggingConfig
+    from sluice.usage.bodies import BodyCapture, BodyPolicy
+
+    policy = BodyPolicy(BodyLoggingConfig(teams=("t1",), max_bytes=1024))
+    capture = BodyCapture(policy.cap)
+    capture.request = b'{"model": "m\x00", "bad": "\xff"}'
+    e = UsageEvent("r-body", 1_700_000_000.0, "chat", "key_a", "m", team_id="t1")
+    e.bodies = capture
+    writer = UsageWriter(
+        storage.usage,
+        Keys(),  # type: ignore[arg-type]
+        bodies=(policy, storage.bodies),
+        dead_letters=storage.dead_letters,
+    )
+    writer.record(e)
+    assert await writer.flush() == 1
+    async with storage.engine.connect() as conn:
+        stored = (await conn.execute(select(t.bodies.c.request))).scalars().all()
+    assert stored == ['{"model": "m\ufffd", "bad": "\ufffd"}']
