@@ -252,3 +252,22 @@ async def test_retries_back_off_while_the_database_is_down() -> None:
     usage.failing = False
     await writer.flush()
     assert not writer.down and writer.retry_delay_s == 0.5
+
+
+class RefusingLetters(Letters):
+    async def add(self, letters: Sequence[DeadLetter]) -> None:
+        raise RowRejected("refused here too")
+
+
+async def test_a_row_refused_by_the_dead_letters_too_is_logged_and_counted_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    usage = PickyUsage()
+    writer = UsageWriter(usage, Keys(), batch_size=10, dead_letters=RefusingLetters())  # type: ignore[arg-type]
+    for i in range(4):
+        writer.record(_poisoned(i) if i == 2 else _ev(i))
+    assert await writer.flush() == 4
+    assert writer.pending == 0 and len(usage.rows) == 3
+    assert (writer.dead_lettered, writer.dropped) == (0, 1)
+    dropped = [r.getMessage() for r in caplog.records if "dropped:" in r.getMessage()]
+    assert len(dropped) == 1 and '"request_id": "r2"' in dropped[0]

@@ -147,7 +147,8 @@ class Metrics:
         )
         self.rows_dropped = Counter(
             "sluice_usage_rows_dropped_total",
-            "Usage rows dropped because the buffer was full (database down for long).",
+            "Usage rows dropped: the buffer was full (database down for long), or a row "
+            "the database refused could not be kept as a dead letter either.",
             registry=reg,
         )
         self.dead_letters = Counter(

@@ -82,7 +82,7 @@ def bound(e: UsageEvent) -> UsageEvent:
     """Make ``e`` fit its row (in place; cheap when it fits already) and return it."""
     for (name, limit), value in zip(_STRINGS, _GET_STRINGS(e), strict=True):
         if value is not None and not (
-            len(value) <= limit and value.isascii() and "\x00" not in value
+            type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value
         ):
             setattr(e, name, text(str(value), limit))
     if e.attempt_errors is not None:

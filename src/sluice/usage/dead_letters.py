@@ -44,7 +44,8 @@ class DeadLetter:
 
 class DeadLetterRepository(Protocol):
     async def add(self, letters: Sequence[DeadLetter]) -> None:
-        """Store ``letters`` in one transaction."""
+        """Store ``letters`` in one transaction; raises :class:`RowRejected` when the
+        database refuses them for what they hold (anything else is an outage)."""
         ...
 
     async def page(self, *, limit: int, before_id: int | None = None) -> list[DeadLetter]:

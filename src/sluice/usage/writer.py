@@ -75,8 +75,8 @@ class UsageWriter:
         retry_max_s: float = RETRY_MAX_S,
     ) -> None:
         """``bodies``: where logged request/response bodies go (body logging on).
-        ``dead_letters``: where refused rows go (without it they are logged as JSON at
-        ERROR level and dropped).
+        ``dead_letters``: where refused rows go (without it, or when it refuses them too,
+        they are logged as JSON and counted in ``dropped``).
         ``clock`` paces the key last-use writes (:data:`TOUCH_INTERVAL_S`). ``urgent`` is
         told when a backlog builds up and when it is gone (see :data:`BACKLOG_BATCHES`)."""
         self._clock = clock or SystemClock()
@@ -199,16 +199,24 @@ class UsageWriter:
     async def _dead_letter(self, refused: list[tuple[UsageEvent, str]]) -> None:
         now = self._clock.now()
         letters = [DeadLetter(e.request_id, e.created_at, now, e, err) for e, err in refused]
+        kept = self._dead is not None
         if self._dead is not None:
-            await self._dead.add(letters)
+            try:
+                await self._dead.add(letters)
+            except RowRejected as exc:  # refused there too: the log line is all that is left
+                log.error("could not keep %d dead letters (%s)", len(letters), exc)
+                kept = False
         for d in letters:
             log.warning(
                 "usage row %s refused by the database (%s); %s",
                 d.request_id,
                 d.error,
-                "kept in the dead letters" if self._dead else f"dropped: {event_json(d.event)}",
+                "kept in the dead letters" if kept else f"dropped: {event_json(d.event)}",
             )
-        self.dead_lettered += len(letters)
+        if kept:
+            self.dead_lettered += len(letters)
+        else:
+            self.dropped += len(letters)
 
     def _unreachable(self, exc: Exception) -> None:
         """A write failed for another reason than the rows: keep them, back off, and say

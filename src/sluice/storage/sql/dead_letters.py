@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt, ts
-from sluice.usage.dead_letters import ERROR_CHARS, DeadLetter, event_from_json, event_json
+from sluice.storage.sql.usage import refusal
+from sluice.usage.dead_letters import (
+    ERROR_CHARS,
+    DeadLetter,
+    RowRejected,
+    event_from_json,
+    event_json,
+)
 
 _T = t.dead_letters
 
@@ -43,8 +50,14 @@ class SqlDeadLetters:
             }
             for d in letters
         ]
-        async with self._engine.begin() as conn:
-            await conn.execute(insert(_T), rows)
+        try:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(_T), rows)
+        except Exception as exc:
+            reason = refusal(exc)
+            if reason is None:
+                raise
+            raise RowRejected(reason) from exc
 
     async def page(self, *, limit: int, before_id: int | None = None) -> list[DeadLetter]:
         query = select(_T).order_by(_T.c.id.desc()).limit(limit)

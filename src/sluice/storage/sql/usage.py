@@ -85,9 +85,14 @@ def refusal(exc: BaseException) -> str | None:
         return _first_line(orig) if isinstance(orig, row_error) else None
     if isinstance(exc, StatementError) and exc.orig is not None:  # a parameter could not be bound
         exc = exc.orig
-    if isinstance(exc, TypeError | ValueError | OverflowError):
+    if isinstance(exc, _DATA_SHAPED):
         return _first_line(exc)
     return None
+
+
+_DATA_SHAPED = (TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+"""Python errors that making a row out of a value raises (a value of the wrong type or out of
+range): the row is refused, like the database would. Connection errors are ``OSError``."""
 
 
 def _first_line(exc: BaseException) -> str:
