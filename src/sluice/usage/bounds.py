@@ -78,13 +78,31 @@ _GET_STRINGS = attrgetter(*(name for name, _ in _STRINGS))
 _GET_INT4 = attrgetter(*_INT4)
 
 
+_SHORTEST = min(limit for _, limit in _STRINGS)
+
+
+def _short_and_plain(strings: tuple[str | None, ...]) -> bool:
+    """The common case, checked with a few C calls: all the strings together fit the
+    shortest limit and are plain ASCII without NUL."""
+    try:
+        joined = "".join(filter(None, strings))
+    except TypeError:  # not a string
+        return False
+    return len(joined) <= _SHORTEST and joined.isascii() and "\x00" not in joined
+
+
 def bound(e: UsageEvent) -> UsageEvent:
     """Make ``e`` fit its row (in place; cheap when it fits already) and return it."""
-    for (name, limit), value in zip(_STRINGS, _GET_STRINGS(e), strict=True):
-        if value is not None and not (
-            type(value) is str and len(value) <= limit and value.isascii() and "\x00" not in value
-        ):
-            setattr(e, name, text(str(value), limit))
+    strings = _GET_STRINGS(e)
+    if not _short_and_plain(strings):
+        for (name, limit), value in zip(_STRINGS, strings, strict=True):
+            if value is not None and not (
+                type(value) is str
+                and len(value) <= limit
+                and value.isascii()
+                and "\x00" not in value
+            ):
+                setattr(e, name, text(str(value), limit))
     if e.attempt_errors is not None:
         e.attempt_errors = [
             text(str(a), ATTEMPT_ERROR_CHARS) for a in e.attempt_errors[:ATTEMPT_ERRORS]
