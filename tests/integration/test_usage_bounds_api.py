@@ -122,3 +122,17 @@ async def test_only_admins_see_dead_letters(tmp_path: Path) -> None:
             kwargs: dict[str, Any] = {"json": {"ids": [1]}} if method == "POST" else {}
             resp = await client.request(method, path, headers=headers, **kwargs)
             assert resp.status_code == 403, (method, path, resp.text)
+
+
+async def test_a_dead_letter_holding_anything_is_listed(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path)) as (app, client):
+        rt = app.runtime
+        assert rt is not None
+        odd = UsageEvent("req_odd", rt.clock.now(), "chat", None, "a\ud800\x00b")
+        odd.latency_ms, odd.ttft_ms = float("nan"), float("inf")
+        await rt.storage.dead_letters.add([DeadLetter("req_odd", odd.created_at, 1.0, odd, "x")])
+        resp = await client.get("/api/v1/usage/dead-letters")
+        assert resp.status_code == 200, resp.text
+        [letter] = resp.json()["data"]
+        assert letter["event"]["latency_ms"] is None and letter["event"]["ttft_ms"] is None
+        assert letter["event"]["model"] == "a?\ufffdb"

@@ -4,6 +4,7 @@
 # and the `Actor` alias is local to `router()`.
 
 from datetime import UTC, datetime
+from math import isfinite
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -14,6 +15,7 @@ from sluice.api.admin.schemas import Strict
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError
 from sluice.tenancy.rules import forbidden, not_found
+from sluice.usage.bounds import text
 from sluice.usage.dead_letters import DeadLetter, ReplayResult, replay
 
 MAX_IDS = 500
@@ -77,8 +79,17 @@ def _out(d: DeadLetter) -> DeadLetterOut:
 
 
 def _fields(d: DeadLetter) -> dict[str, Any]:
+    """The event's fields as JSON can carry them (a refused row may hold anything)."""
     e = d.event
-    return {name: getattr(e, name) for name in e.__dataclass_fields__}
+    out = {}
+    for name in e.__dataclass_fields__:
+        value = getattr(e, name)
+        if isinstance(value, float) and not isfinite(value):
+            value = None
+        elif isinstance(value, str):
+            value = text(value, len(value))  # unpaired surrogates cannot be sent
+        out[name] = value
+    return out
 
 
 def _replay_out(r: ReplayResult) -> ReplayOut:
