@@ -380,6 +380,7 @@ async def open_runtime(
                 bodies=(body_policy, storage.bodies) if body_policy else None,
                 clock=clock,
                 urgent=_urgency(storage),
+                dead_letters=storage.dead_letters,
             ),
             session=session,
             table=table,

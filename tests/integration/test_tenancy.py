@@ -162,6 +162,9 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("GET", "/api/v1/analytics/requests?scope=key:{ua_key}", None, (2, 2, 404, 2, 404)),
     ("GET", "/api/v1/analytics/requests.csv", None, (2, 2, 2, 2, 2)),
     ("GET", "/api/v1/analytics/requests/{req_ua}", None, (2, 2, 2, 2, 404)),
+    ("GET", "/api/v1/usage/dead-letters", None, (2, 403, 403, 403, 403)),
+    ("POST", "/api/v1/usage/dead-letters/replay", {"ids": [1]}, (2, 403, 403, 403, 403)),
+    ("DELETE", "/api/v1/usage/dead-letters/1", None, (404, 403, 403, 403, 403)),
 ]
 
 

@@ -190,7 +190,7 @@ def test_team_label_off_and_key_label_on() -> None:
 
 def test_sampled_gauges_and_writer_counters() -> None:
     metrics = Metrics(model_label=lambda n: n, provider_of={})
-    totals = [(3, 1, 0)]
+    totals = [(3, 1, 0, 0)]
     metrics.attach(
         Sources(
             active_streams=lambda: 4,
@@ -200,7 +200,7 @@ def test_sampled_gauges_and_writer_counters() -> None:
         )
     )
     metrics.sample()
-    totals.append((5, 1, 2))
+    totals.append((5, 1, 2, 3))
     metrics.sample()
     reg = metrics.registry
     assert _value(reg, "sluice_active_streams") == 4
@@ -210,6 +210,7 @@ def test_sampled_gauges_and_writer_counters() -> None:
     assert _value(reg, "sluice_usage_rows_written_total") == 5
     assert _value(reg, "sluice_usage_flush_errors_total") == 1
     assert _value(reg, "sluice_usage_rows_dropped_total") == 2
+    assert _value(reg, "sluice_usage_dead_letters_total") == 3
 
 
 class _Repo:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import pytest
 
 from sluice.clock import FakeClock
+from sluice.usage.dead_letters import DeadLetter, RowRejected
 from sluice.usage.event import UsageEvent
 from sluice.usage.writer import TOUCH_INTERVAL_S, UsageWriter
 
@@ -154,3 +156,118 @@ def test_worker_threads_run_idle_and_ordinary_when_urgent() -> None:
     finally:
         done.set()
         worker.join()
+
+
+class PickyUsage(FlakyUsage):
+    """Refuses, as a database would, any batch holding a row whose user is ``poison``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inserts = 0
+
+    async def insert_many(self, events: Sequence[UsageEvent]) -> None:
+        self.inserts += 1
+        if any(e.end_user == "poison" for e in events):
+            raise RowRejected("value refused")
+        await super().insert_many(events)
+
+
+class Letters:
+    def __init__(self) -> None:
+        self.stored: list[DeadLetter] = []
+        self.failing = False
+
+    async def add(self, letters: Sequence[DeadLetter]) -> None:
+        if self.failing:
+            raise ConnectionError("database down")
+        self.stored.extend(letters)
+
+
+def _poisoned(i: int) -> UsageEvent:
+    e = _ev(i)
+    e.end_user = "poison"
+    return e
+
+
+async def test_poisoned_rows_are_isolated_and_every_other_row_is_written() -> None:
+    usage, letters = PickyUsage(), Letters()
+    writer = UsageWriter(usage, Keys(), batch_size=64, dead_letters=letters)  # type: ignore[arg-type]
+    poisoned = {5, 40, 41, 99}
+    for i in range(100):
+        writer.record(_poisoned(i) if i in poisoned else _ev(i))
+    assert await writer.flush() == 100
+    assert writer.pending == 0 and writer.written == 96 and writer.dead_lettered == 4
+    assert set(usage.rows) == {f"r{i}" for i in range(100) if i not in poisoned}
+    assert sorted(d.request_id for d in letters.stored) == sorted(f"r{i}" for i in poisoned)
+    assert all(d.error == "value refused" and d.event.end_user == "poison" for d in letters.stored)
+    assert usage.inserts < 40  # split in halves, not row by row
+
+
+async def test_rows_wait_when_the_dead_letters_cannot_be_stored() -> None:
+    usage, letters = PickyUsage(), Letters()
+    writer = UsageWriter(usage, Keys(), batch_size=10, dead_letters=letters)  # type: ignore[arg-type]
+    for i in range(10):
+        writer.record(_poisoned(i) if i == 3 else _ev(i))
+    letters.failing = True
+    assert await writer.flush() == 0
+    assert writer.pending == 10 and writer.down and not letters.stored
+    letters.failing = False
+    assert await writer.flush() == 10
+    assert writer.pending == 0 and len(usage.rows) == 9 and len(letters.stored) == 1
+
+
+async def test_an_outage_logs_one_line_when_it_starts_and_one_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    usage = FlakyUsage()
+    writer = UsageWriter(usage, Keys(), batch_size=10, dead_letters=Letters())  # type: ignore[arg-type]
+    usage.failing = True
+    caplog.set_level(logging.INFO, logger="sluice.usage")
+    for i in range(7):
+        writer.record(_ev(i))
+        assert await writer.flush() == 0
+    assert writer.flush_errors == 7 and writer.down
+    usage.failing = False
+    assert await writer.flush() == 7
+    assert not writer.down
+    lines = [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records]
+    assert [(level, exc) for level, _, exc in lines] == [
+        (logging.WARNING, None),
+        (logging.INFO, None),
+    ]
+    assert "unreachable" in lines[0][1] and "ConnectionError: database down" in lines[0][1]
+    assert "7 usage rows that waited" in lines[1][1]
+
+
+async def test_retries_back_off_while_the_database_is_down() -> None:
+    usage = FlakyUsage()
+    writer = UsageWriter(usage, Keys(), interval_s=0.5, retry_max_s=3.0)  # type: ignore[arg-type]
+    writer.record(_ev(1))
+    usage.failing = True
+    delays = []
+    for _ in range(5):
+        await writer.flush()
+        delays.append(writer.retry_delay_s)
+    assert delays == [0.5, 1.0, 2.0, 3.0, 3.0]
+    usage.failing = False
+    await writer.flush()
+    assert not writer.down and writer.retry_delay_s == 0.5
+
+
+class RefusingLetters(Letters):
+    async def add(self, letters: Sequence[DeadLetter]) -> None:
+        raise RowRejected("refused here too")
+
+
+async def test_a_row_refused_by_the_dead_letters_too_is_logged_and_counted_dropped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    usage = PickyUsage()
+    writer = UsageWriter(usage, Keys(), batch_size=10, dead_letters=RefusingLetters())  # type: ignore[arg-type]
+    for i in range(4):
+        writer.record(_poisoned(i) if i == 2 else _ev(i))
+    assert await writer.flush() == 4
+    assert writer.pending == 0 and len(usage.rows) == 3
+    assert (writer.dead_lettered, writer.dropped) == (0, 1)
+    dropped = [r.getMessage() for r in caplog.records if "dropped:" in r.getMessage()]
+    assert len(dropped) == 1 and '"request_id": "r2"' in dropped[0]

@@ -45,8 +45,8 @@ class Sources:
 
     active_streams: Callable[[], int]
     queue_depth: Callable[[], int]
-    writer_totals: Callable[[], tuple[int, int, int]]
-    """(rows written, flush errors, rows dropped) since start."""
+    writer_totals: Callable[[], tuple[int, int, int, int]]
+    """(rows written, flush errors, rows dropped, rows dead-lettered) since start."""
     breakers: Callable[[], Iterable[tuple[str, str]]]
     """(deployment key, state name) of every configured deployment."""
 
@@ -147,7 +147,14 @@ class Metrics:
         )
         self.rows_dropped = Counter(
             "sluice_usage_rows_dropped_total",
-            "Usage rows dropped because the buffer was full (database down for long).",
+            "Usage rows dropped: the buffer was full (database down for long), or a row "
+            "the database refused could not be kept as a dead letter either.",
+            registry=reg,
+        )
+        self.dead_letters = Counter(
+            "sluice_usage_dead_letters",
+            "Usage rows the database refused for their data, kept as dead letters "
+            "(see /api/v1/usage/dead-letters).",
             registry=reg,
         )
         self.key_requests: Counter | None = None
@@ -160,7 +167,7 @@ class Metrics:
                 "sluice_key_cost_usd_total", "Cost per gateway key, USD.", ("key",), registry=reg
             )
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
-        self._totals = (0, 0, 0)
+        self._totals = (0, 0, 0, 0)
         self._sources: Sources | None = None
 
     def attach(self, sources: Sources) -> None:
@@ -244,15 +251,17 @@ class Metrics:
         self.queue_depth.set(src.queue_depth())
         for deployment, state in src.breakers():
             self.breaker.labels(deployment).set(BREAKER_VALUES.get(state, 0))
-        written, errors, dropped = src.writer_totals()
-        old_written, old_errors, old_dropped = self._totals
+        written, errors, dropped, dead = src.writer_totals()
+        old_written, old_errors, old_dropped, old_dead = self._totals
         if written > old_written:
             self.rows_written.inc(written - old_written)
         if errors > old_errors:
             self.flush_errors.inc(errors - old_errors)
         if dropped > old_dropped:
             self.rows_dropped.inc(dropped - old_dropped)
-        self._totals = (written, errors, dropped)
+        if dead > old_dead:
+            self.dead_letters.inc(dead - old_dead)
+        self._totals = (written, errors, dropped, dead)
 
     def render(self) -> bytes:
         """The exposition text: this process's registry, or every worker's files."""

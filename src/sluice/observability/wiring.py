@@ -133,7 +133,12 @@ def build_observability(
         Sources(
             active_streams=lambda: live.streams,
             queue_depth=lambda: writer.pending,
-            writer_totals=lambda: (writer.written, writer.flush_errors, writer.dropped),
+            writer_totals=lambda: (
+                writer.written,
+                writer.flush_errors,
+                writer.dropped,
+                writer.dead_lettered,
+            ),
             breakers=breaker_states,
         )
     )

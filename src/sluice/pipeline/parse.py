@@ -8,10 +8,17 @@ import orjson
 
 from sluice.errors import BadRequest
 from sluice.types import Endpoint, ProviderRequest
+from sluice.usage.bounds import MODEL_CHARS
 
 
 def _type_error(field: str, expected: str) -> BadRequest:
     return BadRequest(f"'{field}' must be {expected}", param=field)
+
+
+def check_model_length(model: str) -> None:
+    """A model name longer than a usage row holds names no model: 400 naming ``model``."""
+    if len(model) > MODEL_CHARS:
+        raise BadRequest(f"'model' must be at most {MODEL_CHARS} characters", param="model")
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -98,6 +105,7 @@ def provider_request(endpoint: Endpoint, raw: bytes) -> ProviderRequest:
         raise BadRequest("'model' is required", param="model")
     if not isinstance(model, str) or not model:
         raise _type_error("model", "a non-empty string")
+    check_model_length(model)
     if endpoint is Endpoint.CHAT:
         _check_messages(body.get("messages"))
     elif endpoint is Endpoint.COMPLETIONS:

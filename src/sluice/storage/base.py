@@ -20,6 +20,7 @@ from sluice.tenancy.model import (
     Team,
     User,
 )
+from sluice.usage.dead_letters import DeadLetterRepository
 from sluice.usage.event import UsageEvent
 
 MASTER_KEY_HASH = "master_key_hash"
@@ -56,7 +57,9 @@ class KeyRepository(Protocol):
 
 class UsageRepository(Protocol):
     async def insert_many(self, events: Sequence[UsageEvent]) -> None:
-        """Insert in one transaction; a row whose request id exists is skipped."""
+        """Insert in one transaction; a row whose request id exists is skipped. Raises
+        :class:`sluice.usage.dead_letters.RowRejected` when the database refuses the rows
+        for what they hold; anything else it raises is an outage."""
         ...
 
     async def count(self) -> int: ...
@@ -149,6 +152,7 @@ class MetaRepository(Protocol):
 class Storage(Protocol):
     keys: KeyRepository
     usage: UsageRepository
+    dead_letters: DeadLetterRepository
     meta: MetaRepository
     responses: ResponseRepository
     tenancy: TenancyRepository

@@ -113,10 +113,15 @@ class BodyPolicy:
             created_at=created_at,
             org_id=org_id,
             team_id=team_id,
-            request=self.redact(request.decode("utf-8", "replace")),
-            response=self.redact(response.decode("utf-8", "replace")),
+            request=self.redact(_text(request)),
+            response=self.redact(_text(response)),
             truncated=truncated,
         )
+
+
+def _text(raw: bytes) -> str:
+    """Storable text: invalid UTF-8 and NUL bytes (which PostgreSQL refuses) replaced."""
+    return raw.decode("utf-8", "replace").replace("\x00", "\ufffd")
 
 
 def _whole(_match: re.Match[str]) -> str:

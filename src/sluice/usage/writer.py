@@ -10,6 +10,13 @@ from collections.abc import Callable
 from sluice.clock import Clock, SystemClock
 from sluice.storage.base import KeyRepository, UsageRepository
 from sluice.usage.bodies import BodyPolicy, BodyRepository, StoredBody
+from sluice.usage.dead_letters import (
+    DeadLetter,
+    DeadLetterRepository,
+    RowRejected,
+    event_json,
+    isolate,
+)
 from sluice.usage.event import UsageEvent
 from sluice.usage.slices import in_slices
 
@@ -34,6 +41,10 @@ BACKLOG_BATCHES = 4
 scheduled as ordinary threads (see ``sluice.storage.sql.engine.WorkerPriority``); back to
 idle-time scheduling once the buffer is under one batch."""
 
+RETRY_MAX_S = 10.0
+"""While the database is unreachable, flushes are retried after the flush interval, doubled
+after each failure up to this."""
+
 MAX_BUFFERED = 200_000
 """Beyond this many unwritten rows (database down for long), the oldest are dropped and
 counted in ``dropped``."""
@@ -43,8 +54,11 @@ class UsageWriter:
     """Buffers usage events and writes them in batches.
 
     :meth:`record` never awaits and never touches the database. :meth:`run` flushes every
-    ``interval_s`` or when ``batch_size`` events are waiting; a failed flush keeps the rows
-    and retries at the next tick. :meth:`close` flushes what is left (call it at shutdown).
+    ``interval_s`` or when ``batch_size`` events are waiting. A batch the database refuses
+    for its data is split until the refused rows are isolated; they go to the dead letters
+    (``sluice.usage.dead_letters``) and the others are written. A database outage keeps the
+    rows and retries with backoff (up to ``retry_max_s``), logging one warning when it starts
+    and one line when it ends. :meth:`close` flushes what is left (call it at shutdown).
     """
 
     def __init__(
@@ -57,8 +71,12 @@ class UsageWriter:
         bodies: tuple[BodyPolicy, BodyRepository] | None = None,
         clock: Clock | None = None,
         urgent: Callable[[bool], None] | None = None,
+        dead_letters: DeadLetterRepository | None = None,
+        retry_max_s: float = RETRY_MAX_S,
     ) -> None:
         """``bodies``: where logged request/response bodies go (body logging on).
+        ``dead_letters``: where refused rows go (without it, or when it refuses them too,
+        they are logged as JSON and counted in ``dropped``).
         ``clock`` paces the key last-use writes (:data:`TOUCH_INTERVAL_S`). ``urgent`` is
         told when a backlog builds up and when it is gone (see :data:`BACKLOG_BATCHES`)."""
         self._clock = clock or SystemClock()
@@ -77,9 +95,15 @@ class UsageWriter:
         self._touched_at = -TOUCH_INTERVAL_S
         self._urgent = urgent
         self._backlog = False
+        self._dead = dead_letters
+        self._retry_max_s = retry_max_s
+        self._retry_s = interval_s
+        self.down = False
+        """The database was unreachable at the last attempt."""
         self.written = 0
         self.flush_errors = 0
         self.dropped = 0
+        self.dead_lettered = 0
 
     def observe(self, observer: Observer) -> None:
         """Add an observer (see :data:`Observer`); they run in the order added."""
@@ -107,17 +131,25 @@ class UsageWriter:
                 log.warning("could not change the database threads' scheduling", exc_info=True)
 
     @property
+    def retry_delay_s(self) -> float:
+        """The wait before the next attempt while the database is down."""
+        return self._retry_s
+
+    @property
     def pending(self) -> int:
         return len(self._buffer)
 
     async def run(self) -> None:
         """Flush forever; cancelled by the lifespan at shutdown (then :meth:`close`)."""
         while True:
-            try:
-                async with asyncio.timeout(self._interval_s):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+            if self.down:  # a full buffer does not hurry a retry
+                await asyncio.sleep(self._retry_s)
+            else:
+                try:
+                    async with asyncio.timeout(self._interval_s):
+                        await self._wake.wait()
+                except TimeoutError:
+                    pass
             self._wake.clear()
             await self.flush()
             if self._backlog and len(self._buffer) < self._batch_size:
@@ -125,32 +157,90 @@ class UsageWriter:
 
     async def flush(self) -> int:
         """Write what is buffered now, ``batch_size`` rows per transaction; returns the rows
-        written. Chunks keep each stall of the event loop (building the statement's
-        parameters) short, so a big backlog does not show up in request latency."""
+        taken out of the buffer (written or dead-lettered). Chunks keep each stall of the
+        event loop (building the statement's parameters) short, so a big backlog does not
+        show up in request latency."""
         async with self._lock:
             # Only rows the observers have seen are written (they mask error text): not the
             # ones recorded while _notify yields, and counting the oldest dropped meanwhile.
             todo, dropped = len(self._buffer), self.dropped
             await self._notify()
             todo -= self.dropped - dropped
-            written = 0
-            while written < todo:
-                batch = [self._buffer[i] for i in range(min(self._batch_size, todo - written))]
+            done = 0
+            while done < todo:
+                batch = [self._buffer[i] for i in range(min(self._batch_size, todo - done))]
                 try:
-                    await self._usage.insert_many(batch)
-                except Exception:
-                    self.flush_errors += 1
-                    log.exception("usage flush failed; %d rows kept for retry", len(self._buffer))
+                    written = await self._write(batch)
+                except Exception as exc:
+                    self._unreachable(exc)
                     break
+                self._reachable()
                 for _ in range(len(batch)):
                     self._buffer.popleft()
-                written += len(batch)
-                self.written += len(batch)
+                done += len(batch)
+                self.written += written
                 await self._touch(batch)
                 await self._store_bodies(batch)
             if not todo and self._last_used:
                 await self._touch([])  # pending last-use times, once they are due
-            return written
+            return done
+
+    async def _write(self, batch: list[UsageEvent]) -> int:
+        """Store ``batch``: every row, or the rows the database accepts and the others in
+        the dead letters. Returns the rows written; raises on an outage."""
+        try:
+            await self._usage.insert_many(batch)
+            return len(batch)
+        except RowRejected as exc:
+            written, refused = await isolate(self._usage.insert_many, batch, str(exc))
+        await self._dead_letter(refused)
+        return len(written)
+
+    async def _dead_letter(self, refused: list[tuple[UsageEvent, str]]) -> None:
+        now = self._clock.now()
+        letters = [DeadLetter(e.request_id, e.created_at, now, e, err) for e, err in refused]
+        kept = self._dead is not None
+        if self._dead is not None:
+            try:
+                await self._dead.add(letters)
+            except RowRejected as exc:  # refused there too: the log line is all that is left
+                log.error("could not keep %d dead letters (%s)", len(letters), exc)
+                kept = False
+        for d in letters:
+            log.warning(
+                "usage row %s refused by the database (%s); %s",
+                d.request_id,
+                d.error,
+                "kept in the dead letters" if kept else f"dropped: {event_json(d.event)}",
+            )
+        if kept:
+            self.dead_lettered += len(letters)
+        else:
+            self.dropped += len(letters)
+
+    def _unreachable(self, exc: Exception) -> None:
+        """A write failed for another reason than the rows: keep them, back off, and say
+        so once (no traceback per retry)."""
+        self.flush_errors += 1
+        if self.down:
+            self._retry_s = min(self._retry_s * 2, self._retry_max_s)
+            return
+        self.down = True
+        self._retry_s = min(self._interval_s, self._retry_max_s)
+        log.warning(
+            "usage database unreachable (%s); %d usage rows wait, retried until it is back",
+            describe(exc),
+            len(self._buffer),
+        )
+
+    def _reachable(self) -> None:
+        if self.down:
+            self.down = False
+            self._retry_s = self._interval_s
+            log.info(
+                "usage database reachable again; writing the %d usage rows that waited",
+                len(self._buffer),
+            )
 
     async def _notify(self) -> None:
         """Hand the events recorded since the last flush to the observers, a slice at a
@@ -186,11 +276,12 @@ class UsageWriter:
         self._last_used = {}
         try:
             await self._keys.touch(last_used)
-        except Exception:
-            log.warning("could not record key last-use times", exc_info=True)
+        except Exception as exc:
+            self._unreachable(exc)
             for key, ts in last_used.items():  # retried with the next write
                 self._last_used[key] = max(ts, self._last_used.get(key, 0.0))
             return
+        self._reachable()
         self._touched.update(last_used)
         self._touched_at = now
 
@@ -231,3 +322,12 @@ class UsageWriter:
         else:
             log.error("shutting down with %d usage rows unwritten", len(self._buffer))
         await self._touch([], force=True)
+
+
+def describe(exc: BaseException) -> str:
+    """One line about ``exc``: the driver's error when a database library wrapped it (not the
+    statement and its parameters, which a wrapper's text includes)."""
+    inner = getattr(exc, "orig", None)
+    cause = inner if isinstance(inner, BaseException) else exc
+    text = str(cause).strip().split("\n", 1)[0][:300]
+    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__

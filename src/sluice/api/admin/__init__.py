@@ -14,6 +14,7 @@ from sluice.api.admin import (
     alerts,
     analytics,
     audit,
+    dead_letters,
     keys,
     orgs,
     providers,
@@ -36,6 +37,7 @@ def build_admin_app(rt: Runtime) -> FastAPI:
     )
     install_error_handlers(app)
     ctx = AdminContext.build(rt)
-    for module in (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics):
+    modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
+    for module in (*modules, dead_letters):
         app.include_router(module.router(ctx), prefix="/api/v1")
     return app

@@ -16,7 +16,7 @@ import orjson
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.ids import random_hex
 from sluice.pipeline.dialects.messages_stream import STOP_REASONS, MessagesStreamWriter
-from sluice.pipeline.parse import parse_json
+from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
 from sluice.providers.sse import SSESplitter
 from sluice.tokens import estimate_prompt
@@ -49,6 +49,7 @@ def check_request(body: dict[str, Any], *, count_only: bool = False) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _field_error("model", "a non-empty string")
+    check_model_length(model)
     if not count_only:
         max_tokens = body.get("max_tokens")
         if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:

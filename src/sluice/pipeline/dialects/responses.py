@@ -18,7 +18,7 @@ from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.pipeline.dialects import responses_format as rf
 from sluice.pipeline.dialects.responses_stream import ResponsesStreamWriter
-from sluice.pipeline.parse import parse_json
+from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
 from sluice.providers.sse import SSESplitter
 from sluice.storage.base import ResponseRepository, StoredResponse
@@ -59,6 +59,7 @@ def _check(body: dict[str, Any]) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' must be a non-empty string", param="model")
+    check_model_length(model)
     if "input" not in body:
         raise BadRequest("'input' is required", param="input")
     for name, kind in (

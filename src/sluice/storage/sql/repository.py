@@ -19,6 +19,7 @@ from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import sqlite_time
 from sluice.storage.sql.convert import ts as _ts
+from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import create_engine, dialect_insert
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
@@ -271,6 +272,7 @@ class SqlStorage:
         self.engine = engine
         self.keys = SqlKeys(engine)
         self.usage = SqlUsage(engine)
+        self.dead_letters = SqlDeadLetters(engine)
         self.meta = SqlMeta(engine)
         self.responses = SqlResponses(engine)
         self.tenancy = SqlTenancy(engine)

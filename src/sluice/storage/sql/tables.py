@@ -19,6 +19,7 @@ from sqlalchemy import (
     false,
 )
 
+from sluice.usage import bounds as b
 from sluice.usage import histogram
 
 metadata = MetaData()
@@ -141,14 +142,14 @@ audit_log = Table(
 usage = Table(
     "usage_events",
     metadata,
-    Column("request_id", String(64), primary_key=True),
+    Column("request_id", String(b.REQUEST_ID_CHARS), primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("endpoint", String(32), nullable=False),
-    Column("key_id", String(32)),
-    Column("model", String(200)),
-    Column("provider", String(100)),
-    Column("deployment", String(300)),
-    Column("upstream_model", String(300)),
+    Column("endpoint", String(b.ENDPOINT_CHARS), nullable=False),
+    Column("key_id", String(b.ID_CHARS)),
+    Column("model", String(b.MODEL_CHARS)),
+    Column("provider", String(b.PROVIDER_CHARS)),
+    Column("deployment", String(b.DEPLOYMENT_CHARS)),
+    Column("upstream_model", String(b.DEPLOYMENT_CHARS)),
     Column("prompt_tokens", Integer, nullable=False),
     Column("completion_tokens", Integer, nullable=False),
     Column("cached_tokens", Integer, nullable=False),
@@ -157,25 +158,38 @@ usage = Table(
     Column("latency_ms", Float, nullable=False),
     Column("ttft_ms", Float),
     Column("status", Integer, nullable=False),
-    Column("error_kind", String(64)),
+    Column("error_kind", String(b.ERROR_KIND_CHARS)),
     Column("error_message", Text),
     Column("streamed", Boolean, nullable=False),
     Column("partial", Boolean, nullable=False, server_default=false()),
-    Column("end_user", String(200)),
+    Column("end_user", String(b.END_USER_CHARS)),
     Column("attempts", Integer, nullable=False),
     Column("attempt_errors", JSON),
     Column("cost_micros", BigInteger),
-    Column("user_id", String(32)),
-    Column("team_id", String(32)),
-    Column("org_id", String(32)),
+    Column("user_id", String(b.ID_CHARS)),
+    Column("team_id", String(b.ID_CHARS)),
+    Column("org_id", String(b.ID_CHARS)),
     Column("upstream_ms", Float),
-    Column("trace_id", String(32)),
+    Column("trace_id", String(b.ID_CHARS)),
     Index("ix_usage_events_created_at", "created_at"),
     Index("ix_usage_events_key_id_created_at", "key_id", "created_at"),
     Index("ix_usage_events_user_id_created_at", "user_id", "created_at"),
     Index("ix_usage_events_team_id_created_at", "team_id", "created_at"),
     Index("ix_usage_events_org_id_created_at", "org_id", "created_at"),
 )
+
+dead_letters = Table(
+    "usage_dead_letters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(b.REQUEST_ID_CHARS), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("failed_at", DateTime(timezone=True), nullable=False),
+    Column("event", Text, nullable=False),
+    Column("error", Text, nullable=False),
+)
+"""Usage rows the database refused (see ``sluice.usage.dead_letters``): the event as JSON
+(ASCII), the database's error, when the request was made and when the row was refused."""
 
 responses = Table(
     "stored_responses",
@@ -317,5 +331,5 @@ console_sessions = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 """The newest migration; a test checks it against the migration scripts."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.storage.sql import tables as t
@@ -12,6 +14,7 @@ from sluice.storage.sql.bodies import purge
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.usage_batch import first_of_each, write_postgresql, write_sqlite
+from sluice.usage.dead_letters import RowRejected
 from sluice.usage.event import UsageEvent
 from sluice.usage.rollup import DAY_S
 
@@ -24,8 +27,15 @@ class SqlUsage:
     async def insert_many(self, events: Sequence[UsageEvent]) -> None:
         """Store the rows and add them to the rollups in one transaction; a row whose
         request id is stored already (a retried batch) is skipped and not counted again."""
-        if events:
+        if not events:
+            return
+        try:
             await self._write(self._engine, first_of_each(events))
+        except Exception as exc:
+            reason = refusal(exc)
+            if reason is None:
+                raise
+            raise RowRejected(reason) from exc
 
     async def purge_before(self, cutoff: float, *, limit: int) -> int:
         """Delete at most ``limit`` raw rows created before ``cutoff`` (rollups stay)."""
@@ -47,6 +57,47 @@ class SqlUsage:
                 data["upstream_ms"] = data.get("upstream_ms") or 0.0
                 out.append(UsageEvent(**data))
             return out
+
+
+ROW_SQLSTATE_CLASSES = frozenset({"22", "23"})
+"""SQLSTATE classes that blame the data (data exception, integrity constraint violation);
+every other class (connection, resources, operator intervention, ...) is an outage."""
+
+_SQLITE_ROW_CODES = frozenset({18, 19, 20, 25})
+"""SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE (primary codes)."""
+
+
+def refusal(exc: BaseException) -> str | None:
+    """The database's message when ``exc`` refuses the rows for what they hold, ``None``
+    when it is an outage (or unknown: the rows then wait and are retried). Decided by the
+    error's class and code, never by its text."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return None
+        orig: BaseException = exc.orig or exc
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if isinstance(code, str):
+            return _first_line(orig) if code[:2] in ROW_SQLSTATE_CLASSES else None
+        lite = getattr(orig, "sqlite_errorcode", None)
+        if isinstance(lite, int):
+            return _first_line(orig) if lite & 0xFF in _SQLITE_ROW_CODES else None
+        row_error = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.ProgrammingError)
+        return _first_line(orig) if isinstance(orig, row_error) else None
+    if isinstance(exc, StatementError) and exc.orig is not None:  # a parameter could not be bound
+        exc = exc.orig
+    if isinstance(exc, _DATA_SHAPED):
+        return _first_line(exc)
+    return None
+
+
+_DATA_SHAPED = (TypeError, ValueError, ArithmeticError, LookupError, AttributeError)
+"""Python errors that making a row out of a value raises (a value of the wrong type or out of
+range): the row is refused, like the database would. Connection errors are ``OSError``."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().split("\n", 1)[0]
+    return f"{type(exc).__name__}: {text}"[:1000]
 
 
 class SqlSpend:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sluice.storage.sql import rollups
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import sqlite_time
+from sluice.usage.bounds import bound
 from sluice.usage.event import UsageEvent
 from sluice.usage.rollup import HourSums, RowValues, add_hours, batch_rows, rollup_rows
 from sluice.usage.slices import in_slices
@@ -97,10 +98,10 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.ttft_ms,
         e.status,
         e.error_kind,
-        e.error_message[:1000] if e.error_message else None,
+        e.error_message,
         flag(e.streamed),
         flag(e.partial),
-        e.end_user[:200] if e.end_user else None,
+        e.end_user,
         e.attempts,
         _json(e.attempt_errors),
         e.cost_micros,
@@ -135,11 +136,13 @@ async def _prepared(
     events: Sequence[UsageEvent], row: Callable[[UsageEvent], tuple[Any, ...]]
 ) -> tuple[list[tuple[Any, ...]], tuple[list[RowValues], list[RowValues]]]:
     """``row(e)`` for every event and the batch's rollup rows (hours, days), computed a
-    slice at a time (:data:`ROW_SLICE`) with the loop let through in between."""
+    slice at a time (:data:`ROW_SLICE`) with the loop let through in between. Each event is
+    first made to fit its row (:func:`sluice.usage.bounds.bound`, in place, so the rollups
+    and a retry see the same values)."""
     rows: list[tuple[Any, ...]] = []
     hours: HourSums = {}
     async for chunk in in_slices(events, *ROW_SLICE):
-        rows.extend(row(e) for e in chunk)
+        rows.extend(row(bound(e)) for e in chunk)
         add_hours(hours, chunk)
     return rows, rollup_rows(hours)
 
