@@ -14,7 +14,9 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
-from sluice.api.dataplane import DataPlane
+import orjson
+
+from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
@@ -23,8 +25,10 @@ from sluice.api.responses import ResponsesRoutes
 from sluice.api.usage import UsageRoute
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
+from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import Runtime, open_runtime
+from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
 from sluice.settings import Settings, load_settings
 
 log = logging.getLogger("sluice")
@@ -71,31 +75,44 @@ class SluiceApp:
         self._control: Handler | None = None
         self._console: Handler | None = None
         self._prefixes: tuple[tuple[tuple[str, ...], Handler], ...] = ()
-        self._ready: Readiness | None = None
+        self._life = Lifecycle()
+        self._hook: SigtermHook | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._preimport: asyncio.TimerHandle | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            path: str = scope["path"]
-            route = self._routes.get(path)
-            if route is not None and route[0] == scope["method"]:
-                await route[1](scope, receive, send)
-            elif route is not None:
-                await send_error(send, _no_route(ErrorKind.CALLER_METHOD_NOT_ALLOWED, scope), [])
-            elif (prefixed := self._prefixed(path)) is not None:
-                await prefixed(scope, receive, send)
-            elif path.startswith("/api") and self._control is not None:
-                await self._control(scope, receive, send)
-            elif (path == "/ui" or path.startswith("/ui/")) and self._console is not None:
-                await self._console(scope, receive, send)
-            elif path == "/" and self._console is not None:
-                await _to_console(send)
-            else:
-                await send_error(send, _no_route(ErrorKind.CALLER_NOT_FOUND, scope), [])
+            life = self._life
+            if life.phase is not Phase.READY and scope["path"] not in PROBES:
+                await _refuse(life, scope, send)
+                return
+            task = asyncio.current_task()
+            life.inflight.add(task)  # type: ignore[arg-type]
+            try:
+                await self._http(scope, receive, send)
+            finally:
+                life.done(task)  # type: ignore[arg-type]
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        route = self._routes.get(path)
+        if route is not None and route[0] == scope["method"]:
+            await route[1](scope, receive, send)
+        elif route is not None:
+            await send_error(send, _no_route(ErrorKind.CALLER_METHOD_NOT_ALLOWED, scope), [])
+        elif (prefixed := self._prefixed(path)) is not None:
+            await prefixed(scope, receive, send)
+        elif path.startswith("/api") and self._control is not None:
+            await self._control(scope, receive, send)
+        elif (path == "/ui" or path.startswith("/ui/")) and self._console is not None:
+            await self._console(scope, receive, send)
+        elif path == "/" and self._console is not None:
+            await _to_console(send)
+        else:
+            await send_error(send, _no_route(ErrorKind.CALLER_NOT_FOUND, scope), [])
 
     def _prefixed(self, path: str) -> Handler | None:
         for prefixes, handler in self._prefixes:
@@ -106,18 +123,20 @@ class SluiceApp:
     async def startup(self) -> Runtime:
         """Open the runtime and bind the routes (also used by in-process tests)."""
         self._stack = contextlib.AsyncExitStack()
+        self._life = Lifecycle()
         rt = await self._stack.enter_async_context(
             open_runtime(
                 self.settings,
                 self._config,
                 clock=self._clock,
                 migrate=self.settings.migrate_on_start,
+                lifecycle=self._life,
             )
         )
         checks: dict[str, Callable[[], Awaitable[object]]] = {"database": rt.storage.ping}
         if rt.redis is not None:
             checks["redis"] = rt.redis.ping
-        self._ready = Readiness(checks)
+        ready = Readiness(checks, self._life)
         plane = DataPlane(
             rt.services,
             rt.keys,
@@ -128,7 +147,7 @@ class SluiceApp:
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(plane, rt.storage.responses)
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
-        self._routes = data_routes(plane, messages, responses, self._ready, health)
+        self._routes = data_routes(plane, messages, responses, ready, health)
         if rt.observability is not None:
             metrics = MetricsRoute(
                 rt.observability.metrics, rt.keys, auth=self.settings.metrics_auth
@@ -155,13 +174,23 @@ class SluiceApp:
         # no cyclic garbage, and a full pass over the imported modules costs ~80 ms of start.
         gc.freeze()
         self._preimport = asyncio.get_running_loop().call_later(PREIMPORT_DELAY_S, _start_preimport)
+        self._hook = SigtermHook(lambda: rt.spawn(self._drain(), name="drain"))
+        self._hook.install()
         return rt
+
+    async def _drain(self) -> None:
+        """SIGTERM: refuse new requests, let those in flight end, then let the server stop."""
+        await self._life.drain(grace_s=self.settings.shutdown_grace_s)
+        if self._hook is not None:
+            self._hook.release()
 
     async def shutdown(self) -> None:
         if self._preimport is not None:
             self._preimport.cancel()
-        if self._ready is not None:
-            self._ready.accepting = False
+        if self._hook is not None:
+            self._hook.uninstall()
+            self._hook = None
+        self._life.phase = Phase.DRAINING
         if self._stack is not None:
             await self._stack.aclose()
         self.runtime = None
@@ -233,6 +262,29 @@ class _Lazy:
 async def _to_console(send: Send) -> None:
     await send({"type": "http.response.start", "status": 307, "headers": [(b"location", b"/ui")]})
     await send({"type": "http.response.body", "body": b""})
+
+
+PROBES = frozenset({"/health/live", "/health/ready"})
+"""Answered whatever the phase: liveness, and readiness (which says why it is not ready)."""
+_ANTHROPIC_PATHS = frozenset(
+    {"/messages", "/v1/messages", "/messages/count_tokens", "/v1/messages/count_tokens"}
+)
+
+
+async def _refuse(life: Lifecycle, scope: Scope, send: Send) -> None:
+    """503 for a request that arrives while the process does not serve: starting (its
+    database not reached yet) or draining after SIGTERM. In the route's own error shape."""
+    if life.phase is Phase.DRAINING:
+        exc = shutting_down("the gateway is shutting down; retry the request")
+    else:
+        exc = dependency_unavailable(
+            f"the gateway is starting and waiting for {life.waiting_for}; retry the request"
+        )
+    path: str = scope["path"]
+    body = None
+    if path in _ANTHROPIC_PATHS:
+        body = orjson.dumps(anthropic_error_body(exc))
+    await send_error(send, exc, [(b"x-request-id", new_request_id().encode())], body)
 
 
 def _no_route(kind: ErrorKind, scope: Scope) -> GatewayError:

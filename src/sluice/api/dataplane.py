@@ -29,7 +29,7 @@ from sluice.api.render import (
 )
 from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
-from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.errors import BadRequest, ErrorKind, GatewayError, shutting_down
 from sluice.ids import random_hex
 from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
 from sluice.observability.tracing import Tracing, new_trace_id, parse_traceparent
@@ -287,7 +287,8 @@ async def _cancelled(
     if watch is not None and watch.disconnected:
         _disconnected(ev)
     else:
-        await _fail(ev, _STOPPING, sink=sink, send=send, base=base, dialect=dialect)
+        stopping = shutting_down("the gateway shut down before the request finished; retry it")
+        await _fail(ev, stopping, sink=sink, send=send, base=base, dialect=dialect)
 
 
 async def _authenticated(
@@ -328,11 +329,6 @@ def _disconnected(ev: UsageEvent) -> None:
     ev.error_message = "the client disconnected before the answer was complete"
 
 
-_STOPPING = GatewayError(
-    ErrorKind.GATEWAY_UNAVAILABLE, "the gateway shut down before the request finished; retry it"
-)
-
-
 def _user(req: ProviderRequest) -> str | None:
     user = req.body.get("user")
     return user if isinstance(user, str) else None
@@ -367,4 +363,5 @@ async def _fail(
     if not sink.started:
         await send_error(send, exc, base, dialect.error(exc))
     elif not sink.ended:
+        ev.partial = True  # the client got part of the answer, then the error event
         await sink.end(dialect.stream_error(exc))
