@@ -96,7 +96,7 @@ class BringUp:
         # One line when the outage is first seen and one per change of cause, not one per
         # attempt; a failure that is not the database's (a bug) comes with its traceback.
         log.warning(
-            "the database is unavailable (%s); serving 503 and retrying (every %.0f s at most)",
+            "the database is unavailable (%s); serving 503 and retrying (at most every %g s)",
             reason,
             self._retry_max_s,
             exc_info=not database_error(exc),
