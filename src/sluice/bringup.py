@@ -52,9 +52,11 @@ class BringUp:
         lifecycle: Lifecycle,
         *,
         retry_max_s: float,
+        first_retry_s: float = FIRST_RETRY_S,
         attempt_timeout_s: float = ATTEMPT_TIMEOUT_S,
     ) -> None:
         self._steps = steps
+        self._first_retry_s = min(first_retry_s, retry_max_s)
         self._lifecycle = lifecycle
         self._retry_max_s = retry_max_s
         self._attempt_timeout_s = attempt_timeout_s
@@ -80,7 +82,7 @@ class BringUp:
 
     async def retry(self) -> None:
         """Attempt with a doubling pause until one succeeds (a background task)."""
-        pause = FIRST_RETRY_S
+        pause = self._first_retry_s
         while not await self.attempt():
             await asyncio.sleep(pause)
             pause = min(pause * 2, self._retry_max_s)
