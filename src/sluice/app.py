@@ -83,36 +83,27 @@ class SluiceApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            life = self._life
-            if life.phase is not Phase.READY and scope["path"] not in PROBES:
-                await _refuse(life, scope, send)
+            path: str = scope["path"]
+            if self._life.phase is not Phase.READY and path not in PROBES:
+                await _refuse(self._life, scope, send)  # starting, or draining
                 return
-            task = asyncio.current_task()
-            life.inflight.add(task)  # type: ignore[arg-type]
-            try:
-                await self._http(scope, receive, send)
-            finally:
-                life.done(task)  # type: ignore[arg-type]
+            route = self._routes.get(path)
+            if route is not None and route[0] == scope["method"]:
+                await route[1](scope, receive, send)
+            elif route is not None:
+                await send_error(send, _no_route(ErrorKind.CALLER_METHOD_NOT_ALLOWED, scope), [])
+            elif (prefixed := self._prefixed(path)) is not None:
+                await prefixed(scope, receive, send)
+            elif path.startswith("/api") and self._control is not None:
+                await self._control(scope, receive, send)
+            elif (path == "/ui" or path.startswith("/ui/")) and self._console is not None:
+                await self._console(scope, receive, send)
+            elif path == "/" and self._console is not None:
+                await _to_console(send)
+            else:
+                await send_error(send, _no_route(ErrorKind.CALLER_NOT_FOUND, scope), [])
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        route = self._routes.get(path)
-        if route is not None and route[0] == scope["method"]:
-            await route[1](scope, receive, send)
-        elif route is not None:
-            await send_error(send, _no_route(ErrorKind.CALLER_METHOD_NOT_ALLOWED, scope), [])
-        elif (prefixed := self._prefixed(path)) is not None:
-            await prefixed(scope, receive, send)
-        elif path.startswith("/api") and self._control is not None:
-            await self._control(scope, receive, send)
-        elif (path == "/ui" or path.startswith("/ui/")) and self._console is not None:
-            await self._console(scope, receive, send)
-        elif path == "/" and self._console is not None:
-            await _to_console(send)
-        else:
-            await send_error(send, _no_route(ErrorKind.CALLER_NOT_FOUND, scope), [])
 
     def _prefixed(self, path: str) -> Handler | None:
         for prefixes, handler in self._prefixes:
@@ -143,6 +134,7 @@ class SluiceApp:
             rt.usage.record,
             max_body_bytes=self.settings.max_body_bytes,
             bodies=rt.body_policy,
+            lifecycle=self._life,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(plane, rt.storage.responses)

@@ -1,8 +1,9 @@
 """Whether the process serves: starting (waiting for its database), ready, or draining.
 
 The app answers every request but the health probes with 503 while the process is not
-ready: ``dependency_unavailable`` while starting, ``shutting_down`` while draining. It
-counts the requests in flight so that a drain knows when they are done.
+ready: ``dependency_unavailable`` while starting, ``shutting_down`` while draining. The data
+plane keeps its requests in flight here, so that a drain knows when they are done (the
+control plane's are short: uvicorn waits for them after the drain).
 
 A drain starts on SIGTERM (:class:`SigtermHook`): readiness turns 503 at once, new
 requests are refused, the requests in flight may finish until ``grace_s``; those still
@@ -57,6 +58,13 @@ class Lifecycle:
         if self.phase is Phase.STARTING:
             self.phase = Phase.READY
             self.last_error = None
+
+    def track(self) -> asyncio.Task[Any]:
+        """Keep the current task (a request) in flight until :meth:`done`."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.inflight.add(task)
+        return task
 
     def done(self, task: asyncio.Task[Any]) -> None:
         """A request ended: forget it, and wake a drain waiting for the last one."""

@@ -12,7 +12,15 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import stop_gateway
-from tests.e2e.support import Gateway, Proc, base_env, free_port, gateway_config, spawn
+from tests.e2e.support import (
+    Gateway,
+    Proc,
+    base_env,
+    free_port,
+    gateway_config,
+    reserve_closed_port,
+    spawn,
+)
 from tests.services import PrivatePostgres
 
 pytestmark = pytest.mark.e2e
@@ -112,3 +120,28 @@ def _wait_ready(client: httpx.Client, proc: Proc) -> None:
             return
         assert time.monotonic() < deadline, f"not ready once the database is back: {resp.text}"
         proc.pause(0.1)
+
+
+def test_sigterm_while_waiting_for_the_database(
+    e2e_dir: Path, mock_port: int, down_port: int, echo_port: int
+) -> None:
+    """A process that never reached its database still stops cleanly, with status 0."""
+    workdir = e2e_dir / "db-never"
+    workdir.mkdir()
+    master = "sk-master-" + secrets.token_hex(16)
+    closed = reserve_closed_port()
+    try:
+        url = f"postgresql+asyncpg://postgres@127.0.0.1:{closed.getsockname()[1]}/test"
+        env = base_env(workdir / "data", master, SLUICE_DATABASE_URL=url)
+        config = workdir / "sluice.yaml"
+        config.write_text(gateway_config(mock_port, down_port, echo_port))
+        port = free_port()
+        args = ["serve", "--port", str(port), "--config", str(config)]
+        proc = spawn("gateway", args, env, workdir / "gw.log")
+        try:
+            proc.wait_http(f"http://127.0.0.1:{port}/health/live")
+            stop_gateway(Gateway(proc, port, env, workdir / "data", master, key="", key_id=""))
+        finally:
+            proc.kill()
+    finally:
+        closed.close()

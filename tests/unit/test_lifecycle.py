@@ -19,9 +19,7 @@ from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 
 async def _request(life: Lifecycle, work: asyncio.Future[None], log: list[str]) -> None:
     """A request as the app runs one: tracked while it runs; cancelled, it answers."""
-    task = asyncio.current_task()
-    assert task is not None
-    life.inflight.add(task)
+    task = life.track()
     try:
         await work
         log.append("finished")
