@@ -14,7 +14,9 @@ import logging
 import threading
 from collections.abc import Awaitable, Callable
 
-from sluice.api.dataplane import DataPlane
+import orjson
+
+from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
@@ -23,8 +25,10 @@ from sluice.api.responses import ResponsesRoutes
 from sluice.api.usage import UsageRoute
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
+from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import Runtime, open_runtime
+from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
 from sluice.settings import Settings, load_settings
 
 log = logging.getLogger("sluice")
@@ -71,7 +75,8 @@ class SluiceApp:
         self._control: Handler | None = None
         self._console: Handler | None = None
         self._prefixes: tuple[tuple[tuple[str, ...], Handler], ...] = ()
-        self._ready: Readiness | None = None
+        self._life = Lifecycle()
+        self._hook: SigtermHook | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._preimport: asyncio.TimerHandle | None = None
 
@@ -79,6 +84,9 @@ class SluiceApp:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
+            if self._life.phase is not Phase.READY and path not in PROBES:
+                await _refuse(self._life, scope, send)  # starting, or draining
+                return
             route = self._routes.get(path)
             if route is not None and route[0] == scope["method"]:
                 await route[1](scope, receive, send)
@@ -106,29 +114,32 @@ class SluiceApp:
     async def startup(self) -> Runtime:
         """Open the runtime and bind the routes (also used by in-process tests)."""
         self._stack = contextlib.AsyncExitStack()
+        self._life = Lifecycle()
         rt = await self._stack.enter_async_context(
             open_runtime(
                 self.settings,
                 self._config,
                 clock=self._clock,
                 migrate=self.settings.migrate_on_start,
+                lifecycle=self._life,
             )
         )
         checks: dict[str, Callable[[], Awaitable[object]]] = {"database": rt.storage.ping}
         if rt.redis is not None:
             checks["redis"] = rt.redis.ping
-        self._ready = Readiness(checks)
+        ready = Readiness(checks, self._life)
         plane = DataPlane(
             rt.services,
             rt.keys,
             rt.usage.record,
             max_body_bytes=self.settings.max_body_bytes,
             bodies=rt.body_policy,
+            lifecycle=self._life,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(plane, rt.storage.responses)
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
-        self._routes = data_routes(plane, messages, responses, self._ready, health)
+        self._routes = data_routes(plane, messages, responses, ready, health)
         if rt.observability is not None:
             metrics = MetricsRoute(
                 rt.observability.metrics, rt.keys, auth=self.settings.metrics_auth
@@ -155,13 +166,23 @@ class SluiceApp:
         # no cyclic garbage, and a full pass over the imported modules costs ~80 ms of start.
         gc.freeze()
         self._preimport = asyncio.get_running_loop().call_later(PREIMPORT_DELAY_S, _start_preimport)
+        self._hook = SigtermHook(lambda: rt.spawn(self._drain(), name="drain"))
+        self._hook.install()
         return rt
+
+    async def _drain(self) -> None:
+        """SIGTERM: refuse new requests, let those in flight end, then let the server stop."""
+        await self._life.drain(grace_s=self.settings.shutdown_grace_s)
+        if self._hook is not None:
+            self._hook.release()
 
     async def shutdown(self) -> None:
         if self._preimport is not None:
             self._preimport.cancel()
-        if self._ready is not None:
-            self._ready.accepting = False
+        if self._hook is not None:
+            self._hook.uninstall()
+            self._hook = None
+        self._life.phase = Phase.DRAINING
         if self._stack is not None:
             await self._stack.aclose()
         self.runtime = None
@@ -233,6 +254,29 @@ class _Lazy:
 async def _to_console(send: Send) -> None:
     await send({"type": "http.response.start", "status": 307, "headers": [(b"location", b"/ui")]})
     await send({"type": "http.response.body", "body": b""})
+
+
+PROBES = frozenset({"/health/live", "/health/ready"})
+"""Answered whatever the phase: liveness, and readiness (which says why it is not ready)."""
+_ANTHROPIC_PATHS = frozenset(
+    {"/messages", "/v1/messages", "/messages/count_tokens", "/v1/messages/count_tokens"}
+)
+
+
+async def _refuse(life: Lifecycle, scope: Scope, send: Send) -> None:
+    """503 for a request that arrives while the process does not serve: starting (its
+    database not reached yet) or draining after SIGTERM. In the route's own error shape."""
+    if life.phase is Phase.DRAINING:
+        exc = shutting_down("the gateway is shutting down; retry the request")
+    else:
+        exc = dependency_unavailable(
+            f"the gateway is starting and waiting for {life.waiting_for}; retry the request"
+        )
+    path: str = scope["path"]
+    body = None
+    if path in _ANTHROPIC_PATHS:
+        body = orjson.dumps(anthropic_error_body(exc))
+    await send_error(send, exc, [(b"x-request-id", new_request_id().encode())], body)
 
 
 def _no_route(kind: ErrorKind, scope: Scope) -> GatewayError:

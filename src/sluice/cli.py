@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -89,24 +91,11 @@ def serve(
     """Run migrations, then serve the gateway: data plane, admin API, web console, metrics."""
     import uvicorn
 
-    from sluice.auth.service import bootstrap_master_key
-    from sluice.storage.sql.migrate import upgrade_engine
-    from sluice.storage.sql.repository import SqlStorage
-
     settings = _settings(config)
     _check(settings)
     url = settings.resolved_database_url()
 
-    async def prepare() -> str | None:
-        """Migrate, then the admin key: one engine for both."""
-        storage = SqlStorage.from_url(url)
-        try:
-            await upgrade_engine(storage.engine)
-            return (await bootstrap_master_key(storage.meta, settings.master_key)).generated
-        finally:
-            await storage.close()
-
-    generated = _run(prepare)
+    generated, prepared = _prepare(settings, url)
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     out.print(f"[bold]Sluice {__version__}[/bold] on {base}  (database: {_safe_url(url)})")
     if generated:
@@ -133,7 +122,7 @@ def serve(
     )
     if config is not None:
         os.environ["SLUICE_CONFIG"] = str(config.resolve())
-    os.environ["SLUICE_MIGRATE_ON_START"] = "false"
+    os.environ["SLUICE_MIGRATE_ON_START"] = "false" if prepared else "true"
     from sluice.api.protocol import HeadLimits, protocol_factory
     from sluice.observability.logging import uvicorn_log_config
 
@@ -143,6 +132,9 @@ def serve(
         timeout_s=settings.header_timeout_s,
     )
     metrics_dir = _metrics_dir(settings) if workers > 1 else None
+    # The app drains on SIGTERM, then hands the signal to uvicorn, which re-raises it once
+    # it has shut down: by then the work is done, so the process ends with status 0.
+    signal.signal(signal.SIGTERM, _drained)
     try:
         uvicorn.run(
             "sluice.app:create_app",
@@ -168,6 +160,46 @@ def serve(
             import shutil
 
             shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _prepare(settings: Settings, url: str) -> tuple[str | None, bool]:
+    """Migrate, then the admin key, once for every worker: the generated admin key (or
+    ``None``) and whether it was done. Not done when the database is unavailable: the
+    gateway starts anyway, answers 503 until the database answers, then migrates and loads
+    its keys by itself (``sluice.bringup``)."""
+    from sluice.auth.service import bootstrap_master_key
+    from sluice.bringup import PING_TIMEOUT_S, database_error
+    from sluice.storage.sql.migrate import upgrade_engine
+    from sluice.storage.sql.repository import SqlStorage
+
+    async def prepare() -> str | None:
+        storage = SqlStorage.from_url(url)
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await storage.ping()
+            await upgrade_engine(storage.engine)
+            return (await bootstrap_master_key(storage.meta, settings.master_key)).generated
+        finally:
+            await storage.close()
+
+    try:
+        return _run(prepare), True
+    except Exception as exc:
+        if not database_error(exc):
+            raise
+        err.print(
+            f"[yellow]the database is unavailable[/yellow] ({type(exc).__name__}); "
+            "serving 503 and retrying until it answers",
+            highlight=False,
+        )
+        return None, False
+
+
+def _drained(sig: int, frame: FrameType | None) -> None:
+    """SIGTERM outside uvicorn's own handling: re-raised by uvicorn once it has shut down
+    (the drain is over, nothing is left to do), or received before uvicorn started to
+    serve (nothing to drain yet). Either way the command ends with status 0."""
+    raise SystemExit(0)
 
 
 def _metrics_dir(settings: Settings) -> str:

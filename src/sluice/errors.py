@@ -9,7 +9,9 @@ grouped by who is at fault::
     policy_*    the request is refused by a limit, budget or access rule
     provider_*  the upstream failed or refused (5xx answers are 502 Bad Gateway, timeouts
                 504; never 500, which means a bug in Sluice)
-    gateway_*   Sluice itself failed
+    gateway_*   Sluice itself failed, or cannot serve now (its database is not reachable
+                yet: ``gateway_dependency_unavailable``; it is draining after SIGTERM:
+                ``gateway_shutting_down``)
     client_*    the client went away
 """
 
@@ -52,6 +54,8 @@ class ErrorKind(enum.StrEnum):
     PROVIDER_STREAM_INTERRUPTED = "provider_stream_interrupted"
     GATEWAY_INTERNAL = "gateway_internal"
     GATEWAY_UNAVAILABLE = "gateway_unavailable"
+    GATEWAY_DEPENDENCY_UNAVAILABLE = "gateway_dependency_unavailable"
+    GATEWAY_SHUTTING_DOWN = "gateway_shutting_down"
     CLIENT_DISCONNECTED = "client_disconnected"
 
     @property
@@ -84,6 +88,8 @@ _KINDS: dict[ErrorKind, KindInfo] = {
     ErrorKind.PROVIDER_STREAM_INTERRUPTED: KindInfo(502, "api_error", False),
     ErrorKind.GATEWAY_INTERNAL: KindInfo(500, "api_error", False),
     ErrorKind.GATEWAY_UNAVAILABLE: KindInfo(503, "api_error", True),
+    ErrorKind.GATEWAY_DEPENDENCY_UNAVAILABLE: KindInfo(503, "api_error", True),
+    ErrorKind.GATEWAY_SHUTTING_DOWN: KindInfo(503, "api_error", True),
     ErrorKind.CLIENT_DISCONNECTED: KindInfo(499, "client_disconnected", False),
 }
 
@@ -175,6 +181,35 @@ def retry_after_value(exc: GatewayError) -> str | None:
     if exc.status == 503:
         return str(UNAVAILABLE_RETRY_AFTER_S)
     return None
+
+
+DEPENDENCY_RETRY_AFTER_S = 5
+"""``Retry-After`` of a 503 ``dependency_unavailable`` (the database is not reachable yet)."""
+SHUTDOWN_RETRY_AFTER_S = 1
+"""``Retry-After`` of a 503 ``shutting_down``: another replica can take the request now."""
+
+
+def dependency_unavailable(message: str) -> GatewayError:
+    """503 ``dependency_unavailable``: a service the gateway needs (the database) does not
+    answer yet; the request was not attempted."""
+    return GatewayError(
+        ErrorKind.GATEWAY_DEPENDENCY_UNAVAILABLE,
+        message,
+        code="dependency_unavailable",
+        retry_after_s=DEPENDENCY_RETRY_AFTER_S,
+    )
+
+
+def shutting_down(message: str) -> GatewayError:
+    """503 ``shutting_down``: the process is draining after SIGTERM. The connection is closed
+    after the answer, so the client's retry opens a new one (to another replica)."""
+    return GatewayError(
+        ErrorKind.GATEWAY_SHUTTING_DOWN,
+        message,
+        code="shutting_down",
+        retry_after_s=SHUTDOWN_RETRY_AFTER_S,
+        headers={"Connection": "close"},
+    )
 
 
 class BadRequest(GatewayError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
 from sluice.auth.cache import KeyCache
 from sluice.auth.guard import BadKeyGuard
 from sluice.auth.service import bootstrap_master_key
+from sluice.bringup import PING_TIMEOUT_S, BringUp
 from sluice.budgets import seed_budgets
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
@@ -23,6 +24,7 @@ from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.crypto import Sealer
 from sluice.errors import GatewayError
+from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.observability.wiring import Observability, build_observability
@@ -85,6 +87,16 @@ class Runtime:
     observability: Observability | None = None
     body_policy: BodyPolicy | None = None
     """Body logging, when the config turns it on for any org or team."""
+    lifecycle: Lifecycle = field(default_factory=Lifecycle)
+    """Starting (the database not reached yet), ready or draining."""
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    """The background tasks running in the lifespan's task group (cancelled at exit)."""
+    group: asyncio.TaskGroup | None = None
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Start a background task in the lifespan's task group (cancelled at exit)."""
+        assert self.group is not None
+        self.tasks.append(spawn_in(self.group, coro, name=name))
 
     @property
     def services(self) -> Services:
@@ -294,28 +306,42 @@ def _build_providers(config: GatewayConfig) -> dict[str, Provider]:
     return {name: build_provider(name, cfg) for name, cfg in config.providers.items()}
 
 
-async def _background(
-    rt: Runtime, group: asyncio.TaskGroup, breakers: MemoryBreakers | RedisBreakers
-) -> list[asyncio.Task[None]]:
-    """Start the process's background work in ``group``; the caller cancels the tasks."""
-    assert rt.alerts is not None
+async def _background(rt: Runtime, breakers: MemoryBreakers | RedisBreakers) -> None:
+    """Start the background work that needs no database (the usage writer only writes
+    rows, and there are none before the database answered)."""
     assert rt.observability is not None
-    tasks = [
-        spawn_in(group, rt.usage.run(), name="usage-writer"),
-        spawn_in(group, _poll_keys(rt), name="key-refresh"),
-        spawn_in(group, rt.alerts.run(), name="alerts"),
-        spawn_in(group, rt.observability.sample_forever(), name="metrics-sampler"),
-        spawn_in(group, _retention(rt).run(), name="retention"),
-    ]
+    rt.spawn(rt.usage.run(), name="usage-writer")
+    rt.spawn(rt.observability.sample_forever(), name="metrics-sampler")
     if rt.redis is not None:
-        tasks.append(spawn_in(group, _listen_keys(rt, rt.redis), name="key-listen"))
+        rt.spawn(_listen_keys(rt, rt.redis), name="key-listen")
     if not isinstance(breakers, MemoryBreakers):
         try:
             await breakers.sync()  # start from the breakers the other replicas see
         except Exception:
             log.warning("Redis unreachable at start; breakers start closed", exc_info=True)
-        tasks.append(spawn_in(group, breakers.run(), name="breaker-sync"))
-    return tasks
+        rt.spawn(breakers.run(), name="breaker-sync")
+
+
+def _connect_steps(rt: Runtime, *, migrate: bool) -> Callable[[], Coroutine[Any, Any, None]]:
+    """What the process does once its database answers (see ``sluice.bringup``)."""
+
+    async def steps() -> None:
+        async with asyncio.timeout(PING_TIMEOUT_S):
+            await rt.storage.ping()
+        if migrate:
+            await upgrade_engine(rt.storage.engine)
+        master = await bootstrap_master_key(rt.storage.meta, rt.settings.master_key)
+        if master.generated:
+            log.warning("generated an admin key (shown once, stored hashed): %s", master.generated)
+            rt.generated_master_key = master.generated
+        rt.keys.set_master_hash(master.hash)
+        await rt.refresh_keys(force=True)
+        assert rt.alerts is not None
+        rt.spawn(_poll_keys(rt), name="key-refresh")
+        rt.spawn(rt.alerts.run(), name="alerts")
+        rt.spawn(_retention(rt).run(), name="retention")
+
+    return steps
 
 
 @contextlib.asynccontextmanager
@@ -325,9 +351,12 @@ async def open_runtime(
     *,
     clock: Clock | None = None,
     migrate: bool = True,
+    lifecycle: Lifecycle | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open everything, run the background tasks, and close it all in reverse order.
 
+    The runtime is yielded whether or not the database answered: until it does, the
+    lifecycle stays ``starting`` and a background task keeps trying (``sluice.bringup``).
     On exit the usage buffer is flushed after the background tasks stop.
     """
     clock = clock or SystemClock()
@@ -337,11 +366,6 @@ async def open_runtime(
     redis: Any = None
     session: aiohttp.ClientSession | None = None
     try:
-        if migrate:
-            await upgrade_engine(storage.engine)
-        master = await bootstrap_master_key(storage.meta, settings.master_key)
-        if master.generated:
-            log.warning("generated an admin key (shown once, stored hashed): %s", master.generated)
         if settings.redis_url:
             from redis.asyncio import Redis as RedisClient
 
@@ -367,7 +391,7 @@ async def open_runtime(
             storage=storage,
             keys=KeyCache(
                 clock,
-                master_hash=master.hash,
+                master_hash=None,  # known once the database answers
                 everything=table.everything,
                 canonical=table.canonical,
                 guard=BadKeyGuard.from_settings(settings, clock),
@@ -391,19 +415,28 @@ async def open_runtime(
             body_policy=body_policy,
             redis=redis,
             sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
-            generated_master_key=master.generated,
+            lifecycle=lifecycle or Lifecycle(),
         )
         rt.observability = build_observability(
             settings, config, table=table, writer=rt.usage, breakers=breakers
         )
-        await rt.refresh_keys(force=True)
         rt.alerts = _alerts(rt)
+        bring_up = BringUp(
+            _connect_steps(rt, migrate=migrate),
+            rt.lifecycle,
+            retry_max_s=settings.startup_retry_max_s,
+        )
         async with asyncio.TaskGroup() as group:
-            tasks = await _background(rt, group, breakers)
+            rt.group = group
             try:
+                await _background(rt, breakers)
+                # Tried once here, so a process whose database answers is ready when its
+                # start-up completes; otherwise it serves 503s and keeps trying.
+                if not await bring_up.attempt():
+                    rt.spawn(bring_up.retry(), name="bring-up")
                 yield rt
             finally:
-                for task in tasks:
+                for task in rt.tasks:
                     task.cancel()
         await rt.usage.close()  # its observers count the last rows, so metrics close after
         rt.observability.close()

@@ -75,7 +75,13 @@ class Settings(BaseSettings):
     key_refresh_interval_s: float = 1.0
     """How often each process checks the database for key changes made by other processes."""
     shutdown_grace_s: float = 30.0
-    """How long in-flight requests may run after SIGTERM before they are ended."""
+    """How long in-flight requests may run after SIGTERM before they are ended (with a
+    503 ``shutting_down``, or a terminal error event on a stream). Meanwhile readiness is
+    503 and new requests get 503 ``shutting_down``."""
+    startup_retry_max_s: float = Field(default=30.0, gt=0)
+    """Longest pause between two attempts to reach the database while the process waits
+    for it (the pause starts at 0.5 s and doubles). Until it answers, readiness and every
+    route but liveness answer 503."""
     max_keys_per_user: int = 20
     """Personal keys a user may hold at once, unless the user's own ``max_keys`` says."""
     migrate_on_start: bool = True

@@ -34,11 +34,19 @@ class DisconnectWatch:
 
     __slots__ = ("_receive", "_response", "_target", "_task", "_timer", "disconnected")
 
-    def __init__(self, receive: Receive, response: _Ended, *, delay_s: float = WATCH_DELAY_S):
+    def __init__(
+        self,
+        receive: Receive,
+        response: _Ended,
+        *,
+        delay_s: float = WATCH_DELAY_S,
+        target: asyncio.Task[Any] | None = None,
+    ):
+        """``target``: the request's task (default: the current one)."""
         self.disconnected = False
         self._receive = receive
         self._response = response
-        self._target = asyncio.current_task()
+        self._target = target if target is not None else asyncio.current_task()
         self._task: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
             delay_s, self._start

@@ -1,5 +1,7 @@
-"""SIGTERM drains: in-flight requests finish within the grace period, a request still running
-at the deadline ends with an explicit error, and every one of them is billed."""
+"""SIGTERM drains: readiness turns 503 and new requests get 503 shutting_down at once,
+in-flight requests finish within the grace period, a request still running at the deadline
+ends with an explicit error (a stream with a terminal event, its row partial), every one of
+them is billed, and the process exits with status 0."""
 
 from __future__ import annotations
 
@@ -37,6 +39,9 @@ class Drain:
     connection broke without an answer)."""
     ended_after_s: float
     exit_code: int | None
+    during: list[httpx.Response]
+    """Asked while draining: readiness, then a chat request on a kept-alive connection, then
+    one on a new connection."""
 
 
 @pytest.fixture(scope="module")
@@ -101,19 +106,33 @@ async def _scenario(gw: Gateway, mock_port: int) -> Drain:
         while await _mock_requests(client, mock_port) < before + 3:
             assert time.monotonic() < deadline, "requests never reached the upstream"
             await asyncio.sleep(0.02)
-        signalled = time.monotonic()
-        gw.proc.popen.send_signal(signal.SIGTERM)
+        async with httpx.AsyncClient(base_url=gw.base_url, headers=headers) as idle:
+            assert (await idle.get("/health/ready")).status_code == 200  # kept alive
+            signalled = time.monotonic()
+            gw.proc.popen.send_signal(signal.SIGTERM)
+            during = await _while_draining(idle)
         resp = await short_task
         request_id, raw, broken = await long_task
         stuck_resp = await stuck_task
         ended_after = time.monotonic() - signalled
 
-    return Drain(gw, resp, request_id, raw, broken, stuck_resp, ended_after, exit_code=None)
+    return Drain(gw, resp, request_id, raw, broken, stuck_resp, ended_after, None, during)
+
+
+async def _while_draining(idle: httpx.AsyncClient) -> list[httpx.Response]:
+    deadline = time.monotonic() + 2
+    while (ready := await idle.get("/health/ready")).status_code == 200:
+        assert time.monotonic() < deadline, "readiness still 200 after SIGTERM"
+        await asyncio.sleep(0.02)
+    body = {"model": "m-chat", "messages": MESSAGES}
+    kept = await idle.post("/v1/chat/completions", json=body)
+    fresh = await idle.post("/v1/chat/completions", json=body)  # the first one closed
+    return [ready, kept, fresh]
 
 
 def test_sigterm_drains_and_bills_every_request(drain: Drain) -> None:
     gw = drain.gateway
-    assert drain.exit_code in (0, -signal.SIGTERM), gw.proc.log()
+    assert drain.exit_code == 0, gw.proc.log()
     assert drain.short.status_code == 200, "a request that fits in the grace period finishes"
     assert drain.short.json()["choices"][0]["message"]["content"]
     assert drain.ended_after_s < GRACE_S + 3
@@ -123,14 +142,34 @@ def test_sigterm_drains_and_bills_every_request(drain: Drain) -> None:
     stuck = [r for r in rows.values() if r["model"] == "m-slower"]
     assert len(stuck) == 1
     assert stuck[0]["status"] == 503, stuck
-    assert stuck[0]["error_kind"] == "gateway_unavailable"
+    assert stuck[0]["error_kind"] == "gateway_shutting_down"
+    assert not stuck[0]["partial"], "nothing of that answer reached the client"
     assert rows[drain.short.headers["x-request-id"]]["status"] == 200
     long_row = rows[drain.long_request_id]
     assert long_row["status"] == 503, long_row
-    assert long_row["error_kind"] == "gateway_unavailable"
+    assert long_row["error_kind"] == "gateway_shutting_down"
+    assert long_row["partial"] == 1, "the stream was cut at the deadline"
     assert long_row["streamed"] == 1
     assert long_row["completion_tokens"] > 0
     assert "[DONE]" not in sse_payloads(drain.long_raw)
+
+
+def test_draining_refuses_new_requests(drain: Drain) -> None:
+    """Readiness turns 503 at once; a request on a connection kept alive, and one on a new
+    connection (the listener stays open while draining), get 503 shutting_down."""
+    ready, kept, fresh = drain.during
+    assert ready.status_code == 503, ready.text
+    assert ready.json() == {"status": "shutting down"}
+    for resp in (kept, fresh):
+        assert resp.status_code == 503, resp.text
+        assert resp.json()["error"]["code"] == "shutting_down"
+        assert resp.headers["retry-after"] == "1"
+        assert resp.headers["connection"] == "close"
+    log = drain.gateway.proc.log()
+    assert "SIGTERM: draining" in log, log
+    assert "drain deadline: ending 2 request(s)" in log, log
+    rows = query(drain.gateway.db_path, "SELECT * FROM usage_events")
+    assert len(rows) == 3, "a refused request has no principal and so no usage row"
 
 
 def test_sigterm_deadline_ends_stream_with_error_event(drain: Drain) -> None:
@@ -148,5 +187,6 @@ def test_sigterm_deadline_ends_stream_with_error_event(drain: Drain) -> None:
 def test_sigterm_deadline_answers_503_in_openai_shape(drain: Drain) -> None:
     assert drain.stuck is not None, "the connection broke without an answer"
     assert drain.stuck.status_code == 503, (drain.stuck.status_code, drain.stuck.text)
-    assert drain.stuck.json()["error"]["code"] == "gateway_unavailable"
+    assert drain.stuck.json()["error"]["code"] == "shutting_down"
+    assert drain.stuck.headers["retry-after"] == "1"
     assert drain.stuck.headers["x-request-id"].startswith("req_")

@@ -29,8 +29,9 @@ from sluice.api.render import (
 )
 from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
-from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.errors import BadRequest, ErrorKind, GatewayError, shutting_down
 from sluice.ids import random_hex
+from sluice.lifecycle import Lifecycle
 from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
 from sluice.observability.tracing import Tracing, new_trace_id, parse_traceparent
 from sluice.pipeline import relay
@@ -76,8 +77,11 @@ class DataPlane:
         *,
         max_body_bytes: int,
         bodies: BodyPolicy | None = None,
+        lifecycle: Lifecycle | None = None,
     ) -> None:
-        """``bodies``: the body-logging policy when it is on for anyone."""
+        """``bodies``: the body-logging policy when it is on for anyone; ``lifecycle``: where
+        the requests in flight are kept for a drain to wait for (or cut)."""
+        self._life = lifecycle or Lifecycle()
         self._svc = svc
         self._bodies = bodies
         self._keys = keys
@@ -154,12 +158,13 @@ class DataPlane:
         span, token = (None, None) if tracing is None else _start_span(tracing, ev, base)
         sink = self._sink(send, ev, principal)
         watch: DisconnectWatch | None = None
+        task = self._life.track()  # a drain waits for it, and cancels it at its deadline
         try:
             ev.want_metadata = self._wants_metadata(seen.metadata)
             if seen.length is not None and seen.length > self._limit:
                 raise BodyTooLarge
             raw = _kept(sink, await read_body(receive, limit=self._limit))
-            watch = DisconnectWatch(receive, sink)
+            watch = DisconnectWatch(receive, sink, target=task)
             req = dialect.parse(raw)
             if prepare is not None:
                 req = await prepare(req, principal)
@@ -194,8 +199,7 @@ class DataPlane:
             err = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")
             await _fail(ev, err, sink=sink, send=send, base=base, dialect=dialect)
         finally:
-            if watch is not None:
-                watch.stop()
+            _stop(watch, self._life, task)
             ev.latency_ms = (time.perf_counter() - started) * 1000
             if span is not None and tracing is not None:
                 tracing.end_request(
@@ -244,6 +248,12 @@ class DataPlane:
         await send_json(send, 200, body, [*base, JSON_CT])
 
 
+def _stop(watch: DisconnectWatch | None, life: Lifecycle, task: asyncio.Task[Any]) -> None:
+    if watch is not None:
+        watch.stop()
+    life.done(task)
+
+
 def _start_span(tracing: Tracing, ev: UsageEvent, base: list[tuple[bytes, bytes]]) -> Any:
     span_and_token = tracing.start_request(ev)
     base[1] = (TRACE_HEADER, str(ev.trace_id).encode())  # a root span has its own id
@@ -289,7 +299,8 @@ async def _cancelled(
     if watch is not None and watch.disconnected:
         _disconnected(ev)
     else:
-        await _fail(ev, _STOPPING, sink=sink, send=send, base=base, dialect=dialect)
+        stopping = shutting_down("the gateway shut down before the request finished; retry it")
+        await _fail(ev, stopping, sink=sink, send=send, base=base, dialect=dialect)
 
 
 async def _authenticated(
@@ -337,11 +348,6 @@ def _disconnected(ev: UsageEvent) -> None:
     ev.error_message = "the client disconnected before the answer was complete"
 
 
-_STOPPING = GatewayError(
-    ErrorKind.GATEWAY_UNAVAILABLE, "the gateway shut down before the request finished; retry it"
-)
-
-
 def _user(req: ProviderRequest) -> str | None:
     user = req.body.get("user")
     return user if isinstance(user, str) else None
@@ -376,4 +382,5 @@ async def _fail(
     if not sink.started:
         await send_error(send, exc, base, dialect.error(exc))
     elif not sink.ended:
+        ev.partial = True  # the client got part of the answer, then the error event
         await sink.end(dialect.stream_error(exc))

@@ -11,6 +11,7 @@ import orjson
 from sluice.api.render import JSON_CT, Receive, Scope, Send, send_error, send_json
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError
+from sluice.lifecycle import Lifecycle, Phase
 from sluice.routing.router import Router
 
 PROBE_TIMEOUT_S = 2.0
@@ -21,15 +22,23 @@ async def live(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 class Readiness:
-    """Ready when accepting traffic and every configured backing service answers."""
+    """Ready when the process serves (not starting, not draining: ``sluice.lifecycle``) and
+    every configured backing service answers. The body names what is missing."""
 
-    def __init__(self, checks: dict[str, Callable[[], Awaitable[object]]]) -> None:
+    def __init__(
+        self, checks: dict[str, Callable[[], Awaitable[object]]], lifecycle: Lifecycle
+    ) -> None:
         self._checks = checks
-        self.accepting = True
+        self._lifecycle = lifecycle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        life = self._lifecycle
+        if life.phase is Phase.DRAINING:  # answer at once: the drain is what matters
+            body: dict[str, str] = {"status": "shutting down"}
+            await send_json(send, 503, orjson.dumps(body), [JSON_CT])
+            return
         report: dict[str, str] = {}
-        ok = self.accepting
+        ok = life.ready
         for name, check in self._checks.items():
             try:
                 async with asyncio.timeout(PROBE_TIMEOUT_S):
@@ -38,9 +47,12 @@ class Readiness:
             except Exception as exc:
                 ok = False
                 report[name] = f"unavailable ({type(exc).__name__})"
-        body = {"status": "ready" if ok else "not ready", **report}
-        if not self.accepting:
-            body["status"] = "shutting down"
+        if life.phase is Phase.STARTING:
+            # The cause stays in the log: an unauthenticated probe reveals no address.
+            body = {"status": "starting", "waiting_for": life.waiting_for}
+        else:
+            body = {"status": "ready" if ok else "not ready"}
+        body.update(report)
         await send_json(send, 200 if ok else 503, orjson.dumps(body), [JSON_CT])
 
 

@@ -76,6 +76,10 @@ class KeyCache:
         self._by_public_id = entries
         self.version = version
 
+    def set_master_hash(self, master_hash: str) -> None:
+        """The admin key's hash, known once the database answered (``bootstrap_master_key``)."""
+        self._master_hash = master_hash
+
     def put(self, record: keys.KeyRecord) -> None:
         entry = self._entry(record)
         if entry is None:
