@@ -22,7 +22,12 @@ from sluice.api.admin import (
     teams,
     users,
 )
-from sluice.api.admin.deps import AdminContext, install_error_handlers
+from sluice.api.admin.deps import (
+    AdminContext,
+    error_responses,
+    install_error_handlers,
+    install_openapi,
+)
 from sluice.lifespan import Runtime
 
 
@@ -37,5 +42,6 @@ def build_admin_app(rt: Runtime) -> FastAPI:
     install_error_handlers(app)
     ctx = AdminContext.build(rt)
     for module in (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics):
-        app.include_router(module.router(ctx), prefix="/api/v1")
+        app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())
+    install_openapi(app)
     return app

@@ -39,7 +39,7 @@ def router(ctx: AdminContext) -> APIRouter:
             await t.set_global_governance(actor, merge_governance(Governance(), body))
         )
 
-    @api.post("/orgs", status_code=201, response_model=OrgOut, **policy("admin"))
+    @api.post("/orgs", status_code=201, response_model=OrgOut, **policy("admin", errors=(409,)))
     async def create(body: OrgCreate, actor: Actor) -> OrgOut:
         org = await t.create_org(actor, body.name, merge_governance(Governance(), body))
         return OrgOut.of_org(org)

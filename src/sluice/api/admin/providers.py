@@ -105,7 +105,11 @@ def router(ctx: AdminContext) -> APIRouter:
         admin_only(actor)
         return Page(data=[await describe(rt, n) for n in rt.config.providers])
 
-    @api.put("/providers/{name}/credential", response_model=ProviderOut, **policy("admin"))
+    @api.put(
+        "/providers/{name}/credential",
+        response_model=ProviderOut,
+        **policy("admin", errors=(503,)),
+    )
     async def put_credential(name: str, body: CredentialIn, actor: Actor) -> ProviderOut:
         return await store_credential(ctx, actor, name, body.api_key)
 

@@ -6,12 +6,30 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from sluice.auth.keys import KeyRecord
+from sluice.budgets.spec import BUDGET_USD_MAX
+from sluice.limits.spec import LIMIT_MAX
+from sluice.tenancy import bounds
 from sluice.tenancy.model import Governance, Org, ServiceAccount, Team, User
 
-Count = Annotated[int, Field(ge=0)]
+# The bounds live in ``sluice.tenancy.bounds`` (checked again there for the console and CLI);
+# declaring them here publishes them in the OpenAPI document. Numbers are strict: ``true``,
+# ``"5"`` and ``5.0`` are not counts.
+Limit = Annotated[StrictInt, Field(ge=0, le=LIMIT_MAX)]
+Name = Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_CHARS)]
+Id = Annotated[str, Field(min_length=1, max_length=bounds.ID_MAX_CHARS)]
+ModelNames = Annotated[list[Name], Field(max_length=bounds.MODEL_NAMES_MAX)]
+MaxKeys = Annotated[StrictInt, Field(ge=0, le=bounds.MAX_KEYS_MAX)]
+Usd = Annotated[float, Field(strict=True, ge=0, le=BUDGET_USD_MAX, allow_inf_nan=False)]
+Metadata = Annotated[
+    dict[
+        Annotated[str, Field(min_length=1, max_length=bounds.METADATA_KEY_MAX_CHARS)],
+        Annotated[str, Field(max_length=bounds.METADATA_VALUE_MAX_CHARS)],
+    ],
+    Field(max_length=bounds.METADATA_ENTRIES_MAX),
+]
 
 
 class Strict(BaseModel):
@@ -21,20 +39,22 @@ class Strict(BaseModel):
 class ModelLimits(Strict):
     """Rate limits; every field optional. Per minute unless named per day."""
 
-    rpm: Count | None = None
-    tpm_input: Count | None = None
-    tpm_output: Count | None = None
-    max_parallel: Count | None = None
-    rpd: Count | None = None
-    tpd_input: Count | None = None
-    tpd_output: Count | None = None
+    rpm: Limit | None = None
+    tpm_input: Limit | None = None
+    tpm_output: Limit | None = None
+    max_parallel: Limit | None = None
+    rpd: Limit | None = None
+    tpd_input: Limit | None = None
+    tpd_output: Limit | None = None
 
     def values(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"models"}).items() if v is not None}
 
 
 class Limits(ModelLimits):
-    models: dict[str, ModelLimits] | None = None
+    models: Annotated[dict[Name, ModelLimits], Field(max_length=bounds.MODEL_NAMES_MAX)] | None = (
+        None
+    )
     """Limits per public model name, within this level (each model gets its own buckets)."""
 
     def values(self) -> dict[str, Any]:
@@ -45,7 +65,7 @@ class Limits(ModelLimits):
 
 
 class Budget(Strict):
-    usd: Annotated[float, Field(ge=0)]
+    usd: Usd
     period: Literal["day", "week", "month", "total"] = "month"
 
 
@@ -54,9 +74,9 @@ class GovernanceIn(Strict):
 
     limits: Limits | None = None
     budget: Budget | None = None
-    models: list[str] | None = None
+    models: ModelNames | None = None
     """Allow list of public model names (aliases allowed); omitted: inherit."""
-    models_exclude: list[str] | None = None
+    models_exclude: ModelNames | None = None
 
 
 def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
@@ -99,11 +119,11 @@ def when(ts: float | None) -> datetime | None:
 
 
 class OrgCreate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class OrgUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
 
 
 class OrgOut(GovernanceOut):
@@ -124,11 +144,11 @@ class OrgOut(GovernanceOut):
 
 
 class TeamCreate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class TeamUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
 
 
 class TeamOut(GovernanceOut):
@@ -160,18 +180,18 @@ class MemberOut(BaseModel):
 
 class UserCreate(GovernanceIn):
     email: Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    org_id: str | None = None
+    name: Name
+    org_id: Id | None = None
     """Join this organisation's default team."""
-    team_id: str | None = None
+    team_id: Id | None = None
     """Join this team (instead of the default team)."""
-    max_keys: Count | None = None
+    max_keys: MaxKeys | None = None
 
 
 class UserUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
     disabled: bool | None = None
-    max_keys: Count | None = None
+    max_keys: MaxKeys | None = None
 
 
 class UserOut(GovernanceOut):
@@ -198,7 +218,7 @@ class UserOut(GovernanceOut):
 
 
 class ServiceAccountCreate(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class ServiceAccountOut(BaseModel):
@@ -218,25 +238,27 @@ class ServiceAccountOut(BaseModel):
 
 
 class KeyCreate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    team_id: str | None = None
+    name: Name
+    team_id: Id | None = None
     """The team to bill; for a personal key one of the owner's teams (default: the first)."""
-    user_id: str | None = None
+    user_id: Id | None = None
     """Owner of a personal key (default: the caller). Admins may create keys for others."""
-    service_account_id: str | None = None
+    service_account_id: Id | None = None
     """Owner of a team key (instead of a user)."""
     expires_at: datetime | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    """When the key stops working; in the future (at most 100 years ahead). Naive is UTC."""
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class KeyUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
     expires_at: datetime | None = None
-    metadata: dict[str, str] | None = None
+    """In the future (at most 100 years ahead); ``null`` removes the expiry. Naive is UTC."""
+    metadata: Metadata | None = None
 
 
 class KeyRotate(Strict):
-    grace_s: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0
+    grace_s: Annotated[float, Field(strict=True, ge=0, le=7 * 86400, allow_inf_nan=False)] = 0.0
     """How long the old secret keeps working (0: invalid at once)."""
 
 
