@@ -95,8 +95,9 @@ def check_budget(budget: Mapping[str, Any] | None) -> None:
 
 
 def check_name(value: Any, *, param: str, max_chars: int = NAME_MAX_CHARS) -> None:
-    if not isinstance(value, str) or not 1 <= len(value) <= max_chars:
-        raise BadRequest(f"{param} must have 1 to {max_chars} characters", param=param)
+    """1 to ``max_chars`` characters, no NUL (which PostgreSQL refuses to store)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= max_chars or "\x00" in value:
+        raise BadRequest(f"{param} must have 1 to {max_chars} characters (and no NUL)", param=param)
 
 
 def _check_models(names: tuple[str, ...] | None, *, param: str) -> None:
@@ -138,7 +139,7 @@ def check_metadata(metadata: Mapping[str, Any]) -> None:
         )
     for key, value in metadata.items():
         check_name(key, param="metadata", max_chars=METADATA_KEY_MAX_CHARS)
-        if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_CHARS:
+        if not isinstance(value, str) or len(value) > METADATA_VALUE_MAX_CHARS or "\x00" in value:
             raise BadRequest(
                 f"metadata.{key} must be text of at most {METADATA_VALUE_MAX_CHARS} characters",
                 param=f"metadata.{key}",

@@ -189,6 +189,10 @@ class Tenancy:
             caps = await self.global_governance()
             rules.within(gov.limits, caps.limits, what="global limit")
             rules.budget_within(gov.budget, caps.budget, what="global budget")
+        if name and name != org.name:
+            directory = await self.repo.directory()
+            if any(o.name == name for o in directory.orgs):
+                raise _conflict("organisation", name)
         updated = replace(org, name=name or org.name, governance=gov)
         await self.repo.update_org(updated)
         await self._audit(
@@ -253,6 +257,10 @@ class Tenancy:
             caps = org.governance if org else Governance()
             rules.within(gov.limits, caps.limits, what="organisation")
             rules.budget_within(gov.budget, caps.budget, what="organisation")
+        if name and name != team.name:
+            directory = await self.repo.directory()
+            if any(t.org_id == team.org_id and t.name == name for t in directory.teams):
+                raise _conflict("team", name)
         updated = replace(team, name=name or team.name, governance=gov)
         await self.repo.update_team(updated)
         await self._audit(

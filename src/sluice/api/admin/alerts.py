@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from sluice.alerts import Alert, AlertKind, AlertQuery, AlertService
 from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
+from sluice.api.admin.schemas import IsoDateTime
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.tenancy import rules
@@ -119,7 +120,7 @@ def router(ctx: AdminContext) -> APIRouter:
         scope: Annotated[
             str | None, Query(description="key:ID, user:ID, team:ID or org:ID")
         ] = None,
-        since: Annotated[datetime | None, Query(description="ISO 8601; naive is UTC")] = None,
+        since: Annotated[IsoDateTime | None, Query(description="ISO 8601; naive is UTC")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before_id: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None,
     ) -> AlertPage:

@@ -53,7 +53,9 @@ def router(ctx: AdminContext) -> APIRouter:
         return OrgOut.of_org(await t.visible_org(actor, org_id))
 
     @api.patch(
-        "/orgs/{org_id}", response_model=OrgOut, **policy("org-admin (within global caps) or admin")
+        "/orgs/{org_id}",
+        response_model=OrgOut,
+        **policy("org-admin (within global caps) or admin", errors=(409,)),
     )
     async def update(org_id: str, body: OrgUpdate, actor: Actor) -> OrgOut:
         org = await t.visible_org(actor, org_id)

@@ -3,10 +3,11 @@ ownership fields cannot be mass-assigned."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 
 from sluice.auth.keys import KeyRecord
 from sluice.budgets.spec import BUDGET_USD_MAX
@@ -18,18 +19,40 @@ from sluice.tenancy.model import Governance, Org, ServiceAccount, Team, User
 # declaring them here publishes them in the OpenAPI document. Numbers are strict: ``true``,
 # ``"5"`` and ``5.0`` are not counts.
 Limit = Annotated[StrictInt, Field(ge=0, le=LIMIT_MAX)]
-Name = Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_CHARS)]
-Id = Annotated[str, Field(min_length=1, max_length=bounds.ID_MAX_CHARS)]
+NO_NUL = r"^[^\x00]*$"
+"""Text stored in the database: PostgreSQL refuses NUL characters."""
+Name = Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_CHARS, pattern=NO_NUL)]
+Id = Annotated[str, Field(min_length=1, max_length=bounds.ID_MAX_CHARS, pattern=NO_NUL)]
 ModelNames = Annotated[list[Name], Field(max_length=bounds.MODEL_NAMES_MAX)]
 MaxKeys = Annotated[StrictInt, Field(ge=0, le=bounds.MAX_KEYS_MAX)]
 Usd = Annotated[float, Field(strict=True, ge=0, le=BUDGET_USD_MAX, allow_inf_nan=False)]
 Metadata = Annotated[
     dict[
-        Annotated[str, Field(min_length=1, max_length=bounds.METADATA_KEY_MAX_CHARS)],
-        Annotated[str, Field(max_length=bounds.METADATA_VALUE_MAX_CHARS)],
+        Annotated[
+            str, Field(min_length=1, max_length=bounds.METADATA_KEY_MAX_CHARS, pattern=NO_NUL)
+        ],
+        Annotated[str, Field(max_length=bounds.METADATA_VALUE_MAX_CHARS, pattern=NO_NUL)],
     ],
     Field(max_length=bounds.METADATA_ENTRIES_MAX),
 ]
+
+_ISO_8601 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _iso_8601_only(value: Any) -> Any:
+    """pydantic also reads numbers (and numeric text) as Unix times; the API documents an
+    ISO 8601 date-time, so that is all it takes."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_8601.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date and time, like 2026-01-31T12:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
+"""A date and time as ISO 8601 text (naive is UTC)."""
 
 
 class Strict(BaseModel):
@@ -179,7 +202,7 @@ class MemberOut(BaseModel):
 
 
 class UserCreate(GovernanceIn):
-    email: Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+    email: Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
     name: Name
     org_id: Id | None = None
     """Join this organisation's default team."""
@@ -190,7 +213,7 @@ class UserCreate(GovernanceIn):
 
 class UserUpdate(GovernanceIn):
     name: Name | None = None
-    disabled: bool | None = None
+    disabled: StrictBool | None = None
     max_keys: MaxKeys | None = None
 
 
@@ -245,14 +268,14 @@ class KeyCreate(GovernanceIn):
     """Owner of a personal key (default: the caller). Admins may create keys for others."""
     service_account_id: Id | None = None
     """Owner of a team key (instead of a user)."""
-    expires_at: datetime | None = None
+    expires_at: IsoDateTime | None = None
     """When the key stops working; in the future (at most 100 years ahead). Naive is UTC."""
     metadata: Metadata = Field(default_factory=dict)
 
 
 class KeyUpdate(GovernanceIn):
     name: Name | None = None
-    expires_at: datetime | None = None
+    expires_at: IsoDateTime | None = None
     """In the future (at most 100 years ahead); ``null`` removes the expiry. Naive is UTC."""
     metadata: Metadata | None = None
 

@@ -53,7 +53,7 @@ def router(ctx: AdminContext) -> APIRouter:
     @api.patch(
         "/teams/{team_id}",
         response_model=TeamOut,
-        **policy("team-admin (within the org's caps), org-admin or admin"),
+        **policy("team-admin (within the org's caps), org-admin or admin", errors=(409,)),
     )
     async def update(team_id: str, body: TeamUpdate, actor: Actor) -> TeamOut:
         team = await t.visible_team(actor, team_id)
