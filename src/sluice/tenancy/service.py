@@ -150,10 +150,9 @@ class Tenancy:
         team = Team(new_id("team"), org.id, "default", now)
         org = replace(org, default_team_id=team.id)
         try:
-            await self.repo.create_org(org)
+            await self.repo.create_org(org, team)
         except Exception as exc:
             raise _conflict("organisation", name) from exc
-        await self.repo.create_team(team)
         await self._audit(actor, "org.create", ("org", org.id), org_id=org.id, after=org)
         return org
 
@@ -347,9 +346,9 @@ class Tenancy:
         if await self.repo.user_by_email(email) is not None:
             raise _conflict("user", email)
         user = User(new_id("user"), email, name, self._clock.now(), False, False, max_keys, gov)
-        await self.repo.create_user(user)
-        if team is not None:
-            await self.repo.set_membership(Membership(user.id, team.id, TeamRole.MEMBER))
+        await self.repo.create_user(
+            user, Membership(user.id, team.id, TeamRole.MEMBER) if team is not None else None
+        )
         await self._audit(actor, "user.create", ("user", user.id), org_id=org_id, after=user)
         return user
 
