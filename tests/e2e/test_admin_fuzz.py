@@ -1,5 +1,6 @@
 """Schema-driven fuzzing of the admin API: schemathesis against ``/api/openapi.json`` of a real
-``sluice serve`` on 127.0.0.1, with the master key.
+``sluice serve`` on 127.0.0.1, with the master key, on PostgreSQL (the stricter of the two
+databases: NUL characters, column lengths, 64-bit integers).
 
 Every operation gets schema-valid and schema-violating requests (the examples, coverage and
 fuzzing phases; deterministic generation, so CI sees the same cases every run). The run fails
@@ -22,7 +23,7 @@ import pytest
 
 from tests.e2e.support import base_env, free_port, spawn
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
 MASTER = "sk-master-fuzz-0123456789abcdef"
 CONFIG = """
@@ -45,14 +46,18 @@ RUN_TIMEOUT_S = 150.0
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+def server(tmp_path: Path, postgres_url: str) -> Iterator[str]:
     data_dir = tmp_path / "data"
     config = tmp_path / "sluice.yaml"
     config.write_text(CONFIG)
     port = free_port()
     # With a secret key, so the provider-credential routes work instead of answering 503.
     env = base_env(
-        data_dir, MASTER, SLUICE_LOG_LEVEL="warning", SLUICE_SECRET_KEY=secrets.token_hex(32)
+        data_dir,
+        MASTER,
+        SLUICE_DATABASE_URL=postgres_url,
+        SLUICE_LOG_LEVEL="warning",
+        SLUICE_SECRET_KEY=secrets.token_hex(32),
     )
     proc = spawn(
         "gateway", ["serve", "--port", str(port), "--config", str(config)], env, tmp_path / "gw.log"

@@ -296,3 +296,19 @@ async def test_openapi_publishes_the_bounds_and_400(
         for method, op in ops.items():
             assert "422" not in op["responses"], (method, path)
             assert "400" in op["responses"], (method, path)
+
+
+async def test_nul_characters_in_path_or_query_are_a_400(
+    gw: tuple[SluiceApp, httpx.AsyncClient],
+) -> None:
+    """PostgreSQL cannot compare text holding NUL: refused before any query, on every route."""
+    _, client = gw
+    for path, param in (
+        ("/api/v1/keys/a%00b", "key_id"),
+        ("/api/v1/audit?org_id=a%00", "org_id"),
+        ("/api/v1/analytics/summary?key_id=a%00", "key_id"),
+        ("/api/v1/analytics/requests/a%00", "request_id"),
+        ("/api/v1/spend?scope=key:a%00", "scope"),
+    ):
+        _refused(await client.get(path), param)
+    _refused(await client.get(f"/api/v1/audit?before_id={2**31}"), "before_id")

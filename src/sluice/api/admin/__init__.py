@@ -7,7 +7,7 @@ gateway key.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from sluice import __version__
 from sluice.api.admin import (
@@ -27,6 +27,7 @@ from sluice.api.admin.deps import (
     error_responses,
     install_error_handlers,
     install_openapi,
+    no_nul,
 )
 from sluice.lifespan import Runtime
 
@@ -38,6 +39,7 @@ def build_admin_app(rt: Runtime) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(no_nul)],
     )
     install_error_handlers(app)
     ctx = AdminContext.build(rt)

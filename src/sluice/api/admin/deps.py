@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from sluice.auth.cache import token_from_headers
 from sluice.auth.principal import Principal
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.lifespan import Runtime
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
@@ -34,8 +34,8 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-ROW_ID_MAX = 2**63 - 1
-"""The largest row id a query may name (a signed 64-bit integer, like the column)."""
+ROW_ID_MAX = 2**31 - 1
+"""The largest row id a query may name (audit and alert ids are 32-bit integer columns)."""
 COMMON_ERRORS = (400, 401, 403, 404)
 _DESCRIPTIONS = {
     400: "Invalid input; `error.param` names the field",
@@ -96,6 +96,14 @@ class AdminContext:
                 "the admin API needs the master key or a user's personal key",
             )
         return principal
+
+
+def no_nul(request: Request) -> None:
+    """Every route's dependency: a path or query parameter holding a NUL character is a 400
+    naming it (PostgreSQL cannot store or even compare such text, so it would be a 500)."""
+    for name, value in (*request.path_params.items(), *request.query_params.multi_items()):
+        if "\x00" in str(value):
+            raise BadRequest(f"{name} must not contain NUL characters", param=name)
 
 
 def _error(exc: GatewayError) -> JSONResponse:
