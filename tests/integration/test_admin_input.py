@@ -187,6 +187,10 @@ async def test_text_fields_are_bounded(gw: tuple[SluiceApp, httpx.AsyncClient]) 
         ({"name": "k", "models": ["m" * 201]}, "models.0"),
     ):
         _refused(await client.post("/api/v1/keys", json=body), param)
+    explain = {"model": "mock-gpt", "key_id": "key\x00"}
+    _refused(await client.post("/api/v1/routing/explain", json=explain), "key_id")
+    credential = {"api_key": "sk-\x00"}
+    _refused(await client.put("/api/v1/providers/mock/credential", json=credential), "api_key")
 
 
 async def test_legacy_out_of_range_limits_never_block_revocation_or_disabling(

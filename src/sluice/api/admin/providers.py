@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from sluice.api.admin.deps import AdminContext, policy
-from sluice.api.admin.schemas import Page, Strict
+from sluice.api.admin.schemas import NO_NUL, Page, Strict
 from sluice.auth.principal import Principal
 from sluice.credentials.crypto import mask
 from sluice.errors import ErrorKind, GatewayError
@@ -20,7 +20,7 @@ from sluice.tenancy.rules import forbidden, not_found
 
 
 class CredentialIn(Strict):
-    api_key: Annotated[str, Field(min_length=1, max_length=4096)]
+    api_key: Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_NUL)]
 
 
 class ProviderOut(BaseModel):

@@ -10,20 +10,19 @@ from fastapi import APIRouter, Depends
 from pydantic import Field, StrictInt
 
 from sluice.api.admin.deps import AdminContext, policy
-from sluice.api.admin.schemas import Strict
+from sluice.api.admin.schemas import Id, Name, Strict
 from sluice.auth.principal import Principal
 from sluice.lifespan import POLICIES_VERSION
 from sluice.routing.policy import RequestFacts
-from sluice.tenancy.bounds import ID_MAX_CHARS, NAME_MAX_CHARS
 from sluice.tenancy.rules import forbidden, not_found
 
 SLA_MS_MAX = 86_400_000
 
 
 class ExplainIn(Strict):
-    model: Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS)]
+    model: Name
     """The model name or alias a client would send."""
-    key_id: Annotated[str, Field(max_length=ID_MAX_CHARS)] | None = None
+    key_id: Id | None = None
     """Evaluate as this key (default: the caller's)."""
     sla_ms: Annotated[StrictInt, Field(ge=1, le=SLA_MS_MAX)] | None = None
     """As if the request carried ``x-sluice-latency-sla-ms`` (at most one day)."""
