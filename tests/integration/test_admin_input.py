@@ -316,3 +316,20 @@ async def test_nul_characters_in_path_or_query_are_a_400(
     ):
         _refused(await client.get(path), param)
     _refused(await client.get(f"/api/v1/audit?before_id={2**31}"), "before_id")
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00%2B23:59", "9999-12-31T23:59:59-23:59", "1969-12-31T23:59:59Z", "1e9"],
+)
+async def test_date_times_are_iso_text_within_range(
+    gw: tuple[SluiceApp, httpx.AsyncClient], moment: str
+) -> None:
+    _, client = gw
+    for path, param in (
+        (f"/api/v1/analytics/summary?to={moment}", "to"),
+        (f"/api/v1/analytics/series?from={moment}", "from"),
+        (f"/api/v1/analytics/requests?to={moment}", "to"),
+        (f"/api/v1/alerts?since={moment}", "since"),
+    ):
+        _refused(await client.get(path), param)

@@ -7,7 +7,15 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from sluice.auth.keys import KeyRecord
 from sluice.budgets.spec import BUDGET_USD_MAX
@@ -51,8 +59,20 @@ def _iso_8601_only(value: Any) -> Any:
     return value
 
 
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only)]
-"""A date and time as ISO 8601 text (naive is UTC)."""
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """Far years (0001 with a +23:59 offset, 9999) overflow date arithmetic downstream."""
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not EARLIEST.timestamp() <= moment.timestamp() < LATEST.timestamp():
+        raise ValueError("must be from 1970-01-01 to 2999-12-31 (UTC)")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only), AfterValidator(_in_range)]
+"""A date and time as ISO 8601 text (naive is UTC), from 1970 to 2999."""
 
 
 class Strict(BaseModel):
