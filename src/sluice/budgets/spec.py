@@ -10,6 +10,9 @@ from typing import Literal, get_args
 Period = Literal["day", "week", "month", "total"]
 PERIODS: tuple[str, ...] = get_args(Period)
 MICROS_PER_USD = 1_000_000
+BUDGET_USD_MAX = 1_000_000_000
+"""The largest budget in US dollars (10^15 micro-dollars: exact in the doubles Redis' Lua
+scripts count with, and well inside a signed 64-bit integer)."""
 
 
 def usd_to_micros(usd: float | int | str | Decimal) -> int:
@@ -40,8 +43,10 @@ class BudgetSpec:
     def __post_init__(self) -> None:
         if isinstance(self.usd, bool) or not isinstance(self.usd, int | float | Decimal):
             raise ValueError(f"usd must be a number, not {self.usd!r}")
-        if not self.usd >= 0:
-            raise ValueError(f"usd must be zero or more, not {self.usd!r}")
+        if not 0 <= self.usd <= BUDGET_USD_MAX:
+            raise ValueError(
+                f"usd must be zero or more and at most {BUDGET_USD_MAX}, not {self.usd!r}"
+            )
         if self.period not in PERIODS:
             raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {self.period!r}")
         object.__setattr__(self, "limit_micros", usd_to_micros(self.usd))

@@ -11,11 +11,12 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from sluice.budgets.spec import BUDGET_USD_MAX, PERIODS
 from sluice.errors import BadRequest
+from sluice.limits.spec import LIMIT_MAX
 from sluice.tenancy.model import Governance
 from sluice.tenancy.rules import LIMIT_FIELDS
 
-PERIODS = ("day", "week", "month", "total")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -36,12 +37,12 @@ def email(form: FormData, name: str = "email") -> str:
     return value
 
 
-def count(form: FormData, name: str, *, maximum: int = 10**12) -> int | None:
+def count(form: FormData, name: str, *, maximum: int = LIMIT_MAX) -> int | None:
     """A whole number ≥ 0, or ``None`` when left empty."""
     value = text(form, name, required=False, max_len=20)
     if not value:
         return None
-    if not value.isdigit() or int(value) > maximum:
+    if not (value.isascii() and value.isdigit()) or int(value) > maximum:
         raise BadRequest(f"{name} must be a whole number from 0 to {maximum}", param=name)
     return int(value)
 
@@ -54,8 +55,8 @@ def money(form: FormData, name: str) -> float | None:
         amount = float(value)
     except ValueError:
         raise BadRequest(f"{name} must be an amount in dollars", param=name) from None
-    if not math.isfinite(amount) or amount < 0:
-        raise BadRequest(f"{name} must be an amount of 0 or more", param=name)
+    if not math.isfinite(amount) or not 0 <= amount <= BUDGET_USD_MAX:
+        raise BadRequest(f"{name} must be an amount from 0 to {BUDGET_USD_MAX}", param=name)
     return amount
 
 

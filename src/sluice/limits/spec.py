@@ -24,6 +24,10 @@ LIMIT_NAMES: dict[int, tuple[str, str, str]] = {
 }
 PARALLEL = "max_parallel"
 
+LIMIT_MAX = 10**15
+"""The largest value any limit may have (a quadrillion: far above any real quota, exact in
+the doubles Redis' Lua scripts count with, and well inside a signed 64-bit integer)."""
+
 
 @dataclass(frozen=True, slots=True)
 class LimitSpec:
@@ -53,9 +57,12 @@ class LimitSpec:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 0
+                isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= LIMIT_MAX
             ):
-                raise ValueError(f"{f.name} must be a non-negative integer or None, not {value!r}")
+                raise ValueError(
+                    f"{f.name} must be a non-negative integer (at most {LIMIT_MAX}) or None, "
+                    f"not {value!r}"
+                )
 
     def window(self, window_ms: int) -> tuple[int | None, int | None, int | None]:
         """The (requests, input tokens, output tokens) limits of one window length."""

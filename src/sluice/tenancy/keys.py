@@ -10,7 +10,7 @@ from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import Principal
 from sluice.auth.service import CreatedKey, create_key
 from sluice.errors import BadRequest
-from sluice.tenancy import rules
+from sluice.tenancy import bounds, rules
 from sluice.tenancy.model import Directory, Governance, Team
 from sluice.tenancy.service import Tenancy
 
@@ -64,6 +64,10 @@ class KeyService:
         gov: Governance,
         metadata: dict[str, str],
     ) -> CreatedKey:
+        bounds.check_name(name, param="name")
+        bounds.check_expiry(expires_at, now=now)
+        bounds.check_metadata(metadata)
+        bounds.check_governance(gov)
         directory = await self._t.directory()
         team: Team | None = None
         owner = None
@@ -148,10 +152,22 @@ class KeyService:
         raise rules.forbidden("you may see this key but not change it")
 
     async def update(
-        self, actor: Principal, key_id: str, changes: dict[str, Any], gov: Governance
+        self,
+        actor: Principal,
+        key_id: str,
+        changes: dict[str, Any],
+        gov: Governance,
+        *,
+        now: float,
     ) -> KeyRecord:
+        """``changes``: new values of ``name``, ``expires_at``, ``metadata`` (only those)."""
         record, team = await self.visible(actor, key_id)
         self._may_change(actor, record, team)
+        _check_changes(changes, now=now)
+        bounds.check_governance(
+            gov,
+            before=Governance(record.models, record.models_exclude, record.limits, record.budget),
+        )
         if not actor.is_admin and team is not None:
             rules.within(gov.limits, team.governance.limits, what="team")
             rules.budget_within(gov.budget, team.governance.budget, what="team")
@@ -199,3 +215,15 @@ class KeyService:
             actor, "key.revoke", revoked, before=record, org_id=team.org_id if team else None
         )
         return revoked
+
+
+def _check_changes(changes: dict[str, Any], *, now: float) -> None:
+    unknown = set(changes) - {"name", "expires_at", "metadata"}
+    if unknown:
+        raise ValueError(f"not changeable here: {', '.join(sorted(unknown))}")
+    if "name" in changes:
+        bounds.check_name(changes["name"], param="name")
+    if "expires_at" in changes:
+        bounds.check_expiry(changes["expires_at"], now=now)
+    if "metadata" in changes:
+        bounds.check_metadata(changes["metadata"])

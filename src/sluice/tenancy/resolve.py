@@ -9,14 +9,15 @@ first, so excluding a model excludes all its aliases and excluding an alias excl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import LimitCheck, Principal, Scoped
-from sluice.budgets.spec import BudgetSpec
-from sluice.limits.spec import LimitSpec
+from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSpec
+from sluice.limits.spec import LIMIT_MAX, LimitSpec
 from sluice.tenancy.model import (
     Directory,
     Governance,
@@ -30,6 +31,8 @@ from sluice.tenancy.model import (
     User,
 )
 from sluice.tenancy.rules import LIMIT_FIELDS
+
+log = logging.getLogger("sluice.tenancy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +98,23 @@ def principal_for(
     everything: frozenset[str],
     canonical: Callable[[str], str | None],
 ) -> Principal | None:
-    """The principal of a key; ``None`` when its owner is gone or disabled."""
+    """The principal of a key; ``None`` when its owner is gone or disabled, or when a level's
+    stored limits or budget cannot be read (the key then fails closed, and one odd row never
+    stops the cache from loading every other key, revocations included)."""
+    try:
+        return _principal(record, index, everything=everything, canonical=canonical)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        log.warning("key %s: unreadable limits or budget stored; the key is refused", record.id)
+        return None
+
+
+def _principal(
+    record: KeyRecord,
+    index: DirectoryIndex,
+    *,
+    everything: frozenset[str],
+    canonical: Callable[[str], str | None],
+) -> Principal | None:
     user = index.users.get(record.user_id) if record.user_id else None
     sa = (
         index.service_accounts.get(record.service_account_id) if record.service_account_id else None
@@ -127,7 +146,12 @@ def principal_for(
     )
     limit_checks, model_limits = _limit_checks(limits, canonical)
     budget_checks = tuple(
-        (b.scope, BudgetSpec(usd=float(b.spec["usd"]), period=b.spec.get("period", "month")))
+        (
+            b.scope,
+            BudgetSpec(
+                usd=min(float(b.spec["usd"]), BUDGET_USD_MAX), period=b.spec.get("period", "month")
+            ),
+        )
         for b in budgets
     )
     memberships = index.memberships.get(user.id, []) if user else []
@@ -153,7 +177,10 @@ def principal_for(
 
 
 def _spec(values: dict[str, Any]) -> LimitSpec | None:
-    fields = {k: int(v) for k, v in values.items() if k in LIMIT_FIELDS and v is not None}
+    # Values above the bound were accepted by older versions: they keep meaning "that much".
+    fields = {
+        k: min(int(v), LIMIT_MAX) for k, v in values.items() if k in LIMIT_FIELDS and v is not None
+    }
     return LimitSpec(**fields) if fields else None
 
 

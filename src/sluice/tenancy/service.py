@@ -19,7 +19,7 @@ from sluice.auth.principal import Principal
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
 from sluice.storage.base import KeyRepository, MetaRepository, TenancyRepository
-from sluice.tenancy import rules
+from sluice.tenancy import bounds, rules
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -42,13 +42,30 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(8).hex()}"
 
 
+_INT64 = 2**63
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with integers beyond 64 bits as text: an older version may have stored
+    such limits, and JSON encoders refuse them (an audit entry must never fail a revoke)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if -_INT64 <= value < _INT64 else str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
 def snapshot(obj: Any) -> dict[str, Any]:
     """An audit-safe view of a record: no secret hashes."""
     data = dict(obj) if isinstance(obj, dict) else asdict(obj)
     for secret in ("key_hash", "previous_hash"):
         if secret in data:
             data[secret] = "***" if data[secret] else None
-    return orjson.loads(orjson.dumps(data, default=str))  # type: ignore[no-any-return]
+    return orjson.loads(orjson.dumps(_jsonable(data), default=str))  # type: ignore[no-any-return]
 
 
 class Tenancy:
@@ -113,6 +130,7 @@ class Tenancy:
         if not actor.is_admin:
             raise rules.forbidden("only admins change global limits and model access")
         before = await self.global_governance()
+        bounds.check_governance(gov, before=before)
         await self._meta.put(
             GLOBAL_GOVERNANCE, orjson.dumps(asdict(gov)).decode(), bump=KEYS_VERSION
         )
@@ -125,15 +143,16 @@ class Tenancy:
     async def create_org(self, actor: Principal, name: str, gov: Governance) -> Org:
         if not actor.is_admin:
             raise rules.forbidden("only admins create organisations")
+        bounds.check_name(name, param="name")
+        bounds.check_governance(gov)
         now = self._clock.now()
         org = Org(new_id("org"), name, now, None, gov)
         team = Team(new_id("team"), org.id, "default", now)
         org = replace(org, default_team_id=team.id)
         try:
-            await self.repo.create_org(org)
+            await self.repo.create_org(org, team)
         except Exception as exc:
             raise _conflict("organisation", name) from exc
-        await self.repo.create_team(team)
         await self._audit(actor, "org.create", ("org", org.id), org_id=org.id, after=org)
         return org
 
@@ -160,12 +179,19 @@ class Tenancy:
         org = await self.visible_org(actor, org_id)
         if not rules.is_org_admin(actor, org_id):
             raise rules.forbidden("only admins and this organisation's admins change it")
+        if name is not None:
+            bounds.check_name(name, param="name")
+        bounds.check_governance(gov, before=org.governance)
         if not actor.is_admin:
             if name is not None and name != org.name:
                 raise rules.forbidden("only admins rename organisations")
             caps = await self.global_governance()
             rules.within(gov.limits, caps.limits, what="global limit")
             rules.budget_within(gov.budget, caps.budget, what="global budget")
+        if name and name != org.name:
+            directory = await self.repo.directory()
+            if any(o.name == name for o in directory.orgs):
+                raise _conflict("organisation", name)
         updated = replace(org, name=name or org.name, governance=gov)
         await self.repo.update_org(updated)
         await self._audit(
@@ -194,6 +220,8 @@ class Tenancy:
         org = await self.visible_org(actor, org_id)
         if not rules.is_org_admin(actor, org_id):
             raise rules.forbidden("only admins and this organisation's admins create teams")
+        bounds.check_name(name, param="name")
+        bounds.check_governance(gov)
         rules.within(gov.limits, org.governance.limits, what="organisation")
         rules.budget_within(gov.budget, org.governance.budget, what="organisation")
         team = Team(new_id("team"), org_id, name, self._clock.now(), gov)
@@ -220,11 +248,18 @@ class Tenancy:
         team = await self.visible_team(actor, team_id)
         if not rules.is_team_admin(actor, team):
             raise rules.forbidden("only this team's admins change it")
+        if name is not None:
+            bounds.check_name(name, param="name")
+        bounds.check_governance(gov, before=team.governance)
         if not actor.is_admin:
             org = await self.repo.get_org(team.org_id)
             caps = org.governance if org else Governance()
             rules.within(gov.limits, caps.limits, what="organisation")
             rules.budget_within(gov.budget, caps.budget, what="organisation")
+        if name and name != team.name:
+            directory = await self.repo.directory()
+            if any(t.org_id == team.org_id and t.name == name for t in directory.teams):
+                raise _conflict("team", name)
         updated = replace(team, name=name or team.name, governance=gov)
         await self.repo.update_team(updated)
         await self._audit(
@@ -293,6 +328,10 @@ class Tenancy:
         max_keys: int | None,
         gov: Governance,
     ) -> User:
+        bounds.check_name(email, param="email", max_chars=320)
+        bounds.check_name(name, param="name")
+        bounds.check_count(max_keys, param="max_keys", maximum=bounds.MAX_KEYS_MAX)
+        bounds.check_governance(gov)
         team: Team | None = None
         if team_id is not None:
             team = await self.visible_team(actor, team_id)
@@ -307,9 +346,9 @@ class Tenancy:
         if await self.repo.user_by_email(email) is not None:
             raise _conflict("user", email)
         user = User(new_id("user"), email, name, self._clock.now(), False, False, max_keys, gov)
-        await self.repo.create_user(user)
-        if team is not None:
-            await self.repo.set_membership(Membership(user.id, team.id, TeamRole.MEMBER))
+        await self.repo.create_user(
+            user, Membership(user.id, team.id, TeamRole.MEMBER) if team is not None else None
+        )
         await self._audit(actor, "user.create", ("user", user.id), org_id=org_id, after=user)
         return user
 
@@ -341,6 +380,11 @@ class Tenancy:
         )
         if not governs and not (self_service and fields <= {"name"}):
             raise rules.forbidden("only admins and org admins change this user")
+        if name is not None:
+            bounds.check_name(name, param="name")
+        if "max_keys" in fields:
+            bounds.check_count(max_keys, param="max_keys", maximum=bounds.MAX_KEYS_MAX)
+        bounds.check_governance(gov, before=user.governance)
         updated = replace(
             user,
             name=name or user.name,
@@ -372,6 +416,7 @@ class Tenancy:
         team = await self.visible_team(actor, team_id)
         if not rules.is_team_admin(actor, team):
             raise rules.forbidden("only this team's admins create service accounts")
+        bounds.check_name(name, param="name")
         sa = ServiceAccount(new_id("sa"), team_id, name, self._clock.now())
         try:
             await self.repo.create_service_account(sa)

@@ -7,7 +7,7 @@ gateway key.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from sluice import __version__
 from sluice.api.admin import (
@@ -23,7 +23,13 @@ from sluice.api.admin import (
     teams,
     users,
 )
-from sluice.api.admin.deps import AdminContext, install_error_handlers
+from sluice.api.admin.deps import (
+    AdminContext,
+    error_responses,
+    install_error_handlers,
+    install_openapi,
+    no_nul,
+)
 from sluice.lifespan import Runtime
 
 
@@ -34,10 +40,12 @@ def build_admin_app(rt: Runtime) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(no_nul)],
     )
     install_error_handlers(app)
     ctx = AdminContext.build(rt)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
     for module in (*modules, dead_letters):
-        app.include_router(module.router(ctx), prefix="/api/v1")
+        app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())
+    install_openapi(app)
     return app

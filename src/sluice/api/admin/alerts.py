@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from sluice.alerts import Alert, AlertKind, AlertQuery, AlertService
-from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
+from sluice.api.admin.schemas import IsoDateTime
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.tenancy import rules
@@ -108,7 +109,8 @@ def router(ctx: AdminContext) -> APIRouter:
         response_model=AlertPage,
         **policy(
             "admin: all; org-admin / team-admin: budget alerts of their orgs / teams; "
-            "anyone: budget alerts of their own user and keys and of their teams and orgs"
+            "anyone: budget alerts of their own user and keys and of their teams and orgs",
+            errors=(503,),
         ),
     )
     async def alerts(
@@ -118,9 +120,9 @@ def router(ctx: AdminContext) -> APIRouter:
         scope: Annotated[
             str | None, Query(description="key:ID, user:ID, team:ID or org:ID")
         ] = None,
-        since: Annotated[datetime | None, Query(description="ISO 8601; naive is UTC")] = None,
+        since: Annotated[IsoDateTime | None, Query(description="ISO 8601; naive is UTC")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before_id: Annotated[int | None, Query(ge=1)] = None,
+        before_id: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None,
     ) -> AlertPage:
         if scope is not None:
             prefix, _, ident = scope.partition(":")
@@ -149,7 +151,7 @@ def router(ctx: AdminContext) -> APIRouter:
     @api.post(
         "/alerts/test",
         response_model=AlertOut,
-        **policy("admin"),
+        **policy("admin", errors=(503,)),
     )
     async def test_alert(
         actor: Actor,

@@ -30,6 +30,7 @@ from sluice.api.admin.analytics_schemas import (
     SummaryOut,
 )
 from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.schemas import IsoDateTime
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest
 from sluice.tenancy import rules
@@ -71,14 +72,14 @@ def router(ctx: AdminContext) -> APIRouter:
         *,
         actor: Actor,
         start: Annotated[
-            datetime | None,
+            IsoDateTime | None,
             Query(
                 alias="from",
                 description="ISO 8601 start (UTC when no zone); default 30 days before `to`",
             ),
         ] = None,
         end: Annotated[
-            datetime | None,
+            IsoDateTime | None,
             Query(alias="to", description="ISO 8601 end; default the end of today (UTC)"),
         ] = None,
         scope: Annotated[

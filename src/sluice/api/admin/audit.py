@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
 from sluice.api.admin.schemas import AuditOut, Page
 from sluice.auth.principal import Principal
+from sluice.tenancy.bounds import ID_MAX_CHARS
 
 
 def router(ctx: AdminContext) -> APIRouter:
@@ -20,9 +21,9 @@ def router(ctx: AdminContext) -> APIRouter:
     @api.get("/audit", response_model=Page, **policy("admin; org-admin with their org_id"))
     async def entries(
         actor: Actor,
-        org_id: str | None = None,
+        org_id: Annotated[str | None, Query(max_length=ID_MAX_CHARS)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        before_id: int | None = None,
+        before_id: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None,
     ) -> Page:
         rows = await ctx.tenancy.audit_entries(
             actor, org_id=org_id, limit=limit, before_id=before_id

@@ -136,7 +136,7 @@ def router(ctx: AdminContext) -> APIRouter:
             next_before_id=page[-1].id if more else None,
         )
 
-    @api.post("/replay", response_model=ReplayOut, **policy("admin"))
+    @api.post("/replay", response_model=ReplayOut, **policy("admin", errors=(503,)))
     async def replay_dead_letters(body: ReplayIn, actor: Actor) -> ReplayOut:
         """Insert the rows again after making them fit by the current rules; a letter
         whose row is stored is deleted, one refused again is kept with the new error."""

@@ -91,7 +91,9 @@ def router(ctx: AdminContext) -> APIRouter:
             changes["metadata"] = body.metadata
         current = Governance(record.models, record.models_exclude, record.limits, record.budget)
         return KeyOut.of_key(
-            await keys.update(actor, key_id, changes, merge_governance(current, body))
+            await keys.update(
+                actor, key_id, changes, merge_governance(current, body), now=clock.now()
+            )
         )
 
     @api.post(

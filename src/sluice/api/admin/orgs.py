@@ -39,7 +39,7 @@ def router(ctx: AdminContext) -> APIRouter:
             await t.set_global_governance(actor, merge_governance(Governance(), body))
         )
 
-    @api.post("/orgs", status_code=201, response_model=OrgOut, **policy("admin"))
+    @api.post("/orgs", status_code=201, response_model=OrgOut, **policy("admin", errors=(409,)))
     async def create(body: OrgCreate, actor: Actor) -> OrgOut:
         org = await t.create_org(actor, body.name, merge_governance(Governance(), body))
         return OrgOut.of_org(org)
@@ -53,7 +53,9 @@ def router(ctx: AdminContext) -> APIRouter:
         return OrgOut.of_org(await t.visible_org(actor, org_id))
 
     @api.patch(
-        "/orgs/{org_id}", response_model=OrgOut, **policy("org-admin (within global caps) or admin")
+        "/orgs/{org_id}",
+        response_model=OrgOut,
+        **policy("org-admin (within global caps) or admin", errors=(409,)),
     )
     async def update(org_id: str, body: OrgUpdate, actor: Actor) -> OrgOut:
         org = await t.visible_org(actor, org_id)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
 from sluice.api.admin.deps import AdminContext, policy
-from sluice.api.admin.schemas import Page, Strict
+from sluice.api.admin.schemas import NO_NUL, Page, Strict
 from sluice.auth.principal import Principal
 from sluice.credentials.crypto import mask
 from sluice.errors import ErrorKind, GatewayError
@@ -20,7 +20,7 @@ from sluice.tenancy.rules import forbidden, not_found
 
 
 class CredentialIn(Strict):
-    api_key: Annotated[str, Field(min_length=1, max_length=4096)]
+    api_key: Annotated[str, Field(min_length=1, max_length=4096, pattern=NO_NUL)]
 
 
 class ProviderOut(BaseModel):
@@ -105,7 +105,11 @@ def router(ctx: AdminContext) -> APIRouter:
         admin_only(actor)
         return Page(data=[await describe(rt, n) for n in rt.config.providers])
 
-    @api.put("/providers/{name}/credential", response_model=ProviderOut, **policy("admin"))
+    @api.put(
+        "/providers/{name}/credential",
+        response_model=ProviderOut,
+        **policy("admin", errors=(503,)),
+    )
     async def put_credential(name: str, body: CredentialIn, actor: Actor) -> ProviderOut:
         return await store_credential(ctx, actor, name, body.api_key)
 

@@ -7,24 +7,26 @@ import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from sluice.api.admin.deps import AdminContext, policy
-from sluice.api.admin.schemas import Strict
+from sluice.api.admin.schemas import Id, Name, Strict
 from sluice.auth.principal import Principal
 from sluice.lifespan import POLICIES_VERSION
 from sluice.routing.policy import RequestFacts
 from sluice.tenancy.rules import forbidden, not_found
 
+SLA_MS_MAX = 86_400_000
+
 
 class ExplainIn(Strict):
-    model: Annotated[str, Field(min_length=1)]
+    model: Name
     """The model name or alias a client would send."""
-    key_id: str | None = None
+    key_id: Id | None = None
     """Evaluate as this key (default: the caller's)."""
-    sla_ms: Annotated[int, Field(ge=1)] | None = None
-    """As if the request carried ``x-sluice-latency-sla-ms``."""
-    budget_remaining_pct: Annotated[int, Field(ge=0, le=100)] | None = None
+    sla_ms: Annotated[StrictInt, Field(ge=1, le=SLA_MS_MAX)] | None = None
+    """As if the request carried ``x-sluice-latency-sla-ms`` (at most one day)."""
+    budget_remaining_pct: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     """As if the tightest budget had this share left (omitted: as if none applied)."""
 
 

@@ -3,15 +3,76 @@ ownership fields cannot be mass-assigned."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+)
 
 from sluice.auth.keys import KeyRecord
+from sluice.budgets.spec import BUDGET_USD_MAX
+from sluice.limits.spec import LIMIT_MAX
+from sluice.tenancy import bounds
 from sluice.tenancy.model import Governance, Org, ServiceAccount, Team, User
 
-Count = Annotated[int, Field(ge=0)]
+# The bounds live in ``sluice.tenancy.bounds`` (checked again there for the console and CLI);
+# declaring them here publishes them in the OpenAPI document. Numbers are strict: ``true``,
+# ``"5"`` and ``5.0`` are not counts.
+Limit = Annotated[StrictInt, Field(ge=0, le=LIMIT_MAX)]
+NO_NUL = r"^[^\x00]*$"
+"""Text stored in the database: PostgreSQL refuses NUL characters."""
+Name = Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_CHARS, pattern=NO_NUL)]
+Id = Annotated[str, Field(min_length=1, max_length=bounds.ID_MAX_CHARS, pattern=NO_NUL)]
+ModelNames = Annotated[list[Name], Field(max_length=bounds.MODEL_NAMES_MAX)]
+MaxKeys = Annotated[StrictInt, Field(ge=0, le=bounds.MAX_KEYS_MAX)]
+Usd = Annotated[float, Field(strict=True, ge=0, le=BUDGET_USD_MAX, allow_inf_nan=False)]
+Metadata = Annotated[
+    dict[
+        Annotated[
+            str, Field(min_length=1, max_length=bounds.METADATA_KEY_MAX_CHARS, pattern=NO_NUL)
+        ],
+        Annotated[str, Field(max_length=bounds.METADATA_VALUE_MAX_CHARS, pattern=NO_NUL)],
+    ],
+    Field(max_length=bounds.METADATA_ENTRIES_MAX),
+]
+
+_ISO_8601 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?([Zz]|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _iso_8601_only(value: Any) -> Any:
+    """pydantic also reads numbers (and numeric text) as Unix times; the API documents an
+    ISO 8601 date-time, so that is all it takes."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_8601.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date and time, like 2026-01-31T12:00:00Z")
+    return value
+
+
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> datetime:
+    """Far years (0001 with a +23:59 offset, 9999) overflow date arithmetic downstream."""
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not EARLIEST.timestamp() <= moment.timestamp() < LATEST.timestamp():
+        raise ValueError("must be from 1970-01-01 to 2999-12-31 (UTC)")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_8601_only), AfterValidator(_in_range)]
+"""A date and time as ISO 8601 text (naive is UTC), from 1970 to 2999."""
 
 
 class Strict(BaseModel):
@@ -21,20 +82,22 @@ class Strict(BaseModel):
 class ModelLimits(Strict):
     """Rate limits; every field optional. Per minute unless named per day."""
 
-    rpm: Count | None = None
-    tpm_input: Count | None = None
-    tpm_output: Count | None = None
-    max_parallel: Count | None = None
-    rpd: Count | None = None
-    tpd_input: Count | None = None
-    tpd_output: Count | None = None
+    rpm: Limit | None = None
+    tpm_input: Limit | None = None
+    tpm_output: Limit | None = None
+    max_parallel: Limit | None = None
+    rpd: Limit | None = None
+    tpd_input: Limit | None = None
+    tpd_output: Limit | None = None
 
     def values(self) -> dict[str, Any]:
         return {k: v for k, v in self.model_dump(exclude={"models"}).items() if v is not None}
 
 
 class Limits(ModelLimits):
-    models: dict[str, ModelLimits] | None = None
+    models: Annotated[dict[Name, ModelLimits], Field(max_length=bounds.MODEL_NAMES_MAX)] | None = (
+        None
+    )
     """Limits per public model name, within this level (each model gets its own buckets)."""
 
     def values(self) -> dict[str, Any]:
@@ -45,7 +108,7 @@ class Limits(ModelLimits):
 
 
 class Budget(Strict):
-    usd: Annotated[float, Field(ge=0)]
+    usd: Usd
     period: Literal["day", "week", "month", "total"] = "month"
 
 
@@ -54,9 +117,9 @@ class GovernanceIn(Strict):
 
     limits: Limits | None = None
     budget: Budget | None = None
-    models: list[str] | None = None
+    models: ModelNames | None = None
     """Allow list of public model names (aliases allowed); omitted: inherit."""
-    models_exclude: list[str] | None = None
+    models_exclude: ModelNames | None = None
 
 
 def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
@@ -99,11 +162,11 @@ def when(ts: float | None) -> datetime | None:
 
 
 class OrgCreate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class OrgUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
 
 
 class OrgOut(GovernanceOut):
@@ -124,11 +187,11 @@ class OrgOut(GovernanceOut):
 
 
 class TeamCreate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class TeamUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    name: Name | None = None
 
 
 class TeamOut(GovernanceOut):
@@ -159,19 +222,19 @@ class MemberOut(BaseModel):
 
 
 class UserCreate(GovernanceIn):
-    email: Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    org_id: str | None = None
+    email: Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")]
+    name: Name
+    org_id: Id | None = None
     """Join this organisation's default team."""
-    team_id: str | None = None
+    team_id: Id | None = None
     """Join this team (instead of the default team)."""
-    max_keys: Count | None = None
+    max_keys: MaxKeys | None = None
 
 
 class UserUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    disabled: bool | None = None
-    max_keys: Count | None = None
+    name: Name | None = None
+    disabled: StrictBool | None = None
+    max_keys: MaxKeys | None = None
 
 
 class UserOut(GovernanceOut):
@@ -198,7 +261,7 @@ class UserOut(GovernanceOut):
 
 
 class ServiceAccountCreate(Strict):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Name
 
 
 class ServiceAccountOut(BaseModel):
@@ -218,25 +281,27 @@ class ServiceAccountOut(BaseModel):
 
 
 class KeyCreate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    team_id: str | None = None
+    name: Name
+    team_id: Id | None = None
     """The team to bill; for a personal key one of the owner's teams (default: the first)."""
-    user_id: str | None = None
+    user_id: Id | None = None
     """Owner of a personal key (default: the caller). Admins may create keys for others."""
-    service_account_id: str | None = None
+    service_account_id: Id | None = None
     """Owner of a team key (instead of a user)."""
-    expires_at: datetime | None = None
-    metadata: dict[str, str] = Field(default_factory=dict)
+    expires_at: IsoDateTime | None = None
+    """When the key stops working; in the future (at most 100 years ahead). Naive is UTC."""
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class KeyUpdate(GovernanceIn):
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    expires_at: datetime | None = None
-    metadata: dict[str, str] | None = None
+    name: Name | None = None
+    expires_at: IsoDateTime | None = None
+    """In the future (at most 100 years ahead); ``null`` removes the expiry. Naive is UTC."""
+    metadata: Metadata | None = None
 
 
 class KeyRotate(Strict):
-    grace_s: Annotated[float, Field(ge=0, le=7 * 86400)] = 0.0
+    grace_s: Annotated[float, Field(strict=True, ge=0, le=7 * 86400, allow_inf_nan=False)] = 0.0
     """How long the old secret keeps working (0: invalid at once)."""
 
 

@@ -32,7 +32,7 @@ def router(ctx: AdminContext) -> APIRouter:
         "/orgs/{org_id}/teams",
         status_code=201,
         response_model=TeamOut,
-        **policy("org-admin or admin; limits within the org's"),
+        **policy("org-admin or admin; limits within the org's", errors=(409,)),
     )
     async def create(org_id: str, body: TeamCreate, actor: Actor) -> TeamOut:
         team = await t.create_team(actor, org_id, body.name, merge_governance(Governance(), body))
@@ -53,7 +53,7 @@ def router(ctx: AdminContext) -> APIRouter:
     @api.patch(
         "/teams/{team_id}",
         response_model=TeamOut,
-        **policy("team-admin (within the org's caps), org-admin or admin"),
+        **policy("team-admin (within the org's caps), org-admin or admin", errors=(409,)),
     )
     async def update(team_id: str, body: TeamUpdate, actor: Actor) -> TeamOut:
         team = await t.visible_team(actor, team_id)
@@ -96,7 +96,7 @@ def router(ctx: AdminContext) -> APIRouter:
         "/teams/{team_id}/service-accounts",
         status_code=201,
         response_model=ServiceAccountOut,
-        **policy("team-admin, org-admin or admin"),
+        **policy("team-admin, org-admin or admin", errors=(409,)),
     )
     async def create_sa(
         team_id: str, body: ServiceAccountCreate, actor: Actor

@@ -23,7 +23,7 @@ def router(ctx: AdminContext) -> APIRouter:
         "/users",
         status_code=201,
         response_model=UserOut,
-        **policy("admin; org-admin into their organisation"),
+        **policy("admin; org-admin into their organisation", errors=(409,)),
     )
     async def create(body: UserCreate, actor: Actor) -> UserOut:
         user = await t.create_user(

@@ -88,7 +88,7 @@ class SqlTenancy:
             return (await conn.execute(select(table).where(table.c.id == key))).first()
 
     # organisations
-    async def create_org(self, org: Org) -> None:
+    async def create_org(self, org: Org, default_team: Team) -> None:
         await self._write(
             t.orgs.insert().values(
                 id=org.id,
@@ -96,7 +96,8 @@ class SqlTenancy:
                 default_team_id=org.default_team_id,
                 created_at=_dt(org.created_at),
                 **_gov_values(org.governance),
-            )
+            ),
+            _team_insert(default_team),
         )
 
     async def update_org(self, org: Org) -> None:
@@ -114,15 +115,7 @@ class SqlTenancy:
 
     # teams
     async def create_team(self, team: Team) -> None:
-        await self._write(
-            t.teams.insert().values(
-                id=team.id,
-                org_id=team.org_id,
-                name=team.name,
-                created_at=_dt(team.created_at),
-                **_gov_values(team.governance),
-            )
-        )
+        await self._write(_team_insert(team))
 
     async def update_team(self, team: Team) -> None:
         await self._write(
@@ -136,7 +129,18 @@ class SqlTenancy:
         return _team(row) if row is not None else None
 
     # users
-    async def create_user(self, user: User) -> None:
+    async def create_user(self, user: User, membership: Membership | None = None) -> None:
+        extra = (
+            (
+                t.memberships.insert().values(
+                    user_id=membership.user_id,
+                    team_id=membership.team_id,
+                    role=membership.role.value,
+                ),
+            )
+            if membership is not None
+            else ()
+        )
         await self._write(
             t.users.insert().values(
                 id=user.id,
@@ -147,7 +151,8 @@ class SqlTenancy:
                 max_keys=user.max_keys,
                 created_at=_dt(user.created_at),
                 **_gov_values(user.governance),
-            )
+            ),
+            *extra,
         )
 
     async def update_user(self, user: User) -> None:
@@ -286,6 +291,16 @@ class SqlTenancy:
                     )
                 )
         return out
+
+
+def _team_insert(team: Team) -> Any:
+    return t.teams.insert().values(
+        id=team.id,
+        org_id=team.org_id,
+        name=team.name,
+        created_at=_dt(team.created_at),
+        **_gov_values(team.governance),
+    )
 
 
 async def _upsert(
