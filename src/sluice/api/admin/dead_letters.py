@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
-from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
 from sluice.api.admin.schemas import Strict
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError
@@ -20,7 +20,8 @@ from sluice.usage.dead_letters import DeadLetter, ReplayResult, replay
 
 MAX_IDS = 500
 """Letters one replay request may name."""
-ID_MAX = 2**63 - 1
+ID_MAX = ROW_ID_MAX
+"""Letter ids are 32-bit integer columns."""
 
 
 class DeadLetterOut(BaseModel):
