@@ -231,13 +231,13 @@ def _urgency(storage: SqlStorage) -> Callable[[bool], None] | None:
     return priority.urgent if priority is not None else None
 
 
-def _governance(clock: Clock, redis: Any) -> tuple[Limiter, BudgetStore]:
+def _governance(clock: Clock, redis: Any, *, lease_s: float) -> tuple[Limiter, BudgetStore]:
     """Rate limits and budgets: in this process, or shared through Redis."""
     if redis is not None:  # the Redis client is imported only when one is configured
         from sluice.budgets.redis import RedisBudgets
         from sluice.limits.redis import RedisLimiter
 
-        return RedisLimiter(redis), RedisBudgets(redis, clock)
+        return RedisLimiter(redis, lease_s=lease_s), RedisBudgets(redis, clock)
     return MemoryLimiter(clock), MemoryBudgets(clock)
 
 
@@ -304,6 +304,10 @@ async def _background(
     ]
     if rt.redis is not None:
         tasks.append(spawn_in(group, _listen_keys(rt, rt.redis), name="key-listen"))
+        from sluice.limits.redis import RedisLimiter
+
+        if isinstance(rt.limiter, RedisLimiter):  # slot leases and owed releases
+            tasks.append(spawn_in(group, rt.limiter.upkeep(), name="limits-upkeep"))
     if not isinstance(breakers, MemoryBreakers):
         try:
             await breakers.sync()  # start from the breakers the other replicas see
@@ -343,7 +347,7 @@ async def open_runtime(
             redis = RedisClient.from_url(settings.redis_url)
         session = new_session()
         table = ModelTable.build(config, providers, created=int(clock.now()))
-        limiter, budgets = _governance(clock, redis)
+        limiter, budgets = _governance(clock, redis, lease_s=settings.redis_slot_lease_s)
         router, breakers = _router(config, table, clock, redis)
         pricer = Pricer(clock)
         pricer.preload(

@@ -49,14 +49,22 @@ async def send_error(
 class AsgiSink:
     """The pipeline's :class:`~sluice.pipeline.sink.ResponseSink` over an ASGI ``send``."""
 
-    __slots__ = ("_send", "ended", "started")
+    __slots__ = ("_send", "before_last", "ended", "started")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = False
         self.ended = False
+        self.before_last: Callable[[], Awaitable[None]] | None = None
+
+    async def _last(self) -> None:
+        hook = self.before_last
+        if hook is not None:
+            self.before_last = None
+            await hook()
 
     async def json(self, status: int, body: bytes, headers: Headers) -> None:
+        await self._last()
         self.started = True
         self.ended = True
         await send_json(self._send, status, body, headers)
@@ -71,6 +79,7 @@ class AsgiSink:
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def end(self, data: bytes = b"") -> None:
+        await self._last()
         self.ended = True
         await self._send({"type": "http.response.body", "body": data})
 

@@ -207,10 +207,9 @@ async def _stream(
         async for piece in pieces:
             await sink.chunk(piece)
         tail = dialect.stream_tail(req, stream) if attempt.translation is None else b""
+        _final_usage(svc, ev, attempt, stream, prices)  # settled before the tail leaves
         if ev.want_metadata and dialect.carries_metadata:
-            tail = _with_metadata(
-                svc, ev, attempt, stream, tail, t0=t0, started=started, prices=prices
-            )
+            tail = _with_metadata(ev, tail, t0=t0, started=started)
         await sink.end(tail)
     except GatewayError as exc:
         if not sink.started:
@@ -219,6 +218,7 @@ async def _stream(
         exc.message = svc.redactor(exc.message)
         record_error(ev, exc)
         ev.partial = True
+        _final_usage(svc, ev, attempt, stream, prices)
         await sink.end(dialect.stream_error(exc))
     finally:
         if counted:
@@ -228,20 +228,16 @@ async def _stream(
         await stream.aclose()
 
 
-def _with_metadata(
-    svc: Services,
-    ev: UsageEvent,
-    attempt: Attempt,
-    stream: UpstreamStream,
-    tail: bytes,
-    *,
-    t0: float,
-    started: float,
-    prices: Prices | None,
-) -> bytes:
-    """The stream's tail with the metadata chunk (usage and cost are final now)."""
+def _final_usage(
+    svc: Services, ev: UsageEvent, attempt: Attempt, stream: UpstreamStream, prices: Prices | None
+) -> None:
+    """The stream's usage and cost as they stand, before its last bytes go out."""
     _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
     _price(svc, ev, attempt.dep, prices)
+
+
+def _with_metadata(ev: UsageEvent, tail: bytes, *, t0: float, started: float) -> bytes:
+    """The stream's tail with the metadata chunk (usage and cost are final now)."""
     now = time.perf_counter()
     meta = answer.metadata(
         ev, latency_ms=(now - started) * 1000, upstream_ms=ev.upstream_ms + (now - t0) * 1000
