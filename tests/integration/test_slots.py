@@ -1,0 +1,155 @@
+"""Limits and budgets are settled before the last byte of an answer leaves, on both backends,
+streamed or not, whatever the answer: so a client that sends its next request the moment
+the previous one ended never finds its own ``max_parallel`` slot still taken."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from sluice.app import SluiceApp
+from sluice.settings import Settings
+from tests.integration.conftest import make_settings, running
+
+CONFIG = """
+providers:
+  mock: {type: mock}
+models:
+  - name: m
+    deployments: [{provider: mock, model: "chat?chunks=4"}]
+    prices: {input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
+  - name: cut
+    deployments: [{provider: mock, model: "chat?cut=2"}]
+    prices: {input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
+  - name: broken
+    deployments: [{provider: mock, model: "chat?status=503"}]
+    prices: {input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
+"""
+
+
+@pytest.fixture(params=["memory", "redis"])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "memory":
+        return make_settings(tmp_path)
+    return make_settings(tmp_path, redis_url=request.getfixturevalue("redis_url"))
+
+
+@dataclass
+class AtLastByte:
+    status: int = 0
+    slots_free: int | None = None
+    spent_micros: int | None = None
+    body: bytes = b""
+
+
+async def _call(app: SluiceApp, token: str, body: dict[str, Any]) -> AtLastByte:
+    """One request straight through the ASGI app; when the message with the last body
+    bytes is sent, read the key's free slots and settled spend."""
+    rt = app.runtime
+    assert rt is not None
+    principal = rt.keys.authenticate(token)
+    checks = principal.checks_for(body["model"])
+    [(budget_scope, budget_spec)] = principal.budget_checks
+    raw = orjson.dumps(body)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"gw"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(raw)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000),
+        "server": ("gw", 80),
+    }
+    seen = AtLastByte()
+    delivered = False
+    parts: list[bytes] = []
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        await asyncio.get_running_loop().create_future()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen.status = message["status"]
+            return
+        parts.append(message.get("body", b""))
+        if not message.get("more_body"):
+            status = await rt.limiter.remaining(checks)
+            assert status.slots is not None
+            seen.slots_free = status.slots.remaining
+            seen.spent_micros = await rt.budgets.spent(budget_scope, budget_spec)
+
+    async with asyncio.timeout(30):
+        await app(scope, receive, send)
+    seen.body = b"".join(parts)
+    return seen
+
+
+@pytest.fixture
+async def gateway(settings: Settings) -> AsyncIterator[tuple[SluiceApp, str]]:
+    async with running(settings, CONFIG) as (app, client):
+        created = await client.post(
+            "/api/v1/keys",
+            json={
+                "name": "sequential",
+                "limits": {"max_parallel": 1},
+                "budget": {"usd": 100.0, "period": "month"},
+            },
+        )
+        assert created.status_code == 201, created.text
+        yield app, created.json()["key"]
+
+
+@pytest.mark.parametrize(
+    ("model", "stream", "status", "used"),
+    [
+        ("m", False, 200, True),
+        ("m", True, 200, True),
+        ("cut", True, 200, True),  # an upstream failure after the first byte: in-band error
+        ("broken", False, 503, False),  # refused upstream: an error answer, nothing used
+    ],
+)
+async def test_limits_and_budget_are_settled_before_the_last_byte(
+    gateway: tuple[SluiceApp, str], model: str, stream: bool, status: int, used: bool
+) -> None:
+    app, token = gateway
+    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+    spent = 0
+    for _ in range(3):
+        seen = await _call(app, token, body)
+        assert seen.status == status, seen.body
+        assert seen.slots_free == 1  # the slot was free before the last byte went out
+        assert seen.spent_micros is not None
+        if used:
+            assert seen.spent_micros > spent  # this request's cost was already settled
+        else:
+            assert seen.spent_micros == spent == 0
+        spent = seen.spent_micros
+    if stream and model == "cut":
+        assert b'"error"' in seen.body
+    rt = app.runtime
+    assert rt is not None
+    await rt.usage.flush()
+    rows = await rt.storage.usage.recent(limit=100)
+    assert len(rows) == 3
+    assert sum(r.cost_micros or 0 for r in rows) == spent
