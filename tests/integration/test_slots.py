@@ -5,6 +5,7 @@ the previous one ended never finds its own ``max_parallel`` slot still taken."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,17 +19,22 @@ from sluice.settings import Settings
 from tests.integration.conftest import make_settings, running
 
 CONFIG = """
+routing:
+  retries: 0
 providers:
-  mock: {type: mock}
+  PROVIDER: {type: mock}
 models:
   - name: m
-    deployments: [{provider: mock, model: "chat?chunks=4"}]
+    deployments: [{provider: PROVIDER, model: "chat?chunks=4"}]
     prices: {input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
   - name: cut
-    deployments: [{provider: mock, model: "chat?cut=2"}]
+    deployments: [{provider: PROVIDER, model: "chat?cut=2"}]
     prices: {input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
   - name: broken
-    deployments: [{provider: mock, model: "chat?status=503"}]
+    deployments: [{provider: PROVIDER, model: "chat?status=503"}]
+    prices: {input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
+  - name: slow-stream
+    deployments: [{provider: PROVIDER, model: "chat?chunks=40&chunk_delay_ms=50"}]
     prices: {input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}
 """
 
@@ -48,16 +54,8 @@ class AtLastByte:
     body: bytes = b""
 
 
-async def _call(app: SluiceApp, token: str, body: dict[str, Any]) -> AtLastByte:
-    """One request straight through the ASGI app; when the message with the last body
-    bytes is sent, read the key's free slots and settled spend."""
-    rt = app.runtime
-    assert rt is not None
-    principal = rt.keys.authenticate(token)
-    checks = principal.checks_for(body["model"])
-    [(budget_scope, budget_spec)] = principal.budget_checks
-    raw = orjson.dumps(body)
-    scope = {
+def _scope(token: str, raw: bytes) -> dict[str, Any]:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -76,6 +74,18 @@ async def _call(app: SluiceApp, token: str, body: dict[str, Any]) -> AtLastByte:
         "client": ("127.0.0.1", 40000),
         "server": ("gw", 80),
     }
+
+
+async def _call(app: SluiceApp, token: str, body: dict[str, Any]) -> AtLastByte:
+    """One request straight through the ASGI app; when the message with the last body
+    bytes is sent, read the key's free slots and settled spend."""
+    rt = app.runtime
+    assert rt is not None
+    principal = rt.keys.authenticate(token)
+    checks = principal.checks_for(body["model"])
+    [(budget_scope, budget_spec)] = principal.budget_checks
+    raw = orjson.dumps(body)
+    scope = _scope(token, raw)
     seen = AtLastByte()
     delivered = False
     parts: list[bytes] = []
@@ -107,7 +117,10 @@ async def _call(app: SluiceApp, token: str, body: dict[str, Any]) -> AtLastByte:
 
 @pytest.fixture
 async def gateway(settings: Settings) -> AsyncIterator[tuple[SluiceApp, str]]:
-    async with running(settings, CONFIG) as (app, client):
+    # Breakers live in the shared Redis, keyed by deployment: a provider name of this run's own
+    # keeps them apart from other runs' (whose failing models may have opened theirs).
+    config = CONFIG.replace("PROVIDER", f"mock-{uuid.uuid4().hex[:8]}")
+    async with running(settings, config) as (app, client):
         created = await client.post(
             "/api/v1/keys",
             json={
@@ -153,3 +166,53 @@ async def test_limits_and_budget_are_settled_before_the_last_byte(
     rows = await rt.storage.usage.recent(limit=100)
     assert len(rows) == 3
     assert sum(r.cost_micros or 0 for r in rows) == spent
+
+
+@pytest.mark.parametrize("how", ["client disconnects", "task cancelled"])
+async def test_a_stream_ended_early_frees_its_slot_and_bills_what_was_used(
+    gateway: tuple[SluiceApp, str], how: str
+) -> None:
+    app, token = gateway
+    rt = app.runtime
+    assert rt is not None
+    principal = rt.keys.authenticate(token)
+    checks = principal.checks_for("slow-stream")
+    [(budget_scope, budget_spec)] = principal.budget_checks
+    body = {"model": "slow-stream", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    raw = orjson.dumps(body)
+    chunks = 0
+    some_sent = asyncio.Event()
+    delivered = False
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+        await some_sent.wait()
+        if how == "client disconnects":
+            return {"type": "http.disconnect"}
+        await asyncio.get_running_loop().create_future()
+        raise AssertionError("unreachable")
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        nonlocal chunks
+        if message["type"] == "http.response.body" and message.get("body"):
+            chunks += 1
+            if chunks == 3:
+                some_sent.set()
+
+    task = asyncio.ensure_future(app(_scope(token, raw), receive, send))
+    async with asyncio.timeout(30):
+        if how == "task cancelled":  # as the server does at the shutdown deadline
+            await some_sent.wait()
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert chunks < 40  # it did end early
+    status = await rt.limiter.remaining(checks)
+    assert status.slots is not None and status.slots.remaining == 1
+    spent = await rt.budgets.spent(budget_scope, budget_spec)
+    assert spent > 0  # the tokens streamed before the end are billed
+    await rt.usage.flush()
+    [row] = await rt.storage.usage.recent(limit=10)
+    assert row.cost_micros == spent
