@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,11 @@ import orjson
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.limits.redis import RedisLimiter
 from sluice.settings import Settings
+from tests.e2e.support import sse_payloads
 from tests.integration.conftest import make_settings, running
+from tests.services import PrivateRedis
 
 CONFIG = """
 routing:
@@ -216,3 +219,57 @@ async def test_a_stream_ended_early_frees_its_slot_and_bills_what_was_used(
     await rt.usage.flush()
     [row] = await rt.storage.usage.recent(limit=10)
     assert row.cost_micros == spent
+
+
+async def test_a_redis_stall_during_a_release_does_not_lock_the_key_out(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    """Redis freezes while a stream is running, so its release at the end times out. Once
+    Redis thaws, the owed release is sent again and the key is usable at once, not after a
+    lease (let alone the 15 minutes it used to take)."""
+    settings = make_settings(tmp_path, redis_url=private_redis.url, redis_slot_lease_s=3)
+    config = CONFIG.replace("PROVIDER", "mock")
+    async with running(settings, config) as (app, client):
+        rt = app.runtime
+        assert rt is not None
+        limiter = rt.limiter
+        assert isinstance(limiter, RedisLimiter)
+        created = await client.post(
+            "/api/v1/keys", json={"name": "stalled", "limits": {"max_parallel": 1}}
+        )
+        assert created.status_code == 201, created.text
+        auth = {"Authorization": f"Bearer {created.json()['key']}"}
+        checks = rt.keys.authenticate(created.json()["key"]).checks_for("slow-stream")
+        body = {
+            "model": "slow-stream",
+            "stream": True,
+            "messages": [{"role": "user", "content": "x"}],
+        }
+        streaming = asyncio.ensure_future(
+            client.post("/v1/chat/completions", json=body, headers=auth)
+        )
+        await _until(lambda: limiter.leases.held == 1, timeout_s=10)  # the stream holds it
+        private_redis.freeze()
+        try:
+            async with asyncio.timeout(20):
+                answer = await streaming  # its release at the end hits the frozen Redis
+            assert answer.status_code == 200
+            assert sse_payloads(answer.text)[-1] == "[DONE]"
+            assert (limiter.leases.pending, limiter.leases.held) == (1, 0)
+        finally:
+            private_redis.thaw()
+        await _until(lambda: limiter.leases.pending == 0, timeout_s=20)  # sent again
+        status = await limiter.remaining(checks)
+        assert status.slots is not None and status.slots.remaining == 1
+        chat = {"model": "m", "messages": [{"role": "user", "content": "again"}]}
+        assert (
+            await client.post("/v1/chat/completions", json=chat, headers=auth)
+        ).status_code == 200
+
+
+async def _until(check: Callable[[], bool], *, timeout_s: float) -> None:
+    for _ in range(int(timeout_s / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not so within {timeout_s} s")
