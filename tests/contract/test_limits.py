@@ -594,3 +594,44 @@ async def test_redis_a_release_during_a_stall_is_retried_and_counted_once(
         await reserve(limiter, checks)
     finally:
         await client.aclose()
+
+
+async def test_redis_upkeep_renews_running_requests_and_stops_with_its_task(
+    redis_url: str,
+) -> None:
+    """The background task renews the leases of the requests in flight (server time) and
+    only theirs: a released slot is not renewed, nor taken back."""
+    from redis.asyncio import Redis
+
+    from sluice.limits.redis import RedisLimiter
+
+    prefix = f"sluice:test:{uuid.uuid4().hex}:"
+    client = Redis.from_url(redis_url)
+    try:
+        limiter = RedisLimiter(client, prefix=prefix, lease_s=1.5)
+        checks = [(KEY, LimitSpec(max_parallel=3))]
+        running, done = await reserve(limiter, checks), await reserve(limiter, checks)
+        await limiter.release(done)
+        key = f"{prefix}p:{KEY}"
+        first = await client.zscore(key, running.id)
+        assert first is not None
+        upkeep = asyncio.ensure_future(limiter.upkeep())
+        try:
+            for _ in range(500):  # bounded: a renewal is due every half second
+                score = await client.zscore(key, running.id)
+                if score is not None and score > first:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the lease was not renewed")
+            assert await client.zscore(key, done.id) is None
+        finally:
+            upkeep.cancel()
+            await asyncio.gather(upkeep, return_exceptions=True)
+        await limiter.release(running)
+        assert await client.zcard(key) == 0
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

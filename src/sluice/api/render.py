@@ -57,14 +57,11 @@ class AsgiSink:
         self.ended = False
         self.before_last: Callable[[], Awaitable[None]] | None = None
 
-    async def _last(self) -> None:
+    async def json(self, status: int, body: bytes, headers: Headers) -> None:
         hook = self.before_last
         if hook is not None:
             self.before_last = None
             await hook()
-
-    async def json(self, status: int, body: bytes, headers: Headers) -> None:
-        await self._last()
         self.started = True
         self.ended = True
         await send_json(self._send, status, body, headers)
@@ -79,7 +76,10 @@ class AsgiSink:
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def end(self, data: bytes = b"") -> None:
-        await self._last()
+        hook = self.before_last
+        if hook is not None:
+            self.before_last = None
+            await hook()
         self.ended = True
         await self._send({"type": "http.response.body", "body": data})
 
