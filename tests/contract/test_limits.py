@@ -573,15 +573,15 @@ async def test_redis_a_release_during_a_stall_is_retried_and_counted_once(
         private_redis.freeze()
         try:
             await limiter.settle(held, input_tokens=10, output_tokens=0)
-            assert (limiter.leases.pending, limiter.leases.held) == (1, 0)
-            assert not await limiter.leases.retry()  # still frozen: kept for later
-            assert limiter.leases.pending == 1
+            assert (limiter.leases.owed.pending, limiter.leases.held) == (1, 0)
+            assert not await limiter.leases.owed.retry()  # still frozen: kept for later
+            assert limiter.leases.owed.pending == 1
         finally:
             private_redis.thaw()
         for _ in range(20):  # bounded: Redis answers again within a few tries
-            if await limiter.leases.retry():
+            if await limiter.leases.owed.retry():
                 break
-        assert limiter.leases.pending == 0
+        assert limiter.leases.owed.pending == 0
         status = await limiter.remaining(checks)
         assert status.slots is not None and status.slots.remaining == 1
         assert status.tokens is not None and status.tokens.remaining == 90  # 40 → 10, once

@@ -255,10 +255,10 @@ async def test_a_redis_stall_during_a_release_does_not_lock_the_key_out(
                 answer = await streaming  # its release at the end hits the frozen Redis
             assert answer.status_code == 200
             assert sse_payloads(answer.text)[-1] == "[DONE]"
-            assert (limiter.leases.pending, limiter.leases.held) == (1, 0)
+            assert (limiter.leases.owed.pending, limiter.leases.held) == (1, 0)
         finally:
             private_redis.thaw()
-        await _until(lambda: limiter.leases.pending == 0, timeout_s=20)  # sent again
+        await _until(lambda: limiter.leases.owed.pending == 0, timeout_s=20)  # sent again
         status = await limiter.remaining(checks)
         assert status.slots is not None and status.slots.remaining == 1
         chat = {"model": "m", "messages": [{"role": "user", "content": "again"}]}

@@ -15,6 +15,7 @@ from sluice.limits.base import RateLimitStatus, Reservation, WindowHold
 from sluice.limits.errors import LimitExceeded
 from sluice.limits.leases import Leases
 from sluice.limits.lua import STORE_ERRORS, LuaScript
+from sluice.limits.owed import Owed
 from sluice.limits.spec import LimitSpec, Plan, make_plan
 from sluice.limits.window import WindowState
 
@@ -64,9 +65,9 @@ class RedisLimiter:
         self._adjust = LuaScript(redis, scripts.ADJUST, timeout_s=timeout_s)
         self.leases = Leases(
             renew=LuaScript(redis, scripts.RENEW, timeout_s=timeout_s),
-            adjust=self._adjust,
             lease_ms=self._lease_ms,
             now_arg=self._now_arg,
+            owed=Owed(what="rate limit releases"),
         )
         """This replica's slot leases and the releases it still owes."""
 
@@ -179,10 +180,10 @@ class RedisLimiter:
                 reservation.id,
                 type(exc).__name__,
             )
-            self.leases.defer(keys, args)
+            self.leases.owed.defer(self._adjust, keys, args)
         except asyncio.CancelledError:
             if reservation.slots:
-                self.leases.defer(keys, args)  # it may not have reached Redis
+                self.leases.owed.defer(self._adjust, keys, args)  # it may not have run
             raise
 
     async def settle(
