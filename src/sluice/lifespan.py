@@ -304,10 +304,13 @@ async def _background(
     ]
     if rt.redis is not None:
         tasks.append(spawn_in(group, _listen_keys(rt, rt.redis), name="key-listen"))
+        from sluice.budgets.redis import RedisBudgets
         from sluice.limits.redis import RedisLimiter
 
         if isinstance(rt.limiter, RedisLimiter):  # slot leases and owed releases
             tasks.append(spawn_in(group, rt.limiter.upkeep(), name="limits-upkeep"))
+        if isinstance(rt.budgets, RedisBudgets):  # owed settlements
+            tasks.append(spawn_in(group, rt.budgets.upkeep(), name="budgets-upkeep"))
     if not isinstance(breakers, MemoryBreakers):
         try:
             await breakers.sync()  # start from the breakers the other replicas see
