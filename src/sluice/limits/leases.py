@@ -69,21 +69,27 @@ class Leases:
         loop = asyncio.get_running_loop()
         owed = self.owed
         next_renew = loop.time() + self.renew_s
+        answered = True
         try:
             while True:
-                wait = next_renew - loop.time()
-                if owed.pending:
+                wait = max(0.0, next_renew - loop.time())
+                if not answered:
+                    wait = owed.retry_s  # Redis is away: try again now and then, not in a spin
+                elif owed.pending:
                     wait = min(wait, owed.retry_s)
                 owed.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, wait)):
+                    async with asyncio.timeout(wait):
                         await owed.wake.wait()
                 answered = await owed.retry()
                 if answered and loop.time() >= next_renew:
-                    next_renew = loop.time() + self.renew_s
                     try:
                         await self.renew()
+                        next_renew = loop.time() + self.renew_s
                     except STORE_ERRORS:
+                        answered = False
+                    except Exception:  # a bug here must not end the process's task group
+                        log.exception("renewing slot leases failed")
                         answered = False
                 owed.note(answered)
         finally:
