@@ -55,17 +55,19 @@ class AtLastByte:
     slots_free: int | None = None
     spent_micros: int | None = None
     body: bytes = b""
+    last: bytes = b""
+    """The body of the last message (the bytes that left after the check)."""
 
 
-def _scope(token: str, raw: bytes) -> dict[str, Any]:
+def _scope(token: str, raw: bytes, path: str = "/v1/chat/completions") -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
@@ -79,16 +81,24 @@ def _scope(token: str, raw: bytes) -> dict[str, Any]:
     }
 
 
-async def _call(app: SluiceApp, token: str, body: dict[str, Any]) -> AtLastByte:
+async def _call(
+    app: SluiceApp,
+    token: str,
+    body: dict[str, Any],
+    *,
+    path: str = "/v1/chat/completions",
+    terminal: bytes | None = None,
+) -> AtLastByte:
     """One request straight through the ASGI app; when the message with the last body
-    bytes is sent, read the key's free slots and settled spend."""
+    bytes (or the first holding ``terminal``, a stream's terminal event) is sent, read the
+    key's free slots and settled spend."""
     rt = app.runtime
     assert rt is not None
     principal = rt.keys.authenticate(token)
     checks = principal.checks_for(body["model"])
     [(budget_scope, budget_spec)] = principal.budget_checks
     raw = orjson.dumps(body)
-    scope = _scope(token, raw)
+    scope = _scope(token, raw, path)
     seen = AtLastByte()
     delivered = False
     parts: list[bytes] = []
@@ -105,8 +115,11 @@ async def _call(app: SluiceApp, token: str, body: dict[str, Any]) -> AtLastByte:
         if message["type"] == "http.response.start":
             seen.status = message["status"]
             return
-        parts.append(message.get("body", b""))
-        if not message.get("more_body"):
+        data = message.get("body", b"")
+        parts.append(data)
+        at_end = terminal in data if terminal is not None else not message.get("more_body")
+        if at_end and seen.slots_free is None:
+            seen.last = data
             status = await rt.limiter.remaining(checks)
             assert status.slots is not None
             seen.slots_free = status.slots.remaining
@@ -162,7 +175,10 @@ async def test_limits_and_budget_are_settled_before_the_last_byte(
             assert seen.spent_micros == spent == 0
         spent = seen.spent_micros
     if stream and model == "cut":
-        assert b'"error"' in seen.body
+        assert b'"error"' in seen.last  # the terminal error event left after the settle
+    elif stream:
+        assert seen.last.endswith(b"data: [DONE]\n\n")  # so did the terminal event
+        assert seen.body.count(b"[DONE]") == 1
     rt = app.runtime
     assert rt is not None
     await rt.usage.flush()
@@ -273,3 +289,39 @@ async def _until(check: Callable[[], bool], *, timeout_s: float) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError(f"not so within {timeout_s} s")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "terminal"),
+    [
+        (
+            "/v1/messages",
+            {
+                "model": "m",
+                "max_tokens": 16,
+                "stream": True,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            b"event: message_stop",
+        ),
+        (
+            "/v1/responses",
+            {"model": "m", "stream": True, "input": "hi"},
+            b"event: response.completed",
+        ),
+    ],
+)
+async def test_a_stream_whose_terminal_event_is_a_piece_is_settled_before_it(
+    gateway: tuple[SluiceApp, str], path: str, body: dict[str, Any], terminal: bytes
+) -> None:
+    """Anthropic Messages and Responses streams end with an event of their own format (no
+    tail of the gateway's): the request is settled before that event leaves."""
+    app, token = gateway
+    spent = 0
+    for _ in range(3):
+        seen = await _call(app, token, body, path=path, terminal=terminal)
+        assert seen.status == 200, seen.body
+        assert terminal in seen.last
+        assert seen.slots_free == 1
+        assert seen.spent_micros is not None and seen.spent_micros > spent
+        spent = seen.spent_micros

@@ -75,6 +75,12 @@ class AsgiSink:
     async def chunk(self, data: bytes) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
+    async def settle(self) -> None:
+        hook = self.before_last
+        if hook is not None:
+            self.before_last = None
+            await hook()
+
     async def end(self, data: bytes = b"") -> None:
         hook = self.before_last
         if hook is not None:

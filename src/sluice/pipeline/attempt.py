@@ -202,9 +202,16 @@ async def _stream(
                 ev.upstream_ms + (now - t0) * 1000, elapsed_ms=(now - started) * 1000
             )
         )
+        ends = dialect.stream_ends  # a terminal event relayed as a piece: settle first
         if first:
+            if ends and _is_end(first, ends):
+                _final_usage(svc, ev, attempt, stream, prices)
+                await sink.settle()
             await sink.chunk(first)
         async for piece in pieces:
+            if ends and _is_end(piece, ends):
+                _final_usage(svc, ev, attempt, stream, prices)
+                await sink.settle()
             await sink.chunk(piece)
         tail = dialect.stream_tail(req, stream) if attempt.translation is None else b""
         _final_usage(svc, ev, attempt, stream, prices)  # settled before the tail leaves
@@ -234,6 +241,10 @@ def _final_usage(
     """The stream's usage and cost as they stand, before its last bytes go out."""
     _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
     _price(svc, ev, attempt.dep, prices)
+
+
+def _is_end(piece: bytes, ends: tuple[bytes, ...]) -> bool:
+    return any(marker in piece for marker in ends)
 
 
 def _with_metadata(ev: UsageEvent, tail: bytes, *, t0: float, started: float) -> bytes:

@@ -27,6 +27,11 @@ class ResponseSink(Protocol):
 
     async def chunk(self, data: bytes) -> None: ...
 
+    async def settle(self) -> None:
+        """Await :attr:`before_last` now (once), before a stream's terminal event that is
+        not its last bytes."""
+        ...
+
     async def end(self, data: bytes = b"") -> None:
         """Await :attr:`before_last`, then send the last bytes and finish the response."""
         ...
