@@ -198,7 +198,8 @@ async def run(
         settle.prices = svc.prices.get(served.name)
     finally:
         sink.before_last = None
-        await settle()
+        if settle.held is not None or settle.budget_held is not None or ev.cost_micros is None:
+            await settle()  # not settled before a last byte, or not priced yet
 
 
 async def _request_facts(
