@@ -248,13 +248,13 @@ def _urgency(storage: SqlStorage) -> Callable[[bool], None] | None:
     return priority.urgent if priority is not None else None
 
 
-def _governance(clock: Clock, redis: Any) -> tuple[Limiter, BudgetStore]:
+def _governance(clock: Clock, redis: Any, *, lease_s: float) -> tuple[Limiter, BudgetStore]:
     """Rate limits and budgets: in this process, or shared through Redis."""
     if redis is not None:  # the Redis client is imported only when one is configured
         from sluice.budgets.redis import RedisBudgets
         from sluice.limits.redis import RedisLimiter
 
-        return RedisLimiter(redis), RedisBudgets(redis, clock)
+        return RedisLimiter(redis, lease_s=lease_s), RedisBudgets(redis, clock)
     return MemoryLimiter(clock), MemoryBudgets(clock)
 
 
@@ -314,6 +314,13 @@ async def _background(rt: Runtime, breakers: MemoryBreakers | RedisBreakers) -> 
     rt.spawn(rt.observability.sample_forever(), name="metrics-sampler")
     if rt.redis is not None:
         rt.spawn(_listen_keys(rt, rt.redis), name="key-listen")
+        from sluice.budgets.redis import RedisBudgets
+        from sluice.limits.redis import RedisLimiter
+
+        if isinstance(rt.limiter, RedisLimiter):  # slot leases and owed releases
+            rt.spawn(rt.limiter.upkeep(), name="limits-upkeep")
+        if isinstance(rt.budgets, RedisBudgets):  # owed settlements
+            rt.spawn(rt.budgets.upkeep(), name="budgets-upkeep")
     if not isinstance(breakers, MemoryBreakers):
         try:
             await breakers.sync()  # start from the breakers the other replicas see
@@ -374,7 +381,7 @@ async def open_runtime(
         table = ModelTable.build(
             config, providers, created=int(clock.now()), known_window=known_context_window
         )
-        limiter, budgets = _governance(clock, redis)
+        limiter, budgets = _governance(clock, redis, lease_s=settings.redis_slot_lease_s)
         router, breakers = _router(config, table, clock, redis)
         pricer = Pricer(clock)
         pricer.preload(

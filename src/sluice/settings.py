@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     Defaults to ``sqlite+aiosqlite:///<data_dir>/sluice.db``."""
     redis_url: str | None = None
     """Optional Redis URL; when set, readiness also checks Redis and key changes are broadcast."""
+    redis_slot_lease_s: float = Field(default=30.0, ge=3.0, le=3600.0)
+    """Lease of an in-flight slot (``max_parallel``) held in Redis. Each process renews the
+    leases of its running requests every third of it (one Redis call for all of them), so
+    a request keeps its slot however long it runs, while a slot whose process died, or
+    whose release was lost to a Redis outage, frees within this long."""
     master_key: str | None = None
     """Admin bootstrap key, accepted on every route. Generated on first start when unset."""
     secret_key: SecretStr | None = None

@@ -28,6 +28,7 @@ from sluice.budgets import (
 from sluice.budgets.memory import MemoryBudgets
 from sluice.clock import FakeClock
 from sluice.errors import ErrorKind, GatewayError
+from tests.services import PrivateRedis
 
 KEY = "key:key_x"
 TEAM = "team:t1"
@@ -462,5 +463,54 @@ async def test_redis_unreachable_refuses_with_503_and_settle_does_not_raise(
         )
         await store.settle(held, 10)
         assert held.closed
+    finally:
+        await client.aclose()
+
+
+async def test_redis_a_settle_during_a_stall_is_sent_again_and_counted_once(
+    private_redis: PrivateRedis,
+) -> None:
+    """Redis freezes while a request settles: the settle times out (it may still run when
+    Redis wakes), is sent again once Redis answers, frees the hold and adds the cost once,
+    in every budget of the request."""
+    from redis.asyncio import Redis
+
+    from sluice.budgets import scripts
+    from sluice.budgets.redis import RedisBudgets
+    from sluice.limits.lua import LuaScript
+
+    clock = FakeClock(TUESDAY_NOON)
+    client = Redis.from_url(private_redis.url)
+    checks = [(KEY, BudgetSpec(usd=0.01, period="day")), (TEAM, BudgetSpec(usd=1, period="month"))]
+    try:
+        store = RedisBudgets(client, clock, timeout_s=0.5)
+        held = await store.reserve(checks, 6000)
+        await refused(store, checks, 5000)  # the key's 10 000 hold 6000 in flight
+        private_redis.freeze()
+        try:
+            await store.settle(held, 2500)
+            assert store.owed.pending == 1
+            assert not await store.owed.retry()  # still frozen: kept for later
+        finally:
+            private_redis.thaw()
+        for _ in range(20):  # bounded: Redis answers again within a few tries
+            if await store.owed.retry():
+                break
+        assert store.owed.pending == 0
+        for scope, spec in checks:
+            assert await store.spent(scope, spec) == 2500
+        # The same guarded settle sent yet again (a copy that reached the server late)
+        # changes nothing: the holds are gone.
+        keys = []
+        for hold in held.holds:
+            key = f"sluice:budget:{hold.scope}:{hold.period}:{hold.start}"
+            keys += [key, f"{key}:holds"]
+        replay = [f"{held.id}:6000", 6000, 2500, 1, 0, 0]
+        await LuaScript(client, scripts.ADJUST, timeout_s=5)(keys, replay)
+        for scope, spec in checks:
+            assert await store.spent(scope, spec) == 2500
+        await store.settle(await store.reserve(checks, 7500), 7500)  # the hold is gone
+        await refused(store, checks, 1)
+        assert await store.spent(KEY, checks[0][1]) == 10_000
     finally:
         await client.aclose()

@@ -26,9 +26,12 @@ from sluice.limits import (
     scope_id,
 )
 from sluice.limits.memory import MemoryLimiter
+from tests.services import PrivateRedis
 
 MINUTE = 60.0
 DAY = 86_400.0
+LEASE_S = 30.0
+"""The Redis harness's slot lease (the default)."""
 KEY = scope_id("key", "key_x")
 TEAM = scope_id("team", "t1")
 TEAM_MODEL = scope_id("team", "t1", model="m")
@@ -46,6 +49,9 @@ class Harness:
     clock: FakeClock
     make_replica: Callable[[], Awaitable[Limiter]]
     """Another process's view of the same limits (the same object for memory)."""
+    keepalive: Callable[[], Awaitable[None]]
+    """What the process does periodically for its requests in flight (Redis: renew their
+    slot leases; memory: nothing, slots live as long as the process)."""
     cleanups: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
 
@@ -60,7 +66,7 @@ async def _redis_harness(url: str, clock: FakeClock) -> Harness:
     async def make() -> Limiter:
         client = Redis.from_url(url)
         clients.append(client)
-        return RedisLimiter(client, prefix=prefix, clock=clock, lease_s=900)
+        return RedisLimiter(client, prefix=prefix, clock=clock, lease_s=LEASE_S)
 
     async def cleanup() -> None:
         keys = [k async for k in clients[0].scan_iter(match=f"{prefix}*")]
@@ -69,7 +75,9 @@ async def _redis_harness(url: str, clock: FakeClock) -> Harness:
         for client in clients:
             await client.aclose()
 
-    harness = Harness(await make(), clock, make)
+    limiter = await make()
+    assert isinstance(limiter, RedisLimiter)
+    harness = Harness(limiter, clock, make, limiter.leases.renew)
     harness.cleanups.append(cleanup)
     return harness
 
@@ -83,7 +91,10 @@ async def limits(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
         async def same() -> Limiter:
             return limiter
 
-        harness = Harness(limiter, clock, same)
+        async def nothing() -> None:
+            return None
+
+        harness = Harness(limiter, clock, same, nothing)
     else:
         harness = await _redis_harness(request.getfixturevalue("redis_url"), clock)
     try:
@@ -476,3 +487,151 @@ async def test_remaining_reports_free_in_flight_slots(limits: Harness) -> None:
     r = await reserve(limits.limiter, checks)
     assert r.status.slots is None
     await limits.limiter.release(r)
+
+
+# -- Slot leases: renewed while a request runs, pruned one by one when they end -----------
+
+
+async def test_a_running_request_keeps_its_slot_however_long_it_runs(limits: Harness) -> None:
+    checks = [(KEY, LimitSpec(max_parallel=1))]
+    running = await reserve(limits.limiter, checks)
+    replica = await limits.make_replica()
+    for _ in range(10):  # ten leases long, renewed every two thirds of one
+        limits.clock.advance(LEASE_S * 2 / 3)
+        await limits.keepalive()
+        assert named(await refused(replica, checks)) == {(KEY, "max_parallel", 1)}
+    await limits.limiter.settle(running, input_tokens=0, output_tokens=0)
+    after = await reserve(replica, checks)
+    await replica.release(after)
+
+
+async def test_redis_expired_slots_are_pruned_one_by_one(redis_url: str) -> None:
+    """A dead replica's slot frees at the end of its own lease, while a live request's
+    renewed slot in the same set stays taken."""
+    from redis.asyncio import Redis
+
+    from sluice.limits.redis import RedisLimiter
+
+    harness = await _redis_harness(redis_url, aligned_clock())
+    try:
+        live = harness.limiter
+        assert isinstance(live, RedisLimiter)
+        checks = [(KEY, LimitSpec(max_parallel=2)), (TEAM, LimitSpec(max_parallel=5))]
+        dead = await harness.make_replica()
+        await reserve(dead, checks)  # its replica dies: nothing renews it
+        harness.clock.advance(LEASE_S / 2)
+        mine = await reserve(live, checks)
+        assert named(await refused(live, checks)) == {(KEY, "max_parallel", 2)}
+        harness.clock.advance(LEASE_S / 2 + 0.001)  # the dead slot's lease is over
+        await live.leases.renew()  # renews the live slot and prunes the dead one
+        client = Redis.from_url(redis_url)
+        try:
+            members = await client.zrange(f"{_prefix_of(live)}p:{KEY}", 0, -1)
+        finally:
+            await client.aclose()
+        assert members == [mine.id.encode()]
+        third = await reserve(live, checks)
+        assert named(await refused(live, checks)) == {(KEY, "max_parallel", 2)}
+        harness.clock.advance(LEASE_S * 2 / 3)
+        await live.leases.renew()
+        assert named(await refused(live, checks)) == {(KEY, "max_parallel", 2)}
+        await live.release(third)
+        await live.release(mine)
+        status = await live.remaining(checks)
+        assert status.slots is not None and status.slots.remaining == 2
+        assert live.leases.held == 0
+    finally:
+        for cleanup in harness.cleanups:
+            await cleanup()
+
+
+def _prefix_of(limiter: object) -> str:
+    prefix = getattr(limiter, "_prefix")  # noqa: B009 - the harness picks a random one
+    assert isinstance(prefix, str)
+    return prefix
+
+
+async def test_redis_a_release_during_a_stall_is_retried_and_counted_once(
+    private_redis: PrivateRedis,
+) -> None:
+    """Redis freezes while a request settles: the settle times out (its command may still
+    run when Redis wakes), is retried once Redis answers, frees the slot and applies the
+    settled tokens exactly once."""
+    from redis.asyncio import Redis
+
+    from sluice.limits import scripts
+    from sluice.limits.lua import LuaScript
+    from sluice.limits.redis import RedisLimiter
+
+    clock = aligned_clock()
+    client = Redis.from_url(private_redis.url)
+    try:
+        checks = [(KEY, LimitSpec(max_parallel=1, tpm_input=100))]
+        limiter = RedisLimiter(client, clock=clock, lease_s=LEASE_S, timeout_s=0.5)
+        held = await reserve(limiter, checks, 40)
+        assert limiter.leases.held == 1
+        private_redis.freeze()
+        try:
+            await limiter.settle(held, input_tokens=10, output_tokens=0)
+            assert (limiter.leases.owed.pending, limiter.leases.held) == (1, 0)
+            assert not await limiter.leases.owed.retry()  # still frozen: kept for later
+            assert limiter.leases.owed.pending == 1
+        finally:
+            private_redis.thaw()
+        for _ in range(20):  # bounded: Redis answers again within a few tries
+            if await limiter.leases.owed.retry():
+                break
+        assert limiter.leases.owed.pending == 0
+        status = await limiter.remaining(checks)
+        assert status.slots is not None and status.slots.remaining == 1
+        assert status.tokens is not None and status.tokens.remaining == 90  # 40 → 10, once
+        # The same release sent yet again changes nothing: the slot is gone.
+        keys = [f"sluice:rl:w:{KEY}:60", f"sluice:rl:p:{KEY}"]
+        args = [1, held.id, held.holds[0].start_ms, 60_000, 0, -30, 0]
+        assert await LuaScript(client, scripts.ADJUST, timeout_s=5)(keys, args) == 0
+        after = await limiter.remaining(checks)
+        assert after.tokens is not None and after.tokens.remaining == 90
+        await reserve(limiter, checks)
+    finally:
+        await client.aclose()
+
+
+async def test_redis_upkeep_renews_running_requests_and_stops_with_its_task(
+    redis_url: str,
+) -> None:
+    """The background task renews the leases of the requests in flight (server time) and
+    only theirs: a released slot is not renewed, nor taken back."""
+    from redis.asyncio import Redis
+
+    from sluice.limits.redis import RedisLimiter
+
+    prefix = f"sluice:test:{uuid.uuid4().hex}:"
+    client = Redis.from_url(redis_url)
+    try:
+        limiter = RedisLimiter(client, prefix=prefix, lease_s=1.5)
+        checks = [(KEY, LimitSpec(max_parallel=3))]
+        running, done = await reserve(limiter, checks), await reserve(limiter, checks)
+        await limiter.release(done)
+        key = f"{prefix}p:{KEY}"
+        first = await client.zscore(key, running.id)
+        assert first is not None
+        upkeep = asyncio.ensure_future(limiter.upkeep())
+        try:
+            for _ in range(500):  # bounded: a renewal is due every half second
+                score = await client.zscore(key, running.id)
+                if score is not None and score > first:
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the lease was not renewed")
+            assert await client.zscore(key, done.id) is None
+        finally:
+            upkeep.cancel()
+            await asyncio.gather(upkeep, return_exceptions=True)
+        await limiter.release(running)
+        assert await client.zcard(key) == 0
+    finally:
+        keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()

@@ -15,6 +15,7 @@ from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
 from sluice.ids import random_hex
 from sluice.limits.lua import STORE_ERRORS, LuaScript
+from sluice.limits.owed import Owed
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -42,8 +43,10 @@ class RedisBudgets:
     so money held by a replica that died mid-request comes back after at most ``lease_s``.
 
     Each call has a ``timeout_s`` deadline. A reserve that misses it or finds Redis down
-    fails with ``gateway_unavailable`` (503); a settle or release logs the lost amount (its
-    hold is then freed by lease expiry).
+    fails with ``gateway_unavailable`` (503). A settle or release that fails (or is
+    cancelled while it waits) is sent again by :meth:`upkeep` until Redis answers, guarded:
+    a budget gets its cost only if that call freed its hold, so a first call that did run
+    is not counted twice (a request that held nothing, an estimate of 0, is only logged).
     """
 
     def __init__(
@@ -65,6 +68,13 @@ class RedisBudgets:
         self._reserve = LuaScript(redis, scripts.RESERVE, timeout_s=timeout_s)
         self._adjust = LuaScript(redis, scripts.ADJUST, timeout_s=timeout_s)
         self._load = LuaScript(redis, scripts.LOAD, timeout_s=timeout_s)
+        self.owed = Owed(what="budget settlements")
+        """Settles and releases Redis did not answer, sent again by :meth:`upkeep`."""
+
+    async def upkeep(self) -> None:
+        """Send again the settles and releases Redis did not answer, until cancelled. Run it
+        as a background task of the process (the lifespan's task group)."""
+        await self.owed.run()
 
     def _key(self, scope: str, period: str, start: int) -> str:
         return f"{self._prefix}{scope}:{period}:{start}"
@@ -121,21 +131,32 @@ class RedisBudgets:
         holds = reservation.holds
         if not holds or (reservation.amount_micros == 0 and actual_micros == 0):
             return
+        keys = self._keys(holds)
         args: list[str | int] = [
             f"{reservation.id}:{reservation.amount_micros}",
             reservation.amount_micros,
             actual_micros,
+            0,
         ]
         args += [self._ttl_ms(h.end) for h in holds]
+        # Sent again only while a hold tells whether it ran: guarded, it counts once.
+        retried = reservation.amount_micros > 0
         try:
-            await self._adjust(self._keys(holds), args)
-        except STORE_ERRORS:
+            await self._adjust(keys, args)
+        except STORE_ERRORS as exc:
             log.warning(
-                "could not settle budget reservation %s (cost %d micro-USD)",
+                "could not settle budget reservation %s (cost %d micro-USD, %s); %s",
                 reservation.id,
                 actual_micros,
-                exc_info=True,
+                type(exc).__name__,
+                "retrying when Redis answers" if retried else "its cost is not counted",
             )
+            if retried:
+                self.owed.defer(self._adjust, keys, [*args[:3], 1, *args[4:]])
+        except asyncio.CancelledError:
+            if retried:
+                self.owed.defer(self._adjust, keys, [*args[:3], 1, *args[4:]])
+            raise
 
     async def settle(self, reservation: BudgetReservation, actual_micros: int) -> None:
         if reservation.close():

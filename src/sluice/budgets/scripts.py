@@ -63,24 +63,31 @@ return reply
 
 ADJUST = """
 -- Settle or release. KEYS: per budget, its hash and its holds set.
--- ARGV: hold member ('id:amount'), held amount, actual cost, then per budget: ttl_ms.
--- A hold already freed by lease expiry is not freed twice; the cost is added regardless.
+-- ARGV: hold member ('id:amount'), held amount, actual cost, guard ('1' or '0'), then per
+--       budget: ttl_ms.
+-- A hold already freed by lease expiry is not freed twice; the cost is added regardless,
+-- unless guard is '1': then a budget gets the cost only if this call freed its hold. A
+-- settle sent again after a failure (it may have run on the server before) is guarded, so
+-- its cost counts once.
 local member = ARGV[1]
 local held = tonumber(ARGV[2])
 local actual = tonumber(ARGV[3])
+local guard = ARGV[4] == '1'
 for i = 1, #KEYS / 2 do
   local h, z = KEYS[2 * i - 1], KEYS[2 * i]
-  -- A hash that was gone (expired, flushed) is created again here and needs its TTL.
-  local fresh = false
-  if actual ~= 0 then
-    fresh = redis.call('HINCRBY', h, 'spent', actual) == actual
-  end
+  local freed = false
   if held ~= 0 and redis.call('ZREM', z, member) == 1 then
+    freed = true
     if redis.call('HINCRBY', h, 'reserved', -held) < 0 then
       redis.call('HSET', h, 'reserved', 0)
     end
   end
-  local ttl = tonumber(ARGV[3 + i])
+  -- A hash that was gone (expired, flushed) is created again here and needs its TTL.
+  local fresh = false
+  if actual ~= 0 and (freed or not guard) then
+    fresh = redis.call('HINCRBY', h, 'spent', actual) == actual
+  end
+  local ttl = tonumber(ARGV[4 + i])
   if fresh and ttl > 0 then redis.call('PEXPIRE', h, ttl) end
 end
 return 1

@@ -171,7 +171,8 @@ class Limiter(Protocol):
     ) -> None:
         """The call was made: replace the estimates by the actual token counts (in the
         windows they were counted in) and free the slots. Idempotent; never raises for a
-        store failure (a lost slot comes back when its lease expires)."""
+        store failure (a shared store sends a failed release of slots again once it answers;
+        at worst the slot's lease frees it)."""
         ...
 
     async def release(self, reservation: Reservation, *, refund_request: bool = False) -> None:

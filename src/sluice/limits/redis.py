@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -12,7 +13,9 @@ from sluice.ids import random_hex
 from sluice.limits import evaluate, scripts
 from sluice.limits.base import RateLimitStatus, Reservation, WindowHold
 from sluice.limits.errors import LimitExceeded
+from sluice.limits.leases import Leases
 from sluice.limits.lua import STORE_ERRORS, LuaScript
+from sluice.limits.owed import Owed
 from sluice.limits.spec import LimitSpec, Plan, make_plan
 from sluice.limits.window import WindowState
 
@@ -31,13 +34,17 @@ class RedisLimiter:
     Time comes from the Redis server's ``TIME`` inside the script, so replicas agree on the
     windows whatever their clocks say; pass ``clock`` (tests) to use it instead.
 
-    In-flight slots are leases: a slot is a member of the scope's sorted set scored by
-    ``now + lease_s``; settle and release remove it, and a reserve that finds the set full
-    drops expired members and counts again. A replica that dies mid-request therefore holds
-    its slots for at most ``lease_s``, which must exceed the longest request (the total
-    deadline, 600 s by default). Each call has a ``timeout_s`` deadline: a reserve that
-    misses it or finds Redis down fails with ``gateway_unavailable`` (503); a settle or
-    release logs and leaves the slot to its lease. ``prefix`` namespaces the keys.
+    In-flight slots are leases: a slot is a member of the scope's sorted set scored by the
+    end of its lease (``lease_s`` from its last renewal); settle and release remove it, and
+    a reserve that finds the set full drops expired members and counts again. While a
+    request runs, :meth:`upkeep` (one task per process) renews the leases of all of this
+    replica's requests every ``lease_s / 3`` in one script call, so the lease may be short:
+    a replica that dies holds its slots for at most ``lease_s``, however long requests may
+    run. Each call has a ``timeout_s`` deadline: a reserve that misses it or finds Redis
+    down fails with ``gateway_unavailable`` (503); a settle or release that fails (or is
+    cancelled while it waits) is retried by :meth:`upkeep` until Redis answers, and its slot
+    is no longer renewed meanwhile, so it frees within ``lease_s`` at worst. ``prefix``
+    namespaces the keys.
     """
 
     def __init__(
@@ -45,7 +52,7 @@ class RedisLimiter:
         redis: Redis,
         *,
         prefix: str = "sluice:rl:",
-        lease_s: float = 900.0,
+        lease_s: float = 30.0,
         timeout_s: float = 1.0,
         clock: Clock | None = None,
     ) -> None:
@@ -56,6 +63,18 @@ class RedisLimiter:
         self._clock = clock
         self._reserve = LuaScript(redis, scripts.RESERVE, timeout_s=timeout_s)
         self._adjust = LuaScript(redis, scripts.ADJUST, timeout_s=timeout_s)
+        self.leases = Leases(
+            renew=LuaScript(redis, scripts.RENEW, timeout_s=timeout_s),
+            lease_ms=self._lease_ms,
+            now_arg=self._now_arg,
+            owed=Owed(what="rate limit releases"),
+        )
+        """This replica's slot leases and the releases it still owes."""
+
+    async def upkeep(self) -> None:
+        """Renew this replica's slot leases and retry failed releases, until cancelled. Run
+        it as a background task of the process (the lifespan's task group)."""
+        await self.leases.run()
 
     def _window_key(self, scope: str, window_ms: int) -> str:
         return f"{self._prefix}w:{scope}:{window_ms // 1000}"
@@ -120,6 +139,9 @@ class RedisLimiter:
                 evaluate.exceeded(plan, states, fails, now, needs),
                 evaluate.status(plan, states, now),
             )
+        slots = tuple(s.scope for s in plan.slots)
+        if slots:
+            self.leases.hold(rid, tuple(self._slot_key(scope) for scope in slots))
         return Reservation(
             id=rid,
             input_estimate=input_estimate,
@@ -128,7 +150,7 @@ class RedisLimiter:
                 WindowHold(b.scope, b.window_ms, s.start)
                 for b, s in zip(plan.windows, states, strict=True)
             ),
-            slots=tuple(s.scope for s in plan.slots),
+            slots=slots,
             status=evaluate.status(plan, states, now),
         )
 
@@ -140,14 +162,29 @@ class RedisLimiter:
         args: list[str | int] = [len(reservation.holds), reservation.id]
         for hold in reservation.holds:
             args += [hold.start_ms, hold.window_ms, *deltas]
+        if reservation.slots:
+            self.leases.drop(reservation.id)
         try:
             await self._adjust(keys, args)
-        except STORE_ERRORS:
+        except STORE_ERRORS as exc:
+            if not reservation.slots:
+                log.warning(
+                    "could not settle rate limit reservation %s (%s); its estimates stay "
+                    "counted until their window slides out",
+                    reservation.id,
+                    type(exc).__name__,
+                )
+                return
             log.warning(
-                "could not settle rate limit reservation %s; its slots free when the lease expires",
+                "could not release rate limit reservation %s (%s); retrying when Redis answers",
                 reservation.id,
-                exc_info=True,
+                type(exc).__name__,
             )
+            self.leases.owed.defer(self._adjust, keys, args)
+        except asyncio.CancelledError:
+            if reservation.slots:
+                self.leases.owed.defer(self._adjust, keys, args)  # it may not have run
+            raise
 
     async def settle(
         self, reservation: Reservation, *, input_tokens: int, output_tokens: int

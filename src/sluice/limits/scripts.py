@@ -98,7 +98,10 @@ if not peek and #fails == 0 then
   end
   for j = 1, #KEYS - nw do
     redis.call('ZADD', KEYS[nw + j], now + lease, id)
-    redis.call('PEXPIRE', KEYS[nw + j], lease + 60000)
+    -- Never shorten the set's life (a replica with a longer lease may hold a slot in it).
+    if redis.call('PTTL', KEYS[nw + j]) < lease + 60000 then
+      redis.call('PEXPIRE', KEYS[nw + j], lease + 60000)
+    end
     counts[j] = counts[j] + 1
   end
 end
@@ -116,8 +119,18 @@ ADJUST = """
 -- ARGV: nw, id, then per window: start_ms, length_ms, d_req, d_in, d_out.
 -- A delta goes to the window the reservation was counted in: the current one, or the
 -- previous one if the bucket moved on since; if that window is gone, there is nothing to fix.
+-- A reservation that holds slots is adjusted only while it still holds one of them, so the
+-- call can be run again (a retry after a timeout, or a late copy that reached the server
+-- after a stall) without counting its deltas twice. Reply: 1 if the deltas were applied.
 local nw = tonumber(ARGV[1])
 local id = ARGV[2]
+if #KEYS > nw then
+  local removed = 0
+  for j = nw + 1, #KEYS do
+    removed = removed + redis.call('ZREM', KEYS[j], id)
+  end
+  if removed == 0 then return 0 end
+end
 local CUR = {'rc', 'ic', 'oc'}
 local PREV = {'rp', 'ip', 'op'}
 for i = 1, nw do
@@ -141,8 +154,35 @@ for i = 1, nw do
     end
   end
 end
-for j = nw + 1, #KEYS do
-  redis.call('ZREM', KEYS[j], id)
-end
 return 1
+"""
+
+RENEW = """
+-- Extend the leases of the reservations in flight on one replica and prune expired slots.
+-- KEYS: slot sets. ARGV: now_ms ('' = the server's TIME), lease_ms, then per slot set the
+-- number of ids that follow, then those ids.
+-- Only members still in a set are renewed (ZADD XX): a slot already released, or pruned
+-- after its lease ended, is never taken again by a renewal. Reply: members renewed.
+local now
+if ARGV[1] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[1])
+end
+local lease = tonumber(ARGV[2])
+local at = 3
+local renewed = 0
+for j = 1, #KEYS do
+  local n = tonumber(ARGV[at])
+  for k = 1, n do
+    renewed = renewed + redis.call('ZADD', KEYS[j], 'XX', 'CH', now + lease, ARGV[at + k])
+  end
+  at = at + n + 1
+  redis.call('ZREMRANGEBYSCORE', KEYS[j], '-inf', now)
+  if redis.call('PTTL', KEYS[j]) < lease + 60000 then
+    redis.call('PEXPIRE', KEYS[j], lease + 60000)
+  end
+end
+return renewed
 """

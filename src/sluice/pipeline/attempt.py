@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from sluice.config.model import Prices
@@ -226,15 +227,16 @@ async def _stream(
                 ev.upstream_ms + (now - t0) * 1000, elapsed_ms=(now - started) * 1000
             )
         )
+        ends = dialect.stream_ends  # a terminal event relayed as a piece: settle first
+        final = partial(_final_usage, svc, ev, attempt, stream, prices)
         if first:
-            await sink.chunk(first)
+            await _relay_piece(first, ends, sink=sink, final=final)
         async for piece in pieces:
-            await sink.chunk(piece)
+            await _relay_piece(piece, ends, sink=sink, final=final)
         tail = dialect.stream_tail(req, stream) if attempt.translation is None else b""
+        _final_usage(svc, ev, attempt, stream, prices)  # settled before the tail leaves
         if ev.want_metadata and dialect.carries_metadata:
-            tail = _with_metadata(
-                svc, ev, attempt, stream, tail, t0=t0, started=started, prices=prices
-            )
+            tail = _with_metadata(ev, tail, t0=t0, started=started)
         await sink.end(tail)
     except GatewayError as exc:
         if not sink.started:
@@ -245,6 +247,7 @@ async def _stream(
         exc.message = svc.redactor(exc.message)
         record_error(ev, exc)
         ev.partial = True
+        _final_usage(svc, ev, attempt, stream, prices)
         await sink.end(dialect.stream_error(exc))
     finally:
         if counted:
@@ -254,20 +257,31 @@ async def _stream(
         await stream.aclose()
 
 
-def _with_metadata(
-    svc: Services,
-    ev: UsageEvent,
-    attempt: Attempt,
-    stream: UpstreamStream,
-    tail: bytes,
-    *,
-    t0: float,
-    started: float,
-    prices: Prices | None,
-) -> bytes:
-    """The stream's tail with the metadata chunk (usage and cost are final now)."""
+def _final_usage(
+    svc: Services, ev: UsageEvent, attempt: Attempt, stream: UpstreamStream, prices: Prices | None
+) -> None:
+    """The stream's usage and cost as they stand, before its last bytes go out."""
     _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
     _price(svc, ev, attempt.dep, prices)
+
+
+def _is_end(piece: bytes, ends: tuple[bytes, ...]) -> bool:
+    return any(marker in piece for marker in ends)
+
+
+async def _relay_piece(
+    piece: bytes, ends: tuple[bytes, ...], *, sink: ResponseSink, final: Callable[[], None]
+) -> None:
+    """Send one piece of a stream; a piece holding the dialect's terminal event goes out
+    after the usage is final (``final``) and the request settled."""
+    if ends and _is_end(piece, ends):
+        final()
+        await sink.settle()
+    await sink.chunk(piece)
+
+
+def _with_metadata(ev: UsageEvent, tail: bytes, *, t0: float, started: float) -> bytes:
+    """The stream's tail with the metadata chunk (usage and cost are final now)."""
     now = time.perf_counter()
     meta = answer.metadata(
         ev, latency_ms=(now - started) * 1000, upstream_ms=ev.upstream_ms + (now - t0) * 1000

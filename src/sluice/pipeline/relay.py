@@ -28,7 +28,7 @@ from sluice.pipeline.sink import Headers, ResponseSink
 from sluice.providers.base import ReadLimits
 from sluice.routing.policy import RequestFacts
 from sluice.routing.router import Router
-from sluice.routing.table import ModelEntry, ModelTable
+from sluice.routing.table import Deployment, ModelEntry, ModelTable
 from sluice.tokens import estimate_prompt
 from sluice.types import ProviderRequest, Usage
 from sluice.usage.event import UsageEvent
@@ -69,6 +69,58 @@ def _used(ev: UsageEvent) -> bool:
     return ev.attempts > 0 and (ev.error_kind is None or ev.completion_tokens > 0 or ev.streamed)
 
 
+class _Settlement:
+    """Settles what one request holds (or releases it when the upstream was not used), once.
+
+    The sink awaits it just before the answer's last bytes leave (so a sequential client's
+    next request finds the slot free); ``finally`` awaits it again on every path, which then
+    only prices a row not priced yet.
+    """
+
+    __slots__ = ("budget_held", "dep", "ev", "held", "prices", "svc")
+
+    def __init__(self, svc: Services, ev: UsageEvent, dep: Deployment, prices: Prices | None):
+        self.svc = svc
+        self.ev = ev
+        self.dep = dep
+        self.prices = prices
+        self.held: Reservation | None = None
+        self.budget_held: BudgetReservation | None = None
+
+    async def __call__(self) -> None:
+        svc, ev = self.svc, self.ev
+        used = _used(ev)
+        if used and ev.cost_micros is None:  # complete answers priced it before sending
+            usage = Usage(
+                ev.prompt_tokens,
+                ev.completion_tokens,
+                ev.cached_tokens,
+                ev.cache_write_tokens,
+                ev.tokens_estimated,
+            )
+            dep = self.dep
+            ev.cost_micros = svc.pricer.cost(
+                usage,
+                provider=dep.provider_type or dep.provider_name,
+                model=dep.upstream_model,
+                prices=self.prices,
+            ).micros
+        budget_held, held = self.budget_held, self.held
+        self.budget_held = self.held = None
+        if budget_held is not None:
+            if used:
+                await svc.budgets.settle(budget_held, ev.cost_micros or 0)
+            else:
+                await svc.budgets.release(budget_held)
+        if held is not None:
+            if used:
+                await svc.limiter.settle(
+                    held, input_tokens=ev.prompt_tokens, output_tokens=ev.completion_tokens
+                )
+            else:
+                await svc.limiter.release(held)
+
+
 async def run(
     svc: Services,
     ev: UsageEvent,
@@ -84,47 +136,46 @@ async def run(
     sla_ms: int | None = None,
 ) -> None:
     """Reserve limits and budgets, route to a deployment of ``entry`` (retries, fallbacks),
-    relay its answer in ``dialect``, then settle what was used (or release what was not) on
-    every path."""
+    relay its answer in ``dialect``, and settle what was used (or release what was not):
+    before the answer's last bytes leave, or in ``finally`` on every other path."""
     bounds.check(req, entry.bounds)
     dep = entry.deployments[0]
     provider_type = dep.provider_type or dep.provider_name
-    prices = svc.prices.get(entry.name)
     checks = principal.checks_for(entry.name)
     budget_checks = principal.budget_checks
-    held: Reservation | None = None
-    budget_held: BudgetReservation | None = None
+    settle = _Settlement(svc, ev, dep, svc.prices.get(entry.name))
     try:
         if checks or budget_checks:
             prompt_estimate = estimate_prompt(req.body)
             output = bounds.output_reserve(req)  # every choice's output
             if checks:
-                held = await svc.limiter.reserve(
+                settle.held = await svc.limiter.reserve(
                     checks, input_estimate=prompt_estimate, output_estimate=output
                 )
-                base_headers = base_headers + _rate_headers(held)
+                base_headers = base_headers + _rate_headers(settle.held)
             if budget_checks:
                 estimate = svc.pricer.estimate(
                     prompt_tokens=prompt_estimate,
                     max_tokens=output,
                     provider=provider_type,
                     model=dep.upstream_model,
-                    prices=prices,
+                    prices=settle.prices,
                 )
                 try:
-                    budget_held = await svc.budgets.reserve(budget_checks, estimate.micros)
+                    settle.budget_held = await svc.budgets.reserve(budget_checks, estimate.micros)
                 except BudgetExceeded:
-                    if held is not None:
-                        await svc.limiter.release(held, refund_request=True)
-                        held = None  # refused: the request consumed nothing
+                    if settle.held is not None:
+                        held, settle.held = settle.held, None
+                        await svc.limiter.release(held, refund_request=True)  # consumed nothing
                     raise
+            sink.before_last = settle
         facts = (
             await _request_facts(svc, principal, entry, sla_ms)
             if svc.router.policy.enabled
             else None
         )
         loop = asyncio.get_running_loop()
-        dep, served = await route(
+        settle.dep, served = await route(
             svc,
             ev,
             req,
@@ -137,33 +188,11 @@ async def run(
             deadline=loop.time() + svc.total_timeout_s,
             facts=facts,
         )
-        provider_type = dep.provider_type or dep.provider_name
-        prices = svc.prices.get(served.name)
+        settle.prices = svc.prices.get(served.name)
     finally:
-        used = _used(ev)
-        if used and ev.cost_micros is None:  # complete answers priced it before sending
-            usage = Usage(
-                ev.prompt_tokens,
-                ev.completion_tokens,
-                ev.cached_tokens,
-                ev.cache_write_tokens,
-                ev.tokens_estimated,
-            )
-            ev.cost_micros = svc.pricer.cost(
-                usage, provider=provider_type, model=dep.upstream_model, prices=prices
-            ).micros
-        if budget_held is not None:
-            if used:
-                await svc.budgets.settle(budget_held, ev.cost_micros or 0)
-            else:
-                await svc.budgets.release(budget_held)
-        if held is not None:
-            if used:
-                await svc.limiter.settle(
-                    held, input_tokens=ev.prompt_tokens, output_tokens=ev.completion_tokens
-                )
-            else:
-                await svc.limiter.release(held)
+        sink.before_last = None
+        if settle.held is not None or settle.budget_held is not None or ev.cost_micros is None:
+            await settle()  # not settled before a last byte, or not priced yet
 
 
 async def _request_facts(

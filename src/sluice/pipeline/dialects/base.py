@@ -30,6 +30,10 @@ class Dialect(Protocol):
     """The capability that serves this format natively."""
     carries_metadata: bool
     """Answers are OpenAI-shaped and may carry the opt-in ``sluice`` metadata object."""
+    stream_ends: tuple[bytes, ...]
+    """Markers of the terminal event of a stream relayed as a piece (e.g. ``message_stop``):
+    the request is settled before a piece holding one is sent. Empty when the terminal
+    event is the stream's tail (:meth:`stream_tail`), which is always sent last."""
 
     def parse(self, raw: bytes) -> ProviderRequest:
         """Validate a body; raise ``BadRequest`` naming the field."""

@@ -288,6 +288,7 @@ class MessagesTranslation:
 class MessagesDialect:
     endpoint = Endpoint.MESSAGES
     carries_metadata = False
+    stream_ends: tuple[bytes, ...] = (b"event: message_stop",)
 
     def parse(self, raw: bytes) -> ProviderRequest:
         body = parse_json(raw)

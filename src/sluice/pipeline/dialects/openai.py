@@ -19,6 +19,7 @@ DONE_EVENT = b"data: [DONE]\n\n"
 
 class OpenAIDialect:
     carries_metadata = True
+    stream_ends: tuple[bytes, ...] = ()
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint

@@ -82,6 +82,11 @@ def _check(body: dict[str, Any]) -> None:
 class ResponsesDialect:
     endpoint = Endpoint.RESPONSES
     carries_metadata = False
+    stream_ends: tuple[bytes, ...] = (
+        b"event: response.completed",
+        b"event: response.incomplete",
+        b"event: response.failed",
+    )
 
     def __init__(self, store: ResponseRepository) -> None:
         self._store = store
