@@ -28,6 +28,7 @@ from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.observability.wiring import Observability, build_observability
+from sluice.outage import OutageLog
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider, ReadLimits
 from sluice.providers.registry import build_provider
@@ -37,7 +38,7 @@ from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.settings import Settings
-from sluice.storage.sql.engine import worker_priority
+from sluice.storage.sql.engine import DatabaseTimeouts, worker_priority
 from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tasks import spawn_in
@@ -207,6 +208,7 @@ def new_session() -> aiohttp.ClientSession:
 
 
 async def _poll_keys(rt: Runtime) -> None:
+    outage = OutageLog(log, "key refresh", meanwhile="serving the cached keys", clock=rt.clock)
     while True:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(rt.settings.key_refresh_interval_s):
@@ -215,8 +217,10 @@ async def _poll_keys(rt: Runtime) -> None:
         try:
             await rt.refresh_keys()
             await rt.refresh_policies()
-        except Exception:
-            log.warning("key refresh failed; serving the cached keys", exc_info=True)
+        except Exception as exc:
+            outage.failed(exc)
+        else:
+            outage.succeeded()
 
 
 async def _listen_keys(rt: Runtime, redis: Redis) -> None:
@@ -362,7 +366,13 @@ async def open_runtime(
     clock = clock or SystemClock()
     config = config or resolve_config(settings)
     providers = _build_providers(config)
-    storage = SqlStorage.from_url(settings.resolved_database_url())
+    storage = SqlStorage.from_url(
+        settings.resolved_database_url(),
+        timeouts=DatabaseTimeouts(
+            connect_s=settings.database_connect_timeout_s,
+            command_s=settings.database_command_timeout_s,
+        ),
+    )
     redis: Any = None
     session: aiohttp.ClientSession | None = None
     try:

@@ -8,12 +8,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from sluice.auth.cache import token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError, retry_after_value
 from sluice.lifespan import Runtime
+from sluice.storage.sql.errors import as_dependency_unavailable
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
 
@@ -80,6 +82,17 @@ def install_error_handlers(app: FastAPI) -> None:
         field = ".".join(loc) or None
         message = f"{field}: {first['msg']}" if field else str(first["msg"])
         return _error(GatewayError(ErrorKind.CALLER_BAD_REQUEST, message, param=field))
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # The database is down or frozen: 503 with Retry-After, not 500. Anything else of
+        # these classes is a bug and goes on to the server's 500 (with its traceback).
+        unavailable = as_dependency_unavailable(exc)
+        if unavailable is None:
+            raise exc
+        return _error(unavailable)
+
+    app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(OSError, _database)  # a refused connection; TimeoutError too
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
