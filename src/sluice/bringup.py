@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from sluice.lifecycle import Lifecycle
-from sluice.storage.sql.errors import database_unavailable
+from sluice.storage.availability import database_unavailable
 
 log = logging.getLogger("sluice")
 

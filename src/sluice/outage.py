@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 
 from sluice.clock import Clock, SystemClock
-from sluice.storage.sql.errors import database_unavailable
+from sluice.storage.availability import database_unavailable
 
 TRACEBACK_EVERY_S = 300.0
 """Least time between two tracebacks of one task's unexpected failures."""
@@ -34,7 +34,7 @@ class OutageLog:
     Call :meth:`failed` with each failure and :meth:`succeeded` after each success.
     ``task`` names the task in the lines ("key refresh"); ``meanwhile`` says what the
     process does while it fails ("serving the cached keys"). ``is_outage`` tells an outage
-    from a bug (default: :func:`sluice.storage.sql.errors.database_unavailable`);
+    from a bug (default: :func:`sluice.storage.availability.database_unavailable`);
     ``dependency`` names what is away ("the database").
     """
 

@@ -60,9 +60,14 @@ async def _while_down(client: httpx.AsyncClient, console: Browser, key: str) -> 
     assert int(page.headers["retry-after"]) > 0
     assert ready.status_code == 503, ready.text
     assert ready.json()["database"].startswith("unavailable"), ready.json()
-    # The data plane serves the keys it holds in memory.
+    # The data plane serves the keys it holds in memory; what it must read from the
+    # database (a stored response) is a 503 too.
     chat = await client.post("/v1/chat/completions", json=CHAT, headers=_bearer(key))
     assert chat.status_code == 200, chat.text
+    async with asyncio.timeout(BOUND_S):
+        stored = await client.get("/v1/responses/resp_none", headers=_bearer(key))
+    assert stored.status_code == 503, stored.text
+    assert stored.json()["error"]["code"] == "dependency_unavailable"
 
 
 async def _until(check: Any, what: str) -> None:

@@ -24,8 +24,8 @@ from sluice.console import (
 from sluice.console.context import HERE, ConsoleContext, CsrfRejected, SignInNeeded
 from sluice.errors import ErrorKind, GatewayError
 from sluice.lifespan import Runtime
+from sluice.storage.availability import as_dependency_unavailable
 from sluice.storage.console import ConsoleRepository
-from sluice.storage.sql.errors import as_dependency_unavailable
 
 MESSAGES = {
     "revoked": "The key was revoked.",

@@ -15,7 +15,7 @@ from sluice.auth.cache import token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError, retry_after_value
 from sluice.lifespan import Runtime
-from sluice.storage.sql.errors import as_dependency_unavailable
+from sluice.storage.availability import as_dependency_unavailable
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
 

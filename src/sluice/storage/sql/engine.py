@@ -86,7 +86,7 @@ class DatabaseTimeouts:
 
     A frozen or unreachable server otherwise holds a request for as long as the TCP
     connection lives; past these bounds the wait fails with an error that
-    ``sluice.storage.sql.errors.database_unavailable`` recognises."""
+    ``sluice.storage.availability.database_unavailable`` recognises."""
 
     connect_s: float = 10.0
     """Opening a connection (TCP, TLS, authentication); also the longest wait for a pooled
