@@ -224,19 +224,36 @@ async def _poll_keys(rt: Runtime) -> None:
 
 
 async def _listen_keys(rt: Runtime, redis: Redis) -> None:
+    outage = OutageLog(
+        log,
+        "Redis key-change subscription",
+        meanwhile="polling the database for key changes",
+        dependency="Redis",
+        is_outage=_redis_down,
+        clock=rt.clock,
+    )
     while True:
         try:
             pubsub = redis.pubsub()
             async with pubsub:
                 await pubsub.subscribe(KEYS_CHANNEL)
+                outage.succeeded()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         rt.keys_changed.set()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning("Redis key-change subscription lost; retrying", exc_info=True)
+        except Exception as exc:
+            outage.failed(exc)
             await asyncio.sleep(1.0)
+
+
+def _redis_down(exc: BaseException) -> bool:
+    """Redis cannot be reached or does not answer (by exception type)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    return isinstance(exc, RedisConnectionError | RedisTimeout | OSError)
 
 
 def _retention(rt: Runtime) -> Retention:

@@ -18,7 +18,7 @@ import pytest
 from sluice.app import SluiceApp
 from tests.console.support import Browser, set_password, signed_in
 from tests.integration.conftest import make_settings, running
-from tests.services import PrivatePostgres
+from tests.services import PrivatePostgres, PrivateRedis
 
 CHAT = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
 BOUND_S = 30.0
@@ -165,3 +165,35 @@ async def test_a_frozen_database_while_serving(
             finally:
                 private_postgres.thaw()
     _assert_one_line_per_edge(caplog)
+
+
+async def test_a_redis_outage_logs_the_key_subscription_once_each_way(
+    tmp_path: Path, private_redis: PrivateRedis, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, redis_url=private_redis.url)
+    async with running(settings) as (_, client):
+        assert (await client.get("/health/ready")).status_code == 200
+        caplog.set_level(logging.INFO, logger="sluice")
+
+        def lines() -> list[logging.LogRecord]:
+            return [
+                r
+                for r in caplog.records
+                if r.getMessage().startswith("Redis key-change subscription")
+            ]
+
+        async def lost() -> bool:
+            return bool(lines())
+
+        async def back() -> bool:
+            return any(r.levelno == logging.INFO for r in lines())
+
+        private_redis.stop()
+        await _until(lost, "the subscription said Redis is unavailable")
+        await asyncio.sleep(2.5)  # more reconnection attempts (one a second)
+        private_redis.start()
+        await _until(back, "the subscription said Redis answers again")
+    assert [(r.levelno, r.exc_info) for r in lines()] == [
+        (logging.WARNING, None),
+        (logging.INFO, None),
+    ], [r.getMessage() for r in lines()]
