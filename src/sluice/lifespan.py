@@ -38,7 +38,7 @@ from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.settings import Settings
-from sluice.storage.sql.engine import DatabaseTimeouts, worker_priority
+from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, worker_priority
 from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tasks import spawn_in
@@ -343,6 +343,21 @@ async def _background(rt: Runtime, breakers: MemoryBreakers | RedisBreakers) -> 
         rt.spawn(breakers.run(), name="breaker-sync")
 
 
+async def _migrate(rt: Runtime) -> None:
+    """Migrations may run long on a big table: on PostgreSQL they get an engine of their own,
+    without the serving engine's command timeout."""
+    engine = rt.storage.engine
+    if engine.dialect.name != "postgresql":
+        await upgrade_engine(engine)
+        return
+    timeouts = DatabaseTimeouts(connect_s=rt.settings.database_connect_timeout_s)
+    own = create_engine(rt.settings.resolved_database_url(), timeouts=timeouts)
+    try:
+        await upgrade_engine(own)
+    finally:
+        await own.dispose()
+
+
 def _connect_steps(rt: Runtime, *, migrate: bool) -> Callable[[], Coroutine[Any, Any, None]]:
     """What the process does once its database answers (see ``sluice.bringup``)."""
 
@@ -350,7 +365,7 @@ def _connect_steps(rt: Runtime, *, migrate: bool) -> Callable[[], Coroutine[Any,
         async with asyncio.timeout(PING_TIMEOUT_S):
             await rt.storage.ping()
         if migrate:
-            await upgrade_engine(rt.storage.engine)
+            await _migrate(rt)
         master = await bootstrap_master_key(rt.storage.meta, rt.settings.master_key)
         if master.generated:
             log.warning("generated an admin key (shown once, stored hashed): %s", master.generated)

@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     database_command_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     """PostgreSQL: longest wait for one statement of the running server (admin API, console,
     usage writer, background tasks); bounds a request against a frozen database. Migrations
-    run by ``sluice serve``/``sluice migrate`` are not bounded by it."""
+    are not bounded by it."""
     max_keys_per_user: int = 20
     """Personal keys a user may hold at once, unless the user's own ``max_keys`` says."""
     migrate_on_start: bool = True
