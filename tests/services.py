@@ -189,6 +189,7 @@ class PrivatePostgres(_Server):
         # SIGINT is PostgreSQL's fast shutdown: clients are disconnected at once.
         if self.proc is not None:
             self._signal(signal.SIGCONT)
+            self._signal_children(signal.SIGCONT)  # frozen backends could not shut down
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGINT)
         super().stop()
