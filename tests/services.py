@@ -45,6 +45,22 @@ def _wait_port(port: int, *, timeout_s: float, proc: subprocess.Popen[bytes]) ->
 _AS_POSTGRES = ("-U", "postgres", "test")
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux ``/proc``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def _postgres_bin() -> Path:
     base = Path("/usr/lib/postgresql")
     versions = sorted(base.glob("*/bin/postgres")) if base.exists() else []
@@ -152,10 +168,28 @@ class PrivatePostgres(_Server):
             time.sleep(0.1)
         raise RuntimeError("the private PostgreSQL did not become ready")
 
+    def freeze(self) -> None:
+        """Stop the postmaster and every backend: open connections hang too. (PostgreSQL
+        puts each backend in a session of its own, out of the postmaster's group.)"""
+        super().freeze()
+        self._signal_children(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self._signal_children(signal.SIGCONT)
+        super().thaw()
+
+    def _signal_children(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        for pid in _children(self.proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
     def stop(self) -> None:
         # SIGINT is PostgreSQL's fast shutdown: clients are disconnected at once.
         if self.proc is not None:
             self._signal(signal.SIGCONT)
+            self._signal_children(signal.SIGCONT)  # frozen backends could not shut down
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.proc.pid, signal.SIGINT)
         super().stop()

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy.exc import SQLAlchemyError
 
 from sluice.lifecycle import Lifecycle
+from sluice.storage.availability import database_unavailable
 
 log = logging.getLogger("sluice")
 
@@ -29,9 +30,10 @@ FIRST_RETRY_S = 0.5
 
 
 def database_error(exc: BaseException) -> bool:
-    """The failure is the database's (unreachable, refusing, timing out, erroring), not a
-    bug of this process: by exception type, never by message text."""
-    return isinstance(exc, OSError | TimeoutError | SQLAlchemyError)
+    """The failure is the database's (unavailable: ``database_unavailable``; or erroring, a
+    migration that failed), not a bug of this process: by exception type and driver code,
+    never by message text."""
+    return database_unavailable(exc) or isinstance(exc, SQLAlchemyError)
 
 
 def _reason(exc: BaseException) -> str:

@@ -28,6 +28,7 @@ from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.observability.wiring import Observability, build_observability
+from sluice.outage import OutageLog
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider, ReadLimits
 from sluice.providers.registry import build_provider
@@ -37,7 +38,7 @@ from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.settings import Settings
-from sluice.storage.sql.engine import worker_priority
+from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, worker_priority
 from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tasks import spawn_in
@@ -207,6 +208,7 @@ def new_session() -> aiohttp.ClientSession:
 
 
 async def _poll_keys(rt: Runtime) -> None:
+    outage = OutageLog(log, "key refresh", meanwhile="serving the cached keys", clock=rt.clock)
     while True:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(rt.settings.key_refresh_interval_s):
@@ -215,24 +217,43 @@ async def _poll_keys(rt: Runtime) -> None:
         try:
             await rt.refresh_keys()
             await rt.refresh_policies()
-        except Exception:
-            log.warning("key refresh failed; serving the cached keys", exc_info=True)
+        except Exception as exc:
+            outage.failed(exc)
+        else:
+            outage.succeeded()
 
 
 async def _listen_keys(rt: Runtime, redis: Redis) -> None:
+    outage = OutageLog(
+        log,
+        "Redis key-change subscription",
+        meanwhile="polling the database for key changes",
+        dependency="Redis",
+        is_outage=_redis_down,
+        clock=rt.clock,
+    )
     while True:
         try:
             pubsub = redis.pubsub()
             async with pubsub:
                 await pubsub.subscribe(KEYS_CHANNEL)
+                outage.succeeded()
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
                         rt.keys_changed.set()
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.warning("Redis key-change subscription lost; retrying", exc_info=True)
+        except Exception as exc:
+            outage.failed(exc)
             await asyncio.sleep(1.0)
+
+
+def _redis_down(exc: BaseException) -> bool:
+    """Redis cannot be reached or does not answer (by exception type)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    return isinstance(exc, RedisConnectionError | RedisTimeout | OSError)
 
 
 def _retention(rt: Runtime) -> Retention:
@@ -329,6 +350,21 @@ async def _background(rt: Runtime, breakers: MemoryBreakers | RedisBreakers) -> 
         rt.spawn(breakers.run(), name="breaker-sync")
 
 
+async def _migrate(rt: Runtime) -> None:
+    """Migrations may run long on a big table: on PostgreSQL they get an engine of their own,
+    without the serving engine's command timeout."""
+    engine = rt.storage.engine
+    if engine.dialect.name != "postgresql":
+        await upgrade_engine(engine)
+        return
+    timeouts = DatabaseTimeouts(connect_s=rt.settings.database_connect_timeout_s)
+    own = create_engine(rt.settings.resolved_database_url(), timeouts=timeouts)
+    try:
+        await upgrade_engine(own)
+    finally:
+        await own.dispose()
+
+
 def _connect_steps(rt: Runtime, *, migrate: bool) -> Callable[[], Coroutine[Any, Any, None]]:
     """What the process does once its database answers (see ``sluice.bringup``)."""
 
@@ -336,7 +372,7 @@ def _connect_steps(rt: Runtime, *, migrate: bool) -> Callable[[], Coroutine[Any,
         async with asyncio.timeout(PING_TIMEOUT_S):
             await rt.storage.ping()
         if migrate:
-            await upgrade_engine(rt.storage.engine)
+            await _migrate(rt)
         master = await bootstrap_master_key(rt.storage.meta, rt.settings.master_key)
         if master.generated:
             log.warning("generated an admin key (shown once, stored hashed): %s", master.generated)
@@ -369,7 +405,13 @@ async def open_runtime(
     clock = clock or SystemClock()
     config = config or resolve_config(settings)
     providers = _build_providers(config)
-    storage = SqlStorage.from_url(settings.resolved_database_url())
+    storage = SqlStorage.from_url(
+        settings.resolved_database_url(),
+        timeouts=DatabaseTimeouts(
+            connect_s=settings.database_connect_timeout_s,
+            command_s=settings.database_command_timeout_s,
+        ),
+    )
     redis: Any = None
     session: aiohttp.ClientSession | None = None
     try:

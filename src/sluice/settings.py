@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     """Longest pause between two attempts to reach the database while the process waits
     for it (the pause starts at 0.5 s and doubles). Until it answers, readiness and every
     route but liveness answer 503."""
+    database_connect_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """PostgreSQL: longest wait to open a connection, or for a pooled one when all are busy.
+    Past it the request answers 503 ``dependency_unavailable``."""
+    database_command_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    """PostgreSQL: longest wait for one statement of the running server (admin API, console,
+    usage writer, background tasks); bounds a request against a frozen database. Migrations
+    are not bounded by it."""
     max_keys_per_user: int = 20
     """Personal keys a user may hold at once, unless the user's own ``max_keys`` says."""
     migrate_on_start: bool = True

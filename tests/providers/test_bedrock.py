@@ -259,3 +259,41 @@ def test_embedding_transforms() -> None:
         {"embeddings": {"float": [[0.5]]}}, {embed.TOKEN_HEADER: "7"}
     )
     assert vectors == [[0.5]] and usage == Usage(7)
+
+
+async def test_a_credential_chain_that_hangs_or_fails_maps_to_the_error_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Resolving the chain (instance metadata, SSO) waits at most the call's time to first
+    byte: a 504 ``provider_timeout``; a chain that fails is a 503, never a bare exception."""
+    import threading
+
+    import botocore.exceptions
+    import botocore.session
+
+    release = threading.Event()
+
+    class Hanging:
+        def get_frozen_credentials(self) -> object:
+            release.wait(10)
+            raise botocore.exceptions.NoCredentialsError()
+
+    class Failing:
+        def get_frozen_credentials(self) -> object:
+            raise botocore.exceptions.CredentialRetrievalError(provider="sso", error_msg="x")
+
+    chain = ProviderConfig.model_validate({"type": "bedrock"})
+    async with aiohttp.ClientSession() as session:
+        call = UpstreamCall("m", "d", "r", session, Timeouts(ttfb_s=0.05))
+        monkeypatch.setattr(botocore.session.Session, "get_credentials", lambda self: Hanging())
+        try:
+            with pytest.raises(GatewayError) as timed_out:
+                await AwsCredentials("b", chain).get(call)
+        finally:
+            release.set()
+        monkeypatch.setattr(botocore.session.Session, "get_credentials", lambda self: Failing())
+        with pytest.raises(GatewayError) as failed:
+            await AwsCredentials("b", chain).get(call)
+    assert timed_out.value.kind is ErrorKind.PROVIDER_TIMEOUT and timed_out.value.status == 504
+    assert failed.value.kind is ErrorKind.GATEWAY_UNAVAILABLE and failed.value.status == 503
+    assert "CredentialRetrievalError" in failed.value.message

@@ -3,6 +3,7 @@ cached, and refused cleanly."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -119,3 +120,72 @@ async def test_refusals(token_server: tuple[str, TokenServer], tmp_path: Path) -
         with pytest.raises(GatewayError) as info:
             await VertexAuth("v", SecretRef(str(tmp_path / "user.json"))).token(call)
         assert "not a service-account key" in info.value.message
+
+
+async def test_a_token_endpoint_that_does_not_answer_is_a_provider_timeout(
+    tmp_path: Path,
+) -> None:
+    """The token fetch waits at most the call's time to first byte, and its timeout is a 504
+    ``provider_timeout`` of our tree, not a bare ``TimeoutError`` (a 500)."""
+    release = asyncio.Event()
+
+    async def stall(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/token", stall)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(service_account(f"http://127.0.0.1:{port}/token")))
+    auth = VertexAuth("v", SecretRef(str(path)))
+    try:
+        async with aiohttp.ClientSession() as session:
+            call = UpstreamCall("m", "d", "r", session, Timeouts(ttfb_s=0.2))
+            with pytest.raises(GatewayError) as caught:
+                await auth.token(call)
+    finally:
+        release.set()
+        await runner.cleanup()
+    assert caught.value.kind is ErrorKind.PROVIDER_TIMEOUT
+    assert caught.value.status == 504
+    assert "token endpoint" in caught.value.message
+
+
+async def test_default_credentials_that_hang_or_fail_map_to_the_error_tree(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def hang(self: VertexAuth) -> tuple[str, float]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def refused(self: VertexAuth) -> tuple[str, float]:
+        raise ConnectionRefusedError(111, "refused")
+
+    async with aiohttp.ClientSession() as session:
+        call = UpstreamCall("m", "d", "r", session, Timeouts(ttfb_s=0.05))
+        monkeypatch.setattr(VertexAuth, "_default_credentials", hang)
+        with pytest.raises(GatewayError) as timed_out:
+            await VertexAuth("v", None).token(call)
+        monkeypatch.setattr(VertexAuth, "_default_credentials", refused)
+        with pytest.raises(GatewayError) as unreachable:
+            await VertexAuth("v", None).token(call)
+    assert timed_out.value.kind is ErrorKind.PROVIDER_TIMEOUT
+    assert unreachable.value.kind is ErrorKind.PROVIDER_UNREACHABLE
+    assert unreachable.value.status == 502
+
+
+async def test_a_key_that_cannot_sign_is_a_clear_error(tmp_path: Path) -> None:
+    info = service_account("http://127.0.0.1:9/token")
+    info["private_key"] = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"
+    path = tmp_path / "sa.json"
+    path.write_text(json.dumps(info))
+    async with aiohttp.ClientSession() as session:
+        call = UpstreamCall("m", "d", "r", session, Timeouts())
+        with pytest.raises(GatewayError) as caught:
+            await VertexAuth("v", SecretRef(str(path))).token(call)
+    assert caught.value.kind is ErrorKind.GATEWAY_UNAVAILABLE
+    assert "cannot sign" in caught.value.message

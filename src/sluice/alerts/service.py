@@ -18,6 +18,7 @@ from sluice.alerts.budget import BudgetWatch
 from sluice.alerts.model import Alert, AlertRepository
 from sluice.alerts.webhook import DeliveryResult, WebhookSender
 from sluice.clock import Clock
+from sluice.outage import OutageLog
 from sluice.tasks import spawn_in
 
 log = logging.getLogger("sluice.alerts")
@@ -112,28 +113,40 @@ class AlertService:
         """Check budgets every ``check_interval_s``, breakers every ``breaker_poll_s``, and
         deliver what they record, until cancelled."""
         async with asyncio.TaskGroup() as group:
-            budgets = self._every(self._check_interval_s, self.check_budgets)
-            breakers = self._every(self._breaker_poll_s, self.check_breakers)
+            budgets = self._every(self._check_interval_s, self.check_budgets, task="budgets")
+            breakers = self._every(self._breaker_poll_s, self.check_breakers, task="breakers")
             spawn_in(group, budgets, name="alerts-budgets")
             spawn_in(group, breakers, name="alerts-breakers")
             await self._deliver_loop()
 
-    async def _every(self, interval_s: float, step: Callable[[], Awaitable[object]]) -> None:
+    async def _every(
+        self, interval_s: float, step: Callable[[], Awaitable[object]], *, task: str
+    ) -> None:
+        outage = OutageLog(
+            log, f"alert check ({task})", meanwhile="retrying every interval", clock=self._clock
+        )
         while True:
             try:
                 await step()
-            except Exception:
-                log.warning("alert check failed; retrying next interval", exc_info=True)
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.succeeded()
             _raise_if_cancelled()
             await asyncio.sleep(interval_s)
 
     async def _deliver_loop(self) -> None:
+        outage = OutageLog(
+            log, "alert delivery", meanwhile="deliveries are not recorded", clock=self._clock
+        )
         while True:
             alert = await self._queue.get()
             try:
                 await self.deliver(alert)
-            except Exception:
-                log.warning("could not record the delivery of alert %s", alert.id, exc_info=True)
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.succeeded()
             _raise_if_cancelled()
 
 

@@ -40,6 +40,7 @@ from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.dialects.openai import OpenAIDialect
 from sluice.routing.policy import SLA_HEADER, parse_sla_header
 from sluice.routing.table import ModelTable
+from sluice.storage.availability import as_dependency_unavailable
 from sluice.tasks import DisconnectWatch
 from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.bodies import BodyCapture, BodyPolicy
@@ -195,9 +196,14 @@ class DataPlane:
         except asyncio.CancelledError:
             await _cancelled(ev, watch, sink=sink, send=send, base=base, dialect=dialect)
         except Exception as exc:
-            log.exception("unhandled error in %s (request %s)", dialect.endpoint, request_id)
-            err = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")
-            await _fail(ev, err, sink=sink, send=send, base=base, dialect=dialect)
+            # A route that reads the database (stored responses) while it is away: a 503.
+            err_or_none = as_dependency_unavailable(exc)
+            if err_or_none is None:
+                log.exception("unhandled error in %s (request %s)", dialect.endpoint, request_id)
+                err_or_none = GatewayError(
+                    ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})"
+                )
+            await _fail(ev, err_or_none, sink=sink, send=send, base=base, dialect=dialect)
         finally:
             _stop(watch, self._life, task)
             ev.latency_ms = (time.perf_counter() - started) * 1000

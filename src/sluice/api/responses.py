@@ -8,6 +8,7 @@ from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.render import JSON_CT, Receive, Scope, Send, send_error, send_json
 from sluice.errors import ErrorKind, GatewayError
 from sluice.pipeline.dialects.responses import ResponsesDialect
+from sluice.storage.availability import as_dependency_unavailable
 from sluice.storage.base import ResponseRepository
 
 
@@ -36,5 +37,11 @@ class ResponsesRoutes:
                 )
         except GatewayError as exc:
             await send_error(send, exc, base)
+            return
+        except Exception as exc:  # the database is away: 503; anything else stays a bug
+            unavailable = as_dependency_unavailable(exc)
+            if unavailable is None:
+                raise
+            await send_error(send, unavailable, base)
             return
         await send_json(send, 200, orjson.dumps(body), [*base, JSON_CT])

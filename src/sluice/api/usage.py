@@ -25,6 +25,7 @@ from sluice.clock import Clock
 from sluice.errors import BadRequest, GatewayError
 from sluice.limits.base import Limiter
 from sluice.limits.spec import PARALLEL, LimitSpec
+from sluice.storage.availability import as_dependency_unavailable
 from sluice.usage.rollup import DAY_S, Sums
 
 CACHE_TTL_S = 5.0
@@ -64,6 +65,12 @@ class UsageRoute:
             body = await self.report(principal, period)
         except GatewayError as exc:
             await send_error(send, exc, base)
+            return
+        except Exception as exc:  # the database is away: 503; anything else stays a bug
+            unavailable = as_dependency_unavailable(exc)
+            if unavailable is None:
+                raise
+            await send_error(send, unavailable, base)
             return
         await send_json(send, 200, orjson.dumps(body), [*base, JSON_CT])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -23,6 +24,7 @@ from sluice.console import (
 from sluice.console.context import HERE, ConsoleContext, CsrfRejected, SignInNeeded
 from sluice.errors import ErrorKind, GatewayError
 from sluice.lifespan import Runtime
+from sluice.storage.availability import as_dependency_unavailable
 from sluice.storage.console import ConsoleRepository
 
 MESSAGES = {
@@ -59,6 +61,14 @@ def build_console(rt: Runtime, repo: ConsoleRepository) -> Starlette:
         assert isinstance(exc, GatewayError)
         return ctx.error_page(request, getattr(request.state, "viewer", None), exc)
 
+    async def database(request: Request, exc: Exception) -> Response:
+        # The database is down or frozen: a readable 503 page, not a 500; any other error of
+        # these classes is a bug and goes on to the server's 500.
+        unavailable = as_dependency_unavailable(exc)
+        if unavailable is None:
+            raise exc
+        return ctx.error_page(request, None, unavailable)
+
     async def not_found(request: Request, exc: Exception) -> Response:
         if getattr(exc, "status_code", 404) == 405:
             error = GatewayError(
@@ -86,6 +96,8 @@ def build_console(rt: Runtime, repo: ConsoleRepository) -> Starlette:
             SignInNeeded: sign_in,
             CsrfRejected: csrf,
             GatewayError: gateway_error,
+            SQLAlchemyError: database,
+            OSError: database,
             404: not_found,
             405: not_found,
         },

@@ -26,7 +26,7 @@ from sluice.auth.throttle import FailureThrottle
 from sluice.console.identity import IdentityProvider, LocalPasswords
 from sluice.console.principal import user_principal
 from sluice.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, SessionStore, storage_scope
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import ErrorKind, GatewayError, retry_after_value
 from sluice.lifespan import Runtime
 from sluice.storage.console import ConsoleRepository, SessionRecord
 from sluice.tenancy import rules
@@ -186,7 +186,8 @@ class ConsoleContext:
 
     def error_page(self, request: Request, viewer: Viewer | None, exc: GatewayError) -> Response:
         titles = {403: "Not allowed", 404: "Not found", 429: "Slow down"}
-        return self.render(
+        titles[503] = "Temporarily unavailable"
+        response = self.render(
             request,
             "error.html",
             viewer,
@@ -194,6 +195,10 @@ class ConsoleContext:
             title=titles.get(exc.status, "Something is wrong"),
             detail=exc.message,
         )
+        retry_after = retry_after_value(exc)
+        if retry_after is not None:
+            response.headers["retry-after"] = retry_after
+        return response
 
     def csrf_page(self, request: Request) -> Response:
         response = self.render(

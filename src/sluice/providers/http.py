@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import orjson
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
+from sluice.providers.base import UpstreamCall
 from sluice.providers.reading import read_small
 
 
@@ -92,3 +95,26 @@ def map_transport_error(exc: BaseException, *, deployment: str, started: bool) -
             ErrorKind.PROVIDER_UNREACHABLE, f"deployment {deployment} is unreachable"
         )
     raise exc
+
+
+@contextlib.asynccontextmanager
+async def credential_deadline(call: UpstreamCall, *, what: str) -> AsyncIterator[None]:
+    """Bound a credential fetch (an OAuth token, a cloud credential chain) by the call's
+    time-to-first-byte deadline, and translate what its network wait may raise: a timeout is
+    ``provider_timeout`` (504), a transport failure ``provider_unreachable`` (502). ``what``
+    names the endpoint in the message. Errors of our tree pass through."""
+    try:
+        async with asyncio.timeout(call.timeouts.ttfb_s):
+            yield
+    except GatewayError:
+        raise
+    except TimeoutError as exc:
+        raise UpstreamError(
+            ErrorKind.PROVIDER_TIMEOUT,
+            f"deployment {call.deployment}: {what} did not answer within "
+            f"{call.timeouts.ttfb_s:g} s",
+        ) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise UpstreamError(
+            ErrorKind.PROVIDER_UNREACHABLE, f"deployment {call.deployment}: {what} is unreachable"
+        ) from exc

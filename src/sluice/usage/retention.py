@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sluice.clock import Clock
+from sluice.outage import OutageLog
 
 log = logging.getLogger("sluice.usage")
 
@@ -68,11 +69,16 @@ class Retention:
 
     async def run(self) -> None:
         """Purge forever (first purge right away); cancelled by the lifespan."""
+        outage = OutageLog(
+            log, "retention purge", meanwhile="retrying every interval", clock=self._clock
+        )
         while True:
             try:
                 done = await self.purge()
+            except Exception as exc:
+                outage.failed(exc)
+            else:
+                outage.succeeded()
                 if any(done.values()):
                     log.info("retention purge: %s", done)
-            except Exception:
-                log.warning("retention purge failed; retrying next interval", exc_info=True)
             await asyncio.sleep(self._interval_s)

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 from sluice.clock import Clock, SystemClock
+from sluice.outage import describe
 from sluice.storage.base import KeyRepository, UsageRepository
 from sluice.usage.bodies import BodyPolicy, BodyRepository, StoredBody
 from sluice.usage.dead_letters import (
@@ -322,12 +323,3 @@ class UsageWriter:
         else:
             log.error("shutting down with %d usage rows unwritten", len(self._buffer))
         await self._touch([], force=True)
-
-
-def describe(exc: BaseException) -> str:
-    """One line about ``exc``: the driver's error when a database library wrapped it (not the
-    statement and its parameters, which a wrapper's text includes)."""
-    inner = getattr(exc, "orig", None)
-    cause = inner if isinstance(inner, BaseException) else exc
-    text = str(cause).strip().split("\n", 1)[0][:300]
-    return f"{type(cause).__name__}: {text}" if text else type(cause).__name__

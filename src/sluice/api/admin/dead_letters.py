@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
 from sluice.api.admin.schemas import Strict
 from sluice.auth.principal import Principal
-from sluice.errors import ErrorKind, GatewayError
 from sluice.tenancy.rules import forbidden, not_found
 from sluice.usage.bounds import text
 from sluice.usage.dead_letters import DeadLetter, ReplayResult, replay
@@ -106,14 +105,6 @@ def admin_only(actor: Principal) -> None:
         raise forbidden("only admins see and replay usage dead letters")
 
 
-def _unavailable(exc: Exception) -> GatewayError:
-    return GatewayError(
-        ErrorKind.GATEWAY_UNAVAILABLE,
-        f"the database is unavailable ({type(exc).__name__}); retry later",
-        retry_after_s=5,
-    )
-
-
 def router(ctx: AdminContext) -> APIRouter:
     api = APIRouter(tags=["usage"], prefix="/usage/dead-letters")
     Actor = Annotated[Principal, Depends(ctx.actor)]
@@ -143,12 +134,11 @@ def router(ctx: AdminContext) -> APIRouter:
         whose row is stored is deleted, one refused again is kept with the new error."""
         admin_only(actor)
         ids = list(dict.fromkeys(body.ids))
-        try:
-            result = await replay(
-                rt.storage.usage.insert_many, rt.storage.dead_letters, ids, now=rt.clock.now()
-            )
-        except Exception as exc:
-            raise _unavailable(exc) from exc
+        # A database outage propagates: the admin API answers it with 503
+        # dependency_unavailable (``install_error_handlers``).
+        result = await replay(
+            rt.storage.usage.insert_many, rt.storage.dead_letters, ids, now=rt.clock.now()
+        )
         if result.replayed or result.refused:
             await ctx.tenancy.audit_event(
                 actor,

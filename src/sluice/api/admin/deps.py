@@ -9,12 +9,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from sluice.auth.cache import token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError, retry_after_value
 from sluice.lifespan import Runtime
+from sluice.storage.availability import as_dependency_unavailable
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
 
@@ -36,14 +38,17 @@ class ErrorOut(BaseModel):
 
 ROW_ID_MAX = 2**31 - 1
 """The largest row id a query may name (audit and alert ids are 32-bit integer columns)."""
-COMMON_ERRORS = (400, 401, 403, 404)
+COMMON_ERRORS = (400, 401, 403, 404, 503)
 _DESCRIPTIONS = {
     400: "Invalid input; `error.param` names the field",
     401: "No or an unknown key",
     403: "Not allowed for this caller",
     404: "No such object (or not visible to this caller)",
     409: "A name that is already taken",
-    503: "The feature is not running or not configured",
+    503: (
+        "Not available now (`Retry-After` says when to retry): the database is not "
+        "reachable, the gateway is starting or draining, or the feature is not configured"
+    ),
 }
 
 
@@ -122,6 +127,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(validation_error(exc))
+
+    async def _database(request: Request, exc: Exception) -> JSONResponse:
+        # The database is down or frozen: 503 with Retry-After, not 500. Anything else of
+        # these classes is a bug and goes on to the server's 500 (with its traceback).
+        unavailable = as_dependency_unavailable(exc)
+        if unavailable is None:
+            raise exc
+        return _error(unavailable)
+
+    app.add_exception_handler(SQLAlchemyError, _database)
+    app.add_exception_handler(OSError, _database)  # a refused connection; TimeoutError too
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

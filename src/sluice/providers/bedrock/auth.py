@@ -20,6 +20,7 @@ from sluice.config.model import ProviderConfig
 from sluice.config.secrets import SecretRef
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall
+from sluice.providers.http import credential_deadline
 from sluice.settings import env_value
 
 SERVICE = "bedrock"
@@ -75,19 +76,30 @@ class AwsCredentials:
         if self._key_id is not None and self._secret is not None:
             token = self._resolve(self._token) if self._token is not None else None
             return Credentials(self._resolve(self._key_id), self._resolve(self._secret), token)
-        async with asyncio.timeout(call.timeouts.ttfb_s):
+        async with credential_deadline(call, what="the AWS credential chain"):
             return await asyncio.to_thread(self._from_chain)
 
     def _from_chain(self) -> ReadOnlyCredentials:
-        if self._chain is None:
-            import botocore.session
+        import botocore.exceptions
 
-            self._chain = botocore.session.Session().get_credentials()
-        if self._chain is None:
+        try:
+            if self._chain is None:
+                import botocore.session
+
+                self._chain = botocore.session.Session().get_credentials()
+            frozen: ReadOnlyCredentials | None = (
+                None if self._chain is None else self._chain.get_frozen_credentials()
+            )
+        except botocore.exceptions.BotoCoreError as exc:  # a profile, SSO or role refresh failed
+            raise GatewayError(
+                ErrorKind.GATEWAY_UNAVAILABLE,
+                f"provider {self._provider!r}: the AWS credentials could not be loaded "
+                f"({type(exc).__name__})",
+            ) from None
+        if frozen is None:
             raise GatewayError(
                 ErrorKind.GATEWAY_UNAVAILABLE,
                 f"provider {self._provider!r}: no AWS credentials found (set access_key_id "
                 "and secret_access_key, or configure the AWS environment)",
             )
-        frozen: ReadOnlyCredentials = self._chain.get_frozen_credentials()
         return frozen

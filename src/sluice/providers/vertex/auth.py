@@ -30,7 +30,7 @@ from sluice.errors import (
     upstream_http_error,
 )
 from sluice.providers.base import UpstreamCall
-from sluice.providers.http import error_message, map_transport_error
+from sluice.providers.http import credential_deadline, error_message, map_transport_error
 from sluice.providers.native.io import client_timeout
 from sluice.providers.reading import read_small
 
@@ -107,7 +107,7 @@ class VertexAuth:
             return self._token
         async with self._lock:
             if self._token is None or self._clock() >= self._expires_at:
-                async with asyncio.timeout(call.timeouts.ttfb_s):
+                async with credential_deadline(call, what="the Google token endpoint"):
                     if self._ref is None:
                         token, lifetime = await self._default_credentials()
                     else:
@@ -126,7 +126,10 @@ class VertexAuth:
             project = self._info.get("project_id")
             self.project = project if isinstance(project, str) else None
         info = self._info
-        assertion = signed_assertion(info, int(time.time()))
+        try:
+            assertion = signed_assertion(info, int(time.time()))
+        except ValueError:  # a private key that does not parse
+            raise _unavailable(self._provider, "the service-account key cannot sign") from None
         url = info.get("token_uri") or DEFAULT_TOKEN_URI
         form = {"grant_type": _GRANT, "assertion": assertion}
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import event
@@ -79,7 +80,23 @@ def dialect_insert(dialect_name: str) -> Any:
     return sqlite_insert
 
 
-def create_engine(url: str) -> AsyncEngine:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatabaseTimeouts:
+    """How long the engine waits for PostgreSQL (SQLite waits on its file lock, 30 s).
+
+    A frozen or unreachable server otherwise holds a request for as long as the TCP
+    connection lives; past these bounds the wait fails with an error that
+    ``sluice.storage.availability.database_unavailable`` recognises."""
+
+    connect_s: float = 10.0
+    """Opening a connection (TCP, TLS, authentication); also the longest wait for a pooled
+    connection when every one is busy."""
+    command_s: float | None = None
+    """One statement, from sending it to its last row; ``None``: unbounded (migrations and
+    the CLI, whose statements may run long on big tables)."""
+
+
+def create_engine(url: str, *, timeouts: DatabaseTimeouts | None = None) -> AsyncEngine:
     """An async engine for a ``sqlite+aiosqlite`` or ``postgresql+asyncpg`` URL."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -102,7 +119,15 @@ def create_engine(url: str) -> AsyncEngine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_async_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+        bounds = timeouts or DatabaseTimeouts()
+        return create_async_engine(
+            url,
+            pool_size=5,
+            max_overflow=10,
+            pool_pre_ping=True,
+            pool_timeout=bounds.connect_s,
+            connect_args={"timeout": bounds.connect_s, "command_timeout": bounds.command_s},
+        )
     raise ValueError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite+aiosqlite:///PATH or postgresql+asyncpg://..."

@@ -20,7 +20,7 @@ from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import sqlite_time
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
-from sluice.storage.sql.engine import create_engine, dialect_insert
+from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
 
@@ -284,8 +284,8 @@ class SqlStorage:
         self.console = SqlConsole(engine)
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStorage:
-        return cls(create_engine(url))
+    def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:
+        return cls(create_engine(url, timeouts=timeouts))
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
