@@ -9,6 +9,7 @@ import orjson
 
 from sluice.errors import GatewayError, retry_after_value
 from sluice.pipeline.sink import Headers
+from sluice.storage.availability import as_dependency_unavailable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -37,6 +38,24 @@ def error_headers(exc: GatewayError, base: Headers) -> Headers:
     for name, value in exc.headers.items():
         headers.append((name.lower().encode("latin-1"), value.encode("latin-1", "replace")))
     return headers
+
+
+async def answer_json(send: Send, base: Headers, produce: Callable[[], Awaitable[object]]) -> None:
+    """Send what ``produce`` returns as a 200 JSON answer, or its error: a
+    :class:`GatewayError` as itself, the database being away as 503
+    ``dependency_unavailable``; any other exception is a bug and propagates."""
+    try:
+        body = await produce()
+    except GatewayError as exc:
+        await send_error(send, exc, base)
+        return
+    except Exception as exc:
+        unavailable = as_dependency_unavailable(exc)
+        if unavailable is None:
+            raise
+        await send_error(send, unavailable, base)
+        return
+    await send_json(send, 200, orjson.dumps(body), [*base, JSON_CT])
 
 
 async def send_error(

@@ -12,20 +12,17 @@ from datetime import UTC, datetime
 from typing import Any, cast, get_args
 from urllib.parse import parse_qs
 
-import orjson
-
 from sluice.analytics.base import AnalyticsStore
 from sluice.analytics.model import Narrow, RollupQuery, Visibility
 from sluice.api.dataplane import new_request_id
-from sluice.api.render import JSON_CT, Receive, Scope, Send, send_error, send_json
+from sluice.api.render import Receive, Scope, Send, answer_json
 from sluice.auth.principal import Principal
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.spec import Period, period_bounds
 from sluice.clock import Clock
-from sluice.errors import BadRequest, GatewayError
+from sluice.errors import BadRequest
 from sluice.limits.base import Limiter
 from sluice.limits.spec import PARALLEL, LimitSpec
-from sluice.storage.availability import as_dependency_unavailable
 from sluice.usage.rollup import DAY_S, Sums
 
 CACHE_TTL_S = 5.0
@@ -59,20 +56,12 @@ class UsageRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         base = [(b"x-request-id", new_request_id().encode())]
-        try:
+
+        async def produce() -> object:
             principal, _ = self._authenticate(scope)
-            period = self._period(scope, principal)
-            body = await self.report(principal, period)
-        except GatewayError as exc:
-            await send_error(send, exc, base)
-            return
-        except Exception as exc:  # the database is away: 503; anything else stays a bug
-            unavailable = as_dependency_unavailable(exc)
-            if unavailable is None:
-                raise
-            await send_error(send, unavailable, base)
-            return
-        await send_json(send, 200, orjson.dumps(body), [*base, JSON_CT])
+            return await self.report(principal, self._period(scope, principal))
+
+        await answer_json(send, base, produce)
 
     def _period(self, scope: Scope, principal: Principal) -> Period:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))

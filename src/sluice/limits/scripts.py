@@ -8,13 +8,7 @@ start ``s`` (ms) and, per metric, the previous and current counts: ``rp rc`` (re
 
 from __future__ import annotations
 
-RESERVE = """
--- KEYS: window hashes (nw of them), then slot sets.
--- ARGV: now_ms ('' = the server's TIME), nw, lease_ms, id, need_in, need_out, peek,
---       then per window: length_ms, limit_req, limit_in, limit_out (-1 = none),
---       then per slot set: max in flight.
--- Reply: ok, now_ms, failure count, failures (bucket, metric) pairs, then per window
---        start rp rc ip ic op oc, then per slot set the count in flight.
+_NOW = """
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -22,6 +16,20 @@ if ARGV[1] == '' then
 else
   now = tonumber(ARGV[1])
 end
+"""
+"""``now`` (ms): ARGV[1], or the server's clock when ARGV[1] is empty."""
+
+RESERVE = (
+    """
+-- KEYS: window hashes (nw of them), then slot sets.
+-- ARGV: now_ms ('' = the server's TIME), nw, lease_ms, id, need_in, need_out, peek,
+--       then per window: length_ms, limit_req, limit_in, limit_out (-1 = none),
+--       then per slot set: max in flight.
+-- Reply: ok, now_ms, failure count, failures (bucket, metric) pairs, then per window
+--        start rp rc ip ic op oc, then per slot set the count in flight.
+"""
+    + _NOW
+    + """
 local nw = tonumber(ARGV[2])
 local lease = tonumber(ARGV[3])
 local id = ARGV[4]
@@ -113,6 +121,7 @@ end
 for j = 1, #counts do reply[#reply + 1] = counts[j] end
 return reply
 """
+)
 
 ADJUST = """
 -- Settle or release. KEYS: window hashes (nw of them), then slot sets.
@@ -157,19 +166,16 @@ end
 return 1
 """
 
-RENEW = """
+RENEW = (
+    """
 -- Extend the leases of the reservations in flight on one replica and prune expired slots.
 -- KEYS: slot sets. ARGV: now_ms ('' = the server's TIME), lease_ms, then per slot set the
 -- number of ids that follow, then those ids.
 -- Only members still in a set are renewed (ZADD XX): a slot already released, or pruned
 -- after its lease ended, is never taken again by a renewal. Reply: members renewed.
-local now
-if ARGV[1] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-else
-  now = tonumber(ARGV[1])
-end
+"""
+    + _NOW
+    + """
 local lease = tonumber(ARGV[2])
 local at = 3
 local renewed = 0
@@ -186,3 +192,4 @@ for j = 1, #KEYS do
 end
 return renewed
 """
+)

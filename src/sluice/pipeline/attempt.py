@@ -143,7 +143,8 @@ def credential_refused(svc: Services, dep: Deployment, exc: GatewayError) -> Non
     )
 
 
-def _price(svc: Services, ev: UsageEvent, dep: Deployment, prices: Prices | None) -> None:
+def price(svc: Services, ev: UsageEvent, dep: Deployment, prices: Prices | None) -> None:
+    """Set the event's cost from its token counts at ``dep``'s prices."""
     usage = Usage(
         ev.prompt_tokens,
         ev.completion_tokens,
@@ -176,7 +177,7 @@ async def _complete(
     _apply_usage(ev, usage)
     translation = attempt.translation
     body = resp.body if translation is None else await translation.response(resp, usage)
-    _price(svc, ev, attempt.dep, prices)
+    price(svc, ev, attempt.dep, prices)
     elapsed_ms = (time.perf_counter() - started) * 1000
     if ev.want_metadata and dialect.carries_metadata:
         meta = answer.metadata(ev, latency_ms=elapsed_ms, upstream_ms=ev.upstream_ms)
@@ -262,7 +263,7 @@ def _final_usage(
 ) -> None:
     """The stream's usage and cost as they stand, before its last bytes go out."""
     _apply_usage(ev, _usage(stream.usage, attempt.upstream, stream.completion_chars))
-    _price(svc, ev, attempt.dep, prices)
+    price(svc, ev, attempt.dep, prices)
 
 
 def _is_end(piece: bytes, ends: tuple[bytes, ...]) -> bool:

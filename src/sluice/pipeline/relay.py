@@ -22,6 +22,7 @@ from sluice.observability.live import Live
 from sluice.observability.redact import Redactor
 from sluice.observability.tracing import Tracing
 from sluice.pipeline import bounds
+from sluice.pipeline.attempt import price
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.route import route
 from sluice.pipeline.sink import Headers, ResponseSink
@@ -30,7 +31,7 @@ from sluice.routing.policy import RequestFacts
 from sluice.routing.router import Router
 from sluice.routing.table import Deployment, ModelEntry, ModelTable
 from sluice.tokens import estimate_prompt
-from sluice.types import ProviderRequest, Usage
+from sluice.types import ProviderRequest
 from sluice.usage.event import UsageEvent
 
 
@@ -91,20 +92,7 @@ class _Settlement:
         svc, ev = self.svc, self.ev
         used = _used(ev)
         if used and ev.cost_micros is None:  # complete answers priced it before sending
-            usage = Usage(
-                ev.prompt_tokens,
-                ev.completion_tokens,
-                ev.cached_tokens,
-                ev.cache_write_tokens,
-                ev.tokens_estimated,
-            )
-            dep = self.dep
-            ev.cost_micros = svc.pricer.cost(
-                usage,
-                provider=dep.provider_type or dep.provider_name,
-                model=dep.upstream_model,
-                prices=self.prices,
-            ).micros
+            price(svc, ev, self.dep, self.prices)
         budget_held, held = self.budget_held, self.held
         self.budget_held = self.held = None
         if budget_held is not None:
