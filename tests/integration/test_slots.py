@@ -155,7 +155,7 @@ async def gateway(settings: Settings) -> AsyncIterator[tuple[SluiceApp, str]]:
         ("m", False, 200, True),
         ("m", True, 200, True),
         ("cut", True, 200, True),  # an upstream failure after the first byte: in-band error
-        ("broken", False, 503, False),  # refused upstream: an error answer, nothing used
+        ("broken", False, 502, False),  # refused upstream (503 there, 502 here): nothing used
     ],
 )
 async def test_limits_and_budget_are_settled_before_the_last_byte(
