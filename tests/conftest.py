@@ -7,6 +7,7 @@ never pass without exercising PostgreSQL and Redis.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import uuid
@@ -103,3 +104,16 @@ async def storage(database_url: str) -> AsyncIterator[object]:
 
 
 pytest_plugins = ["tests.services"]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_redaction() -> Iterator[None]:
+    """An in-process lifespan puts its redaction filter on the root logger's handlers, which
+    include pytest's capture handlers (kept for the whole session): take it off after each
+    test, so one test's gateway does not change what the next test's log capture sees."""
+    yield
+    from sluice.observability.redact import RedactingFilter
+
+    for handler in logging.getLogger().handlers:
+        for f in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(f)

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from sluice.bringup import BringUp, database_error
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
+from tests.logs import has_traceback
 
 
 async def _request(life: Lifecycle, work: asyncio.Future[None], log: list[str]) -> None:
@@ -174,7 +175,7 @@ async def test_a_bug_in_the_steps_is_logged_with_its_traceback(
 
     with caplog.at_level(logging.WARNING, logger="sluice"):
         assert not await BringUp(steps, Lifecycle(), retry_max_s=1).attempt()
-    assert caplog.records[0].exc_info is not None
+    assert has_traceback(caplog.records[0])
 
 
 def test_database_errors_are_told_by_type() -> None:

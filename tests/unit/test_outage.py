@@ -14,6 +14,7 @@ from sluice.clock import FakeClock
 from sluice.errors import ErrorKind, retry_after_value
 from sluice.outage import OutageLog
 from sluice.storage.availability import as_dependency_unavailable, database_unavailable
+from tests.logs import has_traceback
 
 
 class DriverError(Exception):
@@ -70,7 +71,7 @@ def test_an_unavailable_database_is_a_503_with_retry_after() -> None:
 
 def _records(caplog: pytest.LogCaptureFixture) -> list[tuple[int, bool, str]]:
     return [
-        (r.levelno, r.exc_info is not None, r.getMessage())
+        (r.levelno, has_traceback(r), r.getMessage())
         for r in caplog.records
         if r.name == "test.outage" and r.levelno >= logging.INFO
     ]

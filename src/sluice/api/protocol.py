@@ -106,11 +106,10 @@ class EdgeProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         self._read_bytes = len(data)
         cycle = self.cycle
-        if self._head_since is None and (
-            cycle is None or not cycle.more_body or cycle.response_complete
-        ):
+        if self._head_since is None and (cycle is None or not cycle.more_body):
             # No request body is being read, so these bytes begin a head (or are blank lines,
             # which the parser skips and which stopped the keep-alive timer all the same).
+            # A body still arriving after its answer was sent (a 413, say) is no head.
             self._head_since = self.loop.time()
         try:
             self.parser.feed_data(data)
