@@ -520,8 +520,9 @@ class Tenancy:
         *,
         after: dict[str, Any] | None = None,
     ) -> None:
-        """Record an event that changes nothing stored (values already masked); a stored
-        change writes its entry in its own unit (:meth:`change`)."""
+        """Write an audit entry on its own (values already masked): for an operation that is
+        deliberately not one transaction (a dead-letter replay stores each row on its own).
+        A change writes its entry in its own unit instead (:meth:`changing`)."""
         async with self.changing(actor, action, target, org_id=None, after=after):
             pass
 

@@ -44,8 +44,10 @@ class Bound:
 @asynccontextmanager
 async def transaction(engine: AsyncEngine) -> AsyncIterator[Bound]:
     """One transaction, committed when the block ends and rolled back when it raises. On
-    SQLite it takes the write lock at once (``BEGIN IMMEDIATE``): a deferred transaction that
-    reads first cannot always upgrade to a writer when another connection wrote meanwhile."""
+    SQLite it takes the write lock at once (``BEGIN IMMEDIATE``): the driver would begin only
+    at the first write, leaving the unit's earlier reads outside it (and a reader that later
+    writes can be refused when another connection wrote meanwhile). Admin units are short,
+    so other writers wait a moment (``busy_timeout``)."""
     async with engine.connect() as conn, conn.begin():
         if engine.dialect.name == "sqlite":
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
