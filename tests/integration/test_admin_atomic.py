@@ -27,6 +27,7 @@ from sluice.api.admin.routing import record_reload
 from sluice.app import SluiceApp
 from sluice.auth.principal import MASTER
 from sluice.routing.policy.engine import ReloadResult
+from sluice.storage.console import SessionRecord
 from sluice.storage.sql import tables as t
 from sluice.tenancy.model import Governance, TeamRole
 from sluice.usage.dead_letters import DeadLetter
@@ -118,6 +119,9 @@ async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
             metadata={},
         )
         await store_credential(ctx, MASTER, "mock", "sk-upstream-1234567890")
+        await rt.storage.console.create_session(
+            SessionRecord("h" * 64, user.id, "csrf", "password", now, now + 3600, now)
+        )
         event = UsageEvent("req_dead", now, "chat", None, "mock-gpt")
         await rt.storage.dead_letters.add([DeadLetter("req_dead", now, now, event, "refused")])
         [letter] = await rt.storage.dead_letters.page(limit=1)
@@ -374,6 +378,20 @@ async def test_deleting_a_service_account_revokes_its_keys_in_the_same_unit(
     assert entry.action == "service_account.delete"
     assert entry.after is not None
     assert sorted(entry.after["revoked_keys"]) == sorted(world.sa_keys)
+
+
+@pytest.mark.parametrize("action", ["user.update", "user.password"])
+async def test_disabling_or_a_new_password_ends_sessions_in_the_same_unit(
+    world: World, action: str
+) -> None:
+    _, run = CASES[action]
+    console = world.ctx.rt.storage.console
+    async with refusing(world.engine, "users"):
+        await _fails(run(world))
+    assert await console.get_session("h" * 64) is not None, "signed out by a change that failed"
+
+    await run(world)
+    assert await console.get_session("h" * 64) is None
 
 
 async def test_a_failed_change_announces_nothing(world: World) -> None:

@@ -167,8 +167,6 @@ def _work_routes(
             fields={"disabled"},
             gov=user.governance,
         )
-        if disabled:
-            await ctx.sessions.end_all(user.id)
 
     return [
         Route("/ui/admin/users", create_user, methods=["POST"]),

@@ -22,6 +22,7 @@ from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
 from sluice.storage.base import KeyRepository, MetaRepository, TenancyRepository, Unit
 from sluice.tenancy import bounds, rules
+from sluice.tenancy.audit import snapshot
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -42,32 +43,6 @@ KEYS_VERSION = "keys_version"
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(8).hex()}"
-
-
-_INT64 = 2**63
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with integers beyond 64 bits as text: an older version may have stored
-    such limits, and JSON encoders refuse them (an audit entry must never fail a revoke)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if -_INT64 <= value < _INT64 else str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def snapshot(obj: Any) -> dict[str, Any]:
-    """An audit-safe view of a record: no secret hashes."""
-    data = dict(obj) if isinstance(obj, dict) else asdict(obj)
-    for secret in ("key_hash", "previous_hash"):
-        if secret in data:
-            data[secret] = "***" if data[secret] else None
-    return orjson.loads(orjson.dumps(_jsonable(data), default=str))  # type: ignore[no-any-return]
 
 
 class Tenancy:
@@ -438,6 +413,8 @@ class Tenancy:
             actor, "user.update", ("user", user_id), org_id=None, before=user, after=updated
         ) as unit:
             await unit.tenancy.update_user(updated)
+            if updated.disabled and not user.disabled:  # signed out everywhere at once
+                await unit.console.delete_user_sessions(user_id)
         return updated
 
     async def set_admin(self, actor: Principal, user_id: str, admin: bool) -> User:
