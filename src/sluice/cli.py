@@ -389,16 +389,14 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (key_...).")]) -> None:
-    """Revoke a key; running gateways stop accepting it within a second."""
+    """Revoke a key (audited, as the admin); running gateways stop accepting it within a
+    second."""
     import time
 
-    async def work(storage: SqlStorage) -> KeyRecord | None:
-        return await storage.keys.revoke(key_id, at=time.time())
+    from sluice.auth.principal import MASTER
+    from sluice.cli_tenancy import run_as_admin
 
-    record = _run(lambda: _with_storage(work))
-    if record is None:
-        err.print(f"[red]error[/red] no key {key_id!r}")
-        raise typer.Exit(1)
+    run_as_admin(lambda t, k: k.revoke(MASTER, key_id, now=time.time()))
     out.print(f"revoked {key_id}")
 
 

@@ -68,10 +68,11 @@ def users_create_admin(
                 team_id=None,
                 max_keys=None,
                 gov=Governance(),
+                password_hash=hashed,
             )
+        else:
+            await t.set_password(_admin(), user.id, hashed)
         await t.set_admin(_admin(), user.id, True)
-        await storage.console.set_password_hash(user.id, hashed)
-        await storage.console.delete_user_sessions(user.id)
         return str(user.id)
 
     user_id = run_with_storage(work)
@@ -88,9 +89,7 @@ def users_set_password(
 
     async def work(t: Tenancy, k: KeyService, storage: Any) -> str:
         user_id = find_user(await t.directory(), user)
-        await storage.console.set_password_hash(user_id, hashed)
-        await storage.console.delete_user_sessions(user_id)
-        await t.audit_event(_admin(), "user.password", ("user", user_id))
+        await t.set_password(_admin(), user_id, hashed)
         return user_id
 
     user_id = run_with_storage(work)

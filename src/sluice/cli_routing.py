@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from sluice.settings import load_settings
+if TYPE_CHECKING:
+    from sluice.tenancy.service import Tenancy
 
 routing_app = typer.Typer(help="Routing policies (Cedar).", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -38,29 +38,16 @@ def check(
 def reload() -> None:
     """Ask every running gateway sharing this database to reload its policy files (within
     SLUICE_KEY_REFRESH_INTERVAL_S; at once with Redis)."""
-    from sluice.lifespan import KEYS_CHANNEL, POLICIES_VERSION
-    from sluice.storage.sql.migrate import upgrade_engine
-    from sluice.storage.sql.repository import SqlStorage
+    from sluice.auth.principal import MASTER
+    from sluice.cli_tenancy import run_with_storage
+    from sluice.lifespan import POLICIES_VERSION
 
-    settings = load_settings()
-
-    async def main() -> int:
-        storage = SqlStorage.from_url(settings.resolved_database_url())
-        try:
-            await upgrade_engine(storage.engine)
-            version = int(await storage.meta.get(POLICIES_VERSION) or 0) + 1
-            await storage.meta.put(POLICIES_VERSION, str(version))
-        finally:
-            await storage.close()
-        if settings.redis_url:
-            from redis.asyncio import Redis
-
-            redis = Redis.from_url(settings.redis_url)
-            try:
-                await redis.publish(KEYS_CHANNEL, b"1")
-            finally:
-                await redis.aclose()
+    async def work(t: Tenancy, k: object, storage: object) -> int:
+        # The request and its audit entry in one unit; gateways are told after the commit.
+        async with t.changing(MASTER, "routing.reload_request", ("routing", "policies")) as unit:
+            version = int(await unit.meta.get(POLICIES_VERSION) or 0) + 1
+            await unit.meta.put(POLICIES_VERSION, str(version))
         return version
 
-    version = asyncio.run(main())
+    version = run_with_storage(work)
     out.print(f"reload requested (policies version {version})")

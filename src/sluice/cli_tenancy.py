@@ -60,6 +60,7 @@ def run_with_storage(work: Callable[[Tenancy, KeyService, Any], Awaitable[T]]) -
                 storage.tenancy,
                 storage.keys,
                 storage.meta,
+                unit=storage.unit,
                 clock=SystemClock(),
                 changed=changed,
                 default_max_keys=settings.max_keys_per_user,

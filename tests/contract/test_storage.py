@@ -168,3 +168,51 @@ async def test_concurrent_writers_lose_nothing(
         for w in writers:
             await w.close()
     assert await storage.usage.count() == n * 100
+
+
+async def test_a_unit_of_work_commits_everything_or_nothing(storage: SqlStorage) -> None:
+    from sluice.tenancy.model import AuditEntry, Org, Team
+
+    def entry(action: str) -> AuditEntry:
+        return AuditEntry(1.0, "admin", action, "org", "org_a", "org_a", None, None)
+
+    version = await storage.keys.version()
+    org = Org("org_a", "acme", 1.0, "team_a")
+    record = keys.KeyRecord("key_u", "pub_u", "k", "h" * 64, "sk-...u", 1.0)
+    with pytest.raises(RuntimeError):
+        async with storage.unit() as unit:
+            await unit.tenancy.audit(entry("org.create"))
+            await unit.tenancy.create_org(org, Team("team_a", "org_a", "default", 1.0))
+            await unit.keys.create(record)
+            assert await unit.tenancy.get_org("org_a") == org  # the unit reads its own writes
+            raise RuntimeError("a later step failed")
+    assert await storage.tenancy.get_org("org_a") is None
+    assert await storage.keys.get("key_u") is None
+    assert await storage.tenancy.audit_entries() == []
+    assert await storage.keys.version() == version
+
+    async with storage.unit() as unit:
+        await unit.tenancy.audit(entry("org.create"))
+        await unit.tenancy.create_org(org, Team("team_a", "org_a", "default", 1.0))
+        await unit.keys.create(record)
+    assert await storage.tenancy.get_org("org_a") == org
+    assert await storage.keys.get("key_u") == record
+    [stored] = await storage.tenancy.audit_entries()
+    assert stored.action == "org.create"
+    assert await storage.keys.version() > version
+
+
+async def test_units_of_work_run_concurrently_without_losing_one(storage: SqlStorage) -> None:
+    """Units that read before they write, started together, all commit (SQLite: one at a
+    time, each taking the write lock when it starts)."""
+    from sluice.tenancy.model import AuditEntry
+
+    async def one(i: int) -> None:
+        async with storage.unit() as unit:
+            await unit.meta.get("counter")
+            await unit.tenancy.audit(AuditEntry(1.0, "a", f"x.{i}", "t", str(i), None, None, None))
+            await unit.meta.put(f"n{i}", str(i))
+
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(8))), timeout=60)
+    assert len(await storage.tenancy.audit_entries()) == 8
+    assert [await storage.meta.get(f"n{i}") for i in range(8)] == [str(i) for i in range(8)]

@@ -20,8 +20,7 @@ class CreatedKey:
     """The whole key; shown once, never stored."""
 
 
-async def create_key(
-    repo: KeyRepository,
+def new_key(
     *,
     name: str,
     now: float,
@@ -35,7 +34,7 @@ async def create_key(
     limits: dict[str, Any] | None = None,
     budget: dict[str, Any] | None = None,
 ) -> CreatedKey:
-    """Store a new key (its hash) and return it with its secret, shown once. Who may create
+    """A new key (its hash) with its secret, shown once; not stored yet. Who may create
     which key is decided by the caller (``tenancy.keys``)."""
     new = keys.generate()
     record = keys.KeyRecord(
@@ -55,8 +54,14 @@ async def create_key(
         limits=limits,
         budget=budget,
     )
-    await repo.create(record)
     return CreatedKey(record, new.secret)
+
+
+async def create_key(repo: KeyRepository, **fields: Any) -> CreatedKey:
+    """:func:`new_key`, stored (``fields``: those of :func:`new_key`)."""
+    created = new_key(**fields)
+    await repo.create(created.record)
+    return created
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,7 @@ def _work_routes(
         hashed = None
         if isinstance(password, str) and password:
             hashed = await asyncio.to_thread(ctx.passwords.hash, password)
-        user = await t.create_user(
+        await t.create_user(
             viewer.principal,
             email=address,
             name=forms.text(form, "name", required=False) or address,
@@ -133,9 +133,8 @@ def _work_routes(
             team_id=None,
             max_keys=None,
             gov=Governance(),
+            password_hash=hashed,
         )
-        if hashed is not None:
-            await ctx.repo.set_password_hash(user.id, hashed)
 
     @action("password", "admin_users.html", "/ui/admin/users")
     async def set_password(viewer: Viewer, form: FormData, params: dict[str, str]) -> None:
@@ -144,9 +143,7 @@ def _work_routes(
         hashed = await asyncio.to_thread(
             ctx.passwords.hash, password if isinstance(password, str) else ""
         )
-        await ctx.repo.set_password_hash(user.id, hashed)
-        await ctx.sessions.end_all(user.id)
-        await t.audit_event(viewer.principal, "user.password", ("user", user.id))
+        await t.set_password(viewer.principal, user.id, hashed)
 
     @action("role", "admin_users.html", "/ui/admin/users")
     async def set_role(viewer: Viewer, form: FormData, params: dict[str, str]) -> None:
@@ -170,8 +167,6 @@ def _work_routes(
             fields={"disabled"},
             gov=user.governance,
         )
-        if disabled:
-            await ctx.sessions.end_all(user.id)
 
     return [
         Route("/ui/admin/users", create_user, methods=["POST"]),

@@ -100,9 +100,8 @@ async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
         except GatewayError as exc:
             errors["password"] = exc.message
         else:
-            await ctx.repo.set_password_hash(viewer.user.id, hashed)
-            # Every other browser signed in as this person is signed out.
-            await ctx.sessions.end_all(viewer.user.id)
+            # Every other browser signed in as this person is signed out (same unit).
+            await ctx.admin.tenancy.set_password(viewer.principal, viewer.user.id, hashed)
             started = await ctx.sessions.start(viewer.user.id, method="password")
             response = redirect("/ui/account", "password")
             session_cookie(ctx, request, response, started.token)

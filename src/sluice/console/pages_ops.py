@@ -13,12 +13,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sluice.api.admin.providers import describe, remove_credential, store_credential
+from sluice.api.admin.routing import record_reload
 from sluice.api.health import deployment_report
 from sluice.console import forms
 from sluice.console.context import SECURITY_HEADERS, ConsoleContext, field_errors, redirect
 from sluice.console.pages_admin import admin_viewer
 from sluice.errors import GatewayError
-from sluice.lifespan import POLICIES_VERSION
 
 AUDIT_ROWS = 100
 SECRET_SETTINGS = ("master_key", "secret_key")
@@ -72,17 +72,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         viewer = admin_viewer(await ctx.viewer(request))
         await ctx.form(request, viewer)
         result = await asyncio.to_thread(rt.router.policy.reload)
-        if result.ok:
-            version = int(await rt.storage.meta.get(POLICIES_VERSION) or 0) + 1
-            await rt.storage.meta.put(POLICIES_VERSION, str(version))
-            rt.policies_version = version
-            await rt.announce_key_change()
-        await t.audit_event(
-            viewer.principal,
-            "routing.reload",
-            ("routing", "policies"),
-            after={"ok": result.ok, "generation": result.generation},
-        )
+        await record_reload(t, rt, viewer.principal, result)
         return await routing(request, result=result.as_dict())
 
     async def providers(

@@ -1,15 +1,18 @@
 """Storage protocols. No SQLAlchemy type crosses them.
 
-Every method is its own transaction unless stated; times are epoch seconds.
+Every method is its own transaction unless stated, or unless called on the repositories of
+a unit of work (:meth:`Storage.unit`), where all calls share one; times are epoch seconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
+from sluice.storage.console import ConsoleRepository
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -155,6 +158,19 @@ class MetaRepository(Protocol):
         ...
 
 
+class Unit(Protocol):
+    """The repositories of one unit of work. Everything written through them commits
+    together when the ``Storage.unit()`` block ends, or nothing does when it raises: an admin
+    change and its audit entry, or the steps of one operation, are never half applied."""
+
+    keys: KeyRepository
+    meta: MetaRepository
+    tenancy: TenancyRepository
+    credentials: CredentialRepository
+    console: ConsoleRepository
+    dead_letters: DeadLetterRepository
+
+
 class Storage(Protocol):
     keys: KeyRepository
     usage: UsageRepository
@@ -163,6 +179,11 @@ class Storage(Protocol):
     responses: ResponseRepository
     tenancy: TenancyRepository
     credentials: CredentialRepository
+
+    def unit(self) -> AbstractAsyncContextManager[Unit]:
+        """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one
+        transaction. Announce a change (key cache, other replicas) only after the block."""
+        ...
 
     async def ping(self) -> None:
         """Raise if the database cannot be reached."""

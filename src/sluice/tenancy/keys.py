@@ -8,7 +8,7 @@ from typing import Any
 from sluice.auth import keys
 from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import Principal
-from sluice.auth.service import CreatedKey, create_key
+from sluice.auth.service import CreatedKey, new_key
 from sluice.errors import BadRequest
 from sluice.tenancy import bounds, rules
 from sluice.tenancy.model import Directory, Governance, Team
@@ -122,8 +122,7 @@ class KeyService:
         if not actor.is_admin and team is not None:
             rules.within(gov.limits, team.governance.limits, what="team")
             rules.budget_within(gov.budget, team.governance.budget, what="team")
-        created = await create_key(
-            self._t.keys,
+        created = new_key(
             name=name,
             now=now,
             expires_at=expires_at,
@@ -137,7 +136,9 @@ class KeyService:
             budget=gov.budget,
         )
         record = created.record
-        await self._t.audit_key(actor, "key.create", record, org_id=team.org_id if team else None)
+        org_id = team.org_id if team else None
+        async with self._t.audit_key(actor, "key.create", record, org_id=org_id) as unit:
+            await unit.keys.create(record)
         return created
 
     def _may_change(self, actor: Principal, record: KeyRecord, team: Team | None) -> None:
@@ -179,10 +180,10 @@ class KeyService:
             limits=gov.limits,
             budget=gov.budget,
         )
-        await self._t.keys.update(updated)
-        await self._t.audit_key(
+        async with self._t.audit_key(
             actor, "key.update", updated, before=record, org_id=team.org_id if team else None
-        )
+        ) as unit:
+            await unit.keys.update(updated)
         return updated
 
     async def rotate(
@@ -200,21 +201,24 @@ class KeyService:
             previous_hash=record.key_hash if grace_s > 0 else None,
             previous_valid_until=now + grace_s if grace_s > 0 else None,
         )
-        await self._t.keys.update(updated)
-        await self._t.audit_key(
+        async with self._t.audit_key(
             actor, "key.rotate", updated, before=record, org_id=team.org_id if team else None
-        )
+        ) as unit:
+            await unit.keys.update(updated)
         return CreatedKey(updated, new.secret)
 
     async def revoke(self, actor: Principal, key_id: str, *, now: float) -> KeyRecord:
         record, team = await self.visible(actor, key_id)
         self._may_change(actor, record, team)
-        revoked = await self._t.keys.revoke(key_id, at=now)
-        assert revoked is not None
-        await self._t.audit_key(
+        # Revoking is idempotent: a revoked key keeps its first revocation time.
+        revoked = replace(record, revoked_at=record.revoked_at or now)
+        async with self._t.audit_key(
             actor, "key.revoke", revoked, before=record, org_id=team.org_id if team else None
-        )
-        return revoked
+        ) as unit:
+            stored = await unit.keys.revoke(key_id, at=now)
+            if stored is None:  # gone meanwhile: roll the audit entry back
+                raise rules.not_found("key", key_id)
+        return stored
 
 
 def _check_changes(changes: dict[str, Any], *, now: float) -> None:

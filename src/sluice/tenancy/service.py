@@ -1,14 +1,16 @@
 """Tenancy operations with their authorization rules and audit trail.
 
-Every mutation is checked against the actor (``rules``), written, audited (who, what, when,
-before/after; key hashes never appear), and followed by a reload of this process's key cache
-(other processes follow through the change counter or Redis).
+Every mutation is checked against the actor (``rules``), then written together with its audit
+entry (who, what, when, before/after; key hashes never appear) in one unit of work, so a
+failure leaves neither; only after the commit is this process's key cache reloaded (other
+processes follow through the change counter or Redis).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -18,8 +20,9 @@ from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import Principal
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
-from sluice.storage.base import KeyRepository, MetaRepository, TenancyRepository
+from sluice.storage.base import KeyRepository, MetaRepository, TenancyRepository, Unit
 from sluice.tenancy import bounds, rules
+from sluice.tenancy.audit import snapshot
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -42,32 +45,6 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{os.urandom(8).hex()}"
 
 
-_INT64 = 2**63
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` with integers beyond 64 bits as text: an older version may have stored
-    such limits, and JSON encoders refuse them (an audit entry must never fail a revoke)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int):
-        return value if -_INT64 <= value < _INT64 else str(value)
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def snapshot(obj: Any) -> dict[str, Any]:
-    """An audit-safe view of a record: no secret hashes."""
-    data = dict(obj) if isinstance(obj, dict) else asdict(obj)
-    for secret in ("key_hash", "previous_hash"):
-        if secret in data:
-            data[secret] = "***" if data[secret] else None
-    return orjson.loads(orjson.dumps(_jsonable(data), default=str))  # type: ignore[no-any-return]
-
-
 class Tenancy:
     def __init__(
         self,
@@ -75,18 +52,22 @@ class Tenancy:
         keys: KeyRepository,
         meta: MetaRepository,
         *,
+        unit: Callable[[], AbstractAsyncContextManager[Unit]],
         clock: Clock,
         changed: Callable[[], Awaitable[None]],
         default_max_keys: int = 20,
     ) -> None:
+        """``unit``: opens a unit of work (``Storage.unit``); ``repo``, ``keys`` and ``meta``
+        are for reads (and writes that need no audit entry)."""
         self.repo = repo
+        self._unit = unit
         self.keys = keys
         self._meta = meta
         self._clock = clock
         self._changed = changed
         self.default_max_keys = default_max_keys
 
-    async def _audit(
+    def entry(
         self,
         actor: Principal,
         action: str,
@@ -95,20 +76,43 @@ class Tenancy:
         org_id: str | None,
         before: Any = None,
         after: Any = None,
-    ) -> None:
-        await self.repo.audit(
-            AuditEntry(
-                at=self._clock.now(),
-                actor=actor.user_id or actor.key_id,
-                action=action,
-                target_type=target[0],
-                target_id=target[1],
-                org_id=org_id,
-                before=snapshot(before) if before is not None else None,
-                after=snapshot(after) if after is not None else None,
-            )
+    ) -> AuditEntry:
+        """The audit entry of a change (``target``: type and id), stamped now."""
+        return AuditEntry(
+            at=self._clock.now(),
+            actor=actor.user_id or actor.key_id,
+            action=action,
+            target_type=target[0],
+            target_id=target[1],
+            org_id=org_id,
+            before=snapshot(before) if before is not None else None,
+            after=snapshot(after) if after is not None else None,
         )
+
+    @asynccontextmanager
+    async def change(self, entry: AuditEntry) -> AsyncIterator[Unit]:
+        """A unit of work that has staged ``entry``: write the change through the unit it
+        gives; both commit when the block ends, neither when it raises. Then (never before
+        the commit) the key cache is reloaded and other processes told."""
+        async with self._unit() as unit:
+            await unit.tenancy.audit(entry)
+            yield unit
         await self._changed()
+
+    def changing(
+        self,
+        actor: Principal,
+        action: str,
+        target: tuple[str, str],
+        *,
+        org_id: str | None = None,
+        before: Any = None,
+        after: Any = None,
+    ) -> AbstractAsyncContextManager[Unit]:
+        """:meth:`change` with the entry built by :meth:`entry`."""
+        return self.change(
+            self.entry(actor, action, target, org_id=org_id, before=before, after=after)
+        )
 
     async def directory(self) -> Directory:
         return await self.repo.directory()
@@ -131,12 +135,12 @@ class Tenancy:
             raise rules.forbidden("only admins change global limits and model access")
         before = await self.global_governance()
         bounds.check_governance(gov, before=before)
-        await self._meta.put(
-            GLOBAL_GOVERNANCE, orjson.dumps(asdict(gov)).decode(), bump=KEYS_VERSION
-        )
-        await self._audit(
+        async with self.changing(
             actor, "global.update", ("global", "global"), org_id=None, before=before, after=gov
-        )
+        ) as unit:
+            await unit.meta.put(
+                GLOBAL_GOVERNANCE, orjson.dumps(asdict(gov)).decode(), bump=KEYS_VERSION
+            )
         return gov
 
     # organisations -----------------------------------------------------------------------
@@ -149,11 +153,10 @@ class Tenancy:
         org = Org(new_id("org"), name, now, None, gov)
         team = Team(new_id("team"), org.id, "default", now)
         org = replace(org, default_team_id=team.id)
-        try:
-            await self.repo.create_org(org, team)
-        except Exception as exc:
-            raise _conflict("organisation", name) from exc
-        await self._audit(actor, "org.create", ("org", org.id), org_id=org.id, after=org)
+        async with self.changing(
+            actor, "org.create", ("org", org.id), org_id=org.id, after=org
+        ) as u:
+            await _unique(u.tenancy.create_org(org, team), "organisation", name)
         return org
 
     async def visible_org(self, actor: Principal, org_id: str) -> Org:
@@ -193,10 +196,10 @@ class Tenancy:
             if any(o.name == name for o in directory.orgs):
                 raise _conflict("organisation", name)
         updated = replace(org, name=name or org.name, governance=gov)
-        await self.repo.update_org(updated)
-        await self._audit(
+        async with self.changing(
             actor, "org.update", ("org", org_id), org_id=org_id, before=org, after=updated
-        )
+        ) as unit:
+            await unit.tenancy.update_org(updated)
         return updated
 
     async def set_org_admin(self, actor: Principal, org_id: str, user_id: str, admin: bool) -> None:
@@ -206,14 +209,14 @@ class Tenancy:
         if await self.repo.get_user(user_id) is None:
             raise rules.not_found("user", user_id)
         role = OrgRole.ADMIN if admin else OrgRole.MEMBER
-        await self.repo.set_org_role(OrgMembership(user_id, org_id, role))
-        await self._audit(
+        async with self.changing(
             actor,
             "org.admin" if admin else "org.admin_remove",
             ("user", user_id),
             org_id=org_id,
             after={"role": role.value},
-        )
+        ) as unit:
+            await unit.tenancy.set_org_role(OrgMembership(user_id, org_id, role))
 
     # teams -------------------------------------------------------------------------------
     async def create_team(self, actor: Principal, org_id: str, name: str, gov: Governance) -> Team:
@@ -225,11 +228,10 @@ class Tenancy:
         rules.within(gov.limits, org.governance.limits, what="organisation")
         rules.budget_within(gov.budget, org.governance.budget, what="organisation")
         team = Team(new_id("team"), org_id, name, self._clock.now(), gov)
-        try:
-            await self.repo.create_team(team)
-        except Exception as exc:
-            raise _conflict("team", name) from exc
-        await self._audit(actor, "team.create", ("team", team.id), org_id=org_id, after=team)
+        async with self.changing(
+            actor, "team.create", ("team", team.id), org_id=org_id, after=team
+        ) as unit:
+            await _unique(unit.tenancy.create_team(team), "team", name)
         return team
 
     async def visible_team(self, actor: Principal, team_id: str) -> Team:
@@ -261,10 +263,10 @@ class Tenancy:
             if any(t.org_id == team.org_id and t.name == name for t in directory.teams):
                 raise _conflict("team", name)
         updated = replace(team, name=name or team.name, governance=gov)
-        await self.repo.update_team(updated)
-        await self._audit(
+        async with self.changing(
             actor, "team.update", ("team", team_id), org_id=team.org_id, before=team, after=updated
-        )
+        ) as unit:
+            await unit.tenancy.update_team(updated)
         return updated
 
     async def members(self, actor: Principal, team_id: str) -> list[Membership]:
@@ -282,19 +284,21 @@ class Tenancy:
         if user is None or not await self.may_see_user(actor, user):
             raise rules.not_found("user", user_id)
         membership = Membership(user_id, team_id, role)
-        await self.repo.set_membership(membership)
-        await self._audit(
+        async with self.changing(
             actor, "team.member", ("user", user_id), org_id=team.org_id, after=membership
-        )
+        ) as unit:
+            await unit.tenancy.set_membership(membership)
         return membership
 
     async def remove_member(self, actor: Principal, team_id: str, user_id: str) -> None:
         team = await self.visible_team(actor, team_id)
         if not rules.is_team_admin(actor, team):
             raise rules.forbidden("only this team's admins manage its members")
-        if not await self.repo.remove_membership(user_id, team_id):
-            raise rules.not_found("member", user_id)
-        await self._audit(actor, "team.member_remove", ("user", user_id), org_id=team.org_id)
+        async with self.changing(
+            actor, "team.member_remove", ("user", user_id), org_id=team.org_id
+        ) as unit:
+            if not await unit.tenancy.remove_membership(user_id, team_id):
+                raise rules.not_found("member", user_id)
 
     # users -------------------------------------------------------------------------------
     async def may_see_user(
@@ -327,7 +331,9 @@ class Tenancy:
         team_id: str | None,
         max_keys: int | None,
         gov: Governance,
+        password_hash: str | None = None,
     ) -> User:
+        """``password_hash``: the console password, stored with the user."""
         bounds.check_name(email, param="email", max_chars=320)
         bounds.check_name(name, param="name")
         bounds.check_count(max_keys, param="max_keys", maximum=bounds.MAX_KEYS_MAX)
@@ -346,11 +352,22 @@ class Tenancy:
         if await self.repo.user_by_email(email) is not None:
             raise _conflict("user", email)
         user = User(new_id("user"), email, name, self._clock.now(), False, False, max_keys, gov)
-        await self.repo.create_user(
-            user, Membership(user.id, team.id, TeamRole.MEMBER) if team is not None else None
-        )
-        await self._audit(actor, "user.create", ("user", user.id), org_id=org_id, after=user)
+        membership = Membership(user.id, team.id, TeamRole.MEMBER) if team is not None else None
+        async with self.changing(
+            actor, "user.create", ("user", user.id), org_id=org_id, after=user
+        ) as unit:
+            await _unique(unit.tenancy.create_user(user, membership), "user", email)
+            if password_hash is not None:
+                await unit.console.set_password_hash(user.id, password_hash)
         return user
+
+    async def set_password(self, actor: Principal, user_id: str, password_hash: str) -> None:
+        """Store a user's console password (hash) and end their sessions, audited, in one
+        unit. Who may do it is the caller's check (the user, or an admin)."""
+        async with self.changing(actor, "user.password", ("user", user_id)) as unit:
+            if not await unit.console.set_password_hash(user_id, password_hash):
+                raise rules.not_found("user", user_id)
+            await unit.console.delete_user_sessions(user_id)
 
     async def visible_user(self, actor: Principal, user_id: str) -> User:
         user = await self.repo.get_user(user_id)
@@ -392,10 +409,12 @@ class Tenancy:
             max_keys=max_keys if "max_keys" in fields else user.max_keys,
             governance=gov,
         )
-        await self.repo.update_user(updated)
-        await self._audit(
+        async with self.changing(
             actor, "user.update", ("user", user_id), org_id=None, before=user, after=updated
-        )
+        ) as unit:
+            await unit.tenancy.update_user(updated)
+            if updated.disabled and not user.disabled:  # signed out everywhere at once
+                await unit.console.delete_user_sessions(user_id)
         return updated
 
     async def set_admin(self, actor: Principal, user_id: str, admin: bool) -> User:
@@ -403,10 +422,10 @@ class Tenancy:
             raise rules.forbidden("only admins grant or take the admin role")
         user = await self.visible_user(actor, user_id)
         updated = replace(user, is_admin=admin)
-        await self.repo.update_user(updated)
-        await self._audit(
+        async with self.changing(
             actor, "user.admin", ("user", user_id), org_id=None, before=user, after=updated
-        )
+        ) as unit:
+            await unit.tenancy.update_user(updated)
         return updated
 
     # service accounts --------------------------------------------------------------------
@@ -418,17 +437,14 @@ class Tenancy:
             raise rules.forbidden("only this team's admins create service accounts")
         bounds.check_name(name, param="name")
         sa = ServiceAccount(new_id("sa"), team_id, name, self._clock.now())
-        try:
-            await self.repo.create_service_account(sa)
-        except Exception as exc:
-            raise _conflict("service account", name) from exc
-        await self._audit(
+        async with self.changing(
             actor,
             "service_account.create",
             ("service_account", sa.id),
             org_id=team.org_id,
             after=sa,
-        )
+        ) as unit:
+            await _unique(unit.tenancy.create_service_account(sa), "service account", name)
         return sa
 
     async def service_accounts(self, actor: Principal, team_id: str) -> list[ServiceAccount]:
@@ -445,17 +461,23 @@ class Tenancy:
         if not rules.is_team_admin(actor, team):
             raise rules.forbidden("only this team's admins delete service accounts")
         now = self._clock.now()
-        for record in await self.keys.list():
-            if record.service_account_id == sa_id and record.revoked_at is None:
-                await self.keys.revoke(record.id, at=now)
-        await self.repo.delete_service_account(sa_id)
-        await self._audit(
+        live = [
+            r.id
+            for r in await self.keys.list()
+            if r.service_account_id == sa_id and r.revoked_at is None
+        ]
+        # The keys are revoked in the same unit: never a deleted account with live keys.
+        async with self.changing(
             actor,
             "service_account.delete",
             ("service_account", sa_id),
             org_id=team.org_id,
             before=sa,
-        )
+            after={"revoked_keys": live},
+        ) as unit:
+            for key_id in live:
+                await unit.keys.revoke(key_id, at=now)
+            await unit.tenancy.delete_service_account(sa_id)
 
     # audit -------------------------------------------------------------------------------
     async def audit_entries(
@@ -475,10 +497,13 @@ class Tenancy:
         *,
         after: dict[str, Any] | None = None,
     ) -> None:
-        """Record a mutation made outside the tenancy aggregates (values already masked)."""
-        await self._audit(actor, action, target, org_id=None, after=after)
+        """Write an audit entry on its own (values already masked): for an operation that is
+        deliberately not one transaction (a dead-letter replay stores each row on its own).
+        A change writes its entry in its own unit instead (:meth:`changing`)."""
+        async with self.changing(actor, action, target, org_id=None, after=after):
+            pass
 
-    async def audit_key(
+    def audit_key(
         self,
         actor: Principal,
         action: str,
@@ -486,10 +511,19 @@ class Tenancy:
         *,
         before: KeyRecord | None = None,
         org_id: str | None = None,
-    ) -> None:
-        await self._audit(
+    ) -> AbstractAsyncContextManager[Unit]:
+        """:meth:`change` for a key: write the key through the unit it gives."""
+        return self.changing(
             actor, action, ("key", record.id), org_id=org_id, before=before, after=record
         )
+
+
+async def _unique(write: Awaitable[None], kind: str, name: str) -> None:
+    """Run ``write``; a refusal (the name is taken) is a 409. The unit rolls back."""
+    try:
+        await write
+    except Exception as exc:
+        raise _conflict(kind, name) from exc
 
 
 def _conflict(kind: str, name: str) -> GatewayError:

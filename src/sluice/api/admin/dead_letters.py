@@ -153,10 +153,10 @@ def router(ctx: AdminContext) -> APIRouter:
         letter_id: Annotated[int, Path(ge=1, le=ID_MAX)], actor: Actor
     ) -> None:
         admin_only(actor)
-        if not await rt.storage.dead_letters.delete([letter_id]):
-            raise not_found("dead letter", str(letter_id))
-        await ctx.tenancy.audit_event(
+        async with ctx.tenancy.changing(
             actor, "usage.dead_letter_delete", ("usage_dead_letter", str(letter_id))
-        )
+        ) as unit:
+            if not await unit.dead_letters.delete([letter_id]):
+                raise not_found("dead letter", str(letter_id))
 
     return api

@@ -82,6 +82,7 @@ class AdminContext:
             rt.storage.tenancy,
             rt.storage.keys,
             rt.storage.meta,
+            unit=rt.storage.unit,
             clock=rt.clock,
             changed=changed,
             default_max_keys=rt.settings.max_keys_per_user,

@@ -76,12 +76,11 @@ async def store_credential(
             ErrorKind.GATEWAY_UNAVAILABLE, "set SLUICE_SECRET_KEY to store provider credentials"
         )
     preview = mask(api_key)
-    await rt.storage.credentials.put(
-        StoredCredential(name, rt.sealer.seal(api_key, context=name), preview, time.time())
-    )
-    await ctx.tenancy.audit_event(
+    sealed = StoredCredential(name, rt.sealer.seal(api_key, context=name), preview, time.time())
+    async with ctx.tenancy.changing(
         actor, "provider.credential", ("provider", name), after={"credential": preview}
-    )
+    ) as unit:
+        await unit.credentials.put(sealed)
     return await describe(rt, name)
 
 
@@ -89,9 +88,9 @@ async def remove_credential(ctx: AdminContext, actor: Principal, name: str) -> P
     rt = ctx.rt
     admin_only(actor)
     _known(rt, name)
-    if not await rt.storage.credentials.delete(name):
-        raise not_found("stored credential of", name)
-    await ctx.tenancy.audit_event(actor, "provider.credential_remove", ("provider", name))
+    async with ctx.tenancy.changing(actor, "provider.credential_remove", ("provider", name)) as u:
+        if not await u.credentials.delete(name):
+            raise not_found("stored credential of", name)
     return await describe(rt, name)
 
 

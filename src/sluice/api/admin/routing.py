@@ -12,9 +12,11 @@ from pydantic import Field, StrictInt
 from sluice.api.admin.deps import AdminContext, policy
 from sluice.api.admin.schemas import Id, Name, Strict
 from sluice.auth.principal import Principal
-from sluice.lifespan import POLICIES_VERSION
+from sluice.lifespan import POLICIES_VERSION, Runtime
 from sluice.routing.policy import RequestFacts
+from sluice.routing.policy.engine import ReloadResult
 from sluice.tenancy.rules import forbidden, not_found
+from sluice.tenancy.service import Tenancy
 
 SLA_MS_MAX = 86_400_000
 
@@ -28,6 +30,25 @@ class ExplainIn(Strict):
     """As if the request carried ``x-sluice-latency-sla-ms`` (at most one day)."""
     budget_remaining_pct: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     """As if the tightest budget had this share left (omitted: as if none applied)."""
+
+
+async def record_reload(
+    tenancy: Tenancy, rt: Runtime, actor: Principal, result: ReloadResult
+) -> None:
+    """After this process reloaded its policy files: audit it and, when the files loaded,
+    bump the policies version (other replicas reload) in the same unit of work."""
+    version = None
+    async with tenancy.changing(
+        actor,
+        "routing.reload",
+        ("routing", "policies"),
+        after={"ok": result.ok, "generation": result.generation},
+    ) as unit:
+        if result.ok:
+            version = int(await unit.meta.get(POLICIES_VERSION) or 0) + 1
+            await unit.meta.put(POLICIES_VERSION, str(version))
+    if version is not None:
+        rt.policies_version = version
 
 
 def router(ctx: AdminContext) -> APIRouter:
@@ -53,17 +74,7 @@ def router(ctx: AdminContext) -> APIRouter:
     async def reload(actor: Actor) -> dict[str, object]:
         admin_only(actor)
         result = await asyncio.to_thread(rt.router.policy.reload)
-        if result.ok:
-            version = int(await rt.storage.meta.get(POLICIES_VERSION) or 0) + 1
-            await rt.storage.meta.put(POLICIES_VERSION, str(version))
-            rt.policies_version = version
-            await rt.announce_key_change()
-        await ctx.tenancy.audit_event(
-            actor,
-            "routing.reload",
-            ("routing", "policies"),
-            after={"ok": result.ok, "generation": result.generation},
-        )
+        await record_reload(ctx.tenancy, rt, actor, result)
         return result.as_dict()
 
     @api.post("/routing/explain", **policy("admin"))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.storage.console import LoginRecord, SessionRecord
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
+from sluice.storage.sql.unit import Database
 
 
 def _when(value: Any) -> float:
@@ -20,19 +20,19 @@ def _when(value: Any) -> float:
 
 
 class SqlConsole:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def login_record(self, email: str) -> LoginRecord | None:
         query = select(t.users.c.id, t.users.c.password_hash, t.users.c.disabled).where(
             func.lower(t.users.c.email) == email.strip().lower()
         )
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(query)).first()
         return LoginRecord(row.id, row.password_hash, row.disabled) if row is not None else None
 
     async def set_password_hash(self, user_id: str, password_hash: str | None) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 update(t.users).where(t.users.c.id == user_id).values(password_hash=password_hash)
             )
@@ -40,11 +40,11 @@ class SqlConsole:
 
     async def users_with_password(self) -> set[str]:
         query = select(t.users.c.id).where(t.users.c.password_hash.is_not(None))
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return {row.id for row in await conn.execute(query)}
 
     async def create_session(self, record: SessionRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 t.console_sessions.insert().values(
                     id_hash=record.id_hash,
@@ -59,7 +59,7 @@ class SqlConsole:
 
     async def get_session(self, id_hash: str) -> SessionRecord | None:
         s = t.console_sessions
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(select(s).where(s.c.id_hash == id_hash))).first()
         if row is None:
             return None
@@ -75,7 +75,7 @@ class SqlConsole:
 
     async def touch_session(self, id_hash: str, *, at: float) -> None:
         s = t.console_sessions
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 update(s)
                 .where(s.c.id_hash == id_hash, s.c.last_seen_at < _dt(at))
@@ -84,17 +84,17 @@ class SqlConsole:
 
     async def delete_session(self, id_hash: str) -> None:
         s = t.console_sessions
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(delete(s).where(s.c.id_hash == id_hash))
 
     async def delete_user_sessions(self, user_id: str) -> int:
         s = t.console_sessions
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(delete(s).where(s.c.user_id == user_id))
         return int(result.rowcount or 0)
 
     async def purge_sessions(self, *, before: float) -> int:
         s = t.console_sessions
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(delete(s).where(s.c.expires_at < _dt(before)))
         return int(result.rowcount or 0)

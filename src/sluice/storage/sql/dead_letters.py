@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt, ts
+from sluice.storage.sql.unit import Database
 from sluice.storage.sql.usage import refusal
 from sluice.usage.dead_letters import (
     ERROR_CHARS,
@@ -34,8 +34,8 @@ def _letter(r: Any) -> DeadLetter:
 
 
 class SqlDeadLetters:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def add(self, letters: Sequence[DeadLetter]) -> None:
         if not letters:
@@ -51,7 +51,7 @@ class SqlDeadLetters:
             for d in letters
         ]
         try:
-            async with self._engine.begin() as conn:
+            async with self._db.begin() as conn:
                 await conn.execute(insert(_T), rows)
         except Exception as exc:
             reason = refusal(exc)
@@ -63,18 +63,18 @@ class SqlDeadLetters:
         query = select(_T).order_by(_T.c.id.desc()).limit(limit)
         if before_id is not None:
             query = query.where(_T.c.id < before_id)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return [_letter(r) for r in await conn.execute(query)]
 
     async def get(self, ids: Sequence[int]) -> list[DeadLetter]:
         if not ids:
             return []
         query = select(_T).where(_T.c.id.in_(list(ids))).order_by(_T.c.id)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return [_letter(r) for r in await conn.execute(query)]
 
     async def failed_again(self, letter_id: int, *, error: str, at: float) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 update(_T).where(_T.c.id == letter_id).values(error=_ascii(error), failed_at=dt(at))
             )
@@ -82,12 +82,12 @@ class SqlDeadLetters:
     async def delete(self, ids: Sequence[int]) -> int:
         if not ids:
             return 0
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(delete(_T).where(_T.c.id.in_(list(ids))))
             return int(result.rowcount or 0)
 
     async def count(self) -> int:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(_T)) or 0)
 
 

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.auth.keys import KeyRecord
-from sluice.storage.base import StoredCredential, StoredResponse
+from sluice.storage.base import (
+    CredentialRepository,
+    KeyRepository,
+    MetaRepository,
+    StoredCredential,
+    StoredResponse,
+    TenancyRepository,
+)
+from sluice.storage.console import ConsoleRepository
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.alerts import SqlAlerts
 from sluice.storage.sql.analytics import SqlAnalytics
@@ -22,7 +31,9 @@ from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
 from sluice.storage.sql.tenancy import SqlTenancy
+from sluice.storage.sql.unit import Database, transaction
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
+from sluice.usage.dead_letters import DeadLetterRepository
 
 
 def _key_from_row(row: Any) -> KeyRecord:
@@ -86,11 +97,11 @@ _PG_TOUCH = (
 
 
 class SqlKeys:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def create(self, record: KeyRecord) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(t.api_keys.insert().values(**key_values(record)))
             await _bump(conn, t.KEYS_VERSION)
 
@@ -98,26 +109,26 @@ class SqlKeys:
         """Replace a key's stored fields (rotation, governance); bumps the counter."""
         values = key_values(record)
         values.pop("last_used_at")
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 update(t.api_keys).where(t.api_keys.c.id == record.id).values(**values)
             )
             await _bump(conn, t.KEYS_VERSION)
 
     async def get(self, key_id: str) -> KeyRecord | None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(select(t.api_keys).where(t.api_keys.c.id == key_id))).first()
         return _key_from_row(row) if row is not None else None
 
     async def list(self) -> list[KeyRecord]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = await conn.execute(
                 select(t.api_keys).order_by(t.api_keys.c.created_at, t.api_keys.c.id)
             )
             return [_key_from_row(r) for r in rows]
 
     async def revoke(self, key_id: str, *, at: float) -> KeyRecord | None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 update(t.api_keys)
                 .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
@@ -135,27 +146,27 @@ class SqlKeys:
         if not last_used:
             return
         params: list[tuple[Any, ...]]
-        if self._engine.dialect.name == "sqlite":
+        if self._db.dialect.name == "sqlite":
             params = [(sqlite_time(ts),) * 2 + (key_id,) for key_id, ts in last_used.items()]
             statement = _SQLITE_TOUCH
         else:
             params = [(_dt(ts), key_id) for key_id, ts in last_used.items()]
             statement = _PG_TOUCH
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.exec_driver_sql(statement, params)
 
     async def version(self) -> int:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == t.KEYS_VERSION))
         return int(value) if value is not None else 0
 
 
 class SqlResponses:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def save(self, record: StoredResponse) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 t.responses.insert().values(
                     id=record.id,
@@ -168,7 +179,7 @@ class SqlResponses:
             )
 
     async def get(self, response_id: str, *, key_id: str) -> StoredResponse | None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (
                 await conn.execute(
                     select(t.responses).where(
@@ -185,7 +196,7 @@ class SqlResponses:
         )
 
     async def delete(self, response_id: str, *, key_id: str) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 t.responses.delete().where(
                     t.responses.c.id == response_id, t.responses.c.key_id == key_id
@@ -195,16 +206,16 @@ class SqlResponses:
 
 
 class SqlMeta:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def get(self, name: str) -> str | None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             value = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
         return str(value) if value is not None else None
 
     async def put(self, name: str, value: str, *, bump: str | None = None) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 update(t.meta).where(t.meta.c.name == name).values(value=value)
             )
@@ -214,8 +225,8 @@ class SqlMeta:
                 await _bump(conn, bump)
 
     async def set_if_absent(self, name: str, value: str) -> str:
-        insert = dialect_insert(self._engine.dialect.name)
-        async with self._engine.begin() as conn:
+        insert = dialect_insert(self._db.dialect.name)
+        async with self._db.begin() as conn:
             await conn.execute(
                 insert(t.meta)
                 .values(name=name, value=value)
@@ -228,11 +239,11 @@ class SqlMeta:
 class SqlCredentials:
     """Sealed provider credentials; every write bumps the change counter."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def put(self, record: StoredCredential) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 t.provider_credentials.delete().where(
                     t.provider_credentials.c.provider == record.provider
@@ -249,7 +260,7 @@ class SqlCredentials:
             await _bump(conn, t.KEYS_VERSION)
 
     async def delete(self, provider: str) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 t.provider_credentials.delete().where(t.provider_credentials.c.provider == provider)
             )
@@ -257,12 +268,25 @@ class SqlCredentials:
         return bool(result.rowcount)
 
     async def all(self) -> list[StoredCredential]:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = await conn.execute(select(t.provider_credentials))
             return [
                 StoredCredential(r.provider, bytes(r.sealed), r.preview, _ts(r.updated_at) or 0.0)
                 for r in rows
             ]
+
+
+class SqlUnit:
+    """The repositories an admin change writes through, bound to one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        # Typed as the protocols: ``Unit``'s members are invariant.
+        self.keys: KeyRepository = SqlKeys(db)
+        self.meta: MetaRepository = SqlMeta(db)
+        self.tenancy: TenancyRepository = SqlTenancy(db)
+        self.credentials: CredentialRepository = SqlCredentials(db)
+        self.console: ConsoleRepository = SqlConsole(db)
+        self.dead_letters: DeadLetterRepository = SqlDeadLetters(db)
 
 
 class SqlStorage:
@@ -286,6 +310,11 @@ class SqlStorage:
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:
         return cls(create_engine(url, timeouts=timeouts))
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[SqlUnit]:
+        async with transaction(self.engine) as db:
+            yield SqlUnit(db)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

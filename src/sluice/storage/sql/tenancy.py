@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
+from sluice.storage.sql.unit import Database
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -74,17 +75,17 @@ def _user(row: Any) -> User:
 class SqlTenancy:
     """Every write bumps the directory version, so every process reloads its key cache."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     async def _write(self, *statements: Any) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             for statement in statements:
                 await conn.execute(statement)
             await _bump(conn, t.KEYS_VERSION)
 
     async def _one(self, table: Table, key: str) -> Any:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             return (await conn.execute(select(table).where(table.c.id == key))).first()
 
     # organisations
@@ -174,13 +175,13 @@ class SqlTenancy:
         return _user(row) if row is not None else None
 
     async def user_by_email(self, email: str) -> User | None:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             row = (await conn.execute(select(t.users).where(t.users.c.email == email))).first()
         return _user(row) if row is not None else None
 
     # memberships
     async def set_membership(self, m: Membership) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await _upsert(
                 conn,
                 t.memberships,
@@ -190,7 +191,7 @@ class SqlTenancy:
             await _bump(conn, t.KEYS_VERSION)
 
     async def remove_membership(self, user_id: str, team_id: str) -> bool:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             result = await conn.execute(
                 delete(t.memberships).where(
                     t.memberships.c.user_id == user_id, t.memberships.c.team_id == team_id
@@ -200,7 +201,7 @@ class SqlTenancy:
         return bool(result.rowcount)
 
     async def set_org_role(self, m: OrgMembership) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await _upsert(
                 conn,
                 t.org_roles,
@@ -221,7 +222,7 @@ class SqlTenancy:
         await self._write(delete(t.service_accounts).where(t.service_accounts.c.id == sa_id))
 
     async def directory(self) -> Directory:
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             orgs = [
                 _org(r) for r in await conn.execute(select(t.orgs).order_by(t.orgs.c.created_at))
             ]
@@ -249,7 +250,7 @@ class SqlTenancy:
 
     # audit log
     async def audit(self, entry: AuditEntry) -> None:
-        async with self._engine.begin() as conn:
+        async with self._db.begin() as conn:
             await conn.execute(
                 t.audit_log.insert().values(
                     at=_dt(entry.at),
@@ -271,7 +272,7 @@ class SqlTenancy:
             query = query.where(t.audit_log.c.org_id == org_id)
         if before_id is not None:
             query = query.where(t.audit_log.c.id < before_id)
-        async with self._engine.connect() as conn:
+        async with self._db.connect() as conn:
             rows = await conn.execute(query)
             out = []
             for r in rows:
