@@ -32,6 +32,8 @@ async def read_capped(resp: aiohttp.ClientResponse, *, limit: int, deployment: s
     if length is not None and length > limit:
         resp.close()
         raise over_limit(deployment, "an answer", limit, "SLUICE_MAX_UPSTREAM_BODY_BYTES")
+    if length is not None and "Content-Encoding" not in resp.headers:
+        return await resp.read()  # its size is known and within the limit: read at once
     parts: list[bytes] = []
     size = 0
     async for chunk in resp.content.iter_any():
