@@ -96,7 +96,7 @@ async def call_deployment(
         timeouts=dep.timeouts,
         extra_headers=(
             {**forward_headers, "traceparent": traceparent}
-            if translation is None and forward_headers
+            if upstream is req and forward_headers  # a native relay (or pass-through)
             else {"traceparent": traceparent}
         ),
         credential=svc.credentials.get(dep.provider_name),
