@@ -311,3 +311,33 @@ models:
         )
         assert resp.status_code == 413
         assert rec.seen == []
+
+
+async def test_count_tokens_takes_a_claude_code_request(gw: Gateway) -> None:
+    """The gateway's own count reads any shape the native path forwards."""
+    app, client, rec = gw
+    body = claude_code_body("claude-native", stream=False)
+    del body["max_tokens"]
+    resp = await client.post("/v1/messages/count_tokens", json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["input_tokens"] > 0
+    assert rec.seen == [] and await _rows(app) == []
+
+
+async def test_translated_path_checks_what_it_translates(tmp_path: Path) -> None:
+    """Checks only translation needs run when the request is translated: a request the
+    native path would forward gets a 400 naming the field on a translated one, before any
+    upstream call, with its one usage row."""
+    async with running(make_settings(tmp_path)) as (app, client):
+        body = {"model": "mock-gpt", "max_tokens": 5, "messages": ["not a message"]}
+        resp = await client.post("/v1/messages", json=body)
+        assert resp.status_code == 400
+        assert resp.json()["error"]["message"] == "messages.0: must be an object"
+        body = {"model": "mock-gpt", "input": "x", "instructions": ["not", "text"]}
+        resp = await client.post("/v1/responses", json=body)
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == "instructions"
+        rows = await _rows(app)
+        assert [(r.status, r.cost_micros, r.completion_tokens) for r in rows] == [
+            (400, 0, 0),
+            (400, 0, 0),
+        ]
