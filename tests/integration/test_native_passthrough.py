@@ -45,7 +45,7 @@ models:
 
 
 def claude_code_body(model: str, *, stream: bool) -> dict[str, Any]:
-    """What Claude Code sends: a system message mid-conversation, thinking blocks, adaptive
+    """What Claude Code sends (to ``/v1/messages?beta=true``): a system message mid-conversation, thinking blocks, adaptive
     thinking, output_config, server and versioned tools, fields no release of Sluice knows."""
     return {
         "model": model,
@@ -187,7 +187,7 @@ async def test_claude_code_request_is_forwarded_untouched(gw: Gateway, stream: b
     sent = claude_code_body("claude-same", stream=stream)
     raw = orjson.dumps(sent)
     headers = {"anthropic-version": "2023-06-01", "anthropic-beta": BETA, "x-api-key": "ignored"}
-    resp = await client.post("/v1/messages", content=raw, headers=headers)
+    resp = await client.post("/v1/messages?beta=true", content=raw, headers=headers)
     assert resp.status_code == 200, resp.text
     [seen] = rec.seen
     assert seen.path == "/v1/messages"
