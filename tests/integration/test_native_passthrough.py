@@ -45,8 +45,9 @@ models:
 
 
 def claude_code_body(model: str, *, stream: bool) -> dict[str, Any]:
-    """What Claude Code sends (to ``/v1/messages?beta=true``): a system message mid-conversation, thinking blocks, adaptive
-    thinking, output_config, server and versioned tools, fields no release of Sluice knows."""
+    """What Claude Code sends (to ``/v1/messages?beta=true``): a system message
+    mid-conversation, thinking blocks, adaptive thinking, output_config, server and
+    versioned tools, fields no release of Sluice knows."""
     return {
         "model": model,
         "max_tokens": 32000,
