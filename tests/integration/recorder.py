@@ -140,7 +140,7 @@ async def recording_upstream() -> AsyncIterator[Recorder]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     recorder.url = f"http://127.0.0.1:{port}"
     try:
         yield recorder
