@@ -8,6 +8,9 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.pipeline.dialects.responses import ResponsesDialect
 from sluice.storage.base import ResponseRepository
 
+FORWARDED = (b"openai-beta",)
+"""Request headers passed on when the provider has its own Responses API."""
+
 
 class ResponsesRoutes:
     def __init__(self, plane: DataPlane, store: ResponseRepository) -> None:
@@ -15,7 +18,9 @@ class ResponsesRoutes:
         self._dialect = ResponsesDialect(store)
 
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._plane.handle(scope, receive, send, self._dialect, prepare=self._dialect.prepare)
+        await self._plane.handle(
+            scope, receive, send, self._dialect, forward=FORWARDED, prepare=self._dialect.prepare
+        )
 
     async def by_id(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``GET`` or ``DELETE`` one stored response of the calling key."""

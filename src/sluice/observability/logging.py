@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from sluice.observability.redact import RedactingFilter, Redactor
+from sluice.usage.bounds import ERROR_MESSAGE_CHARS, MODEL_CHARS, text
 from sluice.usage.event import UsageEvent
 
 ACCESS_LOGGER = "sluice.access"
@@ -101,7 +102,7 @@ class TextFormatter(logging.Formatter):
                 [
                     stamp(f.pop("_ts"))
                     + head
-                    + " ".join([f"{k}={v}" for k, v in f.items() if v is not None])
+                    + " ".join([f"{k}={_text_value(v)}" for k, v in f.items() if v is not None])
                     for f in batch
                 ]
             )
@@ -110,6 +111,14 @@ class TextFormatter(logging.Formatter):
         if isinstance(access, dict):
             line += " " + " ".join(f"{k}={v}" for k, v in access.items() if v is not None)
         return line
+
+
+def _text_value(value: object) -> object:
+    """A text line's value: quoted (JSON) when it holds spaces, quotes or line breaks, so
+    an error message stays one ``k="..."`` field of one line."""
+    if isinstance(value, str) and (not value or any(c in value for c in ' "=\n\r\t')):
+        return orjson.dumps(value).decode()
+    return value
 
 
 def uvicorn_log_config(*, fmt: str, level: str) -> dict[str, Any]:
@@ -162,7 +171,11 @@ def install_redaction(redactor: Redactor) -> None:
 def access_fields(ev: UsageEvent) -> dict[str, Any]:
     """The access line's fields for one request, after ``_ts`` (its arrival time, which
     the formatters turn into the line's ``ts``). ``model`` is the only caller-written text
-    (the rest is generated or from the config); the redaction filter masks it."""
+    (the rest is generated or from the config); the redaction filter masks it. A refused
+    request carries its error message (redacted by the usage observers, cut to the usage
+    row's bound) and the field it names (``param``), so the line says why a client broke."""
+    message = ev.error_message
+    param = ev.error_param
     return {
         "_ts": ev.created_at,
         "request_id": ev.request_id,
@@ -173,6 +186,8 @@ def access_fields(ev: UsageEvent) -> dict[str, Any]:
         "deployment": ev.deployment,
         "status": ev.status,
         "error_kind": ev.error_kind,
+        "error": None if message is None else text(message, ERROR_MESSAGE_CHARS),
+        "param": None if param is None else text(param, MODEL_CHARS),
         "latency_ms": round(ev.latency_ms, 1),
         "ttft_ms": None if ev.ttft_ms is None else round(ev.ttft_ms, 1),
         "input_tokens": ev.prompt_tokens,

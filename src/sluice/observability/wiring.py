@@ -68,6 +68,8 @@ class Observability:
         for ev in events:
             if ev.error_message:
                 ev.error_message = redact(ev.error_message)
+            if ev.error_param:
+                ev.error_param = redact(ev.error_param)
 
     async def sample_forever(self) -> None:
         """Copy gauges into the metrics every second (for the other workers' scrapes)."""

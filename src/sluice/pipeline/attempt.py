@@ -14,6 +14,7 @@ from sluice.config.model import Prices
 from sluice.errors import ErrorKind, GatewayError
 from sluice.observability import answer
 from sluice.pipeline.dialects.base import Dialect, Translation
+from sluice.pipeline.model_name import ModelNamer
 from sluice.pipeline.sink import Headers, ResponseSink
 from sluice.providers.base import UpstreamCall, UpstreamStream
 from sluice.routing.table import Deployment
@@ -47,6 +48,7 @@ def record_error(ev: UsageEvent, exc: GatewayError) -> None:
     ev.status = exc.status
     ev.error_kind = exc.kind.value
     ev.error_message = exc.message
+    ev.error_param = exc.param
 
 
 @dataclass(slots=True)
@@ -58,6 +60,8 @@ class Attempt:
     upstream: ProviderRequest
     translation: Translation | None
     headers: Headers
+    namer: ModelNamer
+    """Names the caller's model in the answer (one rule for every path)."""
 
 
 async def call_deployment(
@@ -92,13 +96,14 @@ async def call_deployment(
         timeouts=dep.timeouts,
         extra_headers=(
             {**forward_headers, "traceparent": traceparent}
-            if translation is None and forward_headers
+            if upstream is req and forward_headers  # a native relay (or pass-through)
             else {"traceparent": traceparent}
         ),
         credential=svc.credentials.get(dep.provider_name),
         limits=svc.read_limits,
     )
-    attempt = Attempt(dep, call, upstream, translation, base_headers + list(dep.response_headers))
+    headers = base_headers + list(dep.response_headers)
+    attempt = Attempt(dep, call, upstream, translation, headers, ModelNamer(req.model))
     try:
         async with asyncio.timeout(timeout_s):
             if req.stream:
@@ -177,6 +182,7 @@ async def _complete(
     _apply_usage(ev, usage)
     translation = attempt.translation
     body = resp.body if translation is None else await translation.response(resp, usage)
+    body = attempt.namer.json(body)
     price(svc, ev, attempt.dep, prices)
     elapsed_ms = (time.perf_counter() - started) * 1000
     if ev.want_metadata and dialect.carries_metadata:
@@ -230,10 +236,11 @@ async def _stream(
         )
         ends = dialect.stream_ends  # a terminal event relayed as a piece: settle first
         final = partial(_final_usage, svc, ev, attempt, stream, prices)
+        named = attempt.namer.piece
         if first:
-            await _relay_piece(first, ends, sink=sink, final=final)
+            await _relay_piece(named(first), ends, sink=sink, final=final)
         async for piece in pieces:
-            await _relay_piece(piece, ends, sink=sink, final=final)
+            await _relay_piece(named(piece), ends, sink=sink, final=final)
         tail = dialect.stream_tail(req, stream) if attempt.translation is None else b""
         _final_usage(svc, ev, attempt, stream, prices)  # settled before the tail leaves
         if ev.want_metadata and dialect.carries_metadata:

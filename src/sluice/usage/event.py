@@ -29,6 +29,8 @@ class UsageEvent:
     status: int = 200
     error_kind: str | None = None
     error_message: str | None = None
+    error_param: str | None = None
+    """The request field a refusal names (``param``); for the access log, not stored."""
     streamed: bool = False
     partial: bool = False
     """A stream that failed after its first byte: the tokens are those delivered."""

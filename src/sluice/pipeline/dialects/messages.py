@@ -44,8 +44,10 @@ def _field_error(field: str, expected: str) -> BadRequest:
     return BadRequest(f"{field}: must be {expected}", param=field)
 
 
-def check_request(body: dict[str, Any], *, count_only: bool = False) -> None:
-    """Validate the fields the gateway reads or translates."""
+def check_governed(body: dict[str, Any], *, count_only: bool = False) -> None:
+    """Validate the fields the gateway itself reads (model, token bound, stream flag, the
+    conversation's shape). All a native pass-through checks: roles, content blocks, tool
+    types, ``thinking``, beta fields and unknown fields go to the provider untouched."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _field_error("model", "a non-empty string")
@@ -57,7 +59,13 @@ def check_request(body: dict[str, Any], *, count_only: bool = False) -> None:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise _field_error("messages", "a non-empty array")
-    for i, message in enumerate(messages):
+    if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
+        raise _field_error("stream", "a boolean")
+
+
+def check_translatable(body: dict[str, Any]) -> None:
+    """Validate what the translation onto OpenAI chat reads (after :func:`check_governed`)."""
+    for i, message in enumerate(body["messages"]):
         if not isinstance(message, dict):
             raise _field_error(f"messages.{i}", "an object")
         if message.get("role") not in ("user", "assistant"):
@@ -72,8 +80,6 @@ def check_request(body: dict[str, Any], *, count_only: bool = False) -> None:
     system = body.get("system")
     if system is not None and not isinstance(system, str | list):
         raise _field_error("system", "a string or an array of text blocks")
-    if body.get("stream") is not None and not isinstance(body.get("stream"), bool):
-        raise _field_error("stream", "a boolean")
     tools = body.get("tools")
     if tools is not None:
         if not isinstance(tools, list):
@@ -292,7 +298,7 @@ class MessagesDialect:
 
     def parse(self, raw: bytes) -> ProviderRequest:
         body = parse_json(raw)
-        check_request(body)
+        check_governed(body)
         return ProviderRequest(
             Endpoint.MESSAGES, body, raw, body["model"], bool(body.get("stream")), False
         )
@@ -308,6 +314,7 @@ class MessagesDialect:
                 f"the model {req.model!r} does not support messages",
                 param="model",
             )
+        check_translatable(req.body)
         return MessagesTranslation(req)
 
     def stream_tail(self, req: ProviderRequest, upstream: UpstreamStream) -> bytes:
@@ -323,8 +330,16 @@ class MessagesDialect:
 def count_tokens(raw: bytes) -> int:
     """Estimated input tokens of a Messages request (the gateway's own count)."""
     body = parse_json(raw)
-    check_request(body, count_only=True)
-    chat = to_chat(body)
+    check_governed(body, count_only=True)
+    try:
+        check_translatable(body)
+    except BadRequest:
+        # A shape only a provider reads (a system turn mid-conversation, new block types):
+        # the text of every turn, counted as it is.
+        system = body.get("system")
+        chat = {"messages": ([{"content": system}] if system else []) + body["messages"]}
+    else:
+        chat = to_chat(body)
     tools = body.get("tools")
     extra = len(orjson.dumps(tools)) // 4 if tools else 0
     return estimate_prompt(chat) + extra

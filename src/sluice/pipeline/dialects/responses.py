@@ -45,10 +45,12 @@ class Turn:
 
     key_id: str
     history: list[dict[str, Any]]
-    new_messages: list[dict[str, Any]]
-    chat: dict[str, Any]
     previous_native: bool | None = None
     """Whether ``previous_response_id`` was answered natively (``None``: no previous)."""
+    new_messages: list[dict[str, Any]] | None = None
+    """The request's ``input`` as chat messages (set when the request is translated)."""
+    chat: dict[str, Any] | None = None
+    """The chat request it translates to (set when the request is translated)."""
 
 
 NATIVE_MARK: dict[str, Any] = {"native": True}
@@ -56,6 +58,10 @@ NATIVE_MARK: dict[str, Any] = {"native": True}
 
 
 def _check(body: dict[str, Any]) -> None:
+    """The fields the gateway itself reads (model, token bound, stream flag, storage, the
+    previous response); the rest (input items, tools, reasoning, unknown fields) is checked
+    only when the request is translated (:func:`_check_translatable`), so a native
+    pass-through forwards what the provider accepts."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise BadRequest("'model' must be a non-empty string", param="model")
@@ -63,11 +69,9 @@ def _check(body: dict[str, Any]) -> None:
     if "input" not in body:
         raise BadRequest("'input' is required", param="input")
     for name, kind in (
-        ("instructions", str),
         ("previous_response_id", str),
         ("stream", bool),
         ("store", bool),
-        ("user", str),
     ):
         value = body.get(name)
         if value is not None and not isinstance(value, kind):
@@ -77,6 +81,44 @@ def _check(body: dict[str, Any]) -> None:
         raise BadRequest(
             "'max_output_tokens' must be a positive integer", param="max_output_tokens"
         )
+
+
+def _check_translatable(body: dict[str, Any]) -> None:
+    for name in ("instructions", "user"):
+        value = body.get(name)
+        if value is not None and not isinstance(value, str):
+            raise BadRequest(f"'{name}' must be a str", param=name)
+
+
+def translated_chat(req: ProviderRequest, turn: Turn) -> dict[str, Any]:
+    """The chat request a translated Responses request becomes (validating what it reads);
+    fills in ``turn.new_messages`` and ``turn.chat``."""
+    body = req.body
+    _check_translatable(body)
+    new = rf.input_messages(body["input"])
+    messages = (
+        ([{"role": "system", "content": body["instructions"]}] if body.get("instructions") else [])
+        + turn.history
+        + new
+    )
+    chat: dict[str, Any] = {"model": req.model, "messages": messages}
+    if body.get("max_output_tokens"):
+        chat["max_tokens"] = body["max_output_tokens"]
+    for name in ("temperature", "top_p", "user", "metadata"):
+        if body.get(name) is not None and name != "metadata":
+            chat[name] = body[name]
+    if body.get("tools"):
+        chat["tools"] = rf.chat_tools(body["tools"])
+    if body.get("tool_choice") is not None:
+        chat["tool_choice"] = rf.chat_tool_choice(body["tool_choice"])
+    fmt = rf.chat_response_format(body.get("text"))
+    if fmt is not None:
+        chat["response_format"] = fmt
+    if req.stream:
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    turn.new_messages, turn.chat = new, chat
+    return chat
 
 
 class ResponsesDialect:
@@ -94,7 +136,6 @@ class ResponsesDialect:
     def parse(self, raw: bytes) -> ProviderRequest:
         body = parse_json(raw)
         _check(body)
-        rf.input_messages(body["input"])  # validate now, so errors name the field before routing
         return ProviderRequest(
             Endpoint.RESPONSES, body, raw, body["model"], bool(body.get("stream")), False
         )
@@ -115,33 +156,7 @@ class ResponsesDialect:
         previous_native = (history == [NATIVE_MARK]) if previous else None
         if previous_native:
             history = []
-        new = rf.input_messages(body["input"])
-        messages = (
-            (
-                [{"role": "system", "content": body["instructions"]}]
-                if body.get("instructions")
-                else []
-            )
-            + history
-            + new
-        )
-        chat: dict[str, Any] = {"model": req.model, "messages": messages}
-        if body.get("max_output_tokens"):
-            chat["max_tokens"] = body["max_output_tokens"]
-        for name in ("temperature", "top_p", "user", "metadata"):
-            if body.get(name) is not None and name != "metadata":
-                chat[name] = body[name]
-        if body.get("tools"):
-            chat["tools"] = rf.chat_tools(body["tools"])
-        if body.get("tool_choice") is not None:
-            chat["tool_choice"] = rf.chat_tool_choice(body["tool_choice"])
-        fmt = rf.chat_response_format(body.get("text"))
-        if fmt is not None:
-            chat["response_format"] = fmt
-        if req.stream:
-            chat["stream"] = True
-            chat["stream_options"] = {"include_usage": True}
-        req.context = Turn(principal.key_id, history, new, chat, previous_native)
+        req.context = Turn(principal.key_id, history, previous_native)
         return req
 
     def plan(
@@ -198,7 +213,7 @@ class ResponsesTranslation:
         self._req = req
         self._store = store
         self._turn: Turn = req.context
-        chat = self._turn.chat
+        chat = translated_chat(req, self._turn)
         self.upstream = ProviderRequest(
             Endpoint.CHAT, chat, orjson.dumps(chat), req.model, req.stream, req.stream
         )
@@ -242,7 +257,7 @@ class ResponsesTranslation:
             final["incomplete_details"] = {"reason": "content_filter"}
         if final["store"]:
             turn = self._turn
-            conversation = turn.history + turn.new_messages + rf.output_messages(items)
+            conversation = turn.history + (turn.new_messages or []) + rf.output_messages(items)
             await self._store.save(
                 StoredResponse(
                     self._id,
@@ -305,6 +320,8 @@ class ResponsesPassthrough:
         self._key_id = key_id
 
     async def _save(self, final: dict[str, Any]) -> None:
+        if "model" in final:  # a later GET names the caller's model, as the answer did
+            final = {**final, "model": self.upstream.model}
         if final.get("id") and self.upstream.body.get("store", True):
             await self._store.save(
                 StoredResponse(
