@@ -15,6 +15,7 @@ import orjson
 
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.ids import random_hex
+from sluice.pipeline.dialects import messages_thinking as mt
 from sluice.pipeline.dialects.messages_stream import STOP_REASONS, MessagesStreamWriter
 from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
@@ -60,8 +61,8 @@ def check_request(body: dict[str, Any], *, count_only: bool = False) -> None:
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             raise _field_error(f"messages.{i}", "an object")
-        if message.get("role") not in ("user", "assistant"):
-            raise _field_error(f"messages.{i}.role", "'user' or 'assistant'")
+        if message.get("role") not in ("user", "assistant", "system"):
+            raise _field_error(f"messages.{i}.role", "'user', 'assistant' or 'system'")
         content = message.get("content")
         if not isinstance(content, str | list):
             raise _field_error(f"messages.{i}.content", "a string or an array of content blocks")
@@ -160,7 +161,10 @@ def _tool_choice(choice: Any) -> Any:
 
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
-    """A Messages request as an OpenAI chat request."""
+    """A Messages request as an OpenAI chat request. A system message in the middle of the
+    conversation (Claude Code sends them) stays a chat system message in its place; the
+    provider adapter places it as its API requires. Thinking blocks are dropped: chat has
+    no field for them (see :func:`mt.reasoning_effort` for the thinking setting)."""
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
@@ -168,9 +172,19 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     for message in body["messages"]:
         if message["role"] == "user":
             messages.extend(_user_messages(message["content"]))
+        elif message["role"] == "system":
+            text = _text_of(message["content"])
+            if text:
+                messages.append({"role": "system", "content": text})
         else:
             messages.append(_assistant_message(message["content"]))
     chat: dict[str, Any] = {"model": body["model"], "messages": messages}
+    effort = mt.reasoning_effort(body)
+    if effort is not None:
+        chat["reasoning_effort"] = effort
+    fmt = mt.response_format(body)
+    if fmt is not None:
+        chat["response_format"] = fmt
     if "max_tokens" in body:
         chat["max_tokens"] = body["max_tokens"]
     for src, dst in (

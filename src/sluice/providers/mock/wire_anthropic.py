@@ -98,6 +98,9 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
         out["tool_choice"] = "none"
     elif choice in ("any", "tool"):
         out["tool_choice"] = "required"
+    fmt = (body.get("output_config") or {}).get("format") or {}
+    if fmt.get("type") == "json_schema":  # structured output, as the API answers it
+        out["response_format"] = {"type": "json_schema", "json_schema": {"schema": fmt["schema"]}}
     return out
 
 

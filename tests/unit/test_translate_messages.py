@@ -1,0 +1,102 @@
+"""Messages → OpenAI chat: mid-conversation system messages, thinking, structured output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sluice.pipeline.dialects.messages import check_request, from_chat, to_chat
+from sluice.pipeline.dialects.messages_thinking import reasoning_effort, response_format
+from sluice.types import Usage
+
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+
+
+def _claude_code_body() -> dict[str, Any]:
+    return {
+        "model": "m",
+        "max_tokens": 32000,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"},
+        "messages": [
+            {"role": "user", "content": "list files"},
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+                    {"type": "redacted_thinking", "data": "xx"},
+                    {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"cmd": "ls"}},
+                ],
+            },
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "a.txt"}],
+            },
+            {"role": "system", "content": "Reminder: be brief."},
+            {"role": "user", "content": "thanks"},
+        ],
+        "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+    }
+
+
+def test_a_claude_code_conversation_translates() -> None:
+    body = _claude_code_body()
+    check_request(body)
+    chat = to_chat(body)
+    assert [m["role"] for m in chat["messages"]] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "system",
+        "user",
+    ]
+    assert chat["messages"][4]["content"] == "Reminder: be brief."
+    assistant = chat["messages"][2]
+    assert assistant["content"] is None  # thinking blocks are dropped
+    assert assistant["tool_calls"][0]["function"]["name"] == "Bash"
+    assert "reasoning_effort" not in chat  # adaptive: the target's default
+    assert "response_format" not in chat
+
+
+@pytest.mark.parametrize(
+    ("thinking", "effort"),
+    [
+        ({"type": "enabled", "budget_tokens": 1024}, "low"),
+        ({"type": "enabled", "budget_tokens": 8000}, "medium"),
+        ({"type": "enabled", "budget_tokens": 31999}, "high"),
+        ({"type": "enabled"}, "medium"),
+        ({"type": "adaptive"}, None),
+        ({"type": "disabled"}, None),
+        (None, None),
+    ],
+)
+def test_thinking_maps_to_reasoning_effort(thinking: Any, effort: str | None) -> None:
+    assert reasoning_effort({"thinking": thinking}) == effort
+
+
+def test_output_config_format_is_response_format() -> None:
+    fmt = {"type": "json_schema", "schema": SCHEMA}
+    assert response_format({"output_config": {"format": fmt}}) == {
+        "type": "json_schema",
+        "json_schema": {"name": "response", "schema": SCHEMA},
+    }
+    assert response_format({"output_config": {"format": {"type": "json_schema"}}}) == {
+        "type": "json_object"
+    }
+    assert response_format({"output_config": {"effort": "low"}}) is None
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "x"}],
+        "output_config": {"format": fmt},
+    }
+    assert to_chat(body)["response_format"]["json_schema"]["schema"] == SCHEMA
+
+
+def test_json_text_comes_back_as_a_text_block() -> None:
+    data = {"choices": [{"message": {"content": '{"city":"Oslo"}'}, "finish_reason": "stop"}]}
+    out = from_chat(data, model="m", usage=Usage(3, 4))
+    assert out["content"] == [{"type": "text", "text": '{"city":"Oslo"}'}]
