@@ -60,6 +60,10 @@ class Attempt:
     headers: Headers
 
 
+WARNING_HEADER = b"x-sluice-warning"
+"""Names what a translation left out (built-in tools, items chat cannot carry)."""
+
+
 async def call_deployment(
     svc: Services,
     ev: UsageEvent,
@@ -98,7 +102,10 @@ async def call_deployment(
         credential=svc.credentials.get(dep.provider_name),
         limits=svc.read_limits,
     )
-    attempt = Attempt(dep, call, upstream, translation, base_headers + list(dep.response_headers))
+    headers = base_headers + list(dep.response_headers)
+    if translation is not None and translation.warnings:
+        headers.append((WARNING_HEADER, ("dropped: " + ", ".join(translation.warnings)).encode()))
+    attempt = Attempt(dep, call, upstream, translation, headers)
     try:
         async with asyncio.timeout(timeout_s):
             if req.stream:

@@ -266,6 +266,8 @@ def from_chat(data: dict[str, Any], *, model: str, usage: Usage) -> dict[str, An
 
 
 class MessagesTranslation:
+    warnings: tuple[str, ...] = ()
+
     def __init__(self, req: ProviderRequest) -> None:
         self._req = req
         chat = to_chat(req.body)
