@@ -53,6 +53,8 @@ class Turn:
     tools: rt.ChatTools = field(default_factory=rt.ChatTools)
     warnings: tuple[str, ...] = ()
     """What chat could not carry (tool and item types), for ``x-sluice-warning``."""
+    source: dict[str, Any] | None = None
+    """The ``/v1/responses/compact`` body this request summarises (that route only)."""
 
 
 NATIVE_MARK: dict[str, Any] = {"native": True}
