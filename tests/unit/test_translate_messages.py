@@ -100,3 +100,23 @@ def test_json_text_comes_back_as_a_text_block() -> None:
     data = {"choices": [{"message": {"content": '{"city":"Oslo"}'}, "finish_reason": "stop"}]}
     out = from_chat(data, model="m", usage=Usage(3, 4))
     assert out["content"] == [{"type": "text", "text": '{"city":"Oslo"}'}]
+
+
+def test_server_tools_are_dropped_and_named() -> None:
+    from sluice.pipeline.dialects.messages import MessagesTranslation
+    from sluice.types import Endpoint, ProviderRequest
+
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [
+            {"name": "Bash", "input_schema": {"type": "object"}},
+            {"type": "custom", "name": "Edit", "input_schema": {"type": "object"}},
+            {"type": "web_search_20250305", "name": "web_search", "max_uses": 5},
+        ],
+    }
+    req = ProviderRequest(Endpoint.MESSAGES, body, b"", "m")
+    translation = MessagesTranslation(req)
+    assert [t["function"]["name"] for t in translation.upstream.body["tools"]] == ["Bash", "Edit"]
+    assert translation.warnings == ("tool web_search_20250305",)

@@ -197,7 +197,8 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     user = (body.get("metadata") or {}).get("user_id")
     if isinstance(user, str):
         chat["user"] = user
-    if body.get("tools"):
+    tools = [t for t in body.get("tools") or () if not mt.server_tool(t)]
+    if tools:
         chat["tools"] = [
             {
                 "type": "function",
@@ -207,7 +208,7 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
                     "parameters": t.get("input_schema") or {"type": "object", "properties": {}},
                 },
             }
-            for t in body["tools"]
+            for t in tools
         ]
         choice = _tool_choice(body.get("tool_choice"))
         if choice is not None:
@@ -266,11 +267,12 @@ def from_chat(data: dict[str, Any], *, model: str, usage: Usage) -> dict[str, An
 
 
 class MessagesTranslation:
-    warnings: tuple[str, ...] = ()
-
     def __init__(self, req: ProviderRequest) -> None:
         self._req = req
         chat = to_chat(req.body)
+        self.warnings = tuple(
+            f"tool {t.get('type')}" for t in req.body.get("tools") or () if mt.server_tool(t)
+        )
         self.upstream = ProviderRequest(
             Endpoint.CHAT, chat, orjson.dumps(chat), req.model, req.stream, req.stream
         )

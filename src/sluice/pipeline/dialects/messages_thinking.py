@@ -13,6 +13,9 @@ Messages                                           OpenAI chat
                                                    refuse ``reasoning_effort``)
 ``output_config.format: {type: json_schema}``      ``response_format: {type: json_schema}``
 ``thinking`` / ``redacted_thinking`` blocks        dropped (chat has no field for them)
+server tools (``web_search_20250305``,             dropped, named in ``x-sluice-warning``:
+``code_execution_...``, ``bash_...``, ...)         Anthropic runs or defines them
+``role: system`` message mid-conversation          a chat system message in its place
 =================================================  =======================================
 """
 
@@ -22,6 +25,12 @@ from typing import Any
 
 LOW_BUDGET_TOKENS = 2048
 MEDIUM_BUDGET_TOKENS = 12288
+
+
+def server_tool(tool: dict[str, Any]) -> bool:
+    """A tool Anthropic defines or runs itself (typed, e.g. ``web_search_20250305``), as
+    opposed to a client tool (no ``type``, or ``custom``)."""
+    return tool.get("type") not in (None, "custom")
 
 
 def reasoning_effort(body: dict[str, Any]) -> str | None:
