@@ -162,7 +162,7 @@ def test_response_format_is_native_structured_output_or_an_instruction() -> None
 def test_reasoning_effort_becomes_thinking_where_anthropic_accepts_it() -> None:
     base: dict[str, Any] = {
         "messages": [{"role": "user", "content": "x"}],
-        "max_tokens": 8000,
+        "max_tokens": 10000,
         "temperature": 0.2,
         "reasoning_effort": "medium",
     }
@@ -170,10 +170,14 @@ def test_reasoning_effort_becomes_thinking_where_anthropic_accepts_it() -> None:
     assert out["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert "temperature" not in out
     capped = chat_request({**base, "reasoning_effort": "high"}, model="m", stream=False)
-    assert capped["thinking"]["budget_tokens"] == 7999  # under max_tokens
+    assert capped["thinking"]["budget_tokens"] == 5000  # half of max_tokens
+    unsized = {k: v for k, v in base.items() if k != "max_tokens"}
+    grown = chat_request({**unsized, "reasoning_effort": "high"}, model="m", stream=False)
+    assert grown["thinking"]["budget_tokens"] == 16384
+    assert grown["max_tokens"] == 4096 + 16384  # the answer keeps its default room
     for dropped in (
         {**base, "reasoning_effort": "minimal"},
-        {**base, "max_tokens": 1000},
+        {**base, "max_tokens": 2000},
         {**base, "tools": [TOOL], "tool_choice": "required"},
         {
             **base,

@@ -77,21 +77,26 @@ def chat_request(body: dict[str, Any], *, model: str | None, stream: bool) -> di
         out["metadata"] = {"user_id": user}
     if schema is not None:
         out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-    _thinking(out, body.get("reasoning_effort"), messages)
+    _thinking(out, body.get("reasoning_effort"), messages, sized=oi.max_tokens(body) is not None)
     if stream:
         out["stream"] = True
     return out
 
 
-def _thinking(out: dict[str, Any], effort: Any, messages: list[dict[str, Any]]) -> None:
+def _thinking(
+    out: dict[str, Any], effort: Any, messages: list[dict[str, Any]], *, sized: bool
+) -> None:
     """``reasoning_effort`` as extended thinking, where Anthropic accepts it: the budget
-    fits under ``max_tokens``, no tool is forced, and no earlier assistant turn called a
-    tool (Anthropic wants such turns to start with their thinking block, which chat history
-    does not carry). Thinking takes the default sampling: temperature and top-k/p go."""
+    fits in half the caller's ``max_tokens`` (with none given, the default grows by the
+    budget, so the answer keeps its room), no tool is forced, and no earlier assistant turn
+    called a tool (Anthropic wants such turns to start with their thinking block, which chat
+    history does not carry). Thinking takes the default sampling: temperature and top-k/p
+    go."""
     budget = THINKING_BUDGET_TOKENS.get(effort) if isinstance(effort, str) else None
     if budget is None:
         return
-    budget = min(budget, out["max_tokens"] - 1)
+    if sized:
+        budget = min(budget, out["max_tokens"] // 2)
     forced = out.get("tool_choice", {}).get("type") in ("any", "tool")
     called = any(
         b.get("type") == "tool_use"
@@ -102,6 +107,8 @@ def _thinking(out: dict[str, Any], effort: Any, messages: list[dict[str, Any]]) 
     if budget < MIN_THINKING_BUDGET_TOKENS or forced or called:
         return
     out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if not sized:
+        out["max_tokens"] += budget
     for name in ("temperature", "top_k", "top_p"):
         out.pop(name, None)
 
