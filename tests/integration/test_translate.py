@@ -45,8 +45,10 @@ providers:
   bedrock:
     {{type: bedrock, base_url: "{root}", region: eu-central-1, access_key_id: AKIDEXAMPLE,
       secret_access_key: secret}}
+  oa: {{type: openai, base_url: "{root}/v1", api_key: sk-up}}
   mock: {{type: mock}}
 models:
+  - {{name: gpt-native, deployments: [{{provider: oa, model: chat}}]}}
   - {{name: claude, deployments: [{{provider: anth, model: chat}}]}}
   - {{name: gem, deployments: [{{provider: gemini, model: chat}}]}}
   - {{name: coh, deployments: [{{provider: cohere, model: chat}}]}}
@@ -298,6 +300,26 @@ async def test_compact(gw: tuple[SluiceApp, httpx.AsyncClient]) -> None:
     assert (row.endpoint, row.status) == ("responses", 200)
     bad = await client.post("/v1/responses/compact", json={"model": "gem", "input": []})
     assert (bad.status_code, bad.json()["error"]["param"]) == (400, "input")
+
+
+async def test_compact_on_a_native_responses_deployment(
+    gw: tuple[SluiceApp, httpx.AsyncClient],
+) -> None:
+    _, client = gw
+    resp = await client.post(
+        "/v1/responses/compact",
+        json={"model": "gpt-native", "input": "a long conversation", "instructions": "Be Codex."},
+    )
+    assert resp.status_code == 200, resp.text
+    *users, summary = resp.json()["output"]
+    assert [u["content"] for u in users] == ["a long conversation"]
+    assert summary["content"][0]["text"].startswith("Summary of the conversation so far")
+    native = (
+        await client.post("/v1/responses", json={"model": "gpt-native", "input": "hi"})
+    ).json()
+    items = await client.get(f"/v1/responses/{native['id']}/input_items")
+    assert items.status_code == 404
+    assert "kept by the provider" in items.json()["error"]["message"]
 
 
 async def test_input_items_input_tokens_and_cancel(

@@ -161,3 +161,13 @@ def test_reasoning_effort() -> None:
     assert rf.reasoning_effort({"effort": "xhigh"}) == "high"
     assert rf.reasoning_effort({"effort": "none"}) is None
     assert rf.reasoning_effort(None) is None
+
+
+def test_the_warning_header_is_bounded_and_plain() -> None:
+    from sluice.pipeline.attempt import WARNING_MAX_BYTES, warning_value
+
+    assert warning_value(("tool web_search", "item local_shell_call")) == (
+        b"dropped: tool web_search, item local_shell_call"
+    )
+    assert warning_value(("tool a\r\nx-evil: 1",)) == b"dropped: tool a??x-evil: 1"
+    assert len(warning_value(tuple(f"tool t{i}" for i in range(500)))) == WARNING_MAX_BYTES
