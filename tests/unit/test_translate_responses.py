@@ -171,3 +171,21 @@ def test_the_warning_header_is_bounded_and_plain() -> None:
     )
     assert warning_value(("tool a\r\nx-evil: 1",)) == b"dropped: tool a??x-evil: 1"
     assert len(warning_value(tuple(f"tool t{i}" for i in range(500)))) == WARNING_MAX_BYTES
+
+
+def test_compaction_transcript() -> None:
+    from sluice.pipeline.dialects.responses_compact import transcript
+
+    text = transcript(
+        [
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]},
+            {"type": "reasoning", "summary": []},
+            {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": '{"a":1}'},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+            {"type": "message", "role": "assistant", "content": "done"},
+        ]
+    )
+    assert text == (
+        '[user]\ngo\n\n[assistant called shell (c1)]\n{"a":1}\n\n'
+        "[tool result c1]\nok\n\n[assistant]\ndone"
+    )

@@ -6,8 +6,10 @@ The body is ``{model, input, instructions}``; the answer ``{id, object:
 history. OpenAI returns an encrypted compaction item only its own models can read, so the
 gateway does what works on every model: it asks the model, as one ordinary Responses
 request (routed, limited and billed like any other, one usage row), for a summary of the
-conversation, and answers with the conversation's user messages (the latest, up to
-:data:`KEPT_USER_CHARS`) followed by the summary as a user message.
+conversation written out as a transcript (one user message: no tool definitions needed,
+which Anthropic and Bedrock require for a history holding tool calls), and answers with
+the conversation's user messages (the latest, up to :data:`KEPT_USER_CHARS`) followed by
+the summary as a user message.
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from sluice.types import Endpoint, ProviderRequest, Usage
 KEPT_USER_CHARS = 80_000
 """User messages kept verbatim, newest first (about 20k tokens)."""
 SUMMARY_REQUEST = (
-    "Summarise the conversation above for another model that will continue the work "
-    "without seeing it: the user's goal, decisions made, what was done (files, commands, "
-    "results), what is left, and anything needed to continue. Be complete and concise; "
-    "answer with the summary only."
+    "Summarise the conversation above (between the conversation tags) for another model "
+    "that will continue the work without seeing it: the user's goal, decisions made, what "
+    "was done (files, commands, results), what is left, and anything needed to continue. "
+    "Be complete and concise; answer with the summary only."
 )
 SUMMARY_PREFIX = "Summary of the conversation so far (earlier turns were compacted):\n\n"
 
@@ -53,6 +55,31 @@ def _user_texts(value: Any) -> list[dict[str, Any]]:
         kept.append(item)
     kept.reverse()
     return kept
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(
+        str(p.get("text", "")) if p.get("type") == "text" else "[image]" for p in content or ()
+    )
+
+
+def transcript(value: Any) -> str:
+    """The conversation in ``input`` as plain text, one entry per message, call or result."""
+    lines: list[str] = []
+    for message in rf.input_messages(value, dropped=[]):
+        role = message["role"]
+        if role == "tool":
+            lines.append(f"[tool result {message['tool_call_id']}]\n{message['content']}")
+            continue
+        text = _content_text(message.get("content"))
+        if text:
+            lines.append(f"[{role}]\n{text}")
+        for call in message.get("tool_calls") or ():
+            fn = call["function"]
+            lines.append(f"[assistant called {fn['name']} ({call['id']})]\n{fn['arguments']}")
+    return "\n\n".join(lines)
 
 
 def _summary_text(answer: dict[str, Any]) -> str:
@@ -120,13 +147,8 @@ class CompactDialect:
         instructions = body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise BadRequest("'instructions' must be a string", param="instructions")
-        items = (
-            [{"type": "message", "role": "user", "content": value}]
-            if isinstance(value, str)
-            else value
-        )
-        ask = {"type": "message", "role": "user", "content": SUMMARY_REQUEST}
-        summary_body = {"model": body.get("model"), "input": [*items, ask], "store": False}
+        ask = f"<conversation>\n{transcript(value)}\n</conversation>\n\n{SUMMARY_REQUEST}"
+        summary_body = {"model": body.get("model"), "input": ask, "store": False}
         if instructions:
             summary_body["instructions"] = instructions
         req = self._inner.parse(orjson.dumps(summary_body))
