@@ -106,6 +106,21 @@ async def test_response_format_to_an_anthropic_deployment(
         "/v1/chat/completions", json={**body, "response_format": {"type": "json_object"}}
     )
     assert loose.status_code == 200, loose.text
+    thinking = {
+        "model": "claude",
+        "reasoning_effort": "high",
+        "temperature": 0.3,
+        "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "developer", "content": "Answer in English."},
+            {"role": "user", "content": "Why?"},
+        ],
+    }
+    for stream in (False, True):
+        answer = await client.post("/v1/chat/completions", json={**thinking, "stream": stream})
+        assert answer.status_code == 200, answer.text
 
 
 def _claude_code(model: str, *, stream: bool) -> dict[str, Any]:
@@ -158,13 +173,17 @@ def _claude_code(model: str, *, stream: bool) -> dict[str, Any]:
 
 @pytest.mark.parametrize("model", NON_ANTHROPIC)
 @pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("thinking", ["adaptive", "enabled"])
 async def test_a_claude_code_conversation_on_non_anthropic_models(
-    gw: tuple[SluiceApp, httpx.AsyncClient], model: str, stream: bool
+    gw: tuple[SluiceApp, httpx.AsyncClient], model: str, stream: bool, thinking: str
 ) -> None:
     _, client = gw
+    body = _claude_code(model, stream=stream)
+    if thinking == "enabled":
+        body["thinking"] = {"type": "enabled", "budget_tokens": 31999}
     resp = await client.post(
         "/v1/messages",
-        json=_claude_code(model, stream=stream),
+        json=body,
         headers={
             "anthropic-beta": "interleaved-thinking-2025-05-14",
             "anthropic-version": "2023-06-01",
