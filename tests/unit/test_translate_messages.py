@@ -120,3 +120,24 @@ def test_server_tools_are_dropped_and_named() -> None:
     translation = MessagesTranslation(req)
     assert [t["function"]["name"] for t in translation.upstream.body["tools"]] == ["Bash", "Edit"]
     assert translation.warnings == ("tool web_search_20250305",)
+
+
+def test_the_mock_anthropic_upstream_enforces_thinking_rules() -> None:
+    from sluice.providers.mock import wire_anthropic
+    from sluice.providers.mock.wire_common import WireError
+
+    base: dict[str, Any] = {
+        "model": "chat",
+        "max_tokens": 5000,
+        "messages": [{"role": "user", "content": "x"}],
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+    }
+    wire_anthropic.check("messages", base)
+    for bad in (
+        {**base, "temperature": 0.5},
+        {**base, "max_tokens": 4096},
+        {**base, "tool_choice": {"type": "any"}},
+        {**base, "output_config": {"format": {"type": "json_object"}}},
+    ):
+        with pytest.raises(WireError):
+            wire_anthropic.check("messages", bad)

@@ -63,6 +63,7 @@ def check(op: str, body: dict[str, Any]) -> str:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise w.WireError("messages: at least one message")
+    _check_thinking(body, limit)
     previous_tools: set[str] = set()
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
@@ -82,6 +83,33 @@ def check(op: str, body: dict[str, Any]) -> str:
                 )
         previous_tools = tools
     return str(body.get("model") or "")
+
+
+def _check_thinking(body: dict[str, Any], limit: Any) -> None:
+    """The rules Anthropic enforces on extended thinking and structured output."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        w.require(
+            isinstance(budget, int) and 1024 <= budget < limit,
+            "thinking.budget_tokens: must be at least 1024 and less than max_tokens",
+        )
+        w.require(
+            body.get("temperature") in (None, 1),
+            "temperature may only be set to 1 when thinking is enabled",
+        )
+        w.require(
+            (body.get("tool_choice") or {}).get("type") not in ("any", "tool"),
+            "Thinking may not be enabled when tool_choice forces tool use.",
+        )
+    fmt = (body.get("output_config") or {}).get("format")
+    if fmt is not None:
+        w.require(
+            isinstance(fmt, dict)
+            and fmt.get("type") == "json_schema"
+            and isinstance(fmt.get("schema"), dict),
+            "output_config.format: must be {type: json_schema, schema}",
+        )
 
 
 def view(body: dict[str, Any]) -> dict[str, Any]:
