@@ -123,6 +123,36 @@ async def test_response_format_to_an_anthropic_deployment(
         assert answer.status_code == 200, answer.text
 
 
+@pytest.mark.parametrize("model", ["claude", "gem", "mock-chat"])
+async def test_responses_text_format_on_chat_served_models(
+    gw: tuple[SluiceApp, httpx.AsyncClient], model: str
+) -> None:
+    _, client = gw
+    fmt = {"type": "json_schema", "name": "weather", "schema": SCHEMA, "strict": True}
+    resp = await client.post(
+        "/v1/responses", json={"model": model, "input": "Oslo?", "text": {"format": fmt}}
+    )
+    assert resp.status_code == 200, resp.text
+    [item] = resp.json()["output"]
+    _matches_schema(item["content"][0]["text"])
+
+
+async def test_output_config_format_to_bedrock_is_instructed(
+    gw: tuple[SluiceApp, httpx.AsyncClient],
+) -> None:
+    _, client = gw
+    resp = await client.post(
+        "/v1/messages",
+        json={
+            "model": "bed",
+            "max_tokens": 50,
+            "messages": [{"role": "user", "content": "Oslo?"}],
+            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
+        },
+    )
+    assert resp.status_code == 200, resp.text  # the mock does not follow instructions
+
+
 def _claude_code(model: str, *, stream: bool) -> dict[str, Any]:
     return {
         "model": model,
