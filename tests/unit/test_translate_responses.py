@@ -40,7 +40,8 @@ CODEX_TOOLS: list[dict[str, Any]] = [
 def test_codex_tools_on_chat() -> None:
     tools = chat_tools(CODEX_TOOLS)
     names = [t["function"]["name"] for t in tools.tools]
-    assert names == ["shell", "apply_patch", "search", "mcp__docs__shell"]
+    assert names == ["shell", "apply_patch", "search", "mcp__docs__shell", "local_shell"]
+    assert tools.local_shell
     patch = tools.tools[1]["function"]
     assert patch["parameters"] == CUSTOM_PARAMETERS
     assert patch["description"].startswith("Apply a patch.\n\nInput grammar (lark):")
@@ -49,7 +50,7 @@ def test_codex_tools_on_chat() -> None:
         "search": ("mcp__docs", "search"),
         "mcp__docs__shell": ("mcp__docs", "shell"),
     }
-    assert tools.dropped == ["tool web_search", "tool local_shell"]
+    assert tools.dropped == ["tool web_search"]
     assert chat_tool_choice({"type": "custom", "name": "apply_patch"}, tools) == {
         "type": "function",
         "function": {"name": "apply_patch"},
@@ -189,3 +190,41 @@ def test_compaction_transcript() -> None:
         '[user]\ngo\n\n[assistant called shell (c1)]\n{"a":1}\n\n'
         "[tool result c1]\nok\n\n[assistant]\ndone"
     )
+
+
+def test_local_shell_calls_both_ways() -> None:
+    tools = chat_tools(CODEX_TOOLS)
+    args = '{"command":["ls","-la"],"working_directory":"/w","timeout_ms":1000}'
+    [item], _ = rf.output_from_chat(_completion("local_shell", args), tools)
+    assert item["type"] == "local_shell_call" and item["call_id"] == "call_1"
+    assert item["action"] == {
+        "type": "exec",
+        "command": ["ls", "-la"],
+        "env": {},
+        "timeout_ms": 1000,
+        "working_directory": "/w",
+        "user": None,
+    }
+    chat = rf.input_messages(
+        [item, {"type": "local_shell_call_output", "id": "call_1", "output": "total 0"}],
+        tools=tools,
+        dropped=[],
+    )
+    call = chat[0]["tool_calls"][0]
+    assert call["function"]["name"] == "local_shell" and call["id"] == "call_1"
+    assert chat[1] == {"role": "tool", "tool_call_id": "call_1", "content": "total 0"}
+    assert chat_tool_choice({"type": "local_shell"}, tools) == {
+        "type": "function",
+        "function": {"name": "local_shell"},
+    }
+    writer = ResponsesStreamWriter({"id": "r"}, tools)
+    delta = {
+        "tool_calls": [
+            {"index": 0, "id": "c", "function": {"name": "local_shell", "arguments": args}}
+        ]
+    }
+    out = writer.chunk({"choices": [{"delta": delta}]}) + writer.close_items()
+    events = _events(out)
+    assert "response.function_call_arguments.delta" not in [e["type"] for e in events]
+    done = next(e for e in events if e["type"] == "response.output_item.done")["item"]
+    assert done["type"] == "local_shell_call" and done["action"]["command"] == ["ls", "-la"]

@@ -8,7 +8,7 @@ import orjson
 
 from sluice.errors import BadRequest
 from sluice.ids import random_hex
-from sluice.pipeline.dialects.responses_tools import ChatTools
+from sluice.pipeline.dialects.responses_tools import LOCAL_SHELL, ChatTools
 from sluice.types import Usage
 
 
@@ -88,17 +88,24 @@ def _item_messages(
 ) -> bool:
     """Append the chat form of a non-message item; ``False`` if chat has none."""
     kind = item.get("type")
-    if kind in ("function_call", "custom_tool_call"):
+    if kind in ("function_call", "custom_tool_call", "local_shell_call"):
         args = item.get("arguments", "")
+        name = _chat_name(item, tools)
         if kind == "custom_tool_call":
             args = orjson.dumps({"input": str(item.get("input", ""))}).decode()
-        fn = {"name": _chat_name(item, tools), "arguments": args}
-        _append_call(out, {"id": item.get("call_id", ""), "type": "function", "function": fn})
-    elif kind in ("function_call_output", "custom_tool_call_output"):
+        elif kind == "local_shell_call":
+            action = item.get("action")
+            fields = action if isinstance(action, dict) else {}
+            args = orjson.dumps({k: v for k, v in fields.items() if k != "type"}).decode()
+            name = LOCAL_SHELL
+        call_id = item.get("call_id") or item.get("id") or ""
+        fn = {"name": name, "arguments": args}
+        _append_call(out, {"id": call_id, "type": "function", "function": fn})
+    elif kind in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
         out.append(
             {
                 "role": "tool",
-                "tool_call_id": item.get("call_id", ""),
+                "tool_call_id": item.get("call_id") or item.get("id") or "",
                 "content": _output_text(item.get("output")),
             }
         )
@@ -211,7 +218,9 @@ def tool_item(
     item_id: str, call_id: str, name: str, arguments: str, tools: ChatTools, *, status: str
 ) -> dict[str, Any]:
     """The output item of a chat tool call: ``function_call`` (with ``namespace`` for a
-    flattened namespace tool) or ``custom_tool_call``."""
+    flattened namespace tool), ``custom_tool_call`` or ``local_shell_call``."""
+    if name == LOCAL_SHELL and tools.local_shell:
+        return local_shell_item(item_id, call_id, arguments, status=status)
     if name in tools.custom:
         return {
             "type": "custom_tool_call",
@@ -225,6 +234,30 @@ def tool_item(
     if name in tools.namespaces:
         item["namespace"], item["name"] = tools.namespaces[name]
     return item
+
+
+def local_shell_item(item_id: str, call_id: str, arguments: str, *, status: str) -> dict[str, Any]:
+    try:
+        args = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        args = {}
+    args = args if isinstance(args, dict) else {}
+    command = args.get("command")
+    action: dict[str, Any] = {
+        "type": "exec",
+        "command": command if isinstance(command, list) else [],
+        "env": args.get("env") if isinstance(args.get("env"), dict) else {},
+        "timeout_ms": args.get("timeout_ms"),
+        "working_directory": args.get("working_directory"),
+        "user": None,
+    }
+    return {
+        "type": "local_shell_call",
+        "id": item_id,
+        "call_id": call_id,
+        "action": action,
+        "status": status,
+    }
 
 
 def output_from_chat(

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from sluice.pipeline.dialects import responses_format as rf
-from sluice.pipeline.dialects.responses_tools import ChatTools
+from sluice.pipeline.dialects.responses_tools import LOCAL_SHELL, ChatTools
 
 
 class ResponsesStreamWriter:
@@ -99,7 +99,7 @@ class ResponsesStreamWriter:
         args = fn.get("arguments")
         if args:
             item["arguments"] += args
-            if item["name"] in self._tools.custom:
+            if self._whole(item["name"]):
                 return out
             out += self.event(
                 "response.function_call_arguments.delta",
@@ -108,6 +108,10 @@ class ResponsesStreamWriter:
                 delta=args,
             )
         return out
+
+    def _whole(self, name: str) -> bool:
+        """A call sent whole when the items close: its item has no argument deltas."""
+        return name in self._tools.custom or (name == LOCAL_SHELL and self._tools.local_shell)
 
     def items(self) -> list[dict[str, Any]]:
         """The finished output items."""
@@ -156,7 +160,7 @@ class ResponsesStreamWriter:
                         output_index=index,
                         **{key: item["input"]},
                     )
-            else:
+            elif item["type"] == "function_call":
                 out += self.event(
                     "response.function_call_arguments.done",
                     item_id=item["id"],

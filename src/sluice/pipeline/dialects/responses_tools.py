@@ -11,10 +11,15 @@ Responses tool                  On chat
 ``namespace``                   its function tools, flattened (a name taken by an earlier
                                 tool becomes ``<namespace>__<name>``); their calls come back
                                 as ``function_call`` items carrying ``namespace``
+``local_shell`` (run by the      a function tool ``local_shell`` taking the command's argv
+client)                         (``command``), ``working_directory``, ``timeout_ms``, ``env``;
+                                its calls come back as ``local_shell_call`` items with an
+                                ``exec`` action, and ``local_shell_call``/``_output`` items go
+                                up as a tool call and its result
 ``web_search``,                 dropped: run by OpenAI's servers, no chat model can run them.
 ``file_search``,                The answer names them in ``x-sluice-warning``
 ``computer_use_preview``,
-``local_shell``, ``mcp``,
+``mcp``,
 ``image_generation``,
 ``code_interpreter``, others
 ==============================  =============================================================
@@ -27,6 +32,28 @@ from typing import Any
 
 from sluice.errors import BadRequest
 
+LOCAL_SHELL = "local_shell"
+LOCAL_SHELL_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": LOCAL_SHELL,
+        "description": "Run a command on the user's machine and get its output.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "command": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "The program and its arguments (argv).",
+                },
+                "working_directory": {"type": "string"},
+                "timeout_ms": {"type": "integer"},
+                "env": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+            "required": ["command"],
+        },
+    },
+}
 CUSTOM_PARAMETERS: dict[str, Any] = {
     "type": "object",
     "properties": {"input": {"type": "string", "description": "The tool's free-form input."}},
@@ -43,6 +70,8 @@ class ChatTools:
     """Chat function names that stand for ``custom`` tools."""
     namespaces: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Chat function name → (namespace, tool name) for flattened namespace tools."""
+    local_shell: bool = False
+    """The ``local_shell`` tool is offered (as the function :data:`LOCAL_SHELL`)."""
     dropped: list[str] = field(default_factory=list)
     """What chat cannot carry, e.g. ``tool web_search`` (for the warning header)."""
 
@@ -86,6 +115,9 @@ def chat_tools(tools: Any) -> ChatTools:
         elif kind == "custom":
             out.tools.append(_custom(tool, where=where))
             out.custom.add(str(tool["name"]))
+        elif kind == LOCAL_SHELL:
+            out.tools.append(LOCAL_SHELL_TOOL)
+            out.local_shell = True
         elif kind == "namespace":
             _namespace(tool, out, taken, where=where)
             continue
@@ -121,6 +153,8 @@ def chat_tool_choice(choice: Any, tools: ChatTools) -> Any:
         return choice
     if isinstance(choice, dict) and choice.get("type") in ("function", "custom"):
         return {"type": "function", "function": {"name": choice.get("name", "")}}
+    if isinstance(choice, dict) and choice.get("type") == LOCAL_SHELL and tools.local_shell:
+        return {"type": "function", "function": {"name": LOCAL_SHELL}}
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         return "required" if choice.get("mode") == "required" else "auto"
     if isinstance(choice, dict):
