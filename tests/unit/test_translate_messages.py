@@ -141,3 +141,15 @@ def test_the_mock_anthropic_upstream_enforces_thinking_rules() -> None:
     ):
         with pytest.raises(WireError):
             wire_anthropic.check("messages", bad)
+
+
+def test_disable_parallel_tool_use() -> None:
+    body = {
+        "model": "m",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": "x"}],
+        "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+        "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+    }
+    chat = to_chat(body)
+    assert (chat["tool_choice"], chat["parallel_tool_calls"]) == ("auto", False)

@@ -213,6 +213,8 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
         choice = _tool_choice(body.get("tool_choice"))
         if choice is not None:
             chat["tool_choice"] = choice
+        if (body.get("tool_choice") or {}).get("disable_parallel_tool_use") is True:
+            chat["parallel_tool_calls"] = False
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}

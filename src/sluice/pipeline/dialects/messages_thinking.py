@@ -16,6 +16,7 @@ Messages                                           OpenAI chat
 server tools (``web_search_20250305``,             dropped, named in ``x-sluice-warning``:
 ``code_execution_...``, ``bash_...``, ...)         Anthropic runs or defines them
 ``role: system`` message mid-conversation          a chat system message in its place
+``tool_choice.disable_parallel_tool_use``          ``parallel_tool_calls: false``
 =================================================  =======================================
 """
 
