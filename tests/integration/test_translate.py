@@ -23,7 +23,7 @@ SCHEMA = {
     "required": ["city", "days"],
     "additionalProperties": False,
 }
-NON_ANTHROPIC = ("mock-chat", "gem", "coh", "bed")
+NON_ANTHROPIC = ("mock-chat", "gpt-native", "gem", "coh", "bed")
 NON_OPENAI = ("claude", "gem", "mock-chat")
 
 
@@ -70,7 +70,7 @@ def _matches_schema(text: str) -> None:
     assert isinstance(value["city"], str) and isinstance(value["days"], int)
 
 
-@pytest.mark.parametrize("model", ["mock-chat", "gem", "coh"])
+@pytest.mark.parametrize("model", ["mock-chat", "gpt-native", "gem", "coh"])
 async def test_output_config_format_to_non_anthropic_models(
     gw: tuple[SluiceApp, httpx.AsyncClient], model: str
 ) -> None:
