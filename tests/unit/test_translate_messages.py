@@ -138,6 +138,17 @@ def test_the_mock_anthropic_upstream_enforces_thinking_rules() -> None:
         {**base, "max_tokens": 4096},
         {**base, "tool_choice": {"type": "any"}},
         {**base, "output_config": {"format": {"type": "json_object"}}},
+        {
+            **base,
+            "messages": [
+                {"role": "user", "content": "x"},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}],
+                },
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}]},
+            ],
+        },
     ):
         with pytest.raises(WireError):
             wire_anthropic.check("messages", bad)

@@ -102,6 +102,19 @@ def _check_thinking(body: dict[str, Any], limit: Any) -> None:
             (body.get("tool_choice") or {}).get("type") not in ("any", "tool"),
             "Thinking may not be enabled when tool_choice forces tool use.",
         )
+        assistant = [
+            m
+            for m in body.get("messages") or ()
+            if isinstance(m, dict) and m.get("role") == "assistant"
+        ]
+        blocks = assistant[-1].get("content") if assistant else None
+        if isinstance(blocks, list) and blocks:
+            calls = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+            w.require(
+                not calls or blocks[0].get("type") in ("thinking", "redacted_thinking"),
+                "Expected `thinking` or `redacted_thinking`, but found `tool_use`. When "
+                "thinking is enabled, a final assistant message must start with a thinking block",
+            )
     fmt = (body.get("output_config") or {}).get("format")
     if fmt is not None:
         w.require(
