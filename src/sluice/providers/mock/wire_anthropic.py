@@ -63,7 +63,6 @@ def check(op: str, body: dict[str, Any]) -> str:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise w.WireError("messages: at least one message")
-    _check_thinking(body, limit)
     previous_tools: set[str] = set()
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
@@ -82,6 +81,7 @@ def check(op: str, body: dict[str, Any]) -> str:
                     f"messages.{i}: tool_result without a matching tool_use",
                 )
         previous_tools = tools
+    _check_thinking(body, limit)  # after the blocks were found to be objects
     return str(body.get("model") or "")
 
 
