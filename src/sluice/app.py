@@ -137,7 +137,9 @@ class SluiceApp:
             lifecycle=self._life,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
-        responses = ResponsesRoutes(plane, rt.storage.responses)
+        responses = ResponsesRoutes(
+            plane, rt.storage.responses, max_body_bytes=self.settings.max_body_bytes
+        )
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
         self._routes = data_routes(plane, messages, responses, ready, health)
         if rt.observability is not None:

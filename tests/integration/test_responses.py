@@ -138,9 +138,12 @@ async def test_bad_input_names_the_field(sdk: tuple[SluiceApp, openai.AsyncOpenA
     with pytest.raises(openai.BadRequestError) as info:
         await client.responses.create(model="mock-gpt", input=[{"role": "robot", "content": "x"}])  # type: ignore[list-item]
     assert info.value.param == "input[0].role"
-    with pytest.raises(openai.BadRequestError) as info:
-        await client.responses.create(model="mock-gpt", input="x", tools=[{"type": "web_search"}])  # type: ignore[list-item]
-    assert info.value.param == "tools[0].type"
+    # A built-in tool is no longer refused: it is dropped, and the answer says so.
+    raw = await client.responses.with_raw_response.create(
+        model="mock-gpt", input="x", tools=[{"type": "web_search"}]
+    )
+    assert raw.headers["x-sluice-warning"] == "dropped: tool web_search"
+    assert raw.parse().output_text
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 from sluice.config.model import ProviderConfig, Timeouts
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.providers.anthropic.stream import ChatTranslator, MessagesRelay
-from sluice.providers.anthropic.transform import chat_request, chat_response
+from sluice.providers.anthropic.transform import JSON_INSTRUCTION, chat_request, chat_response
 from sluice.providers.base import UpstreamCall
 from sluice.providers.registry import build_provider
 from sluice.types import Endpoint, ProviderRequest, Usage
@@ -145,14 +145,84 @@ def test_tool_calls_and_results_round_trip_into_blocks() -> None:
     ]
 
 
+def test_response_format_is_native_structured_output_or_an_instruction() -> None:
+    base = {"messages": [{"role": "user", "content": "x"}]}
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    fmt = {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}}
+    out = chat_request({**base, "response_format": fmt}, model="m", stream=False)
+    assert out["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    assert "system" not in out
+    loose = chat_request(
+        {**base, "response_format": {"type": "json_object"}}, model="m", stream=False
+    )
+    assert "output_config" not in loose
+    assert loose["system"] == [{"type": "text", "text": JSON_INSTRUCTION}]
+
+
+def test_reasoning_effort_becomes_thinking_where_anthropic_accepts_it() -> None:
+    base: dict[str, Any] = {
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 10000,
+        "temperature": 0.2,
+        "reasoning_effort": "medium",
+    }
+    out = chat_request(base, model="m", stream=False)
+    assert out["thinking"] == {"type": "enabled", "budget_tokens": 4096}
+    assert "temperature" not in out
+    capped = chat_request({**base, "reasoning_effort": "high"}, model="m", stream=False)
+    assert capped["thinking"]["budget_tokens"] == 5000  # half of max_tokens
+    unsized = {k: v for k, v in base.items() if k != "max_tokens"}
+    grown = chat_request({**unsized, "reasoning_effort": "high"}, model="m", stream=False)
+    assert grown["thinking"]["budget_tokens"] == 16384
+    assert grown["max_tokens"] == 4096 + 16384  # the answer keeps its default room
+    for dropped in (
+        {**base, "reasoning_effort": "minimal"},
+        {**base, "max_tokens": 2000},
+        {**base, "tools": [TOOL], "tool_choice": "required"},
+        {
+            **base,
+            "messages": [
+                {"role": "user", "content": "x"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+            ],
+        },
+    ):
+        assert "thinking" not in chat_request(dropped, model="m", stream=False)
+
+
+def test_mid_conversation_system_messages_merge_in_order() -> None:
+    out = chat_request(
+        {
+            "messages": [
+                {"role": "system", "content": "first"},
+                {"role": "user", "content": "a"},
+                {"role": "system", "content": "second"},
+                {"role": "assistant", "content": "b"},
+                {"role": "user", "content": "c"},
+            ]
+        },
+        model="m",
+        stream=False,
+    )
+    assert [b["text"] for b in out["system"]] == ["first", "second"]
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user"]
+
+
 def test_refusals_name_the_field() -> None:
     base = {"messages": [{"role": "user", "content": "x"}]}
     with pytest.raises(GatewayError) as info:
         chat_request({**base, "n": 2}, model="m", stream=False)
     assert (info.value.kind, info.value.param) == (ErrorKind.CALLER_UNSUPPORTED, "n")
-    with pytest.raises(GatewayError) as info:
-        chat_request({**base, "response_format": {"type": "json_object"}}, model="m", stream=False)
-    assert info.value.param == "response_format"
     bad = {"id": "t", "type": "function", "function": {"name": "f", "arguments": "{oops"}}
     with pytest.raises(BadRequest) as bad_info:
         chat_request(

@@ -82,6 +82,19 @@ def test_tool_choice_none_and_refusals() -> None:
     assert info.value.param == "messages[0].content[0].image_url.url"
 
 
+def test_response_format_becomes_an_instruction() -> None:
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    body = {
+        "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}},
+    }
+    out = converse_request(body)
+    assert out["system"][0] == {"text": "Be terse."}
+    assert out["system"][1]["text"].endswith(orjson.dumps(schema).decode())
+    loose = converse_request({**body, "response_format": {"type": "json_object"}})
+    assert "JSON object only" in loose["system"][1]["text"]
+
+
 def test_converse_response_and_cache_usage() -> None:
     choice, usage = converse_response(
         {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -64,6 +65,19 @@ class Attempt:
     """Names the caller's model in the answer (one rule for every path)."""
 
 
+WARNING_HEADER = b"x-sluice-warning"
+"""Names what a translation left out (built-in tools, items chat cannot carry)."""
+WARNING_MAX_BYTES = 512
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/ -]")
+
+
+def warning_value(warnings: tuple[str, ...]) -> bytes:
+    """The header value: the names come from the request (tool types), so anything but
+    plain name characters becomes ``?`` and the value is bounded."""
+    text = "dropped: " + ", ".join(_UNSAFE.sub("?", w) for w in warnings)
+    return text[:WARNING_MAX_BYTES].encode()
+
+
 async def call_deployment(
     svc: Services,
     ev: UsageEvent,
@@ -103,6 +117,8 @@ async def call_deployment(
         limits=svc.read_limits,
     )
     headers = base_headers + list(dep.response_headers)
+    if translation is not None and translation.warnings:
+        headers.append((WARNING_HEADER, warning_value(translation.warnings)))
     attempt = Attempt(dep, call, upstream, translation, headers, ModelNamer(req.model))
     try:
         async with asyncio.timeout(timeout_s):

@@ -15,6 +15,9 @@ class Translation(Protocol):
 
     upstream: ProviderRequest
     """The request sent to the provider (an OpenAI chat request)."""
+    warnings: tuple[str, ...]
+    """What the translation left out (e.g. ``tool web_search``), sent to the client in the
+    ``x-sluice-warning`` header; empty when nothing was."""
 
     async def response(self, resp: UpstreamResponse, usage: Usage) -> bytes:
         """The client's answer body from the provider's."""

@@ -15,6 +15,7 @@ import orjson
 
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.ids import random_hex
+from sluice.pipeline.dialects import messages_thinking as mt
 from sluice.pipeline.dialects.messages_stream import STOP_REASONS, MessagesStreamWriter
 from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
@@ -68,8 +69,8 @@ def check_translatable(body: dict[str, Any]) -> None:
     for i, message in enumerate(body["messages"]):
         if not isinstance(message, dict):
             raise _field_error(f"messages.{i}", "an object")
-        if message.get("role") not in ("user", "assistant"):
-            raise _field_error(f"messages.{i}.role", "'user' or 'assistant'")
+        if message.get("role") not in ("user", "assistant", "system"):
+            raise _field_error(f"messages.{i}.role", "'user', 'assistant' or 'system'")
         content = message.get("content")
         if not isinstance(content, str | list):
             raise _field_error(f"messages.{i}.content", "a string or an array of content blocks")
@@ -166,7 +167,10 @@ def _tool_choice(choice: Any) -> Any:
 
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
-    """A Messages request as an OpenAI chat request."""
+    """A Messages request as an OpenAI chat request. A system message in the middle of the
+    conversation (Claude Code sends them) stays a chat system message in its place; the
+    provider adapter places it as its API requires. Thinking blocks are dropped: chat has
+    no field for them (see :func:`mt.reasoning_effort` for the thinking setting)."""
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
@@ -174,9 +178,19 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     for message in body["messages"]:
         if message["role"] == "user":
             messages.extend(_user_messages(message["content"]))
+        elif message["role"] == "system":
+            text = _text_of(message["content"])
+            if text:
+                messages.append({"role": "system", "content": text})
         else:
             messages.append(_assistant_message(message["content"]))
     chat: dict[str, Any] = {"model": body["model"], "messages": messages}
+    effort = mt.reasoning_effort(body)
+    if effort is not None:
+        chat["reasoning_effort"] = effort
+    fmt = mt.response_format(body)
+    if fmt is not None:
+        chat["response_format"] = fmt
     if "max_tokens" in body:
         chat["max_tokens"] = body["max_tokens"]
     for src, dst in (
@@ -189,7 +203,8 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     user = (body.get("metadata") or {}).get("user_id")
     if isinstance(user, str):
         chat["user"] = user
-    if body.get("tools"):
+    tools = [t for t in body.get("tools") or () if not mt.server_tool(t)]
+    if tools:
         chat["tools"] = [
             {
                 "type": "function",
@@ -199,11 +214,13 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
                     "parameters": t.get("input_schema") or {"type": "object", "properties": {}},
                 },
             }
-            for t in body["tools"]
+            for t in tools
         ]
         choice = _tool_choice(body.get("tool_choice"))
         if choice is not None:
             chat["tool_choice"] = choice
+        if (body.get("tool_choice") or {}).get("disable_parallel_tool_use") is True:
+            chat["parallel_tool_calls"] = False
     if body.get("stream"):
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
@@ -261,6 +278,9 @@ class MessagesTranslation:
     def __init__(self, req: ProviderRequest) -> None:
         self._req = req
         chat = to_chat(req.body)
+        self.warnings = tuple(
+            f"tool {t.get('type')}" for t in req.body.get("tools") or () if mt.server_tool(t)
+        )
         self.upstream = ProviderRequest(
             Endpoint.CHAT, chat, orjson.dumps(chat), req.model, req.stream, req.stream
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -17,6 +17,7 @@ import orjson
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.pipeline.dialects import responses_format as rf
+from sluice.pipeline.dialects import responses_tools as rt
 from sluice.pipeline.dialects.responses_stream import ResponsesStreamWriter
 from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
@@ -51,6 +52,11 @@ class Turn:
     """The request's ``input`` as chat messages (set when the request is translated)."""
     chat: dict[str, Any] | None = None
     """The chat request it translates to (set when the request is translated)."""
+    tools: rt.ChatTools = field(default_factory=rt.ChatTools)
+    warnings: tuple[str, ...] = ()
+    """What chat could not carry (tool and item types), for ``x-sluice-warning``."""
+    source: dict[str, Any] | None = None
+    """The ``/v1/responses/compact`` body this request summarises (that route only)."""
 
 
 NATIVE_MARK: dict[str, Any] = {"native": True}
@@ -92,10 +98,12 @@ def _check_translatable(body: dict[str, Any]) -> None:
 
 def translated_chat(req: ProviderRequest, turn: Turn) -> dict[str, Any]:
     """The chat request a translated Responses request becomes (validating what it reads);
-    fills in ``turn.new_messages`` and ``turn.chat``."""
+    fills in ``turn.new_messages``, ``turn.chat``, ``turn.tools`` and ``turn.warnings``."""
     body = req.body
     _check_translatable(body)
-    new = rf.input_messages(body["input"])
+    tools = rt.chat_tools(body["tools"]) if body.get("tools") else rt.ChatTools()
+    dropped: list[str] = []
+    new = rf.input_messages(body["input"], tools=tools, dropped=dropped)
     messages = (
         ([{"role": "system", "content": body["instructions"]}] if body.get("instructions") else [])
         + turn.history
@@ -104,20 +112,26 @@ def translated_chat(req: ProviderRequest, turn: Turn) -> dict[str, Any]:
     chat: dict[str, Any] = {"model": req.model, "messages": messages}
     if body.get("max_output_tokens"):
         chat["max_tokens"] = body["max_output_tokens"]
-    for name in ("temperature", "top_p", "user", "metadata"):
-        if body.get(name) is not None and name != "metadata":
+    for name in ("temperature", "top_p", "user"):
+        if body.get(name) is not None:
             chat[name] = body[name]
-    if body.get("tools"):
-        chat["tools"] = rf.chat_tools(body["tools"])
-    if body.get("tool_choice") is not None:
-        chat["tool_choice"] = rf.chat_tool_choice(body["tool_choice"])
+    if tools.tools:
+        chat["tools"] = tools.tools
+        if body.get("tool_choice") is not None:
+            chat["tool_choice"] = rt.chat_tool_choice(body["tool_choice"], tools)
+        if body.get("parallel_tool_calls") is False:
+            chat["parallel_tool_calls"] = False
     fmt = rf.chat_response_format(body.get("text"))
     if fmt is not None:
         chat["response_format"] = fmt
+    effort = rf.reasoning_effort(body.get("reasoning"))
+    if effort is not None:
+        chat["reasoning_effort"] = effort
     if req.stream:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
-    turn.new_messages, turn.chat = new, chat
+    turn.new_messages, turn.chat, turn.tools = new, chat, tools
+    turn.warnings = tuple(dict.fromkeys(tools.dropped + [f"item {kind}" for kind in dropped]))
     return chat
 
 
@@ -219,6 +233,7 @@ class ResponsesTranslation:
         )
         self._id = rf.new_id("resp")
         self._created = int(time.time())
+        self.warnings = self._turn.warnings
 
     def _shell(self, *, status: str) -> dict[str, Any]:
         body = self._req.body
@@ -257,7 +272,9 @@ class ResponsesTranslation:
             final["incomplete_details"] = {"reason": "content_filter"}
         if final["store"]:
             turn = self._turn
-            conversation = turn.history + (turn.new_messages or []) + rf.output_messages(items)
+            conversation = (
+                turn.history + (turn.new_messages or []) + rf.output_messages(items, turn.tools)
+            )
             await self._store.save(
                 StoredResponse(
                     self._id,
@@ -277,11 +294,11 @@ class ResponsesTranslation:
             raise GatewayError(
                 ErrorKind.PROVIDER_BAD_RESPONSE, "the provider's answer is not JSON"
             ) from None
-        items, finish = rf.output_from_chat(data)
+        items, finish = rf.output_from_chat(data, self._turn.tools)
         return orjson.dumps(await self._finish(items, finish, usage))
 
     async def stream(self, upstream: UpstreamStream) -> AsyncIterator[bytes]:
-        writer = ResponsesStreamWriter(self._shell(status="in_progress"))
+        writer = ResponsesStreamWriter(self._shell(status="in_progress"), self._turn.tools)
         splitter = SSESplitter()
         head = writer.start()
         seen_usage: Usage | None = None
@@ -313,6 +330,8 @@ class ResponsesPassthrough:
     """A provider with its own Responses API: the request and answer pass unchanged; the
     answer is recorded (owner, body) so ``GET``/``DELETE`` and ``previous_response_id`` keep
     working per key. ``previous_response_id`` goes upstream as it is."""
+
+    warnings: tuple[str, ...] = ()
 
     def __init__(self, req: ProviderRequest, store: ResponseRepository, key_id: str) -> None:
         self.upstream = req

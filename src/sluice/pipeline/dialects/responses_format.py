@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from sluice.errors import BadRequest
 from sluice.ids import random_hex
+from sluice.pipeline.dialects.responses_tools import LOCAL_SHELL, ChatTools
 from sluice.types import Usage
 
 
@@ -48,8 +51,74 @@ def _parts(content: Any, where: str) -> str | list[dict[str, Any]]:
     return parts
 
 
-def input_messages(value: Any) -> list[dict[str, Any]]:
-    """The request's ``input`` as chat messages."""
+_SILENT = frozenset({"reasoning", "compaction", "item_reference"})
+"""Items dropped without a warning: the model's own earlier reasoning (chat has no field
+for it; encrypted content is only readable by OpenAI), an OpenAI compaction blob, and
+references to items stored upstream."""
+
+
+def _append_call(out: list[dict[str, Any]], call: dict[str, Any]) -> None:
+    last = out[-1] if out else None
+    if last and last["role"] == "assistant" and "tool_calls" in last:
+        last["tool_calls"].append(call)
+    else:
+        out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+
+def _output_text(output: Any) -> str:
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list):  # content parts (input_text, ...)
+        return "".join(str(p.get("text", "")) for p in output if isinstance(p, dict))
+    return orjson.dumps(output).decode()
+
+
+def _chat_name(item: dict[str, Any], tools: ChatTools | None) -> str:
+    name = str(item.get("name", ""))
+    space = item.get("namespace")
+    if tools is not None and isinstance(space, str):
+        for chat_name, pair in tools.namespaces.items():
+            if pair == (space, name):
+                return chat_name
+    return name
+
+
+def _item_messages(
+    item: dict[str, Any], out: list[dict[str, Any]], tools: ChatTools | None
+) -> bool:
+    """Append the chat form of a non-message item; ``False`` if chat has none."""
+    kind = item.get("type")
+    if kind in ("function_call", "custom_tool_call", "local_shell_call"):
+        args = item.get("arguments", "")
+        name = _chat_name(item, tools)
+        if kind == "custom_tool_call":
+            args = orjson.dumps({"input": str(item.get("input", ""))}).decode()
+        elif kind == "local_shell_call":
+            action = item.get("action")
+            fields = action if isinstance(action, dict) else {}
+            args = orjson.dumps({k: v for k, v in fields.items() if k != "type"}).decode()
+            name = LOCAL_SHELL
+        call_id = item.get("call_id") or item.get("id") or ""
+        fn = {"name": name, "arguments": args}
+        _append_call(out, {"id": call_id, "type": "function", "function": fn})
+    elif kind in ("function_call_output", "custom_tool_call_output", "local_shell_call_output"):
+        out.append(
+            {
+                "role": "tool",
+                "tool_call_id": item.get("call_id") or item.get("id") or "",
+                "content": _output_text(item.get("output")),
+            }
+        )
+    else:
+        return kind in _SILENT
+    return True
+
+
+def input_messages(
+    value: Any, *, tools: ChatTools | None = None, dropped: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The request's ``input`` as chat messages. Item types chat cannot carry are left out
+    and named in ``dropped`` (reasoning items silently: see ``_SILENT``)."""
     if isinstance(value, str):
         return [{"role": "user", "content": value}]
     if not isinstance(value, list):
@@ -70,53 +139,9 @@ def input_messages(value: Any) -> list[dict[str, Any]]:
                     "content": _parts(item.get("content"), where),
                 }
             )
-        elif kind == "function_call":
-            call = {
-                "id": item.get("call_id", ""),
-                "type": "function",
-                "function": {"name": item.get("name", ""), "arguments": item.get("arguments", "")},
-            }
-            last = out[-1] if out else None
-            if last and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)
-            else:
-                out.append({"role": "assistant", "content": None, "tool_calls": [call]})
-        elif kind == "function_call_output":
-            output = item.get("output")
-            out.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": item.get("call_id", ""),
-                    "content": output if isinstance(output, str) else str(output),
-                }
-            )
-        else:
-            raise _field(f"{where}.type", "message, function_call or function_call_output")
+        elif not _item_messages(item, out, tools) and dropped is not None:
+            dropped.append(str(kind))
     return out
-
-
-def chat_tools(tools: Any) -> list[dict[str, Any]]:
-    if not isinstance(tools, list):
-        raise _field("tools", "an array")
-    out = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise _field(f"tools[{i}].type", "'function' (built-in tools are not supported)")
-        fn = {"name": tool.get("name", ""), "parameters": tool.get("parameters") or {}}
-        if tool.get("description"):
-            fn["description"] = tool["description"]
-        if tool.get("strict") is not None:
-            fn["strict"] = tool["strict"]
-        out.append({"type": "function", "function": fn})
-    return out
-
-
-def chat_tool_choice(choice: Any) -> Any:
-    if isinstance(choice, str):
-        return choice
-    if isinstance(choice, dict) and choice.get("type") == "function":
-        return {"type": "function", "function": {"name": choice.get("name", "")}}
-    raise _field("tool_choice", "auto, none, required or a function choice")
 
 
 def chat_response_format(text: Any) -> dict[str, Any] | None:
@@ -131,6 +156,16 @@ def chat_response_format(text: Any) -> dict[str, Any] | None:
             schema["strict"] = fmt["strict"]
         return {"type": "json_schema", "json_schema": schema}
     raise _field("text.format.type", "text, json_object or json_schema")
+
+
+_EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high", "xhigh": "high"}
+
+
+def reasoning_effort(reasoning: Any) -> str | None:
+    """Chat's ``reasoning_effort`` of ``reasoning.effort`` (``none``: nothing; ``summary``
+    has no chat equivalent)."""
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    return _EFFORTS.get(effort) if isinstance(effort, str) else None
 
 
 def usage_obj(usage: Usage) -> dict[str, Any]:
@@ -169,7 +204,65 @@ def call_item(
     }
 
 
-def output_from_chat(data: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+def custom_input(arguments: str) -> str:
+    """A custom tool's free-form input from the chat call's ``{"input": ...}`` arguments."""
+    try:
+        args = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return arguments
+    value = args.get("input") if isinstance(args, dict) else None
+    return value if isinstance(value, str) else arguments
+
+
+def tool_item(
+    item_id: str, call_id: str, name: str, arguments: str, tools: ChatTools, *, status: str
+) -> dict[str, Any]:
+    """The output item of a chat tool call: ``function_call`` (with ``namespace`` for a
+    flattened namespace tool), ``custom_tool_call`` or ``local_shell_call``."""
+    if name == LOCAL_SHELL and tools.local_shell:
+        return local_shell_item(item_id, call_id, arguments, status=status)
+    if name in tools.custom:
+        return {
+            "type": "custom_tool_call",
+            "id": item_id,
+            "call_id": call_id,
+            "name": name,
+            "input": custom_input(arguments),
+            "status": status,
+        }
+    item = call_item(item_id, call_id, name, arguments, status=status)
+    if name in tools.namespaces:
+        item["namespace"], item["name"] = tools.namespaces[name]
+    return item
+
+
+def local_shell_item(item_id: str, call_id: str, arguments: str, *, status: str) -> dict[str, Any]:
+    try:
+        args = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        args = {}
+    args = args if isinstance(args, dict) else {}
+    command = args.get("command")
+    action: dict[str, Any] = {
+        "type": "exec",
+        "command": command if isinstance(command, list) else [],
+        "env": args.get("env") if isinstance(args.get("env"), dict) else {},
+        "timeout_ms": args.get("timeout_ms"),
+        "working_directory": args.get("working_directory"),
+        "user": None,
+    }
+    return {
+        "type": "local_shell_call",
+        "id": item_id,
+        "call_id": call_id,
+        "action": action,
+        "status": status,
+    }
+
+
+def output_from_chat(
+    data: dict[str, Any], tools: ChatTools
+) -> tuple[list[dict[str, Any]], str | None]:
     """Output items and the finish reason of a chat completion."""
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -180,17 +273,19 @@ def output_from_chat(data: dict[str, Any]) -> tuple[list[dict[str, Any]], str | 
     for call in message.get("tool_calls") or ():
         fn = call.get("function") or {}
         items.append(
-            call_item(
+            tool_item(
                 new_id("fc"),
                 call.get("id") or new_id("call"),
                 fn.get("name", ""),
                 fn.get("arguments", ""),
+                tools,
+                status="completed",
             )
         )
     return items, choice.get("finish_reason")
 
 
-def output_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def output_messages(items: list[dict[str, Any]], tools: ChatTools) -> list[dict[str, Any]]:
     """Output items as chat messages, to continue the conversation."""
     text = "".join(
         part.get("text", "")
@@ -198,16 +293,11 @@ def output_messages(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if item["type"] == "message"
         for part in item["content"]
     )
-    calls = [
-        {
-            "id": item["call_id"],
-            "type": "function",
-            "function": {"name": item["name"], "arguments": item["arguments"]},
-        }
-        for item in items
-        if item["type"] == "function_call"
-    ]
     message: dict[str, Any] = {"role": "assistant", "content": text or None}
+    calls: list[dict[str, Any]] = []
+    for item in items:
+        if item["type"] != "message":
+            _item_messages(item, [{"role": "assistant", "tool_calls": calls}], tools)
     if calls:
         message["tool_calls"] = calls
     return [message]

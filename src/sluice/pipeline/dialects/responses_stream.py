@@ -7,14 +7,18 @@ from typing import Any
 import orjson
 
 from sluice.pipeline.dialects import responses_format as rf
+from sluice.pipeline.dialects.responses_tools import LOCAL_SHELL, ChatTools
 
 
 class ResponsesStreamWriter:
     """Emits ``response.*`` events: created, in_progress, one message item with its text,
-    one function_call item per tool call, then completed (built by the caller)."""
+    one function_call item per tool call, then completed (built by the caller). A call of a
+    ``custom`` tool is a ``custom_tool_call`` item whose input is sent whole when the items
+    close (chat streams it inside JSON arguments)."""
 
-    def __init__(self, shell: dict[str, Any]) -> None:
+    def __init__(self, shell: dict[str, Any], tools: ChatTools) -> None:
         self._shell = shell
+        self._tools = tools
         self._seq = 0
         self._items: list[dict[str, Any]] = []
         self._message: dict[str, Any] | None = None
@@ -86,12 +90,17 @@ class ResponsesStreamWriter:
             )
             self._calls[index] = item
             self._items.append(item)
+            shown = rf.tool_item(
+                item["id"], item["call_id"], item["name"], "", self._tools, status="in_progress"
+            )
             out += self.event(
-                "response.output_item.added", output_index=len(self._items) - 1, item=dict(item)
+                "response.output_item.added", output_index=len(self._items) - 1, item=shown
             )
         args = fn.get("arguments")
         if args:
             item["arguments"] += args
+            if self._whole(item["name"]):
+                return out
             out += self.event(
                 "response.function_call_arguments.delta",
                 item_id=item["id"],
@@ -100,6 +109,10 @@ class ResponsesStreamWriter:
             )
         return out
 
+    def _whole(self, name: str) -> bool:
+        """A call sent whole when the items close: its item has no argument deltas."""
+        return name in self._tools.custom or (name == LOCAL_SHELL and self._tools.local_shell)
+
     def items(self) -> list[dict[str, Any]]:
         """The finished output items."""
         done = []
@@ -107,7 +120,16 @@ class ResponsesStreamWriter:
             if item["type"] == "message":
                 done.append(rf.message_item(item["id"], "".join(self._text)))
             else:
-                done.append({**item, "status": "completed"})
+                done.append(
+                    rf.tool_item(
+                        item["id"],
+                        item["call_id"],
+                        item["name"],
+                        item["arguments"],
+                        self._tools,
+                        status="completed",
+                    )
+                )
         return done
 
     def close_items(self) -> bytes:
@@ -130,7 +152,15 @@ class ResponsesStreamWriter:
                     content_index=0,
                     part=part,
                 )
-            else:
+            elif item["type"] == "custom_tool_call":
+                for kind, key in (("delta", "delta"), ("done", "input")):
+                    out += self.event(
+                        f"response.custom_tool_call_input.{kind}",
+                        item_id=item["id"],
+                        output_index=index,
+                        **{key: item["input"]},
+                    )
+            elif item["type"] == "function_call":
                 out += self.event(
                     "response.function_call_arguments.done",
                     item_id=item["id"],

@@ -18,6 +18,12 @@ from sluice.types import Usage
 DEFAULT_MAX_TOKENS = 4096
 """Anthropic requires ``max_tokens``; used when the OpenAI request gives none."""
 
+JSON_INSTRUCTION = "Answer with one JSON object only: no prose, no code fences."
+"""Appended to the system prompt for ``response_format: json_object`` (no schema to give)."""
+THINKING_BUDGET_TOKENS = {"low": 1024, "medium": 4096, "high": 16384}
+"""``reasoning_effort`` as a thinking budget (``minimal``/``none``: no thinking)."""
+MIN_THINKING_BUDGET_TOKENS = 1024
+
 FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",
@@ -32,14 +38,10 @@ FINISH_REASONS = {
 def chat_request(body: dict[str, Any], *, model: str | None, stream: bool) -> dict[str, Any]:
     """An Anthropic Messages body for an OpenAI chat body (``model`` omitted when ``None``)."""
     oi.single_choice(body)
-    wants_json, _ = oi.json_schema_format(body)
-    if wants_json:
-        raise oi.unsupported(
-            "response_format is not translated for this provider; describe the JSON in the "
-            "prompt or use a tool",
-            param="response_format",
-        )
+    wants_json, schema = oi.json_schema_format(body)
     system, messages = _messages(body.get("messages") or [])
+    if wants_json and schema is None:
+        system.append({"type": "text", "text": JSON_INSTRUCTION})
     out: dict[str, Any] = {}
     if model is not None:
         out["model"] = model
@@ -73,9 +75,42 @@ def chat_request(body: dict[str, Any], *, model: str | None, stream: bool) -> di
     user = body.get("user")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
+    if schema is not None:
+        out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    _thinking(out, body.get("reasoning_effort"), messages, sized=oi.max_tokens(body) is not None)
     if stream:
         out["stream"] = True
     return out
+
+
+def _thinking(
+    out: dict[str, Any], effort: Any, messages: list[dict[str, Any]], *, sized: bool
+) -> None:
+    """``reasoning_effort`` as extended thinking, where Anthropic accepts it: the budget
+    fits in half the caller's ``max_tokens`` (with none given, the default grows by the
+    budget, so the answer keeps its room), no tool is forced, and no earlier assistant turn
+    called a tool (Anthropic wants such turns to start with their thinking block, which chat
+    history does not carry). Thinking takes the default sampling: temperature and top-k/p
+    go."""
+    budget = THINKING_BUDGET_TOKENS.get(effort) if isinstance(effort, str) else None
+    if budget is None:
+        return
+    if sized:
+        budget = min(budget, out["max_tokens"] // 2)
+    forced = out.get("tool_choice", {}).get("type") in ("any", "tool")
+    called = any(
+        b.get("type") == "tool_use"
+        for m in messages
+        if m["role"] == "assistant"
+        for b in m["content"]
+    )
+    if budget < MIN_THINKING_BUDGET_TOKENS or forced or called:
+        return
+    out["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    if not sized:
+        out["max_tokens"] += budget
+    for name in ("temperature", "top_k", "top_p"):
+        out.pop(name, None)
 
 
 def _tool_choice(body: dict[str, Any]) -> dict[str, Any] | None:

@@ -44,15 +44,23 @@ _DOC_FORMATS = {
 }
 
 
+def json_instruction(schema: dict[str, Any] | None) -> str:
+    """``response_format`` as an instruction: Converse has no structured output setting."""
+    if schema is None:
+        return "Answer with one JSON object only: no prose, no code fences."
+    return (
+        "Answer with one JSON object only (no prose, no code fences) that is valid against "
+        "this JSON schema: " + orjson.dumps(schema).decode()
+    )
+
+
 def converse_request(body: dict[str, Any]) -> dict[str, Any]:
     """A Converse body for an OpenAI chat body (the model goes in the URL)."""
     oi.single_choice(body)
-    wants_json, _ = oi.json_schema_format(body)
-    if wants_json:
-        raise oi.unsupported(
-            "response_format is not translated for Converse; use a tool", param="response_format"
-        )
+    wants_json, schema = oi.json_schema_format(body)
     system, messages, uses_tools = _messages(body.get("messages") or [])
+    if wants_json:
+        system.append({"text": json_instruction(schema)})
     out: dict[str, Any] = {"messages": messages}
     if system:
         out["system"] = system

@@ -81,7 +81,48 @@ def check(op: str, body: dict[str, Any]) -> str:
                     f"messages.{i}: tool_result without a matching tool_use",
                 )
         previous_tools = tools
+    _check_thinking(body, limit)  # after the blocks were found to be objects
     return str(body.get("model") or "")
+
+
+def _check_thinking(body: dict[str, Any], limit: Any) -> None:
+    """The rules Anthropic enforces on extended thinking and structured output."""
+    thinking = body.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        w.require(
+            isinstance(budget, int) and 1024 <= budget < limit,
+            "thinking.budget_tokens: must be at least 1024 and less than max_tokens",
+        )
+        w.require(
+            body.get("temperature") in (None, 1),
+            "temperature may only be set to 1 when thinking is enabled",
+        )
+        w.require(
+            (body.get("tool_choice") or {}).get("type") not in ("any", "tool"),
+            "Thinking may not be enabled when tool_choice forces tool use.",
+        )
+        assistant = [
+            m
+            for m in body.get("messages") or ()
+            if isinstance(m, dict) and m.get("role") == "assistant"
+        ]
+        blocks = assistant[-1].get("content") if assistant else None
+        if isinstance(blocks, list) and blocks:
+            calls = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+            w.require(
+                not calls or blocks[0].get("type") in ("thinking", "redacted_thinking"),
+                "Expected `thinking` or `redacted_thinking`, but found `tool_use`. When "
+                "thinking is enabled, a final assistant message must start with a thinking block",
+            )
+    fmt = (body.get("output_config") or {}).get("format")
+    if fmt is not None:
+        w.require(
+            isinstance(fmt, dict)
+            and fmt.get("type") == "json_schema"
+            and isinstance(fmt.get("schema"), dict),
+            "output_config.format: must be {type: json_schema, schema}",
+        )
 
 
 def view(body: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +139,9 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
         out["tool_choice"] = "none"
     elif choice in ("any", "tool"):
         out["tool_choice"] = "required"
+    fmt = (body.get("output_config") or {}).get("format") or {}
+    if fmt.get("type") == "json_schema":  # structured output, as the API answers it
+        out["response_format"] = {"type": "json_schema", "json_schema": {"schema": fmt["schema"]}}
     return out
 
 
