@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from sluice.pipeline.dialects.messages import check_request, from_chat, to_chat
+from sluice.pipeline.dialects.messages import (
+    check_governed,
+    check_translatable,
+    from_chat,
+    to_chat,
+)
 from sluice.pipeline.dialects.messages_thinking import reasoning_effort, response_format
 from sluice.types import Usage
 
@@ -43,7 +48,8 @@ def _claude_code_body() -> dict[str, Any]:
 
 def test_a_claude_code_conversation_translates() -> None:
     body = _claude_code_body()
-    check_request(body)
+    check_governed(body)
+    check_translatable(body)
     chat = to_chat(body)
     assert [m["role"] for m in chat["messages"]] == [
         "system",
