@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +82,17 @@ def forwardable(raw: bytes) -> bytes:
 
 
 def proxy_app(
-    upstream: str, seen: list[dict[str, Any]], enough: asyncio.Event, max_requests: int
+    upstream: str,
+    seen: list[dict[str, Any]],
+    enough: asyncio.Event,
+    max_requests: int,
+    *,
+    to_mock: bool = True,
 ) -> web.Application:
     """Record, then forward to ``upstream`` and stream its answer back; after
-    ``max_requests`` requests, set ``enough`` and refuse the rest."""
+    ``max_requests`` requests, set ``enough`` and refuse the rest. ``to_mock``: the upstream
+    is the mock (adapt the forwarded copy to it); else it is a gateway, sent what the client
+    sent."""
     session: dict[str, aiohttp.ClientSession] = {}
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -96,12 +106,14 @@ def proxy_app(
         out_headers["accept-encoding"] = "identity"
         # The mock upstream wants a credential in each format's own header; clients send
         # one or the other (the Anthropic SDK sends a Bearer token to a custom base URL).
-        out_headers.setdefault("authorization", "Bearer sk-capture")
-        out_headers.setdefault("x-api-key", "sk-capture")
+        if to_mock:
+            out_headers.setdefault("authorization", "Bearer sk-capture")
+            out_headers.setdefault("x-api-key", "sk-capture")
         if "s" not in session:
-            session["s"] = aiohttp.ClientSession()
+            session["s"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
+        data = forwardable(raw) if to_mock else raw
         async with session["s"].request(
-            request.method, upstream + request.path_qs, data=forwardable(raw), headers=out_headers
+            request.method, upstream + request.path_qs, data=data, headers=out_headers
         ) as up:
             resp = web.StreamResponse(status=up.status)
             for key, value in up.headers.items():
@@ -123,37 +135,75 @@ def proxy_app(
     return app
 
 
+@dataclass
+class Proxy:
+    base_url: str
+    """The proxy's root (no ``/v1``)."""
+    seen: list[dict[str, Any]]
+    """The requests so far, as :func:`recorded` stores them."""
+    enough: asyncio.Event
+    """Set when a request past ``max_requests`` came (and was refused)."""
+
+
+@contextlib.asynccontextmanager
+async def recording_proxy(
+    upstream: str, *, max_requests: int = 1000, to_mock: bool = True
+) -> AsyncIterator[Proxy]:
+    """A recording proxy on a free loopback port in front of ``upstream``."""
+    proxy = Proxy("", [], asyncio.Event())
+    app = proxy_app(upstream.rstrip("/"), proxy.seen, proxy.enough, max_requests, to_mock=to_mock)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        proxy.base_url = f"http://127.0.0.1:{port}"
+        yield proxy
+    finally:
+        await runner.cleanup()
+
+
+async def run_bounded(
+    args: list[str], *, env: dict[str, str], cwd: Path, timeout_s: float, stop: asyncio.Event
+) -> tuple[int, bytes]:
+    """Run ``args`` (no stdin) until it exits, ``timeout_s`` passes or ``stop`` is set (then
+    it is killed: exit code ``-9``); returns the exit code and its output (stdout and
+    stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *args,
+        env=env,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    waiter = asyncio.ensure_future(proc.communicate())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiter, stopper}, timeout=timeout_s, return_when="FIRST_COMPLETED")
+    stopper.cancel()
+    stopped = not waiter.done()
+    if stopped:
+        proc.kill()
+    out, _ = await waiter
+    code = proc.returncode if proc.returncode is not None and not stopped else -9
+    return code, out
+
+
 async def run_client(
     command: list[str], *, upstream: str, timeout_s: float, cwd: Path, max_requests: int
 ) -> tuple[int, list[dict[str, Any]]]:
     """Run ``command`` against a recording proxy in front of ``upstream``; returns its exit
     code (``-9``: stopped at the time limit or after ``max_requests``) and its requests."""
-    seen: list[dict[str, Any]] = []
-    enough = asyncio.Event()
-    runner = web.AppRunner(proxy_app(upstream.rstrip("/"), seen, enough, max_requests))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "CAPTURE_BASE_URL": base}
-    args = [a.replace("{base}", base) for a in command]
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL
+    async with recording_proxy(upstream, max_requests=max_requests) as proxy:
+        base = proxy.base_url
+        env = {**os.environ, "CAPTURE_BASE_URL": base}
+        args = [a.replace("{base}", base) for a in command]
+        code, out = await run_bounded(
+            args, env=env, cwd=cwd, timeout_s=timeout_s, stop=proxy.enough
         )
-        waiter = asyncio.ensure_future(proc.wait())
-        stopper = asyncio.ensure_future(enough.wait())
-        await asyncio.wait({waiter, stopper}, timeout=timeout_s, return_when="FIRST_COMPLETED")
-        stopper.cancel()
-        stopped = not waiter.done()
-        if stopped:
-            proc.kill()
-        code = await waiter
-        code = -9 if stopped else code
-    finally:
-        await runner.cleanup()
-    return code, seen
+    sys.stdout.buffer.write(out)
+    return code, proxy.seen
 
 
 def start_mock() -> tuple[subprocess.Popen[bytes], str]:
