@@ -21,7 +21,7 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 # No telemetry, update checks or error reports: the clients reach only the proxy.
 export DISABLE_TELEMETRY=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1 DISABLE_AUTOUPDATER=1 \
-  DISABLE_ERROR_REPORTING=1 CODEX_DISABLE_UPDATE_CHECK=1
+  DISABLE_ERROR_REPORTING=1
 
 capture() {  # capture CLIENT CASE VERSION [capture.py OPTIONS] -- COMMAND...
   local client="$1" case="$2" version="$3" opts=()
@@ -61,6 +61,9 @@ mkdir -p "$CODEX_HOME"
 CX='cat > $CODEX_HOME/config.toml <<TOML
 model = "agent-mock"
 model_provider = "sluice"
+check_for_update_on_startup = false
+[analytics]
+enabled = false
 [model_providers.sluice]
 name = "Sluice"
 base_url = "$CAPTURE_BASE_URL/v1"
