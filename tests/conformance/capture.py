@@ -60,27 +60,6 @@ def recorded(method: str, path: str, headers: dict[str, str], raw: bytes) -> dic
     return {"method": method, "path": path, "headers": kept, "body": body}
 
 
-def forwardable(raw: bytes) -> bytes:
-    """What the proxy sends on: the request as the client sent it, except that ``system``
-    turns inside a Messages conversation go as ``user`` turns, because the mock upstream checks
-    the Messages format as strictly as the public API did before Claude Code's mid-conversation
-    system messages. Only the forwarded copy changes; the capture keeps the request as sent."""
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        return raw
-    messages = body.get("messages") if isinstance(body, dict) else None
-    if not isinstance(messages, list) or "system" not in {
-        m.get("role") for m in messages if isinstance(m, dict)
-    }:
-        return raw
-    body["messages"] = [
-        {**m, "role": "user"} if isinstance(m, dict) and m.get("role") == "system" else m
-        for m in messages
-    ]
-    return json.dumps(body).encode()
-
-
 def proxy_app(
     upstream: str,
     seen: list[dict[str, Any]],
@@ -91,8 +70,8 @@ def proxy_app(
 ) -> web.Application:
     """Record, then forward to ``upstream`` and stream its answer back; after
     ``max_requests`` requests, set ``enough`` and refuse the rest. ``to_mock``: the upstream
-    is the mock (adapt the forwarded copy to it); else it is a gateway, sent what the client
-    sent."""
+    is the mock (add the credential header it wants in each format); else it is a gateway,
+    sent the client's own."""
     session: dict[str, aiohttp.ClientSession] = {}
 
     async def handle(request: web.Request) -> web.StreamResponse:
@@ -111,9 +90,8 @@ def proxy_app(
             out_headers.setdefault("x-api-key", "sk-capture")
         if "s" not in session:
             session["s"] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
-        data = forwardable(raw) if to_mock else raw
         async with session["s"].request(
-            request.method, upstream + request.path_qs, data=data, headers=out_headers
+            request.method, upstream + request.path_qs, data=raw, headers=out_headers
         ) as up:
             resp = web.StreamResponse(status=up.status)
             for key, value in up.headers.items():
