@@ -4,7 +4,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: serve test check lint types pytest bench clean
+.PHONY: serve test check lint types pytest bench clean node-clients
+
+# The real coding-agent CLIs the client tests run (tests/e2e/test_clients_cli.py), pinned in
+# tests/clients/package.json and its lock. Installed again only when those change. Without
+# npm's registry the tests skip, except under CI, where the install (and so `make test`) fails.
+CLIENTS = tests/clients
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,10 +23,21 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 
+$(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
+	@if (cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error); then \
+	  touch $@; \
+	elif [ -n "$$CI" ]; then \
+	  echo "npm ci in $(CLIENTS) failed: the client CLI tests cannot run" >&2; exit 1; \
+	else \
+	  echo "npm ci in $(CLIENTS) failed (no npm registry?): the client CLI tests will skip" >&2; \
+	fi
+
+node-clients: $(CLIENTS)/node_modules/.installed
+
 serve: $(VENV)/.installed
 	$(BIN)/sluice serve
 
-test: $(VENV)/.dev-installed check
+test: $(VENV)/.dev-installed node-clients check
 
 check: lint types pytest
 

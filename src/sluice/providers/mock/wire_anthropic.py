@@ -66,10 +66,16 @@ def check(op: str, body: dict[str, Any]) -> str:
     previous_tools: set[str] = set()
     for i, message in enumerate(messages):
         role = message.get("role") if isinstance(message, dict) else None
-        w.require(role in ("user", "assistant"), f"messages.{i}.role: must be user or assistant")
+        # System turns inside the conversation are accepted, as the API does for Claude Code.
+        w.require(
+            role in ("user", "assistant", "system"),
+            f"messages.{i}.role: must be user, assistant or system",
+        )
         content = message.get("content")
         blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
         w.require(isinstance(blocks, list) and bool(blocks), f"messages.{i}.content: empty")
+        if role == "system":
+            continue  # a system turn between a tool call and its result does not split them
         tools: set[str] = set()
         for block in blocks:
             w.require(isinstance(block, dict) and "type" in block, f"messages.{i}: bad block")
