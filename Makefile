@@ -24,7 +24,7 @@ $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-lock.json
-	@if (cd $(CLIENTS) && npm ci --no-audit --no-fund --loglevel=error); then \
+	@if (cd $(CLIENTS) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error); then \
 	  touch $@; \
 	elif [ -n "$$CI" ]; then \
 	  echo "npm ci in $(CLIENTS) failed: the client CLI tests cannot run" >&2; exit 1; \
