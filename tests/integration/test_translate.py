@@ -70,7 +70,7 @@ def _matches_schema(text: str) -> None:
     assert isinstance(value["city"], str) and isinstance(value["days"], int)
 
 
-@pytest.mark.parametrize("model", ["mock-chat", "gpt-native", "gem", "coh"])
+@pytest.mark.parametrize("model", ["mock-chat", "gpt-native", "gem", "coh", "bed"])
 async def test_output_config_format_to_non_anthropic_models(
     gw: tuple[SluiceApp, httpx.AsyncClient], model: str
 ) -> None:
@@ -137,20 +137,28 @@ async def test_responses_text_format_on_chat_served_models(
     _matches_schema(item["content"][0]["text"])
 
 
-async def test_output_config_format_to_bedrock_is_instructed(
+async def test_structured_output_to_bedrock_streams_through_the_answer_tool(
     gw: tuple[SluiceApp, httpx.AsyncClient],
 ) -> None:
+    """Bedrock answers through a forced tool; the stream carries its input as the text."""
     _, client = gw
-    resp = await client.post(
-        "/v1/messages",
-        json={
-            "model": "bed",
-            "max_tokens": 50,
-            "messages": [{"role": "user", "content": "Oslo?"}],
-            "output_config": {"format": {"type": "json_schema", "schema": SCHEMA}},
-        },
-    )
-    assert resp.status_code == 200, resp.text  # the mock does not follow instructions
+    fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": SCHEMA}}
+    body = {
+        "model": "bed",
+        "stream": True,
+        "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+        "response_format": fmt,
+    }
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    chunks = [
+        orjson.loads(line[6:]) for line in resp.text.splitlines() if line.startswith("data: {")
+    ]
+    deltas = [c["choices"][0]["delta"] for c in chunks if c["choices"]]
+    assert not any("tool_calls" in d for d in deltas)
+    _matches_schema("".join(d.get("content") or "" for d in deltas))
+    finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finishes[-1] == "stop"
 
 
 def _claude_code(model: str, *, stream: bool) -> dict[str, Any]:

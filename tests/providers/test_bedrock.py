@@ -14,8 +14,14 @@ from sluice.providers.bedrock import embed
 from sluice.providers.bedrock.auth import AwsCredentials, resolve_region, sign
 from sluice.providers.bedrock.provider import ERRORS
 from sluice.providers.bedrock.stream import ConverseTranslator
-from sluice.providers.bedrock.transform import converse_request, converse_response
-from sluice.providers.mock.wire_bedrock import encode_message, frame
+from sluice.providers.bedrock.transform import (
+    JSON_TOOL,
+    converse_request,
+    converse_response,
+    forces_json_tool,
+)
+from sluice.providers.mock import script as mock_script
+from sluice.providers.mock.wire_bedrock import encode_message, frame, view
 from sluice.types import Usage
 from tests.providers.conftest import sse_objects
 
@@ -82,17 +88,92 @@ def test_tool_choice_none_and_refusals() -> None:
     assert info.value.param == "messages[0].content[0].image_url.url"
 
 
-def test_response_format_becomes_an_instruction() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+
+
+def test_response_format_forces_the_answer_tool() -> None:
     body = {
         "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "x"}],
-        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": SCHEMA}},
     }
     out = converse_request(body)
+    assert out["system"] == [{"text": "Be terse."}]  # no instruction: the tool holds the schema
+    assert out["toolConfig"] == {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": JSON_TOOL,
+                    "description": "Answer with this JSON",
+                    "inputSchema": {"json": SCHEMA},
+                }
+            }
+        ],
+        "toolChoice": {"tool": {"name": JSON_TOOL}},
+    }
+    assert forces_json_tool(out)
+    loose = converse_request({**body, "response_format": {"type": "json_object"}})
+    assert loose["toolConfig"]["tools"][0]["toolSpec"]["inputSchema"] == {
+        "json": {"type": "object"}
+    }
+    # tool_choice "none" sends no tools: the answer tool is forced then too.
+    unused = converse_request({**body, "tools": [TOOL], "tool_choice": "none"})
+    assert forces_json_tool(unused)
+    assert not forces_json_tool(converse_request({"messages": body["messages"]}))
+
+
+def test_response_format_with_own_tools_becomes_an_instruction() -> None:
+    body = {
+        "messages": [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "x"}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": SCHEMA}},
+        "tools": [TOOL],
+    }
+    out = converse_request(body)
+    assert not forces_json_tool(out)
+    assert [t["toolSpec"]["name"] for t in out["toolConfig"]["tools"]] == ["lookup"]
     assert out["system"][0] == {"text": "Be terse."}
-    assert out["system"][1]["text"].endswith(orjson.dumps(schema).decode())
+    assert out["system"][1]["text"].endswith(orjson.dumps(SCHEMA).decode())
     loose = converse_request({**body, "response_format": {"type": "json_object"}})
     assert "JSON object only" in loose["system"][1]["text"]
+
+
+def test_answer_tool_input_is_the_answer_text() -> None:
+    data = {
+        "output": {
+            "message": {
+                "content": [
+                    {"text": "Here you go:"},
+                    {"toolUse": {"toolUseId": "t1", "name": JSON_TOOL, "input": {"a": 1}}},
+                ]
+            }
+        },
+        "stopReason": "tool_use",
+        "usage": {"inputTokens": 5, "outputTokens": 2},
+    }
+    choice, usage = converse_response(data, json_tool=True)
+    assert (choice.text, choice.tool_calls, choice.finish_reason) == ('{"a":1}', [], "stop")
+    assert usage == Usage(5, 2)
+    # Without the forced tool a tool of that name is the caller's own: a tool call.
+    own, _ = converse_response(data)
+    assert [c.name for c in own.tool_calls] == [JSON_TOOL] and own.finish_reason == "tool_calls"
+    cut, _ = converse_response({**data, "stopReason": "max_tokens"}, json_tool=True)
+    assert cut.finish_reason == "length"
+
+
+def test_mock_answers_the_forced_tool_with_the_schema() -> None:
+    converse = converse_request(
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "r", "schema": SCHEMA},
+            },
+        }
+    )
+    converse["toolConfig"]["tools"].insert(0, {"toolSpec": {"name": "other"}})
+    answer = mock_script.plan_answer(mock_script.MockScript(), view(converse))
+    assert answer.tool_calls is not None
+    call = answer.tool_calls[0]["function"]
+    assert call["name"] == JSON_TOOL and orjson.loads(call["arguments"]) == {"a": 1}
 
 
 def test_converse_response_and_cache_usage() -> None:
@@ -167,6 +248,46 @@ def test_event_stream_translation_across_frame_boundaries() -> None:
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert chunks[-1]["usage"]["prompt_tokens"] == 3
     assert translator.usage == Usage(3, 4)
+
+
+def _answer_tool_stream(stop: str) -> bytes:
+    start = {"toolUse": {"toolUseId": "t1", "name": JSON_TOOL}}
+    return b"".join(
+        [
+            _event("messageStart", {"role": "assistant"}),
+            _event("contentBlockStart", {"contentBlockIndex": 0, "start": start}),
+            _event(
+                "contentBlockDelta",
+                {"contentBlockIndex": 0, "delta": {"toolUse": {"input": '{"a"'}}},
+            ),
+            _event(
+                "contentBlockDelta",
+                {"contentBlockIndex": 0, "delta": {"toolUse": {"input": ":1}"}}},
+            ),
+            _event("contentBlockStop", {"contentBlockIndex": 0}),
+            _event("messageStop", {"stopReason": stop}),
+            _event("metadata", {"usage": {"inputTokens": 3, "outputTokens": 4}}),
+        ]
+    )
+
+
+def test_event_stream_answer_tool_streams_as_text() -> None:
+    translator = ConverseTranslator(include_usage=False, model="m", json_tool=True)
+    out = translator.feed(_answer_tool_stream("tool_use"))
+    chunks = sse_objects(out + translator.close())
+    deltas = [c["choices"][0]["delta"] for c in chunks]
+    assert not any("tool_calls" in d for d in deltas)
+    assert "".join(d.get("content") or "" for d in deltas) == '{"a":1}'
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert translator.completion_chars == len('{"a":1}')
+    cut = ConverseTranslator(include_usage=False, model="m", json_tool=True)
+    tail = sse_objects(cut.feed(_answer_tool_stream("max_tokens")) + cut.close())
+    assert tail[-1]["choices"][0]["finish_reason"] == "length"
+    # Not forced: a tool of that name is the caller's, streamed as a tool call.
+    own = ConverseTranslator(include_usage=False, model="m")
+    calls = sse_objects(own.feed(_answer_tool_stream("tool_use")) + own.close())
+    assert calls[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"] == JSON_TOOL
+    assert calls[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
 def test_event_stream_exceptions_and_corruption() -> None:

@@ -63,9 +63,11 @@ class BedrockProvider:
             return await self._embed(req, call)
         if req.endpoint is not Endpoint.CHAT:
             raise GatewayError(ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} is not supported")
-        body = orjson.dumps(transform.converse_request(req.body))
+        converse = transform.converse_request(req.body)
+        body = orjson.dumps(converse)
         answer = await io.read_json(await self._post(call, "converse", body), call)
-        choice, usage = transform.converse_response(answer)
+        json_tool = transform.forces_json_tool(converse)
+        choice, usage = transform.converse_response(answer, json_tool=json_tool)
         out = chat_completion(
             ident="chatcmpl-bedrock", model=call.upstream_model, choices=[choice], usage=usage
         )
@@ -74,10 +76,15 @@ class BedrockProvider:
     async def open_stream(self, req: ProviderRequest, call: UpstreamCall) -> io.TranslatedStream:
         if req.endpoint is not Endpoint.CHAT:
             raise GatewayError(ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} cannot stream")
-        body = orjson.dumps(transform.converse_request(req.body))
+        converse = transform.converse_request(req.body)
+        body = orjson.dumps(converse)
         resp = await self._post(call, "converse-stream", body, accept=EVENT_STREAM)
         io.expect_content_type(resp, EVENT_STREAM, call.deployment)
-        translator = ConverseTranslator(include_usage=req.include_usage, model=call.upstream_model)
+        translator = ConverseTranslator(
+            include_usage=req.include_usage,
+            model=call.upstream_model,
+            json_tool=transform.forces_json_tool(converse),
+        )
         return io.TranslatedStream(resp, call, translator, frames="eventstream")
 
     async def _embed(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamResponse:

@@ -14,7 +14,7 @@ from typing import Any
 from botocore.eventstream import EventStreamBuffer, ParserError
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
-from sluice.providers.bedrock.transform import FINISH_REASONS, usage_from
+from sluice.providers.bedrock.transform import FINISH_REASONS, JSON_TOOL, usage_from
 from sluice.providers.native.io import event_object, interrupted, malformed, translate_each
 from sluice.providers.native.openai_out import ChunkWriter
 from sluice.types import Usage
@@ -43,8 +43,14 @@ def stream_exception(kind: str, payload: bytes) -> GatewayError:
 
 
 class ConverseTranslator:
-    def __init__(self, *, include_usage: bool, model: str) -> None:
+    """ConverseStream events as OpenAI chunks. With ``json_tool`` (the request forced the
+    answer tool, see ``transform.JSON_TOOL``) that tool's input streams as the answer's text
+    and its ``tool_use`` stop is a ``stop``."""
+
+    def __init__(self, *, include_usage: bool, model: str, json_tool: bool = False) -> None:
         self._include_usage = include_usage
+        self._json_tool = json_tool
+        self._answer_blocks: set[int] = set()
         self._buffer = EventStreamBuffer()
         self._writer = ChunkWriter(ident="chatcmpl-bedrock", model=model)
         self._tools: dict[int, int] = {}
@@ -86,27 +92,39 @@ class ConverseTranslator:
         if kind == "messageStart":
             return w.role()
         if kind == "contentBlockStart":
-            use = (obj.get("start") or {}).get("toolUse")
-            if isinstance(use, dict):
-                n = self._tools[int(obj.get("contentBlockIndex", 0))] = len(self._tools)
-                return w.tool_start(n, str(use.get("toolUseId")), str(use.get("name")))
-            return b""
+            return self._block_start(int(obj.get("contentBlockIndex", 0)), obj.get("start"))
         if kind == "contentBlockDelta":
+            block = int(obj.get("contentBlockIndex", 0))
             delta = obj.get("delta") or {}
             if isinstance(delta.get("text"), str):
                 return w.text(delta["text"])
             use = delta.get("toolUse")
-            tool = self._tools.get(int(obj.get("contentBlockIndex", 0)))
+            if isinstance(use, dict) and block in self._answer_blocks:
+                return w.text(str(use.get("input") or ""))
+            tool = self._tools.get(block)
             if isinstance(use, dict) and tool is not None:
                 return w.tool_args(tool, str(use.get("input") or ""))
             return b""
         if kind == "messageStop":
             self._stopped = True
-            return w.finish(FINISH_REASONS.get(str(obj.get("stopReason")), "stop"))
+            finish = FINISH_REASONS.get(str(obj.get("stopReason")), "stop")
+            if finish == "tool_calls" and self._answer_blocks and not self._tools:
+                finish = "stop"  # the answer tool's call is the answer, not a tool call
+            return w.finish(finish)
         if kind == "metadata":
             self.usage = usage_from(obj.get("usage")) or self.usage
             self._done = self._stopped
         return b""
+
+    def _block_start(self, block: int, start: Any) -> bytes:
+        use = start.get("toolUse") if isinstance(start, dict) else None
+        if not isinstance(use, dict):
+            return b""
+        if self._json_tool and use.get("name") == JSON_TOOL:
+            self._answer_blocks.add(block)
+            return b""
+        n = self._tools[block] = len(self._tools)
+        return self._writer.tool_start(n, str(use.get("toolUseId")), str(use.get("name")))
 
     def close(self) -> bytes:
         if not self._stopped:

@@ -44,8 +44,14 @@ _DOC_FORMATS = {
 }
 
 
+JSON_TOOL = "sluice_json_answer"
+"""The reserved tool that carries a structured answer: Sluice forces it when a request asks for
+JSON and sends no tools of its own, and turns its input back into the answer's text."""
+
+
 def json_instruction(schema: dict[str, Any] | None) -> str:
-    """``response_format`` as an instruction: Converse has no structured output setting."""
+    """``response_format`` as an instruction, for requests that send tools of their own (the
+    answer tool cannot be forced next to them)."""
     if schema is None:
         return "Answer with one JSON object only: no prose, no code fences."
     return (
@@ -59,7 +65,10 @@ def converse_request(body: dict[str, Any]) -> dict[str, Any]:
     oi.single_choice(body)
     wants_json, schema = oi.json_schema_format(body)
     system, messages, uses_tools = _messages(body.get("messages") or [])
-    if wants_json:
+    tool_config = _tool_config(body, history_uses_tools=uses_tools)
+    if wants_json and tool_config is None:
+        tool_config = _json_tool_config(schema)
+    elif wants_json:
         system.append({"text": json_instruction(schema)})
     out: dict[str, Any] = {"messages": messages}
     if system:
@@ -76,10 +85,25 @@ def converse_request(body: dict[str, Any]) -> dict[str, Any]:
         inference["stopSequences"] = stops
     if inference:
         out["inferenceConfig"] = inference
-    tool_config = _tool_config(body, history_uses_tools=uses_tools)
     if tool_config is not None:
         out["toolConfig"] = tool_config
     return out
+
+
+def _json_tool_config(schema: dict[str, Any] | None) -> dict[str, Any]:
+    # A forced tool's input is held to its schema, so the answer is JSON, not prose.
+    spec = {
+        "name": JSON_TOOL,
+        "description": "Answer with this JSON",
+        "inputSchema": {"json": schema if schema is not None else {"type": "object"}},
+    }
+    return {"tools": [{"toolSpec": spec}], "toolChoice": {"tool": {"name": JSON_TOOL}}}
+
+
+def forces_json_tool(converse: dict[str, Any]) -> bool:
+    """Whether a Converse body (from :func:`converse_request`) forces the answer tool."""
+    choice = (converse.get("toolConfig") or {}).get("toolChoice")
+    return choice == {"tool": {"name": JSON_TOOL}}
 
 
 def _tool_config(body: dict[str, Any], *, history_uses_tools: bool) -> dict[str, Any] | None:
@@ -195,10 +219,15 @@ def usage_from(raw: Any) -> Usage | None:
     )
 
 
-def converse_response(data: dict[str, Any]) -> tuple[ChoiceOut, Usage | None]:
+def converse_response(
+    data: dict[str, Any], *, json_tool: bool = False
+) -> tuple[ChoiceOut, Usage | None]:
+    """The answer of a Converse response; with ``json_tool`` (the request forced the answer
+    tool) that tool's input is the answer's text and the finish reason ``stop``."""
     message = (data.get("output") or {}).get("message") or {}
     texts = []
     calls = []
+    answer: str | None = None
     for block in message.get("content") or ():
         if not isinstance(block, dict):
             continue
@@ -207,7 +236,14 @@ def converse_response(data: dict[str, Any]) -> tuple[ChoiceOut, Usage | None]:
         use = block.get("toolUse")
         if isinstance(use, dict):
             args = orjson.dumps(use.get("input") or {}).decode()
+            if json_tool and use.get("name") == JSON_TOOL:
+                answer = args
+                continue
             calls.append(ToolCallOut(str(use.get("toolUseId")), str(use.get("name")), args))
     finish = FINISH_REASONS.get(str(data.get("stopReason")), "stop")
+    if answer is not None:
+        # Any text next to the forced tool is preamble: the JSON alone is the answer.
+        finish = "stop" if finish == "tool_calls" else finish
+        return ChoiceOut(answer, [], finish), usage_from(data.get("usage"))
     choice = ChoiceOut("".join(texts) if texts or not calls else None, calls, finish)
     return choice, usage_from(data.get("usage"))

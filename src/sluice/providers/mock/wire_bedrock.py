@@ -100,10 +100,14 @@ def view(body: dict[str, Any]) -> dict[str, Any]:
     }
     config = body.get("toolConfig") or {}
     tools = config.get("tools")
-    if isinstance(config.get("toolChoice"), dict) and config["toolChoice"].keys() & {"any", "tool"}:
+    choice = config.get("toolChoice")
+    named = (choice.get("tool") or {}).get("name") if isinstance(choice, dict) else None
+    if isinstance(choice, dict) and choice.keys() & {"any", "tool"}:
         out["tool_choice"] = "required"
     if tools:
         specs = [t["toolSpec"] for t in tools if "toolSpec" in t]
+        # The mock calls the first tool: put the one a ``tool`` choice names first.
+        specs.sort(key=lambda t: t.get("name") != named)
         out["tools"] = [
             w.tool_view(t.get("name"), (t.get("inputSchema") or {}).get("json")) for t in specs
         ]
