@@ -431,3 +431,17 @@ async def test_a_credential_chain_that_hangs_or_fails_maps_to_the_error_tree(
     assert timed_out.value.kind is ErrorKind.PROVIDER_TIMEOUT and timed_out.value.status == 504
     assert failed.value.kind is ErrorKind.GATEWAY_UNAVAILABLE and failed.value.status == 503
     assert "CredentialRetrievalError" in failed.value.message
+
+
+def test_structured_output_uses_the_forced_tool_only_where_the_family_accepts_it() -> None:
+    body = {
+        "messages": [{"role": "user", "content": "hi"}],
+        "response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}},
+    }
+    for model in ("anthropic.claude-3-5-sonnet-20241022-v2:0", "us.amazon.nova-pro-v1:0", "chat"):
+        out = converse_request(body, model=model)
+        assert out["toolConfig"]["toolChoice"] == {"tool": {"name": "sluice_json_answer"}}
+        assert "system" not in out
+    llama = converse_request(body, model="meta.llama3-1-70b-instruct-v1:0")
+    assert "toolConfig" not in llama
+    assert "JSON schema" in llama["system"][0]["text"]

@@ -63,7 +63,7 @@ class BedrockProvider:
             return await self._embed(req, call)
         if req.endpoint is not Endpoint.CHAT:
             raise GatewayError(ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} is not supported")
-        converse = transform.converse_request(req.body)
+        converse = transform.converse_request(req.body, model=call.upstream_model)
         body = orjson.dumps(converse)
         answer = await io.read_json(await self._post(call, "converse", body), call)
         json_tool = transform.forces_json_tool(converse)
@@ -76,7 +76,7 @@ class BedrockProvider:
     async def open_stream(self, req: ProviderRequest, call: UpstreamCall) -> io.TranslatedStream:
         if req.endpoint is not Endpoint.CHAT:
             raise GatewayError(ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} cannot stream")
-        converse = transform.converse_request(req.body)
+        converse = transform.converse_request(req.body, model=call.upstream_model)
         body = orjson.dumps(converse)
         resp = await self._post(call, "converse-stream", body, accept=EVENT_STREAM)
         io.expect_content_type(resp, EVENT_STREAM, call.deployment)

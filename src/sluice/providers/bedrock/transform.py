@@ -60,13 +60,25 @@ def json_instruction(schema: dict[str, Any] | None) -> str:
     )
 
 
-def converse_request(body: dict[str, Any]) -> dict[str, Any]:
-    """A Converse body for an OpenAI chat body (the model goes in the URL)."""
+FORCED_TOOL_FAMILIES = ("anthropic.", "amazon.nova", "mistral.mistral-large")
+"""Bedrock model ids whose Converse accepts a forced tool (``toolChoice.tool``), per AWS's
+Converse documentation; a model id of another family (``meta.``, ``cohere.``, ...) gets the
+JSON instruction instead, which every model takes. An id without a family (no ``.``, e.g.
+a custom deployment name) is taken to accept it."""
+
+
+def forced_tool_supported(model: str) -> bool:
+    return "." not in model or any(family in model for family in FORCED_TOOL_FAMILIES)
+
+
+def converse_request(body: dict[str, Any], *, model: str = "") -> dict[str, Any]:
+    """A Converse body for an OpenAI chat body (the model goes in the URL; ``model``, the
+    Bedrock model id, decides how structured output is asked for)."""
     oi.single_choice(body)
     wants_json, schema = oi.json_schema_format(body)
     system, messages, uses_tools = _messages(body.get("messages") or [])
     tool_config = _tool_config(body, history_uses_tools=uses_tools)
-    if wants_json and tool_config is None:
+    if wants_json and tool_config is None and forced_tool_supported(model):
         tool_config = _json_tool_config(schema)
     elif wants_json:
         system.append({"text": json_instruction(schema)})
