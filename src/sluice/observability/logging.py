@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -113,10 +114,13 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+_NEEDS_QUOTES = re.compile(r'[ "=\n\r\t]|^$')
+
+
 def _text_value(value: object) -> object:
     """A text line's value: quoted (JSON) when it holds spaces, quotes or line breaks, so
     an error message stays one ``k="..."`` field of one line."""
-    if isinstance(value, str) and (not value or any(c in value for c in ' "=\n\r\t')):
+    if isinstance(value, str) and _NEEDS_QUOTES.search(value):
         return orjson.dumps(value).decode()
     return value
 
