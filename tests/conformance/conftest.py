@@ -16,8 +16,7 @@ from tests.e2e.support import (
     Gateway,
     base_env,
     create_key_cli,
-    free_port,
-    spawn,
+    serve_until_ready,
     start_mock_upstream,
 )
 from tests.providers.conftest import service_account
@@ -70,18 +69,7 @@ def conformance_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ga
         config = workdir / "sluice.yaml"
         config.write_text(conformance_config(mock_port, credentials))
         created = create_key_cli(env, "conformance")
-        port = free_port()
-        proc = spawn(
-            "conformance-gateway",
-            ["serve", "--port", str(port), "--config", str(config)],
-            env,
-            workdir / "gateway.log",
-        )
-        try:
-            proc.wait_http(f"http://127.0.0.1:{port}/health/ready")
-        except BaseException:
-            proc.kill()
-            raise
+        proc, port = serve_until_ready(workdir, config, env, name="conformance-gateway")
         gw = Gateway(proc, port, env, data_dir, env["SLUICE_MASTER_KEY"], **_key(created))
         try:
             yield gw

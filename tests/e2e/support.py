@@ -284,6 +284,22 @@ class Gateway:
         return self.data_dir / "sluice.db"
 
 
+def spawn_keyless_gateway(
+    workdir: Path, mock_port: int, down_port: int, echo_port: int, **extra_env: str
+) -> Gateway:
+    """Start ``sluice serve`` in ``workdir`` with no key made beforehand and without waiting
+    for readiness (its database may be away): callers wait for what they test."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    master = "sk-master-" + secrets.token_hex(16)
+    env = base_env(workdir / "data", master, **extra_env)
+    config = workdir / "sluice.yaml"
+    config.write_text(gateway_config(mock_port, down_port, echo_port))
+    port = free_port()
+    args = ["serve", "--port", str(port), "--config", str(config)]
+    proc = spawn("gateway", args, env, workdir / "gw.log")
+    return Gateway(proc, port, env, workdir / "data", master, key="", key_id="")
+
+
 def start_gateway(
     workdir: Path,
     mock_port: int,
@@ -304,19 +320,24 @@ def start_gateway(
     config = workdir / "sluice.yaml"
     config.write_text(config_text or gateway_config(mock_port, down_port, echo_port))
     created = create_key_cli(env, "e2e")
+    proc, port = serve_until_ready(workdir, config, env, "--workers", str(workers))
+    return Gateway(proc, port, env, data_dir, master, created["key"], created["id"])
+
+
+def serve_until_ready(
+    workdir: Path, config: Path, env: Mapping[str, str], *args: str, name: str = "gateway"
+) -> tuple[Proc, int]:
+    """``sluice serve --config CONFIG ARGS`` on a free port, logging to ``workdir``, once its
+    readiness answers 200 (killed if it never does); the process and its port."""
     port = free_port()
-    proc = spawn(
-        "gateway",
-        ["serve", "--port", str(port), "--config", str(config), "--workers", str(workers)],
-        env,
-        workdir / "gateway.log",
-    )
+    argv = ["serve", "--port", str(port), "--config", str(config), *args]
+    proc = spawn(name, argv, env, workdir / f"{name}.log")
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/health/ready")
     except BaseException:
         proc.kill()
         raise
-    return Gateway(proc, port, env, data_dir, master, created["key"], created["id"])
+    return proc, port
 
 
 # --- usage rows -----------------------------------------------------------------------

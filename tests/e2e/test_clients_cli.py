@@ -27,9 +27,8 @@ from tests.e2e.support import (
     Gateway,
     base_env,
     create_key_cli,
-    free_port,
     query,
-    spawn,
+    serve_until_ready,
 )
 
 pytestmark = pytest.mark.e2e
@@ -134,18 +133,7 @@ def cli_gateway(e2e_dir: Path, mock_port: int) -> Iterator[Gateway]:
         for cli, models in (("claude", CLAUDE_CASES), ("codex", CODEX_CASES))
         for model in models
     }
-    port = free_port()
-    proc = spawn(
-        "clients-gateway",
-        ["serve", "--port", str(port), "--config", str(config)],
-        env,
-        workdir / "gateway.log",
-    )
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/health/ready")
-    except BaseException:
-        proc.kill()
-        raise
+    proc, port = serve_until_ready(workdir, config, env, name="clients-gateway")
     first = next(iter(keys.values()))
     gw = Gateway(proc, port, env, workdir / "data", env["SLUICE_MASTER_KEY"], first["key"], "")
     gw.extra["keys"] = keys

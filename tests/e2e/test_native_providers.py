@@ -18,8 +18,7 @@ from tests.e2e.support import (
     Gateway,
     base_env,
     create_key_cli,
-    free_port,
-    spawn,
+    serve_until_ready,
     wait_row,
 )
 from tests.providers.conftest import service_account
@@ -106,18 +105,7 @@ def native_gateway(e2e_dir: Path, mock_port: int) -> Iterator[Gateway]:
     config = workdir / "sluice.yaml"
     config.write_text(native_config(mock_port, credentials))
     created = create_key_cli(env, "native-e2e")
-    port = free_port()
-    proc = spawn(
-        "native-gateway",
-        ["serve", "--port", str(port), "--config", str(config)],
-        env,
-        workdir / "gateway.log",
-    )
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/health/ready")
-    except BaseException:
-        proc.kill()
-        raise
+    proc, port = serve_until_ready(workdir, config, env, name="native-gateway")
     gw = Gateway(proc, port, env, data_dir, master, created["key"], created["id"])
     try:
         yield gw

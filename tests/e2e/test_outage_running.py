@@ -5,7 +5,6 @@ ends per task, and no traceback; once the database is back everything answers 20
 
 from __future__ import annotations
 
-import secrets
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import stop_gateway
-from tests.e2e.support import Gateway, Proc, base_env, free_port, gateway_config, spawn
+from tests.e2e.support import Proc, spawn_keyless_gateway
 from tests.services import PrivatePostgres
 
 pytestmark = pytest.mark.e2e
@@ -37,23 +36,16 @@ def _unavailable(resp: httpx.Response) -> None:
 def test_database_stops_while_serving(
     private_postgres: PrivatePostgres, e2e_dir: Path, mock_port: int, down_port: int, echo_port: int
 ) -> None:
-    workdir = e2e_dir / "db-outage-running"
-    workdir.mkdir()
-    master = "sk-master-" + secrets.token_hex(16)
-    env = base_env(
-        workdir / "data",
-        master,
+    gw = spawn_keyless_gateway(
+        e2e_dir / "db-outage-running",
+        mock_port,
+        down_port,
+        echo_port,
         SLUICE_DATABASE_URL=private_postgres.url,
         SLUICE_DATABASE_CONNECT_TIMEOUT_S="2",
         SLUICE_DATABASE_COMMAND_TIMEOUT_S="2",
     )
-    config = workdir / "sluice.yaml"
-    config.write_text(gateway_config(mock_port, down_port, echo_port))
-    port = free_port()
-    proc = spawn(
-        "gateway", ["serve", "--port", str(port), "--config", str(config)], env, workdir / "gw.log"
-    )
-    gw = Gateway(proc, port, env, workdir / "data", master, key="", key_id="")
+    master, proc = gw.master_key, gw.proc
     admin = {"Authorization": f"Bearer {master}"}
     try:
         proc.wait_http(f"{gw.base_url}/health/ready")

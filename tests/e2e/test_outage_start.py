@@ -20,6 +20,7 @@ from tests.e2e.support import (
     gateway_config,
     reserve_closed_port,
     spawn,
+    spawn_keyless_gateway,
 )
 from tests.services import PrivatePostgres
 
@@ -40,21 +41,15 @@ def test_serve_waits_for_the_database(
 ) -> None:
     private_postgres.stop()
     workdir = e2e_dir / "db-down"
-    workdir.mkdir()
-    master = "sk-master-" + secrets.token_hex(16)
-    env = base_env(
-        workdir / "data",
-        master,
+    gw = spawn_keyless_gateway(
+        workdir,
+        mock_port,
+        down_port,
+        echo_port,
         SLUICE_DATABASE_URL=private_postgres.url,
         SLUICE_STARTUP_RETRY_MAX_S="0.5",
     )
-    config = workdir / "sluice.yaml"
-    config.write_text(gateway_config(mock_port, down_port, echo_port))
-    port = free_port()
-    proc = spawn(
-        "gateway", ["serve", "--port", str(port), "--config", str(config)], env, workdir / "gw.log"
-    )
-    gw = Gateway(proc, port, env, workdir / "data", master, key="", key_id="")
+    master, proc = gw.master_key, gw.proc
     try:
         proc.wait_http(f"{gw.base_url}/health/live")
         with httpx.Client(base_url=gw.base_url, timeout=10) as client:

@@ -4,7 +4,6 @@ on every dialect, native and translated, JSON and streamed; the deployment's mod
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ import orjson
 import pytest
 
 from sluice.app import SluiceApp
-from sluice.providers.mock.server import run_server
 from tests.integration.conftest import make_settings, running
+from tests.mock_upstream import mock_upstream
 
 UP_CHAT = "chat?completion_tokens=3"
 UP_EMBED = "embed?dim=4"
@@ -23,16 +22,19 @@ UP_EMBED = "embed?dim=4"
 
 @pytest.fixture
 async def gw(
-    tmp_path: Path, unused_tcp_port: int
+    tmp_path: Path,
 ) -> AsyncIterator[tuple[SluiceApp, httpx.AsyncClient]]:
     """Deployments on the mock upstream (``sluice mock-upstream``), whose answers name the
     model they were sent (the script, e.g. ``chat?completion_tokens=3``), never the public
     name; and one on the in-process mock provider."""
-    ready = asyncio.Event()
-    server = asyncio.ensure_future(run_server("127.0.0.1", unused_tcp_port, ready=ready))
-    await ready.wait()
-    base = f"http://127.0.0.1:{unused_tcp_port}"
-    config = f"""
+    async with mock_upstream() as base:
+        config = _config(base)
+        async with running(make_settings(tmp_path), config) as pair:
+            yield pair
+
+
+def _config(base: str) -> str:
+    return f"""
 providers:
   oa: {{type: openai, base_url: "{base}/v1", api_key: sk-up}}
   an: {{type: anthropic, base_url: "{base}", api_key: sk-ant}}
@@ -48,13 +50,6 @@ models:
   - name: embed-pub
     deployments: [{{provider: oa, model: "{UP_EMBED}"}}]
 """
-    try:
-        async with running(make_settings(tmp_path), config) as pair:
-            yield pair
-    finally:
-        server.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await server
 
 
 def _body(path: str, model: str, *, stream: bool) -> dict[str, Any]:

@@ -5,7 +5,6 @@ Responses side routes (compact, input_items, input_tokens, cancel)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import pytest
 
 from sluice.app import SluiceApp
 from tests.integration.conftest import make_settings, running
+from tests.mock_upstream import mock_upstream
 
 SCHEMA = {
     "type": "object",
@@ -29,15 +29,16 @@ NON_OPENAI = ("claude", "gem", "mock-chat")
 
 @pytest.fixture
 async def gw(
-    tmp_path: Path, unused_tcp_port: int
+    tmp_path: Path,
 ) -> AsyncIterator[tuple[SluiceApp, httpx.AsyncClient]]:
-    from sluice.providers.mock.server import run_server
+    async with mock_upstream() as root:
+        config = _config(root)
+        async with running(make_settings(tmp_path), config) as pair:
+            yield pair
 
-    ready = asyncio.Event()
-    server = asyncio.ensure_future(run_server("127.0.0.1", unused_tcp_port, ready=ready))
-    await ready.wait()
-    root = f"http://127.0.0.1:{unused_tcp_port}"
-    config = f"""
+
+def _config(root: str) -> str:
+    return f"""
 providers:
   anth: {{type: anthropic, base_url: "{root}", api_key: sk-ant}}
   gemini: {{type: gemini, base_url: "{root}", api_key: gm-key}}
@@ -55,13 +56,6 @@ models:
   - {{name: bed, deployments: [{{provider: bedrock, model: chat}}]}}
   - {{name: mock-chat, deployments: [{{provider: mock, model: chat}}]}}
 """
-    try:
-        async with running(make_settings(tmp_path), config) as pair:
-            yield pair
-    finally:
-        server.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await server
 
 
 def _matches_schema(text: str) -> None:

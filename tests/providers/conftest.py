@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -17,9 +16,9 @@ import pytest
 
 from sluice.config.model import ProviderConfig, Timeouts
 from sluice.providers.base import Provider, UpstreamCall
-from sluice.providers.mock.server import run_server
 from sluice.providers.registry import build_provider
 from sluice.types import Endpoint, ProviderRequest
+from tests.mock_upstream import mock_upstream
 
 UNSET = "SLUICE_TEST_UNSET_CREDENTIAL"
 
@@ -33,15 +32,8 @@ def free_port() -> int:
 @pytest.fixture
 async def upstream() -> AsyncIterator[str]:
     """``sluice mock-upstream`` on a loopback port, in this event loop."""
-    port = free_port()
-    ready = asyncio.Event()
-    server = asyncio.ensure_future(run_server("127.0.0.1", port, ready=ready))
-    await asyncio.wait_for(ready.wait(), 5)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
+    async with mock_upstream() as base:
+        yield base
 
 
 @pytest.fixture
