@@ -89,7 +89,7 @@ ALLOWED: dict[str, set[str]] = {
     "credentials": {"errors"},
     "storage.availability": {"errors"},
     "outage": {"clock", "storage.availability"},
-    "bringup": {"lifecycle", "storage.availability"},
+    "bringup": {"clock", "lifecycle", "storage.availability"},
     # the provider seam and its table; adapters see their protocol, their config row, the
     # foundation (tokens: the mock's estimates; tasks: the mock upstream server's tasks)
     "providers.registry": {"config", "providers.base"},
