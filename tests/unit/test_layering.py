@@ -164,7 +164,7 @@ CONCRETE = (
     "providers.cohere",
     "providers.native",
 )
-ROOTS = {"app", "lifespan", "cli", "cli_tenancy", "cli_routing", "cli_console"}
+ROOTS = {"app", "lifespan", "cli", "cli_tenancy", "cli_routing"}
 
 
 @dataclass(frozen=True, slots=True)
