@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sluice.providers.registry import PROVIDER_TYPES
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "sluice"
 
@@ -147,23 +149,16 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
 }
 
-# Concrete backends: only the composition roots (and their own package) import them.
-CONCRETE = (
+# Concrete backends: only the composition roots (and their own package) import them. The
+# provider adapters are the packages the registry's factories live in.
+CONCRETE = {
     "storage.sql",
     "limits.memory",
     "limits.redis",
     "budgets.memory",
     "budgets.redis",
     "routing.breaker_redis",
-    "providers.mock",
-    "providers.openai_compat",
-    "providers.anthropic",
-    "providers.gemini",
-    "providers.vertex",
-    "providers.bedrock",
-    "providers.cohere",
-    "providers.native",
-)
+} | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
 ROOTS = {"app", "lifespan", "cli", "cli_tenancy", "cli_routing"}
 
 
@@ -290,6 +285,8 @@ def test_every_module_belongs_to_a_unit_of_the_table() -> None:
         _unit(module)
     for targets in ALLOWED.values():
         assert targets <= ALLOWED.keys(), targets - ALLOWED.keys()
+    missing = {c for c in CONCRETE if not any(_within(m, c) for m in MODULES)}
+    assert missing == set(), "a concrete backend moved: update CONCRETE"
 
 
 def test_imports_follow_the_layer_table() -> None:
