@@ -61,17 +61,6 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
         await runner.cleanup()
 
 
-class NoWait:
-    """A ``sleep`` for the webhook sender that records the back-off instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        await asyncio.sleep(0)
-
-
 def principal_with(*budgets: tuple[str, BudgetSpec], **ids: str) -> Principal:
     return Principal(key_id=ids.pop("key_id", "k1"), name="k", budget_checks=budgets, **ids)
 
@@ -86,8 +75,11 @@ def make_service(
     breakers: Any = None,
     deployments: list[WatchedDeployment] | None = None,
     config: dict[str, Any] | None = None,
-    sleep: NoWait | None = None,
+    waits: FakeClock | None = None,
 ) -> AlertService:
+    """``waits``: the clock the webhook back-off sleeps on (its own by default, so the back-off
+    records its waits without moving ``clock``)."""
+
     def state(key: str) -> BreakerState:
         return breakers.state(key) if breakers is not None else CLOSED_STATE
 
@@ -100,5 +92,5 @@ def make_service(
         breaker_state=state,
         deployments=deployments or [],
         clock=clock,
-        sleep=sleep or NoWait(),
+        sleep=(waits or FakeClock()).sleep,
     )

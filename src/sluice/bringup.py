@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from sluice.clock import Clock, SystemClock
 from sluice.lifecycle import Lifecycle
 from sluice.storage.availability import database_unavailable
 
@@ -56,14 +56,16 @@ class BringUp:
         retry_max_s: float,
         first_retry_s: float = FIRST_RETRY_S,
         attempt_timeout_s: float = ATTEMPT_TIMEOUT_S,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._steps = steps
         self._first_retry_s = min(first_retry_s, retry_max_s)
         self._lifecycle = lifecycle
         self._retry_max_s = retry_max_s
         self._attempt_timeout_s = attempt_timeout_s
         self._failures = 0
-        self._since = time.monotonic()
+        self._since = self._clock.monotonic()
 
     async def attempt(self) -> bool:
         """One bounded attempt; ``True`` once the process is ready."""
@@ -77,7 +79,7 @@ class BringUp:
             log.info(
                 "the database answers again after %d failed attempt(s) over %.1f s; ready",
                 self._failures,
-                time.monotonic() - self._since,
+                self._clock.monotonic() - self._since,
             )
         self._lifecycle.mark_ready()
         return True
@@ -86,7 +88,7 @@ class BringUp:
         """Attempt with a doubling pause until one succeeds (a background task)."""
         pause = self._first_retry_s
         while not await self.attempt():
-            await asyncio.sleep(pause)
+            await self._clock.sleep(pause)
             pause = min(pause * 2, self._retry_max_s)
 
     def _failed(self, exc: Exception) -> None:

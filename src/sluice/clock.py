@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Protocol
 
@@ -15,6 +16,10 @@ class Clock(Protocol):
         """Monotonic seconds (for durations and deadlines)."""
         ...
 
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a back-off between attempts)."""
+        ...
+
 
 class SystemClock:
     __slots__ = ()
@@ -25,13 +30,22 @@ class SystemClock:
     def monotonic(self) -> float:
         return time.perf_counter()
 
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
 
 class FakeClock:
-    """A clock that moves only when told to."""
+    """A clock that moves only when told to, or when someone sleeps on it.
+
+    :meth:`sleep` does not wait: it moves the clock by ``seconds``, records the wait in
+    :attr:`sleeps` and yields to the event loop once, so a back-off costs no real time and
+    a test can assert exactly how long the code meant to wait.
+    """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._now = start
         self._mono = 0.0
+        self.sleeps: list[float] = []
 
     def now(self) -> float:
         return self._now
@@ -42,3 +56,9 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self._now += seconds
         self._mono += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if seconds > 0:
+            self.advance(seconds)
+        await asyncio.sleep(0)

@@ -12,7 +12,10 @@ from typing import Annotated, Literal
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from sluice.providers.base import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
+DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Default of ``SLUICE_MAX_UPSTREAM_BODY_BYTES`` (and of ``ReadLimits`` in the provider seam)."""
+DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
+"""Default of ``SLUICE_MAX_UPSTREAM_EVENT_BYTES``."""
 
 
 def default_data_dir() -> Path:

@@ -19,7 +19,6 @@ from sluice.routing.breaker import BreakerConfig, MemoryBreakers
 from sluice.storage.sql.repository import SqlStorage
 from tests.alerts_support import (
     DAY_START,
-    NoWait,
     Receiver,
     make_service,
     principal_with,
@@ -263,7 +262,7 @@ async def test_a_failing_webhook_is_retried_then_recorded_failed(
 ) -> None:
     clock = FakeClock(DAY_START + 60)
     budgets = MemoryBudgets(clock)
-    sleep = NoWait()
+    waits = FakeClock()
     receiver.statuses = [503, 503, 503]
     service = make_service(
         repo=storage.alerts,
@@ -272,7 +271,7 @@ async def test_a_failing_webhook_is_retried_then_recorded_failed(
         clock=clock,
         principals=[principal_with((TEAM, DAILY))],
         config=hook(receiver, retries=2, backoff_s=1.5),
-        sleep=sleep,
+        waits=waits,
     )
     await spend(budgets, clock, 5.0)
     await service.check_budgets()
@@ -280,7 +279,7 @@ async def test_a_failing_webhook_is_retried_then_recorded_failed(
     [alert] = await storage.alerts.list(AlertQuery())
     assert (alert.delivery, alert.attempts, alert.last_error) == ("failed", 3, "ops: HTTP 503")
     assert alert.delivered_at is None
-    assert receiver.hits == 3 and sleep.waits == [1.5, 3.0]
+    assert receiver.hits == 3 and waits.sleeps == [1.5, 3.0]
     assert "s3cr3t" not in (alert.last_error or "")
 
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.clock import Clock
 from sluice.config.loader import parse_config
 from sluice.settings import Settings
 
@@ -52,9 +53,9 @@ GatewayFactory = Callable[..., Any]
 
 @asynccontextmanager
 async def running(
-    settings: Settings, config_text: str = CONFIG
+    settings: Settings, config_text: str = CONFIG, *, clock: Clock | None = None
 ) -> AsyncIterator[tuple[SluiceApp, httpx.AsyncClient]]:
-    app = SluiceApp(settings, parse_config(config_text, source="test.yaml"))
+    app = SluiceApp(settings, parse_config(config_text, source="test.yaml"), clock=clock)
     await app.startup()
     transport = httpx.ASGITransport(app=app)
     try:

@@ -14,11 +14,12 @@ from sluice.alerts import Alert, owners_of
 from sluice.alerts.payload import slack_payload
 from sluice.alerts.webhook import WebhookSender
 from sluice.budgets.spec import BudgetSpec
+from sluice.clock import FakeClock
 from sluice.config import ConfigError
 from sluice.config.alerts import AlertsConfig, WebhookConfig
 from sluice.config.loader import parse_config
 from sluice.config.secrets import SecretRef
-from tests.alerts_support import NoWait, Receiver, principal_with, webhook_receiver
+from tests.alerts_support import Receiver, principal_with, webhook_receiver
 
 BUDGET_ALERT = Alert(
     kind="budget",
@@ -121,12 +122,12 @@ def _hook(url: str, **extra: object) -> WebhookConfig:
 
 async def test_a_4xx_answer_is_final(receiver: Receiver) -> None:
     receiver.statuses = [404]
-    sleep = NoWait()
+    waits = FakeClock()
     async with aiohttp.ClientSession() as session:
-        sender = WebhookSender(session, [("ops", _hook(receiver.url))], sleep=sleep)
+        sender = WebhookSender(session, [("ops", _hook(receiver.url))], sleep=waits.sleep)
         result = await sender.deliver(BUDGET_ALERT)
     assert (result.delivery, result.attempts, result.last_error) == ("failed", 1, "ops: HTTP 404")
-    assert sleep.waits == [] and receiver.hits == 1
+    assert waits.sleeps == [] and receiver.hits == 1
 
 
 async def test_an_unreachable_webhook_is_named_without_its_url() -> None:
@@ -137,7 +138,7 @@ async def test_an_unreachable_webhook_is_named_without_its_url() -> None:
         sender = WebhookSender(
             session,
             [("ops", _hook(f"http://127.0.0.1:{port}/secret-path", retries=1))],
-            sleep=NoWait(),
+            sleep=FakeClock().sleep,
         )
         result = await sender.deliver(BUDGET_ALERT)
     assert result.delivery == "failed" and result.attempts == 2

@@ -13,7 +13,8 @@ from types import FrameType
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from sluice.bringup import BringUp, database_error
+from sluice.bringup import FIRST_RETRY_S, BringUp, database_error
+from sluice.clock import FakeClock
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from tests.logs import has_traceback
 
@@ -133,13 +134,15 @@ async def test_bring_up_retries_until_the_database_answers(
         if len(attempts) <= 3:
             raise ConnectionRefusedError(111, "Connection refused")
 
-    bring_up = BringUp(steps, life, retry_max_s=0.02, first_retry_s=0.001)
+    clock = FakeClock()
+    bring_up = BringUp(steps, life, retry_max_s=0.8, clock=clock)
     with caplog.at_level(logging.INFO, logger="sluice"):
         assert not await bring_up.attempt()
         assert life.phase is Phase.STARTING
         assert life.last_error is not None and "ConnectionRefusedError" in life.last_error
         await asyncio.wait_for(bring_up.retry(), timeout=5)
     assert life.ready and len(attempts) == 4
+    assert clock.sleeps == [FIRST_RETRY_S, 0.8]  # doubling from the default, capped
     messages = [r.getMessage() for r in caplog.records]
     outage = [m for m in messages if "the database is unavailable" in m]
     assert len(outage) == 1, "one line when the outage starts, not one per attempt"

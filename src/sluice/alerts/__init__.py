@@ -8,7 +8,6 @@ Parts: :mod:`~sluice.alerts.budget` and :mod:`~sluice.alerts.breaker` (the watch
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Sequence
 
 import aiohttp
@@ -51,11 +50,14 @@ def build_alert_service(
     breaker_state: Callable[[str], BreakerState],
     deployments: Sequence[WatchedDeployment],
     clock: Clock,
-    sleep: Sleep = asyncio.sleep,
+    sleep: Sleep | None = None,
 ) -> AlertService:
-    """The alert service for one process, from the ``alerts:`` config section."""
+    """The alert service for one process, from the ``alerts:`` config section. Webhook
+    retries back off on ``clock`` unless ``sleep`` is given."""
     sender = WebhookSender(
-        session, list(zip(config.webhook_names(), config.webhooks, strict=True)), sleep=sleep
+        session,
+        list(zip(config.webhook_names(), config.webhooks, strict=True)),
+        sleep=sleep or clock.sleep,
     )
     return AlertService(
         repo,

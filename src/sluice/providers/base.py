@@ -15,16 +15,13 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from sluice.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
 from sluice.types import Endpoint, ProviderRequest, Usage
 
 if TYPE_CHECKING:
     import aiohttp
 
     from sluice.config.model import Timeouts
-
-
-DEFAULT_MAX_BODY_BYTES = 32 * 1024 * 1024
-DEFAULT_MAX_EVENT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)

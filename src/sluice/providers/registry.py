@@ -41,12 +41,14 @@ class ProviderSpec:
     factory: str
     """``module:attribute`` called as ``factory(name, config, options)``."""
     options: OpenAIFamilyRow | None = None
+    in_process: bool = False
+    """Served inside the gateway process itself (no upstream host): counts as self-hosted."""
 
 
 _OPENAI = "sluice.providers.openai_compat:OpenAICompatibleProvider"
 
 PROVIDER_TYPES: dict[str, ProviderSpec] = {
-    "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider"),
+    "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider", in_process=True),
     "openai_compatible": ProviderSpec(_OPENAI, OpenAIFamilyRow(None, key_required=False)),
     "openai": ProviderSpec(
         _OPENAI, OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True)

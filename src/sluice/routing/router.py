@@ -130,7 +130,7 @@ class Router:
         if loop.time() + delay >= deadline:
             return False
         if delay > 0:
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
         return True
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import orjson
 
@@ -28,8 +28,12 @@ from sluice.providers.mock import script as s
 from sluice.providers.mock.reply import Reply
 from sluice.providers.mock.wire_common import Request, WireError
 
-if TYPE_CHECKING:
-    from sluice.providers.mock.server import MockApp
+
+class Upstream(Protocol):
+    """What a native reply reads and counts on the server that serves it (``MockApp``)."""
+
+    requests: int
+    flaky: s.FlakyCounter
 
 
 class Wire(Protocol):
@@ -54,7 +58,7 @@ WIRES: tuple[Wire, ...] = (wire_anthropic, wire_gemini, wire_bedrock, wire_coher
 
 
 async def native_reply(
-    app: MockApp, path: str, headers: dict[str, str], raw: bytes
+    app: Upstream, path: str, headers: dict[str, str], raw: bytes
 ) -> Reply | None:
     """The reply for a native-format request, or ``None`` when no format owns the path."""
     for wire in WIRES:

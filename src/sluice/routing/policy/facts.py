@@ -128,26 +128,25 @@ _PRIVATE_SUFFIXES = (
     ".home.arpa",
     ".svc",
 )
-_IN_PROCESS_TYPES = frozenset({"mock"})
-"""Provider types served inside the gateway process itself."""
 
 
 def is_self_hosted(config: ProviderConfig, *, override: bool | None = None) -> bool:
     """Whether a provider runs on the operator's own machines (``resource.self_hosted``).
 
-    ``override`` (an explicit config setting) wins. Otherwise: the in-process mock, or an
-    API root (the configured ``base_url``, else the type's default) on a loopback, private
-    or link-local address, ``localhost``, a single-label host name (a compose or cluster
-    service such as ``http://inference:8000``) or a private DNS suffix (``.local``,
-    ``.internal``, ``.svc``, ...). Decided from the config alone: no DNS lookup.
+    ``override`` (an explicit config setting) wins. Otherwise: a type the registry serves
+    in process (``ProviderSpec.in_process``), or an API root (the configured ``base_url``,
+    else the type's default) on a loopback, private or link-local address, ``localhost``, a
+    single-label host name (a compose or cluster service such as ``http://inference:8000``)
+    or a private DNS suffix (``.local``, ``.internal``, ``.svc``, ...). Decided from the
+    config alone: no DNS lookup.
     """
     if override is not None:
         return override
-    if config.type in _IN_PROCESS_TYPES:
+    spec = PROVIDER_TYPES.get(config.type)
+    if spec is not None and spec.in_process:
         return True
     url = config.base_url
     if url is None:
-        spec = PROVIDER_TYPES.get(config.type)
         url = spec.options.default_base_url if spec and spec.options else None
     host = urlsplit(url).hostname if url else None
     return host is not None and _private_host(host)
