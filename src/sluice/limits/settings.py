@@ -50,22 +50,11 @@ class LimitSettings:
     """Per-model limits (no ``models`` of their own)."""
 
     @classmethod
-    def from_json(cls, data: Any, *, where: str = "limits") -> LimitSettings:
+    def from_json(cls, data: Any) -> LimitSettings:
         """Read the stored (or posted) JSON object; :class:`~sluice.types.FieldError` names
         the bad field (``limits.rpm``, ``limits.models.gpt-4o.tpm_input``). Only the types
         are checked here; the bounds an admin may set are ``sluice.tenancy.bounds``."""
-        if not isinstance(data, Mapping):
-            raise FieldError(where, f"must be an object, not {type(data).__name__}")
-        values: dict[str, Any] = {}
-        for name, value in data.items():
-            if name == "models" and where == "limits":
-                values["models"] = _models(value)
-            elif name in LIMIT_FIELDS:
-                if value is not None:
-                    values[name] = _count(value, where=f"{where}.{name}")
-            else:
-                raise FieldError(f"{where}.{name}", "is not a limit")
-        return cls(**values)
+        return _read(data, where="limits", per_model=True)
 
     def to_json(self) -> dict[str, Any]:
         """The stored form: set limits only, ``models`` only when there are some."""
@@ -88,13 +77,28 @@ class LimitSettings:
         return bool(self.items() or self.models)
 
 
+def _read(data: Any, *, where: str, per_model: bool) -> LimitSettings:
+    if not isinstance(data, Mapping):
+        raise FieldError(where, f"must be an object, not {type(data).__name__}")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "models" and per_model:
+            values["models"] = _models(value)
+        elif name in LIMIT_FIELDS:
+            if value is not None:
+                values[name] = _count(value, where=f"{where}.{name}")
+        else:
+            raise FieldError(f"{where}.{name}", "is not a limit")
+    return LimitSettings(**values)
+
+
 def _models(value: Any) -> dict[str, LimitSettings]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
         raise FieldError("limits.models", "must map model names to limits")
     return {
-        str(name): LimitSettings.from_json(v, where=f"limits.models.{name}")
+        str(name): _read(v, where=f"limits.models.{name}", per_model=False)
         for name, v in value.items()
     }
 

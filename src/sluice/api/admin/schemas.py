@@ -109,7 +109,7 @@ class Limits(ModelLimits):
 
     def settings(self) -> LimitSettings:
         models = {name: LimitSettings(**m.values()) for name, m in (self.models or {}).items()}
-        return LimitSettings(**ModelLimits.values(self), models=models)
+        return LimitSettings(**super().values(), models=models)
 
 
 class Budget(Strict):
