@@ -23,6 +23,7 @@ from sluice.budgets.pricing import Pricer, known_context_window
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.crypto import Sealer
+from sluice.credentials.resolve import ProviderCredentials
 from sluice.errors import GatewayError
 from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
@@ -31,7 +32,7 @@ from sluice.observability.wiring import Observability, build_observability
 from sluice.outage import OutageLog
 from sluice.pipeline.relay import Services
 from sluice.providers.base import Provider, ReadLimits
-from sluice.providers.registry import build_provider
+from sluice.providers.build import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
 from sluice.routing.health import DeploymentStats
 from sluice.routing.policy import PolicyEngine
@@ -77,8 +78,8 @@ class Runtime:
     redis: Redis | None = None
     sealer: Sealer | None = None
     _seeded: set[tuple[str, str]] = field(default_factory=set)
-    credentials: dict[str, str] = field(default_factory=dict)
-    """Decrypted stored credentials by provider name (replace the config's)."""
+    credentials: ProviderCredentials = field(default_factory=ProviderCredentials)
+    """Each provider's API key: the decrypted stored one, else the config's ``api_key``."""
     generated_master_key: str | None = None
     policies_version: int = 0
     """The policy reload counter this process's routing policies reflect."""
@@ -180,8 +181,7 @@ class Runtime:
                     )
                 except GatewayError as exc:
                     log.error("%s", exc.message)
-        self.credentials.clear()
-        self.credentials.update(fresh)
+        self.credentials.set_stored(fresh)
         if self.observability is not None:
             self.observability.redactor.add(fresh.values())
 
@@ -464,6 +464,9 @@ async def open_runtime(
             body_policy=body_policy,
             redis=redis,
             sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
+            credentials=ProviderCredentials(
+                {name: p.api_key_ref for name, p in config.providers.items()}
+            ),
             lifecycle=lifecycle or Lifecycle(),
         )
         rt.observability = build_observability(

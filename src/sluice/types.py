@@ -72,3 +72,26 @@ class ProviderRequest:
     """The client asked for the final usage chunk (``stream_options.include_usage``)."""
     context: Any = None
     """State a dialect keeps for this request (e.g. the Responses conversation so far)."""
+
+
+class FieldError(ValueError):
+    """A value object refused its input; ``field`` names where (``limits.rpm``)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field} {message}")
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored value this version cannot read (written by hand or by an older version).
+
+    It is kept as stored, so an unrelated change writes it back untouched and the admin API
+    shows it; whatever would enforce it refuses instead (a key with unreadable limits fails
+    closed)."""
+
+    raw: Any
+    reason: str
+
+    def to_json(self) -> Any:
+        return self.raw

@@ -26,6 +26,7 @@ from sluice.api.admin.providers import remove_credential, store_credential
 from sluice.api.admin.routing import record_reload
 from sluice.app import SluiceApp
 from sluice.auth.principal import MASTER
+from sluice.limits.settings import LimitSettings
 from sluice.routing.policy.engine import ReloadResult
 from sluice.storage.console import SessionRecord
 from sluice.storage.sql import tables as t
@@ -202,19 +203,19 @@ Run = Callable[[World], Awaitable[object]]
 
 async def _global(w: World) -> object:
     return await w.ctx.tenancy.set_global_governance(
-        MASTER, Governance(limits={"rpm": 100}, budget=None)
+        MASTER, Governance(limits=LimitSettings(rpm=100), budget=None)
     )
 
 
 async def _org_update(w: World) -> object:
     return await w.ctx.tenancy.update_org(
-        MASTER, w.org_id, name="acme-2", gov=Governance(limits={"rpm": 10})
+        MASTER, w.org_id, name="acme-2", gov=Governance(limits=LimitSettings(rpm=10))
     )
 
 
 async def _team_update(w: World) -> object:
     return await w.ctx.tenancy.update_team(
-        MASTER, w.team_id, name="renamed", gov=Governance(limits={"rpm": 10})
+        MASTER, w.team_id, name="renamed", gov=Governance(limits=LimitSettings(rpm=10))
     )
 
 
@@ -252,7 +253,7 @@ async def _key_create(w: World) -> object:
         user_id=w.user_id,
         service_account_id=None,
         expires_at=None,
-        gov=Governance(limits={"rpm": 5}),
+        gov=Governance(limits=LimitSettings(rpm=5)),
         metadata={"a": "b"},
     )
 
@@ -262,7 +263,7 @@ async def _key_update(w: World) -> object:
         MASTER,
         w.key_id,
         {"name": "renamed", "metadata": {"x": "y"}},
-        Governance(limits={"rpm": 7}),
+        Governance(limits=LimitSettings(rpm=7)),
         now=w.ctx.rt.clock.now(),
     )
 

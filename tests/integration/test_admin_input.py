@@ -17,8 +17,9 @@ import pytest
 from sluice.api.admin.deps import AdminContext
 from sluice.app import SluiceApp
 from sluice.auth.principal import MASTER
-from sluice.budgets.spec import BUDGET_USD_MAX
+from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSettings
 from sluice.errors import BadRequest
+from sluice.limits.settings import LimitSettings, stored_limits
 from sluice.limits.spec import LIMIT_MAX
 from sluice.tenancy.model import Governance
 from tests.integration.conftest import make_settings, running
@@ -206,13 +207,16 @@ async def test_legacy_out_of_range_limits_never_block_revocation_or_disabling(
     other = await _made(client, "/api/v1/keys", {"name": "other"})
     record = await rt.storage.keys.get(legacy["id"])
     await rt.storage.keys.update(
-        replace(record, limits={"rpm": HUGE, "models": {"mock-gpt": {"tpm_input": HUGE}}})
+        replace(
+            record,
+            limits=LimitSettings(rpm=HUGE, models={"mock-gpt": LimitSettings(tpm_input=HUGE)}),
+        )
     )
     odd_record = await rt.storage.keys.get(odd["id"])
-    await rt.storage.keys.update(replace(odd_record, limits={"rpm": "lots"}))
+    await rt.storage.keys.update(replace(odd_record, limits=stored_limits({"rpm": "lots"})))
     stored_user = await rt.storage.tenancy.get_user(user["id"])
     await rt.storage.tenancy.update_user(
-        replace(stored_user, governance=Governance(limits={"tpm_output": HUGE}))
+        replace(stored_user, governance=Governance(limits=LimitSettings(tpm_output=HUGE)))
     )
     with caplog.at_level(logging.WARNING, logger="sluice.tenancy"):
         await rt.refresh_keys(force=True)
@@ -259,11 +263,14 @@ async def test_the_domain_refuses_what_the_api_refuses(
     org = await _made(client, "/api/v1/orgs", {"name": "o"})
     tenancy = AdminContext.build(_runtime(app)).tenancy
     for gov, param in (
-        (Governance(limits={"rpm": HUGE}), "limits.rpm"),
-        (Governance(limits={"rpm": True}), "limits.rpm"),
-        (Governance(limits={"models": {"mock-gpt": {"rpd": -1}}}), "limits.models.mock-gpt.rpd"),
-        (Governance(budget={"usd": float("inf"), "period": "month"}), "budget.usd"),
-        (Governance(budget={"usd": 1, "period": "year"}), "budget.period"),
+        (Governance(limits=LimitSettings(rpm=HUGE)), "limits.rpm"),
+        (Governance(limits=LimitSettings(rpm=True)), "limits.rpm"),
+        (
+            Governance(limits=LimitSettings(models={"mock-gpt": LimitSettings(rpd=-1)})),
+            "limits.models.mock-gpt.rpd",
+        ),
+        (Governance(budget=BudgetSettings(usd=float("inf"))), "budget.usd"),
+        (Governance(budget=BudgetSettings(usd=1, period="year")), "budget.period"),  # type: ignore[arg-type]
     ):
         with pytest.raises(BadRequest) as caught:
             await tenancy.update_org(MASTER, org["id"], name=None, gov=gov)

@@ -14,9 +14,10 @@ import aiohttp
 import orjson
 import pytest
 
-from sluice.config.model import ProviderConfig, Timeouts
+from sluice.config.providers import Timeouts, validate_provider
+from sluice.credentials.resolve import ProviderCredentials
 from sluice.providers.base import Provider, UpstreamCall
-from sluice.providers.registry import build_provider
+from sluice.providers.build import build_provider
 from sluice.types import Endpoint, ProviderRequest
 from tests.mock_upstream import mock_upstream
 
@@ -79,7 +80,7 @@ class Case:
     """Config keys that point the credential at an unset environment variable."""
 
     def build(self, root: str, tmp: Path) -> Provider:
-        return build_provider(self.name, ProviderConfig.model_validate(self.config(root, tmp)))
+        return build_provider(self.name, validate_provider(self.config(root, tmp)))
 
     def model(self, script: str) -> str:
         return self.model_prefix + script
@@ -156,15 +157,19 @@ class Harness:
         """Rebuild the adapter with these deadlines (config and call both carry them)."""
         self.timeouts = Timeouts.model_validate(values)
         config = {**self.case.config(self.root, self.tmp), "timeouts": values}
-        self.provider = build_provider(self.case.name, ProviderConfig.model_validate(config))
+        self.provider = build_provider(self.case.name, validate_provider(config))
 
-    def call(self, script: str) -> UpstreamCall:
+    def call(self, script: str, *, config: dict[str, Any] | None = None) -> UpstreamCall:
+        """A call the way an attempt builds it: with the API key the core resolves for the
+        case's config (or ``config``)."""
+        built = validate_provider(config or self.case.config(self.root, self.tmp))
         return UpstreamCall(
             upstream_model=self.case.model(script),
             deployment=f"{self.case.name}/{script}",
             request_id="req_test",
             session=self.session,
             timeouts=self.timeouts,
+            credential=ProviderCredentials({"p": built.api_key_ref}).get("p"),
         )
 
 

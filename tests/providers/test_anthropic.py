@@ -9,12 +9,12 @@ import aiohttp
 import orjson
 import pytest
 
-from sluice.config.model import ProviderConfig, Timeouts
+from sluice.config.providers import Timeouts, validate_provider
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.providers.anthropic.stream import ChatTranslator, MessagesRelay
 from sluice.providers.anthropic.transform import JSON_INSTRUCTION, chat_request, chat_response
 from sluice.providers.base import UpstreamCall
-from sluice.providers.registry import build_provider
+from sluice.providers.build import build_provider
 from sluice.types import Endpoint, ProviderRequest, Usage
 from tests.providers.conftest import sse_objects
 
@@ -367,7 +367,7 @@ def test_relay_passes_events_unchanged_and_reads_usage() -> None:
 async def test_messages_pass_through(upstream: str) -> None:
     provider = build_provider(
         "a",
-        ProviderConfig.model_validate({"type": "anthropic", "base_url": upstream, "api_key": "k"}),
+        validate_provider({"type": "anthropic", "base_url": upstream, "api_key": "k"}),
     )
     assert Endpoint.MESSAGES in provider.capabilities
     body = {
@@ -377,7 +377,9 @@ async def test_messages_pass_through(upstream: str) -> None:
         "messages": [{"role": "user", "content": "Hi"}],
     }
     async with aiohttp.ClientSession() as session:
-        call = UpstreamCall("chat?prompt_tokens=21", "a/chat", "req", session, Timeouts())
+        call = UpstreamCall(
+            "chat?prompt_tokens=21", "a/chat", "req", session, Timeouts(), credential="k"
+        )
         req = ProviderRequest(Endpoint.MESSAGES, body, orjson.dumps(body), "claude-public")
         resp = await provider.send(req, call)
         message = orjson.loads(resp.body)

@@ -7,7 +7,8 @@ import aiohttp
 import orjson
 import pytest
 
-from sluice.config.model import ProviderConfig, Timeouts
+from sluice.config.providers import Timeouts, validate_provider
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall
 from sluice.providers.bedrock import embed
@@ -356,22 +357,22 @@ async def test_credentials_from_config_refs_and_the_aws_chain(
     monkeypatch.setenv("AWS_REGION", "ap-south-1")
     async with aiohttp.ClientSession() as session:
         call = UpstreamCall("m", "d", "r", session, Timeouts())
-        refs = ProviderConfig.model_validate(
+        refs = validate_provider(
             {
                 "type": "bedrock",
                 "access_key_id": "env:SLUICE_TEST_AWS_ID",
                 "secret_access_key": "env:SLUICE_TEST_AWS_SECRET",
             }
         )
-        creds = await AwsCredentials("b", refs).get(call)
+        creds = await AwsCredentials("b", refs, Secrets.resolve(refs.credential_refs())).get(call)
         assert (creds.access_key, creds.secret_key, creds.token) == ("AKIDFROMREF", "s3cret", None)
-        chain = ProviderConfig.model_validate({"type": "bedrock"})
-        creds = await AwsCredentials("b", chain).get(call)
+        chain = validate_provider({"type": "bedrock"})
+        creds = await AwsCredentials("b", chain, NO_SECRETS).get(call)
         assert (creds.access_key, creds.secret_key) == ("AKIDFROMCHAIN", "chain-secret")
         assert resolve_region(chain) == "ap-south-1"
         assert resolve_region(chain.model_copy(update={"region": "us-west-2"})) == "us-west-2"
     with pytest.raises(ValueError, match="given together"):
-        ProviderConfig.model_validate({"type": "bedrock", "access_key_id": "x"})
+        validate_provider({"type": "bedrock", "access_key_id": "x"})
 
 
 def test_embedding_transforms() -> None:
@@ -416,18 +417,18 @@ async def test_a_credential_chain_that_hangs_or_fails_maps_to_the_error_tree(
         def get_frozen_credentials(self) -> object:
             raise botocore.exceptions.CredentialRetrievalError(provider="sso", error_msg="x")
 
-    chain = ProviderConfig.model_validate({"type": "bedrock"})
+    chain = validate_provider({"type": "bedrock"})
     async with aiohttp.ClientSession() as session:
         call = UpstreamCall("m", "d", "r", session, Timeouts(ttfb_s=0.05))
         monkeypatch.setattr(botocore.session.Session, "get_credentials", lambda self: Hanging())
         try:
             with pytest.raises(GatewayError) as timed_out:
-                await AwsCredentials("b", chain).get(call)
+                await AwsCredentials("b", chain, NO_SECRETS).get(call)
         finally:
             release.set()
         monkeypatch.setattr(botocore.session.Session, "get_credentials", lambda self: Failing())
         with pytest.raises(GatewayError) as failed:
-            await AwsCredentials("b", chain).get(call)
+            await AwsCredentials("b", chain, NO_SECRETS).get(call)
     assert timed_out.value.kind is ErrorKind.PROVIDER_TIMEOUT and timed_out.value.status == 504
     assert failed.value.kind is ErrorKind.GATEWAY_UNAVAILABLE and failed.value.status == 503
     assert "CredentialRetrievalError" in failed.value.message

@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 import pytest
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import validate_provider
 from sluice.errors import ErrorKind, GatewayError, kind_for_upstream_status
 from sluice.providers.base import UpstreamStream
-from sluice.providers.registry import build_provider
+from sluice.providers.build import build_provider
 from sluice.types import Endpoint, ProviderRequest
 from tests.providers.conftest import UNSET, Harness, chat_request, sse_objects
 
@@ -292,8 +292,9 @@ async def test_unset_credential_fails_before_any_call(
 ) -> None:
     monkeypatch.delenv(UNSET, raising=False)
     config = {**harness.case.config(upstream, tmp_path), **harness.case.unset_credential}
-    provider = build_provider("p", ProviderConfig.model_validate(config))
+    provider = build_provider("p", validate_provider(config))
+    call = harness.call("chat", config=config)
     with pytest.raises(GatewayError) as info:
-        await provider.send(chat_request({"messages": MESSAGES}), harness.call("chat"))
+        await provider.send(chat_request({"messages": MESSAGES}), call)
     assert info.value.kind is ErrorKind.GATEWAY_UNAVAILABLE
     assert UNSET in info.value.message

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 import pytest
 
-from sluice.config.model import ProviderConfig, Timeouts
+from sluice.config.providers import MockConfig, Timeouts
 from sluice.errors import GatewayError
 from sluice.providers.base import UpstreamCall
 from sluice.providers.mock import caps
@@ -161,7 +161,7 @@ def _call(model: str) -> UpstreamCall:
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_in_process_mock_refuses_huge_choice_counts(stream: bool) -> None:
-    provider = MockProvider("mock", ProviderConfig(type="mock"))
+    provider = MockProvider("mock", MockConfig(type="mock"))
     body = {"model": "m", "messages": HI, "n": 10**18, "stream": stream}
     req = ProviderRequest(Endpoint.CHAT, body, orjson.dumps(body), "m", stream)
     with pytest.raises(GatewayError) as info:

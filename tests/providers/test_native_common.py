@@ -8,13 +8,14 @@ import struct
 import orjson
 import pytest
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import validate_provider
 from sluice.errors import BadRequest, ErrorKind
+from sluice.providers.build import build_provider
 from sluice.providers.native.events import EventSplitter
 from sluice.providers.native.io import ErrorMap
 from sluice.providers.native.openai_in import parse_data_url, tool_choice
 from sluice.providers.native.openai_out import ChunkWriter, embedding_list
-from sluice.providers.registry import PROVIDER_TYPES, build_provider
+from sluice.providers.registry import PROVIDER_TYPES
 from sluice.types import Endpoint, Usage
 
 
@@ -101,14 +102,14 @@ NATIVE_CONFIGS = {
 @pytest.mark.parametrize("name", list(NATIVE_CONFIGS))
 def test_every_native_row_builds_offline(name: str) -> None:
     assert name in PROVIDER_TYPES
-    provider = build_provider(name, ProviderConfig.model_validate(NATIVE_CONFIGS[name]))
+    provider = build_provider(name, validate_provider(NATIVE_CONFIGS[name]))
     assert Endpoint.CHAT in provider.capabilities
     assert (Endpoint.MESSAGES in provider.capabilities) == (name == "anthropic")
     assert (Endpoint.EMBEDDINGS in provider.capabilities) == (name != "anthropic")
 
 
 def test_new_credential_fields_never_show_their_values() -> None:
-    config = ProviderConfig.model_validate(
+    config = validate_provider(
         {
             "type": "bedrock",
             "region": "eu-west-1",
@@ -119,7 +120,7 @@ def test_new_credential_fields_never_show_their_values() -> None:
     )
     shown = repr(config) + str(config.model_dump())
     assert "top-secret-value" not in shown and "AKIDLITERAL" not in shown
-    vertex = ProviderConfig.model_validate({"type": "vertex", "credentials": "env:GOOGLE_SA"})
+    vertex = validate_provider({"type": "vertex", "credentials": "env:GOOGLE_SA"})
     assert repr(vertex.credentials) == "SecretRef(env:GOOGLE_SA)"
     with pytest.raises(ValueError, match="unknown provider type"):
-        ProviderConfig.model_validate({"type": "bedrocks"})
+        validate_provider({"type": "bedrocks"})

@@ -12,10 +12,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from sluice.config.model import ProviderConfig, Timeouts
+from sluice.config.providers import Timeouts, validate_provider
 from sluice.providers.base import UpstreamCall
+from sluice.providers.build import build_provider
 from sluice.providers.mock.wire_bedrock import frame
-from sluice.providers.registry import build_provider
 from sluice.types import Usage
 from tests.providers.conftest import chat_request, free_port, sse_objects
 
@@ -299,9 +299,10 @@ def _config(kind: str, root: str) -> dict[str, Any]:
 async def test_usage_with_cache_tokens(name: str, served: tuple[str, dict[str, Fixture]]) -> None:
     root, current = served
     fixture = current["fixture"] = FIXTURES[name]
-    provider = build_provider(name, ProviderConfig.model_validate(_config(fixture.type, root)))
+    provider = build_provider(name, validate_provider(_config(fixture.type, root)))
     async with aiohttp.ClientSession() as session:
-        call = UpstreamCall("m", "dep", "req", session, Timeouts())
+        credential = _config(fixture.type, root).get("api_key")
+        call = UpstreamCall("m", "dep", "req", session, Timeouts(), credential=credential)
         resp = await provider.send(
             chat_request({"messages": [{"role": "user", "content": "x"}]}), call
         )

@@ -13,12 +13,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from sluice.config.model import Timeouts
-from sluice.config.secrets import SecretRef
+from sluice.config.providers import Timeouts
+from sluice.config.secrets import SecretRef, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall
 from sluice.providers.vertex.auth import SCOPE, VertexAuth
 from tests.providers.conftest import free_port, service_account
+
+
+def _auth(ref: SecretRef | None, **kwargs: Any) -> VertexAuth:
+    """The adapter's token source, with its reference resolved as the core does."""
+    return VertexAuth("v", ref, Secrets.resolve([ref] if ref else []), **kwargs)
 
 
 class TokenServer:
@@ -70,7 +75,7 @@ async def test_token_is_signed_fetched_once_and_refreshed_before_expiry(
     path = tmp_path / "sa.json"
     path.write_text(json.dumps(info))
     clock = Clock()
-    auth = VertexAuth("v", SecretRef(str(path)), clock=clock)
+    auth = _auth(SecretRef(str(path)), clock=clock)
     async with aiohttp.ClientSession() as session:
         call = UpstreamCall("m", "d", "r", session, Timeouts())
         assert await auth.token(call) == "ya29.t1"
@@ -93,7 +98,7 @@ async def test_inline_json_from_the_environment(
 ) -> None:
     uri, _ = token_server
     monkeypatch.setenv("SLUICE_TEST_SA", json.dumps(service_account(uri)))
-    auth = VertexAuth("v", SecretRef("env:SLUICE_TEST_SA"))
+    auth = _auth(SecretRef("env:SLUICE_TEST_SA"))
     async with aiohttp.ClientSession() as session:
         assert (await auth.token(UpstreamCall("m", "d", "r", session, Timeouts()))).startswith(
             "ya29."
@@ -108,17 +113,17 @@ async def test_refusals(token_server: tuple[str, TokenServer], tmp_path: Path) -
     async with aiohttp.ClientSession() as session:
         call = UpstreamCall("m", "d", "r", session, Timeouts())
         with pytest.raises(GatewayError) as info:
-            await VertexAuth("v", SecretRef(str(path))).token(call)
+            await _auth(SecretRef(str(path))).token(call)
         assert info.value.kind is ErrorKind.PROVIDER_AUTH
         assert info.value.status == 502
         assert "invalid_grant" not in info.value.message  # for the operator's log only
         assert "invalid_grant" in (info.value.detail or "")
         with pytest.raises(GatewayError) as info:
-            await VertexAuth("v", SecretRef(str(tmp_path / "missing.json"))).token(call)
+            await _auth(SecretRef(str(tmp_path / "missing.json"))).token(call)
         assert info.value.kind is ErrorKind.GATEWAY_UNAVAILABLE
         (tmp_path / "user.json").write_text('{"type": "authorized_user"}')
         with pytest.raises(GatewayError) as info:
-            await VertexAuth("v", SecretRef(str(tmp_path / "user.json"))).token(call)
+            await _auth(SecretRef(str(tmp_path / "user.json"))).token(call)
         assert "not a service-account key" in info.value.message
 
 
@@ -141,7 +146,7 @@ async def test_a_token_endpoint_that_does_not_answer_is_a_provider_timeout(
     await web.TCPSite(runner, "127.0.0.1", port).start()
     path = tmp_path / "sa.json"
     path.write_text(json.dumps(service_account(f"http://127.0.0.1:{port}/token")))
-    auth = VertexAuth("v", SecretRef(str(path)))
+    auth = _auth(SecretRef(str(path)))
     try:
         async with aiohttp.ClientSession() as session:
             call = UpstreamCall("m", "d", "r", session, Timeouts(ttfb_s=0.2))
@@ -169,10 +174,10 @@ async def test_default_credentials_that_hang_or_fail_map_to_the_error_tree(
         call = UpstreamCall("m", "d", "r", session, Timeouts(ttfb_s=0.05))
         monkeypatch.setattr(VertexAuth, "_default_credentials", hang)
         with pytest.raises(GatewayError) as timed_out:
-            await VertexAuth("v", None).token(call)
+            await _auth(None).token(call)
         monkeypatch.setattr(VertexAuth, "_default_credentials", refused)
         with pytest.raises(GatewayError) as unreachable:
-            await VertexAuth("v", None).token(call)
+            await _auth(None).token(call)
     assert timed_out.value.kind is ErrorKind.PROVIDER_TIMEOUT
     assert unreachable.value.kind is ErrorKind.PROVIDER_UNREACHABLE
     assert unreachable.value.status == 502
@@ -186,6 +191,6 @@ async def test_a_key_that_cannot_sign_is_a_clear_error(tmp_path: Path) -> None:
     async with aiohttp.ClientSession() as session:
         call = UpstreamCall("m", "d", "r", session, Timeouts())
         with pytest.raises(GatewayError) as caught:
-            await VertexAuth("v", SecretRef(str(path))).token(call)
+            await _auth(SecretRef(str(path))).token(call)
     assert caught.value.kind is ErrorKind.GATEWAY_UNAVAILABLE
     assert "cannot sign" in caught.value.message

@@ -11,13 +11,32 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from starlette.datastructures import FormData
 
-from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSpec
+from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSettings, BudgetSpec
 from sluice.console import forms
 from sluice.errors import BadRequest
+from sluice.limits.settings import LIMIT_FIELDS, LimitSettings
 from sluice.limits.spec import LIMIT_MAX, LimitSpec
 from sluice.tenancy import bounds
 from sluice.tenancy.model import Governance
-from sluice.tenancy.rules import LIMIT_FIELDS
+from sluice.types import FieldError
+
+
+def _check_limits(raw: Any) -> None:
+    """Posted JSON through the value object (types), then the domain's bounds."""
+    try:
+        settings_ = LimitSettings.from_json(raw)
+    except FieldError as exc:
+        raise BadRequest(str(exc), param=exc.field) from None
+    bounds.check_limits(settings_)
+
+
+def _check_budget(raw: Any) -> None:
+    try:
+        settings_ = BudgetSettings.from_json(raw)
+    except FieldError as exc:
+        raise BadRequest(str(exc), param=exc.field) from None
+    bounds.check_budget(settings_)
+
 
 ANY_VALUE = st.one_of(
     st.none(),
@@ -40,10 +59,10 @@ def test_a_limit_is_accepted_exactly_when_the_domain_can_enforce_it(name: str, v
         ({"models": {"gpt-4o": {name: value}}}, f"limits.models.gpt-4o.{name}"),
     ):
         if ok:
-            bounds.check_limits(limits)
+            _check_limits(limits)
             continue
         with pytest.raises(BadRequest) as caught:
-            bounds.check_limits(limits)
+            _check_limits(limits)
         assert caught.value.param == param
     if ok and value is not None:
         assert getattr(LimitSpec(**{name: value}), name) == value
@@ -61,15 +80,15 @@ def test_a_budget_is_accepted_exactly_when_it_converts_to_micro_dollars(usd: Any
     budget = {"usd": usd, "period": "month"}
     if not ok:
         with pytest.raises(BadRequest) as caught:
-            bounds.check_budget(budget)
+            _check_budget(budget)
         assert caught.value.param == "budget.usd"
         return
-    bounds.check_budget(budget)
+    _check_budget(budget)
     assert 0 <= BudgetSpec(usd=usd).limit_micros <= BUDGET_USD_MAX * 1_000_000 < 2**63
 
 
 def test_only_changed_fields_are_checked() -> None:
-    legacy = Governance(limits={"rpm": 2**70}, budget={"usd": math.inf, "period": "month"})
+    legacy = Governance(limits=LimitSettings(rpm=2**70), budget=BudgetSettings(usd=math.inf))
     bounds.check_governance(legacy, before=legacy)
     with pytest.raises(BadRequest) as caught:
         bounds.check_governance(legacy)

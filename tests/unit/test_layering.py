@@ -46,9 +46,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
         ("pipeline.dialects.messages", "providers.sse"),
         ("pipeline.dialects.openai", "providers.sse"),
         ("pipeline.dialects.responses", "providers.sse"),
-        # being restructured in #14 (per-provider config models): the config validates
-        # ``type`` against the provider registry, a layer above it (and a cycle with it).
-        ("config.model", "providers.registry"),
     }
 )
 
@@ -87,34 +84,38 @@ ALLOWED: dict[str, set[str]] = {
     "settings": set(),
     "": set(),  # sluice/__init__.py
     # the YAML model (reads secret refs through settings' one door to the environment)
-    "config": {"settings"},
-    "credentials": {"errors"},
+    # the YAML model; it reads the provider type names from the registry table (data only)
+    "config": {"settings", "providers.registry"},
+    "credentials": {"errors", "config"},
     "storage.availability": {"errors"},
     "outage": {"clock", "storage.availability"},
     "bringup": {"clock", "lifecycle", "storage.availability"},
     # the provider seam and its table; adapters see their protocol, their config row, the
     # foundation (tokens: the mock's estimates; tasks: the mock upstream server's tasks)
-    "providers.registry": {"config", "providers.base"},
+    "providers.registry": set(),  # the table: data only
+    "providers.build": {"config", "providers.base", "providers.registry"},
     "providers.base": {"config", "settings", "types"},
     "providers": {"providers.base", "providers.registry", "config", "errors", "types"}
     | {"settings", "tokens", "tasks"},
     # governance state
-    "limits": {"clock", "errors", "ids"},
+    "limits": {"clock", "errors", "ids", "types"},
     "budgets": {"clock", "errors", "ids", "types", "limits"},  # shares limits' Lua helpers
     "routing": {"clock", "config", "errors", "tasks", "limits", "providers.base"}
     | {"providers.registry"},
     # identity and tenancy: one domain in two packages (tenancy uses key hashing and the
     # Principal; the key cache resolves principals through tenancy.resolve). The module
     # graph between them has no cycle (checked below).
-    "auth": {"clock", "errors", "settings", "storage.base", "tenancy", "limits", "budgets"},
-    "tenancy": {"clock", "errors", "storage.base", "auth", "limits", "budgets"},
+    "auth": {"clock", "errors", "types", "settings", "storage.base", "tenancy", "limits"}
+    | {"budgets"},
+    "tenancy": {"clock", "errors", "types", "storage.base", "auth", "limits", "budgets"},
     # usage rows and the repositories protocol: storage.base names the domain's records
     "usage": {"clock", "config", "outage", "storage.base", "storage.availability"},
     "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage"},
     "storage": {"errors", "types", "storage.base", "storage.availability"},
     # the SQL backend implements the repositories of every aggregate
     "storage.sql": {"errors", "types", "clock", "ids", "storage", "storage.base"}
-    | {"storage.availability", "auth", "tenancy", "usage", "alerts", "analytics"},
+    | {"storage.availability", "auth", "tenancy", "usage", "alerts", "analytics"}
+    | {"limits", "budgets"},  # rows → typed limit and budget settings
     "analytics": {"clock", "errors", "auth", "tenancy", "usage"},
     "alerts": {"clock", "config", "outage", "tasks", "auth", "budgets", "routing"},
     "observability": {"config", "ids", "settings", "routing", "usage"},
@@ -137,7 +138,8 @@ ALLOWED: dict[str, set[str]] = {
     "lifespan": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
-    | {"providers.base", "providers.registry", "storage.sql", "alerts", "analytics"},
+    | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
+    | {"analytics"},
     "app": _FOUNDATION | {"config", "lifespan", "pipeline", "api", "console", "observability"},
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},

@@ -3,10 +3,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import validate_provider
+from sluice.credentials.resolve import ProviderCredentials
 from sluice.errors import ErrorKind, GatewayError
+from sluice.providers.build import build_provider
 from sluice.providers.openai_compat import OpenAICompatibleProvider, upstream_body
-from sluice.providers.registry import PROVIDER_TYPES, build_provider
+from sluice.providers.registry import PROVIDER_TYPES
 from sluice.types import Endpoint, ProviderRequest
 
 
@@ -38,9 +40,16 @@ def test_stream_asks_for_usage_without_touching_other_options() -> None:
 
 
 def _provider(type_: str, **cfg: object) -> OpenAICompatibleProvider:
-    provider = build_provider("p", ProviderConfig.model_validate({"type": type_, **cfg}))
+    provider = build_provider("p", validate_provider({"type": type_, **cfg}))
     assert isinstance(provider, OpenAICompatibleProvider)
     return provider
+
+
+def _auth_headers(type_: str, **cfg: object) -> dict[str, str]:
+    """The headers for the key the core resolves (as the pipeline hands it over)."""
+    config = validate_provider({"type": type_, **cfg})
+    credential = ProviderCredentials({"p": config.api_key_ref}).get("p")
+    return _provider(type_, **cfg)._auth_headers(credential)
 
 
 def test_every_family_row_builds_with_its_default_url() -> None:
@@ -52,31 +61,29 @@ def test_every_family_row_builds_with_its_default_url() -> None:
 
 
 def test_azure_paths_and_api_key_header() -> None:
-    provider = _provider(
-        "azure",
-        base_url="https://acme.openai.azure.com",
-        api_key="az-secret",
-        api_version="2024-06-01",
-    )
+    azure: dict[str, object] = {
+        "base_url": "https://acme.openai.azure.com",
+        "api_key": "az-secret",
+        "api_version": "2024-06-01",
+    }
+    provider = _provider("azure", **azure)
     assert provider._url(Endpoint.EMBEDDINGS, "emb-dep") == (
         "https://acme.openai.azure.com/openai/deployments/emb-dep/embeddings?api-version=2024-06-01"
     )
-    headers = provider._auth_headers()
+    headers = _auth_headers("azure", **azure)
     assert headers["api-key"] == "az-secret"
     assert "Authorization" not in headers
 
 
 def test_bearer_auth_from_env_and_missing_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GROQ_TEST_KEY", "gsk-1")
-    assert _provider("groq", api_key="env:GROQ_TEST_KEY")._auth_headers()["Authorization"] == (
-        "Bearer gsk-1"
-    )
+    assert _auth_headers("groq", api_key="env:GROQ_TEST_KEY")["Authorization"] == ("Bearer gsk-1")
     monkeypatch.delenv("GROQ_TEST_KEY")
     with pytest.raises(GatewayError) as info:
-        _provider("groq", api_key="env:GROQ_TEST_KEY")._auth_headers()
+        _auth_headers("groq", api_key="env:GROQ_TEST_KEY")
     assert info.value.kind is ErrorKind.GATEWAY_UNAVAILABLE
     assert "GROQ_TEST_KEY" in info.value.message
-    assert "Authorization" not in _provider("ollama")._auth_headers()
+    assert "Authorization" not in _auth_headers("ollama")
 
 
 def test_openai_compatible_needs_a_base_url() -> None:

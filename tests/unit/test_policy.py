@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.clock import FakeClock
-from sluice.config.model import ProviderConfig, Timeouts
+from sluice.config.providers import ProviderConfig, Timeouts
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import Provider
 from sluice.routing.health import DeploymentStats

@@ -9,7 +9,8 @@ from typing import cast
 import pytest
 
 from sluice.clock import FakeClock
-from sluice.config.model import Strategy, Timeouts
+from sluice.config.model import Strategy
+from sluice.config.providers import Timeouts
 from sluice.providers.base import Provider
 from sluice.routing.health import DeploymentStats
 from sluice.routing.strategies import order

@@ -13,7 +13,10 @@ import hmac
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any
+
+from sluice.budgets.spec import BudgetSettings
+from sluice.limits.settings import LimitSettings
+from sluice.types import Unreadable
 
 PREFIX = "sk-slc-"
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -86,8 +89,8 @@ class KeyRecord:
     team_id: str | None = None
     """The team the key's usage is billed to."""
     models_exclude: tuple[str, ...] = ()
-    limits: dict[str, Any] | None = None
-    budget: dict[str, Any] | None = None
+    limits: LimitSettings | Unreadable | None = None
+    budget: BudgetSettings | Unreadable | None = None
     previous_hash: str | None = None
     """After a rotation with a grace period: the old secret's hash ..."""
     previous_valid_until: float | None = None

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sluice.budgets.spec import BudgetSpec
+from sluice.budgets.spec import BudgetSettings, BudgetSpec
+from sluice.limits.settings import LimitSettings
 from sluice.limits.spec import LimitSpec
 
 LimitCheck = tuple[str, LimitSpec]
 BudgetCheck = tuple[str, BudgetSpec]
 
 
+S = TypeVar("S", LimitSettings, BudgetSettings)
+
+
 @dataclass(frozen=True, slots=True)
-class Scoped:
+class Scoped(Generic[S]):
     """One level's rate limits or budget, named by its scope (``key:ID``, ``team:ID`` ...)."""
 
     scope: str
-    spec: dict[str, Any]
+    spec: S
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +39,9 @@ class Principal:
     team_admin_of: frozenset[str] = frozenset()
     teams: frozenset[str] = frozenset()
     """Teams the owner belongs to (a service account: its team)."""
-    limits: tuple[Scoped, ...] = ()
+    limits: tuple[Scoped[LimitSettings], ...] = ()
     """Rate limits of every level as configured, key first."""
-    budgets: tuple[Scoped, ...] = ()
+    budgets: tuple[Scoped[BudgetSettings], ...] = ()
     """Budgets of every level as configured, key first."""
     limit_checks: tuple[LimitCheck, ...] = ()
     """The limits every request of this principal reserves against."""

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sluice.auth import keys
+from sluice.budgets.spec import BudgetSettings
+from sluice.limits.settings import LimitSettings
 from sluice.storage.base import MASTER_KEY_HASH, KeyRepository, MetaRepository
+from sluice.types import Unreadable
 
 MASTER_PREFIX = "sk-slc-admin-"
 
@@ -31,8 +34,8 @@ def new_key(
     service_account_id: str | None = None,
     team_id: str | None = None,
     models_exclude: tuple[str, ...] = (),
-    limits: dict[str, Any] | None = None,
-    budget: dict[str, Any] | None = None,
+    limits: LimitSettings | Unreadable | None = None,
+    budget: BudgetSettings | Unreadable | None = None,
 ) -> CreatedKey:
     """A new key (its hash) with its secret, shown once; not stored yet. Who may create
     which key is decided by the caller (``tenancy.keys``)."""

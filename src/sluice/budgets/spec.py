@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+from sluice.types import FieldError, Unreadable
 
 Period = Literal["day", "week", "month", "total"]
 PERIODS: tuple[str, ...] = get_args(Period)
@@ -74,3 +77,53 @@ def describe_reset(end: int | None) -> str:
     if end is None:
         return "never resets"
     return "resets " + datetime.fromtimestamp(end, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSettings:
+    """The budget one level (organisation, team, user, key) sets, as stored and shown.
+
+    :meth:`spec` turns it into the :class:`BudgetSpec` the budget store checks (once per
+    key-cache fill). The stored form keeps amounts above :data:`BUDGET_USD_MAX` that older
+    versions accepted; the check caps them there.
+    """
+
+    usd: float
+    """US dollars per period, as stored (an integer stays an integer)."""
+    period: Period = "month"
+
+    @classmethod
+    def from_json(cls, data: Any) -> BudgetSettings:
+        """Read the stored (or posted) JSON object; :class:`~sluice.types.FieldError` names the
+        bad field. Only the types are checked here; the bounds are ``sluice.tenancy.bounds``."""
+        if not isinstance(data, Mapping):
+            raise FieldError("budget", f"must be an object, not {type(data).__name__}")
+        unknown = sorted(str(k) for k in data if k not in ("usd", "period"))
+        if unknown:
+            raise FieldError(f"budget.{unknown[0]}", "is not a budget field")
+        usd = data.get("usd")
+        if isinstance(usd, bool) or not isinstance(usd, int | float):
+            raise FieldError("budget.usd", f"must be a number, not {usd!r}")
+        period = data.get("period", "month")
+        if period not in PERIODS:
+            raise FieldError("budget.period", f"must be one of {', '.join(PERIODS)}")
+        return cls(usd=usd, period=period)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"usd": self.usd, "period": self.period}
+
+    def spec(self) -> BudgetSpec:
+        """What the budget store checks; ``ValueError`` for a negative stored amount."""
+        return BudgetSpec(usd=min(float(self.usd), BUDGET_USD_MAX), period=self.period)
+
+
+def stored_budget(raw: Any) -> BudgetSettings | Unreadable | None:
+    """A level's budget as read from a row: ``None`` when unset, :class:`Unreadable` (kept as
+    stored) when this version cannot read it. An empty object meant "no budget" before, and
+    still does."""
+    if raw is None or raw == {}:
+        return None
+    try:
+        return BudgetSettings.from_json(raw)
+    except ValueError as exc:
+        return Unreadable(raw, str(exc))

@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from sluice.config.model import GatewayConfig
+from sluice.config.providers import UNION_TAGS, accepted_by
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,24 @@ def _nearest_line(
     return None
 
 
+def _provider_loc(
+    loc: tuple[int | str, ...], data: dict[str, Any]
+) -> tuple[tuple[int | str, ...], str | None]:
+    """A provider's errors carry its family's tag after its name (``providers.p.openai.x``);
+    drop it, and say which type the provider has."""
+    if len(loc) < 3 or loc[0] != "providers" or loc[2] not in UNION_TAGS:
+        return loc, None
+    entry = (data.get("providers") or {}).get(loc[1])
+    kind = entry.get("type") if isinstance(entry, dict) else None
+    return (*loc[:2], *loc[3:]), kind if isinstance(kind, str) else None
+
+
+def _foreign(field: str, provider_type: str) -> str:
+    families = accepted_by(field)
+    where = f" ({field} is a field of {', '.join(families)} providers)" if families else ""
+    return f" for provider type {provider_type!r}{where}"
+
+
 def parse_config(text: str, *, source: str) -> GatewayConfig:
     """Validate config text; raise :class:`ConfigError` listing every problem."""
     try:
@@ -100,6 +119,7 @@ def parse_config(text: str, *, source: str) -> GatewayConfig:
         located = [tuple(e["loc"]) for e in errors]
         for err in errors:
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            loc, provider_type = _provider_loc(loc, data)
             if err["type"] == "too_short" and any(
                 other[: len(err["loc"])] == tuple(err["loc"]) and len(other) > len(err["loc"])
                 for other in located
@@ -108,6 +128,8 @@ def parse_config(text: str, *, source: str) -> GatewayConfig:
             message = err["msg"]
             if err["type"] == "extra_forbidden":
                 message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+                if provider_type is not None and len(loc) == 3:
+                    message += _foreign(str(loc[-1]), provider_type)
             elif message.startswith("Value error, "):
                 message = message[len("Value error, ") :]
             problems.append(

@@ -4,86 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sluice.config.alerts import AlertsConfig
 from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.observability import ObservabilityConfig
-from sluice.config.secrets import SecretRef
-from sluice.providers.registry import PROVIDER_TYPES
+from sluice.config.providers import AnyProviderConfig
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Timeouts(_Frozen):
-    """Deadlines for one upstream call, in seconds."""
-
-    connect_s: Annotated[float, Field(gt=0)] = 10.0
-    """Time to open a TCP (and TLS) connection."""
-    ttfb_s: Annotated[float, Field(gt=0)] = 120.0
-    """Time from sending the request to the response headers."""
-    idle_s: Annotated[float, Field(gt=0)] = 120.0
-    """Longest silence between two reads of the response body (stream chunks)."""
-    total_s: Annotated[float, Field(gt=0)] = 600.0
-    """Whole request, including reading a streamed body."""
-
-
-class ProviderConfig(_Frozen):
-    """One upstream account: its type (a row of the provider registry) and credentials."""
-
-    type: str
-    """Registry name: ``mock``, ``openai``, ``azure``, ``anthropic``, ``gemini``, ``vertex``,
-    ``bedrock``, ``cohere``, ``ollama``, ``openai_compatible``, ..."""
-    base_url: str | None = None
-    """API root (``.../v1`` for the OpenAI family, the scheme and host for native providers);
-    the type's default when omitted."""
-    api_key: SecretRef | None = None
-    """``env:NAME`` or a literal; sent in the header style the provider type uses."""
-    api_version: str | None = None
-    """Azure OpenAI ``api-version`` query parameter; Anthropic's ``anthropic-version`` header
-    (default ``2023-06-01``); the Gemini (``v1beta``) and Vertex AI (``v1``) API version."""
-    region: str | None = None
-    """AWS region (``bedrock``); else the AWS environment/config (``AWS_REGION``, profile)."""
-    access_key_id: SecretRef | None = None
-    """AWS access key id (``bedrock``); with ``secret_access_key``. When both are omitted,
-    the standard AWS credential chain is used (environment, profile, SSO, instance role)."""
-    secret_access_key: SecretRef | None = None
-    """AWS secret access key (``bedrock``)."""
-    session_token: SecretRef | None = None
-    """AWS session token for temporary credentials (``bedrock``)."""
-    project: str | None = None
-    """Google Cloud project (``vertex``); defaults to the service account's ``project_id``."""
-    location: str | None = None
-    """Vertex AI location, e.g. ``us-central1``, ``us-east5`` or ``global`` (``vertex``)."""
-    credentials: SecretRef | None = None
-    """Service-account key (``vertex``): a JSON file path, or ``env:NAME`` naming a variable
-    that holds the path or the JSON itself. Omitted: Application Default Credentials."""
-    headers: dict[str, str] = Field(default_factory=dict)
-    """Extra headers sent upstream on every call."""
-    timeouts: Timeouts = Field(default_factory=Timeouts)
-
-    @field_validator("type")
-    @classmethod
-    def _known_type(cls, value: str) -> str:
-        if value not in PROVIDER_TYPES:
-            known = ", ".join(sorted(PROVIDER_TYPES))
-            raise ValueError(f"unknown provider type {value!r}; known types: {known}")
-        return value
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        return value.rstrip("/") if value else value
-
-    @model_validator(mode="after")
-    def _aws_key_pair(self) -> ProviderConfig:
-        if (self.access_key_id is None) != (self.secret_access_key is None):
-            raise ValueError("access_key_id and secret_access_key must be given together")
-        return self
 
 
 class Prices(_Frozen):
@@ -184,7 +114,8 @@ class RoutingConfig(_Frozen):
 class GatewayConfig(_Frozen):
     """The whole config file."""
 
-    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    providers: dict[str, AnyProviderConfig] = Field(default_factory=dict)
+    """Upstream accounts by name; each checked by the model of its ``type``'s family."""
     models: tuple[ModelConfig, ...] = ()
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

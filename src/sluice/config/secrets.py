@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import GetCoreSchemaHandler
@@ -58,3 +59,28 @@ class SecretRef:
             core_schema.str_schema(min_length=1),
             serialization=core_schema.plain_serializer_function_ser_schema(repr),
         )
+
+
+class Secrets:
+    """Secret references resolved by the core (when a provider's adapter is built), so the
+    adapter gets values and never reads the environment itself."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[SecretRef, str | None] | None = None) -> None:
+        self._values = dict(values or {})
+
+    @classmethod
+    def resolve(cls, refs: Iterable[SecretRef]) -> Secrets:
+        return cls({ref: ref.resolve() for ref in refs})
+
+    def value(self, ref: SecretRef | None) -> str | None:
+        """The value of ``ref`` as resolved (``None``: an unset ``env:`` variable, or no
+        ``ref``); ``KeyError`` for a reference that was not resolved."""
+        return None if ref is None else self._values[ref]
+
+    def __repr__(self) -> str:
+        return f"Secrets({', '.join(repr(r) for r in self._values)})"
+
+
+NO_SECRETS = Secrets()

@@ -13,15 +13,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
 
 from sluice.analytics.model import Narrow, Visibility, Window
 from sluice.analytics.service import Analytics
 from sluice.auth.keys import KeyRecord
-from sluice.budgets.spec import Period, period_bounds, usd_to_micros
+from sluice.budgets.spec import BudgetSettings, Period, period_bounds, usd_to_micros
 from sluice.console.charts import Series, TimeChart, bucket_labels, cumulative
 from sluice.console.usage_scope import ScopeChoice
 from sluice.tenancy.resolve import DirectoryIndex
+from sluice.types import Unreadable
 from sluice.usage.rollup import DAY_S, HOUR_S
 
 MAX_BURNDOWNS = 8
@@ -64,20 +64,19 @@ class Burn:
         return self.spent_micros / self.limit_micros if self.limit_micros else 1.0
 
 
-def _budget(level: str, ident: str | None, name: str, raw: dict[str, Any] | None) -> Budget | None:
-    if not raw or raw.get("usd") is None:
+def _budget(
+    level: str, ident: str | None, name: str, settings: BudgetSettings | Unreadable | None
+) -> Budget | None:
+    if not isinstance(settings, BudgetSettings):
         return None
-    period = str(raw.get("period", "month"))
-    if period not in ("day", "week", "month", "total"):
-        return None
-    return Budget(level, ident, name, float(str(raw["usd"])), cast(Period, period))
+    return Budget(level, ident, name, float(settings.usd), settings.period)
 
 
 def budgets_for(
     scope: ScopeChoice,
     index: DirectoryIndex,
     keys: list[KeyRecord],
-    global_budget: dict[str, Any] | None,
+    global_budget: BudgetSettings | Unreadable | None,
 ) -> list[Budget]:
     """The budgets the scope shows (``keys``: those the viewer may see)."""
     found: list[Budget | None] = []

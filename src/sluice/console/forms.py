@@ -7,15 +7,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import cast
 
 from starlette.datastructures import FormData
 
-from sluice.budgets.spec import BUDGET_USD_MAX, PERIODS
+from sluice.budgets.spec import BUDGET_USD_MAX, PERIODS, BudgetSettings, Period
 from sluice.errors import BadRequest
+from sluice.limits.settings import LIMIT_FIELDS, LimitSettings
 from sluice.limits.spec import LIMIT_MAX
 from sluice.tenancy.model import Governance
-from sluice.tenancy.rules import LIMIT_FIELDS
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -79,13 +79,13 @@ def governance(
 ) -> Governance:
     """The limits, budget and model-access fields of a form over ``current``. Per-model
     limits (set through the API) are kept as they are."""
-    limits: dict[str, Any] = {}
+    given: dict[str, int] = {}
     for name in LIMIT_FIELDS:
         value = count(form, f"limits.{name}")
         if value is not None:
-            limits[name] = value
-    if current.limits and current.limits.get("models"):
-        limits["models"] = current.limits["models"]
+            given[name] = value
+    models = current.limits.models if isinstance(current.limits, LimitSettings) else {}
+    limits = LimitSettings(**given, models=models)
     usd = money(form, "budget.usd")
     period = text(form, "budget.period", required=False) or "month"
     if period not in PERIODS:
@@ -96,15 +96,17 @@ def governance(
         models=names(form, "models", canonical),
         models_exclude=names(form, "models_exclude", canonical) or (),
         limits=limits or None,
-        budget={"usd": usd, "period": period} if usd is not None else None,
+        budget=BudgetSettings(usd=usd, period=cast(Period, period)) if usd is not None else None,
     )
 
 
 def governance_values(g: Governance) -> dict[str, str]:
     """A level's governance as form values (to fill the form)."""
-    out = {f"limits.{n}": str((g.limits or {}).get(n, "")) for n in LIMIT_FIELDS}
-    out["budget.usd"] = str(g.budget["usd"]) if g.budget else ""
-    out["budget.period"] = str(g.budget.get("period", "month")) if g.budget else "month"
+    limits = dict(g.limits.items()) if isinstance(g.limits, LimitSettings) else {}
+    out = {f"limits.{n}": str(limits.get(n, "")) for n in LIMIT_FIELDS}
+    budget = g.budget if isinstance(g.budget, BudgetSettings) else None
+    out["budget.usd"] = str(budget.usd) if budget else ""
+    out["budget.period"] = budget.period if budget else "month"
     out["models"] = ", ".join(g.models) if g.models is not None else ""
     out["models_exclude"] = ", ".join(g.models_exclude)
     return out

@@ -31,13 +31,8 @@ def config_secrets(config: GatewayConfig) -> list[str]:
     """Every credential value the config resolves to (masked by value in logs)."""
     out: list[str] = []
     for provider in config.providers.values():
-        for ref in (
-            provider.api_key,
-            provider.access_key_id,
-            provider.secret_access_key,
-            provider.session_token,
-        ):
-            value = ref.resolve() if ref is not None else None
+        for ref in provider.secret_refs():
+            value = ref.resolve()
             if value:
                 out.append(value)
         out.extend(provider.headers.values())

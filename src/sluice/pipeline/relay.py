@@ -46,7 +46,8 @@ class Services:
     budgets: BudgetStore
     pricer: Pricer
     credentials: Mapping[str, str] = field(default_factory=dict)
-    """Stored provider credentials by provider name (live: updated in place)."""
+    """Each provider's API key by provider name, resolved by the core (live; see
+    ``sluice.credentials.resolve``); an attempt hands it to the adapter."""
     provider_types: Mapping[str, str] = field(default_factory=dict)
     """Provider name → type, for prices."""
     prices: Mapping[str, Prices] = field(default_factory=dict)

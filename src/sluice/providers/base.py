@@ -21,7 +21,7 @@ from sluice.types import Endpoint, ProviderRequest, Usage
 if TYPE_CHECKING:
     import aiohttp
 
-    from sluice.config.model import Timeouts
+    from sluice.config.providers import Timeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,9 @@ class UpstreamCall:
     extra_headers: dict[str, str] = field(default_factory=dict)
     """Headers to propagate upstream (e.g. ``traceparent``); never the caller's key."""
     credential: str | None = None
-    """A credential stored through the admin API (decrypted); when set it replaces the
-    config's ``api_key`` for this call."""
+    """The provider's API key for this call, resolved by the core: the credential stored
+    through the admin API, else the config's ``api_key`` value; ``None`` when neither is set.
+    Adapters never resolve ``api_key`` themselves."""
     limits: ReadLimits = field(default_factory=ReadLimits)
     """How much of the answer may be read (bodies and stream events)."""
 

@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import OpenAIConfig
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.http import map_transport_error, raise_for_upstream_status
@@ -66,7 +67,14 @@ def completion_chars(data: dict[str, Any]) -> int:
 
 
 class OpenAICompatibleProvider:
-    def __init__(self, name: str, config: ProviderConfig, row: OpenAIFamilyRow | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: OpenAIConfig,
+        row: OpenAIFamilyRow | None,
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
+        """``secrets``: unused (the API key comes with each call)."""
         assert row is not None
         self.capabilities = _BASE_CAPABILITIES | (
             {Endpoint.RESPONSES} if row.responses_api else set()
@@ -84,20 +92,20 @@ class OpenAICompatibleProvider:
             sock_connect=config.timeouts.connect_s,
             sock_read=config.timeouts.idle_s,
         )
-        self._headers: dict[str, str] | None = None
+        self._secret: str | None = None
+        self._headers = self._headers_for(None)
 
-    def _auth_headers(self, credential: str | None = None) -> dict[str, str]:
-        if credential is not None:
-            return self._headers_for(credential)
-        if self._headers is None:
-            secret = self._config.api_key.resolve() if self._config.api_key else None
-            if secret is None and self._row.key_required:
-                ref = repr(self._config.api_key) if self._config.api_key else "api_key"
-                raise GatewayError(
-                    ErrorKind.GATEWAY_UNAVAILABLE,
-                    f"provider {self._name!r} has no credential ({ref} is not set)",
-                )
-            self._headers = self._headers_for(secret)
+    def _auth_headers(self, credential: str | None) -> dict[str, str]:
+        """Headers for the key the core resolved for this call (kept while it is the same)."""
+        if credential is None and self._row.key_required:
+            ref = repr(self._config.api_key) if self._config.api_key else "api_key"
+            raise GatewayError(
+                ErrorKind.GATEWAY_UNAVAILABLE,
+                f"provider {self._name!r} has no credential ({ref} is not set)",
+            )
+        if credential != self._secret:
+            self._headers = self._headers_for(credential)
+            self._secret = credential
         return self._headers
 
     def _headers_for(self, secret: str | None) -> dict[str, str]:

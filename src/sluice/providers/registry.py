@@ -1,18 +1,14 @@
 """The provider table: config ``type`` → adapter factory (imported lazily) and its options.
 
 An OpenAI-compatible provider is a row here, not code. The core never names a provider; it
-asks this table to build what the config lists.
+asks this table (through :func:`sluice.providers.build.build_provider`) to build what the
+config lists. The table is data only, so the config can read its type names.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
-
-if TYPE_CHECKING:
-    from sluice.config.model import ProviderConfig
-    from sluice.providers.base import Provider
+from typing import Literal
 
 AuthStyle = Literal["bearer", "api-key", "none"]
 
@@ -39,7 +35,10 @@ class OpenAIFamilyRow:
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
     factory: str
-    """``module:attribute`` called as ``factory(name, config, options)``."""
+    """``module:attribute`` called as ``factory(name, config, options, secrets)``."""
+    config: str
+    """The config family: which model (``sluice.config.providers.CONFIG_MODELS``) checks a
+    provider of this type, so a field only another family uses is an error."""
     options: OpenAIFamilyRow | None = None
     in_process: bool = False
     """Served inside the gateway process itself (no upstream host): counts as self-hosted."""
@@ -48,43 +47,43 @@ class ProviderSpec:
 _OPENAI = "sluice.providers.openai_compat:OpenAICompatibleProvider"
 
 PROVIDER_TYPES: dict[str, ProviderSpec] = {
-    "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider", in_process=True),
-    "openai_compatible": ProviderSpec(_OPENAI, OpenAIFamilyRow(None, key_required=False)),
+    "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider", "mock", in_process=True),
+    "openai_compatible": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow(None, key_required=False)),
     "openai": ProviderSpec(
-        _OPENAI, OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True)
+        _OPENAI, "openai", OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True)
     ),
     "azure": ProviderSpec(
         _OPENAI,
+        "openai",
         OpenAIFamilyRow(None, auth="api-key", azure_paths=True, default_api_version="2024-10-21"),
     ),
     "ollama": ProviderSpec(
-        _OPENAI, OpenAIFamilyRow("http://127.0.0.1:11434/v1", auth="none", key_required=False)
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow("http://127.0.0.1:11434/v1", auth="none", key_required=False),
     ),
-    "vllm": ProviderSpec(_OPENAI, OpenAIFamilyRow("http://127.0.0.1:8000/v1", key_required=False)),
+    "vllm": ProviderSpec(
+        _OPENAI, "openai", OpenAIFamilyRow("http://127.0.0.1:8000/v1", key_required=False)
+    ),
     "lmstudio": ProviderSpec(
-        _OPENAI, OpenAIFamilyRow("http://127.0.0.1:1234/v1", auth="none", key_required=False)
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow("http://127.0.0.1:1234/v1", auth="none", key_required=False),
     ),
-    "groq": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.groq.com/openai/v1")),
-    "mistral": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.mistral.ai/v1")),
-    "deepseek": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.deepseek.com/v1")),
-    "xai": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.x.ai/v1")),
-    "together": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.together.xyz/v1")),
-    "fireworks": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://api.fireworks.ai/inference/v1")),
-    "openrouter": ProviderSpec(_OPENAI, OpenAIFamilyRow("https://openrouter.ai/api/v1")),
+    "groq": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.groq.com/openai/v1")),
+    "mistral": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.mistral.ai/v1")),
+    "deepseek": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.deepseek.com/v1")),
+    "xai": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.x.ai/v1")),
+    "together": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.together.xyz/v1")),
+    "fireworks": ProviderSpec(
+        _OPENAI, "openai", OpenAIFamilyRow("https://api.fireworks.ai/inference/v1")
+    ),
+    "openrouter": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://openrouter.ai/api/v1")),
     # Native wire formats: one adapter each; default base URLs live in the adapter modules
     # (Vertex AI and Bedrock derive theirs from the configured location or region).
-    "anthropic": ProviderSpec("sluice.providers.anthropic.provider:AnthropicProvider"),
-    "gemini": ProviderSpec("sluice.providers.gemini.provider:GeminiProvider"),
-    "vertex": ProviderSpec("sluice.providers.vertex.provider:VertexProvider"),
-    "bedrock": ProviderSpec("sluice.providers.bedrock.provider:BedrockProvider"),
-    "cohere": ProviderSpec("sluice.providers.cohere.provider:CohereProvider"),
+    "anthropic": ProviderSpec("sluice.providers.anthropic.provider:AnthropicProvider", "anthropic"),
+    "gemini": ProviderSpec("sluice.providers.gemini.provider:GeminiProvider", "gemini"),
+    "vertex": ProviderSpec("sluice.providers.vertex.provider:VertexProvider", "vertex"),
+    "bedrock": ProviderSpec("sluice.providers.bedrock.provider:BedrockProvider", "bedrock"),
+    "cohere": ProviderSpec("sluice.providers.cohere.provider:CohereProvider", "cohere"),
 }
-
-
-def build_provider(name: str, config: ProviderConfig) -> Provider:
-    """Import the adapter for ``config.type`` and build it."""
-    spec = PROVIDER_TYPES[config.type]
-    module_name, _, attr = spec.factory.partition(":")
-    factory = getattr(importlib.import_module(module_name), attr)
-    provider: Provider = factory(name, config, spec.options)
-    return provider

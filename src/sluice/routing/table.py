@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sluice.config.model import GatewayConfig, Strategy, Timeouts
+from sluice.config.model import GatewayConfig, Strategy
+from sluice.config.providers import Timeouts
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import Provider
 

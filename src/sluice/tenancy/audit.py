@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 import orjson
@@ -24,9 +24,23 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as JSON-like data; limits and budgets in their stored form."""
+    to_json = getattr(value, "to_json", None)
+    if to_json is not None:
+        return to_json()
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def snapshot(obj: Any) -> dict[str, Any]:
     """An audit-safe view of a record: no secret hashes."""
-    data = dict(obj) if isinstance(obj, dict) else asdict(obj)
+    data = _plain(obj)
     for secret in ("key_hash", "previous_hash"):
         if secret in data:
             data[secret] = "***" if data[secret] else None

@@ -16,11 +16,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from sluice.budgets.spec import BUDGET_USD_MAX, PERIODS
+from sluice.budgets.spec import BUDGET_USD_MAX, PERIODS, BudgetSettings
 from sluice.errors import BadRequest
+from sluice.limits.settings import LimitSettings
 from sluice.limits.spec import LIMIT_MAX
 from sluice.tenancy.model import Governance
-from sluice.tenancy.rules import LIMIT_FIELDS
+from sluice.types import Unreadable
 
 NAME_MAX_CHARS = 200
 """Names of organisations, teams, users, service accounts, keys; model names."""
@@ -45,40 +46,40 @@ def check_count(value: Any, *, param: str, maximum: int) -> None:
         raise BadRequest(f"{param} must be a whole number from 0 to {maximum}", param=param)
 
 
-def _check_limit_values(values: Mapping[str, Any], *, prefix: str) -> None:
-    for name, value in values.items():
-        if name not in LIMIT_FIELDS:
-            raise BadRequest(f"{prefix}.{name} is not a limit", param=f"{prefix}.{name}")
+def _check_limit_values(limits: LimitSettings, *, prefix: str) -> None:
+    for name, value in limits.items():
         check_count(value, param=f"{prefix}.{name}", maximum=LIMIT_MAX)
 
 
-def check_limits(limits: Mapping[str, Any] | None) -> None:
+def check_limits(limits: LimitSettings | Unreadable | None) -> None:
     """Every limit a whole number from 0 to ``LIMIT_MAX`` (``None``: no limit)."""
     if limits is None:
         return
-    per_model = limits.get("models")
-    _check_limit_values({k: v for k, v in limits.items() if k != "models"}, prefix="limits")
-    if per_model is None:
-        return
-    if not isinstance(per_model, Mapping) or len(per_model) > MODEL_NAMES_MAX:
+    if isinstance(limits, Unreadable):
+        raise BadRequest(f"limits cannot be read: {limits.reason}", param="limits")
+    _check_limit_values(limits, prefix="limits")
+    if len(limits.models) > MODEL_NAMES_MAX:
         raise BadRequest(
             f"limits.models must map at most {MODEL_NAMES_MAX} model names to limits",
             param="limits.models",
         )
-    for model, values in per_model.items():
+    for model, values in limits.models.items():
         check_name(model, param="limits.models")
-        if not isinstance(values, Mapping):
+        if values.models:
             raise BadRequest(
-                f"limits.models.{model} must be an object", param=f"limits.models.{model}"
+                f"limits.models.{model}.models is not a limit",
+                param=f"limits.models.{model}.models",
             )
         _check_limit_values(values, prefix=f"limits.models.{model}")
 
 
-def check_budget(budget: Mapping[str, Any] | None) -> None:
+def check_budget(budget: BudgetSettings | Unreadable | None) -> None:
     """``usd`` a finite number from 0 to ``BUDGET_USD_MAX``, ``period`` a known period."""
     if budget is None:
         return
-    usd = budget.get("usd")
+    if isinstance(budget, Unreadable):
+        raise BadRequest(f"budget cannot be read: {budget.reason}", param="budget")
+    usd = budget.usd
     if (
         isinstance(usd, bool)
         or not isinstance(usd, int | float)
@@ -88,7 +89,7 @@ def check_budget(budget: Mapping[str, Any] | None) -> None:
         raise BadRequest(
             f"budget.usd must be an amount from 0 to {BUDGET_USD_MAX}", param="budget.usd"
         )
-    if budget.get("period", "month") not in PERIODS:
+    if budget.period not in PERIODS:
         raise BadRequest(
             f"budget.period must be one of {', '.join(PERIODS)}", param="budget.period"
         )

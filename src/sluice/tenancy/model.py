@@ -1,11 +1,16 @@
-"""Tenancy value types. Limits and budgets are kept as validated plain mappings here; the
-enforcement engines (``sluice.limits``, ``sluice.budgets``) read them."""
+"""Tenancy value types. Limits and budgets are typed settings (``LimitSettings``,
+``BudgetSettings``) that turn into the checks the enforcement engines (``sluice.limits``,
+``sluice.budgets``) run; a stored value this version cannot read stays ``Unreadable``."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
 from typing import Any
+
+from sluice.budgets.spec import BudgetSettings
+from sluice.limits.settings import LimitSettings
+from sluice.types import Unreadable
 
 
 class TeamRole(enum.StrEnum):
@@ -26,11 +31,20 @@ class Governance:
     """Allow list of public model names; ``None``: whatever the parent allows."""
     models_exclude: tuple[str, ...] = ()
     """Models removed at this level and below."""
-    limits: dict[str, Any] | None = None
+    limits: LimitSettings | Unreadable | None = None
     """Rate limits (``rpm``, ``tpm_input``, ``tpm_output``, ``max_parallel``, ``rpd``,
     ``tpd_input``, ``tpd_output``) and per-model ones under ``models``."""
-    budget: dict[str, Any] | None = None
-    """``{"usd": float, "period": "day"|"week"|"month"|"total"}``."""
+    budget: BudgetSettings | Unreadable | None = None
+    """US dollars per ``day``, ``week``, ``month`` or ``total``."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored (and audited) form."""
+        return {
+            "models": list(self.models) if self.models is not None else None,
+            "models_exclude": list(self.models_exclude),
+            "limits": self.limits.to_json() if self.limits is not None else None,
+            "budget": self.budget.to_json() if self.budget is not None else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import LimitCheck, Principal, Scoped
-from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSpec
-from sluice.limits.spec import LIMIT_MAX, LimitSpec
+from sluice.budgets.spec import BudgetSettings
+from sluice.limits.settings import LimitSettings
 from sluice.tenancy.model import (
     Directory,
     Governance,
@@ -30,7 +30,7 @@ from sluice.tenancy.model import (
     TeamRole,
     User,
 )
-from sluice.tenancy.rules import LIMIT_FIELDS
+from sluice.types import Unreadable
 
 log = logging.getLogger("sluice.tenancy")
 
@@ -135,25 +135,17 @@ def _principal(
     ]
     models = effective_models((g for _, _, g in levels), everything=everything, canonical=canonical)
     limits = tuple(
-        Scoped(f"{kind}:{ident}", g.limits)
+        Scoped(f"{kind}:{ident}", _readable(g.limits))
         for kind, ident, g in reversed(levels)
         if g is not None and ident is not None and g.limits
     )
     budgets = tuple(
-        Scoped(f"{kind}:{ident}", g.budget)
+        Scoped(f"{kind}:{ident}", _readable(g.budget))
         for kind, ident, g in reversed(levels)
-        if g is not None and ident is not None and g.budget
+        if g is not None and ident is not None and g.budget is not None
     )
     limit_checks, model_limits = _limit_checks(limits, canonical)
-    budget_checks = tuple(
-        (
-            b.scope,
-            BudgetSpec(
-                usd=min(float(b.spec["usd"]), BUDGET_USD_MAX), period=b.spec.get("period", "month")
-            ),
-        )
-        for b in budgets
-    )
+    budget_checks = tuple((b.scope, b.spec.spec()) for b in budgets)
     memberships = index.memberships.get(user.id, []) if user else []
     roles = index.org_roles.get(user.id, []) if user else []
     return Principal(
@@ -176,27 +168,29 @@ def _principal(
     )
 
 
-def _spec(values: dict[str, Any]) -> LimitSpec | None:
-    # Values above the bound were accepted by older versions: they keep meaning "that much".
-    fields = {
-        k: min(int(v), LIMIT_MAX) for k, v in values.items() if k in LIMIT_FIELDS and v is not None
-    }
-    return LimitSpec(**fields) if fields else None
+S = TypeVar("S", LimitSettings, BudgetSettings)
+
+
+def _readable(value: S | Unreadable | None) -> S:
+    if isinstance(value, Unreadable):
+        raise ValueError(value.reason)
+    assert value is not None
+    return value
 
 
 def _limit_checks(
-    levels: tuple[Scoped, ...], canonical: Callable[[str], str | None]
+    levels: tuple[Scoped[LimitSettings], ...], canonical: Callable[[str], str | None]
 ) -> tuple[tuple[LimitCheck, ...], dict[str, tuple[LimitCheck, ...]]]:
     """Limit checks of every level; ``limits.models.<name>`` become per-model scopes."""
     checks: list[LimitCheck] = []
     per_model: dict[str, list[LimitCheck]] = {}
     for level in levels:
-        spec = _spec(level.spec)
+        spec = level.spec.spec()
         if spec is not None:
             checks.append((level.scope, spec))
-        for name, values in (level.spec.get("models") or {}).items():
+        for name, values in level.spec.models.items():
             model = canonical(name)
-            model_spec = _spec(values) if isinstance(values, dict) else None
+            model_spec = values.spec()
             if model is not None and model_spec is not None:
                 per_model.setdefault(model, []).append((f"{level.scope}:model:{model}", model_spec))
     return tuple(checks), {m: tuple(c) for m, c in per_model.items()}

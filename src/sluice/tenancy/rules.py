@@ -7,21 +7,12 @@ object you may not change answers 403.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sluice.auth.principal import Principal
+from sluice.budgets.spec import BudgetSettings
 from sluice.errors import ErrorKind, GatewayError
+from sluice.limits.settings import LimitSettings
 from sluice.tenancy.model import Team
-
-LIMIT_FIELDS = (
-    "rpm",
-    "tpm_input",
-    "tpm_output",
-    "max_parallel",
-    "rpd",
-    "tpd_input",
-    "tpd_output",
-)
+from sluice.types import Unreadable
 
 
 def not_found(kind: str, ident: str) -> GatewayError:
@@ -48,15 +39,18 @@ def sees_team(p: Principal, team: Team) -> bool:
     return is_team_admin(p, team) or team.id in p.teams
 
 
-def within(child: dict[str, Any] | None, parent: dict[str, Any] | None, *, what: str) -> None:
+def within(
+    child: LimitSettings | Unreadable | None,
+    parent: LimitSettings | Unreadable | None,
+    *,
+    what: str,
+) -> None:
     """A lower level may only narrow: each limit at most the parent's (when it has one)."""
-    if not child or not parent:
+    if not isinstance(child, LimitSettings) or not isinstance(parent, LimitSettings):
         return
     for name, value in child.items():
-        cap = parent.get(name)
-        if name not in LIMIT_FIELDS or not isinstance(value, int) or not isinstance(cap, int):
-            continue
-        if value > cap:
+        cap = getattr(parent, name)
+        if cap is not None and value > cap:
             raise GatewayError(
                 ErrorKind.CALLER_FORBIDDEN,
                 f"limits.{name} {value} is above the {what}'s {cap}",
@@ -66,14 +60,19 @@ def within(child: dict[str, Any] | None, parent: dict[str, Any] | None, *, what:
 
 
 def budget_within(
-    child: dict[str, Any] | None, parent: dict[str, Any] | None, *, what: str
+    child: BudgetSettings | Unreadable | None,
+    parent: BudgetSettings | Unreadable | None,
+    *,
+    what: str,
 ) -> None:
-    if not child or not parent or child.get("period") != parent.get("period"):
+    if not isinstance(child, BudgetSettings) or not isinstance(parent, BudgetSettings):
         return
-    if float(child["usd"]) > float(parent["usd"]):
+    if child.period != parent.period:
+        return
+    if float(child.usd) > float(parent.usd):
         raise GatewayError(
             ErrorKind.CALLER_FORBIDDEN,
-            f"budget.usd {child['usd']} is above the {what}'s {parent['usd']}",
+            f"budget.usd {child.usd} is above the {what}'s {parent.usd}",
             param="budget.usd",
             code="above_parent_budget",
         )

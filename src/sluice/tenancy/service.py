@@ -11,15 +11,17 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import orjson
 
 from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import Principal
+from sluice.budgets.spec import stored_budget
 from sluice.clock import Clock
 from sluice.errors import ErrorKind, GatewayError
+from sluice.limits.settings import stored_limits
 from sluice.storage.base import KeyRepository, MetaRepository, TenancyRepository, Unit
 from sluice.tenancy import bounds, rules
 from sluice.tenancy.audit import snapshot
@@ -126,8 +128,8 @@ class Tenancy:
         return Governance(
             tuple(data["models"]) if data.get("models") is not None else None,
             tuple(data.get("models_exclude") or ()),
-            data.get("limits"),
-            data.get("budget"),
+            stored_limits(data.get("limits")),
+            stored_budget(data.get("budget")),
         )
 
     async def set_global_governance(self, actor: Principal, gov: Governance) -> Governance:
@@ -139,7 +141,7 @@ class Tenancy:
             actor, "global.update", ("global", "global"), org_id=None, before=before, after=gov
         ) as unit:
             await unit.meta.put(
-                GLOBAL_GOVERNANCE, orjson.dumps(asdict(gov)).decode(), bump=KEYS_VERSION
+                GLOBAL_GOVERNANCE, orjson.dumps(gov.to_json()).decode(), bump=KEYS_VERSION
             )
         return gov
 

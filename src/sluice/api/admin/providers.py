@@ -44,9 +44,9 @@ async def describe(rt: Runtime, name: str) -> ProviderOut:
     stored = {c.provider: c for c in await rt.storage.credentials.all()}
     if name in stored:
         source, shown = "stored", stored[name].preview
-    elif cfg.api_key is not None:
-        env = cfg.api_key.env_name
-        value = cfg.api_key.resolve()
+    elif cfg.api_key_ref is not None:
+        env = cfg.api_key_ref.env_name
+        value = cfg.api_key_ref.resolve()
         source, shown = "config", f"env:{env}" if env else mask(value or "")
     else:
         source, shown = "none", None

@@ -18,7 +18,8 @@ from pydantic import (
 )
 
 from sluice.auth.keys import KeyRecord
-from sluice.budgets.spec import BUDGET_USD_MAX
+from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSettings
+from sluice.limits.settings import LimitSettings
 from sluice.limits.spec import LIMIT_MAX
 from sluice.tenancy import bounds
 from sluice.tenancy.model import Governance, Org, ServiceAccount, Team, User
@@ -106,10 +107,17 @@ class Limits(ModelLimits):
             out["models"] = {name: m.values() for name, m in self.models.items()}
         return out
 
+    def settings(self) -> LimitSettings:
+        models = {name: LimitSettings(**m.values()) for name, m in (self.models or {}).items()}
+        return LimitSettings(**super().values(), models=models)
+
 
 class Budget(Strict):
     usd: Usd
     period: Literal["day", "week", "month", "total"] = "month"
+
+    def settings(self) -> BudgetSettings:
+        return BudgetSettings(usd=self.usd, period=self.period)
 
 
 class GovernanceIn(Strict):
@@ -132,10 +140,10 @@ def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
         models_exclude=tuple(body.models_exclude or ())
         if "models_exclude" in fields
         else current.models_exclude,
-        limits=(body.limits.values() if body.limits else None)
+        limits=(body.limits.settings() if body.limits else None)
         if "limits" in fields
         else current.limits,
-        budget=(body.budget.model_dump() if body.budget else None)
+        budget=(body.budget.settings() if body.budget else None)
         if "budget" in fields
         else current.budget,
     )
@@ -143,6 +151,7 @@ def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
 
 class GovernanceOut(BaseModel):
     limits: dict[str, Any] | None
+    """As stored (a value an older version stored that this one cannot read, too)."""
     budget: dict[str, Any] | None
     models: list[str] | None
     models_exclude: list[str]
@@ -150,8 +159,8 @@ class GovernanceOut(BaseModel):
     @classmethod
     def of(cls, g: Governance) -> GovernanceOut:
         return cls(
-            limits=g.limits,
-            budget=g.budget,
+            limits=g.limits.to_json() if g.limits is not None else None,
+            budget=g.budget.to_json() if g.budget is not None else None,
             models=list(g.models) if g.models is not None else None,
             models_exclude=list(g.models_exclude),
         )

@@ -11,8 +11,9 @@ from pydantic import BaseModel
 
 from sluice.api.admin.deps import AdminContext, policy
 from sluice.auth.principal import Principal
-from sluice.budgets.spec import period_bounds
+from sluice.budgets.spec import BudgetSettings, period_bounds
 from sluice.errors import BadRequest
+from sluice.types import Unreadable
 
 Period = Literal["day", "week", "month", "total"]
 
@@ -34,7 +35,9 @@ def router(ctx: AdminContext) -> APIRouter:
     Actor = Annotated[Principal, Depends(ctx.actor)]
     t = ctx.tenancy
 
-    async def check_visible(actor: Principal, kind: str, ident: str) -> dict[str, object] | None:
+    async def check_visible(
+        actor: Principal, kind: str, ident: str
+    ) -> BudgetSettings | Unreadable | None:
         """The scope's budget (if any); 404 when the caller may not see it."""
         if kind == "org":
             return (await t.visible_org(actor, ident)).governance.budget
@@ -63,8 +66,8 @@ def router(ctx: AdminContext) -> APIRouter:
         budget = await check_visible(actor, kind, ident)
         start, end = period_bounds(period, ctx.rt.clock.now())
         spent = await ctx.rt.storage.spend.spent_since(scope, start)
-        own = budget if budget and budget.get("period", "month") == period else None
-        budget_usd = float(str(own["usd"])) if own else None
+        own = budget if isinstance(budget, BudgetSettings) and budget.period == period else None
+        budget_usd = float(own.usd) if own else None
         return SpendOut(
             scope=scope,
             period=period,

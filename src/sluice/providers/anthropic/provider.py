@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import AnthropicConfig
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.anthropic import transform
 from sluice.providers.anthropic.errors import ERRORS
@@ -35,7 +36,14 @@ def passthrough_body(req: ProviderRequest, upstream_model: str) -> bytes:
 class AnthropicProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.MESSAGES})
 
-    def __init__(self, name: str, config: ProviderConfig, options: object = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: AnthropicConfig,
+        options: object = None,
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
+        """``secrets``: unused (the API key comes with each call)."""
         self._name = name
         self._config = config
         base = config.base_url or DEFAULT_BASE_URL

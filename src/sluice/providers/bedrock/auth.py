@@ -16,8 +16,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials, ReadOnlyCredentials
 
-from sluice.config.model import ProviderConfig
-from sluice.config.secrets import SecretRef
+from sluice.config.providers import BedrockConfig
+from sluice.config.secrets import SecretRef, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall
 from sluice.providers.http import credential_deadline
@@ -26,7 +26,7 @@ from sluice.settings import env_value
 SERVICE = "bedrock"
 
 
-def resolve_region(config: ProviderConfig) -> str:
+def resolve_region(config: BedrockConfig) -> str:
     """The configured region, else the AWS environment's (``AWS_REGION``,
     ``AWS_DEFAULT_REGION``, the profile's ``region``)."""
     if config.region:
@@ -56,15 +56,18 @@ def sign(
 class AwsCredentials:
     """Where one provider's AWS credentials come from."""
 
-    def __init__(self, provider: str, config: ProviderConfig) -> None:
+    def __init__(self, provider: str, config: BedrockConfig, secrets: Secrets) -> None:
+        """The config's key pair references come resolved in ``secrets`` (by the core, when
+        the adapter was built); the AWS chain is asked only when there is no pair."""
         self._provider = provider
         self._key_id = config.access_key_id
         self._secret = config.secret_access_key
         self._token = config.session_token
+        self._secrets = secrets
         self._chain: Any = None
 
     def _resolve(self, ref: SecretRef) -> str:
-        value = ref.resolve()
+        value = self._secrets.value(ref)
         if not value:
             raise GatewayError(
                 ErrorKind.GATEWAY_UNAVAILABLE,

@@ -14,7 +14,8 @@ import aiohttp
 import orjson
 import yarl
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import BedrockConfig
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.bedrock import embed, transform
@@ -31,12 +32,18 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 class BedrockProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
 
-    def __init__(self, name: str, config: ProviderConfig, options: object = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: BedrockConfig,
+        options: object = None,
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
         self._name = name
         self._config = config
         self._region = resolve_region(config)
         self._base = config.base_url or f"https://bedrock-runtime.{self._region}.amazonaws.com"
-        self._credentials = AwsCredentials(name, config)
+        self._credentials = AwsCredentials(name, config, secrets)
 
     async def _post(
         self, call: UpstreamCall, action: str, body: bytes, *, accept: str = "application/json"
@@ -48,7 +55,7 @@ class BedrockProvider:
             **self._config.headers,
             **call.extra_headers,
         }
-        key = self._config.api_key.resolve() if self._config.api_key else None
+        key = call.credential  # a Bedrock API key, resolved by the core
         if key:
             headers["Authorization"] = f"Bearer {key}"
         else:

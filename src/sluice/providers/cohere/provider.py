@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import CohereConfig
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.cohere import transform
@@ -21,7 +22,14 @@ ERRORS = io.ErrorMap()
 class CohereProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
 
-    def __init__(self, name: str, config: ProviderConfig, options: object = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: CohereConfig,
+        options: object = None,
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
+        """``secrets``: unused (the API key comes with each call)."""
         self._name = name
         self._config = config
         self._base = (config.base_url or DEFAULT_BASE_URL).removesuffix("/v2")

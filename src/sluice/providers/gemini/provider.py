@@ -10,7 +10,8 @@ from urllib.parse import quote
 
 import orjson
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import GeminiConfig
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.gemini import embed, transform
@@ -62,7 +63,14 @@ def model_path(model: str) -> str:
 class GeminiProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
 
-    def __init__(self, name: str, config: ProviderConfig, options: object = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: GeminiConfig,
+        options: object = None,
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
+        """``secrets``: unused (the API key comes with each call)."""
         self._name = name
         self._config = config
         base = config.base_url or DEFAULT_BASE_URL

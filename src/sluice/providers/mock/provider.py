@@ -10,7 +10,8 @@ from typing import Any
 
 import orjson
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import MockConfig
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.mock import caps, embed
@@ -34,7 +35,14 @@ def _parse(call: UpstreamCall) -> s.MockScript:
 class MockProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 
-    def __init__(self, name: str, config: ProviderConfig, options: object = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: MockConfig,
+        options: object = None,
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
+        """``secrets``: unused (the API key comes with each call)."""
         self._name = name
         self._flaky = s.FlakyCounter()
 

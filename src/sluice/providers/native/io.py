@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 import yarl
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import ProviderConfig
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
 from sluice.providers.base import UpstreamCall
 from sluice.providers.http import error_message, map_transport_error, parse_retry_after
@@ -52,11 +52,11 @@ class ErrorMap:
 
 
 def api_key(name: str, config: ProviderConfig, call: UpstreamCall) -> str:
-    """The key for this call: a stored credential (``call.credential``) wins over the
-    config's ``api_key``; neither is a 503 naming the reference, never the value."""
-    key = call.credential or (config.api_key.resolve() if config.api_key else None)
+    """The key for this call, resolved by the core (``call.credential``: a stored credential,
+    else the config's ``api_key``); none is a 503 naming the reference, never the value."""
+    key = call.credential
     if not key:
-        ref = repr(config.api_key) if config.api_key else "api_key"
+        ref = repr(config.api_key_ref) if config.api_key_ref else "api_key"
         raise GatewayError(
             ErrorKind.GATEWAY_UNAVAILABLE, f"provider {name!r} has no credential ({ref} is not set)"
         )

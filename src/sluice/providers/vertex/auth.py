@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from sluice.config.secrets import SecretRef
+from sluice.config.secrets import SecretRef, Secrets
 from sluice.errors import (
     ErrorKind,
     GatewayError,
@@ -89,11 +89,15 @@ class VertexAuth:
         self,
         provider: str,
         credentials: SecretRef | None,
+        secrets: Secrets,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``credentials``: the config's service-account reference, already resolved in
+        ``secrets`` (by the core, when the adapter was built)."""
         self._provider = provider
         self._ref = credentials
+        self._value = secrets.value(credentials)
         self._clock = clock
         self._lock = asyncio.Lock()
         self._info: dict[str, Any] | None = None
@@ -119,7 +123,7 @@ class VertexAuth:
     async def _service_account(self, call: UpstreamCall) -> tuple[str, float]:
         if self._info is None:
             assert self._ref is not None
-            value = self._ref.resolve()
+            value = self._value
             if not value:
                 raise _unavailable(self._provider, f"credentials {self._ref!r} is not set")
             self._info = await asyncio.to_thread(load_service_account, value, self._provider)

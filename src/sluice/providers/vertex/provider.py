@@ -12,7 +12,8 @@ from urllib.parse import quote
 
 import orjson
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import VertexConfig
+from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.anthropic import transform as anthropic
 from sluice.providers.anthropic.provider import native_or_translated
@@ -47,13 +48,19 @@ def publisher_of(model: str) -> tuple[str, str]:
 class VertexProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
 
-    def __init__(self, name: str, config: ProviderConfig, options: object = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        config: VertexConfig,
+        options: object = None,
+        secrets: Secrets = NO_SECRETS,
+    ) -> None:
         self._name = name
         self._config = config
         self._location = config.location or DEFAULT_LOCATION
         base = config.base_url or default_base_url(self._location)
         self._root = f"{base}/{config.api_version or DEFAULT_VERSION}"
-        self._auth = VertexAuth(name, config.credentials)
+        self._auth = VertexAuth(name, config.credentials, secrets)
 
     async def _target(self, call: UpstreamCall) -> tuple[str, str, dict[str, str]]:
         """``(publisher, model URL, headers)``; fetches a token when needed."""

@@ -11,7 +11,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from sluice.config.model import ProviderConfig
+from sluice.config.providers import ProviderConfig
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.registry import PROVIDER_TYPES
 

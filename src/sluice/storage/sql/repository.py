@@ -10,6 +10,8 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sluice.auth.keys import KeyRecord
+from sluice.budgets.spec import stored_budget
+from sluice.limits.settings import stored_limits
 from sluice.storage.base import (
     CredentialRepository,
     KeyRepository,
@@ -55,8 +57,8 @@ def _key_from_row(row: Any) -> KeyRecord:
         service_account_id=row.service_account_id,
         team_id=row.team_id,
         models_exclude=tuple(row.models_exclude or ()),
-        limits=dict(row.limits) if row.limits is not None else None,
-        budget=dict(row.budget) if row.budget is not None else None,
+        limits=stored_limits(row.limits),
+        budget=stored_budget(row.budget),
         previous_hash=row.previous_hash,
         previous_valid_until=_ts(row.previous_valid_until),
     )
@@ -79,8 +81,8 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
         "service_account_id": record.service_account_id,
         "team_id": record.team_id,
         "models_exclude": list(record.models_exclude),
-        "limits": record.limits,
-        "budget": record.budget,
+        "limits": record.limits.to_json() if record.limits is not None else None,
+        "budget": record.budget.to_json() if record.budget is not None else None,
         "previous_hash": record.previous_hash,
         "previous_valid_until": _dt(record.previous_valid_until),
     }

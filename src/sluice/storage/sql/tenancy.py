@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from sluice.budgets.spec import stored_budget
+from sluice.limits.settings import stored_limits
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
@@ -28,20 +30,15 @@ from sluice.tenancy.model import (
 
 
 def _gov_values(g: Governance) -> dict[str, Any]:
-    return {
-        "models": list(g.models) if g.models is not None else None,
-        "models_exclude": list(g.models_exclude),
-        "limits": g.limits,
-        "budget": g.budget,
-    }
+    return g.to_json()
 
 
 def _gov(row: Any) -> Governance:
     return Governance(
         models=tuple(row.models) if row.models is not None else None,
         models_exclude=tuple(row.models_exclude or ()),
-        limits=dict(row.limits) if row.limits is not None else None,
-        budget=dict(row.budget) if row.budget is not None else None,
+        limits=stored_limits(row.limits),
+        budget=stored_budget(row.budget),
     )
 
 
