@@ -6,7 +6,8 @@ BIN     = $(VENV)/bin
 
 .PHONY: serve test check lint types pytest bench clean node-clients
 
-# The real coding-agent CLIs the client tests run (tests/e2e/test_clients_cli.py), pinned in
+# The real coding-agent CLIs the client tests run (tests/e2e/test_clients_cli.py) and the real
+# OpenID Provider of the SSO tests (oidc-provider, tests/idp/server.mjs), pinned in
 # tests/clients/package.json and its lock. Installed again only when those change. Without
 # npm's registry the tests skip, except under CI, where the install (and so `make test`) fails.
 CLIENTS = tests/clients
