@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
 from sluice.storage.console import ConsoleRepository
+from sluice.storage.identities import IdentityRepository
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -179,6 +180,8 @@ class Storage(Protocol):
     responses: ResponseRepository
     tenancy: TenancyRepository
     credentials: CredentialRepository
+    identities: IdentityRepository
+    """(issuer, subject) of people who signed in through an identity provider."""
 
     def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one
