@@ -14,6 +14,7 @@ import aiohttp
 from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
 from sluice.auth.cache import KeyCache
 from sluice.auth.guard import BadKeyGuard
+from sluice.auth.oidc.bearer import bearer_tokens
 from sluice.auth.service import bootstrap_master_key
 from sluice.bringup import PING_TIMEOUT_S, BringUp
 from sluice.budgets import seed_budgets
@@ -473,6 +474,7 @@ async def open_runtime(
             settings, config, table=table, writer=rt.usage, breakers=breakers
         )
         rt.alerts = _alerts(rt)
+        rt.keys.bearer = bearer_tokens(config.auth, rt.keys, session=session, clock=clock)
         bring_up = BringUp(
             _connect_steps(rt, migrate=migrate),
             rt.lifecycle,

@@ -320,8 +320,12 @@ async def _authenticated(
 ) -> Principal | None:
     """The caller, or ``None`` after answering 401/403 (or 429 to an address refused for
     bad keys)."""
+    token = token_from_headers(seen.authorization, seen.x_api_key)
     try:
-        return keys.authenticate(token_from_headers(seen.authorization, seen.x_api_key), scope)
+        bearer = keys.bearer  # IdP access tokens (JWTs), only when configured
+        if bearer is not None and token is not None and bearer.accepts(token):
+            return await bearer.authenticate(token)
+        return keys.authenticate(token, scope)
     except GatewayError as exc:
         await send_error(send, exc, base, dialect.error(exc))
         return None

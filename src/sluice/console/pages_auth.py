@@ -22,10 +22,14 @@ from sluice.console.context import (
 )
 from sluice.console.sessions import COOKIE, storage_scope
 from sluice.console.throttle import buckets
-from sluice.errors import GatewayError
+from sluice.errors import ErrorKind, GatewayError
 
 HOME = "/ui/keys"
 GENERIC_FAILURE = "That email and password do not match an active account."
+PASSWORDS_OFF = GatewayError(
+    ErrorKind.CALLER_FORBIDDEN,
+    "Password sign-in is switched off here; sign in with your identity provider.",
+)
 
 
 def safe_next(target: str | None) -> str:
@@ -67,6 +71,10 @@ def _login_form(
         error=error,
         email=email,
         next=safe_next(request.query_params.get("next")),
+        local_accounts=ctx.rt.config.auth.local_accounts,
+        identity_providers=[
+            (name, idp.display_name) for name, idp in ctx.rt.config.auth.oidc.items()
+        ],
     )
     response.set_cookie(
         LOGIN_CSRF,
@@ -110,6 +118,10 @@ async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
+    from sluice.console import pages_sso
+
+    sso = pages_sso.Sso.build(ctx)
+
     async def login_page(request: Request) -> Response:
         try:
             await ctx.viewer(request)
@@ -121,6 +133,8 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         return redirect(safe_next(request.query_params.get("next")))
 
     async def login(request: Request) -> Response:
+        if not ctx.rt.config.auth.local_accounts:
+            return ctx.error_page(request, None, PASSWORDS_OFF)
         form = await request.form()
         cookie = request.cookies.get(LOGIN_CSRF, "")
         sent = form.get("csrf_token")
@@ -162,9 +176,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         viewer = await ctx.viewer(request)
         await ctx.form(request, viewer)
         await ctx.sessions.end(request.cookies.get(COOKIE))
-        response = redirect("/ui/login")
-        forget_client(response)
-        return response
+        return await pages_sso.signed_out(ctx, sso, request, viewer.session.method)
 
     async def session_state(request: Request) -> Response:
         # Polled by the pages' expiry timer and before each playground request: looking
@@ -192,4 +204,5 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         Route("/ui/session.json", session_state, methods=["GET"]),
         Route("/ui/account", account, methods=["GET"]),
         Route("/ui/account/password", change_password, methods=["POST"]),
+        *pages_sso.routes(ctx, sso),
     ]
