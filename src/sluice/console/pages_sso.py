@@ -94,7 +94,8 @@ async def signed_out(ctx: ConsoleContext, sso: Sso, request: Request, method: st
 
 def routes(ctx: ConsoleContext, sso: Sso) -> list[Route]:
     def failed(request: Request, exc: GatewayError) -> Response:
-        response = ctx.render(
+        # The browser cookie stays: a forged callback must not spoil the real one.
+        return ctx.render(
             request,
             "error.html",
             None,
@@ -102,8 +103,6 @@ def routes(ctx: ConsoleContext, sso: Sso) -> list[Route]:
             title="Sign-in failed",
             detail=exc.message,
         )
-        response.delete_cookie(BROWSER_COOKIE, path="/ui/sso")
-        return response
 
     async def start(request: Request) -> Response:
         name = request.path_params["idp"]
