@@ -7,6 +7,7 @@ as a member of its default team. Group mapping, admin groups and allowed domains
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -19,7 +20,7 @@ SigningAlg = Literal[
 """Asymmetric algorithms only: ``none`` and the HMAC family (whose key would be the
 client secret, or a public key misused as one) are never accepted."""
 
-IDP_NAME = r"^[a-z0-9][a-z0-9_-]{0,23}$"
+IDP_NAME = r"[a-z0-9][a-z0-9_-]{0,23}"
 
 
 class _Frozen(BaseModel):
@@ -104,8 +105,17 @@ class OidcProviderConfig(_Frozen):
 class AuthConfig(_Frozen):
     local_accounts: bool = True
     """Email and password sign-in to the console. Off: the form is hidden and refused."""
-    oidc: dict[Annotated[str, Field(pattern=IDP_NAME)], OidcProviderConfig] = Field(
-        default_factory=dict
-    )
+    oidc: dict[str, OidcProviderConfig] = Field(default_factory=dict)
     """Identity providers by name (lower-case letters, digits, ``-``, ``_``; the name is in
     the callback URL ``/ui/sso/<name>/callback``)."""
+
+    @field_validator("oidc")
+    @classmethod
+    def _names(cls, value: dict[str, OidcProviderConfig]) -> dict[str, OidcProviderConfig]:
+        for name in value:
+            if not re.fullmatch(IDP_NAME, name):
+                raise ValueError(
+                    f"identity provider name {name!r}: use 1 to 24 lower-case letters, "
+                    "digits, '-' or '_' (it is part of the callback URL)"
+                )
+        return value
