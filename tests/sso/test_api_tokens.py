@@ -52,6 +52,9 @@ async def test_a_client_credentials_token_runs_as_the_mapped_key(tmp_path: Path,
         assert (
             await admin.post("/v1/chat/completions", json=CHAT, headers=bearer(static))
         ).status_code == 200
+        listed = await admin.get("/v1/models", headers=bearer(token))
+        assert listed.status_code == 200
+        assert "mock-gpt" in {m["id"] for m in listed.json()["data"]}
         await rt.usage.flush()
         rows = await rt.storage.usage.recent()
         assert len(rows) == 3

@@ -119,6 +119,15 @@ class DataPlane:
         token = token_from_headers(seen.authorization, seen.x_api_key)
         return self._keys.authenticate(token, scope), seen.length
 
+    async def caller(self, scope: Scope) -> tuple[Principal, int | None]:
+        """:meth:`authenticate`, also for IdP access tokens (whose keys may need fetching)."""
+        seen = self._scan(scope)
+        token = token_from_headers(seen.authorization, seen.x_api_key)
+        bearer = self._keys.bearer
+        if bearer is not None and token is not None and bearer.accepts(token):
+            return await bearer.authenticate(token), seen.length
+        return self._keys.authenticate(token, scope), seen.length
+
     @property
     def table(self) -> ModelTable:
         return self._svc.table
@@ -229,7 +238,7 @@ class DataPlane:
                     ErrorKind.CALLER_METHOD_NOT_ALLOWED,
                     f"no route for {scope['method']} {scope['path']}",
                 )
-            principal, _ = self.authenticate(scope)
+            principal, _ = await self.caller(scope)
         except GatewayError as exc:
             await send_error(send, exc, base)
             return
