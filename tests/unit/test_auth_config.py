@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from sluice.config.loader import ConfigError, load_default_config, parse_config
@@ -61,3 +64,15 @@ def test_unknown_keys_and_bad_values_name_file_and_line() -> None:
     assert "issuer" in problems(GOOD.replace("https://login", "ftp://login"))[0]
     [named] = problems(GOOD.replace("    keycloak:", "    Key Cloak!:"))
     assert named.startswith("sluice.yaml:3: auth.oidc: identity provider name 'Key Cloak!'")
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.mark.parametrize("page", ["sso.md", "configuration.md"])
+def test_the_documented_auth_examples_parse(page: str) -> None:
+    blocks = re.findall(r"```yaml\n(auth:\n.*?)```", (DOCS / page).read_text(), re.S)
+    complete = [b for b in blocks if "# ... as above" not in b]
+    assert complete
+    for block in complete:
+        assert parse_config(block, source=page).auth.oidc
