@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,6 @@ class Idp:
     issuer: str
     process: subprocess.Popen[bytes]
     workdir: Path
-    calls: list[str] = field(default_factory=list)
 
     def rotate(self) -> str:
         """A new signing key; returns its ``kid``."""
@@ -86,6 +85,14 @@ class Idp:
         )
         resp.raise_for_status()
         return str(resp.json()["token"])
+
+    def set_redirects(self, redirect_uris: list[str], post_logout: list[str]) -> None:
+        """Register the console's callback (its port may be known only now)."""
+        resp = httpx.post(
+            f"{self.issuer}/_admin/redirects",
+            json={"redirect_uris": redirect_uris, "post_logout_redirect_uris": post_logout},
+        )
+        resp.raise_for_status()
 
     def public_jwk(self) -> dict[str, Any]:
         resp = httpx.post(f"{self.issuer}/_admin/sign", json={"claims": {}})

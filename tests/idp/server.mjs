@@ -11,6 +11,8 @@
 //   POST /_admin/rotate        a new signing key (published first in the JWKS, signs from now)
 //   POST /_admin/sign          {"header": {...}, "claims": {...}} signed with the current key,
 //                              so tests can make tokens with wrong claims but a valid signature
+//   POST /_admin/redirects     {"redirect_uris": [...], "post_logout_redirect_uris": [...]}
+//                              for a console whose port is known only after the IdP started
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
@@ -113,6 +115,14 @@ async function admin(req, res) {
     provider = build(); // same issuer and in-memory store; the new key signs from now on
     handle = provider.callback();
     return reply(res, 200, { kid: keys[0].kid });
+  }
+  if (req.url === '/_admin/redirects' && req.method === 'POST') {
+    const { redirect_uris: uris, post_logout_redirect_uris: after = [] } = await body(req);
+    config.redirect_uris = uris;
+    config.post_logout_redirect_uris = after;
+    provider = build();
+    handle = provider.callback();
+    return reply(res, 200, { redirect_uris: uris });
   }
   if (req.url === '/_admin/sign' && req.method === 'POST') {
     const { header = {}, claims } = await body(req);

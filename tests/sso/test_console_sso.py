@@ -3,6 +3,8 @@ clear page (4xx or 503), never a 500."""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -259,7 +261,13 @@ async def test_sign_out_ends_the_idp_session_too(
 
         out = await browser.post("/ui/logout", data={"csrf_token": csrf_of(page.text)})
         assert out.status_code == 303
-        target = out.headers["location"]
+        assert out.headers["location"] == "/ui/sso/main/signed-out"
+        # A page that navigates on (the sign-out form's CSP keeps its redirects here).
+        ended = await browser.get(out.headers["location"])
+        assert ended.status_code == 200
+        found = re.search(r'http-equiv="refresh" content="0;url=([^"]+)"', ended.text)
+        assert found is not None
+        target = html.unescape(found.group(1))
         assert target.startswith(f"{idp.issuer}/session/end?")
         query = parse_qs(urlsplit(target).query)
         assert query["post_logout_redirect_uri"] == [f"{GW}/ui/login"]

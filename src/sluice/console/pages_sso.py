@@ -81,14 +81,16 @@ def base_url(ctx: ConsoleContext, request: Request) -> str:
 
 
 async def signed_out(ctx: ConsoleContext, sso: Sso, request: Request, method: str) -> Response:
-    """After the console session ended: to the IdP's end-session endpoint when the session
-    came from an IdP that offers one (it sends the browser back to the sign-in page), else
-    straight to the sign-in page."""
-    back = f"{base_url(ctx, request)}/ui/login"
-    hint = request.cookies.get(ID_TOKEN_COOKIE)
-    response = redirect(await sso.end_session_url(method, hint, back) or "/ui/login")
+    """After the console session ended: a session from an IdP goes on to
+    ``/ui/sso/<idp>/signed-out`` (which sends the browser to the IdP's end-session endpoint
+    when it has one), any other to the sign-in page."""
+    name = method[len(METHOD_PREFIX) :] if method.startswith(METHOD_PREFIX) else None
+    if name is not None and name in sso.login.providers:
+        response = redirect(f"/ui/sso/{name}/signed-out")
+    else:
+        response = redirect("/ui/login")
+        response.delete_cookie(ID_TOKEN_COOKIE, path="/ui")
     forget_client(response)
-    response.delete_cookie(ID_TOKEN_COOKIE, path="/ui")
     return response
 
 
@@ -155,7 +157,29 @@ def routes(ctx: ConsoleContext, sso: Sso) -> list[Route]:
         response.delete_cookie(BROWSER_COOKIE, path="/ui/sso")
         return response
 
+    async def ended(request: Request) -> Response:
+        # A page, not a redirect: this request is still the sign-out form's navigation,
+        # whose redirects the console's CSP (form-action 'self') keeps on this origin.
+        name = request.path_params["idp"]
+        back = f"{base_url(ctx, request)}/ui/login"
+        hint = request.cookies.get(ID_TOKEN_COOKIE)
+        url = await sso.end_session_url(METHOD_PREFIX + name, hint, back)
+        response = (
+            redirect("/ui/login")
+            if url is None
+            else ctx.render(
+                request,
+                "sso_signout.html",
+                None,
+                end_session_url=url,
+                display_name=sso.login.providers[name].config.display_name,
+            )
+        )
+        response.delete_cookie(ID_TOKEN_COOKIE, path="/ui")
+        return response
+
     return [
+        Route("/ui/sso/{idp}/signed-out", ended, methods=["GET"]),
         Route("/ui/sso/{idp}/start", start, methods=["GET"]),
         Route("/ui/sso/{idp}/callback", callback, methods=["GET"]),
     ]
