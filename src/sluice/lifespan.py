@@ -474,7 +474,9 @@ async def open_runtime(
             settings, config, table=table, writer=rt.usage, breakers=breakers
         )
         rt.alerts = _alerts(rt)
-        rt.keys.bearer = bearer_tokens(config.auth, rt.keys, session=session, clock=clock)
+        rt.keys.bearer = bearer_tokens(
+            config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
+        )
         bring_up = BringUp(
             _connect_steps(rt, migrate=migrate),
             rt.lifecycle,

@@ -97,3 +97,33 @@ async def test_without_api_tokens_a_jwt_is_just_an_invalid_key(tmp_path: Path, i
         resp = await admin.post("/v1/chat/completions", json=CHAT, headers=bearer(token))
         assert resp.status_code == 401
         assert resp.json()["error"]["code"] == "invalid_api_key"
+
+
+async def test_bad_tokens_count_as_bad_keys_and_a_down_idp_spares_static_keys(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.idp import running_idp
+
+    key_id, static = await service_key(tmp_path)
+    with running_idp(tmp_path_factory.mktemp("idp-api-down"), redirect_uris=[]) as idp:
+        token = idp.client_credentials_token()
+        forged = idp.sign(claims(idp, aud="https://other/api", client_id="sluice-workload"))
+        settings = make_settings(tmp_path, bad_key_max_failures=2)
+        async with running(settings, sso_config(idp, api_key_id=key_id)) as (_, client):
+            for _ in range(2):
+                resp = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(forged))
+                assert resp.status_code == 401
+            resp = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(token))
+            assert resp.status_code == 429  # this address is refused for a while
+            assert "retry-after" in resp.headers
+
+    # The IdP is gone: its tokens cannot be verified (503), static keys are unaffected.
+    async with running(make_settings(tmp_path), sso_config(idp, api_key_id=key_id)) as (
+        _,
+        client,
+    ):
+        resp = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(token))
+        assert resp.status_code == 503
+        assert "cannot be used right now" in resp.json()["error"]["message"]
+        resp = await client.post("/v1/chat/completions", json=CHAT, headers=bearer(static))
+        assert resp.status_code == 200

@@ -125,7 +125,7 @@ class DataPlane:
         token = token_from_headers(seen.authorization, seen.x_api_key)
         bearer = self._keys.bearer
         if bearer is not None and token is not None and bearer.accepts(token):
-            return await bearer.authenticate(token), seen.length
+            return await bearer.authenticate(token, scope), seen.length
         return self._keys.authenticate(token, scope), seen.length
 
     @property
@@ -333,7 +333,7 @@ async def _authenticated(
     try:
         bearer = keys.bearer  # IdP access tokens (JWTs), only when configured
         if bearer is not None and token is not None and bearer.accepts(token):
-            return await bearer.authenticate(token)
+            return await bearer.authenticate(token, scope)
         return keys.authenticate(token, scope)
     except GatewayError as exc:
         await send_error(send, exc, base, dialect.error(exc))

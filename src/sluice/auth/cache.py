@@ -97,6 +97,10 @@ class KeyCache:
             self._by_id[record.id] = record.public_id
 
     @property
+    def guard(self) -> BadKeyGuard | None:
+        return self._guard
+
+    @property
     def index(self) -> DirectoryIndex:
         """The directory the cached principals were resolved against (the console builds a
         signed-in person's principal from it)."""

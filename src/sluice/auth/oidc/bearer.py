@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -23,6 +23,10 @@ from sluice.auth.oidc.tokens import Expect, TokenRejected, unverified_issuer, ve
 from sluice.auth.principal import Principal
 from sluice.clock import Clock
 from sluice.config.auth import ApiTokensConfig, AuthConfig
+from sluice.errors import ErrorKind, GatewayError
+
+if TYPE_CHECKING:
+    from sluice.auth.guard import BadKeyGuard
 
 VERIFIED_CAP = 10_000
 """Verified tokens remembered at most (then forgotten at once and verified again)."""
@@ -40,9 +44,13 @@ class BearerTokens:
         issuers: Mapping[str, tuple[IdentityProvider, ApiTokensConfig]],
         principals: KeyPrincipals,
         clock: Clock,
+        *,
+        guard: BadKeyGuard | None = None,
     ) -> None:
-        """``issuers``: issuer URL → the IdP and its ``api_tokens`` block."""
+        """``issuers``: issuer URL → the IdP and its ``api_tokens`` block; ``guard``: the
+        bad-key guard, which counts refused tokens like bad keys."""
         self._issuers = issuers
+        self._guard = guard
         self._principals = principals
         self._clock = clock
         self._verified: dict[str, tuple[str, float]] = {}
@@ -53,9 +61,21 @@ class BearerTokens:
         """Shaped like a JWT (a JSON header starts ``eyJ``, three dot-separated parts)."""
         return token.startswith("eyJ") and token.count(".") == 2
 
-    async def authenticate(self, token: str) -> Principal:
+    async def authenticate(self, token: str, scope: Mapping[str, Any] | None = None) -> Principal:
         """The principal the token runs as; raises a 401 ``GatewayError`` otherwise (503
-        when the IdP's keys cannot be fetched)."""
+        when the IdP's keys cannot be fetched). ``scope`` names the client for the guard."""
+        guard = self._guard
+        if guard is None or scope is None:
+            return await self._authenticate(token)
+        guard.check(scope)
+        try:
+            return await self._authenticate(token)
+        except GatewayError as exc:
+            if exc.kind is ErrorKind.CALLER_UNAUTHENTICATED:
+                guard.failed(scope)
+            raise
+
+    async def _authenticate(self, token: str) -> Principal:
         digest = hashlib.sha256(token.encode()).hexdigest()
         memo = self._verified.get(digest)
         if memo is not None and self._clock.now() < memo[1]:
@@ -99,6 +119,7 @@ def bearer_tokens(
     *,
     session: aiohttp.ClientSession,
     clock: Clock,
+    guard: BadKeyGuard | None = None,
 ) -> BearerTokens | None:
     """The verifier for every IdP that enables ``api_tokens``; ``None`` when none does (the
     data plane then never looks at a token's shape)."""
@@ -110,4 +131,4 @@ def bearer_tokens(
         for name, config in auth.oidc.items()
         if config.api_tokens is not None
     }
-    return BearerTokens(issuers, principals, clock) if issuers else None
+    return BearerTokens(issuers, principals, clock, guard=guard) if issuers else None
