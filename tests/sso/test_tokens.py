@@ -20,6 +20,7 @@ from sluice.auth.oidc.metadata import REFRESH_EVERY_S, IdentityProvider
 from sluice.auth.oidc.tokens import Expect, TokenRejected, verify
 from sluice.clock import FakeClock
 from sluice.config.auth import OidcProviderConfig
+from sluice.errors import GatewayError
 from tests.idp import AUDIENCE, Idp
 
 pytestmark = pytest.mark.e2e
@@ -116,3 +117,16 @@ async def test_an_unknown_kid_fetches_the_keys_again_at_most_every_30_s(
         await refused(rotated, idp, p, clock, "key the identity provider does not publish")
         clock.advance(REFRESH_EVERY_S / 2)
         assert (await check(rotated, idp, p, clock))["sub"] == "w"
+
+
+async def test_discovery_must_name_the_configured_issuer(
+    idp: Idp, session: aiohttp.ClientSession
+) -> None:
+    clock = FakeClock(time.time())
+    config = OidcProviderConfig(display_name="Main", issuer=idp.issuer + "/", client_id="x")
+    p = IdentityProvider("main", config, session=session, clock=clock)
+    with pytest.raises(GatewayError) as info:
+        await p.discovery()
+    assert info.value.status == 503
+    assert "not the configured" in info.value.message
+    assert (await provider(idp, session, clock).discovery()).issuer == idp.issuer
