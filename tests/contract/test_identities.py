@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.storage.identities import IdentityRecord
+from sluice.storage.base import IdentityRecord
 
 
 async def test_an_identity_is_the_issuer_and_subject_pair(storage: Any) -> None:

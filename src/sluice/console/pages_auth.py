@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sluice.console import forms
+from sluice.console import forms, pages_sso
 from sluice.console.context import (
     LOGIN_CSRF,
     ConsoleContext,
@@ -21,36 +21,15 @@ from sluice.console.context import (
     redirect,
 )
 from sluice.console.sessions import COOKIE, storage_scope
+from sluice.console.signin import safe_next, session_cookie
 from sluice.console.throttle import buckets
 from sluice.errors import ErrorKind, GatewayError
 
-HOME = "/ui/keys"
 GENERIC_FAILURE = "That email and password do not match an active account."
 PASSWORDS_OFF = GatewayError(
     ErrorKind.CALLER_FORBIDDEN,
     "Password sign-in is switched off here; sign in with your identity provider.",
 )
-
-
-def safe_next(target: str | None) -> str:
-    """Only a path inside the console (no scheme, no ``//host``): no open redirect."""
-    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return HOME
-
-
-def session_cookie(ctx: ConsoleContext, request: Request, response: Response, token: str) -> None:
-    """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it), Secure
-    over https, scoped to the console's paths."""
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=int(ctx.sessions.max_s),
-        path="/ui",
-        httponly=True,
-        samesite="lax",
-        secure=ctx.secure(request),
-    )
 
 
 def _login_form(
@@ -118,8 +97,6 @@ async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    from sluice.console import pages_sso
-
     sso = pages_sso.Sso.build(ctx)
 
     async def login_page(request: Request) -> Response:

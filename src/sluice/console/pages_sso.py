@@ -20,8 +20,8 @@ from sluice.auth.oidc.metadata import IdentityProvider
 from sluice.auth.oidc.provision import Provisioner
 from sluice.auth.oidc.transactions import TTL_S, transaction_store
 from sluice.console.context import ConsoleContext, forget_client, redirect
-from sluice.console.pages_auth import safe_next, session_cookie
 from sluice.console.sessions import COOKIE
+from sluice.console.signin import safe_next, session_cookie
 from sluice.errors import GatewayError
 
 BROWSER_COOKIE = "sluice_sso"

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
 from sluice.storage.console import ConsoleRepository
-from sluice.storage.identities import IdentityRepository
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -156,6 +155,41 @@ class MetaRepository(Protocol):
 
     async def put(self, name: str, value: str, *, bump: str | None = None) -> None:
         """Store ``value``; in the same transaction bump the counter named ``bump``."""
+        ...
+
+
+# A person's identity at an identity provider is the pair (issuer, subject), never the e-mail
+# alone: addresses change hands and differ in verification between IdPs.
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    issuer: str
+    subject: str
+    user_id: str
+    email: str | None
+    groups: tuple[str, ...]
+    """The groups claim at the last sign-in."""
+    created_at: float
+    last_sign_in_at: float
+
+
+class IdentityRepository(Protocol):
+    async def get(self, issuer: str, subject: str) -> IdentityRecord | None: ...
+
+    async def for_user(self, user_id: str) -> list[IdentityRecord]:
+        """Every identity linked to a user, oldest first."""
+        ...
+
+    async def create(self, record: IdentityRecord) -> bool:
+        """Link an identity to a user; ``False`` when (issuer, subject) is linked already
+        (the row is left as it was)."""
+        ...
+
+    async def signed_in(
+        self, issuer: str, subject: str, *, at: float, email: str | None, groups: tuple[str, ...]
+    ) -> None:
+        """Record a sign-in: its time and the claims it carried."""
         ...
 
 

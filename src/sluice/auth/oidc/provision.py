@@ -16,7 +16,7 @@ from sluice.auth.principal import Principal
 from sluice.clock import Clock
 from sluice.config.auth import OidcProviderConfig
 from sluice.errors import ErrorKind, GatewayError
-from sluice.storage.identities import IdentityRecord, IdentityRepository
+from sluice.storage.base import IdentityRecord, IdentityRepository
 from sluice.tenancy.model import Governance, Org, User
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from sluice.storage.identities import IdentityRecord
+from sluice.storage.base import IdentityRecord
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
