@@ -62,6 +62,10 @@ def test_unknown_keys_and_bad_values_name_file_and_line() -> None:
         GOOD.replace("client_id: sluice\n", "client_id: sluice\n      scopes: [email]\n")
     ) == ["sluice.yaml:8: auth.oidc.keycloak.scopes: scopes must include 'openid'"]
     assert "issuer" in problems(GOOD.replace("https://login", "ftp://login"))[0]
+    assert problems("auth: {local_accounts: false}\n") == [
+        "sluice.yaml:1: auth: local_accounts is false and no identity provider is configured "
+        "under auth.oidc: nobody could sign in to the console"
+    ]
     [named] = problems(GOOD.replace("    keycloak:", "    Key Cloak!:"))
     assert named.startswith("sluice.yaml:3: auth.oidc: identity provider name 'Key Cloak!'")
 

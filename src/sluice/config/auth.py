@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluice.config.secrets import SecretRef
 
@@ -119,3 +119,12 @@ class AuthConfig(_Frozen):
                     "digits, '-' or '_' (it is part of the callback URL)"
                 )
         return value
+
+    @model_validator(mode="after")
+    def _someone_can_sign_in(self) -> AuthConfig:
+        if not self.local_accounts and not self.oidc:
+            raise ValueError(
+                "local_accounts is false and no identity provider is configured under "
+                "auth.oidc: nobody could sign in to the console"
+            )
+        return self
