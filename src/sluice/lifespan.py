@@ -24,7 +24,6 @@ from sluice.budgets.pricing import Pricer, known_context_window
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig
 from sluice.control.plane import ControlPlane
-from sluice.credentials.crypto import Sealer
 from sluice.lifecycle import Lifecycle
 from sluice.observability.wiring import build_observability
 from sluice.routing.table import ModelTable
@@ -178,7 +177,6 @@ async def open_process(
             ),
             body_policy=body_policy,
             redis=redis,
-            sealer=Sealer(settings.secret_key.get_secret_value()) if settings.secret_key else None,
             lifecycle=lifecycle or Lifecycle(),
         )
         control = wiring.control_plane(rt)

@@ -17,7 +17,6 @@ from sluice.budgets.base import BudgetStore
 from sluice.budgets.pricing import Pricer
 from sluice.clock import Clock
 from sluice.config import GatewayConfig, load_config, load_default_config
-from sluice.credentials.crypto import Sealer
 from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
 from sluice.observability.wiring import Observability
@@ -53,7 +52,6 @@ class Runtime:
     pricer: Pricer
     observability: Observability
     redis: Redis | None = None
-    sealer: Sealer | None = None
     credentials: dict[str, str] = field(default_factory=dict)
     """Decrypted stored credentials by provider name (replace the config's); written by the
     control plane's credential service only."""

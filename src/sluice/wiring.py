@@ -17,6 +17,7 @@ from sluice.control.credentials import CredentialService
 from sluice.control.plane import ControlPlane, Records
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
+from sluice.credentials.crypto import Sealer
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.providers.base import Provider
@@ -27,6 +28,7 @@ from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.runtime import Runtime
+from sluice.settings import Settings
 from sluice.storage.sql.engine import worker_priority
 from sluice.storage.sql.repository import SqlStorage
 from sluice.tenancy.keys import KeyService
@@ -108,6 +110,12 @@ def alerts(rt: Runtime) -> AlertService:
     )
 
 
+def _sealer(settings: Settings) -> Sealer | None:
+    """Seals stored provider credentials; none without ``SLUICE_SECRET_KEY``."""
+    key = settings.secret_key
+    return Sealer(key.get_secret_value()) if key else None
+
+
 def control_plane(rt: Runtime) -> ControlPlane:
     """The control plane's services over this process's resources, built once."""
     storage = rt.storage
@@ -128,7 +136,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
         rt.config,
         storage.credentials,
         tenancy,
-        sealer=rt.sealer,
+        sealer=_sealer(rt.settings),
         live=rt.credentials,
         clock=rt.clock,
         on_loaded=rt.observability.redactor.add,
