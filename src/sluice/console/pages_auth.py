@@ -101,7 +101,7 @@ async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
             errors["password"] = exc.message
         else:
             # Every other browser signed in as this person is signed out (same unit).
-            await ctx.admin.tenancy.set_password(viewer.principal, viewer.user.id, hashed)
+            await ctx.control.tenancy.set_password(viewer.principal, viewer.user.id, hashed)
             started = await ctx.sessions.start(viewer.user.id, method="password")
             response = redirect("/ui/account", "password")
             session_cookie(ctx, request, response, started.token)

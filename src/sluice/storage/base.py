@@ -157,6 +157,11 @@ class MetaRepository(Protocol):
         """Store ``value``; in the same transaction bump the counter named ``bump``."""
         ...
 
+    async def increment(self, name: str) -> int:
+        """Add one to the counter ``name`` (created at 1) and return the new value, in one
+        statement: concurrent increments each get their own value, none is lost."""
+        ...
+
 
 class Unit(Protocol):
     """The repositories of one unit of work. Everything written through them commits
