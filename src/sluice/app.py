@@ -25,10 +25,12 @@ from sluice.api.responses import ResponsesRoutes
 from sluice.api.usage import UsageRoute
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
+from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
-from sluice.lifespan import Runtime, open_runtime
+from sluice.lifespan import open_process
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
+from sluice.runtime import Runtime
 from sluice.settings import Settings, load_settings
 
 log = logging.getLogger("sluice")
@@ -62,7 +64,7 @@ def data_routes(
 
 
 class SluiceApp:
-    """The ASGI application. ``runtime`` is set while the lifespan is running."""
+    """The ASGI application. ``runtime`` and ``control`` are set while the lifespan runs."""
 
     def __init__(
         self, settings: Settings, config: GatewayConfig | None = None, *, clock: Clock | None = None
@@ -71,6 +73,7 @@ class SluiceApp:
         self._config = config
         self._clock = clock
         self.runtime: Runtime | None = None
+        self.control: ControlPlane | None = None
         self._routes: dict[str, tuple[str, Handler]] = {}
         self._control: Handler | None = None
         self._console: Handler | None = None
@@ -115,8 +118,8 @@ class SluiceApp:
         """Open the runtime and bind the routes (also used by in-process tests)."""
         self._stack = contextlib.AsyncExitStack()
         self._life = Lifecycle()
-        rt = await self._stack.enter_async_context(
-            open_runtime(
+        process = await self._stack.enter_async_context(
+            open_process(
                 self.settings,
                 self._config,
                 clock=self._clock,
@@ -124,6 +127,7 @@ class SluiceApp:
                 lifecycle=self._life,
             )
         )
+        rt, control = process.runtime, process.control
         checks: dict[str, Callable[[], Awaitable[object]]] = {"database": rt.storage.ping}
         if rt.redis is not None:
             checks["redis"] = rt.redis.ping
@@ -159,16 +163,16 @@ class SluiceApp:
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
-        self._control = _Lazy(lambda: _build(ADMIN, rt))
-        self._console = _Lazy(lambda: _build(CONSOLE, rt, rt.storage.console))
-        self.runtime = rt
+        self._control = _Lazy(lambda: _build(ADMIN, control))
+        self._console = _Lazy(lambda: _build(CONSOLE, control))
+        self.runtime, self.control = rt, control
         # Everything allocated so far (modules, config, the runtime) lives as long as the
         # process: keep it out of the collector's full passes, which otherwise stall the loop
         # for tens of milliseconds under load. No collection first: start-up leaves next to
         # no cyclic garbage, and a full pass over the imported modules costs ~80 ms of start.
         gc.freeze()
         self._preimport = asyncio.get_running_loop().call_later(PREIMPORT_DELAY_S, _start_preimport)
-        self._hook = SigtermHook(lambda: rt.spawn(self._drain(), name="drain"))
+        self._hook = SigtermHook(lambda: rt.tasks.spawn(self._drain(), name="drain"))
         self._hook.install()
         return rt
 
@@ -187,7 +191,7 @@ class SluiceApp:
         self._life.phase = Phase.DRAINING
         if self._stack is not None:
             await self._stack.aclose()
-        self.runtime = None
+        self.runtime = self.control = None
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

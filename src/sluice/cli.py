@@ -71,7 +71,7 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 def _check(settings: Settings) -> None:
     from sluice.config import ConfigError
-    from sluice.lifespan import resolve_config
+    from sluice.runtime import resolve_config
 
     try:
         resolve_config(settings)
@@ -217,7 +217,7 @@ def _metrics_dir(settings: Settings) -> str:
 
 
 def _first_model(settings: Settings) -> str:
-    from sluice.lifespan import resolve_config
+    from sluice.runtime import resolve_config
 
     models = resolve_config(settings).models
     return models[0].name if models else "MODEL"
@@ -280,6 +280,7 @@ def version() -> None:
 
 
 async def _with_storage(work: Callable[[SqlStorage], Awaitable[T]]) -> T:
+    from sluice.cli_tenancy import announce
     from sluice.storage.sql.migrate import upgrade_engine
     from sluice.storage.sql.repository import SqlStorage
 
@@ -288,16 +289,7 @@ async def _with_storage(work: Callable[[SqlStorage], Awaitable[T]]) -> T:
     try:
         await upgrade_engine(storage.engine)
         result = await work(storage)
-        if settings.redis_url:
-            from redis.asyncio import Redis
-
-            from sluice.lifespan import KEYS_CHANNEL
-
-            redis = Redis.from_url(settings.redis_url)
-            try:
-                await redis.publish(KEYS_CHANNEL, b"1")
-            finally:
-                await redis.aclose()
+        await announce(settings.redis_url)
         return result
     finally:
         await storage.close()
@@ -363,7 +355,10 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     async def work(storage: SqlStorage) -> list[KeyRecord]:
         return await storage.keys.list()
 
-    records = _run(lambda: _with_storage(work))
+    from sluice.cli_tenancy import run_database
+
+    url = _settings().resolved_database_url()
+    records = run_database(lambda: _with_storage(work), url)
     rows = [_key_json(r) for r in records]
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")

@@ -40,14 +40,11 @@ def reload() -> None:
     SLUICE_KEY_REFRESH_INTERVAL_S; at once with Redis)."""
     from sluice.auth.principal import MASTER
     from sluice.cli_tenancy import run_with_storage
-    from sluice.lifespan import POLICIES_VERSION
+    from sluice.control.policies import request_reload
 
     async def work(t: Tenancy, k: object, storage: object) -> int:
         # The request and its audit entry in one unit; gateways are told after the commit.
-        async with t.changing(MASTER, "routing.reload_request", ("routing", "policies")) as unit:
-            version = int(await unit.meta.get(POLICIES_VERSION) or 0) + 1
-            await unit.meta.put(POLICIES_VERSION, str(version))
-        return version
+        return await request_reload(t, MASTER)
 
     version = run_with_storage(work)
     out.print(f"reload requested (policies version {version})")

@@ -9,7 +9,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
@@ -40,7 +40,6 @@ def run_as_admin(work: Callable[[Tenancy, KeyService], Awaitable[T]]) -> T:
 def run_with_storage(work: Callable[[Tenancy, KeyService, Any], Awaitable[T]]) -> T:
     """:func:`run_as_admin`, with the open storage as well (for the console's accounts)."""
     from sluice.clock import SystemClock
-    from sluice.errors import GatewayError
     from sluice.storage.sql.migrate import upgrade_engine
     from sluice.storage.sql.repository import SqlStorage
     from sluice.tenancy.keys import KeyService
@@ -66,24 +65,49 @@ def run_with_storage(work: Callable[[Tenancy, KeyService, Any], Awaitable[T]]) -
                 default_max_keys=settings.max_keys_per_user,
             )
             result = await work(tenancy, KeyService(tenancy), storage)
-            if settings.redis_url:
-                from redis.asyncio import Redis
-
-                from sluice.lifespan import KEYS_CHANNEL
-
-                redis = Redis.from_url(settings.redis_url)
-                try:
-                    await redis.publish(KEYS_CHANNEL, b"1")
-                finally:
-                    await redis.aclose()
+            await announce(settings.redis_url)
             return result
         finally:
             await storage.close()
+
+    return run_database(main, settings.resolved_database_url())
+
+
+async def announce(redis_url: str | None) -> None:
+    """Tell running gateways to reload their keys now (they also poll the database)."""
+    if redis_url:
+        from redis.asyncio import Redis
+
+        from sluice.control.sync import publish_key_change
+
+        redis = Redis.from_url(redis_url)
+        try:
+            await publish_key_change(redis)
+        finally:
+            await redis.aclose()
+
+
+def run_database(main: Callable[[], Coroutine[Any, Any, T]], url: str) -> T:
+    """Run a command's work on the database: a refused change (a rule, a name taken) or a
+    database that cannot be reached is one line on stderr and exit status 1."""
+    from sqlalchemy.engine import make_url
+
+    from sluice.errors import GatewayError
+    from sluice.storage.availability import database_unavailable
 
     try:
         return asyncio.run(main())
     except GatewayError as exc:
         err.print(f"[red]error[/red] {exc.message}")
+        raise typer.Exit(1) from None
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        shown = make_url(url).render_as_string(hide_password=True)
+        err.print(
+            f"[red]error[/red] the database is unavailable ({type(exc).__name__}): {shown}",
+            highlight=False,
+        )
         raise typer.Exit(1) from None
 
 

@@ -7,7 +7,7 @@ here (:func:`disconnect_watch`) is owned and cancelled by the request that start
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
 from typing import Any, Protocol
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -98,3 +98,30 @@ class OwnedTasks:
     def cancel_all(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+
+
+class Background:
+    """The lifespan's one task group and the tasks started in it (iterable, for probes).
+
+    :meth:`bind` is called once the lifespan has opened its group; :meth:`cancel_all` at exit
+    lets the group end. Nothing here outlives the lifespan.
+    """
+
+    def __init__(self) -> None:
+        self._group: asyncio.TaskGroup | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def bind(self, group: asyncio.TaskGroup) -> None:
+        self._group = group
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> None:
+        """Start a background task in the lifespan's task group (cancelled at exit)."""
+        assert self._group is not None, "the lifespan's task group is not open"
+        self._tasks.append(spawn_in(self._group, coro, name=name))
+
+    def cancel_all(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    def __iter__(self) -> Iterator[asyncio.Task[None]]:
+        return iter(self._tasks)

@@ -216,3 +216,30 @@ async def test_units_of_work_run_concurrently_without_losing_one(storage: SqlSto
     await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(8))), timeout=60)
     assert len(await storage.tenancy.audit_entries()) == 8
     assert [await storage.meta.get(f"n{i}") for i in range(8)] == [str(i) for i in range(8)]
+
+
+async def test_counter_increments_are_atomic_across_processes(
+    database_url: str, storage: SqlStorage
+) -> None:
+    """Several processes (separate engines) bump one counter at once, alone and inside units
+    of work: each bump gets its own value, none is lost."""
+    others = [SqlStorage.from_url(database_url) for _ in range(4)]
+
+    async def in_unit(s: SqlStorage) -> int:
+        async with s.unit() as unit:
+            return await unit.meta.increment("counter")
+
+    try:
+        got = await asyncio.wait_for(
+            asyncio.gather(
+                *(s.meta.increment("counter") for s in others for _ in range(3)),
+                *(in_unit(s) for s in others for _ in range(3)),
+            ),
+            timeout=60,
+        )
+    finally:
+        for other in others:
+            await other.close()
+    assert sorted(got) == list(range(1, 25))
+    assert await storage.meta.get("counter") == "24"
+    assert await storage.meta.increment("counter") == 25

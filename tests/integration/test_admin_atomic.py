@@ -21,13 +21,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sluice.api.admin.deps import AdminContext
-from sluice.api.admin.providers import remove_credential, store_credential
-from sluice.api.admin.routing import record_reload
 from sluice.app import SluiceApp
 from sluice.auth.principal import MASTER
+from sluice.control.plane import ControlPlane
 from sluice.limits.settings import LimitSettings
-from sluice.routing.policy.engine import ReloadResult
 from sluice.storage.console import SessionRecord
 from sluice.storage.sql import tables as t
 from sluice.tenancy.model import Governance, TeamRole
@@ -57,7 +54,7 @@ class World:
 
     app: SluiceApp
     client: httpx.AsyncClient
-    ctx: AdminContext
+    ctx: ControlPlane
     org_id: str
     team_id: str
     user_id: str
@@ -69,16 +66,16 @@ class World:
 
     @property
     def engine(self) -> AsyncEngine:
-        return self.ctx.rt.storage.engine  # type: ignore[attr-defined,no-any-return]
+        assert self.app.runtime is not None
+        return self.app.runtime.storage.engine
 
 
 @pytest.fixture
 async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
     settings = make_settings(tmp_path, database_url=database_url, secret_key="s" * 32)
     async with running(settings) as (app, client):
-        rt = app.runtime
-        assert rt is not None
-        ctx = AdminContext.build(rt)
+        rt, ctx = app.runtime, app.control
+        assert rt is not None and ctx is not None
         org = await ctx.tenancy.create_org(MASTER, "acme", Governance())
         assert org.default_team_id is not None
         user = await ctx.tenancy.create_user(
@@ -119,7 +116,7 @@ async def world(tmp_path: Path, database_url: str) -> AsyncIterator[World]:
             gov=Governance(),
             metadata={},
         )
-        await store_credential(ctx, MASTER, "mock", "sk-upstream-1234567890")
+        await ctx.credentials.store(MASTER, "mock", "sk-upstream-1234567890")
         await rt.storage.console.create_session(
             SessionRecord("h" * 64, user.id, "csrf", "password", now, now + 3600, now)
         )
@@ -248,7 +245,7 @@ async def _key_create(w: World) -> object:
     return await w.ctx.keys.create(
         MASTER,
         name="new",
-        now=w.ctx.rt.clock.now(),
+        now=w.ctx.clock.now(),
         team_id=None,
         user_id=w.user_id,
         service_account_id=None,
@@ -264,21 +261,20 @@ async def _key_update(w: World) -> object:
         w.key_id,
         {"name": "renamed", "metadata": {"x": "y"}},
         Governance(limits=LimitSettings(rpm=7)),
-        now=w.ctx.rt.clock.now(),
+        now=w.ctx.clock.now(),
     )
 
 
 async def _key_rotate(w: World) -> object:
-    return await w.ctx.keys.rotate(MASTER, w.key_id, now=w.ctx.rt.clock.now(), grace_s=60)
+    return await w.ctx.keys.rotate(MASTER, w.key_id, now=w.ctx.clock.now(), grace_s=60)
 
 
 async def _key_revoke(w: World) -> object:
-    return await w.ctx.keys.revoke(MASTER, w.key_id, now=w.ctx.rt.clock.now())
+    return await w.ctx.keys.revoke(MASTER, w.key_id, now=w.ctx.clock.now())
 
 
 async def _reload(w: World) -> object:
-    await record_reload(w.ctx.tenancy, w.ctx.rt, MASTER, ReloadResult(ok=True, generation=2))
-    return None
+    return await w.ctx.policies.reload(MASTER)
 
 
 async def _letter_delete(w: World) -> object:
@@ -328,11 +324,11 @@ CASES: dict[str, tuple[str, Run]] = {
     "key.revoke": ("api_keys", _key_revoke),
     "provider.credential": (
         "provider_credentials",
-        lambda w: store_credential(w.ctx, MASTER, "mock", "sk-upstream-abcdefghijkl"),
+        lambda w: w.ctx.credentials.store(MASTER, "mock", "sk-upstream-abcdefghijkl"),
     ),
     "provider.credential_remove": (
         "provider_credentials",
-        lambda w: remove_credential(w.ctx, MASTER, "mock"),
+        lambda w: w.ctx.credentials.remove(MASTER, "mock"),
     ),
     "routing.reload": ("sluice_meta", _reload),
     "usage.dead_letter_delete": ("usage_dead_letters", _letter_delete),
@@ -386,7 +382,7 @@ async def test_disabling_or_a_new_password_ends_sessions_in_the_same_unit(
     world: World, action: str
 ) -> None:
     _, run = CASES[action]
-    console = world.ctx.rt.storage.console
+    console = world.ctx.records.console
     async with refusing(world.engine, "users"):
         await _fails(run(world))
     assert await console.get_session("h" * 64) is not None, "signed out by a change that failed"

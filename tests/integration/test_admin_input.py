@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 
-from sluice.api.admin.deps import AdminContext
 from sluice.app import SluiceApp
 from sluice.auth.principal import MASTER
 from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSettings
@@ -219,7 +218,8 @@ async def test_legacy_out_of_range_limits_never_block_revocation_or_disabling(
         replace(stored_user, governance=Governance(limits=LimitSettings(tpm_output=HUGE)))
     )
     with caplog.at_level(logging.WARNING, logger="sluice.tenancy"):
-        await rt.refresh_keys(force=True)
+        assert app.control is not None
+        await app.control.sync.refresh(force=True)
     assert f"key {odd['id']}" in caplog.text
 
     def auth(key: dict[str, Any]) -> dict[str, str]:
@@ -261,7 +261,8 @@ async def test_the_domain_refuses_what_the_api_refuses(
     """The console and the CLI call the tenancy service directly: it applies the same bounds."""
     app, client = gw
     org = await _made(client, "/api/v1/orgs", {"name": "o"})
-    tenancy = AdminContext.build(_runtime(app)).tenancy
+    assert app.control is not None
+    tenancy = app.control.tenancy
     for gov, param in (
         (Governance(limits=LimitSettings(rpm=HUGE)), "limits.rpm"),
         (Governance(limits=LimitSettings(rpm=True)), "limits.rpm"),

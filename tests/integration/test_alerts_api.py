@@ -117,8 +117,8 @@ async def test_requests_crossing_a_budget_threshold_alert_the_webhook(tmp_path: 
             client,
         ),
     ):
-        rt = app.runtime
-        assert rt is not None and rt.alerts is not None
+        rt, control = app.runtime, app.control
+        assert rt is not None and control is not None
         probe = (await client.post("/api/v1/keys", json={"name": "probe"})).json()
         first = await client.post(
             "/v1/chat/completions", json=CHAT, headers={"Authorization": f"Bearer {probe['key']}"}
@@ -134,7 +134,7 @@ async def test_requests_crossing_a_budget_threshold_alert_the_webhook(tmp_path: 
         capped = made.json()
         auth = {"Authorization": f"Bearer {capped['key']}"}
         assert (await client.post("/v1/chat/completions", json=CHAT, headers=auth)).is_success
-        [fired] = await rt.alerts.check_budgets()
+        [fired] = await control.alerts.check_budgets()
         assert fired.id is not None
         assert (fired.scope, fired.threshold_pct) == (f"key:{capped['id']}", 50)
         assert (await _settled(app, fired.id)).delivery == "sent"
@@ -143,7 +143,7 @@ async def test_requests_crossing_a_budget_threshold_alert_the_webhook(tmp_path: 
         assert [(a["id"], a["delivery"], a["threshold_pct"]) for a in listed] == [
             (fired.id, "sent", 50)
         ]
-        assert await rt.alerts.check_budgets() == []
+        assert await control.alerts.check_budgets() == []
 
         sent = await client.post("/api/v1/alerts/test")
         assert sent.status_code == 200, sent.text

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from sluice.cli import app
 from sluice.settings import Settings
 from tests.integration.conftest import make_settings, running
+from tests.services import free_port
 
 CHAT = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -64,3 +65,27 @@ async def _check_in_gateway(settings: Settings, key: dict[str, str], user: dict[
             "key.create",
         }
         assert {e["actor"] for e in audit} == {"master"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("keys", "list"),
+        ("keys", "create", "--name", "laptop"),
+        ("keys", "revoke", "key_x"),
+        ("users", "list"),
+        ("routing", "reload"),
+    ],
+)
+def test_an_unreachable_database_is_one_line_and_status_1(
+    monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    url = f"postgresql+asyncpg://sluice:hidden@127.0.0.1:{free_port()}/sluice"
+    monkeypatch.setenv("SLUICE_DATABASE_URL", url)
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error the database is unavailable (")
+    assert "127.0.0.1" in lines[0] and "hidden" not in lines[0]

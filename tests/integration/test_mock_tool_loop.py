@@ -5,9 +5,7 @@ loopback), for chat completions, Messages and Responses."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +15,8 @@ import httpx2
 import openai
 import pytest
 
-from sluice.providers.mock.server import run_server
 from tests.integration.conftest import MASTER, make_settings, running
+from tests.mock_upstream import mock_upstream
 
 TURNS = 4
 """An agent that has not finished after this many model calls is looping."""
@@ -28,12 +26,6 @@ FUNCTION = {
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
 RESULT = '{"temp_c": 21}'
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(params=["in-process", "mock-upstream"])
@@ -47,17 +39,8 @@ async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             finally:
                 await http.aclose()
         return
-    port = _free_port()
-    ready = asyncio.Event()
-    server = asyncio.ensure_future(run_server("127.0.0.1", port, ready=ready))
-    await asyncio.wait_for(ready.wait(), 5)
-    http = httpx2.AsyncClient()
-    try:
-        yield {"base": f"http://127.0.0.1:{port}", "key": "sk-mock", "model": "chat", "http": http}
-    finally:
-        await http.aclose()
-        server.cancel()
-        await asyncio.gather(server, return_exceptions=True)
+    async with mock_upstream() as base, httpx2.AsyncClient() as http:
+        yield {"base": base, "key": "sk-mock", "model": "chat", "http": http}
 
 
 def _openai(target: dict[str, Any]) -> openai.AsyncOpenAI:

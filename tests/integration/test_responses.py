@@ -11,6 +11,7 @@ import pytest
 
 from sluice.app import SluiceApp
 from tests.integration.conftest import MASTER, make_settings, running
+from tests.mock_upstream import mock_upstream
 
 
 @pytest.fixture
@@ -147,21 +148,13 @@ async def test_bad_input_names_the_field(sdk: tuple[SluiceApp, openai.AsyncOpenA
 
 
 @pytest.fixture
-async def native(
-    tmp_path: Path, unused_tcp_port: int
-) -> AsyncIterator[tuple[SluiceApp, openai.AsyncOpenAI]]:
+async def native(tmp_path: Path) -> AsyncIterator[tuple[SluiceApp, openai.AsyncOpenAI]]:
     """A model behind an ``openai`` provider (it has a Responses API): requests pass through
     to the mock upstream's ``/v1/responses``."""
-    import asyncio
-
-    from sluice.providers.mock.server import run_server
-
-    ready = asyncio.Event()
-    server = asyncio.ensure_future(run_server("127.0.0.1", unused_tcp_port, ready=ready))
-    await ready.wait()
-    config = f"""
+    async with mock_upstream() as upstream:
+        config = f"""
 providers:
-  oa: {{type: openai, base_url: "http://127.0.0.1:{unused_tcp_port}/v1", api_key: sk-up}}
+  oa: {{type: openai, base_url: "{upstream}/v1", api_key: sk-up}}
   mock: {{type: mock}}
 models:
   - name: gpt-native
@@ -169,7 +162,6 @@ models:
   - name: mock-gpt
     deployments: [{{provider: mock, model: chat}}]
 """
-    try:
         async with running(make_settings(tmp_path), config) as (app, _):
             http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app))
             client = openai.AsyncOpenAI(
@@ -179,10 +171,6 @@ models:
                 yield app, client
             finally:
                 await http.aclose()
-    finally:
-        server.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await server
 
 
 async def test_native_pass_through(native: tuple[SluiceApp, openai.AsyncOpenAI]) -> None:

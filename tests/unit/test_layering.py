@@ -28,19 +28,6 @@ PACKAGE = SRC / "sluice"
 # so this list can only shrink: delete an entry when its branch lands.
 KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
     {
-        # being restructured in #14: the admin API and the console reach into the Runtime
-        # through lifespan; control-plane services will be handed to them instead.
-        ("api.admin", "lifespan"),
-        ("api.admin.deps", "lifespan"),
-        ("api.admin.providers", "lifespan"),
-        ("api.admin.routing", "lifespan"),
-        ("console.app", "lifespan"),
-        ("console.context", "lifespan"),
-        # being restructured in #14: the console calls the admin API's HTTP handlers.
-        ("console.context", "api.admin.deps"),
-        ("console.pages_ops", "api.admin.providers"),
-        ("console.pages_ops", "api.admin.routing"),
-        ("console.pages_ops", "api.health"),
         # being restructured in #14: the pipeline frames SSE with a provider helper instead
         # of the provider seam.
         ("pipeline.dialects.messages", "providers.sse"),
@@ -130,24 +117,40 @@ ALLOWED: dict[str, set[str]] = {
     "api": _FOUNDATION
     | _DOMAIN
     | {"", "config", "credentials", "observability", "routing", "pipeline"}
-    | {"analytics", "alerts"},
+    | {"analytics", "alerts", "control"},
     "console": _FOUNDATION
     | _DOMAIN
-    | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"},
+    | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
+    | {"control"},
     # composition roots: the lifespan opens every resource, the app wires the edges to it,
     # the CLI runs commands over the lifespan's runtime
     "lifespan": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics"},
-    "app": _FOUNDATION | {"config", "lifespan", "pipeline", "api", "console", "observability"},
-    "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql"},
+    | {"analytics", "runtime", "wiring", "background", "control"},
+    "runtime": _FOUNDATION
+    | _DOMAIN
+    | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
+    | {"storage.sql"},
+    "wiring": _FOUNDATION
+    | _DOMAIN
+    | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
+    | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics"},
+    "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
+    # control-plane services the admin API, the console and the CLI share
+    "control": _FOUNDATION
+    | _DOMAIN
+    | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"},
+    "app": _FOUNDATION
+    | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"},
+    "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
-    "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing"},
+    "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
     "cli": _FOUNDATION
     | _DOMAIN
-    | {"", "config", "observability", "lifespan", "bringup", "storage.sql", "api.protocol"}
+    | {"", "config", "observability", "lifespan", "runtime", "bringup", "storage.sql"}
+    | {"api.protocol"}
     | {"cli_console", "cli_routing", "cli_tenancy", "providers"},  # ``mock-upstream``
     "__main__": {"cli"},
 }
@@ -162,7 +165,7 @@ CONCRETE = {
     "budgets.redis",
     "routing.breaker_redis",
 } | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
-ROOTS = {"app", "lifespan", "cli", "cli_tenancy", "cli_routing"}
+ROOTS = {"app", "lifespan", "runtime", "wiring", "background", "cli", "cli_tenancy", "cli_routing"}
 
 
 @dataclass(frozen=True, slots=True)

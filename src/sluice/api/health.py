@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import orjson
 
@@ -12,6 +11,7 @@ from sluice.api.render import JSON_CT, Receive, Scope, Send, send_error, send_js
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError
 from sluice.lifecycle import Lifecycle, Phase
+from sluice.routing.report import deployment_report
 from sluice.routing.router import Router
 
 PROBE_TIMEOUT_S = 2.0
@@ -74,43 +74,3 @@ class DeploymentHealth:
             return
         body = deployment_report(self._router)
         await send_json(send, 200, orjson.dumps(body), [JSON_CT])
-
-
-def deployment_report(router: Router) -> dict[str, Any]:
-    """Every model's deployments with breaker and latency state, as this process sees them."""
-    models: list[dict[str, Any]] = []
-    for entry in router.table.entries:
-        deployments = []
-        for dep in entry.deployments:
-            stats = router.stats.snapshot(dep.key)
-            breaker = router.breakers.state(dep.key)
-            deployments.append(
-                {
-                    "id": dep.key,
-                    "provider": dep.provider_name,
-                    "model": dep.upstream_model,
-                    "priority": dep.priority,
-                    "weight": dep.weight,
-                    "breaker": breaker.state,
-                    "cooldown_until": breaker.retry_at,
-                    "consecutive_failures": breaker.consecutive_failures,
-                    "in_flight": stats.in_flight,
-                    "latency_ewma_ms": stats.latency_ewma_ms,
-                    "ttft_ewma_ms": stats.ttft_ewma_ms,
-                    "error_rate": stats.error_rate,
-                    "requests_in_window": stats.requests_in_window,
-                }
-            )
-        healthy = any(d["breaker"] != "open" for d in deployments)
-        models.append(
-            {
-                "model": entry.name,
-                "strategy": entry.strategy,
-                "healthy": healthy,
-                "deployments": deployments,
-            }
-        )
-    return {
-        "status": "ok" if all(m["healthy"] for m in models) else "degraded",
-        "models": models,
-    }

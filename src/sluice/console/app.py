@@ -22,10 +22,9 @@ from sluice.console import (
     pages_usage,
 )
 from sluice.console.context import HERE, ConsoleContext, CsrfRejected, SignInNeeded
+from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError
-from sluice.lifespan import Runtime
 from sluice.storage.availability import as_dependency_unavailable
-from sluice.storage.console import ConsoleRepository
 
 MESSAGES = {
     "revoked": "The key was revoked.",
@@ -46,8 +45,8 @@ MESSAGES = {
 }
 
 
-def build_console(rt: Runtime, repo: ConsoleRepository) -> Starlette:
-    ctx = ConsoleContext.build(rt, repo)
+def build_console(control: ControlPlane) -> Starlette:
+    ctx = ConsoleContext.build(control)
     ctx.messages.update(MESSAGES)
     formats.install(ctx.templates.env)
 

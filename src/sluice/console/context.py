@@ -19,15 +19,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from sluice.api.admin.deps import AdminContext
 from sluice.auth.passwords import Passwords
 from sluice.auth.principal import Principal
 from sluice.auth.throttle import FailureThrottle
 from sluice.console.identity import IdentityProvider, LocalPasswords
 from sluice.console.principal import user_principal
 from sluice.console.sessions import COOKIE, LOGIN_CSRF_COOKIE, SessionStore, storage_scope
+from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, retry_after_value
-from sluice.lifespan import Runtime
 from sluice.storage.console import ConsoleRepository, SessionRecord
 from sluice.tenancy import rules
 from sluice.tenancy.model import Team, User
@@ -83,8 +82,7 @@ class Viewer:
 
 @dataclass
 class ConsoleContext:
-    rt: Runtime
-    admin: AdminContext
+    control: ControlPlane
     repo: ConsoleRepository
     sessions: SessionStore
     throttle: FailureThrottle
@@ -94,21 +92,21 @@ class ConsoleContext:
     messages: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, rt: Runtime, repo: ConsoleRepository) -> ConsoleContext:
-        s = rt.settings
+    def build(cls, control: ControlPlane) -> ConsoleContext:
+        s = control.settings
+        repo = control.records.console
         passwords = Passwords()
         templates = Jinja2Templates(directory=str(HERE / "templates"))
         templates.env.filters["when"] = _when
         templates.env.filters["usd"] = _usd
         return cls(
-            rt=rt,
-            admin=AdminContext.build(rt),
+            control=control,
             repo=repo,
             sessions=SessionStore(
-                repo, rt.clock, idle_s=s.console_session_idle_s, max_s=s.console_session_max_s
+                repo, control.clock, idle_s=s.console_session_idle_s, max_s=s.console_session_max_s
             ),
             throttle=FailureThrottle(
-                rt.clock,
+                control.clock,
                 max_failures=s.console_login_max_failures,
                 window_s=s.console_login_window_s,
             ),
@@ -122,10 +120,10 @@ class ConsoleContext:
         if request.url.scheme == "https":
             return True
         proto = request.headers.get("x-forwarded-proto", "")
-        return self.rt.settings.console_trust_proxy_headers and proto.split(",")[0] == "https"
+        return self.control.settings.console_trust_proxy_headers and proto.split(",")[0] == "https"
 
     def client_address(self, request: Request) -> str:
-        if self.rt.settings.console_trust_proxy_headers:
+        if self.control.settings.console_trust_proxy_headers:
             forwarded = request.headers.get("x-forwarded-for", "")
             if forwarded:
                 return forwarded.split(",")[-1].strip()
@@ -135,13 +133,13 @@ class ConsoleContext:
         session = await self.sessions.load(request.cookies.get(COOKIE))
         if session is None:
             raise SignInNeeded
-        await self.rt.refresh_keys()
-        index = self.rt.keys.index
+        await self.control.sync.refresh()
+        index = self.control.cache.index
         principal = user_principal(
             index,
             session.user_id,
-            everything=self.rt.table.everything,
-            canonical=self.rt.table.canonical,
+            everything=self.control.table.everything,
+            canonical=self.control.table.canonical,
         )
         if principal is None:
             await self.sessions.end_all(session.user_id)

@@ -27,7 +27,7 @@ def admin_viewer(viewer: Viewer) -> Viewer:
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    t = ctx.admin.tenancy
+    t = ctx.control.tenancy
 
     async def render(
         request: Request,
@@ -101,7 +101,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
     @action("global", "admin_orgs.html", "/ui/admin")
     async def set_global(viewer: Viewer, form: FormData, params: dict[str, str]) -> None:
         current = await t.global_governance()
-        gov = forms.governance(form, current, ctx.rt.table.canonical)
+        gov = forms.governance(form, current, ctx.control.table.canonical)
         await t.set_global_governance(viewer.principal, gov)
 
     return [
@@ -116,7 +116,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
 def _work_routes(
     ctx: ConsoleContext, action: Callable[[str, str, str], Callable[[Work], Endpoint]]
 ) -> list[Route]:
-    t = ctx.admin.tenancy
+    t = ctx.control.tenancy
 
     @action("user", "admin_users.html", "/ui/admin/users")
     async def create_user(viewer: Viewer, form: FormData, params: dict[str, str]) -> None:

@@ -50,9 +50,9 @@ def _login_form(
         error=error,
         email=email,
         next=safe_next(request.query_params.get("next")),
-        local_accounts=ctx.rt.config.auth.local_accounts,
+        local_accounts=ctx.control.config.auth.local_accounts,
         identity_providers=[
-            (name, idp.display_name) for name, idp in ctx.rt.config.auth.oidc.items()
+            (name, idp.display_name) for name, idp in ctx.control.config.auth.oidc.items()
         ],
     )
     response.set_cookie(
@@ -88,7 +88,7 @@ async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
             errors["password"] = exc.message
         else:
             # Every other browser signed in as this person is signed out (same unit).
-            await ctx.admin.tenancy.set_password(viewer.principal, viewer.user.id, hashed)
+            await ctx.control.tenancy.set_password(viewer.principal, viewer.user.id, hashed)
             started = await ctx.sessions.start(viewer.user.id, method="password")
             response = redirect("/ui/account", "password")
             session_cookie(ctx, request, response, started.token)
@@ -97,7 +97,7 @@ async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    sso = pages_sso.Sso.build(ctx)
+    sso = ctx.control.sso
 
     async def login_page(request: Request) -> Response:
         try:
@@ -110,7 +110,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         return redirect(safe_next(request.query_params.get("next")))
 
     async def login(request: Request) -> Response:
-        if not ctx.rt.config.auth.local_accounts:
+        if not ctx.control.config.auth.local_accounts:
             return ctx.error_page(request, None, PASSWORDS_OFF)
         form = await request.form()
         cookie = request.cookies.get(LOGIN_CSRF, "")

@@ -33,8 +33,8 @@ def key_view(record: KeyRecord, now: float, owners: dict[str, str]) -> dict[str,
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    keys = ctx.admin.keys
-    clock = ctx.rt.clock
+    keys = ctx.control.keys
+    clock = ctx.control.clock
 
     async def render(
         request: Request,
@@ -45,7 +45,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         errors: dict[str, str] | None = None,
         values: dict[str, str] | None = None,
     ) -> Response:
-        index = ctx.rt.keys.index
+        index = ctx.control.cache.index
         owners = {u.id: u.email for u in index.users.values()}
         owners.update({s.id: f"service account {s.name}" for s in index.service_accounts.values()})
         now = clock.now()
@@ -81,7 +81,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         viewer = await ctx.viewer(request)
         form = await ctx.form(request, viewer)
         try:
-            models = forms.names(form, "models", ctx.rt.table.canonical)
+            models = forms.names(form, "models", ctx.control.table.canonical)
             created = await keys.create(
                 viewer.principal,
                 name=forms.text(form, "name"),

@@ -4,7 +4,6 @@ read-only view of the settings with secrets masked."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from typing import Any
 
@@ -12,13 +11,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sluice.api.admin.providers import describe, remove_credential, store_credential
-from sluice.api.admin.routing import record_reload
-from sluice.api.health import deployment_report
 from sluice.console import forms
 from sluice.console.context import SECURITY_HEADERS, ConsoleContext, field_errors, redirect
 from sluice.console.pages_admin import admin_viewer
 from sluice.errors import GatewayError
+from sluice.routing.report import deployment_report
 
 AUDIT_ROWS = 100
 SECRET_SETTINGS = ("master_key", "secret_key")
@@ -40,20 +37,22 @@ def masked_settings(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    rt = ctx.rt
-    t = ctx.admin.tenancy
+    control = ctx.control
+    t = control.tenancy
 
     async def models(request: Request) -> Response:
         viewer = admin_viewer(await ctx.viewer(request))
-        return ctx.render(request, "admin_models.html", viewer, report=deployment_report(rt.router))
+        return ctx.render(
+            request, "admin_models.html", viewer, report=deployment_report(control.router)
+        )
 
     async def models_json(request: Request) -> Response:
         admin_viewer(await ctx.viewer(request))
-        return JSONResponse(deployment_report(rt.router), headers=SECURITY_HEADERS)
+        return JSONResponse(deployment_report(control.router), headers=SECURITY_HEADERS)
 
     async def routing(request: Request, *, result: dict[str, Any] | None = None) -> Response:
         viewer = admin_viewer(await ctx.viewer(request))
-        engine = rt.router.policy
+        engine = control.policies.engine
         return ctx.render(
             request,
             "admin_routing.html",
@@ -61,7 +60,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             enabled=engine.enabled,
             generation=engine.generation,
             policies=[p.as_dict() for p in engine.policies()],
-            files=rt.config.routing.policies,
+            files=control.config.routing.policies,
             result=result,
         )
 
@@ -71,8 +70,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
     async def reload(request: Request) -> Response:
         viewer = admin_viewer(await ctx.viewer(request))
         await ctx.form(request, viewer)
-        result = await asyncio.to_thread(rt.router.policy.reload)
-        await record_reload(t, rt, viewer.principal, result)
+        result = await control.policies.reload(viewer.principal)
         return await routing(request, result=result.as_dict())
 
     async def providers(
@@ -83,7 +81,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         which: str = "",
     ) -> Response:
         viewer = admin_viewer(await ctx.viewer(request))
-        listed = [await describe(rt, name) for name in rt.config.providers]
+        listed = await control.credentials.list(viewer.principal)
         return ctx.render(
             request,
             "admin_providers.html",
@@ -92,7 +90,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             providers=listed,
             errors=errors or {},
             which=which,
-            can_store=rt.sealer is not None,
+            can_store=control.credentials.can_store,
         )
 
     async def providers_page(request: Request) -> Response:
@@ -104,7 +102,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         name = request.path_params["name"]
         try:
             key = forms.text(form, "api_key", max_len=4096)
-            await store_credential(ctx.admin, viewer.principal, name, key)
+            await control.credentials.store(viewer.principal, name, key)
         except GatewayError as exc:
             return await providers(
                 request, status=exc.status, errors=field_errors(exc, "api_key"), which=name
@@ -116,7 +114,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         await ctx.form(request, viewer)
         name = request.path_params["name"]
         try:
-            await remove_credential(ctx.admin, viewer.principal, name)
+            await control.credentials.remove(viewer.principal, name)
         except GatewayError as exc:
             return await providers(
                 request, status=exc.status, errors=field_errors(exc, "api_key"), which=name
@@ -134,16 +132,16 @@ def routes(ctx: ConsoleContext) -> list[Route]:
 
     async def settings(request: Request) -> Response:
         viewer = admin_viewer(await ctx.viewer(request))
-        cfg = rt.config
+        cfg = control.config
         return ctx.render(
             request,
             "admin_settings.html",
             viewer,
-            settings=masked_settings(rt.settings.model_dump()),
+            settings=masked_settings(control.settings.model_dump()),
             routing=cfg.routing.model_dump(exclude={"wildcards", "policies"}),
             model_count=len(cfg.models),
             provider_count=len(cfg.providers),
-            redis=rt.redis is not None,
+            redis=control.shared_state,
         )
 
     return [

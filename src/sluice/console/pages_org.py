@@ -23,7 +23,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    t = ctx.admin.tenancy
+    t = ctx.control.tenancy
 
     async def org_for(viewer: Viewer, org_id: str) -> Org:
         org = await t.visible_org(viewer.principal, org_id)
@@ -55,8 +55,8 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             for r in directory.org_roles
             if r.org_id == org.id and r.role.value == "org_admin"
         }
-        start, _ = period_bounds("month", ctx.rt.clock.now())
-        spent = await ctx.rt.storage.spend.spent_since(f"org:{org.id}", start)
+        start, _ = period_bounds("month", ctx.control.clock.now())
+        spent = await ctx.control.records.spent_since(f"org:{org.id}", start)
         audit = await t.audit_entries(
             viewer.principal, org_id=org.id, limit=AUDIT_ROWS, before_id=None
         )
@@ -132,7 +132,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
 
     @action("limits")
     async def governance(viewer: Viewer, org: Org, form: FormData) -> None:
-        gov = forms.governance(form, org.governance, ctx.rt.table.canonical)
+        gov = forms.governance(form, org.governance, ctx.control.table.canonical)
         await t.update_org(viewer.principal, org.id, name=None, gov=gov)
 
     base = "/ui/org/{org_id}"

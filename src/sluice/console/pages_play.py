@@ -14,7 +14,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
     async def playground(request: Request) -> Response:
         viewer = await ctx.viewer(request)
         allowed = viewer.principal.models
-        names = sorted(ctx.rt.table.everything if allowed is None else allowed)
+        names = sorted(ctx.control.table.everything if allowed is None else allowed)
         return ctx.render(request, "playground.html", viewer, models=names)
 
     async def home(request: Request) -> Response:

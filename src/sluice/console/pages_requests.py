@@ -20,7 +20,7 @@ from starlette.routing import Route
 from sluice.analytics import scope as scoping
 from sluice.analytics.export import csv_chunks
 from sluice.analytics.model import LogQuery, Narrow
-from sluice.analytics.service import Analytics, decode_cursor
+from sluice.analytics.service import decode_cursor
 from sluice.auth.keys import KeyRecord
 from sluice.console import usage_scope
 from sluice.console.context import ConsoleContext, Viewer, field_errors, not_found
@@ -47,7 +47,7 @@ class Options:
 def options(
     ctx: ConsoleContext, chosen: ScopeChoice, keys: list[KeyRecord], viewer: Viewer
 ) -> Options:
-    index = ctx.rt.keys.index
+    index = ctx.control.cache.index
     ident = chosen.ident
     if chosen.kind == "own":
         mine = [k for k in keys if k.user_id == viewer.user.id]
@@ -132,7 +132,7 @@ def inline(exc: BadRequest) -> dict[str, str]:
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    service = Analytics(ctx.rt.storage.analytics, ctx.rt.clock)
+    service = ctx.control.analytics
 
     @dataclass(frozen=True, slots=True)
     class Asked:
@@ -147,9 +147,9 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         """Scope, filter options, range and the log query; ``BadRequest`` names a bad field."""
         params = request.query_params
         chosen, base, offered = await usage_scope.resolve(ctx, viewer, params.get("scope"))
-        keys = await ctx.admin.keys.list(viewer.principal)
+        keys = await ctx.control.keys.list(viewer.principal)
         opts = options(ctx, chosen, keys, viewer)
-        span = usage_scope.parse_range(params, ctx.rt.clock.now())
+        span = usage_scope.parse_range(params, ctx.control.clock.now())
         query = log_query(params, span, base, opts, viewer)
         return Asked(chosen, offered, keys, opts, span, query)
 
@@ -165,7 +165,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         except BadRequest as exc:
             offered = usage_scope.choices(ctx, viewer)
             chosen = next((c for c in offered if c.value == values["scope"]), offered[0])
-            keys = await ctx.admin.keys.list(viewer.principal)
+            keys = await ctx.control.keys.list(viewer.principal)
             return ctx.render(
                 request,
                 "requests.html",
@@ -234,8 +234,8 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         event = await service.event(request_id, scoping.visibility(viewer.principal))
         if event is None:
             raise not_found("request", request_id)
-        body = await ctx.rt.storage.bodies.get(request_id)
-        shown: dict[str, Any] = names(ctx, await ctx.admin.keys.list(viewer.principal))
+        body = await ctx.control.records.bodies.get(request_id)
+        shown: dict[str, Any] = names(ctx, await ctx.control.keys.list(viewer.principal))
         return ctx.render(request, "request.html", viewer, e=event, body=body, shown=shown)
 
     return [

@@ -8,17 +8,12 @@ provisioned here) are a page that says what happened, never a 500.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from urllib.parse import urlencode
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from sluice.auth.oidc.login import OidcLogin
-from sluice.auth.oidc.metadata import IdentityProvider
-from sluice.auth.oidc.provision import Provisioner
-from sluice.auth.oidc.transactions import TTL_S, transaction_store
+from sluice.auth.oidc.service import METHOD_PREFIX, SsoService
+from sluice.auth.oidc.transactions import TTL_S
 from sluice.console.context import ConsoleContext, forget_client, redirect
 from sluice.console.sessions import COOKIE
 from sluice.console.signin import safe_next, session_cookie
@@ -28,51 +23,6 @@ BROWSER_COOKIE = "sluice_sso"
 """Binds a sign-in's callback to the browser that started it."""
 ID_TOKEN_COOKIE = "sluice_id_token"
 """The ID token of an SSO session, sent back to the IdP as ``id_token_hint`` at sign-out."""
-METHOD_PREFIX = "oidc:"
-
-
-@dataclass(frozen=True, slots=True)
-class Sso:
-    login: OidcLogin
-    provisioner: Provisioner
-
-    @classmethod
-    def build(cls, ctx: ConsoleContext) -> Sso:
-        rt = ctx.rt
-        providers = {
-            name: IdentityProvider(name, config, session=rt.session, clock=rt.clock)
-            for name, config in rt.config.auth.oidc.items()
-        }
-        tenancy = ctx.admin.tenancy
-
-        def org_named(name: str) -> str | None:
-            return next((o.id for o in rt.keys.index.orgs.values() if o.name == name), None)
-
-        return cls(
-            OidcLogin(providers, transaction_store(rt.clock, rt.redis), rt.clock),
-            Provisioner(
-                tenancy, tenancy.repo, rt.storage.identities, rt.clock, org_named=org_named
-            ),
-        )
-
-    async def end_session_url(self, method: str, id_token: str | None, back: str) -> str | None:
-        """Where to send the browser at sign-out to end the IdP's session too (RP-initiated
-        logout), when the session came from an IdP that offers it and that answers now."""
-        if not method.startswith(METHOD_PREFIX):
-            return None
-        idp = self.login.providers.get(method[len(METHOD_PREFIX) :])
-        if idp is None:
-            return None
-        try:
-            end = (await idp.discovery()).end_session_endpoint
-        except GatewayError:
-            return None  # the IdP is down: the console session ends anyway
-        if end is None:
-            return None
-        query = {"client_id": idp.config.client_id, "post_logout_redirect_uri": back}
-        if id_token:
-            query["id_token_hint"] = id_token
-        return end + ("&" if "?" in end else "?") + urlencode(query)
 
 
 def base_url(ctx: ConsoleContext, request: Request) -> str:
@@ -80,13 +30,15 @@ def base_url(ctx: ConsoleContext, request: Request) -> str:
     return f"{scheme}://{request.url.netloc}"
 
 
-async def signed_out(ctx: ConsoleContext, sso: Sso, request: Request, method: str) -> Response:
+async def signed_out(
+    ctx: ConsoleContext, sso: SsoService, request: Request, method: str
+) -> Response:
     """After the console session ended: a session from an IdP goes on to
     ``/ui/sso/<idp>/signed-out`` (which sends the browser to the IdP's end-session endpoint
     when it has one), any other to the sign-in page."""
-    name = method[len(METHOD_PREFIX) :] if method.startswith(METHOD_PREFIX) else None
-    if name is not None and name in sso.login.providers:
-        response = redirect(f"/ui/sso/{name}/signed-out")
+    idp = sso.idp_of(method)
+    if idp is not None:
+        response = redirect(f"/ui/sso/{idp.name}/signed-out")
     else:
         response = redirect("/ui/login")
         response.delete_cookie(ID_TOKEN_COOKIE, path="/ui")
@@ -94,7 +46,7 @@ async def signed_out(ctx: ConsoleContext, sso: Sso, request: Request, method: st
     return response
 
 
-def routes(ctx: ConsoleContext, sso: Sso) -> list[Route]:
+def routes(ctx: ConsoleContext, sso: SsoService) -> list[Route]:
     def failed(request: Request, exc: GatewayError) -> Response:
         # The browser cookie stays: a forged callback must not spoil the real one.
         return ctx.render(

@@ -24,9 +24,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    t = ctx.admin.tenancy
-    keys = ctx.admin.keys
-    clock = ctx.rt.clock
+    t = ctx.control.tenancy
+    keys = ctx.control.keys
+    clock = ctx.control.clock
 
     async def team_for(viewer: Viewer, team_id: str) -> Team:
         """404 when the team is not visible; 403 when visible but not administered."""
@@ -91,7 +91,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             return redirect(f"/ui/team/{viewer.admin_teams[0].id}")
         if not viewer.admin_teams:
             raise rules.forbidden("you administer no team")
-        orgs = ctx.rt.keys.index.orgs
+        orgs = ctx.control.cache.index.orgs
         return ctx.render(request, "team_pick.html", viewer, teams=viewer.admin_teams, orgs=orgs)
 
     async def page(request: Request) -> Response:
@@ -141,9 +141,9 @@ def routes(ctx: ConsoleContext) -> list[Route]:
 def _work_routes(
     ctx: ConsoleContext, action: Callable[[str], Callable[[Work], Endpoint]]
 ) -> list[Route]:
-    t = ctx.admin.tenancy
-    keys = ctx.admin.keys
-    clock = ctx.rt.clock
+    t = ctx.control.tenancy
+    keys = ctx.control.keys
+    clock = ctx.control.clock
     base = "/ui/team/{team_id}"
 
     @action("member")
@@ -198,7 +198,7 @@ def _work_routes(
     async def governance(
         viewer: Viewer, team: Team, form: FormData, params: Mapping[str, Any]
     ) -> CreatedKey | None:
-        gov = forms.governance(form, team.governance, ctx.rt.table.canonical)
+        gov = forms.governance(form, team.governance, ctx.control.table.canonical)
         await t.update_team(viewer.principal, team.id, name=None, gov=gov)
         return None
 

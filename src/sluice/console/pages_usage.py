@@ -19,7 +19,6 @@ from starlette.routing import Route
 
 from sluice.analytics import scope as scoping
 from sluice.analytics.model import Metrics, Narrow, Visibility, Window
-from sluice.analytics.service import Analytics
 from sluice.auth.keys import KeyRecord
 from sluice.console import burndown, usage_scope
 from sluice.console.charts import BarChart, Series, TimeChart, bucket_labels
@@ -47,7 +46,7 @@ class Group:
 
 def names(ctx: ConsoleContext, keys: list[KeyRecord]) -> dict[str, dict[str, str]]:
     """Display names per breakdown dimension, from the key cache's directory."""
-    index = ctx.rt.keys.index
+    index = ctx.control.cache.index
     return {
         "org": {o.id: o.name for o in index.orgs.values()},
         "team": {t.id: t.name for t in index.teams.values()},
@@ -93,7 +92,7 @@ def series_charts(points: list[tuple[int, Metrics]], interval: str) -> list[Time
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
-    service = Analytics(ctx.rt.storage.analytics, ctx.rt.clock)
+    service = ctx.control.analytics
 
     async def groups(
         w: Window, v: Visibility, n: Narrow, *, by: str, shown: dict[str, str], limit: int
@@ -110,7 +109,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         except BadRequest as exc:
             return render_error(request, viewer, exc, values)
         try:
-            span = usage_scope.parse_range(params, ctx.rt.clock.now())
+            span = usage_scope.parse_range(params, ctx.control.clock.now())
             window = service.window(span.start_dt(), span.end_dt())
         except BadRequest as exc:
             return render_error(request, viewer, exc, values, chosen=chosen, offered=offered)
@@ -158,7 +157,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         viewer: Viewer, chosen: ScopeChoice, narrow: Narrow, window: Window, interval: str
     ) -> dict[str, Any]:
         v = scoping.visibility(viewer.principal)
-        keys = await ctx.admin.keys.list(viewer.principal)
+        keys = await ctx.control.keys.list(viewer.principal)
         shown = names(ctx, keys)
         # The dashboard's queries are independent: run them at once (each on its own pooled
         # connection), so the page waits for the slowest, not for their sum.
@@ -180,9 +179,11 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             "micros" if by_cost else "count",
         )
         tops = [(TITLES[by], rows) for by, rows in zip(dims, top_groups, strict=True)]
-        gov = await ctx.admin.tenancy.global_governance() if chosen.kind == "global" else None
-        budgets = burndown.budgets_for(chosen, ctx.rt.keys.index, keys, gov.budget if gov else None)
-        now = ctx.rt.clock.now()
+        gov = await ctx.control.tenancy.global_governance() if chosen.kind == "global" else None
+        budgets = burndown.budgets_for(
+            chosen, ctx.control.cache.index, keys, gov.budget if gov else None
+        )
+        now = ctx.control.clock.now()
         burns = [await burndown.burn(service, b, v=v, now=now) for b in budgets]
         return {
             "summary": summary,

@@ -118,7 +118,7 @@ class ScopeChoice:
 
 def choices(ctx: ConsoleContext, viewer: Viewer) -> list[ScopeChoice]:
     """The scopes this person may read, widest first."""
-    index = ctx.rt.keys.index
+    index = ctx.control.cache.index
     p = viewer.principal
     out: list[ScopeChoice] = []
     if p.is_admin:
@@ -144,7 +144,7 @@ async def resolve(
     p = viewer.principal
     if value == "own":
         narrow = await scoping.narrow_to(
-            p, f"user:{viewer.user.id}", tenancy=ctx.admin.tenancy, keys=ctx.admin.keys
+            p, f"user:{viewer.user.id}", tenancy=ctx.control.tenancy, keys=ctx.control.keys
         )
     elif value == "global":
         if not p.is_admin:
@@ -152,7 +152,9 @@ async def resolve(
         narrow = Narrow()
     elif value.partition(":")[0] in ("org", "team"):
         # The same checks as the API's scope=...: 404 when invisible, 403 when not managed.
-        narrow = await scoping.narrow_to(p, value, tenancy=ctx.admin.tenancy, keys=ctx.admin.keys)
+        narrow = await scoping.narrow_to(
+            p, value, tenancy=ctx.control.tenancy, keys=ctx.control.keys
+        )
     else:
         raise BadRequest("scope must be own, team:ID, org:ID or global", param="scope")
     if chosen is None:

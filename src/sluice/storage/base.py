@@ -157,6 +157,11 @@ class MetaRepository(Protocol):
         """Store ``value``; in the same transaction bump the counter named ``bump``."""
         ...
 
+    async def increment(self, name: str) -> int:
+        """Add one to the counter ``name`` (created at 1) and return the new value, in one
+        statement: concurrent increments each get their own value, none is lost."""
+        ...
+
 
 # A person's identity at an identity provider is the pair (issuer, subject), never the e-mail
 # alone: addresses change hands and differ in verification between IdPs.

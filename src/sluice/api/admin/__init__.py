@@ -30,10 +30,10 @@ from sluice.api.admin.deps import (
     install_openapi,
     no_nul,
 )
-from sluice.lifespan import Runtime
+from sluice.control.plane import ControlPlane
 
 
-def build_admin_app(rt: Runtime) -> FastAPI:
+def build_admin_app(control: ControlPlane) -> FastAPI:
     app = FastAPI(
         title="Sluice admin API",
         version=__version__,
@@ -43,7 +43,7 @@ def build_admin_app(rt: Runtime) -> FastAPI:
         dependencies=[Depends(no_nul)],
     )
     install_error_handlers(app)
-    ctx = AdminContext.build(rt)
+    ctx = AdminContext(control)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
     for module in (*modules, dead_letters):
         app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())

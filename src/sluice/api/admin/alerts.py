@@ -100,9 +100,7 @@ def router(ctx: AdminContext) -> APIRouter:
     Actor = Annotated[Principal, Depends(ctx.actor)]
 
     def service() -> AlertService:
-        if ctx.rt.alerts is None:
-            raise GatewayError(ErrorKind.GATEWAY_UNAVAILABLE, "alerts are not running")
-        return ctx.rt.alerts
+        return ctx.control.alerts
 
     @api.get(
         "/alerts",

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from sluice.analytics import scope as scoping
 from sluice.analytics.export import csv_chunks
 from sluice.analytics.model import LogQuery, Narrow, Visibility, Window
-from sluice.analytics.service import Analytics, decode_cursor
+from sluice.analytics.service import decode_cursor
 from sluice.api.admin.analytics_schemas import (
     BodyOut,
     BreakdownOut,
@@ -66,7 +66,7 @@ def _at(ts: float) -> datetime:
 def router(ctx: AdminContext) -> APIRouter:
     api = APIRouter(tags=["analytics"], prefix="/analytics")
     Actor = Annotated[Principal, Depends(ctx.actor)]
-    service = Analytics(ctx.rt.storage.analytics, ctx.rt.clock)
+    service = ctx.control.analytics
 
     async def asked(
         *,
@@ -213,7 +213,7 @@ def router(ctx: AdminContext) -> APIRouter:
         event = await service.event(request_id, scoping.visibility(actor))
         if event is None:
             raise rules.not_found("request", request_id)
-        body = await ctx.rt.storage.bodies.get(request_id)
+        body = await ctx.control.records.bodies.get(request_id)
         return RequestDetail(
             **RequestOut.of(event).model_dump(),
             body=BodyOut(request=body.request, response=body.response, truncated=body.truncated)

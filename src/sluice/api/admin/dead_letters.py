@@ -108,7 +108,7 @@ def admin_only(actor: Principal) -> None:
 def router(ctx: AdminContext) -> APIRouter:
     api = APIRouter(tags=["usage"], prefix="/usage/dead-letters")
     Actor = Annotated[Principal, Depends(ctx.actor)]
-    rt = ctx.rt
+    records = ctx.control.records
 
     @api.get("", response_model=DeadLetterPage, **policy("admin"))
     async def list_dead_letters(
@@ -118,7 +118,7 @@ def router(ctx: AdminContext) -> APIRouter:
         before_id: Annotated[int | None, Query(ge=1, le=ID_MAX)] = None,
     ) -> DeadLetterPage:
         admin_only(actor)
-        letters = rt.storage.dead_letters
+        letters = records.dead_letters
         page = await letters.page(limit=limit + 1, before_id=before_id)
         more = len(page) > limit
         page = page[:limit]
@@ -137,7 +137,7 @@ def router(ctx: AdminContext) -> APIRouter:
         # A database outage propagates: the admin API answers it with 503
         # dependency_unavailable (``install_error_handlers``).
         result = await replay(
-            rt.storage.usage.insert_many, rt.storage.dead_letters, ids, now=rt.clock.now()
+            records.usage.insert_many, records.dead_letters, ids, now=ctx.control.clock.now()
         )
         if result.replayed or result.refused:
             await ctx.tenancy.audit_event(

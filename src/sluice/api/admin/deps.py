@@ -14,8 +14,8 @@ from starlette.exceptions import HTTPException
 
 from sluice.auth.cache import token_from_headers
 from sluice.auth.principal import Principal
+from sluice.control.plane import ControlPlane
 from sluice.errors import BadRequest, ErrorKind, GatewayError, retry_after_value
-from sluice.lifespan import Runtime
 from sluice.storage.availability import as_dependency_unavailable
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
@@ -68,26 +68,17 @@ def policy(text: str, *, errors: tuple[int, ...] = ()) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class AdminContext:
-    rt: Runtime
-    tenancy: Tenancy
-    keys: KeyService
+    """What every admin router gets: the control plane's services."""
 
-    @classmethod
-    def build(cls, rt: Runtime) -> AdminContext:
-        async def changed() -> None:
-            await rt.refresh_keys(force=True)
-            await rt.announce_key_change()
+    control: ControlPlane
 
-        tenancy = Tenancy(
-            rt.storage.tenancy,
-            rt.storage.keys,
-            rt.storage.meta,
-            unit=rt.storage.unit,
-            clock=rt.clock,
-            changed=changed,
-            default_max_keys=rt.settings.max_keys_per_user,
-        )
-        return cls(rt, tenancy, KeyService(tenancy))
+    @property
+    def tenancy(self) -> Tenancy:
+        return self.control.tenancy
+
+    @property
+    def keys(self) -> KeyService:
+        return self.control.keys
 
     def actor(self, request: Request) -> Principal:
         """The caller; FastAPI dependency."""
@@ -95,7 +86,7 @@ class AdminContext:
             request.headers.get("authorization", "").encode("latin-1") or None,
             request.headers.get("x-api-key", "").encode("latin-1") or None,
         )
-        principal = self.rt.keys.authenticate(token, request.scope)
+        principal = self.control.cache.authenticate(token, request.scope)
         if principal.user_id is None and not principal.is_admin:
             raise GatewayError(
                 ErrorKind.CALLER_FORBIDDEN,

@@ -33,10 +33,10 @@ def router(ctx: AdminContext) -> APIRouter:
     api = APIRouter(tags=["keys"])
     Actor = Annotated[Principal, Depends(ctx.actor)]
     keys = ctx.keys
-    clock = ctx.rt.clock
+    clock = ctx.control.clock
 
     def check_models(names: list[str] | None, field: str) -> None:
-        unknown = [m for m in names or () if ctx.rt.table.canonical(m) is None]
+        unknown = [m for m in names or () if ctx.control.table.canonical(m) is None]
         if unknown:
             raise BadRequest(f"unknown models: {', '.join(unknown)}", param=field)
 

@@ -64,8 +64,8 @@ def router(ctx: AdminContext) -> APIRouter:
         if not ident:
             raise BadRequest("scope must be key:ID, user:ID, team:ID or org:ID", param="scope")
         budget = await check_visible(actor, kind, ident)
-        start, end = period_bounds(period, ctx.rt.clock.now())
-        spent = await ctx.rt.storage.spend.spent_since(scope, start)
+        start, end = period_bounds(period, ctx.control.clock.now())
+        spent = await ctx.control.records.spent_since(scope, start)
         own = budget if isinstance(budget, BudgetSettings) and budget.period == period else None
         budget_usd = float(own.usd) if own else None
         return SpendOut(

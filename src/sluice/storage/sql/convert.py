@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, Text, cast
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from sluice.storage.sql import tables as t
+from sluice.storage.sql.engine import dialect_insert
 
 
 def dt(ts: float | None) -> datetime | None:
@@ -29,11 +30,15 @@ def ts(value: datetime | None) -> float | None:
     return value.timestamp()
 
 
-async def bump(conn: AsyncConnection, name: str) -> None:
-    current = await conn.scalar(select(t.meta.c.value).where(t.meta.c.name == name))
-    if current is None:
-        await conn.execute(t.meta.insert().values(name=name, value="1"))
-    else:
-        await conn.execute(
-            update(t.meta).where(t.meta.c.name == name).values(value=str(int(current) + 1))
-        )
+async def bump(conn: AsyncConnection, name: str) -> int:
+    """Add one to the counter ``name`` (1 when it does not exist) and return the new value.
+
+    One statement, so two transactions bumping at once never both write the same value: on
+    PostgreSQL the second waits for the first's row lock and adds to the committed value.
+    """
+    insert = dialect_insert(conn.dialect.name)
+    statement = insert(t.meta).values(name=name, value="1")
+    statement = statement.on_conflict_do_update(
+        index_elements=["name"], set_={"value": cast(cast(t.meta.c.value, Integer) + 1, Text)}
+    ).returning(t.meta.c.value)
+    return int(str(await conn.scalar(statement)))

@@ -227,6 +227,10 @@ class SqlMeta:
             if bump is not None:
                 await _bump(conn, bump)
 
+    async def increment(self, name: str) -> int:
+        async with self._db.begin() as conn:
+            return await _bump(conn, name)
+
     async def set_if_absent(self, name: str, value: str) -> str:
         insert = dialect_insert(self._db.dialect.name)
         async with self._db.begin() as conn:

@@ -1,0 +1,62 @@
+"""The control plane's services and the resources they read, as one typed bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sluice.alerts import AlertService
+from sluice.analytics.service import Analytics
+from sluice.auth.cache import KeyCache
+from sluice.auth.oidc.service import SsoService
+from sluice.budgets.seed import SpentSince
+from sluice.clock import Clock
+from sluice.config import GatewayConfig
+from sluice.control.credentials import CredentialService
+from sluice.control.policies import PolicyService
+from sluice.control.sync import KeySync
+from sluice.routing.router import Router
+from sluice.routing.table import ModelTable
+from sluice.settings import Settings
+from sluice.storage.base import UsageRepository
+from sluice.storage.console import ConsoleRepository
+from sluice.tenancy.keys import KeyService
+from sluice.tenancy.service import Tenancy
+from sluice.usage.bodies import BodyRepository
+from sluice.usage.dead_letters import DeadLetterRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Records:
+    """The stored records the control plane reads directly (no use case of their own)."""
+
+    spent_since: SpentSince
+    bodies: BodyRepository
+    dead_letters: DeadLetterRepository
+    usage: UsageRepository
+    console: ConsoleRepository
+
+
+@dataclass(frozen=True, slots=True)
+class ControlPlane:
+    """Built once by the lifespan; the admin API and the console each get this object (and
+    neither reaches the process's resources any other way)."""
+
+    settings: Settings
+    config: GatewayConfig
+    clock: Clock
+    cache: KeyCache
+    """Who is asking (``authenticate``), and the directory as the data plane sees it."""
+    table: ModelTable
+    router: Router
+    sync: KeySync
+    tenancy: Tenancy
+    keys: KeyService
+    credentials: CredentialService
+    policies: PolicyService
+    analytics: Analytics
+    alerts: AlertService
+    records: Records
+    shared_state: bool
+    """Whether limits, budgets and key changes are shared through Redis."""
+    sso: SsoService
+    """Console sign-in through the identity providers of ``auth.oidc`` (none: unused)."""

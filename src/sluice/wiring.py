@@ -1,0 +1,189 @@
+"""Builders the lifespan composes the process from: governance backends, the router, alerts,
+retention, and the control plane's services. Concrete backends are chosen here (and in
+``sluice.lifespan``) only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
+from sluice.analytics.service import Analytics
+from sluice.auth.oidc.service import SsoService
+from sluice.budgets.base import BudgetStore
+from sluice.budgets.memory import MemoryBudgets
+from sluice.clock import Clock
+from sluice.config import GatewayConfig
+from sluice.control.credentials import CredentialService
+from sluice.control.plane import ControlPlane, Records
+from sluice.control.policies import PolicyService
+from sluice.control.sync import KeySync
+from sluice.credentials.crypto import Sealer
+from sluice.limits.base import Limiter
+from sluice.limits.memory import MemoryLimiter
+from sluice.providers.base import Provider
+from sluice.providers.build import build_provider
+from sluice.routing.breaker import BreakerConfig, MemoryBreakers
+from sluice.routing.health import DeploymentStats
+from sluice.routing.policy import PolicyEngine
+from sluice.routing.router import Router
+from sluice.routing.table import ModelTable
+from sluice.runtime import Runtime
+from sluice.settings import Settings
+from sluice.storage.sql.engine import worker_priority
+from sluice.storage.sql.repository import SqlStorage
+from sluice.tenancy.keys import KeyService
+from sluice.tenancy.service import Tenancy
+from sluice.usage.retention import Retention, Target
+
+if TYPE_CHECKING:
+    from sluice.routing.breaker_redis import RedisBreakers
+
+
+def build_providers(config: GatewayConfig) -> dict[str, Provider]:
+    return {name: build_provider(name, cfg) for name, cfg in config.providers.items()}
+
+
+def governance(clock: Clock, redis: Any, *, lease_s: float) -> tuple[Limiter, BudgetStore]:
+    """Rate limits and budgets: in this process, or shared through Redis."""
+    if redis is not None:  # the Redis client is imported only when one is configured
+        from sluice.budgets.redis import RedisBudgets
+        from sluice.limits.redis import RedisLimiter
+
+        return RedisLimiter(redis, lease_s=lease_s), RedisBudgets(redis, clock)
+    return MemoryLimiter(clock), MemoryBudgets(clock)
+
+
+def router(
+    config: GatewayConfig, table: ModelTable, clock: Clock, redis: Any
+) -> tuple[Router, MemoryBreakers | RedisBreakers]:
+    breaker_config = BreakerConfig.from_settings(config.routing.breaker)
+    breakers: MemoryBreakers | RedisBreakers
+    if redis is not None:
+        from sluice.routing.breaker_redis import RedisBreakers
+
+        keys = [d.key for e in table.entries for d in e.deployments]
+        breakers = RedisBreakers(redis, clock, breaker_config, keys=keys)
+    else:
+        breakers = MemoryBreakers(clock, breaker_config)
+    policy = PolicyEngine(config.routing.policies, clock=clock)
+    if config.routing.policies:
+        policy.load()  # a bad policy file stops the start, naming the file and line
+    built = Router(
+        table,
+        stats=DeploymentStats(clock, window_s=config.routing.breaker.window_s),
+        breakers=breakers,
+        config=config.routing,
+        clock=clock,
+        policy=policy,
+        gateway=config,
+    )
+    return built, breakers
+
+
+def urgency(storage: SqlStorage) -> Callable[[bool], None] | None:
+    priority = worker_priority(storage.engine)
+    return priority.urgent if priority is not None else None
+
+
+def retention(rt: Runtime) -> Retention:
+    storage = rt.storage
+    targets = [Target("usage_events", storage.usage, rt.settings.usage_retention_days)]
+    if rt.body_policy is not None:
+        targets.append(Target("usage_bodies", storage.bodies, rt.body_policy.retention_days))
+    return Retention(targets, clock=rt.clock, interval_s=rt.settings.usage_purge_interval_s)
+
+
+def alerts(rt: Runtime) -> AlertService:
+    return build_alert_service(
+        rt.config.alerts,
+        repo=rt.storage.alerts,
+        session=rt.session,
+        budgets=rt.budgets,
+        principals=rt.keys.principals,
+        breaker_state=rt.router.breakers.state,
+        deployments=[
+            WatchedDeployment(d.key, e.name, d.provider_name, d.upstream_model)
+            for e in rt.table.entries
+            for d in e.deployments
+        ],
+        clock=rt.clock,
+    )
+
+
+def _sealer(settings: Settings) -> Sealer | None:
+    """Seals stored provider credentials; none without ``SLUICE_SECRET_KEY``."""
+    key = settings.secret_key
+    return Sealer(key.get_secret_value()) if key else None
+
+
+def control_plane(rt: Runtime) -> ControlPlane:
+    """The control plane's services over this process's resources, built once."""
+    storage = rt.storage
+
+    async def changed() -> None:
+        await sync.after_change()
+
+    tenancy = Tenancy(
+        storage.tenancy,
+        storage.keys,
+        storage.meta,
+        unit=storage.unit,
+        clock=rt.clock,
+        changed=changed,
+        default_max_keys=rt.settings.max_keys_per_user,
+    )
+    credentials = CredentialService(
+        rt.config,
+        storage.credentials,
+        tenancy,
+        sealer=_sealer(rt.settings),
+        live=rt.credentials,
+        clock=rt.clock,
+        on_loaded=rt.observability.redactor.add,
+    )
+    sync = KeySync(
+        rt.keys,
+        keys=storage.keys,
+        tenancy=storage.tenancy,
+        spent_since=storage.spend.spent_since,
+        budgets=rt.budgets,
+        load_credentials=credentials.load,
+        clock=rt.clock,
+        redis=rt.redis,
+    )
+    return ControlPlane(
+        settings=rt.settings,
+        config=rt.config,
+        clock=rt.clock,
+        cache=rt.keys,
+        table=rt.table,
+        router=rt.router,
+        sync=sync,
+        tenancy=tenancy,
+        keys=KeyService(tenancy),
+        credentials=credentials,
+        policies=PolicyService(rt.router.policy, storage.meta, tenancy),
+        analytics=Analytics(storage.analytics, rt.clock),
+        alerts=alerts(rt),
+        records=Records(
+            spent_since=storage.spend.spent_since,
+            bodies=storage.bodies,
+            dead_letters=storage.dead_letters,
+            usage=storage.usage,
+            console=storage.console,
+        ),
+        shared_state=rt.redis is not None,
+        sso=SsoService.build(
+            rt.config.auth,
+            session=rt.session,
+            clock=rt.clock,
+            redis=rt.redis,
+            users=tenancy,
+            lookup=storage.tenancy,
+            identities=storage.identities,
+            org_named=lambda name: next(
+                (o.id for o in rt.keys.index.orgs.values() if o.name == name), None
+            ),
+        ),
+    )
