@@ -276,3 +276,22 @@ async def test_sign_out_ends_the_idp_session_too(
         ended = await idp_browser.get(target)
         assert ended.status_code == 200  # the IdP asks to confirm its own sign-out
         assert "logout" in ended.text.lower()
+
+
+async def test_a_sign_in_started_on_one_replica_finishes_on_another(
+    tmp_path: Path, idp: Idp, idp_browser: httpx.AsyncClient, redis_url: str
+) -> None:
+    settings = make_settings(tmp_path, redis_url=redis_url)
+    config = sso_config(idp)
+    async with running(settings, config) as (a, admin), running(settings, config) as (b, _):
+        assert (await admin.post("/api/v1/orgs", json={"name": "org-A"})).status_code == 201
+        at_a = httpx.AsyncClient(transport=httpx.ASGITransport(app=a), base_url=GW)
+        at_b = httpx.AsyncClient(transport=httpx.ASGITransport(app=b), base_url=GW)
+        async with at_a, at_b:
+            callback = await through_idp(idp_browser, await start(at_a))
+            at_b.cookies = at_a.cookies  # one browser, two replicas behind a balancer
+            done = await at_b.get(callback)
+            assert done.status_code == 303, done.text
+            assert (await at_b.get("/ui/keys")).status_code == 200
+            # Taken once, on every replica.
+            refused(await at_a.get(callback), 400, "already used")
