@@ -28,9 +28,9 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-l
 	@if (cd $(CLIENTS) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error); then \
 	  touch $@; \
 	elif [ -n "$$CI" ]; then \
-	  echo "npm ci in $(CLIENTS) failed: the client CLI tests cannot run" >&2; exit 1; \
+	  echo "npm ci in $(CLIENTS) failed: the client CLI and SSO tests cannot run" >&2; exit 1; \
 	else \
-	  echo "npm ci in $(CLIENTS) failed (no npm registry?): the client CLI tests will skip" >&2; \
+	  echo "npm ci in $(CLIENTS) failed (no npm registry?): the client CLI and SSO tests will skip" >&2; \
 	fi
 
 node-clients: $(CLIENTS)/node_modules/.installed
