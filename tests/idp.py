@@ -36,11 +36,23 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
         "name": "Alice Liddell",
         "groups": ["staff", "llm-users"],
     },
+    "alice2": {
+        "email": "alice@example.edu",
+        "email_verified": True,
+        "name": "Someone else with Alice's address",
+        "groups": [],
+    },
     "bob": {
         "email": "bob@example.edu",
         "email_verified": False,
         "name": "Bob Unverified",
         "groups": ["students"],
+    },
+    "dave": {
+        "email": "dave@example.edu",
+        "email_verified": True,
+        "name": "Dave Newcomer",
+        "groups": ["visitors"],
     },
     "carol": {
         "email": "carol@example.edu",

@@ -243,7 +243,20 @@ async def test_same_email_other_subject_is_refused_unless_linking_is_allowed(
         assert carol is not None
         [linked] = await rt.storage.identities.for_user(carol.id)
         assert linked.issuer == idp2.issuer
-        # ... but never an unverified one (bob), and other has no default org for newcomers.
+        # alice's account takes other's identity once; another subject of other with her
+        # (verified) address does not get in.
+        async with httpx.AsyncClient(timeout=10) as at_idp:
+            callback = await through_idp(at_idp, await start(browser, "other"), login="alice")
+        assert (await browser.get(callback)).status_code == 303
+        async with httpx.AsyncClient(timeout=10) as at_idp:
+            callback = await through_idp(at_idp, await start(browser, "other"), login="alice2")
+        refused(await browser.get(callback), 403, "is not linked to your")
+        # other has no default organisation: a newcomer is refused with a page saying so.
+        async with httpx.AsyncClient(timeout=10) as at_idp:
+            callback = await through_idp(at_idp, await start(browser, "other"), login="dave")
+        refused(await browser.get(callback), 403, "no organisation here takes people")
+        assert await rt.storage.tenancy.user_by_email("dave@example.edu") is None
+        # ... and never an unverified one (bob).
         async with httpx.AsyncClient(timeout=10) as at_idp:
             callback = await through_idp(at_idp, await start(browser, "other"), login="bob")
         refused(await browser.get(callback), 403, "is not linked to your")

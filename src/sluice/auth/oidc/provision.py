@@ -17,7 +17,7 @@ from sluice.clock import Clock
 from sluice.config.auth import OidcProviderConfig
 from sluice.errors import ErrorKind, GatewayError
 from sluice.storage.base import IdentityRecord, IdentityRepository
-from sluice.tenancy.model import Governance, Org, User
+from sluice.tenancy.model import Directory, Governance, Org, User
 
 
 class Users(Protocol):
@@ -44,6 +44,8 @@ class UserLookup(Protocol):
 
     async def get_org(self, org_id: str) -> Org | None: ...
 
+    async def directory(self) -> Directory: ...
+
 
 def forbidden(message: str) -> GatewayError:
     return GatewayError(ErrorKind.CALLER_FORBIDDEN, message, code="sso_refused")
@@ -64,7 +66,8 @@ class Provisioner:
         self._identities = identities
         self._clock = clock
         self._org_named = org_named
-        """The id of the organisation with this name (``default_org`` may name one)."""
+        """The id of the organisation with this name (``default_org`` may name one), from
+        the key cache's directory; the database is asked when the cache does not know it."""
 
     async def provision(
         self, idp: str, config: OidcProviderConfig, claims: Mapping[str, Any]
@@ -146,6 +149,9 @@ class Provisioner:
         if org is None:
             org_id = self._org_named(wanted)
             org = await self._lookup.get_org(org_id) if org_id is not None else None
+        if org is None:  # made moments ago elsewhere: the cache has not heard of it yet
+            orgs = (await self._lookup.directory()).orgs
+            org = next((o for o in orgs if o.name == wanted), None)
         return org
 
 
