@@ -139,9 +139,11 @@ def start_idp(
     redirect_uris: list[str],
     post_logout_redirect_uris: list[str] | None = None,
     port: int | None = None,
+    claims_in_userinfo_only: bool = False,
 ) -> Idp:
     """Start an OpenID Provider (skip or, under CI, fail when node or the package is
-    missing); the caller stops it."""
+    missing); the caller stops it. ``claims_in_userinfo_only``: its ID tokens carry ``sub``
+    and no e-mail or groups (those come from its userinfo endpoint)."""
     node = shutil.which("node")
     if node is None:
         missing("node is not installed")
@@ -160,6 +162,7 @@ def start_idp(
                 "post_logout_redirect_uris": post_logout_redirect_uris or [],
                 "audience": AUDIENCE,
                 "accounts": ACCOUNTS,
+                "conform_id_token_claims": claims_in_userinfo_only,
             }
         )
     )

@@ -4,7 +4,7 @@
 //   node tests/idp/server.mjs <config.json>
 //
 // config.json: {"port", "issuer", "redirect_uris": [...], "post_logout_redirect_uris": [...],
-//               "audience", "accounts": {"<login>": {claims...}}}
+//               "audience", "accounts": {"<login>": {claims...}}, "conform_id_token_claims"}
 // Prints "READY <issuer>" on stdout once it listens.
 //
 // Test-only endpoints beside the provider (never part of an IdP):
@@ -68,8 +68,9 @@ function build() {
       groups: ['groups'],
     },
     scopes: ['openid', 'email', 'profile', 'groups', 'api'],
-    // Scope claims go into the ID token too (the gateway reads the ID token only).
-    conformIdTokenClaims: false,
+    // false: scope claims go into the ID token too; true (some IdPs, e.g. Okta's org
+    // server): the ID token has only `sub` and the rest comes from the userinfo endpoint.
+    conformIdTokenClaims: Boolean(config.conform_id_token_claims),
     jwks: { keys },
     cookies: { keys: ['sluice-test-idp-cookie-key'] },
     pkce: { required: () => true },

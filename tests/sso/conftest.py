@@ -31,7 +31,12 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
 
 @pytest.fixture(scope="session")
 def idp2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Idp]:
-    with running_idp(tmp_path_factory.mktemp("idp-other"), redirect_uris=CALLBACKS) as running:
+    """A second IdP; its ID tokens carry no e-mail (read from its userinfo endpoint)."""
+    with running_idp(
+        tmp_path_factory.mktemp("idp-other"),
+        redirect_uris=CALLBACKS,
+        claims_in_userinfo_only=True,
+    ) as running:
         yield running
 
 

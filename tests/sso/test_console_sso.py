@@ -243,6 +243,8 @@ async def test_same_email_other_subject_is_refused_unless_linking_is_allowed(
         assert carol is not None
         [linked] = await rt.storage.identities.for_user(carol.id)
         assert linked.issuer == idp2.issuer
+        # other's ID tokens carry no e-mail: it came from its userinfo endpoint.
+        assert linked.email == "carol@example.edu"
         # alice's account takes other's identity once; another subject of other with her
         # (verified) address does not get in.
         async with httpx.AsyncClient(timeout=10) as at_idp:

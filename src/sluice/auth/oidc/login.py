@@ -145,6 +145,14 @@ class OidcLogin:
             nonce=tx.nonce,
         )
         claims = await verify(id_token, expect, idp.key, self._clock)
+        access = tokens.get("access_token")
+        wanted = idp.config.claims
+        if (
+            (wanted.email not in claims or wanted.groups not in claims)
+            and discovery.userinfo_endpoint is not None
+            and isinstance(access, str)
+        ):
+            claims = await _with_userinfo(idp, discovery.userinfo_endpoint, access, claims)
         return SignedIn(name, claims, id_token, tx.next)
 
     async def _redeem(self, idp: IdentityProvider, code: str, tx: Transaction) -> dict[str, Any]:
@@ -189,6 +197,18 @@ class OidcLogin:
                 "used already. Start again from the sign-in page."
             )
         return body
+
+
+async def _with_userinfo(
+    idp: IdentityProvider, url: str, access_token: str, claims: dict[str, Any]
+) -> dict[str, Any]:
+    """The ID token's claims completed from the userinfo endpoint (some IdPs put e-mail
+    and groups only there); the ID token's own claims win, and the answer must be about
+    the same subject."""
+    info = await idp.get_json(url, bearer=access_token)
+    if info.get("sub") != claims.get("sub"):
+        raise refused(f"{idp.config.display_name} described another person than it signed in.")
+    return {**info, **claims}
 
 
 def _b64(text: str) -> str:

@@ -40,6 +40,7 @@ class Discovery:
     jwks_uri: str
     end_session_endpoint: str | None
     token_auth_methods: tuple[str, ...]
+    userinfo_endpoint: str | None = None
 
     @classmethod
     def parse(cls, doc: dict[str, Any], *, expected_issuer: str) -> Discovery:
@@ -53,6 +54,7 @@ class Discovery:
                 raise ValueError(f"the discovery document has no {name}")
         methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         end = doc.get("end_session_endpoint")
+        userinfo = doc.get("userinfo_endpoint")
         return cls(
             issuer=expected_issuer,
             authorization_endpoint=doc["authorization_endpoint"],
@@ -60,6 +62,7 @@ class Discovery:
             jwks_uri=doc["jwks_uri"],
             end_session_endpoint=end if isinstance(end, str) else None,
             token_auth_methods=tuple(m for m in methods if isinstance(m, str)),
+            userinfo_endpoint=userinfo if isinstance(userinfo, str) else None,
         )
 
 
@@ -92,11 +95,13 @@ class IdentityProvider:
         self._keys_at: float | None = None
         self._lock = asyncio.Lock()
 
-    async def get_json(self, url: str) -> dict[str, Any]:
-        """GET ``url`` as JSON within the IdP's deadline; 503 ``GatewayError`` otherwise."""
+    async def get_json(self, url: str, *, bearer: str | None = None) -> dict[str, Any]:
+        """GET ``url`` as JSON within the IdP's deadline (with an access token when
+        ``bearer``); 503 ``GatewayError`` otherwise."""
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+        headers = {"authorization": f"Bearer {bearer}"} if bearer else None
         try:
-            async with self.session.get(url, timeout=timeout) as resp:
+            async with self.session.get(url, timeout=timeout, headers=headers) as resp:
                 if resp.status != 200:
                     raise unavailable(self.name, f"GET {url} answered {resp.status}")
                 raw = await resp.content.read(MAX_DOCUMENT_BYTES)
