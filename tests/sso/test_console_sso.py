@@ -271,6 +271,9 @@ async def test_sign_out_ends_the_idp_session_too(
         assert (
             await browser.get(await through_idp(idp_browser, await start(browser)))
         ).status_code == 303
+        # While signed in, another site's link to the sign-out page changes nothing.
+        early = await browser.get("/ui/sso/main/signed-out")
+        assert (early.status_code, early.headers["location"]) == (303, "/ui/keys")
         page = await browser.get("/ui/account")
         from tests.console.support import csrf_of
 
@@ -288,6 +291,9 @@ async def test_sign_out_ends_the_idp_session_too(
         assert query["post_logout_redirect_uri"] == [f"{GW}/ui/login"]
         assert query["id_token_hint"][0].count(".") == 2
         assert (await browser.get("/ui/keys")).status_code == 303  # signed out here
+        # The ID token was forgotten: a second visit goes nowhere near the IdP.
+        again = await browser.get("/ui/sso/main/signed-out")
+        assert (again.status_code, again.headers["location"]) == (303, "/ui/login")
         ended = await idp_browser.get(target)
         assert ended.status_code == 200  # the IdP asks to confirm its own sign-out
         assert "logout" in ended.text.lower()

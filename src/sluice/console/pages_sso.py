@@ -112,10 +112,14 @@ def routes(ctx: ConsoleContext, sso: SsoService) -> list[Route]:
     async def ended(request: Request) -> Response:
         # A page, not a redirect: this request is still the sign-out form's navigation,
         # whose redirects the console's CSP (form-action 'self') keeps on this origin.
+        # Only right after a sign-out (the ID token cookie is still there, the console
+        # session is not): another site linking here cannot sign a person out of the IdP.
+        if await ctx.sessions.load(request.cookies.get(COOKIE), touch=False) is not None:
+            return redirect("/ui/keys")
         name = request.path_params["idp"]
         back = f"{base_url(ctx, request)}/ui/login"
         hint = request.cookies.get(ID_TOKEN_COOKIE)
-        url = await sso.end_session_url(METHOD_PREFIX + name, hint, back)
+        url = await sso.end_session_url(METHOD_PREFIX + name, hint, back) if hint else None
         response = (
             redirect("/ui/login")
             if url is None
