@@ -6,7 +6,8 @@ BIN     = $(VENV)/bin
 
 .PHONY: serve test check lint types pytest bench clean node-clients
 
-# The real coding-agent CLIs the client tests run (tests/e2e/test_clients_cli.py), pinned in
+# The real coding-agent CLIs the client tests run (tests/e2e/test_clients_cli.py) and the real
+# OpenID Provider of the SSO tests (oidc-provider, tests/idp/server.mjs), pinned in
 # tests/clients/package.json and its lock. Installed again only when those change. Without
 # npm's registry the tests skip, except under CI, where the install (and so `make test`) fails.
 CLIENTS = tests/clients
@@ -27,9 +28,9 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-l
 	@if (cd $(CLIENTS) && npm ci --prefer-offline --no-audit --no-fund --loglevel=error); then \
 	  touch $@; \
 	elif [ -n "$$CI" ]; then \
-	  echo "npm ci in $(CLIENTS) failed: the client CLI tests cannot run" >&2; exit 1; \
+	  echo "npm ci in $(CLIENTS) failed: the client CLI and SSO tests cannot run" >&2; exit 1; \
 	else \
-	  echo "npm ci in $(CLIENTS) failed (no npm registry?): the client CLI tests will skip" >&2; \
+	  echo "npm ci in $(CLIENTS) failed (no npm registry?): the client CLI and SSO tests will skip" >&2; \
 	fi
 
 node-clients: $(CLIENTS)/node_modules/.installed

@@ -18,6 +18,7 @@ import aiohttp
 from sluice import background, wiring
 from sluice.auth.cache import KeyCache
 from sluice.auth.guard import BadKeyGuard
+from sluice.auth.oidc.bearer import bearer_tokens
 from sluice.auth.service import bootstrap_master_key
 from sluice.bringup import PING_TIMEOUT_S, BringUp
 from sluice.budgets.pricing import Pricer, known_context_window
@@ -182,6 +183,9 @@ async def open_process(
                 {name: p.api_key_ref for name, p in config.providers.items()}
             ),
             lifecycle=lifecycle or Lifecycle(),
+        )
+        rt.keys.bearer = bearer_tokens(
+            config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )
         control = wiring.control_plane(rt)
         bring_up = BringUp(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
 from sluice.analytics.service import Analytics
+from sluice.auth.oidc.service import SsoService
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
 from sluice.clock import Clock
@@ -173,4 +174,16 @@ def control_plane(rt: Runtime) -> ControlPlane:
             console=storage.console,
         ),
         shared_state=rt.redis is not None,
+        sso=SsoService.build(
+            rt.config.auth,
+            session=rt.session,
+            clock=rt.clock,
+            redis=rt.redis,
+            users=tenancy,
+            lookup=storage.tenancy,
+            identities=storage.identities,
+            org_named=lambda name: next(
+                (o.id for o in rt.keys.index.orgs.values() if o.name == name), None
+            ),
+        ),
     )

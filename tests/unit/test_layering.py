@@ -93,7 +93,8 @@ ALLOWED: dict[str, set[str]] = {
     # Principal; the key cache resolves principals through tenancy.resolve). The module
     # graph between them has no cycle (checked below).
     "auth": {"clock", "errors", "types", "settings", "storage.base", "tenancy", "limits"}
-    | {"budgets"},
+    | {"budgets"}
+    | {"config"},  # auth.oidc: the identity providers of ``auth.oidc`` in the config file
     "tenancy": {"clock", "errors", "types", "storage.base", "auth", "limits", "budgets"},
     # usage rows and the repositories protocol: storage.base names the domain's records
     "usage": {"clock", "config", "outage", "storage.base", "storage.availability"},

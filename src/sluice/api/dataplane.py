@@ -119,6 +119,15 @@ class DataPlane:
         token = token_from_headers(seen.authorization, seen.x_api_key)
         return self._keys.authenticate(token, scope), seen.length
 
+    async def caller(self, scope: Scope) -> tuple[Principal, int | None]:
+        """:meth:`authenticate`, also for IdP access tokens (whose keys may need fetching)."""
+        seen = self._scan(scope)
+        token = token_from_headers(seen.authorization, seen.x_api_key)
+        bearer = self._keys.bearer
+        if bearer is not None and token is not None and bearer.accepts(token):
+            return await bearer.authenticate(token, scope), seen.length
+        return self._keys.authenticate(token, scope), seen.length
+
     @property
     def table(self) -> ModelTable:
         return self._svc.table
@@ -229,7 +238,7 @@ class DataPlane:
                     ErrorKind.CALLER_METHOD_NOT_ALLOWED,
                     f"no route for {scope['method']} {scope['path']}",
                 )
-            principal, _ = self.authenticate(scope)
+            principal, _ = await self.caller(scope)
         except GatewayError as exc:
             await send_error(send, exc, base)
             return
@@ -320,8 +329,12 @@ async def _authenticated(
 ) -> Principal | None:
     """The caller, or ``None`` after answering 401/403 (or 429 to an address refused for
     bad keys)."""
+    token = token_from_headers(seen.authorization, seen.x_api_key)
     try:
-        return keys.authenticate(token_from_headers(seen.authorization, seen.x_api_key), scope)
+        bearer = keys.bearer  # IdP access tokens (JWTs), only when configured
+        if bearer is not None and token is not None and bearer.accepts(token):
+            return await bearer.authenticate(token, scope)
+        return keys.authenticate(token, scope)
     except GatewayError as exc:
         await send_error(send, exc, base, dialect.error(exc))
         return None

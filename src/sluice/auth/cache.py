@@ -18,6 +18,7 @@ from sluice.tenancy.resolve import EMPTY, DirectoryIndex, principal_for
 
 if TYPE_CHECKING:
     from sluice.auth.guard import BadKeyGuard
+    from sluice.auth.oidc.bearer import BearerTokens
 
 _VERIFIED_CAP = 10_000
 """Proven keys remembered at most (then forgotten at once and proven again)."""
@@ -52,6 +53,11 @@ class KeyCache:
         revocation changes or drops the record, so the memo cannot outlive the secret)."""
         self.version = -1
         """The database change counter this cache reflects."""
+        self._by_id: dict[str, str] = {}
+        """Key id → public id."""
+        self.bearer: BearerTokens | None = None
+        """IdP access tokens accepted on the data plane (``api_tokens``), when configured;
+        the data plane asks it only for tokens that are not key-shaped."""
 
     def _entry(self, record: keys.KeyRecord) -> tuple[keys.KeyRecord, Principal] | None:
         principal = principal_for(
@@ -74,6 +80,7 @@ class KeyCache:
             if entry is not None:
                 entries[record.public_id] = entry
         self._by_public_id = entries
+        self._by_id = {record.id: public_id for public_id, (record, _) in entries.items()}
         self.version = version
 
     def set_master_hash(self, master_hash: str) -> None:
@@ -84,8 +91,14 @@ class KeyCache:
         entry = self._entry(record)
         if entry is None:
             self._by_public_id.pop(record.public_id, None)
+            self._by_id.pop(record.id, None)
         else:
             self._by_public_id[record.public_id] = entry
+            self._by_id[record.id] = record.public_id
+
+    @property
+    def guard(self) -> BadKeyGuard | None:
+        return self._guard
 
     @property
     def index(self) -> DirectoryIndex:
@@ -99,6 +112,13 @@ class KeyCache:
             if record.id == key_id:
                 return principal
         return None
+
+    def active_principal(self, key_id: str) -> Principal | None:
+        """The principal of a usable key by id (an IdP token mapped to it runs as it)."""
+        entry = self._by_public_id.get(self._by_id.get(key_id, ""))
+        if entry is None or not entry[0].usable_at(self._clock.now()):
+            return None
+        return entry[1]
 
     def _in_grace(self, token: str, record: keys.KeyRecord) -> bool:
         """The secret before a rotation, still accepted during its grace period."""

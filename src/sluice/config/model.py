@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sluice.config.alerts import AlertsConfig
+from sluice.config.auth import AuthConfig
 from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
@@ -121,6 +122,8 @@ class GatewayConfig(_Frozen):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig)
     body_logging: BodyLoggingConfig = Field(default_factory=BodyLoggingConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    """Console sign-in: local accounts and OpenID Connect providers (docs/sso.md)."""
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sluice.console import forms
+from sluice.console import forms, pages_sso
 from sluice.console.context import (
     LOGIN_CSRF,
     ConsoleContext,
@@ -21,32 +21,15 @@ from sluice.console.context import (
     redirect,
 )
 from sluice.console.sessions import COOKIE, storage_scope
+from sluice.console.signin import safe_next, session_cookie
 from sluice.console.throttle import buckets
-from sluice.errors import GatewayError
+from sluice.errors import ErrorKind, GatewayError
 
-HOME = "/ui/keys"
 GENERIC_FAILURE = "That email and password do not match an active account."
-
-
-def safe_next(target: str | None) -> str:
-    """Only a path inside the console (no scheme, no ``//host``): no open redirect."""
-    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return HOME
-
-
-def session_cookie(ctx: ConsoleContext, request: Request, response: Response, token: str) -> None:
-    """HttpOnly (no script reads it), SameSite=Lax (no cross-site POST carries it), Secure
-    over https, scoped to the console's paths."""
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=int(ctx.sessions.max_s),
-        path="/ui",
-        httponly=True,
-        samesite="lax",
-        secure=ctx.secure(request),
-    )
+PASSWORDS_OFF = GatewayError(
+    ErrorKind.CALLER_FORBIDDEN,
+    "Password sign-in is switched off here; sign in with your identity provider.",
+)
 
 
 def _login_form(
@@ -67,6 +50,10 @@ def _login_form(
         error=error,
         email=email,
         next=safe_next(request.query_params.get("next")),
+        local_accounts=ctx.control.config.auth.local_accounts,
+        identity_providers=[
+            (name, idp.display_name) for name, idp in ctx.control.config.auth.oidc.items()
+        ],
     )
     response.set_cookie(
         LOGIN_CSRF,
@@ -110,6 +97,8 @@ async def _change_password(ctx: ConsoleContext, request: Request) -> Response:
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
+    sso = ctx.control.sso
+
     async def login_page(request: Request) -> Response:
         try:
             await ctx.viewer(request)
@@ -121,6 +110,8 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         return redirect(safe_next(request.query_params.get("next")))
 
     async def login(request: Request) -> Response:
+        if not ctx.control.config.auth.local_accounts:
+            return ctx.error_page(request, None, PASSWORDS_OFF)
         form = await request.form()
         cookie = request.cookies.get(LOGIN_CSRF, "")
         sent = form.get("csrf_token")
@@ -162,9 +153,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         viewer = await ctx.viewer(request)
         await ctx.form(request, viewer)
         await ctx.sessions.end(request.cookies.get(COOKIE))
-        response = redirect("/ui/login")
-        forget_client(response)
-        return response
+        return await pages_sso.signed_out(ctx, sso, request, viewer.session.method)
 
     async def session_state(request: Request) -> Response:
         # Polled by the pages' expiry timer and before each playground request: looking
@@ -192,4 +181,5 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         Route("/ui/session.json", session_state, methods=["GET"]),
         Route("/ui/account", account, methods=["GET"]),
         Route("/ui/account/password", change_password, methods=["POST"]),
+        *pages_sso.routes(ctx, sso),
     ]

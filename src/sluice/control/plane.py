@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sluice.alerts import AlertService
 from sluice.analytics.service import Analytics
 from sluice.auth.cache import KeyCache
+from sluice.auth.oidc.service import SsoService
 from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
@@ -57,3 +58,5 @@ class ControlPlane:
     records: Records
     shared_state: bool
     """Whether limits, budgets and key changes are shared through Redis."""
+    sso: SsoService
+    """Console sign-in through the identity providers of ``auth.oidc`` (none: unused)."""

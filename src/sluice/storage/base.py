@@ -163,6 +163,41 @@ class MetaRepository(Protocol):
         ...
 
 
+# A person's identity at an identity provider is the pair (issuer, subject), never the e-mail
+# alone: addresses change hands and differ in verification between IdPs.
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    issuer: str
+    subject: str
+    user_id: str
+    email: str | None
+    groups: tuple[str, ...]
+    """The groups claim at the last sign-in."""
+    created_at: float
+    last_sign_in_at: float
+
+
+class IdentityRepository(Protocol):
+    async def get(self, issuer: str, subject: str) -> IdentityRecord | None: ...
+
+    async def for_user(self, user_id: str) -> list[IdentityRecord]:
+        """Every identity linked to a user, oldest first."""
+        ...
+
+    async def create(self, record: IdentityRecord) -> bool:
+        """Link an identity to a user; ``False`` when (issuer, subject) is linked already
+        (the row is left as it was)."""
+        ...
+
+    async def signed_in(
+        self, issuer: str, subject: str, *, at: float, email: str | None, groups: tuple[str, ...]
+    ) -> None:
+        """Record a sign-in: its time and the claims it carried."""
+        ...
+
+
 class Unit(Protocol):
     """The repositories of one unit of work. Everything written through them commits
     together when the ``Storage.unit()`` block ends, or nothing does when it raises: an admin
@@ -184,6 +219,8 @@ class Storage(Protocol):
     responses: ResponseRepository
     tenancy: TenancyRepository
     credentials: CredentialRepository
+    identities: IdentityRepository
+    """(issuer, subject) of people who signed in through an identity provider."""
 
     def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one

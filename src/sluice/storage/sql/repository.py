@@ -32,6 +32,7 @@ from sluice.storage.sql.convert import sqlite_time
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
+from sluice.storage.sql.identities import SqlIdentities
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.unit import Database, transaction
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
@@ -312,6 +313,7 @@ class SqlStorage:
         self.analytics = SqlAnalytics(engine)
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
+        self.identities = SqlIdentities(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

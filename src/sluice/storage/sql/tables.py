@@ -329,7 +329,20 @@ console_sessions = Table(
     Index("ix_console_sessions_user_id", "user_id"),
 )
 
+identities = Table(
+    "identities",
+    metadata,
+    Column("issuer", String(512), primary_key=True),
+    Column("subject", String(255), primary_key=True),
+    Column("user_id", String(32), nullable=False),
+    Column("email", String(320)),
+    Column("groups", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_sign_in_at", DateTime(timezone=True), nullable=False),
+    Index("ix_identities_user_id", "user_id"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 """The newest migration; a test checks it against the migration scripts."""
