@@ -29,7 +29,7 @@ from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.observability.wiring import Observability, build_observability
 from sluice.outage import OutageLog
-from sluice.pipeline.relay import Services
+from sluice.pipeline.services import Services
 from sluice.providers.base import Provider, ReadLimits
 from sluice.providers.registry import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers

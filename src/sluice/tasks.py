@@ -15,6 +15,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 class _Ended(Protocol):
     ended: bool
+    gone: bool
 
 
 WATCH_DELAY_S = 0.2
@@ -28,7 +29,8 @@ class DisconnectWatch:
     """Cancels the request's task when the client disconnects.
 
     Start it after the request body is read; the watching itself begins after ``delay_s``
-    (see :data:`WATCH_DELAY_S`). ``disconnected`` tells the handler why it was cancelled.
+    (see :data:`WATCH_DELAY_S`). ``disconnected`` (and the response's ``gone``) tells the
+    handler why it was cancelled.
     :meth:`stop` must be called on every exit path (``finally``).
     """
 
@@ -62,7 +64,7 @@ class DisconnectWatch:
             if message["type"] == "http.disconnect":
                 if self._response.ended:
                     return  # servers report "disconnect" once the answer is complete
-                self.disconnected = True
+                self.disconnected = self._response.gone = True
                 if self._target is not None:
                     self._target.cancel()
                 return
