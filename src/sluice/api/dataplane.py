@@ -47,7 +47,7 @@ from sluice.pipeline.services import Services
 from sluice.routing.policy import SLA_HEADER, parse_sla_header
 from sluice.routing.table import ModelTable
 from sluice.storage.availability import as_dependency_unavailable
-from sluice.tasks import DisconnectWatch
+from sluice.tasks import DisconnectWatch, WatchQueue
 from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.bodies import BodyCapture, BodyPolicy
 from sluice.usage.event import UsageEvent
@@ -82,6 +82,7 @@ class DataPlane:
         """``bodies``: the body-logging policy when it is on for anyone; ``lifecycle``: where
         the requests in flight are kept for a drain to wait for (or cut)."""
         self._life = lifecycle or Lifecycle()
+        self._watches = WatchQueue()
         self._svc = svc
         self._bodies = bodies
         self._keys = keys
@@ -175,7 +176,7 @@ class DataPlane:
             raw = await read_body(receive, limit=self._limit)
             if capture is not None:
                 capture.request = raw
-            watch = DisconnectWatch(receive, sink, target=task)
+            watch = DisconnectWatch(receive, sink, target=task, queue=self._watches)
             req = dialect.parse(raw)
             if prepare is not None:
                 req = await prepare(req, principal)
