@@ -38,7 +38,6 @@ class DisconnectWatch:
     __slots__ = (
         "_receive",
         "_response",
-        "_stopped",
         "_target",
         "_task",
         "_timer",
@@ -57,9 +56,8 @@ class DisconnectWatch:
         """``target``: the request's task (default: the current one); ``queue``: starts the
         watch after the queue's delay instead of a timer of its own (``delay_s``)."""
         self.disconnected = False
-        self._stopped = False
-        self._receive = receive
-        self._response = response
+        self._receive: Receive | None = receive
+        self._response: _Ended | None = response
         self._target = target if target is not None else asyncio.current_task()
         self._task: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -70,22 +68,26 @@ class DisconnectWatch:
 
     def _start(self) -> None:
         self._timer = None
-        if not self._stopped:
+        if self._receive is not None:
             self._task = asyncio.ensure_future(self._watch(self._receive))
 
     async def _watch(self, receive: Receive) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                if self._response.ended:
+                response = self._response
+                if response is None or response.ended:
                     return  # servers report "disconnect" once the answer is complete
-                self.disconnected = self._response.gone = True
+                self.disconnected = response.gone = True
                 if self._target is not None:
                     self._target.cancel()
                 return
 
     def stop(self) -> None:
-        self._stopped = True
+        if self._task is None:
+            # Not watching (yet): let go of the request's objects now, not when a queue
+            # that still holds this watch reaches it.
+            self._receive = self._response = self._target = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -99,7 +101,8 @@ class WatchQueue:
     A timer per request (its handle pushed on the loop's heap, cancelled, popped later, with
     Python-level comparisons each way) cost about 1 % of a request. Watches share one delay,
     so they fall due in the order they were added: the queue keeps them in that order and
-    arms one timer, for the oldest. A watch stopped before it is due is dropped then.
+    arms one timer, for the oldest. A watch stopped before it is due lets go of the
+    request's objects at once and is dropped when it falls due.
     """
 
     __slots__ = ("_delay_s", "_due", "_timer")
