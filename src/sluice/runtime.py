@@ -21,7 +21,7 @@ from sluice.credentials.resolve import ProviderCredentials
 from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
 from sluice.observability.wiring import Observability
-from sluice.pipeline.relay import Services
+from sluice.pipeline.services import Services
 from sluice.providers.base import ReadLimits
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable

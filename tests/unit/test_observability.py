@@ -40,7 +40,7 @@ def test_metadata_leaves_non_objects_alone() -> None:
 
 
 def test_metadata_chunk_goes_right_before_done() -> None:
-    chunk = answer.metadata_chunk(_ev(), {"a": 1})
+    chunk = answer.metadata_chunk({"a": 1}, request_id="req_1", created_at=1.0, model="m")
     tail = b'data: {"usage":1}\n\n' + answer.DONE_EVENT
     out = answer.with_metadata_chunk(tail, chunk)
     assert out == b'data: {"usage":1}\n\n' + chunk + answer.DONE_EVENT
@@ -67,11 +67,9 @@ def test_traceparent_parsing() -> None:
 
 
 def test_passthrough_keeps_the_callers_parent_or_starts_a_trace() -> None:
-    ev = _ev()
-    start_trace(ev, f"00-{TRACE}-00f067aa0ba902b7-01".encode())
-    assert passthrough_traceparent(ev) == f"00-{TRACE}-00f067aa0ba902b7-01"
-    fresh = _ev()
-    start_trace(fresh, None)
+    trace = start_trace(f"00-{TRACE}-00f067aa0ba902b7-01".encode())
+    assert passthrough_traceparent(trace) == f"00-{TRACE}-00f067aa0ba902b7-01"
+    fresh = start_trace(None)
     header = passthrough_traceparent(fresh)
     assert parse_traceparent(header.encode()) is not None
     assert header.split("-")[1] == fresh.trace_id

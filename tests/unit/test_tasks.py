@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sluice.tasks import DisconnectWatch
+from sluice.tasks import DisconnectWatch, WatchQueue
 
 
 class _Answer:
@@ -61,3 +61,21 @@ async def test_a_finished_answer_is_not_cancelled_by_the_closing_disconnect() ->
     await asyncio.sleep(0.01)
     assert receive.calls == [1] and not watch.disconnected
     watch.stop()
+
+
+async def test_a_queue_starts_only_the_watches_still_running_when_due() -> None:
+    gone = asyncio.Event()
+    gone.set()
+    queue = WatchQueue(delay_s=0.05)
+    quick, slow = _receiver(gone), _receiver(gone)
+    finished = DisconnectWatch(quick, _Answer(), queue=queue, target=None)
+    finished.stop()  # answered before the delay: never watched
+
+    async def request() -> None:
+        DisconnectWatch(slow, _Answer(), queue=queue)
+        await asyncio.sleep(5)
+
+    task = asyncio.ensure_future(request())
+    done, _ = await asyncio.wait([task], timeout=1)
+    assert task in done and task.cancelled()
+    assert quick.calls == [] and slow.calls == [1]

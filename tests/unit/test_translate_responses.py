@@ -165,7 +165,7 @@ def test_reasoning_effort() -> None:
 
 
 def test_the_warning_header_is_bounded_and_plain() -> None:
-    from sluice.pipeline.attempt import WARNING_MAX_BYTES, warning_value
+    from sluice.pipeline.relay import WARNING_MAX_BYTES, warning_value
 
     assert warning_value(("tool web_search", "item local_shell_call")) == (
         b"dropped: tool web_search, item local_shell_call"

@@ -1,7 +1,10 @@
 """Data-plane handlers as raw ASGI callables (no framework on the hot path).
 
 One generic request handler serves every dialect (OpenAI, Anthropic Messages, Responses).
-Each authenticated request produces exactly one usage event, recorded in ``finally``.
+The handler is the edge of the pipeline: it authenticates, reads and parses the body, admits
+the request (:func:`sluice.pipeline.access.admit`), hands the context to the one pipeline
+entry (:func:`sluice.pipeline.run.serve`) and records the usage row built from the outcome:
+exactly one per authenticated request, in ``finally``.
 """
 
 from __future__ import annotations
@@ -33,15 +36,18 @@ from sluice.errors import BadRequest, ErrorKind, GatewayError, shutting_down
 from sluice.ids import random_hex
 from sluice.lifecycle import Lifecycle
 from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
-from sluice.observability.tracing import Tracing, new_trace_id, parse_traceparent
-from sluice.pipeline import relay
-from sluice.pipeline.attempt import record_error
+from sluice.observability.tracing import start_trace
+from sluice.pipeline.access import admit
+from sluice.pipeline.context import Arrival, RequestContext
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.dialects.openai import OpenAIDialect
+from sluice.pipeline.outcome import Outcome, disconnected, usage_row
+from sluice.pipeline.run import serve
+from sluice.pipeline.services import Services
 from sluice.routing.policy import SLA_HEADER, parse_sla_header
 from sluice.routing.table import ModelTable
 from sluice.storage.availability import as_dependency_unavailable
-from sluice.tasks import DisconnectWatch
+from sluice.tasks import DisconnectWatch, WatchQueue
 from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.bodies import BodyCapture, BodyPolicy
 from sluice.usage.event import UsageEvent
@@ -51,13 +57,6 @@ log = logging.getLogger("sluice.api")
 
 def new_request_id() -> str:
     return "req_" + random_hex(10)
-
-
-def _new_ids(traceparent: bytes | None) -> tuple[str, str, tuple[str, str, str] | None]:
-    """The request id, the trace id (the caller's, or a new one) and the caller's parsed
-    ``traceparent`` (if valid)."""
-    parent = parse_traceparent(traceparent) if traceparent else None
-    return new_request_id(), new_trace_id() if parent is None else parent[0], parent
 
 
 Prepare = Callable[[ProviderRequest, Principal], Awaitable[ProviderRequest]]
@@ -72,7 +71,7 @@ class DataPlane:
 
     def __init__(
         self,
-        svc: relay.Services,
+        svc: Services,
         keys: KeyCache,
         record: Callable[[UsageEvent], None],
         *,
@@ -83,6 +82,7 @@ class DataPlane:
         """``bodies``: the body-logging policy when it is on for anyone; ``lifecycle``: where
         the requests in flight are kept for a drain to wait for (or cut)."""
         self._life = lifecycle or Lifecycle()
+        self._watches = WatchQueue()
         self._svc = svc
         self._bodies = bodies
         self._keys = keys
@@ -156,79 +156,120 @@ class DataPlane:
         with what it refers to (e.g. a previous response)."""
         started = time.perf_counter()
         seen = self._scan(scope)
-        request_id, trace_id, parent = _new_ids(seen.traceparent)
-        base = [(b"x-request-id", request_id.encode()), (TRACE_HEADER, trace_id.encode())]
+        request_id = new_request_id()
+        trace = start_trace(seen.traceparent)
+        base = [(b"x-request-id", request_id.encode()), (TRACE_HEADER, trace.trace_id.encode())]
         principal = await _authenticated(
             self._keys, scope, seen, send=send, base=base, dialect=dialect
         )
         if principal is None:
             return
-        ev = _event(request_id, dialect, principal, trace_id, parent)
-        tracing = self._svc.tracing
-        span, token = (None, None) if tracing is None else _start_span(tracing, ev, base)
-        sink = self._sink(send, ev, principal)
+        svc = self._svc
+        tracing = svc.tracing
+        endpoint = dialect.endpoint.value
+        span = token = None
+        if tracing is not None:
+            span, token, trace = tracing.start_request(request_id, endpoint, trace)
+            base[1] = (TRACE_HEADER, trace.trace_id.encode())  # a root span has its own id
+        arrival = Arrival(request_id, time.time(), started, endpoint, principal, trace)
+        sink, capture = self._sink(send, principal)
         watch: DisconnectWatch | None = None
         task = self._life.track()  # a drain waits for it, and cancels it at its deadline
+        asked: ProviderRequest | None = None
+        want = False
+        outcome: Outcome | None = None
         try:
-            ev.want_metadata = self._wants_metadata(seen.metadata)
+            want = self._wants_metadata(seen.metadata)
             if seen.length is not None and seen.length > self._limit:
                 raise BodyTooLarge
-            raw = _kept(sink, await read_body(receive, limit=self._limit))
-            watch = DisconnectWatch(receive, sink, target=task)
+            raw = await read_body(receive, limit=self._limit)
+            if capture is not None:
+                capture.request = raw
+            watch = DisconnectWatch(receive, sink, target=task, queue=self._watches)
             req = dialect.parse(raw)
             if prepare is not None:
                 req = await prepare(req, principal)
-            ev.model = req.model
-            ev.end_user = _user(req)
-            entry = self._svc.table.resolve(req.model, allowed=principal.may_use)
-            await relay.run(
-                self._svc,
-                ev,
+            asked = req
+            ctx = RequestContext(
+                arrival,
+                dialect,
                 req,
-                entry,
+                admit(svc.table, principal, req),
                 sink,
-                principal=principal,
-                dialect=dialect,
-                base_headers=base,
-                started=started,
-                forward_headers=_forwarded(scope, forward) if forward else None,
-                sla_ms=_sla(scope) if self._svc.router.policy.enabled else None,
+                asyncio.get_running_loop().time() + svc.total_timeout_s,
+                base,
+                _forwarded(scope, forward) if forward else None,
+                want,
+                _sla(scope) if svc.router.policy.enabled else None,
             )
-        except GatewayError as exc:
-            exc.message = self._svc.redactor(exc.message)  # upstream text may quote secrets
-            await _fail(ev, exc, sink=sink, send=send, base=base, dialect=dialect)
-        except BodyTooLarge:
-            too_large = _too_large(self._limit)
-            await _fail(ev, too_large, sink=sink, send=send, base=base, dialect=dialect)
-        except ClientGone:
-            _disconnected(ev)
-        except asyncio.CancelledError:
-            await _cancelled(ev, watch, sink=sink, send=send, base=base, dialect=dialect)
-        except Exception as exc:
-            # A route that reads the database (stored responses) while it is away: a 503.
-            err_or_none = as_dependency_unavailable(exc)
-            if err_or_none is None:
-                log.exception("unhandled error in %s (request %s)", dialect.endpoint, request_id)
-                err_or_none = GatewayError(
-                    ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})"
-                )
-            await _fail(ev, err_or_none, sink=sink, send=send, base=base, dialect=dialect)
+            outcome = await serve(svc, ctx)
+        except (Exception, asyncio.CancelledError) as exc:
+            outcome = await self._failed(exc, arrival, sink, send=send, base=base, dialect=dialect)
         finally:
             _stop(watch, self._life, task)
-            ev.latency_ms = (time.perf_counter() - started) * 1000
+            row = usage_row(
+                arrival,
+                outcome or _unanswered(),
+                request=asked,
+                want_metadata=want,
+                bodies=capture,
+            )
             if span is not None and tracing is not None:
-                tracing.end_request(
-                    span, token, ev, self._svc.provider_types.get(ev.provider or "")
-                )
-            self._record(ev)
+                tracing.end_request(span, token, row, svc.provider_types.get(row.provider or ""))
+            self._record(row)
 
-    def _sink(self, send: Send, ev: UsageEvent, principal: Principal) -> AsgiSink:
+    async def _failed(
+        self,
+        exc: BaseException,
+        arrival: Arrival,
+        sink: AsgiSink,
+        *,
+        send: Send,
+        base: list[tuple[bytes, bytes]],
+        dialect: Dialect,
+    ) -> Outcome:
+        """Answer what ended a request before the pipeline ran (the pipeline answers its
+        own), and say so in its outcome."""
+        if isinstance(exc, GatewayError):
+            exc.message = self._svc.redactor(exc.message)
+            error = exc
+        elif isinstance(exc, BodyTooLarge):
+            error = _too_large(self._limit)
+        elif isinstance(exc, ClientGone):
+            return Outcome(disconnected())
+        elif isinstance(exc, asyncio.CancelledError):
+            # Cancelled from outside: the client went away (the sink says so), or the
+            # server's shutdown deadline passed. Either way the request ends here.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            if sink.gone:
+                return Outcome(disconnected())
+            error = shutting_down("the gateway shut down before the request finished; retry it")
+        else:
+            # A route that reads the database (stored responses) while it is away: a 503.
+            unavailable = as_dependency_unavailable(exc)
+            if unavailable is None:
+                log.exception(
+                    "unhandled error in %s (request %s)",
+                    dialect.endpoint,
+                    arrival.request_id,
+                    exc_info=exc,
+                )
+                unavailable = GatewayError(
+                    ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})"
+                )
+            error = unavailable
+        await send_error(send, error, base, dialect.error(error))
+        return Outcome(error)
+
+    def _sink(self, send: Send, principal: Principal) -> tuple[AsgiSink, BodyCapture | None]:
         """The response sink; one that keeps what it sends when body logging covers the
-        principal (the capture rides on the usage event to the writer)."""
+        principal (the capture rides on the usage row to the writer)."""
         if self._bodies is None or not self._bodies.wants(principal.org_id, principal.team_id):
-            return AsgiSink(send)
-        ev.bodies = BodyCapture(self._bodies.cap)
-        return CapturingSink(send, ev.bodies)
+            return AsgiSink(send), None
+        capture = BodyCapture(self._bodies.cap)
+        return CapturingSink(send, capture), capture
 
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         base = [(b"x-request-id", new_request_id().encode())]
@@ -269,12 +310,6 @@ def _stop(watch: DisconnectWatch | None, life: Lifecycle, task: asyncio.Task[Any
     life.done(task)
 
 
-def _start_span(tracing: Tracing, ev: UsageEvent, base: list[tuple[bytes, bytes]]) -> Any:
-    span_and_token = tracing.start_request(ev)
-    base[1] = (TRACE_HEADER, str(ev.trace_id).encode())  # a root span has its own id
-    return span_and_token
-
-
 def _too_large(limit: int) -> GatewayError:
     return GatewayError(
         ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
@@ -282,40 +317,10 @@ def _too_large(limit: int) -> GatewayError:
     )
 
 
-def _event(
-    request_id: str,
-    dialect: Dialect,
-    principal: Principal,
-    trace_id: str,
-    parent: tuple[str, str, str] | None,
-) -> UsageEvent:
-    ev = UsageEvent(request_id, time.time(), dialect.endpoint.value, principal.key_id, None)
-    ev.user_id, ev.team_id, ev.org_id = principal.user_id, principal.team_id, principal.org_id
-    ev.trace_id = trace_id
-    if parent is not None:
-        ev.parent_span, ev.trace_flags = parent[1], parent[2]
-    return ev
-
-
-async def _cancelled(
-    ev: UsageEvent,
-    watch: DisconnectWatch | None,
-    *,
-    sink: AsgiSink,
-    send: Send,
-    base: list[tuple[bytes, bytes]],
-    dialect: Dialect,
-) -> None:
-    """Cancelled from outside: the client went away (the watch says so), or the server's
-    shutdown deadline passed. Either way the request ends here, answered."""
-    task = asyncio.current_task()
-    if task is not None:
-        task.uncancel()
-    if watch is not None and watch.disconnected:
-        _disconnected(ev)
-    else:
-        stopping = shutting_down("the gateway shut down before the request finished; retry it")
-        await _fail(ev, stopping, sink=sink, send=send, base=base, dialect=dialect)
+def _unanswered() -> Outcome:
+    """What is recorded when something outside every handler ended the request (a second
+    cancellation while it answered the first)."""
+    return Outcome(GatewayError(ErrorKind.GATEWAY_INTERNAL, "the request ended unanswered"))
 
 
 async def _authenticated(
@@ -355,23 +360,6 @@ def _model_obj(name: str, created: int) -> dict[str, object]:
     return {"id": name, "object": "model", "created": created, "owned_by": "sluice"}
 
 
-def _kept(sink: AsgiSink, raw: bytes) -> bytes:
-    if isinstance(sink, CapturingSink):
-        sink.capture.request = raw
-    return raw
-
-
-def _disconnected(ev: UsageEvent) -> None:
-    ev.status = 499
-    ev.error_kind = ErrorKind.CLIENT_DISCONNECTED.value
-    ev.error_message = "the client disconnected before the answer was complete"
-
-
-def _user(req: ProviderRequest) -> str | None:
-    user = req.body.get("user")
-    return user if isinstance(user, str) else None
-
-
 def _sla(scope: Scope) -> int | None:
     for name, value in scope["headers"]:
         if name == SLA_HEADER_BYTES:
@@ -386,20 +374,3 @@ def _forwarded(scope: Scope, names: tuple[bytes, ...]) -> dict[str, str]:
     return {
         name.decode(): value.decode("latin-1") for name, value in scope["headers"] if name in names
     }
-
-
-async def _fail(
-    ev: UsageEvent,
-    exc: GatewayError,
-    *,
-    sink: AsgiSink,
-    send: Send,
-    base: list[tuple[bytes, bytes]],
-    dialect: Dialect,
-) -> None:
-    record_error(ev, exc)
-    if not sink.started:
-        await send_error(send, exc, base, dialect.error(exc))
-    elif not sink.ended:
-        ev.partial = True  # the client got part of the answer, then the error event
-        await sink.end(dialect.stream_error(exc))

@@ -69,22 +69,23 @@ async def send_error(
 class AsgiSink:
     """The pipeline's :class:`~sluice.pipeline.sink.ResponseSink` over an ASGI ``send``."""
 
-    __slots__ = ("_send", "before_last", "ended", "started")
+    __slots__ = ("_send", "ended", "gone", "started")
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.started = False
         self.ended = False
-        self.before_last: Callable[[], Awaitable[None]] | None = None
+        self.gone = False
 
     async def json(self, status: int, body: bytes, headers: Headers) -> None:
-        hook = self.before_last
-        if hook is not None:
-            self.before_last = None
-            await hook()
         self.started = True
         self.ended = True
         await send_json(self._send, status, body, headers)
+
+    async def error(self, exc: GatewayError, body: bytes, headers: Headers) -> None:
+        self.started = True
+        self.ended = True
+        await send_error(self._send, exc, headers, body)
 
     async def start_stream(self, headers: Headers) -> None:
         self.started = True
@@ -95,17 +96,7 @@ class AsgiSink:
     async def chunk(self, data: bytes) -> None:
         await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
-    async def settle(self) -> None:
-        hook = self.before_last
-        if hook is not None:
-            self.before_last = None
-            await hook()
-
     async def end(self, data: bytes = b"") -> None:
-        hook = self.before_last
-        if hook is not None:
-            self.before_last = None
-            await hook()
         self.ended = True
         await self._send({"type": "http.response.body", "body": data})
 

@@ -21,8 +21,6 @@ from typing import Any
 
 import orjson
 
-from sluice.usage.event import UsageEvent
-
 CACHE_STATUS = b"none"
 METADATA_HEADER = b"x-sluice-metadata"
 TRACE_HEADER = b"x-sluice-trace-id"
@@ -40,12 +38,12 @@ def _ms(value: float) -> bytes:
     return str(round(value)).encode()
 
 
-def json_headers(ev: UsageEvent, *, elapsed_ms: float) -> Headers:
+def json_headers(cost_micros: int, *, upstream_ms: float, elapsed_ms: float) -> Headers:
     """Headers of a complete answer (the cost is known)."""
     return [
-        (b"x-sluice-cost-usd", usd(ev.cost_micros or 0).encode()),
-        (b"x-sluice-upstream-ms", _ms(ev.upstream_ms)),
-        (b"x-sluice-overhead-ms", _ms(max(0.0, elapsed_ms - ev.upstream_ms))),
+        (b"x-sluice-cost-usd", usd(cost_micros).encode()),
+        (b"x-sluice-upstream-ms", _ms(upstream_ms)),
+        (b"x-sluice-overhead-ms", _ms(max(0.0, elapsed_ms - upstream_ms))),
         (b"x-sluice-cache", CACHE_STATUS),
     ]
 
@@ -59,16 +57,25 @@ def stream_headers(upstream_ms: float, *, elapsed_ms: float) -> Headers:
     ]
 
 
-def metadata(ev: UsageEvent, *, latency_ms: float, upstream_ms: float) -> dict[str, Any]:
+def metadata(
+    *,
+    provider: str,
+    deployment: str,
+    cost_micros: int,
+    request_id: str,
+    trace_id: str,
+    latency_ms: float,
+    upstream_ms: float,
+) -> dict[str, Any]:
     return {
-        "provider": ev.provider,
-        "deployment": ev.deployment,
+        "provider": provider,
+        "deployment": deployment,
         "latency_ms": round(latency_ms, 1),
         "upstream_ms": round(upstream_ms, 1),
-        "cost_usd": (ev.cost_micros or 0) / 1_000_000,
+        "cost_usd": cost_micros / 1_000_000,
         "cache_hit": False,
-        "request_id": ev.request_id,
-        "trace_id": ev.trace_id,
+        "request_id": request_id,
+        "trace_id": trace_id,
     }
 
 
@@ -83,12 +90,15 @@ def with_metadata(body: bytes, meta: dict[str, Any]) -> bytes:
     return inner + sep + b'"sluice":' + orjson.dumps(meta) + b"}"
 
 
-def metadata_chunk(ev: UsageEvent, meta: dict[str, Any]) -> bytes:
+def metadata_chunk(
+    meta: dict[str, Any], *, request_id: str, created_at: float, model: str
+) -> bytes:
+    """The stream's metadata chunk; ``model``: the name the client asked for."""
     chunk = {
-        "id": ev.request_id,
+        "id": request_id,
         "object": "chat.completion.chunk",
-        "created": int(ev.created_at),
-        "model": ev.model,
+        "created": int(created_at),
+        "model": model,
         "choices": [],
         "sluice": meta,
     }

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sluice.ids import random_hex
+from sluice.types import Usage
 from sluice.usage.event import UsageEvent
 
 if TYPE_CHECKING:
@@ -53,20 +54,30 @@ def new_trace_id() -> str:
     return random_hex(16)
 
 
-def start_trace(ev: UsageEvent, traceparent: bytes | None) -> None:
-    """Give the request its trace: the caller's, or a fresh one."""
+class Trace(NamedTuple):
+    """A request's place in a distributed trace."""
+
+    trace_id: str
+    """W3C trace id (32 hex digits): the caller's, else fresh."""
+    parent_span: str | None = None
+    """The caller's ``traceparent`` parent id, when it sent one."""
+    flags: str = "00"
+    """The caller's trace flags (``01``: sampled)."""
+
+
+def start_trace(traceparent: bytes | None) -> Trace:
+    """The request's trace: the caller's (a valid ``traceparent``), or a fresh one."""
     parsed = parse_traceparent(traceparent) if traceparent else None
     if parsed is None:
-        ev.trace_id = new_trace_id()
-    else:
-        ev.trace_id, ev.parent_span, ev.trace_flags = parsed
+        return Trace(new_trace_id())
+    return Trace(*parsed)
 
 
-def passthrough_traceparent(ev: UsageEvent) -> str:
+def passthrough_traceparent(trace: Trace) -> str:
     """The ``traceparent`` sent upstream when this process records no spans."""
-    if ev.parent_span is not None:
-        return f"00-{ev.trace_id}-{ev.parent_span}-{ev.trace_flags}"
-    return f"00-{ev.trace_id}-{random_hex(8)}-00"
+    if trace.parent_span is not None:
+        return f"00-{trace.trace_id}-{trace.parent_span}-{trace.flags}"
+    return f"00-{trace.trace_id}-{random_hex(8)}-00"
 
 
 class Tracing:
@@ -92,23 +103,26 @@ class Tracing:
         )
         self.tracer: Tracer = self.provider.get_tracer("sluice")
 
-    def start_request(self, ev: UsageEvent) -> tuple[Span, Any]:
+    def start_request(
+        self, request_id: str, endpoint: str, caller: Trace
+    ) -> tuple[Span, Any, Trace]:
         """Start the request span (child of the caller's ``traceparent``) and make it
-        current; returns the span and the context token for :meth:`end_request`."""
+        current; returns the span, the context token for :meth:`end_request` and the
+        request's trace (a root span has its own trace id)."""
         from opentelemetry import context, trace
 
-        parent = _parent_context(ev)
-        operation = OPERATIONS.get(ev.endpoint, ev.endpoint)
+        parent = _parent_context(caller)
+        operation = OPERATIONS.get(endpoint, endpoint)
         span = self.tracer.start_span(
-            f"{operation} {ev.model or ''}".strip(),
+            operation,
             context=parent,
             kind=trace.SpanKind.SERVER,
-            attributes={"gen_ai.operation.name": operation, "sluice.request_id": ev.request_id},
+            attributes={"gen_ai.operation.name": operation, "sluice.request_id": request_id},
         )
         ctx = span.get_span_context()
         if ctx.is_valid:
-            ev.trace_id = f"{ctx.trace_id:032x}"
-        return span, context.attach(trace.set_span_in_context(span))
+            caller = caller._replace(trace_id=f"{ctx.trace_id:032x}")
+        return span, context.attach(trace.set_span_in_context(span)), caller
 
     def end_request(
         self, span: Span, token: Any, ev: UsageEvent, provider_type: str | None
@@ -144,7 +158,7 @@ class Tracing:
 
     def start_attempt(
         self,
-        ev: UsageEvent,
+        endpoint: str,
         *,
         deployment: str,
         provider_type: str,
@@ -155,7 +169,7 @@ class Tracing:
         ``max_tokens`` (from ``body``) goes on both spans."""
         from opentelemetry import trace
 
-        operation = OPERATIONS.get(ev.endpoint, ev.endpoint)
+        operation = OPERATIONS.get(endpoint, endpoint)
         max_tokens = _max_tokens(body)
         if max_tokens is not None:
             trace.get_current_span().set_attribute("gen_ai.request.max_tokens", max_tokens)
@@ -175,13 +189,16 @@ class Tracing:
         return span
 
     @staticmethod
-    def end_attempt(span: Span, ev: UsageEvent, error_kind: str | None) -> None:
+    def end_attempt(
+        span: Span, error_kind: str | None, *, upstream_model: str, usage: Usage | None
+    ) -> None:
+        """``usage``: what the request counted so far (``None``: nothing yet)."""
         if error_kind is None:
             span.set_attributes(
                 {
-                    "gen_ai.response.model": ev.upstream_model or "",
-                    "gen_ai.usage.input_tokens": ev.prompt_tokens,
-                    "gen_ai.usage.output_tokens": ev.completion_tokens,
+                    "gen_ai.response.model": upstream_model,
+                    "gen_ai.usage.input_tokens": 0 if usage is None else usage.prompt_tokens,
+                    "gen_ai.usage.output_tokens": 0 if usage is None else usage.completion_tokens,
                 }
             )
         _set_error(span, error_kind)
@@ -204,16 +221,16 @@ def _max_tokens(body: Mapping[str, Any]) -> int | None:
     return None
 
 
-def _parent_context(ev: UsageEvent) -> Context | None:
-    if ev.parent_span is None or ev.trace_id is None:
+def _parent_context(caller: Trace) -> Context | None:
+    if caller.parent_span is None:
         return None
     from opentelemetry import trace
 
     parent = trace.SpanContext(
-        trace_id=int(ev.trace_id, 16),
-        span_id=int(ev.parent_span, 16),
+        trace_id=int(caller.trace_id, 16),
+        span_id=int(caller.parent_span, 16),
         is_remote=True,
-        trace_flags=trace.TraceFlags(int(ev.trace_flags, 16)),
+        trace_flags=trace.TraceFlags(int(caller.flags, 16)),
     )
     return trace.set_span_in_context(trace.NonRecordingSpan(parent))
 

@@ -4,7 +4,7 @@ deployment name). The upstream model is in the ``x-sluice-deployment`` header an
 row's ``upstream_model``.
 
 Applied in one place, where an attempt's answer goes to the client
-(:mod:`sluice.pipeline.attempt`), to native and translated answers alike:
+(:mod:`sluice.pipeline.relay`), to native and translated answers alike:
 
 - a JSON answer whose only ``"model"`` key already names the public model is relayed as it
   is (one byte scan); any other is parsed and its top-level ``model`` set (one parse and,

@@ -1,211 +1,315 @@
-"""Run one data-plane request against a deployment and relay the answer.
+"""Stage 5, relay: one attempt's call to one deployment, its answer relayed to the client.
 
-Accounting: the caller owns the :class:`UsageEvent` and records it in ``finally``; this
-module fills in what happened (deployment, tokens, timings, error) on every path.
+The relay owns the request's :class:`Tally` (what the attempts counted: tokens, timings,
+an in-band error). It prices the answer (:mod:`sluice.pipeline.cost`) and hands usage and
+cost to ``final`` (the hold's settlement) before the answer's last bytes leave.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
-import aiohttp
-
-from sluice.auth.principal import Principal
-from sluice.budgets.base import BudgetReservation, BudgetStore
-from sluice.budgets.errors import BudgetExceeded
-from sluice.budgets.pricing import Pricer
 from sluice.config.model import Prices
-from sluice.limits.base import Limiter, Reservation
-from sluice.observability.live import Live
-from sluice.observability.redact import Redactor
-from sluice.observability.tracing import Tracing
-from sluice.pipeline import bounds
-from sluice.pipeline.attempt import price
-from sluice.pipeline.dialects.base import Dialect
-from sluice.pipeline.route import route
-from sluice.pipeline.sink import Headers, ResponseSink
-from sluice.providers.base import ReadLimits
-from sluice.routing.policy import RequestFacts
-from sluice.routing.router import Router
-from sluice.routing.table import Deployment, ModelEntry, ModelTable
-from sluice.tokens import estimate_prompt
-from sluice.types import ProviderRequest
-from sluice.usage.event import UsageEvent
+from sluice.errors import ErrorKind, GatewayError
+from sluice.observability import answer
+from sluice.pipeline import cost
+from sluice.pipeline.context import RequestContext
+from sluice.pipeline.dialects.base import Translation
+from sluice.pipeline.model_name import ModelNamer
+from sluice.pipeline.services import Services
+from sluice.pipeline.sink import Headers
+from sluice.providers.base import UpstreamCall, UpstreamStream
+from sluice.routing.table import Deployment
+from sluice.tokens import estimate_prompt, estimate_text
+from sluice.types import ProviderRequest, Usage
+
+log = logging.getLogger("sluice.pipeline")
+
+_JSON_CT = (b"content-type", b"application/json")
+
+Final = Callable[[Usage, int], Awaitable[None]]
+"""Awaited with the answer's usage and cost just before its last bytes leave."""
 
 
-@dataclass(frozen=True, slots=True)
-class Services:
-    """What the pipeline needs from the process, built by the composition root."""
+class Tally:
+    """What the relay counted for one request, over its attempts. Written by the relay
+    only; the attempt loop and :func:`sluice.pipeline.run.serve` read it."""
 
-    table: ModelTable
-    session: aiohttp.ClientSession
-    router: Router
-    limiter: Limiter
-    budgets: BudgetStore
-    pricer: Pricer
-    credentials: Mapping[str, str] = field(default_factory=dict)
-    """Each provider's API key by provider name, resolved by the core (live; see
-    ``sluice.credentials.resolve``); an attempt hands it to the adapter."""
-    provider_types: Mapping[str, str] = field(default_factory=dict)
-    """Provider name → type, for prices."""
-    prices: Mapping[str, Prices] = field(default_factory=dict)
-    """Public model name → price override from the config."""
-    total_timeout_s: float = 600.0
-    """Deadline of a whole request, retries and fallbacks included."""
-    tracing: Tracing | None = None
-    """Spans per request and attempt; ``None`` when no OTLP endpoint is set."""
-    live: Live = field(default_factory=Live)
-    """In-flight counters read by the metrics sampler."""
-    redactor: Redactor = field(default_factory=Redactor)
-    """Masks secrets in error messages before they reach a client."""
-    response_metadata: bool = False
-    """Every OpenAI-shaped answer carries the ``sluice`` metadata object (config opt-in)."""
-    read_limits: ReadLimits = field(default_factory=ReadLimits)
-    """How much of an upstream answer may be read (``SLUICE_MAX_UPSTREAM_*``)."""
+    __slots__ = ("cost_micros", "streamed", "ttft_ms", "upstream_ms", "usage")
+
+    def __init__(self) -> None:
+        self.usage: Usage | None = None
+        """The last attempt's usage (``None``: no attempt counted any)."""
+        self.cost_micros: int | None = None
+        """The answer's cost, once priced (before its last bytes)."""
+        self.ttft_ms: float | None = None
+        """Time to the first streamed piece, from the request's arrival."""
+        self.upstream_ms = 0.0
+        """Time spent waiting on upstream calls, every attempt added up."""
+        self.streamed = False
 
 
-def _used(ev: UsageEvent) -> bool:
-    """The upstream was reached and may have billed tokens."""
-    return ev.attempts > 0 and (ev.error_kind is None or ev.completion_tokens > 0 or ev.streamed)
+def _usage(usage: Usage | None, req: ProviderRequest, chars: int) -> Usage:
+    if usage is None:
+        return Usage(estimate_prompt(req.body), estimate_text(chars), estimated=True)
+    return usage
 
 
-class _Settlement:
-    """Settles what one request holds (or releases it when the upstream was not used), once.
+@dataclass(slots=True)
+class Attempt:
+    """One call to one deployment, with the request in the form that deployment takes."""
 
-    The sink awaits it just before the answer's last bytes leave (so a sequential client's
-    next request finds the slot free); ``finally`` awaits it again on every path, which then
-    only prices a row not priced yet.
-    """
+    svc: Services
+    ctx: RequestContext
+    tally: Tally
+    dep: Deployment
+    prices: Prices | None
+    """The served model's price override."""
+    call: UpstreamCall
+    upstream: ProviderRequest
+    translation: Translation | None
+    headers: Headers
+    namer: ModelNamer
+    """Names the caller's model in the answer (one rule for every path)."""
+    final: Final | None
 
-    __slots__ = ("budget_held", "dep", "ev", "held", "prices", "svc")
-
-    def __init__(self, svc: Services, ev: UsageEvent, dep: Deployment, prices: Prices | None):
-        self.svc = svc
-        self.ev = ev
-        self.dep = dep
-        self.prices = prices
-        self.held: Reservation | None = None
-        self.budget_held: BudgetReservation | None = None
-
-    async def __call__(self) -> None:
-        svc, ev = self.svc, self.ev
-        used = _used(ev)
-        if used and ev.cost_micros is None:  # complete answers priced it before sending
-            price(svc, ev, self.dep, self.prices)
-        budget_held, held = self.budget_held, self.held
-        self.budget_held = self.held = None
-        if budget_held is not None:
-            if used:
-                await svc.budgets.settle(budget_held, ev.cost_micros or 0)
-            else:
-                await svc.budgets.release(budget_held)
-        if held is not None:
-            if used:
-                await svc.limiter.settle(
-                    held, input_tokens=ev.prompt_tokens, output_tokens=ev.completion_tokens
-                )
-            else:
-                await svc.limiter.release(held)
+    async def bill(self, usage: Usage) -> None:
+        """The answer's usage is final: count and price it, then settle before the last
+        bytes leave."""
+        tally = self.tally
+        tally.usage = usage
+        tally.cost_micros = micros = cost.cost(self.svc.pricer, self.dep, self.prices, usage)
+        if self.final is not None:
+            await self.final(usage, micros)
 
 
-async def run(
+WARNING_HEADER = b"x-sluice-warning"
+"""Names what a translation left out (built-in tools, items chat cannot carry)."""
+WARNING_MAX_BYTES = 512
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/ -]")
+
+
+def warning_value(warnings: tuple[str, ...]) -> bytes:
+    """The header value: the names come from the request (tool types), so anything but
+    plain name characters becomes ``?`` and the value is bounded."""
+    text = "dropped: " + ", ".join(_UNSAFE.sub("?", w) for w in warnings)
+    return text[:WARNING_MAX_BYTES].encode()
+
+
+async def relay(
     svc: Services,
-    ev: UsageEvent,
-    req: ProviderRequest,
-    entry: ModelEntry,
-    sink: ResponseSink,
+    ctx: RequestContext,
+    tally: Tally,
+    dep: Deployment,
     *,
-    principal: Principal,
-    dialect: Dialect,
-    base_headers: Headers,
-    started: float,
-    forward_headers: dict[str, str] | None = None,
-    sla_ms: int | None = None,
-) -> None:
-    """Reserve limits and budgets, route to a deployment of ``entry`` (retries, fallbacks),
-    relay its answer in ``dialect``, and settle what was used (or release what was not):
-    before the answer's last bytes leave, or in ``finally`` on every other path."""
-    bounds.check(req, entry.bounds)
-    dep = entry.deployments[0]
-    provider_type = dep.provider_type or dep.provider_name
-    checks = principal.checks_for(entry.name)
-    budget_checks = principal.budget_checks
-    settle = _Settlement(svc, ev, dep, svc.prices.get(entry.name))
+    headers: Headers,
+    prices: Prices | None,
+    timeout_s: float,
+    traceparent: str,
+    final: Final | None,
+) -> GatewayError | None:
+    """One call to ``dep``, its answer relayed to the client. Raises ``GatewayError`` when
+    it fails before the client got anything (the caller may retry); returns the error that
+    ended a stream in-band after that (``None``: answered in full). ``headers``: those of a
+    successful answer; ``traceparent`` goes upstream."""
+    req = ctx.request
+    translation = ctx.dialect.plan(req, dep.provider.capabilities)
+    upstream = req if translation is None else translation.upstream
+    forward = ctx.forward_headers
+    call = UpstreamCall(
+        upstream_model=dep.upstream_model,
+        deployment=dep.key,
+        request_id=ctx.arrival.request_id,
+        session=svc.session,
+        timeouts=dep.timeouts,
+        extra_headers=(
+            {**forward, "traceparent": traceparent}
+            if upstream is req and forward  # a native relay (or pass-through)
+            else {"traceparent": traceparent}
+        ),
+        credential=svc.credentials.get(dep.provider_name),
+        limits=svc.read_limits,
+    )
+    headers = headers + list(dep.response_headers)
+    if translation is not None and translation.warnings:
+        headers.append((WARNING_HEADER, warning_value(translation.warnings)))
+    attempt = Attempt(
+        svc,
+        ctx,
+        tally,
+        dep,
+        prices,
+        call,
+        upstream,
+        translation,
+        headers,
+        ModelNamer(req.model),
+        final,
+    )
     try:
-        if checks or budget_checks:
-            prompt_estimate = estimate_prompt(req.body)
-            output = bounds.output_reserve(req)  # every choice's output
-            if checks:
-                settle.held = await svc.limiter.reserve(
-                    checks, input_estimate=prompt_estimate, output_estimate=output
-                )
-                base_headers = base_headers + _rate_headers(settle.held)
-            if budget_checks:
-                estimate = svc.pricer.estimate(
-                    prompt_tokens=prompt_estimate,
-                    max_tokens=output,
-                    provider=provider_type,
-                    model=dep.upstream_model,
-                    prices=settle.prices,
-                )
-                try:
-                    settle.budget_held = await svc.budgets.reserve(budget_checks, estimate.micros)
-                except BudgetExceeded:
-                    if settle.held is not None:
-                        held, settle.held = settle.held, None
-                        await svc.limiter.release(held, refund_request=True)  # consumed nothing
-                    raise
-            sink.before_last = settle
-        facts = (
-            await _request_facts(svc, principal, entry, sla_ms)
-            if svc.router.policy.enabled
-            else None
-        )
-        loop = asyncio.get_running_loop()
-        settle.dep, served = await route(
-            svc,
-            ev,
-            req,
-            entry,
-            sink,
-            dialect=dialect,
-            base_headers=base_headers,
-            started=started,
-            forward_headers=forward_headers,
-            deadline=loop.time() + svc.total_timeout_s,
-            facts=facts,
-        )
-        settle.prices = svc.prices.get(served.name)
-    finally:
-        sink.before_last = None
-        if settle.held is not None or settle.budget_held is not None or ev.cost_micros is None:
-            await settle()  # not settled before a last byte, or not priced yet
+        async with asyncio.timeout(timeout_s):
+            if req.stream:
+                return await _stream(attempt)
+            await _complete(attempt)
+            return None
+    except TimeoutError:
+        raise GatewayError(
+            ErrorKind.PROVIDER_TIMEOUT,
+            f"deployment {dep.key} did not finish within {timeout_s:g} s",
+        ) from None
+    except GatewayError as exc:
+        if exc.kind is ErrorKind.PROVIDER_AUTH:
+            credential_refused(svc, dep, exc)
+        raise
 
 
-async def _request_facts(
-    svc: Services, principal: Principal, entry: ModelEntry, sla_ms: int | None
-) -> RequestFacts:
-    """What routing policies know of the request; the budget is the tightest one left."""
-    remaining: int | None = None
-    limit: int | None = None
-    for scope, spec in principal.budget_checks:
-        left = spec.limit_micros - await svc.budgets.spent(scope, spec)
-        if limit is None or remaining is None or left * limit < remaining * spec.limit_micros:
-            remaining, limit = max(0, left), spec.limit_micros
-    return RequestFacts(
-        key_id=principal.key_id,
-        model=entry.name,
-        user_id=principal.user_id,
-        team_id=principal.team_id,
-        org_id=principal.org_id,
-        teams=principal.teams,
-        budget_remaining_micros=remaining,
-        budget_limit_micros=limit,
-        sla_ms=sla_ms,
+def credential_refused(svc: Services, dep: Deployment, exc: GatewayError) -> None:
+    """The provider refused our credential: tell the operator (the provider's text, redacted)
+    and give the client a message naming the deployment, never the provider's text."""
+    exc.message = (
+        f"the provider rejected the gateway's credential for deployment {dep.key}; "
+        "the operator has been told"
+    )
+    log.warning(
+        "provider %s refused the gateway's credential for deployment %s (HTTP %s): %s",
+        dep.provider_name,
+        dep.key,
+        exc.upstream_status if exc.upstream_status is not None else "-",
+        svc.redactor(exc.detail or "no detail"),
     )
 
 
-def _rate_headers(held: Reservation) -> Headers:
-    return [(k.encode(), v.encode()) for k, v in held.status.headers().items()]
+async def _complete(attempt: Attempt) -> None:
+    tally, ctx = attempt.tally, attempt.ctx
+    t0 = time.perf_counter()
+    try:
+        resp = await attempt.dep.provider.send(attempt.upstream, attempt.call)
+    finally:
+        tally.upstream_ms += (time.perf_counter() - t0) * 1000
+    usage = _usage(resp.usage, attempt.upstream, resp.completion_chars)
+    tally.usage = usage
+    translation = attempt.translation
+    body = resp.body if translation is None else await translation.response(resp, usage)
+    body = attempt.namer.json(body)
+    micros = tally.cost_micros = cost.cost(attempt.svc.pricer, attempt.dep, attempt.prices, usage)
+    elapsed_ms = (time.perf_counter() - ctx.arrival.started) * 1000
+    if ctx.want_metadata and ctx.dialect.carries_metadata:
+        body = answer.with_metadata(body, _metadata(attempt, elapsed_ms, tally.upstream_ms))
+    headers = attempt.headers
+    headers.append(_JSON_CT)
+    headers += answer.json_headers(micros, upstream_ms=tally.upstream_ms, elapsed_ms=elapsed_ms)
+    if attempt.final is not None:
+        await attempt.final(usage, micros)
+    await ctx.sink.json(200, body, headers)
+
+
+async def _stream(attempt: Attempt) -> GatewayError | None:
+    """Relay a stream; returns the error that ended it after its first byte, if any."""
+    tally, ctx, svc = attempt.tally, attempt.ctx, attempt.svc
+    sink, dialect, started = ctx.sink, ctx.dialect, ctx.arrival.started
+    tally.streamed = True
+    live = svc.live
+    counted = False
+    t0 = time.perf_counter()
+    try:
+        stream: UpstreamStream = await attempt.dep.provider.open_stream(
+            attempt.upstream, attempt.call
+        )
+    except BaseException:
+        tally.upstream_ms += (time.perf_counter() - t0) * 1000
+        raise
+    try:
+        pieces: AsyncIterator[bytes] = (
+            aiter(stream) if attempt.translation is None else attempt.translation.stream(stream)
+        )
+        try:
+            first: bytes | None = await anext(pieces)
+        except StopAsyncIteration:
+            first = None
+        now = time.perf_counter()
+        tally.ttft_ms = (now - started) * 1000
+        live.streams += 1
+        counted = True
+        await sink.start_stream(
+            attempt.headers
+            + answer.stream_headers(
+                tally.upstream_ms + (now - t0) * 1000, elapsed_ms=(now - started) * 1000
+            )
+        )
+        ends = dialect.stream_ends  # a terminal event relayed as a piece: settle first
+        named = attempt.namer.piece
+        if first:
+            await _relay_piece(attempt, stream, named(first), ends)
+        async for piece in pieces:
+            await _relay_piece(attempt, stream, named(piece), ends)
+        tail = dialect.stream_tail(ctx.request, stream) if attempt.translation is None else b""
+        await _settle_stream(attempt, stream)  # settled before the tail leaves
+        if ctx.want_metadata and dialect.carries_metadata:
+            tail = _with_metadata(attempt, tail, t0=t0)
+        await sink.end(tail)
+        return None
+    except GatewayError as exc:
+        if not sink.started:
+            raise
+        # After the first byte an error travels in-band and ends the stream: no clean end.
+        if exc.kind is ErrorKind.PROVIDER_AUTH:
+            credential_refused(svc, attempt.dep, exc)
+        exc.message = svc.redactor(exc.message)
+        await _settle_stream(attempt, stream)
+        await sink.end(dialect.stream_error(exc))
+        return exc
+    finally:
+        if counted:
+            live.streams -= 1
+        tally.upstream_ms += (time.perf_counter() - t0) * 1000
+        tally.usage = _usage(stream.usage, attempt.upstream, stream.completion_chars)
+        await stream.aclose()
+
+
+async def _settle_stream(attempt: Attempt, stream: UpstreamStream) -> None:
+    """The stream's usage and cost as they stand, settled before its last bytes go out."""
+    await attempt.bill(_usage(stream.usage, attempt.upstream, stream.completion_chars))
+
+
+async def _relay_piece(
+    attempt: Attempt, stream: UpstreamStream, piece: bytes, ends: tuple[bytes, ...]
+) -> None:
+    """Send one piece of a stream; a piece holding the dialect's terminal event goes out
+    after the usage is final and the request settled."""
+    if ends and any(marker in piece for marker in ends):
+        await _settle_stream(attempt, stream)
+    await attempt.ctx.sink.chunk(piece)
+
+
+def _metadata(attempt: Attempt, latency_ms: float, upstream_ms: float) -> dict[str, object]:
+    ctx, dep = attempt.ctx, attempt.dep
+    return answer.metadata(
+        provider=dep.provider_name,
+        deployment=dep.key,
+        cost_micros=attempt.tally.cost_micros or 0,
+        request_id=ctx.arrival.request_id,
+        trace_id=ctx.arrival.trace.trace_id,
+        latency_ms=latency_ms,
+        upstream_ms=upstream_ms,
+    )
+
+
+def _with_metadata(attempt: Attempt, tail: bytes, *, t0: float) -> bytes:
+    """The stream's tail with the metadata chunk (usage and cost are final now)."""
+    now = time.perf_counter()
+    arrival = attempt.ctx.arrival
+    meta = _metadata(
+        attempt, (now - arrival.started) * 1000, attempt.tally.upstream_ms + (now - t0) * 1000
+    )
+    chunk = answer.metadata_chunk(
+        meta,
+        request_id=arrival.request_id,
+        created_at=arrival.created_at,
+        model=attempt.ctx.request.model,
+    )
+    return answer.with_metadata_chunk(tail, chunk)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+from sluice.errors import GatewayError
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -12,13 +13,21 @@ class ResponseSink(Protocol):
     started: bool
     """Response headers have gone to the client; errors must now travel in-band."""
 
-    before_last: Callable[[], Awaitable[None]] | None
-    """Awaited once, before the last bytes of the answer are sent (by :meth:`json` and
-    :meth:`end`), then cleared. The pipeline settles limits and budgets there, so a client
-    that sends its next request the moment this answer ends finds its slot free."""
+    ended: bool
+    """The answer's last bytes have gone."""
+
+    gone: bool
+    """The client went away (set by whoever watches the connection): nothing reaches it
+    any more, and a cancelled request was cancelled for that reason."""
 
     async def json(self, status: int, body: bytes, headers: Headers) -> None:
-        """Send a complete JSON answer (after awaiting :attr:`before_last`)."""
+        """Send a complete JSON answer."""
+        ...
+
+    async def error(self, exc: GatewayError, body: bytes, headers: Headers) -> None:
+        """Send an error answer (nothing was sent before): ``exc``'s status and its headers
+        (``Retry-After``, a refusal's own) after ``headers``; ``body`` in the client's
+        format."""
         ...
 
     async def start_stream(self, headers: Headers) -> None:
@@ -27,11 +36,6 @@ class ResponseSink(Protocol):
 
     async def chunk(self, data: bytes) -> None: ...
 
-    async def settle(self) -> None:
-        """Await :attr:`before_last` now (once), before a stream's terminal event that is
-        not its last bytes."""
-        ...
-
     async def end(self, data: bytes = b"") -> None:
-        """Await :attr:`before_last`, then send the last bytes and finish the response."""
+        """Send the last bytes and finish the response."""
         ...

@@ -19,7 +19,8 @@ from sluice.providers.native import io
 from sluice.providers.reading import SSECap
 from sluice.providers.registry import OpenAIFamilyRow
 from sluice.providers.responses_stream import ResponsesEventStream
-from sluice.providers.sse import DONE, ChunkInspector, SSESplitter
+from sluice.providers.sse import ChunkInspector
+from sluice.sse import DONE, SSESplitter
 from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
 
 _PATHS = {

@@ -1,4 +1,6 @@
-"""Server-sent events: split upstream bytes into events, inspect OpenAI chunks, frame output."""
+"""OpenAI-format stream chunks: what an upstream's events say (usage, finish, errors).
+
+The SSE wire format itself (framing, splitting) is :mod:`sluice.sse`."""
 
 from __future__ import annotations
 
@@ -7,55 +9,10 @@ from typing import Any
 import orjson
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
+from sluice.sse import DONE, SSESplitter, frame, frame_obj
 from sluice.types import Usage, usage_from_openai
 
-DONE = b"[DONE]"
-
-
-def frame(payload: bytes) -> bytes:
-    """One SSE ``data:`` event."""
-    return b"data: " + payload + b"\n\n"
-
-
-def frame_obj(obj: Any) -> bytes:
-    return b"data: " + orjson.dumps(obj) + b"\n\n"
-
-
-class SSESplitter:
-    """Incrementally splits a byte stream into the ``data`` payloads of its events.
-
-    Comment lines and ``event:``/``id:`` fields are dropped; multi-line ``data`` is joined
-    with newlines, per the SSE spec.
-    """
-
-    __slots__ = ("_buf",)
-
-    def __init__(self) -> None:
-        self._buf = b""
-
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf + data if self._buf else data
-        if b"\r" in buf:
-            buf = buf.replace(b"\r\n", b"\n")
-        events = buf.split(b"\n\n")
-        self._buf = events.pop()
-        out = []
-        for event in events:
-            if event.startswith(b"data: ") and b"\n" not in event:
-                out.append(event[6:])
-                continue
-            lines = [
-                line[5:].removeprefix(b" ")
-                for line in event.split(b"\n")
-                if line.startswith(b"data:")
-            ]
-            if lines:
-                out.append(b"\n".join(lines))
-        return out
-
-    @property
-    def pending(self) -> bytes:
-        return self._buf
+__all__ = ["DONE", "ChunkInspector", "SSESplitter", "frame", "frame_obj"]
 
 
 class ChunkInspector:

@@ -1,6 +1,6 @@
 """The router: which deployments to try for a model, in what order, and whether each may be
 tried now. Composes the strategies, the per-deployment stats, the circuit breakers and the
-Cedar policies; the attempt loop (``pipeline/route.py``) asks it."""
+Cedar policies; the attempt loop (``pipeline/attempts.py``) asks it."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from sluice.pipeline.dialects import messages_thinking as mt
 from sluice.pipeline.dialects.messages_stream import STOP_REASONS, MessagesStreamWriter
 from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
-from sluice.providers.sse import SSESplitter
+from sluice.sse import SSESplitter
 from sluice.tokens import estimate_prompt
 from sluice.types import Endpoint, ProviderRequest, Usage
 

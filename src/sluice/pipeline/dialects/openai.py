@@ -10,7 +10,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.pipeline.dialects.base import Translation
 from sluice.pipeline.parse import provider_request
 from sluice.providers.base import UpstreamStream
-from sluice.providers.sse import frame, frame_obj
+from sluice.sse import frame, frame_obj
 from sluice.tokens import estimate_prompt, estimate_text
 from sluice.types import Endpoint, ProviderRequest
 

@@ -21,7 +21,7 @@ from sluice.pipeline.dialects import responses_tools as rt
 from sluice.pipeline.dialects.responses_stream import ResponsesStreamWriter
 from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.providers.base import UpstreamResponse, UpstreamStream
-from sluice.providers.sse import SSESplitter
+from sluice.sse import SSESplitter
 from sluice.storage.base import ResponseRepository, StoredResponse
 from sluice.tokens import estimate_prompt, estimate_text
 from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai

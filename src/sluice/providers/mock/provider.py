@@ -16,7 +16,7 @@ from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.mock import caps, embed
 from sluice.providers.mock import script as s
-from sluice.providers.sse import frame, frame_obj
+from sluice.sse import frame, frame_obj
 from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
 
 
