@@ -6,7 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sluice.errors import ErrorKind, GatewayError
-from sluice.providers.sse import ChunkInspector, SSESplitter
+from sluice.providers.sse import ChunkInspector
+from sluice.sse import SSESplitter
 
 EVENTS = [
     b'{"choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]}',

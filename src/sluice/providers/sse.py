@@ -9,10 +9,7 @@ from typing import Any
 import orjson
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
-from sluice.sse import DONE, SSESplitter, frame, frame_obj
 from sluice.types import Usage, usage_from_openai
-
-__all__ = ["DONE", "ChunkInspector", "SSESplitter", "frame", "frame_obj"]
 
 
 class ChunkInspector:
