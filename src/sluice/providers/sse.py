@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
+from sluice.sse import frame
 from sluice.types import Usage, usage_from_openai
 
 
