@@ -115,6 +115,8 @@ class _Parser:
         return token
 
     def expect(self, token: str) -> None:
+        if self.peek() is None:
+            raise invalid_filter(f"expected {token!r} but the filter ends")
         got = self.take()
         if got != token:
             raise invalid_filter(f"expected {token!r} in the filter, found {got[:40]!r}")
@@ -171,13 +173,27 @@ class _Parser:
             raise invalid_filter(
                 f"unknown operator {op[:20]!r} (use {', '.join(sorted(OPERATORS))} or pr)"
             )
-        return Compare(path, op, _value(self.take()))
+        return _checked(Compare(path, op, _value(self.take())))
 
     def path(self, *, top: bool) -> Path:
         word = self.take()
         if word in "()[]" or word.startswith('"'):
             raise invalid_filter(f"expected an attribute name, found {word[:40]!r}")
         return parse_path_word(word, self, top=top)
+
+
+def _checked(node: Compare) -> Compare:
+    """Refuse what no attribute value could make sense of, before any resource is read."""
+    name, value = node.path.dotted, node.value
+    if isinstance(value, bool) and node.op not in ("eq", "ne"):
+        raise invalid_filter(f"{name}: booleans are compared with eq or ne only")
+    if node.op in ("co", "sw", "ew") and not isinstance(value, str):
+        raise invalid_filter(f"{name}: {node.op} compares strings only")
+    if name in DATES and value is not None:
+        if not isinstance(value, str):
+            raise invalid_filter(f"{name}: compare with a date-time string")
+        _date(value, name)
+    return node
 
 
 def parse_path_word(word: str, parser: _Parser | None, *, top: bool) -> Path:

@@ -122,8 +122,11 @@ def _filtered(
             for hit in hits:
                 hit.pop(_key(hit, path.sub), None)
         return
-    if not hits:  # RFC 7644 §3.5.2.3: a replace with no match adds (a new element)
-        element = _element_of(path.where)
+    if not hits:
+        # RFC 7644 §3.5.2.3: a replace whose filter matches none of the attribute's values
+        # is a 400 noTarget; on an attribute without values (Entra replaces phone numbers
+        # the user never had) it adds the element the filter describes, as an add does.
+        element = _element_of(path.where) if op == "add" or not items else None
         if element is None:
             raise no_target(f"Operations[{number}]: no {path.attr} element matches the path")
         items.append(element)
