@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.console.support import set_password, signed_in
-from tests.scim.client import USER
+from tests.scim.client import PATCH, USER
 from tests.scim.conftest import Scim
 
 CHAT = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
@@ -147,6 +147,12 @@ async def test_put_replaces_and_patch_paths(scim: Scim) -> None:
     assert put["displayName"] == "Babs Jensen"
     assert put["externalId"] == "bjensen"
     assert put["meta"]["version"] != made["meta"]["version"]
+    stale = await c.http.patch(
+        f"/scim/v2/Users/{uid}",
+        json={"schemas": [PATCH], "Operations": [{"op": "remove", "path": "externalId"}]},
+        headers={"Authorization": f"Bearer {c.token}", "If-Match": made["meta"]["version"]},
+    )
+    assert stale.status_code == 412 and stale.json()["scimType"] == "preconditionFailed"
     patched = await c.patch(
         f"/Users/{uid}",
         {"op": "replace", "path": "displayName", "value": "Barbara"},

@@ -119,6 +119,7 @@ class ScimApi:
 
     async def user(self, request: Request) -> Response:
         s, base, user_id = self._service, _base(request), request.path_params["id"]
+        await _precondition(request, lambda: s.get_user(user_id, base=base))
         if request.method == "GET":
             found = await s.get_user(user_id, base=base)
         elif request.method == "PUT":
@@ -141,6 +142,7 @@ class ScimApi:
 
     async def group(self, request: Request) -> Response:
         s, base, group_id = self._service, _base(request), request.path_params["id"]
+        await _precondition(request, lambda: s.get_group(group_id, base=base))
         if request.method == "GET":
             found = await s.get_group(group_id, base=base)
         elif request.method == "PUT":
@@ -151,6 +153,18 @@ class ScimApi:
             await s.delete_group(group_id)
             return Response(status_code=204)
         return _resource(request, found)
+
+
+async def _precondition(request: Request, current: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    """RFC 7644 §3.14: a change with ``If-Match`` applies only to that version (412
+    otherwise). Checked before the change's own unit: it guards against a stale client,
+    not against a concurrent writer."""
+    wanted = request.headers.get("if-match")
+    if wanted is None or request.method == "GET" or wanted.strip() == "*":
+        return
+    version = (await current())["meta"]["version"]
+    if version not in {v.strip() for v in wanted.split(",")}:
+        raise ScimError(412, f"the resource is at version {version}", "preconditionFailed")
 
 
 def _base(request: Request) -> str:
