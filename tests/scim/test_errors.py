@@ -151,3 +151,55 @@ async def test_discovery_documents(scim: Scim) -> None:
     assert {s["id"] for s in schemas["Resources"]} == {USER, GROUP}
     user = await c.ok("GET", f"/Schemas/{USER}")
     assert any(a["name"] == "userName" and a["required"] for a in user["attributes"])
+
+
+async def test_odd_json_bodies_are_scim_400s(scim: Scim) -> None:
+    c = scim.client
+    made = await c.create_user("odd@example.com")
+    group = await c.ok("POST", "/Groups", {"schemas": [GROUP], "displayName": "odd"})
+    cases: list[tuple[str, str, object]] = [
+        ("POST", "/Users", []),
+        ("POST", "/Users", {"userName": 12}),
+        ("POST", "/Users", {"userName": "a@x.org", "name": "Barbara"}),
+        ("POST", "/Users", {"userName": "a@x.org", "externalId": {"x": 1}}),
+        ("POST", "/Users", {"userName": "a\u0000@x.org"}),
+        ("POST", "/Groups", {"displayName": "g", "members": {"value": "x"}}),
+        ("POST", "/Groups", {"displayName": "g", "members": [{"value": 7}]}),
+        ("POST", "/Groups", {"displayName": ["g"]}),
+        ("PUT", f"/Users/{made['id']}", "text"),
+        ("PATCH", f"/Users/{made['id']}", {"schemas": [PATCH], "Operations": "replace"}),
+        ("PATCH", f"/Users/{made['id']}", {"schemas": [PATCH], "Operations": [None]}),
+        (
+            "PATCH",
+            f"/Users/{made['id']}",
+            {"schemas": [PATCH], "Operations": [{"op": "add", "value": 3}]},
+        ),
+        (
+            "PATCH",
+            f"/Users/{made['id']}",
+            {"schemas": [PATCH], "Operations": [{"op": "add", "path": 3}]},
+        ),
+        (
+            "PATCH",
+            f"/Users/{made['id']}",
+            {"schemas": [PATCH], "Operations": [{"op": "replace", "path": "active", "value": [1]}]},
+        ),
+        (
+            "PATCH",
+            f"/Groups/{group['id']}",
+            {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members", "value": [3]}]},
+        ),
+        (
+            "PATCH",
+            f"/Groups/{group['id']}",
+            {"schemas": [PATCH], "Operations": [{"op": "add", "path": "members"}] * 101},
+        ),
+    ]
+    for method, path, body in cases:
+        err = await c.error(400, method, path, body)
+        assert err["scimType"] in ("invalidValue", "invalidSyntax", "invalidPath", "noTarget"), (
+            method,
+            path,
+            body,
+            err,
+        )

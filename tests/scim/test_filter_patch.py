@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sluice.scim import patch
 from sluice.scim.errors import ScimError
@@ -115,3 +117,84 @@ def test_patch_members_shapes() -> None:
             group, _ops({"op": "replace", "path": 'members[value eq "zz"].display', "value": 1})
         )
     assert caught.value.scim_type == "noTarget"
+
+
+_PIECES = st.sampled_from(
+    [
+        "userName",
+        "emails",
+        "name.givenName",
+        "meta.lastModified",
+        "active",
+        "externalId",
+        "eq",
+        "ne",
+        "co",
+        "sw",
+        "gt",
+        "pr",
+        "and",
+        "or",
+        "not",
+        "(",
+        ")",
+        "[",
+        "]",
+        ".value",
+        '"x"',
+        '"2011-05-13T04:42:34Z"',
+        "true",
+        "null",
+        "12",
+        "1e400",
+        '"\\u00"',
+        "urn:x:y",
+    ]
+)
+
+
+@given(st.lists(_PIECES, max_size=12).map(" ".join) | st.text(max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_any_filter_text_parses_or_is_a_scim_400(text: str) -> None:
+    status = 200
+    try:
+        node = parse_filter(text, attributes=USER_ATTRIBUTES)
+        matches(BJENSEN, node)
+    except ScimError as exc:
+        status = exc.status
+    assert status in (200, 400)
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {"op": st.sampled_from(["add", "Replace", "remove", "x"])},
+            optional={
+                "path": st.sampled_from(
+                    ["members", 'members[value eq "a"]', "name.givenName", "emails[", "id", ""]
+                ),
+                "value": _VALUES,
+            },
+        ),
+        min_size=1,
+        max_size=4,
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_any_patch_applies_or_is_a_scim_400(operations: list[dict[str, Any]]) -> None:
+    group = {"displayName": "g", "members": [{"value": "a"}], "name": {"givenName": "x"}}
+    status = 200
+    try:
+        patch.apply(group, _ops(*operations))
+    except ScimError as exc:
+        status = exc.status
+    assert status in (200, 400)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import orjson
+
 from sluice.scim.errors import invalid_syntax, invalid_value, mutability, no_target
 from sluice.scim.filter import Compare, Logical, Node, Path, field, matches, parse_path
 
@@ -154,8 +156,12 @@ def _element_of(node: Node) -> dict[str, Any] | None:
 
 
 def _identity(value: Any) -> Any:
-    """What makes two elements of a multi-valued attribute the same: their ``value``."""
+    """What makes two elements of a multi-valued attribute the same: their ``value`` (or,
+    without a plain one, the whole element), as something hashable."""
     if isinstance(value, dict):
         inner = field(value, "value")
-        return inner if isinstance(inner, str | int | float | bool) else repr(sorted(value.items()))
-    return value
+        if isinstance(inner, str | int | float | bool):
+            return inner
+    elif isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
