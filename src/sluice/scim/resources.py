@@ -19,13 +19,15 @@ import orjson
 
 from sluice.scim.errors import invalid_syntax, invalid_value
 from sluice.scim.filter import field
+from sluice.tenancy import bounds
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 USER_NAME_MAX_CHARS = 320
-TEXT_MAX_CHARS = 200
+"""An e-mail address's longest form, as the tenancy service accepts it."""
+TEXT_MAX_CHARS = bounds.NAME_MAX_CHARS
 MEMBERS_MAX = 10_000
 NAME_PARTS = ("formatted", "familyName", "givenName", "middleName", "honorificPrefix")
 NAME_PARTS_ALL = (*NAME_PARTS, "honorificSuffix")
@@ -146,7 +148,7 @@ def group_input(body: Any) -> GroupInput:
     members: dict[str, None] = {}
     for number, member in enumerate(raw, 1):
         value = field(member, "value") if isinstance(member, dict) else None
-        if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        if not isinstance(value, str) or not 1 <= len(value) <= bounds.ID_MAX_CHARS:
             raise invalid_value(f"members[{number}].value must be a user id")
         kind = field(member, "type")
         if isinstance(kind, str) and kind.lower() == "group":
