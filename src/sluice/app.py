@@ -163,6 +163,8 @@ class SluiceApp:
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
+        if control.scim is not None:  # unset: /scim/v2 is not a route (404)
+            self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)
         self._control = _Lazy(lambda: _build(ADMIN, control))
         self._console = _Lazy(lambda: _build(CONSOLE, control))
         self.runtime, self.control = rt, control
@@ -214,6 +216,8 @@ class SluiceApp:
 # start-up, off the data plane's path to its first answer, and built on first use.
 ADMIN = ("sluice.api.admin", "build_admin_app")
 CONSOLE = ("sluice.console.app", "build_console")
+SCIM = ("sluice.api.scim", "build_scim_app")
+SCIM_PREFIX = "/scim/v2/"
 
 
 PREIMPORT_DELAY_S = 1.0

@@ -29,6 +29,7 @@ from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.runtime import Runtime
+from sluice.scim.service import ScimService
 from sluice.settings import Settings
 from sluice.storage.sql.engine import worker_priority
 from sluice.storage.sql.repository import SqlStorage
@@ -152,6 +153,12 @@ def control_plane(rt: Runtime) -> ControlPlane:
         clock=rt.clock,
         redis=rt.redis,
     )
+    scim_config = rt.config.auth.scim
+    scim = (
+        ScimService(tenancy, storage.scim, org=scim_config.org, clock=rt.clock)
+        if scim_config is not None
+        else None
+    )
     return ControlPlane(
         settings=rt.settings,
         config=rt.config,
@@ -185,5 +192,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
             org_named=lambda name: next(
                 (o.id for o in rt.keys.index.orgs.values() if o.name == name), None
             ),
+            scim=scim,
         ),
+        scim=scim,
     )

@@ -81,13 +81,16 @@ ALLOWED: dict[str, set[str]] = {
     "tenancy": {"clock", "errors", "types", "storage.base", "auth", "limits", "budgets"},
     # usage rows and the repositories protocol: storage.base names the domain's records
     "usage": {"clock", "config", "outage", "storage.base", "storage.availability"},
-    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage"},
+    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"},
     "storage": {"errors", "types", "storage.base", "storage.availability"},
     # the SQL backend implements the repositories of every aggregate
     "storage.sql": {"errors", "types", "clock", "ids", "storage", "storage.base"}
     | {"storage.availability", "auth", "tenancy", "usage", "alerts", "analytics"}
-    | {"limits", "budgets"},  # rows → typed limit and budget settings
+    | {"limits", "budgets"}  # rows → typed limit and budget settings
+    | {"scim"},
     "analytics": {"clock", "errors", "auth", "tenancy", "usage"},
+    # SCIM provisioning: writes through the tenancy service (its link records: scim.store)
+    "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
     "alerts": {"clock", "config", "outage", "tasks", "auth", "budgets", "routing"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
     # the data plane's use cases
@@ -100,7 +103,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": _FOUNDATION
     | _DOMAIN
     | {"", "config", "credentials", "observability", "routing", "pipeline"}
-    | {"analytics", "alerts", "control"},
+    | {"analytics", "alerts", "control", "scim"},
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
@@ -119,12 +122,13 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
-    | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics"},
+    | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
     | _DOMAIN
-    | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"},
+    | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
+    | {"scim"},
     "app": _FOUNDATION
     | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"},
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluice.config.scim import ScimConfig
 from sluice.config.secrets import SecretRef
 
 SigningAlg = Literal[
@@ -108,6 +109,8 @@ class AuthConfig(_Frozen):
     oidc: dict[str, OidcProviderConfig] = Field(default_factory=dict)
     """Identity providers by name (lower-case letters, digits, ``-``, ``_``; the name is in
     the callback URL ``/ui/sso/<name>/callback``)."""
+    scim: ScimConfig | None = None
+    """SCIM 2.0 provisioning at ``/scim/v2`` (``sluice.config.scim``); unset: off (404)."""
 
     @field_validator("oidc")
     @classmethod

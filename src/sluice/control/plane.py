@@ -16,6 +16,7 @@ from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
+from sluice.scim.service import ScimService
 from sluice.settings import Settings
 from sluice.storage.base import UsageRepository
 from sluice.storage.console import ConsoleRepository
@@ -60,3 +61,5 @@ class ControlPlane:
     """Whether limits, budgets and key changes are shared through Redis."""
     sso: SsoService
     """Console sign-in through the identity providers of ``auth.oidc`` (none: unused)."""
+    scim: ScimService | None
+    """SCIM provisioning of ``auth.scim`` (``None``: not configured, ``/scim/v2`` is 404)."""

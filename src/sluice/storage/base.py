@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
+from sluice.scim.store import ScimRepository
 from sluice.storage.console import ConsoleRepository
 from sluice.tenancy.model import (
     AuditEntry,
@@ -209,6 +210,7 @@ class Unit(Protocol):
     credentials: CredentialRepository
     console: ConsoleRepository
     dead_letters: DeadLetterRepository
+    scim: ScimRepository
 
 
 class Storage(Protocol):
@@ -221,6 +223,8 @@ class Storage(Protocol):
     credentials: CredentialRepository
     identities: IdentityRepository
     """(issuer, subject) of people who signed in through an identity provider."""
+    scim: ScimRepository
+    """The users and teams SCIM manages (``auth.scim``)."""
 
     def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one

@@ -37,6 +37,15 @@ class Users(Protocol):
     ) -> User: ...
 
 
+class ScimAccounts(Protocol):
+    """Users an identity provider provisioned through SCIM ahead of their first sign-in."""
+
+    async def provisioned_user(self, *, subject: str, verified_email: str | None) -> str | None:
+        """The id of the SCIM user whose ``externalId`` is ``subject``, else of the one
+        whose ``userName`` is ``verified_email``; ``None`` when there is none."""
+        ...
+
+
 class UserLookup(Protocol):
     async def get_user(self, user_id: str) -> User | None: ...
 
@@ -60,12 +69,14 @@ class Provisioner:
         clock: Clock,
         *,
         org_named: Callable[[str], str | None] = lambda name: None,
+        scim: ScimAccounts | None = None,
     ) -> None:
         self._users = users
         self._lookup = lookup
         self._identities = identities
         self._clock = clock
         self._org_named = org_named
+        self._scim = scim
         """The id of the organisation with this name (``default_org`` may name one), from
         the key cache's directory; the database is asked when the cache does not know it."""
 
@@ -85,13 +96,15 @@ class Provisioner:
             user = await self._active(known.user_id)
             await self._identities.signed_in(issuer, subject, at=now, email=email, groups=groups)
             return user.id
-        if email is None:
+        provisioned = await self._provisioned(issuer, subject, email, claims)
+        if provisioned is not None:
+            user = provisioned
+        elif email is None:
             raise forbidden(
                 f"{config.display_name} did not share your e-mail address "
                 f"(claim {config.claims.email!r}); ask your administrator."
             )
-        existing = await self._lookup.user_by_email(email)
-        if existing is not None:
+        elif (existing := await self._lookup.user_by_email(email)) is not None:
             user = await self._link(issuer, config, claims, existing)
         else:
             user = await self._create(idp, config, claims, email)
@@ -99,6 +112,26 @@ class Provisioner:
         if not await self._identities.create(record):
             raise forbidden("This sign-in raced another one for the same person; sign in again.")
         return user.id
+
+    async def _provisioned(
+        self, issuer: str, subject: str, email: str | None, claims: Mapping[str, Any]
+    ) -> User | None:
+        """A first sign-in of a person SCIM provisioned: linked to that account when its
+        ``externalId`` is the ``sub``, or its ``userName`` the IdP's verified e-mail, and
+        no other identity of this issuer holds it (whatever ``link_verified_email`` says:
+        the IdP made the account for this person)."""
+        if self._scim is None:
+            return None
+        verified = email if claims.get("email_verified") is True else None
+        user_id = await self._scim.provisioned_user(subject=subject, verified_email=verified)
+        if user_id is None:
+            return None
+        if any(i.issuer == issuer for i in await self._identities.for_user(user_id)):
+            raise forbidden(
+                "Your account here is linked to another identity at this provider. "
+                "Ask an administrator."
+            )
+        return await self._active(user_id)
 
     async def _active(self, user_id: str) -> User:
         user = await self._lookup.get_user(user_id)

@@ -12,7 +12,7 @@ import aiohttp
 
 from sluice.auth.oidc.login import OidcLogin
 from sluice.auth.oidc.metadata import IdentityProvider
-from sluice.auth.oidc.provision import Provisioner, UserLookup, Users
+from sluice.auth.oidc.provision import Provisioner, ScimAccounts, UserLookup, Users
 from sluice.auth.oidc.transactions import transaction_store
 from sluice.clock import Clock
 from sluice.config.auth import AuthConfig
@@ -43,6 +43,7 @@ class SsoService:
         lookup: UserLookup,
         identities: IdentityRepository,
         org_named: Callable[[str], str | None],
+        scim: ScimAccounts | None = None,
     ) -> SsoService:
         """``redis``: keeps sign-in transactions when the process shares state through it."""
         providers = {
@@ -51,7 +52,7 @@ class SsoService:
         }
         return cls(
             OidcLogin(providers, transaction_store(clock, redis), clock),
-            Provisioner(users, lookup, identities, clock, org_named=org_named),
+            Provisioner(users, lookup, identities, clock, org_named=org_named, scim=scim),
         )
 
     def idp_of(self, method: str) -> IdentityProvider | None:

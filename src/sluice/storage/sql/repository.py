@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluice.auth.keys import KeyRecord
 from sluice.budgets.spec import stored_budget
 from sluice.limits.settings import stored_limits
+from sluice.scim.store import ScimRepository
 from sluice.storage.base import (
     CredentialRepository,
     KeyRepository,
@@ -33,6 +34,7 @@ from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
 from sluice.storage.sql.identities import SqlIdentities
+from sluice.storage.sql.scim import SqlScim
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.unit import Database, transaction
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
@@ -294,6 +296,7 @@ class SqlUnit:
         self.credentials: CredentialRepository = SqlCredentials(db)
         self.console: ConsoleRepository = SqlConsole(db)
         self.dead_letters: DeadLetterRepository = SqlDeadLetters(db)
+        self.scim: ScimRepository = SqlScim(db)
 
 
 class SqlStorage:
@@ -314,6 +317,7 @@ class SqlStorage:
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)
+        self.scim = SqlScim(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

@@ -342,7 +342,31 @@ identities = Table(
     Index("ix_identities_user_id", "user_id"),
 )
 
+# SCIM 2.0: the users and teams (SCIM groups) an identity provider manages in one org.
+scim_users = Table(
+    "scim_users",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("org_id", String(32), nullable=False),
+    Column("external_id", String(200)),
+    Column("name", JSON),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_scim_users_org_id", "org_id"),
+)
+
+scim_groups = Table(
+    "scim_groups",
+    metadata,
+    Column("team_id", String(32), primary_key=True),
+    Column("org_id", String(32), nullable=False),
+    Column("external_id", String(200)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_scim_groups_org_id", "org_id"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0015"
 """The newest migration; a test checks it against the migration scripts."""
