@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sluice.config.secrets import SecretRef
+from sluice.config.terms import TermsConfig
 
 SigningAlg = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
@@ -108,6 +109,9 @@ class AuthConfig(_Frozen):
     oidc: dict[str, OidcProviderConfig] = Field(default_factory=dict)
     """Identity providers by name (lower-case letters, digits, ``-``, ``_``; the name is in
     the callback URL ``/ui/sso/<name>/callback``)."""
+    terms: TermsConfig | None = None
+    """Terms of service everyone accepts before using the console or their keys (unset: no
+    terms; see docs/terms.md)."""
 
     @field_validator("oidc")
     @classmethod

@@ -19,6 +19,7 @@ from sluice.storage.base import (
     StoredCredential,
     StoredResponse,
     TenancyRepository,
+    TermsRepository,
 )
 from sluice.storage.console import ConsoleRepository
 from sluice.storage.sql import tables as t
@@ -34,6 +35,7 @@ from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
 from sluice.storage.sql.identities import SqlIdentities
 from sluice.storage.sql.tenancy import SqlTenancy
+from sluice.storage.sql.terms import SqlTerms
 from sluice.storage.sql.unit import Database, transaction
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
 from sluice.usage.dead_letters import DeadLetterRepository
@@ -294,6 +296,7 @@ class SqlUnit:
         self.credentials: CredentialRepository = SqlCredentials(db)
         self.console: ConsoleRepository = SqlConsole(db)
         self.dead_letters: DeadLetterRepository = SqlDeadLetters(db)
+        self.terms: TermsRepository = SqlTerms(db)
 
 
 class SqlStorage:
@@ -314,6 +317,7 @@ class SqlStorage:
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)
+        self.terms = SqlTerms(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

@@ -342,7 +342,16 @@ identities = Table(
     Index("ix_identities_user_id", "user_id"),
 )
 
+terms_acceptances = Table(
+    "terms_acceptances",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_terms_acceptances_version", "version"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0014"
 """The newest migration; a test checks it against the migration scripts."""
