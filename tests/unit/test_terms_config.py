@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,14 @@ def test_config_errors_name_file_and_line(
     assert problem.path == path
     assert message in problem.message
     assert str(caught.value).startswith(f"{config_file}:{line}: {path}: ")
+
+
+def test_the_documented_example_parses(tmp_path: Path) -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "terms.md"
+    block = re.search(r"```yaml\n(auth:\n.*?)```", docs.read_text(), re.S)
+    assert block is not None
+    (tmp_path / "legal").mkdir()
+    (tmp_path / "legal" / "terms.md").write_text("# Acceptable use\n", encoding="utf-8")
+    config = parse_config(block.group(1), source=str(tmp_path / "sluice.yaml"))
+    assert config.auth.terms is not None and config.auth.terms.version == "2026-12"
+    assert config.auth.terms.body == "# Acceptable use\n"
