@@ -6,7 +6,8 @@ also the ``error_kind`` recorded on usage rows and used as a metrics label. Kind
 grouped by who is at fault::
 
     caller_*    the request is wrong (4xx, never retried)
-    policy_*    the request is refused by a limit, budget or access rule
+    policy_*    the request is refused by a limit, budget or access rule, or because the
+                key's owner has not accepted the terms of service
     provider_*  the upstream failed or refused (5xx answers are 502 Bad Gateway, timeouts
                 504; never 500, which means a bug in Sluice)
     gateway_*   Sluice itself failed, or cannot serve now (its database is not reachable
@@ -39,6 +40,7 @@ class ErrorKind(enum.StrEnum):
     CALLER_UNSUPPORTED = "caller_unsupported"
     POLICY_RATE_LIMITED = "policy_rate_limited"
     POLICY_BUDGET_EXCEEDED = "policy_budget_exceeded"
+    POLICY_TERMS_NOT_ACCEPTED = "policy_terms_not_accepted"
     PROVIDER_BAD_REQUEST = "provider_bad_request"
     PROVIDER_AUTH = "provider_auth_error"
     PROVIDER_NOT_FOUND = "provider_not_found"
@@ -73,6 +75,7 @@ _KINDS: dict[ErrorKind, KindInfo] = {
     ErrorKind.CALLER_UNSUPPORTED: KindInfo(400, "invalid_request_error", False),
     ErrorKind.POLICY_RATE_LIMITED: KindInfo(429, "rate_limit_error", False),
     ErrorKind.POLICY_BUDGET_EXCEEDED: KindInfo(429, "budget_exceeded", False),
+    ErrorKind.POLICY_TERMS_NOT_ACCEPTED: KindInfo(403, "permission_error", False),
     ErrorKind.PROVIDER_BAD_REQUEST: KindInfo(400, "invalid_request_error", False),
     ErrorKind.PROVIDER_AUTH: KindInfo(502, "api_error", False),
     ErrorKind.PROVIDER_NOT_FOUND: KindInfo(404, "invalid_request_error", False),
@@ -209,6 +212,21 @@ def shutting_down(message: str) -> GatewayError:
         code="shutting_down",
         retry_after_s=SHUTDOWN_RETRY_AFTER_S,
         headers={"Connection": "close"},
+    )
+
+
+TERMS_NOT_ACCEPTED = "terms_not_accepted"
+
+
+def terms_not_accepted(version: str) -> GatewayError:
+    """403 ``terms_not_accepted``: the key's owner has not accepted the current terms of
+    service; the message says where to accept them (the Anthropic shape has no ``code``, so
+    the message names it too)."""
+    return GatewayError(
+        ErrorKind.POLICY_TERMS_NOT_ACCEPTED,
+        f"terms_not_accepted: the owner of this key has not accepted the terms of service "
+        f"(version {version}); sign in to the console (/ui) to read and accept them",
+        code=TERMS_NOT_ACCEPTED,
     )
 
 

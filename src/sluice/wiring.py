@@ -18,6 +18,7 @@ from sluice.control.credentials import CredentialService
 from sluice.control.plane import ControlPlane, Records
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
+from sluice.control.terms import TermsService
 from sluice.credentials.crypto import Sealer
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
@@ -143,6 +144,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
         clock=rt.clock,
         on_loaded=rt.observability.redactor.add,
     )
+    terms = TermsService(rt.config.auth.terms, storage.terms, tenancy, clock=rt.clock)
     sync = KeySync(
         rt.keys,
         keys=storage.keys,
@@ -152,6 +154,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
         load_credentials=credentials.load,
         clock=rt.clock,
         redis=rt.redis,
+        load_terms=terms.gate,
     )
     scim_config = rt.config.auth.scim
     scim = (
@@ -181,6 +184,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
             console=storage.console,
         ),
         shared_state=rt.redis is not None,
+        terms=terms,
         sso=SsoService.build(
             rt.config.auth,
             session=rt.session,

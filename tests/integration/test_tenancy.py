@@ -165,6 +165,8 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("GET", "/api/v1/usage/dead-letters", None, (2, 403, 403, 403, 403)),
     ("POST", "/api/v1/usage/dead-letters/replay", {"ids": [1]}, (2, 403, 403, 403, 403)),
     ("DELETE", "/api/v1/usage/dead-letters/1", None, (404, 403, 403, 403, 403)),
+    ("GET", "/api/v1/terms", None, (404, 404, 404, 404, 404)),
+    ("GET", "/api/v1/terms/acceptances", None, (2, 2, 403, 403, 403)),
 ]
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sluice.auth import keys
 from sluice.auth.principal import MASTER, BudgetCheck, Principal
 from sluice.clock import Clock
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import ErrorKind, GatewayError, terms_not_accepted
 from sluice.tenancy.resolve import EMPTY, DirectoryIndex, principal_for
 
 if TYPE_CHECKING:
@@ -114,10 +114,13 @@ class KeyCache:
         return None
 
     def active_principal(self, key_id: str) -> Principal | None:
-        """The principal of a usable key by id (an IdP token mapped to it runs as it)."""
+        """The principal of a usable key by id (an IdP token mapped to it runs as it); raises
+        403 ``terms_not_accepted`` like :meth:`authenticate`."""
         entry = self._by_public_id.get(self._by_id.get(key_id, ""))
         if entry is None or not entry[0].usable_at(self._clock.now()):
             return None
+        if entry[1].terms_pending is not None:
+            raise terms_not_accepted(entry[1].terms_pending)
         return entry[1]
 
     def _in_grace(self, token: str, record: keys.KeyRecord) -> bool:
@@ -141,7 +144,9 @@ class KeyCache:
         return len(self._by_public_id)
 
     def authenticate(self, token: str | None, scope: Mapping[str, Any] | None = None) -> Principal:
-        """The principal for a presented key; raises a 401 ``GatewayError`` otherwise.
+        """The principal for a presented key; raises a 401 ``GatewayError`` otherwise, and
+        403 ``terms_not_accepted`` for a proven key whose owner has not accepted the current
+        terms of service.
 
         ``scope``, the request's ASGI scope, names the client for the bad-key guard: with a
         guard, an address that presented too many bad keys gets 429 before its key is
@@ -164,6 +169,8 @@ class KeyCache:
                     raise _unauthorized("this API key has been revoked")
                 if record.expires_at is not None and self._clock.now() >= record.expires_at:
                     raise _unauthorized("this API key has expired")
+                if principal.terms_pending is not None:
+                    raise terms_not_accepted(principal.terms_pending)
                 return principal
         elif self._master_hash is not None and self._proven(token, self._master_hash):
             return MASTER
@@ -175,8 +182,10 @@ class KeyCache:
         guard.check(scope)
         try:
             return self.authenticate(token)
-        except GatewayError:
-            if token:  # a missing key guesses nothing
+        except GatewayError as exc:
+            # A missing key guesses nothing; a proven key refused for unaccepted terms
+            # guessed right.
+            if token and exc.kind is ErrorKind.CALLER_UNAUTHENTICATED:
                 guard.failed(scope)
             raise
 

@@ -48,6 +48,9 @@ class Principal:
     model_limits: dict[str, tuple[LimitCheck, ...]] = field(default_factory=dict)
     """Extra limits per canonical model name (``limits.models`` at any level)."""
     budget_checks: tuple[BudgetCheck, ...] = ()
+    terms_pending: str | None = None
+    """The terms-of-service version the owner must accept before this principal is let in
+    (``403 terms_not_accepted``); ``None``: nothing pending."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def checks_for(self, model: str) -> tuple[LimitCheck, ...]:

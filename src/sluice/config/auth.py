@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from sluice.config.scim import ScimConfig
 from sluice.config.secrets import SecretRef
+from sluice.config.terms import TermsConfig
 
 SigningAlg = Literal[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
@@ -111,6 +112,9 @@ class AuthConfig(_Frozen):
     the callback URL ``/ui/sso/<name>/callback``)."""
     scim: ScimConfig | None = None
     """SCIM 2.0 provisioning at ``/scim/v2`` (``sluice.config.scim``); unset: off (404)."""
+    terms: TermsConfig | None = None
+    """Terms of service everyone accepts before using the console or their keys (unset: no
+    terms; see docs/terms.md)."""
 
     @field_validator("oidc")
     @classmethod

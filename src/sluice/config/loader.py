@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from sluice.config.model import GatewayConfig
 from sluice.config.providers import UNION_TAGS, accepted_by
+from sluice.config.terms import CONFIG_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,9 @@ def parse_config(text: str, *, source: str) -> GatewayConfig:
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(source, "", 1, "the config must be a mapping")])
     try:
-        return GatewayConfig.model_validate(data)
+        # Files the config names (``auth.terms.file``) are relative to the config file.
+        context = {CONFIG_DIR: str(Path(source).parent)}
+        return GatewayConfig.model_validate(data, context=context)
     except ValidationError as exc:
         index = _line_index(text)
         problems = []

@@ -19,9 +19,10 @@ from sluice.console import (
     pages_play,
     pages_requests,
     pages_team,
+    pages_terms,
     pages_usage,
 )
-from sluice.console.context import HERE, ConsoleContext, CsrfRejected, SignInNeeded
+from sluice.console.context import HERE, ConsoleContext, CsrfRejected, SignInNeeded, TermsNeeded
 from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError
 from sluice.storage.availability import as_dependency_unavailable
@@ -42,6 +43,7 @@ MESSAGES = {
     "disabled": "The account was updated.",
     "credential": "The credential was stored (encrypted).",
     "credential_removed": "The stored credential was deleted.",
+    "terms": "Thank you: you accepted the terms of service.",
 }
 
 
@@ -52,6 +54,9 @@ def build_console(control: ControlPlane) -> Starlette:
 
     async def sign_in(request: Request, exc: Exception) -> Response:
         return ctx.sign_in_redirect(request)
+
+    async def terms(request: Request, exc: Exception) -> Response:
+        return ctx.terms_redirect(request)
 
     async def csrf(request: Request, exc: Exception) -> Response:
         return ctx.csrf_page(request)
@@ -87,12 +92,14 @@ def build_console(control: ControlPlane) -> Starlette:
         *pages_play.routes(ctx),
         *pages_usage.routes(ctx),
         *pages_requests.routes(ctx),
+        *pages_terms.routes(ctx),
         Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(
         routes=routes,
         exception_handlers={
             SignInNeeded: sign_in,
+            TermsNeeded: terms,
             CsrfRejected: csrf,
             GatewayError: gateway_error,
             SQLAlchemyError: database,

@@ -55,6 +55,11 @@ class SignInNeeded(Exception):
     """No live session: pages redirect to the sign-in form, JSON answers 401."""
 
 
+class TermsNeeded(Exception):
+    """The signed-in person has not accepted the current terms of service: pages redirect
+    to the terms page, JSON answers 403."""
+
+
 class CsrfRejected(Exception):
     """A state-changing request without this session's token."""
 
@@ -129,7 +134,9 @@ class ConsoleContext:
                 return forwarded.split(",")[-1].strip()
         return request.client.host if request.client else "unknown"
 
-    async def viewer(self, request: Request) -> Viewer:
+    async def viewer(self, request: Request, *, terms: bool = True) -> Viewer:
+        """The signed-in person; :class:`TermsNeeded` while they have not accepted the
+        current terms (``terms=False``: the terms page and sign-out, which they may use)."""
         session = await self.sessions.load(request.cookies.get(COOKIE))
         if session is None:
             raise SignInNeeded
@@ -144,8 +151,11 @@ class ConsoleContext:
         if principal is None:
             await self.sessions.end_all(session.user_id)
             raise SignInNeeded
+        user = index.users[session.user_id]
+        if terms and index.terms_pending(user) is not None:
+            raise TermsNeeded
         admin_teams = tuple(t for t in index.teams.values() if rules.is_team_admin(principal, t))
-        viewer = Viewer(session, index.users[session.user_id], principal, admin_teams)
+        viewer = Viewer(session, user, principal, admin_teams)
         request.state.viewer = viewer
         return viewer
 
@@ -211,6 +221,17 @@ class ConsoleContext:
             ),
         )
         return response
+
+    def terms_redirect(self, request: Request) -> Response:
+        if request.url.path.endswith(".json") or request.method != "GET":
+            return JSONResponse(
+                {"error": "accept the terms of service first", "code": "terms_not_accepted"},
+                status_code=403,
+            )
+        target = request.url.path
+        if request.url.query:
+            target += "?" + request.url.query
+        return RedirectResponse(f"/ui/terms?next={quote(target)}", status_code=303)
 
     def sign_in_redirect(self, request: Request) -> Response:
         response: Response

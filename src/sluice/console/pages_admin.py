@@ -26,6 +26,15 @@ def admin_viewer(viewer: Viewer) -> Viewer:
     return viewer
 
 
+async def _terms_accepted(ctx: ConsoleContext, viewer: Viewer) -> dict[str, float]:
+    """User id → when they accepted the current terms (none configured: empty)."""
+    current = ctx.control.terms.current
+    if current is None:
+        return {}
+    rows = await ctx.control.terms.acceptances(viewer.principal, version=current.version)
+    return {r.acceptance.user_id: r.acceptance.accepted_at for r in rows}
+
+
 def routes(ctx: ConsoleContext) -> list[Route]:
     t = ctx.control.tenancy
 
@@ -52,6 +61,8 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             with_password = await ctx.repo.users_with_password()
             extra["users"] = [(u, u.id in with_password) for u in await t.list_users(p)]
             extra["orgs"] = directory.orgs
+            extra["terms"] = ctx.control.terms.current
+            extra["terms_accepted"] = await _terms_accepted(ctx, viewer)
         return ctx.render(
             request,
             template,

@@ -150,7 +150,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         return response
 
     async def logout(request: Request) -> Response:
-        viewer = await ctx.viewer(request)
+        viewer = await ctx.viewer(request, terms=False)  # signing out needs no terms
         await ctx.form(request, viewer)
         await ctx.sessions.end(request.cookies.get(COOKIE))
         return await pages_sso.signed_out(ctx, sso, request, viewer.session.method)

@@ -14,6 +14,7 @@ from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
+from sluice.control.terms import TermsService
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
 from sluice.scim.service import ScimService
@@ -59,6 +60,8 @@ class ControlPlane:
     records: Records
     shared_state: bool
     """Whether limits, budgets and key changes are shared through Redis."""
+    terms: TermsService
+    """Terms of service people accept (``auth.terms``; none configured: nothing is gated)."""
     sso: SsoService
     """Console sign-in through the identity providers of ``auth.oidc`` (none: unused)."""
     scim: ScimService | None

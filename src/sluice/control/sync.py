@@ -19,6 +19,7 @@ from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.storage.base import KeyRepository, TenancyRepository
 from sluice.tenancy.resolve import DirectoryIndex
+from sluice.tenancy.terms import TermsGate
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -48,9 +49,11 @@ class KeySync:
         load_credentials: Callable[[], Awaitable[None]],
         clock: Clock,
         redis: Redis | None,
+        load_terms: Callable[[], Awaitable[TermsGate | None]] | None = None,
     ) -> None:
         """``load_credentials``: reloads the stored provider credentials (with the keys,
-        since both move the same change counter)."""
+        since both move the same change counter); ``load_terms``: who accepted the current
+        terms of service (an acceptance moves the counter too)."""
         self._cache = cache
         self._keys = keys
         self._tenancy = tenancy
@@ -59,6 +62,7 @@ class KeySync:
         self._load_credentials = load_credentials
         self._clock = clock
         self._redis = redis
+        self._load_terms = load_terms
         self._seeded: set[tuple[str, str]] = set()
         self.changed = asyncio.Event()
         """Set when another process announced a change (the poll loop waits on it)."""
@@ -67,7 +71,8 @@ class KeySync:
         """Reload keys, the directory and stored credentials when anything changed."""
         version = await self._keys.version()
         if force or version != self._cache.version:
-            index = DirectoryIndex.build(await self._tenancy.directory())
+            terms = await self._load_terms() if self._load_terms is not None else None
+            index = DirectoryIndex.build(await self._tenancy.directory(), terms=terms)
             await self._load_credentials()
             self._cache.replace(await self._keys.list(), version=version, index=index)
             await self._seed_budgets()

@@ -199,6 +199,33 @@ class IdentityRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class TermsAcceptance:
+    """A person accepted a version of the terms of service (``auth.terms``)."""
+
+    user_id: str
+    version: str
+    accepted_at: float
+
+
+class TermsRepository(Protocol):
+    async def accept(self, user_id: str, version: str, *, at: float) -> bool:
+        """Record the acceptance and bump the key-change counter (every process reloads its
+        keys, whose owners' acceptance they carry); ``False`` when this user accepted this
+        version already (the first time is kept and nothing is bumped)."""
+        ...
+
+    async def accepted_by(self, version: str) -> frozenset[str]:
+        """The ids of the users who accepted ``version``."""
+        ...
+
+    async def list(
+        self, *, version: str | None = None, user_id: str | None = None
+    ) -> list[TermsAcceptance]:
+        """Acceptances, newest first, of one version and/or one user when given."""
+        ...
+
+
 class Unit(Protocol):
     """The repositories of one unit of work. Everything written through them commits
     together when the ``Storage.unit()`` block ends, or nothing does when it raises: an admin
@@ -211,6 +238,7 @@ class Unit(Protocol):
     console: ConsoleRepository
     dead_letters: DeadLetterRepository
     scim: ScimRepository
+    terms: TermsRepository
 
 
 class Storage(Protocol):
@@ -225,6 +253,8 @@ class Storage(Protocol):
     """(issuer, subject) of people who signed in through an identity provider."""
     scim: ScimRepository
     """The users and teams SCIM manages (``auth.scim``)."""
+    terms: TermsRepository
+    """Who accepted which version of the terms of service."""
 
     def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one

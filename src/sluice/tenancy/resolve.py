@@ -30,6 +30,7 @@ from sluice.tenancy.model import (
     TeamRole,
     User,
 )
+from sluice.tenancy.terms import TermsGate
 from sluice.types import Unreadable
 
 log = logging.getLogger("sluice.tenancy")
@@ -45,9 +46,19 @@ class DirectoryIndex:
     """By user id."""
     org_roles: dict[str, list[OrgMembership]]
     """By user id."""
+    terms: TermsGate | None = None
+    """The terms of service people must accept (``auth.terms``); ``None``: no terms."""
+
+    def terms_pending(self, user: User | None) -> str | None:
+        """The terms version ``user`` must accept first; ``None`` when nothing is pending
+        (no terms, accepted, an exempt admin, or no person: a service account)."""
+        gate = self.terms
+        if gate is None or user is None or not gate.pending(user):
+            return None
+        return gate.version
 
     @classmethod
-    def build(cls, directory: Directory) -> DirectoryIndex:
+    def build(cls, directory: Directory, *, terms: TermsGate | None = None) -> DirectoryIndex:
         by_user: dict[str, list[Membership]] = {}
         for m in directory.memberships:
             by_user.setdefault(m.user_id, []).append(m)
@@ -61,6 +72,7 @@ class DirectoryIndex:
             {s.id: s for s in directory.service_accounts},
             by_user,
             roles,
+            terms,
         )
 
 
@@ -165,6 +177,7 @@ def _principal(
         limit_checks=limit_checks,
         model_limits=model_limits,
         budget_checks=budget_checks,
+        terms_pending=index.terms_pending(user),
     )
 
 

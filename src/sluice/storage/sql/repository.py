@@ -20,6 +20,7 @@ from sluice.storage.base import (
     StoredCredential,
     StoredResponse,
     TenancyRepository,
+    TermsRepository,
 )
 from sluice.storage.console import ConsoleRepository
 from sluice.storage.sql import tables as t
@@ -36,6 +37,7 @@ from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_i
 from sluice.storage.sql.identities import SqlIdentities
 from sluice.storage.sql.scim import SqlScim
 from sluice.storage.sql.tenancy import SqlTenancy
+from sluice.storage.sql.terms import SqlTerms
 from sluice.storage.sql.unit import Database, transaction
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
 from sluice.usage.dead_letters import DeadLetterRepository
@@ -297,6 +299,7 @@ class SqlUnit:
         self.console: ConsoleRepository = SqlConsole(db)
         self.dead_letters: DeadLetterRepository = SqlDeadLetters(db)
         self.scim: ScimRepository = SqlScim(db)
+        self.terms: TermsRepository = SqlTerms(db)
 
 
 class SqlStorage:
@@ -318,6 +321,7 @@ class SqlStorage:
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)
         self.scim = SqlScim(engine)
+        self.terms = SqlTerms(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

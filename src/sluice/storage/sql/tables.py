@@ -366,6 +366,15 @@ scim_groups = Table(
     Index("ix_scim_groups_org_id", "org_id"),
 )
 
+terms_acceptances = Table(
+    "terms_acceptances",
+    metadata,
+    Column("user_id", String(32), primary_key=True),
+    Column("version", String(64), primary_key=True),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_terms_acceptances_version", "version"),
+)
+
 KEYS_VERSION = "keys_version"
 
 HEAD_REVISION = "0015"
