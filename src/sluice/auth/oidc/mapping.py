@@ -85,8 +85,13 @@ def plan(
         return Plan(
             idp,
             admin=admin,
-            refused=f"You signed in with {config.display_name}, but none of your groups "
-            "maps to an organisation here. Ask an administrator to give you access.",
+            refused=f"You signed in with {config.display_name}, but "
+            + (
+                "none of your groups maps to an organisation here."
+                if rules.orgs or rules.org_rules
+                else "no organisation here takes people from it yet."
+            )
+            + " Ask an administrator to give you access.",
             notes=tuple(notes),
         )
     org_admin = org is not None and any(g in rules.org_admin_groups for g in groups)
