@@ -165,6 +165,7 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("GET", "/api/v1/usage/dead-letters", None, (2, 403, 403, 403, 403)),
     ("POST", "/api/v1/usage/dead-letters/replay", {"ids": [1]}, (2, 403, 403, 403, 403)),
     ("DELETE", "/api/v1/usage/dead-letters/1", None, (404, 403, 403, 403, 403)),
+    ("POST", "/api/v1/sso/check", {"idp": "nope", "groups": []}, (404, 403, 403, 403, 403)),
 ]
 
 

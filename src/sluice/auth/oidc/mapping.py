@@ -5,10 +5,13 @@ admin API's ``POST /api/v1/sso/check`` and the console's mapping page print it).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.config.auth import OidcProviderConfig
+from sluice.errors import ErrorKind, GatewayError
+from sluice.tenancy.model import Directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,3 +151,36 @@ def _team_names(config: OidcProviderConfig, groups: tuple[str, ...]) -> list[str
                 names.append(rule.team.format(**found.groupdict())[:200])
                 break
     return names
+
+
+def known_of(directory: Directory) -> Known:
+    """What the mapping needs to know of what exists here."""
+    names = {o.id: o.name for o in directory.orgs}
+    manual = set()
+    for team in directory.teams:
+        if team.managed_by is None and team.org_id in names:
+            manual.add((team.org_id, team.name))
+            manual.add((names[team.org_id], team.name))
+    return Known(frozenset(names) | frozenset(names.values()), frozenset(manual))
+
+
+def dry_run(
+    providers: Mapping[str, OidcProviderConfig],
+    idp: str,
+    *,
+    groups: tuple[str, ...],
+    email: str | None,
+    directory: Directory | None,
+) -> Plan:
+    """What a newcomer with these claims would map to through ``idp`` (nothing is written);
+    ``directory``: what exists now (``None``: as if nothing did). A 404 for an unknown IdP."""
+    config = providers.get(idp)
+    if config is None:
+        known = ", ".join(sorted(providers)) or "none is configured"
+        raise GatewayError(
+            ErrorKind.CALLER_NOT_FOUND,
+            f"no identity provider named {idp!r} (configured: {known})",
+            param="idp",
+        )
+    known_now = known_of(directory) if directory is not None else None
+    return plan(idp, config, groups=groups, email=email, known=known_now)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from sluice.auth.oidc import grants
-from sluice.auth.oidc.mapping import Known, Plan, plan
+from sluice.auth.oidc.mapping import Plan, known_of, plan
 from sluice.auth.principal import Principal
 from sluice.clock import Clock
 from sluice.config.auth import OidcProviderConfig
@@ -69,6 +69,9 @@ class Provisioner:
         self._org_named = org_named
         """The id of the organisation with this name (``default_org`` may name one), from
         the key cache's directory; the database is asked when the cache does not know it."""
+
+    async def directory(self) -> Directory:
+        return await self._lookup.directory()
 
     async def provision(
         self, idp: str, config: OidcProviderConfig, claims: Mapping[str, Any]
@@ -195,17 +198,6 @@ class Provisioner:
                 orgs = (await self._lookup.directory()).orgs
                 org = next((o for o in orgs if o.name == wanted), None)
         return org
-
-
-def known_of(directory: Directory) -> Known:
-    """What the mapping needs to know of what exists here."""
-    names = {o.id: o.name for o in directory.orgs}
-    manual = set()
-    for team in directory.teams:
-        if team.managed_by is None and team.org_id in names:
-            manual.add((team.org_id, team.name))
-            manual.add((names[team.org_id], team.name))
-    return Known(frozenset(names) | frozenset(names.values()), frozenset(manual))
 
 
 def _keeps_org(user: User, config: OidcProviderConfig, directory: Directory) -> bool:

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import aiohttp
 
 from sluice.auth.oidc.login import OidcLogin
+from sluice.auth.oidc.mapping import Plan, dry_run
 from sluice.auth.oidc.metadata import IdentityProvider
 from sluice.auth.oidc.provision import Provisioner, UserLookup, Users
 from sluice.auth.oidc.transactions import transaction_store
@@ -53,6 +54,12 @@ class SsoService:
             OidcLogin(providers, transaction_store(clock, redis), clock),
             Provisioner(users, lookup, identities, clock, org_named=org_named),
         )
+
+    async def check(self, idp: str, *, groups: tuple[str, ...], email: str | None) -> Plan:
+        """The dry run: what a newcomer with these claims would map to now."""
+        configs = {name: p.config for name, p in self.login.providers.items()}
+        directory = await self.provisioner.directory()
+        return dry_run(configs, idp, groups=groups, email=email, directory=directory)
 
     def idp_of(self, method: str) -> IdentityProvider | None:
         """The IdP a console session came from (its ``method``), if it still exists."""
