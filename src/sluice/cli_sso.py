@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from sluice.auth.oidc.mapping import Plan
     from sluice.tenancy.model import Directory
 
 sso_app = typer.Typer(help="Single sign-on: check the group mapping.", no_args_is_help=True)
@@ -63,30 +62,10 @@ def check(
     if as_json:
         out.print_json(json.dumps(plan.to_json()))
     else:
-        for line in describe(plan):
+        for line in plan.lines():
             out.print(line, highlight=False, markup=False)
     if plan.refused is not None:
         raise typer.Exit(1)
-
-
-def describe(plan: Plan) -> list[str]:
-    """The plan in plain lines (also the console's dry-run page)."""
-    if plan.refused is not None:
-        return [f"refused: {plan.refused}", *(f"note: {n}" for n in plan.notes)]
-    org = plan.org or "(keeps the account's organisation)"
-    made = " (created at the first sign-in)" if plan.create_org else ""
-    source = f" from {plan.org_source}" if plan.org_source else ""
-    return [
-        f"organisation: {org}{made}{source}",
-        f"admin: {'yes' if plan.admin else 'no'}",
-        f"org admin: {'yes' if plan.org_admin else 'no'}",
-        f"teams: {', '.join(plan.teams) or '-'}",
-        *(
-            [f"left alone (made by hand): {', '.join(plan.skipped_teams)}"]
-            * bool(plan.skipped_teams)
-        ),
-        *(f"note: {n}" for n in plan.notes),
-    ]
 
 
 def _directory(url: str) -> Directory | None:

@@ -12,6 +12,7 @@ import pytest
 
 from sluice.app import SluiceApp
 from sluice.tenancy.model import OrgRole
+from tests.console.support import set_password, signed_in
 from tests.idp import Idp
 from tests.sso.conftest import sso_config, through_idp
 from tests.sso.test_console_sso import gateway, refused, start
@@ -141,3 +142,45 @@ async def test_refusals_are_clear_pages(tmp_path: Path, idp: Idp) -> None:
         rt = app.runtime
         assert rt is not None
         assert await rt.storage.tenancy.user_by_email("nobody@example.edu") is None
+
+
+async def test_admins_see_sign_in_sources_and_the_mapping_with_its_dry_run(
+    tmp_path: Path, idp: Idp
+) -> None:
+    idp.set_account("gina", person(["lab-bio", "team-nlp"], "gina@example.edu"))
+    async with gateway(tmp_path, sso_config(idp, provisioning=RULES)) as (app, browser):
+        assert (await sign_in_as(browser, "gina")).status_code == 303
+        admin = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://gw",
+            headers={"Authorization": "Bearer test-master-key"},
+        )
+        async with admin:
+            root = await admin.post("/api/v1/users", json={"email": "root@x.org", "name": "R"})
+            assert (await admin.put(f"/api/v1/users/{root.json()['id']}/admin")).status_code == 200
+            users = {u["email"]: u for u in (await admin.get("/api/v1/users")).json()["data"]}
+        gina, local = users["gina@example.edu"], users["root@x.org"]
+        assert gina["identity_source"] == "main"
+        assert gina["groups"] == ["lab-bio", "team-nlp"]
+        assert gina["last_sign_in_at"] is not None
+        assert (local["identity_source"], local["groups"], local["last_sign_in_at"]) == (
+            "local",
+            [],
+            None,
+        )
+        await set_password(app, root.json()["id"])
+        async with signed_in(app, "root@x.org") as b:
+            listed = (await b.get("/ui/admin/users")).text
+            assert "lab-bio, team-nlp" in listed and "<td>main</td>" in listed
+            page = (await b.get("/ui/admin/sso")).text
+            assert "^lab-(?P&lt;org&gt;[a-z]+)$" in page and "example.edu" in page
+            checked = await b.post(
+                "/ui/admin/sso/check",
+                {"idp": "main", "groups": "lab-bio, ops, team-x", "email": "z@example.edu"},
+            )
+            assert checked.status_code == 200, checked.text
+            assert "organisation: Lab bio from rule" in checked.text
+            assert "admin: yes" in checked.text and "teams: x" in checked.text
+            unknown = await b.post("/ui/admin/sso/check", {"idp": "nope"})
+            assert unknown.status_code == 404
+            assert "no identity provider named" in unknown.text

@@ -18,6 +18,7 @@ from sluice.console import (
     pages_org,
     pages_play,
     pages_requests,
+    pages_sso_admin,
     pages_team,
     pages_usage,
 )
@@ -83,6 +84,7 @@ def build_console(control: ControlPlane) -> Starlette:
         *pages_team.routes(ctx),
         *pages_org.routes(ctx),
         *pages_admin.routes(ctx),
+        *pages_sso_admin.routes(ctx),
         *pages_ops.routes(ctx),
         *pages_play.routes(ctx),
         *pages_usage.routes(ctx),

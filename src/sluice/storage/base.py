@@ -213,6 +213,10 @@ class IdentityRepository(Protocol):
         """Every identity linked to a user, oldest first."""
         ...
 
+    async def all(self) -> list[IdentityRecord]:
+        """Every identity, oldest first (the admin user list)."""
+        ...
+
     async def create(self, record: IdentityRecord) -> bool:
         """Link an identity to a user; ``False`` when (issuer, subject) is linked already
         (the row is left as it was)."""

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from sluice.auth.keys import KeyRecord
+from sluice.auth.oidc.service import LOCAL, SignIns
 from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSettings
 from sluice.limits.settings import LimitSettings
 from sluice.limits.spec import LIMIT_MAX
@@ -254,10 +255,21 @@ class UserOut(GovernanceOut):
     disabled: bool
     max_keys: int | None
     created_at: datetime
+    identity_source: str = Field(
+        default="local", description="local, or the identity providers the person signs in with"
+    )
+    last_sign_in_at: datetime | None = Field(
+        default=None, description="Latest sign-in through an identity provider."
+    )
+    groups: list[str] = Field(default_factory=list, description="Groups claim at that sign-in.")
 
     @classmethod
-    def of_user(cls, u: User) -> UserOut:
+    def of_user(cls, u: User, sign_ins: SignIns = LOCAL) -> UserOut:
+        last = sign_ins.last_sign_in_at
         return cls(
+            identity_source=sign_ins.source,
+            last_sign_in_at=datetime.fromtimestamp(last, UTC) if last is not None else None,
+            groups=list(sign_ins.groups),
             id=u.id,
             email=u.email,
             name=u.name,

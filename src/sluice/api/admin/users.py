@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends
 
 from sluice.api.admin.deps import AdminContext, policy
 from sluice.api.admin.schemas import Page, UserCreate, UserOut, UserUpdate, merge_governance
+from sluice.auth.oidc.service import LOCAL
 from sluice.auth.principal import Principal
 from sluice.tenancy.model import Governance
 from sluice.tenancy.rules import not_found
@@ -39,7 +40,9 @@ def router(ctx: AdminContext) -> APIRouter:
 
     @api.get("/users", response_model=Page, **policy("visible users"))
     async def list_users(actor: Actor) -> Page:
-        return Page(data=[UserOut.of_user(u) for u in await t.list_users(actor)])
+        users = await t.list_users(actor)
+        sign_ins = await ctx.control.sso.sign_ins()
+        return Page(data=[UserOut.of_user(u, sign_ins.get(u.id, LOCAL)) for u in users])
 
     @api.get("/users/me", response_model=UserOut, **policy("any user key"))
     async def me(actor: Actor) -> UserOut:
@@ -49,7 +52,8 @@ def router(ctx: AdminContext) -> APIRouter:
 
     @api.get("/users/{user_id}", response_model=UserOut, **policy("self, their admins, admin"))
     async def get(user_id: str, actor: Actor) -> UserOut:
-        return UserOut.of_user(await t.visible_user(actor, user_id))
+        user = await t.visible_user(actor, user_id)
+        return UserOut.of_user(user, (await ctx.control.sso.sign_ins()).get(user.id, LOCAL))
 
     @api.patch(
         "/users/{user_id}",

@@ -44,6 +44,22 @@ class Plan:
     refused: str | None = None
     notes: tuple[str, ...] = field(default=())
 
+    def lines(self) -> list[str]:
+        """The plan in plain sentences (the CLI and the console's dry run)."""
+        if self.refused is not None:
+            return [f"refused: {self.refused}", *(f"note: {n}" for n in self.notes)]
+        made = " (created at the first sign-in)" if self.create_org else ""
+        source = f" from {self.org_source}" if self.org_source else ""
+        shown = [
+            f"organisation: {self.org or '(keeps the account organisation)'}{made}{source}",
+            f"admin: {'yes' if self.admin else 'no'}",
+            f"org admin: {'yes' if self.org_admin else 'no'}",
+            f"teams: {', '.join(self.teams) or '-'}",
+        ]
+        if self.skipped_teams:
+            shown.append(f"left alone (made by hand): {', '.join(self.skipped_teams)}")
+        return shown + [f"note: {n}" for n in self.notes]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "idp": self.idp,

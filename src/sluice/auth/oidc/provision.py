@@ -73,6 +73,9 @@ class Provisioner:
     async def directory(self) -> Directory:
         return await self._lookup.directory()
 
+    async def identities(self) -> list[IdentityRecord]:
+        return await self._identities.all()
+
     async def provision(
         self, idp: str, config: OidcProviderConfig, claims: Mapping[str, Any]
     ) -> str:

@@ -5,6 +5,7 @@ the console (like every control-plane service)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
@@ -18,13 +19,29 @@ from sluice.auth.oidc.transactions import transaction_store
 from sluice.clock import Clock
 from sluice.config.auth import AuthConfig
 from sluice.errors import GatewayError
-from sluice.storage.base import IdentityRepository
+from sluice.storage.base import IdentityRecord, IdentityRepository
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 METHOD_PREFIX = "oidc:"
 """A console session opened through IdP ``x`` records the method ``oidc:x``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignIns:
+    """How a person signs in, for the admin user list."""
+
+    source: str
+    """``local`` (no identity provider), else the IdP's name (or issuer, if no longer
+    configured); several joined by ``, ``."""
+    last_sign_in_at: float | None = None
+    """The latest sign-in through an IdP."""
+    groups: tuple[str, ...] = ()
+    """The groups claim at that sign-in."""
+
+
+LOCAL = SignIns("local")
 
 
 class SsoService:
@@ -60,6 +77,22 @@ class SsoService:
         configs = {name: p.config for name, p in self.login.providers.items()}
         directory = await self.provisioner.directory()
         return dry_run(configs, idp, groups=groups, email=email, directory=directory)
+
+    async def sign_ins(self) -> dict[str, SignIns]:
+        """User id → how they sign in (users without an identity are absent: ``LOCAL``)."""
+        names = {p.config.issuer: name for name, p in self.login.providers.items()}
+        found: dict[str, list[IdentityRecord]] = {}
+        for record in await self.provisioner.identities():
+            found.setdefault(record.user_id, []).append(record)
+        out = {}
+        for user_id, records in found.items():
+            latest = max(records, key=lambda r: r.last_sign_in_at)
+            out[user_id] = SignIns(
+                ", ".join(names.get(r.issuer, r.issuer) for r in records),
+                latest.last_sign_in_at,
+                latest.groups,
+            )
+        return out
 
     def idp_of(self, method: str) -> IdentityProvider | None:
         """The IdP a console session came from (its ``method``), if it still exists."""

@@ -47,6 +47,11 @@ class SqlIdentities:
         async with self._db.connect() as conn:
             return [_record(row) for row in await conn.execute(query)]
 
+    async def all(self) -> list[IdentityRecord]:
+        query = select(t.identities).order_by(t.identities.c.created_at)
+        async with self._db.connect() as conn:
+            return [_record(row) for row in await conn.execute(query)]
+
     async def create(self, record: IdentityRecord) -> bool:
         try:
             async with self._db.begin() as conn:
