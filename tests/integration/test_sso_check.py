@@ -40,6 +40,11 @@ auth:
 """
 
 
+def test_the_docs_show_this_example() -> None:
+    docs = Path(__file__).resolve().parents[2] / "docs" / "sso.md"
+    assert AUTH.strip() in docs.read_text()
+
+
 def _cli(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(app, ["sso", "check", *args])
     return result.exit_code, result.output
