@@ -159,6 +159,11 @@ async def test_admins_see_sign_in_sources_and_the_mapping_with_its_dry_run(
             root = await admin.post("/api/v1/users", json={"email": "root@x.org", "name": "R"})
             assert (await admin.put(f"/api/v1/users/{root.json()['id']}/admin")).status_code == 200
             users = {u["email"]: u for u in (await admin.get("/api/v1/users")).json()["data"]}
+            teams = (await admin.get("/api/v1/teams")).json()["data"]
+            assert {(t["name"], t["managed_by"]) for t in teams} >= {
+                ("nlp", "main"),
+                ("default", None),
+            }
         gina, local = users["gina@example.edu"], users["root@x.org"]
         assert gina["identity_source"] == "main"
         assert gina["groups"] == ["lab-bio", "team-nlp"]

@@ -209,6 +209,11 @@ class TeamOut(GovernanceOut):
     org_id: str
     name: str
     created_at: datetime
+    managed_by: str | None = Field(
+        default=None,
+        description="The identity provider whose groups made the team (members follow the "
+        "groups); null: made by hand.",
+    )
 
     @classmethod
     def of_team(cls, t: Team) -> TeamOut:
@@ -216,6 +221,7 @@ class TeamOut(GovernanceOut):
             id=t.id,
             org_id=t.org_id,
             name=t.name,
+            managed_by=t.managed_by,
             created_at=datetime.fromtimestamp(t.created_at, UTC),
             **GovernanceOut.of(t.governance).model_dump(),
         )

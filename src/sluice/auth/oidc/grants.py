@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from sluice.auth.oidc.mapping import Plan
 from sluice.auth.principal import Principal
 from sluice.storage.base import Grants, Unit
-from sluice.tenancy.changes import new_id
+from sluice.tenancy.changes import new_id, unique
 from sluice.tenancy.model import (
     Directory,
     Membership,
@@ -127,7 +127,8 @@ def _org_admin(steps: _Steps, org: Org) -> None:
 
 
 def _create_team(team: Team) -> Callable[[Unit], Awaitable[Any]]:
-    return lambda u: u.tenancy.create_team(team)
+    """A 409 when another sign-in made the team first (the unit rolls back)."""
+    return lambda u: unique(u.tenancy.create_team(team), "team", team.name)
 
 
 def _join(m: Membership) -> Callable[[Unit], Awaitable[Any]]:

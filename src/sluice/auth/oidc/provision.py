@@ -123,16 +123,25 @@ class Provisioner:
             user = await self._create(actor, config, claims, email, org)
             directory = await self._lookup.directory()
         before = known.grants if known is not None and known.grants else Grants()
-        held = await grants.apply(
-            self._users,
-            actor,
-            user=user,
-            org=org,
-            plan=the_plan,
-            before=before,
-            directory=directory,
-            now=now,
-        )
+        for attempt in range(2):
+            try:
+                held = await grants.apply(
+                    self._users,
+                    actor,
+                    user=user,
+                    org=org,
+                    plan=the_plan,
+                    before=before,
+                    directory=directory,
+                    now=now,
+                )
+                break
+            except GatewayError as exc:
+                # Another sign-in made a team this one meant to make: nothing was written;
+                # apply again to what exists now.
+                if exc.status != 409 or attempt:
+                    raise forbidden("This sign-in raced another one; sign in again.") from exc
+                directory = await self._lookup.directory()
         if known is not None:
             await self._identities.signed_in(
                 issuer, subject, at=now, email=email, groups=groups, grants=held
