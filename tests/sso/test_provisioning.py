@@ -164,7 +164,12 @@ async def test_admins_see_sign_in_sources_and_the_mapping_with_its_dry_run(
                 ("nlp", "main"),
                 ("default", None),
             }
-        gina, local = users["gina@example.edu"], users["root@x.org"]
+            gina, local = users["gina@example.edu"], users["root@x.org"]
+            one = (await admin.get(f"/api/v1/users/{gina['id']}")).json()
+            assert {k: one[k] for k in ("identity_source", "groups")} == {
+                "identity_source": "main",
+                "groups": ["lab-bio", "team-nlp"],
+            }
         assert gina["identity_source"] == "main"
         assert gina["groups"] == ["lab-bio", "team-nlp"]
         assert gina["last_sign_in_at"] is not None

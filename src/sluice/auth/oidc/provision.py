@@ -73,8 +73,11 @@ class Provisioner:
     async def directory(self) -> Directory:
         return await self._lookup.directory()
 
-    async def identities(self) -> list[IdentityRecord]:
-        return await self._identities.all()
+    async def identities(self, user_id: str | None = None) -> list[IdentityRecord]:
+        """Every identity, or one user's."""
+        if user_id is None:
+            return await self._identities.all()
+        return await self._identities.for_user(user_id)
 
     async def provision(
         self, idp: str, config: OidcProviderConfig, claims: Mapping[str, Any]

@@ -80,19 +80,23 @@ class SsoService:
 
     async def sign_ins(self) -> dict[str, SignIns]:
         """User id → how they sign in (users without an identity are absent: ``LOCAL``)."""
-        names = {p.config.issuer: name for name, p in self.login.providers.items()}
         found: dict[str, list[IdentityRecord]] = {}
         for record in await self.provisioner.identities():
             found.setdefault(record.user_id, []).append(record)
-        out = {}
-        for user_id, records in found.items():
-            latest = max(records, key=lambda r: r.last_sign_in_at)
-            out[user_id] = SignIns(
-                ", ".join(names.get(r.issuer, r.issuer) for r in records),
-                latest.last_sign_in_at,
-                latest.groups,
-            )
-        return out
+        return {user_id: self._summary(records) for user_id, records in found.items()}
+
+    async def sign_ins_of(self, user_id: str) -> SignIns:
+        records = await self.provisioner.identities(user_id)
+        return self._summary(records) if records else LOCAL
+
+    def _summary(self, records: list[IdentityRecord]) -> SignIns:
+        names = {p.config.issuer: name for name, p in self.login.providers.items()}
+        latest = max(records, key=lambda r: r.last_sign_in_at)
+        return SignIns(
+            ", ".join(names.get(r.issuer, r.issuer) for r in records),
+            latest.last_sign_in_at,
+            latest.groups,
+        )
 
     def idp_of(self, method: str) -> IdentityProvider | None:
         """The IdP a console session came from (its ``method``), if it still exists."""
