@@ -124,27 +124,8 @@ class Provisioner:
                     "takes people from it yet. Ask an administrator to give you access."
                 )
             user = await self._create(actor, config, claims, email, org)
-            directory = await self._lookup.directory()
         before = known.grants if known is not None and known.grants else Grants()
-        for attempt in range(2):
-            try:
-                held = await grants.apply(
-                    self._users,
-                    actor,
-                    user=user,
-                    org=org,
-                    plan=the_plan,
-                    before=before,
-                    directory=directory,
-                    now=now,
-                )
-                break
-            except GatewayError as exc:
-                # Another sign-in made a team this one meant to make: nothing was written;
-                # apply again to what exists now.
-                if exc.status != 409 or attempt:
-                    raise forbidden("This sign-in raced another one; sign in again.") from exc
-                directory = await self._lookup.directory()
+        held = await self._apply(actor, user, org=org, the_plan=the_plan, before=before)
         if known is not None:
             await self._identities.signed_in(
                 issuer, subject, at=now, email=email, groups=groups, grants=held
@@ -154,6 +135,28 @@ class Provisioner:
         if not await self._identities.create(record):
             raise forbidden("This sign-in raced another one for the same person; sign in again.")
         return user.id
+
+    async def _apply(
+        self, actor: Principal, user: User, *, org: Org | None, the_plan: Plan, before: Grants
+    ) -> Grants:
+        """``grants.apply`` to what exists now; when another sign-in made a team this one
+        meant to make (a 409, nothing written), once more."""
+        for attempt in range(2):
+            try:
+                return await grants.apply(
+                    self._users,
+                    actor,
+                    user=user,
+                    org=org,
+                    plan=the_plan,
+                    before=before,
+                    directory=await self._lookup.directory(),
+                    now=self._clock.now(),
+                )
+            except GatewayError as exc:
+                if exc.status != 409 or attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _active(self, user_id: str) -> User:
         user = await self._lookup.get_user(user_id)
