@@ -106,6 +106,11 @@ class Idp:
         )
         resp.raise_for_status()
 
+    def set_account(self, login: str, claims: dict[str, Any]) -> None:
+        """Add or replace an account (its claims at the next login)."""
+        resp = httpx.post(f"{self.issuer}/_admin/accounts", json={login: claims}, timeout=10)
+        resp.raise_for_status()
+
     def public_jwk(self) -> dict[str, Any]:
         resp = httpx.post(f"{self.issuer}/_admin/sign", json={"claims": {}})
         resp.raise_for_status()

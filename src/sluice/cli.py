@@ -22,6 +22,7 @@ from sluice import (
     cli_console,  # noqa: F401  (adds `users create-admin`, `users set-password`)
 )
 from sluice.cli_routing import routing_app
+from sluice.cli_sso import sso_app
 from sluice.cli_tenancy import create_key as create_owned_key
 from sluice.cli_tenancy import orgs_app, teams_app, users_app
 from sluice.settings import Settings, load_settings
@@ -44,6 +45,7 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(teams_app, name="teams")
 app.add_typer(users_app, name="users")
 app.add_typer(routing_app, name="routing")
+app.add_typer(sso_app, name="sso")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

@@ -41,7 +41,8 @@ async def test_the_nav_shows_only_what_the_role_may_use(
 async def test_a_member_cannot_reach_admin_team_or_other_tenants_by_url(world: World) -> None:
     ids = world.ids
     async with signed_in(world.app, "ua@example.org") as b:
-        for path in ("/ui/admin", "/ui/admin/users", "/ui/admin/providers", "/ui/admin/settings"):
+        admin_pages = ("/ui/admin", "/ui/admin/users", "/ui/admin/providers", "/ui/admin/settings")
+        for path in (*admin_pages, "/ui/admin/sso"):
             resp = await b.get(path)
             assert resp.status_code == 403, path
             assert 'href="/ui/admin"' not in resp.text
@@ -141,6 +142,7 @@ async def test_admin_pages_render_and_mask_secrets(world: World) -> None:
             "/ui/admin/providers",
             "/ui/admin/audit",
             "/ui/admin/settings",
+            "/ui/admin/sso",
             f"/ui/org/{world.ids['orgA']}",
             f"/ui/team/{world.ids['teamB']}",
             "/ui/playground",

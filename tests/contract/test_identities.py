@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sluice.storage.base import IdentityRecord
+from sluice.storage.base import Grants, IdentityRecord
 
 
 async def test_an_identity_is_the_issuer_and_subject_pair(storage: Any) -> None:
@@ -29,3 +29,22 @@ async def test_an_identity_is_the_issuer_and_subject_pair(storage: Any) -> None:
     assert await repo.create(second)
     assert [i.issuer for i in await repo.for_user("user_1")] == ["https://a", "https://c"]
     assert await repo.for_user("nobody") == []
+
+
+async def test_what_the_groups_granted_is_kept_per_identity(storage: Any) -> None:
+    repo = storage.identities
+    granted = Grants(True, ("org_1",), ("team_1", "team_2"))
+    first = IdentityRecord("https://a", "1", "user_1", None, ("ops",), 100.0, 100.0, granted)
+    assert await repo.create(first)
+    assert (await repo.get("https://a", "1")).grants == granted
+    # A sign-in that does not say what was granted leaves it; one that does replaces it.
+    await repo.signed_in("https://a", "1", at=150.0, email=None, groups=("ops",))
+    assert (await repo.get("https://a", "1")).grants == granted
+    await repo.signed_in("https://a", "1", at=200.0, email=None, groups=(), grants=Grants())
+    assert (await repo.get("https://a", "1")).grants == Grants()
+    plain = IdentityRecord("https://b", "2", "user_2", None, (), 50.0, 50.0)
+    assert await repo.create(plain)
+    assert [(i.issuer, i.grants) for i in await repo.all()] == [
+        ("https://b", None),
+        ("https://a", Grants()),
+    ]

@@ -11,6 +11,8 @@
 //   POST /_admin/rotate        a new signing key (published first in the JWKS, signs from now)
 //   POST /_admin/sign          {"header": {...}, "claims": {...}} signed with the current key,
 //                              so tests can make tokens with wrong claims but a valid signature
+//   POST /_admin/accounts      {"<login>": {claims...}} adds or replaces accounts (a person's
+//                              groups change between two sign-ins)
 //   POST /_admin/redirects     {"redirect_uris": [...], "post_logout_redirect_uris": [...]}
 //                              for a console whose port is known only after the IdP started
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
@@ -124,6 +126,11 @@ async function admin(req, res) {
     provider = build();
     handle = provider.callback();
     return reply(res, 200, { redirect_uris: uris });
+  }
+  if (req.url === '/_admin/accounts' && req.method === 'POST') {
+    const accounts = await body(req);
+    Object.assign(config.accounts, accounts); // read at each login: no rebuild needed
+    return reply(res, 200, { accounts: Object.keys(accounts) });
   }
   if (req.url === '/_admin/sign' && req.method === 'POST') {
     const { header = {}, claims } = await body(req);

@@ -11,6 +11,7 @@ import pytest
 
 from sluice.auth.service import create_key
 from sluice.storage.sql.repository import SqlStorage
+from tests.console.support import browser, set_password, sign_in
 from tests.integration.conftest import CONFIG, make_settings, running
 
 CHAT = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
@@ -71,3 +72,36 @@ async def test_gateway_runs_on_postgresql(tmp_path: Path, postgres_url: str) -> 
         assert rt is not None
         await rt.usage.flush()
         assert await rt.storage.usage.count() == 1
+
+
+async def test_a_disabled_user_is_out_on_every_replica_within_a_second(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """Two replicas sharing PostgreSQL and Redis (polling slowed to a minute): disabling a
+    person on A ends their console session and stops their key on B within a second."""
+    settings = make_settings(
+        tmp_path, database_url=postgres_url, redis_url=redis_url, key_refresh_interval_s=60
+    )
+    async with running(settings) as (app_a, a), running(settings) as (app_b, b):
+        org = (await a.post("/api/v1/orgs", json={"name": "acme"})).json()
+        user = (
+            await a.post(
+                "/api/v1/users", json={"email": "ada@acme.org", "name": "Ada", "org_id": org["id"]}
+            )
+        ).json()
+        key = (await a.post("/api/v1/keys", json={"name": "k", "user_id": user["id"]})).json()
+        await set_password(app_a, user["id"])
+        assert await _status_within(b, key["key"], 200, seconds=2) == 200
+        async with browser(app_b) as person:
+            assert (await sign_in(person, "ada@acme.org")).status_code == 303
+            assert (await person.get("/ui/keys")).status_code == 200
+
+            disabled = await a.patch(f"/api/v1/users/{user['id']}", json={"disabled": True})
+            assert disabled.status_code == 200, disabled.text
+            started = time.monotonic()
+            assert await _status_within(b, key["key"], 401, seconds=1) == 401
+            page = await person.get("/ui/keys")
+            assert time.monotonic() - started < 1.0
+            assert page.status_code == 303 and page.headers["location"].startswith("/ui/login")
+            # Signing in again on B is refused too.
+            assert (await sign_in(person, "ada@acme.org")).status_code != 303

@@ -167,6 +167,7 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("DELETE", "/api/v1/usage/dead-letters/1", None, (404, 403, 403, 403, 403)),
     ("GET", "/api/v1/terms", None, (404, 404, 404, 404, 404)),
     ("GET", "/api/v1/terms/acceptances", None, (2, 2, 403, 403, 403)),
+    ("POST", "/api/v1/sso/check", {"idp": "nope", "groups": []}, (404, 403, 403, 403, 403)),
 ]
 
 

@@ -47,8 +47,11 @@ def sso_config(
     local_accounts: bool = True,
     api_key_id: str | None = None,
     other_links: bool = False,
+    provisioning: str = "",
+    default_org: str | None = "org-A",
 ) -> str:
-    """The integration config plus an ``auth:`` block for the running IdPs."""
+    """The integration config plus an ``auth:`` block for the running IdPs.
+    ``provisioning``: YAML of main's ``provisioning:`` block (at column 0)."""
     secret = CONSOLE_CLIENT[1]
     lines = [
         "auth:",
@@ -60,8 +63,12 @@ def sso_config(
         f"      client_id: {CONSOLE_CLIENT[0]}",
         f"      client_secret: {secret}",
         "      scopes: [openid, email, profile, groups]",
-        "      default_org: org-A",
     ]
+    if default_org is not None:
+        lines += [f"      default_org: {default_org}"]
+    if provisioning:
+        lines += ["      provisioning:"]
+        lines += [f"        {line}" for line in provisioning.strip().splitlines()]
     if api_key_id is not None:
         lines += [
             "      api_tokens:",

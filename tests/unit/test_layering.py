@@ -134,11 +134,12 @@ ALLOWED: dict[str, set[str]] = {
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
+    "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
     "cli": _FOUNDATION
     | _DOMAIN
     | {"", "config", "observability", "lifespan", "runtime", "bringup", "storage.sql"}
     | {"api.protocol"}
-    | {"cli_console", "cli_routing", "cli_tenancy", "providers"},  # ``mock-upstream``
+    | {"cli_console", "cli_routing", "cli_sso", "cli_tenancy", "providers"},  # ``mock-upstream``
     "__main__": {"cli"},
 }
 
@@ -153,6 +154,7 @@ CONCRETE = {
     "routing.breaker_redis",
 } | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
 ROOTS = {"app", "lifespan", "runtime", "wiring", "background", "cli", "cli_tenancy", "cli_routing"}
+ROOTS |= {"cli_sso"}
 
 
 @dataclass(frozen=True, slots=True)

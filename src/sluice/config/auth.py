@@ -1,8 +1,6 @@
 """``auth:`` in the config file: local accounts and OpenID Connect identity providers.
 
-Provisioning today is the minimal rule: a first sign-in lands the person in ``default_org``
-as a member of its default team. Group mapping, admin groups and allowed domains extend
-:class:`OidcProviderConfig` later without changing what is here.
+Group mapping, admin groups and allowed domains live in ``sluice.config.provisioning``.
 """
 
 from __future__ import annotations
@@ -12,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from sluice.config.provisioning import ProvisioningConfig
 from sluice.config.scim import ScimConfig
 from sluice.config.secrets import SecretRef
 from sluice.config.terms import TermsConfig
@@ -77,6 +76,8 @@ class OidcProviderConfig(_Frozen):
     default_org: str | None = None
     """Organisation (id or name) a first sign-in joins as a member; unset: people without
     an account are refused."""
+    provisioning: ProvisioningConfig = Field(default_factory=ProvisioningConfig)
+    """Group mapping to organisations, roles and teams, and allowed e-mail domains."""
     api_tokens: ApiTokensConfig | None = None
     timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
     """Deadline of each call to the IdP (discovery, JWKS, token endpoint)."""

@@ -60,6 +60,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         else:
             with_password = await ctx.repo.users_with_password()
             extra["users"] = [(u, u.id in with_password) for u in await t.list_users(p)]
+            extra["sign_ins"] = await ctx.control.sso.sign_ins()
             extra["orgs"] = directory.orgs
             extra["terms"] = ctx.control.terms.current
             extra["terms_accepted"] = await _terms_accepted(ctx, viewer)

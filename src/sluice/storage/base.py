@@ -178,6 +178,33 @@ class IdentityRecord:
     """The groups claim at the last sign-in."""
     created_at: float
     last_sign_in_at: float
+    grants: Grants | None = None
+    """What the groups granted at the last sign-in (``None``: nothing recorded yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """Roles and memberships an identity provider's groups gave a person: the next sign-in
+    takes back exactly these when the groups no longer give them."""
+
+    admin: bool = False
+    org_admin: tuple[str, ...] = ()
+    """Organisation ids."""
+    teams: tuple[str, ...] = ()
+    """Team ids."""
+
+    def to_json(self) -> dict[str, object]:
+        return {"admin": self.admin, "org_admin": list(self.org_admin), "teams": list(self.teams)}
+
+    @classmethod
+    def from_json(cls, value: object) -> Grants | None:
+        if not isinstance(value, dict):
+            return None
+        return cls(
+            value.get("admin") is True,
+            tuple(str(o) for o in value.get("org_admin") or ()),
+            tuple(str(t) for t in value.get("teams") or ()),
+        )
 
 
 class IdentityRepository(Protocol):
@@ -187,15 +214,27 @@ class IdentityRepository(Protocol):
         """Every identity linked to a user, oldest first."""
         ...
 
+    async def all(self) -> list[IdentityRecord]:
+        """Every identity, oldest first (the admin user list)."""
+        ...
+
     async def create(self, record: IdentityRecord) -> bool:
         """Link an identity to a user; ``False`` when (issuer, subject) is linked already
         (the row is left as it was)."""
         ...
 
     async def signed_in(
-        self, issuer: str, subject: str, *, at: float, email: str | None, groups: tuple[str, ...]
+        self,
+        issuer: str,
+        subject: str,
+        *,
+        at: float,
+        email: str | None,
+        groups: tuple[str, ...],
+        grants: Grants | None = None,
     ) -> None:
-        """Record a sign-in: its time and the claims it carried."""
+        """Record a sign-in: its time, the claims it carried and (when given) what the
+        groups granted."""
         ...
 
 

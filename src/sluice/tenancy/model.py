@@ -63,6 +63,9 @@ class Team:
     name: str
     created_at: float
     governance: Governance = field(default_factory=Governance)
+    managed_by: str | None = None
+    """The identity provider whose groups made this team (its members follow the groups);
+    ``None``: made by hand."""
 
 
 @dataclass(frozen=True, slots=True)

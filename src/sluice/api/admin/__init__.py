@@ -20,6 +20,7 @@ from sluice.api.admin import (
     providers,
     routing,
     spend,
+    sso,
     teams,
     terms,
     users,
@@ -46,7 +47,7 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
     install_error_handlers(app)
     ctx = AdminContext(control)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
-    for module in (*modules, dead_letters, terms):
+    for module in (*modules, dead_letters, terms, sso):
         app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())
     install_openapi(app)
     return app

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from sluice.auth.keys import KeyRecord
+from sluice.auth.oidc.service import LOCAL, SignIns
 from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSettings
 from sluice.limits.settings import LimitSettings
 from sluice.limits.spec import LIMIT_MAX
@@ -208,6 +209,11 @@ class TeamOut(GovernanceOut):
     org_id: str
     name: str
     created_at: datetime
+    managed_by: str | None = Field(
+        default=None,
+        description="The identity provider whose groups made the team (members follow the "
+        "groups); null: made by hand.",
+    )
 
     @classmethod
     def of_team(cls, t: Team) -> TeamOut:
@@ -215,6 +221,7 @@ class TeamOut(GovernanceOut):
             id=t.id,
             org_id=t.org_id,
             name=t.name,
+            managed_by=t.managed_by,
             created_at=datetime.fromtimestamp(t.created_at, UTC),
             **GovernanceOut.of(t.governance).model_dump(),
         )
@@ -254,10 +261,21 @@ class UserOut(GovernanceOut):
     disabled: bool
     max_keys: int | None
     created_at: datetime
+    identity_source: str = Field(
+        default="local", description="local, or the identity providers the person signs in with"
+    )
+    last_sign_in_at: datetime | None = Field(
+        default=None, description="Latest sign-in through an identity provider."
+    )
+    groups: list[str] = Field(default_factory=list, description="Groups claim at that sign-in.")
 
     @classmethod
-    def of_user(cls, u: User) -> UserOut:
+    def of_user(cls, u: User, sign_ins: SignIns = LOCAL) -> UserOut:
+        last = sign_ins.last_sign_in_at
         return cls(
+            identity_source=sign_ins.source,
+            last_sign_in_at=datetime.fromtimestamp(last, UTC) if last is not None else None,
+            groups=list(sign_ins.groups),
             id=u.id,
             email=u.email,
             name=u.name,

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends
 
 from sluice.api.admin.deps import AdminContext, policy
 from sluice.api.admin.schemas import Page, UserCreate, UserOut, UserUpdate, merge_governance
+from sluice.auth.oidc.service import LOCAL
 from sluice.auth.principal import Principal
-from sluice.tenancy.model import Governance
+from sluice.tenancy.model import Governance, User
 from sluice.tenancy.rules import not_found
 
 
@@ -18,6 +19,9 @@ def router(ctx: AdminContext) -> APIRouter:
     api = APIRouter(tags=["users"])
     Actor = Annotated[Principal, Depends(ctx.actor)]
     t = ctx.tenancy
+
+    async def out(user: User) -> UserOut:
+        return UserOut.of_user(user, await ctx.control.sso.sign_ins_of(user.id))
 
     @api.post(
         "/users",
@@ -35,21 +39,24 @@ def router(ctx: AdminContext) -> APIRouter:
             max_keys=body.max_keys,
             gov=merge_governance(Governance(), body),
         )
-        return UserOut.of_user(user)
+        return await out(user)
 
     @api.get("/users", response_model=Page, **policy("visible users"))
     async def list_users(actor: Actor) -> Page:
-        return Page(data=[UserOut.of_user(u) for u in await t.list_users(actor)])
+        users = await t.list_users(actor)
+        sign_ins = await ctx.control.sso.sign_ins()
+        return Page(data=[UserOut.of_user(u, sign_ins.get(u.id, LOCAL)) for u in users])
 
     @api.get("/users/me", response_model=UserOut, **policy("any user key"))
     async def me(actor: Actor) -> UserOut:
         if actor.user_id is None:
             raise not_found("user", "me")
-        return UserOut.of_user(await t.visible_user(actor, actor.user_id))
+        return await out(await t.visible_user(actor, actor.user_id))
 
     @api.get("/users/{user_id}", response_model=UserOut, **policy("self, their admins, admin"))
     async def get(user_id: str, actor: Actor) -> UserOut:
-        return UserOut.of_user(await t.visible_user(actor, user_id))
+        user = await t.visible_user(actor, user_id)
+        return await out(user)
 
     @api.patch(
         "/users/{user_id}",
@@ -68,14 +75,14 @@ def router(ctx: AdminContext) -> APIRouter:
             fields=fields,
             gov=merge_governance(user.governance, body),
         )
-        return UserOut.of_user(user)
+        return await out(user)
 
     @api.put("/users/{user_id}/admin", response_model=UserOut, **policy("admin"))
     async def grant_admin(user_id: str, actor: Actor) -> UserOut:
-        return UserOut.of_user(await t.set_admin(actor, user_id, True))
+        return await out(await t.set_admin(actor, user_id, True))
 
     @api.delete("/users/{user_id}/admin", response_model=UserOut, **policy("admin"))
     async def revoke_admin(user_id: str, actor: Actor) -> UserOut:
-        return UserOut.of_user(await t.set_admin(actor, user_id, False))
+        return await out(await t.set_admin(actor, user_id, False))
 
     return api

@@ -1,10 +1,7 @@
 """From a verified ID token to a gateway user: find the person by (issuer, subject), or link
-or create their account, then record the sign-in.
-
-Today's rule is the minimal one: a first sign-in joins ``default_org`` as a member (of its
-default team). Group mapping, admin groups and allowed domains belong in :meth:`provision`'s
-second half (what the claims entitle the person to), applied again on every sign-in; the
-first half (who the person is) stays as it is.
+or create their account (who the person is); then what their claims entitle them to
+(``mapping.plan``: organisation, admin roles, teams, allowed domains), applied again on every
+sign-in (``grants.apply``) and audited.
 """
 
 from __future__ import annotations
@@ -12,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
+from sluice.auth.oidc import grants
+from sluice.auth.oidc.mapping import Plan, known_of, plan
 from sluice.auth.principal import Principal
 from sluice.clock import Clock
 from sluice.config.auth import OidcProviderConfig
 from sluice.errors import ErrorKind, GatewayError
-from sluice.storage.base import IdentityRecord, IdentityRepository
+from sluice.storage.base import Grants, IdentityRecord, IdentityRepository
 from sluice.tenancy.model import Directory, Governance, Org, User
 
 
-class Users(Protocol):
+class Users(grants.Changing, Protocol):
     """What provisioning needs of the tenancy service (users are created through it, so
     creation is audited and the key cache learns of it)."""
 
@@ -35,6 +34,8 @@ class Users(Protocol):
         max_keys: int | None,
         gov: Governance,
     ) -> User: ...
+
+    async def create_org(self, actor: Principal, name: str, gov: Governance) -> Org: ...
 
 
 class ScimAccounts(Protocol):
@@ -76,9 +77,18 @@ class Provisioner:
         self._identities = identities
         self._clock = clock
         self._org_named = org_named
-        self._scim = scim
         """The id of the organisation with this name (``default_org`` may name one), from
         the key cache's directory; the database is asked when the cache does not know it."""
+        self._scim = scim
+
+    async def directory(self) -> Directory:
+        return await self._lookup.directory()
+
+    async def identities(self, user_id: str | None = None) -> list[IdentityRecord]:
+        """Every identity, or one user's."""
+        if user_id is None:
+            return await self._identities.all()
+        return await self._identities.for_user(user_id)
 
     async def provision(
         self, idp: str, config: OidcProviderConfig, claims: Mapping[str, Any]
@@ -91,27 +101,75 @@ class Provisioner:
         email = _text(claims.get(config.claims.email))
         groups = _groups(claims.get(config.claims.groups))
         now = self._clock.now()
+        actor = Principal(key_id=f"sso:{idp}", name=f"sign-in with {idp}", is_admin=True)
         known = await self._identities.get(issuer, subject)
+        user: User | None = None
         if known is not None:
             user = await self._active(known.user_id)
-            await self._identities.signed_in(issuer, subject, at=now, email=email, groups=groups)
-            return user.id
-        provisioned = await self._provisioned(issuer, subject, email, claims)
-        if provisioned is not None:
+        elif (provisioned := await self._provisioned(issuer, subject, email, claims)) is not None:
             user = provisioned
         elif email is None:
             raise forbidden(
                 f"{config.display_name} did not share your e-mail address "
                 f"(claim {config.claims.email!r}); ask your administrator."
             )
-        elif (existing := await self._lookup.user_by_email(email)) is not None:
-            user = await self._link(issuer, config, claims, existing)
         else:
-            user = await self._create(idp, config, claims, email)
-        record = IdentityRecord(issuer, subject, user.id, email, groups, now, now)
+            existing = await self._lookup.user_by_email(email)
+            if existing is not None:
+                user = await self._link(issuer, config, claims, existing)
+        directory = await self._lookup.directory()
+        the_plan = plan(
+            idp,
+            config,
+            groups=groups,
+            email=email,
+            known=known_of(directory),
+            has_org=user is not None and _keeps_org(user, config, directory),
+        )
+        if the_plan.refused is not None:
+            raise forbidden(the_plan.refused)
+        org = await self._org(the_plan, actor, directory)
+        if user is None:
+            assert email is not None
+            if org is None:
+                raise forbidden(
+                    f"You signed in with {config.display_name}, but no organisation here "
+                    "takes people from it yet. Ask an administrator to give you access."
+                )
+            user = await self._create(actor, config, claims, email, org)
+        before = known.grants if known is not None and known.grants else Grants()
+        held = await self._apply(actor, user, org=org, the_plan=the_plan, before=before)
+        if known is not None:
+            await self._identities.signed_in(
+                issuer, subject, at=now, email=email, groups=groups, grants=held
+            )
+            return user.id
+        record = IdentityRecord(issuer, subject, user.id, email, groups, now, now, held)
         if not await self._identities.create(record):
             raise forbidden("This sign-in raced another one for the same person; sign in again.")
         return user.id
+
+    async def _apply(
+        self, actor: Principal, user: User, *, org: Org | None, the_plan: Plan, before: Grants
+    ) -> Grants:
+        """``grants.apply`` to what exists now; when another sign-in made a team this one
+        meant to make (a 409, nothing written), once more."""
+        for attempt in range(2):
+            try:
+                return await grants.apply(
+                    self._users,
+                    actor,
+                    user=user,
+                    org=org,
+                    plan=the_plan,
+                    before=before,
+                    directory=await self._lookup.directory(),
+                    now=self._clock.now(),
+                )
+            except GatewayError as exc:
+                if exc.status != 409 or attempt:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _provisioned(
         self, issuer: str, subject: str, email: str | None, claims: Mapping[str, Any]
@@ -154,16 +212,14 @@ class Provisioner:
         return await self._active(user.id)
 
     async def _create(
-        self, idp: str, config: OidcProviderConfig, claims: Mapping[str, Any], email: str
+        self,
+        actor: Principal,
+        config: OidcProviderConfig,
+        claims: Mapping[str, Any],
+        email: str,
+        org: Org,
     ) -> User:
-        org = await self._default_org(config)
-        if org is None:
-            raise forbidden(
-                f"You signed in with {config.display_name}, but no organisation here takes "
-                "people from it yet. Ask an administrator to give you access."
-            )
         name = _text(claims.get(config.claims.name)) or email
-        actor = Principal(key_id=f"sso:{idp}", name=f"sign-in with {idp}", is_admin=True)
         return await self._users.create_user(
             actor,
             email=email,
@@ -174,8 +230,10 @@ class Provisioner:
             gov=Governance(),
         )
 
-    async def _default_org(self, config: OidcProviderConfig) -> Org | None:
-        wanted = config.default_org
+    async def _org(self, the_plan: Plan, actor: Principal, directory: Directory) -> Org | None:
+        """The plan's organisation, by id or name; created when the plan says so (a sign-in
+        that raced another to create it finds the other's)."""
+        wanted = the_plan.org
         if wanted is None:
             return None
         org = await self._lookup.get_org(wanted)
@@ -183,9 +241,24 @@ class Provisioner:
             org_id = self._org_named(wanted)
             org = await self._lookup.get_org(org_id) if org_id is not None else None
         if org is None:  # made moments ago elsewhere: the cache has not heard of it yet
-            orgs = (await self._lookup.directory()).orgs
-            org = next((o for o in orgs if o.name == wanted), None)
+            org = next((o for o in directory.orgs if o.name == wanted), None)
+        if org is None and the_plan.create_org:
+            try:
+                org = await self._users.create_org(actor, wanted, Governance())
+            except GatewayError:
+                orgs = (await self._lookup.directory()).orgs
+                org = next((o for o in orgs if o.name == wanted), None)
         return org
+
+
+def _keeps_org(user: User, config: OidcProviderConfig, directory: Directory) -> bool:
+    """An existing account that the groups map to no organisation keeps signing in: when it
+    is in one already, or when this IdP maps no groups to organisations at all."""
+    rules = config.provisioning
+    if not rules.orgs and not rules.org_rules:
+        return True
+    teams = {t.id for t in directory.teams}
+    return any(m.user_id == user.id and m.team_id in teams for m in directory.memberships)
 
 
 def _text(value: Any) -> str | None:

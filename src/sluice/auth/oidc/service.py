@@ -5,25 +5,43 @@ the console (like every control-plane service)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import aiohttp
 
 from sluice.auth.oidc.login import OidcLogin
+from sluice.auth.oidc.mapping import Plan, dry_run
 from sluice.auth.oidc.metadata import IdentityProvider
 from sluice.auth.oidc.provision import Provisioner, ScimAccounts, UserLookup, Users
 from sluice.auth.oidc.transactions import transaction_store
 from sluice.clock import Clock
 from sluice.config.auth import AuthConfig
 from sluice.errors import GatewayError
-from sluice.storage.base import IdentityRepository
+from sluice.storage.base import IdentityRecord, IdentityRepository
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 METHOD_PREFIX = "oidc:"
 """A console session opened through IdP ``x`` records the method ``oidc:x``."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignIns:
+    """How a person signs in, for the admin user list."""
+
+    source: str
+    """``local`` (no identity provider), else the IdP's name (or issuer, if no longer
+    configured); several joined by ``, ``."""
+    last_sign_in_at: float | None = None
+    """The latest sign-in through an IdP."""
+    groups: tuple[str, ...] = ()
+    """The groups claim at that sign-in."""
+
+
+LOCAL = SignIns("local")
 
 
 class SsoService:
@@ -53,6 +71,32 @@ class SsoService:
         return cls(
             OidcLogin(providers, transaction_store(clock, redis), clock),
             Provisioner(users, lookup, identities, clock, org_named=org_named, scim=scim),
+        )
+
+    async def check(self, idp: str, *, groups: tuple[str, ...], email: str | None) -> Plan:
+        """The dry run: what a newcomer with these claims would map to now."""
+        configs = {name: p.config for name, p in self.login.providers.items()}
+        directory = await self.provisioner.directory()
+        return dry_run(configs, idp, groups=groups, email=email, directory=directory)
+
+    async def sign_ins(self) -> dict[str, SignIns]:
+        """User id → how they sign in (users without an identity are absent: ``LOCAL``)."""
+        found: dict[str, list[IdentityRecord]] = {}
+        for record in await self.provisioner.identities():
+            found.setdefault(record.user_id, []).append(record)
+        return {user_id: self._summary(records) for user_id, records in found.items()}
+
+    async def sign_ins_of(self, user_id: str) -> SignIns:
+        records = await self.provisioner.identities(user_id)
+        return self._summary(records) if records else LOCAL
+
+    def _summary(self, records: list[IdentityRecord]) -> SignIns:
+        names = {p.config.issuer: name for name, p in self.login.providers.items()}
+        latest = max(records, key=lambda r: r.last_sign_in_at)
+        return SignIns(
+            ", ".join(names.get(r.issuer, r.issuer) for r in records),
+            latest.last_sign_in_at,
+            latest.groups,
         )
 
     def idp_of(self, method: str) -> IdentityProvider | None:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from sluice.storage.base import IdentityRecord
+from sluice.storage.base import Grants, IdentityRecord
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt as _dt
 from sluice.storage.sql.convert import ts as _ts
@@ -26,6 +26,7 @@ def _record(row: Any) -> IdentityRecord:
         tuple(str(g) for g in row.groups or ()),
         created,
         last,
+        Grants.from_json(row.grants),
     )
 
 
@@ -46,6 +47,11 @@ class SqlIdentities:
         async with self._db.connect() as conn:
             return [_record(row) for row in await conn.execute(query)]
 
+    async def all(self) -> list[IdentityRecord]:
+        query = select(t.identities).order_by(t.identities.c.created_at)
+        async with self._db.connect() as conn:
+            return [_record(row) for row in await conn.execute(query)]
+
     async def create(self, record: IdentityRecord) -> bool:
         try:
             async with self._db.begin() as conn:
@@ -58,6 +64,7 @@ class SqlIdentities:
                         groups=list(record.groups),
                         created_at=_dt(record.created_at),
                         last_sign_in_at=_dt(record.last_sign_in_at),
+                        grants=record.grants.to_json() if record.grants else None,
                     )
                 )
         except IntegrityError:
@@ -65,12 +72,21 @@ class SqlIdentities:
         return True
 
     async def signed_in(
-        self, issuer: str, subject: str, *, at: float, email: str | None, groups: tuple[str, ...]
+        self,
+        issuer: str,
+        subject: str,
+        *,
+        at: float,
+        email: str | None,
+        groups: tuple[str, ...],
+        grants: Grants | None = None,
     ) -> None:
         i = t.identities
+        values: dict[str, Any] = {"last_sign_in_at": _dt(at), "email": email}
+        values["groups"] = list(groups)
+        if grants is not None:
+            values["grants"] = grants.to_json()
         async with self._db.begin() as conn:
             await conn.execute(
-                update(i)
-                .where(i.c.issuer == issuer, i.c.subject == subject)
-                .values(last_sign_in_at=_dt(at), email=email, groups=list(groups))
+                update(i).where(i.c.issuer == issuer, i.c.subject == subject).values(**values)
             )

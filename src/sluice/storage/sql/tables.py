@@ -84,6 +84,7 @@ teams = _governed(
     "teams",
     Column("org_id", String(32), nullable=False),
     Column("name", String(200), nullable=False),
+    Column("managed_by", String(64)),
     indexes=(Index("ux_teams_org_name", "org_id", "name", unique=True),),
 )
 
@@ -339,6 +340,7 @@ identities = Table(
     Column("groups", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_sign_in_at", DateTime(timezone=True), nullable=False),
+    Column("grants", JSON),
     Index("ix_identities_user_id", "user_id"),
 )
 

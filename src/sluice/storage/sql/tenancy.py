@@ -53,7 +53,7 @@ def _org(row: Any) -> Org:
 
 
 def _team(row: Any) -> Team:
-    return Team(row.id, row.org_id, row.name, _created(row), _gov(row))
+    return Team(row.id, row.org_id, row.name, _created(row), _gov(row), row.managed_by)
 
 
 def _user(row: Any) -> User:
@@ -296,6 +296,7 @@ def _team_insert(team: Team) -> Any:
         id=team.id,
         org_id=team.org_id,
         name=team.name,
+        managed_by=team.managed_by,
         created_at=_dt(team.created_at),
         **_gov_values(team.governance),
     )
