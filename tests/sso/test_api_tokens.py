@@ -55,6 +55,21 @@ async def test_a_client_credentials_token_runs_as_the_mapped_key(tmp_path: Path,
         listed = await admin.get("/v1/models", headers=bearer(token))
         assert listed.status_code == 200
         assert "mock-gpt" in {m["id"] for m in listed.json()["data"]}
+        # the routes that answer without an upstream call take the token too (no usage row)
+        counted = await admin.post(
+            "/v1/messages/count_tokens",
+            json={"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]},
+            headers=bearer(token),
+        )
+        assert counted.status_code == 200, counted.text
+        estimated = await admin.post(
+            "/v1/responses/input_tokens",
+            json={"model": "mock-gpt", "input": "hi"},
+            headers=bearer(token),
+        )
+        assert estimated.status_code == 200, estimated.text
+        missing = await admin.get("/v1/responses/resp_none", headers=bearer(token))
+        assert missing.status_code == 404, missing.text  # authenticated, then not found
         await rt.usage.flush()
         rows = await rt.storage.usage.recent()
         assert len(rows) == 3

@@ -36,7 +36,7 @@ class MessagesRoutes:
         base = [(b"x-request-id", new_request_id().encode())]
         dialect = self._dialect
         try:
-            principal, length = self._plane.authenticate(scope)
+            principal, length = await self._plane.caller(scope)
             if length is not None and length > self._limit:
                 raise BodyTooLarge
             raw = await read_body(receive, limit=self._limit)

@@ -57,7 +57,7 @@ class ResponsesRoutes:
         response_id, _, action = tail.partition("/")
 
         async def produce() -> object:
-            principal, _ = self._plane.authenticate(scope)
+            principal, _ = await self._plane.caller(scope)
             method = scope["method"]
             if action == "" and method == "GET":
                 return await self._dialect.get(response_id, principal)
@@ -83,7 +83,7 @@ class ResponsesRoutes:
         call, no usage row."""
         if scope["method"] != "POST":
             raise _no_route(scope)
-        principal, length = self._plane.authenticate(scope)
+        principal, length = await self._plane.caller(scope)
         try:
             if length is not None and length > self._limit:
                 raise BodyTooLarge
