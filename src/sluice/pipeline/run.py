@@ -107,7 +107,7 @@ def _outcome(
         tally.usage,
         micros,
         tries.count,
-        tuple(tries.errors),
+        tuple(tries.errors) if tries.errors else (),
         None if dep is None else dep.provider_name,
         None if dep is None else dep.key,
         None if dep is None else dep.upstream_model,
