@@ -54,6 +54,11 @@ from sluice.usage.event import UsageEvent
 log = logging.getLogger("sluice.api")
 
 
+_new = tuple.__new__
+"""Builds a ``NamedTuple`` from every field in order: a third cheaper than its generated
+constructor's call (the context and arrival are built on every request)."""
+
+
 def new_request_id() -> str:
     return "req_" + random_hex(10)
 
@@ -170,7 +175,7 @@ class DataPlane:
         if tracing is not None:
             span, token, trace = tracing.start_request(request_id, endpoint, trace)
             base[1] = (TRACE_HEADER, trace.trace_id.encode())  # a root span has its own id
-        arrival = Arrival(request_id, time.time(), started, endpoint, principal, trace)
+        arrival = _new(Arrival, (request_id, time.time(), started, endpoint, principal, trace))
         sink, capture = self._sink(send, principal)
         watch: DisconnectWatch | None = None
         task = self._life.track()  # a drain waits for it, and cancels it at its deadline
@@ -189,17 +194,20 @@ class DataPlane:
             if prepare is not None:
                 req = await prepare(req, principal)
             asked = req
-            ctx = RequestContext(
-                arrival,
-                dialect,
-                req,
-                admit(svc.table, principal, req),
-                sink,
-                asyncio.get_running_loop().time() + svc.total_timeout_s,
-                base,
-                _forwarded(scope, forward) if forward else None,
-                want,
-                _sla(scope) if svc.router.policy.enabled else None,
+            ctx = _new(
+                RequestContext,
+                (
+                    arrival,
+                    dialect,
+                    req,
+                    admit(svc.table, principal, req),
+                    sink,
+                    asyncio.get_running_loop().time() + svc.total_timeout_s,
+                    base,
+                    _forwarded(scope, forward) if forward else None,
+                    want,
+                    _sla(scope) if svc.router.policy.enabled else None,
+                ),
             )
             outcome = await serve(svc, ctx)
         except (Exception, asyncio.CancelledError) as exc:
