@@ -176,14 +176,20 @@ class DataPlane:
             span, token, trace = tracing.start_request(request_id, endpoint, trace)
             base[1] = (TRACE_HEADER, trace.trace_id.encode())  # a root span has its own id
         arrival = _new(Arrival, (request_id, time.time(), started, endpoint, principal, trace))
-        sink, capture = self._sink(send, principal)
+        sink, capture = (  # body logging off for everyone: no call
+            (AsgiSink(send), None) if self._bodies is None else self._sink(send, principal)
+        )
         watch: DisconnectWatch | None = None
         task = self._life.track()  # a drain waits for it, and cancels it at its deadline
         asked: ProviderRequest | None = None
         want = False
         outcome: Outcome | None = None
         try:
-            want = self._wants_metadata(seen.metadata)
+            want = (
+                svc.response_metadata
+                if seen.metadata is None  # the header is rare: no call without it
+                else self._wants_metadata(seen.metadata)
+            )
             if seen.length is not None and seen.length > self._limit:
                 raise BodyTooLarge
             raw = await read_body(receive, limit=self._limit)
