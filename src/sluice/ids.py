@@ -12,4 +12,5 @@ from random import getrandbits
 
 def random_hex(nbytes: int) -> str:
     """``2 * nbytes`` random hex digits."""
-    return f"{getrandbits(nbytes * 8):0{nbytes * 2}x}"
+    # The same digits as formatting the number zero-padded, at about half the cost.
+    return getrandbits(nbytes * 8).to_bytes(nbytes, "big").hex()

@@ -123,7 +123,9 @@ class WatchQueue:
         due = self._due
         now = loop.time()
         while due and due[0][0] <= now:
-            due.popleft()[1]._start()
+            watch = due.popleft()[1]
+            if watch._receive is not None:  # not stopped meanwhile
+                watch._start()
         if due:
             self._timer = loop.call_at(due[0][0], self._tick, loop)
 

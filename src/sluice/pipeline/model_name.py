@@ -20,6 +20,8 @@ Applied in one place, where an attempt's answer goes to the client
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import orjson
 
 _KEY = b'"model"'
@@ -122,3 +124,10 @@ class ModelNamer:
             return piece
         out.append(piece[done:])
         return b"".join(out)
+
+
+@lru_cache(maxsize=1024)
+def namer_for(public: str) -> ModelNamer:
+    """The (immutable) namer of ``public``, built once per name: the names an admitted
+    request may ask for are the model table's, so the cache stays small."""
+    return ModelNamer(public)

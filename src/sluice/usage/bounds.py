@@ -81,20 +81,16 @@ _GET_INT4 = attrgetter(*_INT4)
 _SHORTEST = min(limit for _, limit in _STRINGS)
 
 
-def _short_and_plain(strings: tuple[str | None, ...]) -> bool:
-    """The common case, checked with a few C calls: all the strings together fit the
-    shortest limit and are plain ASCII without NUL."""
-    try:
-        joined = "".join(filter(None, strings))
-    except TypeError:  # not a string
-        return False
-    return len(joined) <= _SHORTEST and joined.isascii() and "\x00" not in joined
-
-
 def bound(e: UsageEvent) -> UsageEvent:
     """Make ``e`` fit its row (in place; cheap when it fits already) and return it."""
     strings = _GET_STRINGS(e)
-    if not _short_and_plain(strings):
+    try:  # the common case, in a few C calls: together they fit the shortest limit and
+        # are plain ASCII without NUL
+        joined = "".join(filter(None, strings))
+        plain = len(joined) <= _SHORTEST and joined.isascii() and "\x00" not in joined
+    except TypeError:  # not a string
+        plain = False
+    if not plain:
         for (name, limit), value in zip(_STRINGS, strings, strict=True):
             if value is not None and not (
                 type(value) is str
@@ -116,7 +112,7 @@ def bound(e: UsageEvent) -> UsageEvent:
     cost = e.cost_micros
     if cost is not None and not 0 <= cost <= INT8_MAX:
         e.cost_micros = _int(cost, INT8_MAX)
-    if not (isfinite(e.latency_ms) and isfinite(e.upstream_ms)):
+    if not isfinite(e.latency_ms + e.upstream_ms):  # both finite (or a sum too large)
         e.latency_ms = e.latency_ms if isfinite(e.latency_ms) else 0.0
         e.upstream_ms = e.upstream_ms if isfinite(e.upstream_ms) else 0.0
     if e.ttft_ms is not None and not isfinite(e.ttft_ms):
