@@ -30,6 +30,7 @@ _PATHS = {
     Endpoint.RESPONSES: "/responses",
 }
 _BASE_CAPABILITIES = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+_RESPONSES = Endpoint.RESPONSES  # read per request: a module constant is cheaper than the class
 
 
 def upstream_body(req: ProviderRequest, upstream_model: str, *, stream_usage: bool) -> bytes:
@@ -134,7 +135,7 @@ class OpenAICompatibleProvider:
         headers = self._auth_headers(call.credential)
         if call.extra_headers:
             headers = {**headers, **call.extra_headers}
-        stream_usage = self._row.stream_usage and req.endpoint is not Endpoint.RESPONSES
+        stream_usage = self._row.stream_usage and req.endpoint is not _RESPONSES
         data = upstream_body(req, call.upstream_model, stream_usage=stream_usage)
         url = self._url(req.endpoint, call.upstream_model)
         ttfb = call.timeouts.ttfb_s
@@ -176,7 +177,7 @@ class OpenAICompatibleProvider:
                 ErrorKind.PROVIDER_BAD_RESPONSE,
                 f"deployment {call.deployment} did not answer with an event stream",
             )
-        if req.endpoint is Endpoint.RESPONSES:
+        if req.endpoint is _RESPONSES:
             return ResponsesEventStream(resp, call)
         return OpenAIStream(resp, call, include_usage=req.include_usage)
 
