@@ -278,6 +278,7 @@ class Unit(Protocol):
     dead_letters: DeadLetterRepository
     scim: ScimRepository
     terms: TermsRepository
+    identities: IdentityRepository
 
 
 class Storage(Protocol):

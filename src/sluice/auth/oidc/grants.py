@@ -1,7 +1,8 @@
 """Apply a sign-in's :class:`~sluice.auth.oidc.mapping.Plan`: global admin, org admin and
 team memberships granted by the groups, and taken back when the groups stop granting them
 (only grants this IdP made: ``Grants`` remembers them). Every change of one sign-in is one
-audited unit of work (``sso.provision``), so the change and its audit entry commit together.
+audited unit of work (``sso.provision``), so the change, its audit entry and the identity's
+record of what it now holds commit together.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 
 from sluice.auth.oidc.mapping import Plan
 from sluice.auth.principal import Principal
-from sluice.storage.base import Grants, Unit
+from sluice.storage.base import Grants, IdentityRepository, Unit
 from sluice.tenancy.changes import new_id, unique
 from sluice.tenancy.model import (
     Directory,
@@ -25,6 +26,10 @@ from sluice.tenancy.model import (
     TeamRole,
     User,
 )
+
+Record = Callable[[IdentityRepository, Grants], Awaitable[None]]
+"""Write the sign-in on the identity (what the groups hold after it) through the repository
+it is given."""
 
 
 class Changing(Protocol):
@@ -67,8 +72,13 @@ async def apply(
     before: Grants,
     directory: Directory,
     now: float,
+    record: Record,
+    identities: IdentityRepository,
 ) -> Grants:
-    """Bring ``user``'s roles and IdP teams in line with ``plan``; the grants held after."""
+    """Bring ``user``'s roles and IdP teams in line with ``plan``, and ``record`` the sign-in;
+    the grants held after. When something changes, ``record`` writes through the unit of work
+    (``unit.identities``): roles are never granted that the identity does not remember; else
+    through ``identities``, on its own."""
     steps = _Steps(user, plan, before, directory)
     _admin(steps)
     if org is not None:
@@ -87,6 +97,9 @@ async def apply(
         ) as unit:
             for write in steps.writes:
                 await write(unit)
+            await record(unit.identities, after)
+    else:
+        await record(identities, after)
     return after
 
 

@@ -7,6 +7,7 @@ sign-in (``grants.apply``) and audited.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from sluice.auth.oidc import grants
@@ -138,22 +139,24 @@ class Provisioner:
                 )
             user = await self._create(actor, config, claims, email, org)
         before = known.grants if known is not None and known.grants else Grants()
-        held = await self._apply(actor, user, org=org, the_plan=the_plan, before=before)
-        if known is not None:
-            await self._identities.signed_in(
-                issuer, subject, at=now, email=email, groups=groups, grants=held
-            )
-            return user.id
-        record = IdentityRecord(issuer, subject, user.id, email, groups, now, now, held)
-        if not await self._identities.create(record):
-            raise forbidden("This sign-in raced another one for the same person; sign in again.")
+        record = IdentityRecord(issuer, subject, user.id, email, groups, now, now)
+        write = signed_in(record) if known is not None else first_sign_in(record)
+        await self._apply(actor, user, org=org, the_plan=the_plan, before=before, record=write)
         return user.id
 
     async def _apply(
-        self, actor: Principal, user: User, *, org: Org | None, the_plan: Plan, before: Grants
+        self,
+        actor: Principal,
+        user: User,
+        *,
+        org: Org | None,
+        the_plan: Plan,
+        before: Grants,
+        record: grants.Record,
     ) -> Grants:
-        """``grants.apply`` to what exists now; when another sign-in made a team this one
-        meant to make (a 409, nothing written), once more."""
+        """``grants.apply`` to what exists now, recording the sign-in on the identity in the
+        same unit of work; when another sign-in made a team this one meant to make (a 409,
+        nothing written), once more."""
         for attempt in range(2):
             try:
                 return await grants.apply(
@@ -165,6 +168,8 @@ class Provisioner:
                     before=before,
                     directory=await self._lookup.directory(),
                     now=self._clock.now(),
+                    record=record,
+                    identities=self._identities,
                 )
             except GatewayError as exc:
                 if exc.status != 409 or attempt:
@@ -249,6 +254,38 @@ class Provisioner:
                 orgs = (await self._lookup.directory()).orgs
                 org = next((o for o in orgs if o.name == wanted), None)
         return org
+
+
+def signed_in(record: IdentityRecord) -> grants.Record:
+    """A known identity's sign-in: its time, claims and what the groups hold now."""
+
+    async def write(identities: IdentityRepository, held: Grants) -> None:
+        await identities.signed_in(
+            record.issuer,
+            record.subject,
+            at=record.last_sign_in_at,
+            email=record.email,
+            groups=record.groups,
+            grants=held,
+        )
+
+    return write
+
+
+def first_sign_in(record: IdentityRecord) -> grants.Record:
+    """A new identity, linked to its user. Another sign-in of the same person that linked it
+    first is a 403 (sign in again), and the unit of work this runs in rolls back: looked up
+    before inserting, so the insert's unique violation, which aborts a PostgreSQL transaction,
+    is only met when the other sign-in commits in between (``create`` then says ``False``)."""
+
+    async def write(identities: IdentityRepository, held: Grants) -> None:
+        first = replace(record, grants=held)
+        if await identities.get(record.issuer, record.subject) is not None or not (
+            await identities.create(first)
+        ):
+            raise forbidden("This sign-in raced another one for the same person; sign in again.")
+
+    return write
 
 
 def _keeps_org(user: User, config: OidcProviderConfig, directory: Directory) -> bool:

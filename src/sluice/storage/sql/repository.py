@@ -15,6 +15,7 @@ from sluice.limits.settings import stored_limits
 from sluice.scim.store import ScimRepository
 from sluice.storage.base import (
     CredentialRepository,
+    IdentityRepository,
     KeyRepository,
     MetaRepository,
     StoredCredential,
@@ -300,6 +301,7 @@ class SqlUnit:
         self.dead_letters: DeadLetterRepository = SqlDeadLetters(db)
         self.scim: ScimRepository = SqlScim(db)
         self.terms: TermsRepository = SqlTerms(db)
+        self.identities: IdentityRepository = SqlIdentities(db)
 
 
 class SqlStorage:
