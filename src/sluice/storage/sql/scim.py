@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 
 from sluice.scim.store import GroupLink, UserLink
 from sluice.storage.sql import tables as t
@@ -44,33 +44,32 @@ class SqlScim:
             }
 
     async def put_user(self, link: UserLink) -> None:
-        u = t.scim_users
-        async with self._db.begin() as conn:
-            await conn.execute(delete(u).where(u.c.user_id == link.user_id))
-            await conn.execute(
-                u.insert().values(
-                    user_id=link.user_id,
-                    org_id=link.org_id,
-                    external_id=link.external_id,
-                    name=link.name,
-                    created_at=_dt(link.created_at),
-                    updated_at=_dt(link.updated_at),
-                )
-            )
+        await self._replace(
+            t.scim_users,
+            user_id=link.user_id,
+            org_id=link.org_id,
+            external_id=link.external_id,
+            name=link.name,
+            created_at=_dt(link.created_at),
+            updated_at=_dt(link.updated_at),
+        )
 
     async def put_group(self, link: GroupLink) -> None:
-        g = t.scim_groups
+        await self._replace(
+            t.scim_groups,
+            team_id=link.team_id,
+            org_id=link.org_id,
+            external_id=link.external_id,
+            created_at=_dt(link.created_at),
+            updated_at=_dt(link.updated_at),
+        )
+
+    async def _replace(self, table: Table, **values: Any) -> None:
+        """Write one link row, replacing the one with the same primary key."""
+        (key,) = table.primary_key.columns
         async with self._db.begin() as conn:
-            await conn.execute(delete(g).where(g.c.team_id == link.team_id))
-            await conn.execute(
-                g.insert().values(
-                    team_id=link.team_id,
-                    org_id=link.org_id,
-                    external_id=link.external_id,
-                    created_at=_dt(link.created_at),
-                    updated_at=_dt(link.updated_at),
-                )
-            )
+            await conn.execute(delete(table).where(key == values[key.name]))
+            await conn.execute(table.insert().values(**values))
 
     async def delete_user(self, user_id: str) -> None:
         async with self._db.begin() as conn:
