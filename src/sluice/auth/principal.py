@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +23,42 @@ class Scoped(Generic[S]):
 
     scope: str
     spec: S
+
+
+@dataclass(frozen=True, slots=True)
+class McpAccess:
+    """The MCP servers and tools a principal may use, after every level narrowed (the rule
+    of model access: a lower level can only narrow).
+
+    Tool patterns are ``server/tool``; ``*`` matches any run of characters (``github/*``).
+    """
+
+    servers: frozenset[str] | None = None
+    """Server names this principal may use; ``None``: every configured server."""
+    tools_allow: tuple[tuple[str, ...], ...] = ()
+    """One pattern list per level that set an allow list: a tool must match each of them."""
+    tools_deny: tuple[str, ...] = ()
+    """A tool matching any of these is excluded."""
+
+    def may_use_server(self, server: str) -> bool:
+        return self.servers is None or server in self.servers
+
+    def may_use_tool(self, server: str, tool: str) -> bool:
+        if not self.may_use_server(server):
+            return False
+        name = f"{server}/{tool}"
+        if any(_matches(p, name) for p in self.tools_deny):
+            return False
+        return all(any(_matches(p, name) for p in level) for level in self.tools_allow)
+
+
+def _matches(pattern: str, name: str) -> bool:
+    if "*" not in pattern:
+        return pattern == name
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("*"))), name) is not None
+
+
+MCP_ALL = McpAccess()
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +88,8 @@ class Principal:
     terms_pending: str | None = None
     """The terms-of-service version the owner must accept before this principal is let in
     (``403 terms_not_accepted``); ``None``: nothing pending."""
+    mcp: McpAccess = MCP_ALL
+    """The MCP servers and tools this principal may use."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def checks_for(self, model: str) -> tuple[LimitCheck, ...]:

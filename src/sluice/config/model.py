@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
 from sluice.config.body_logging import BodyLoggingConfig
+from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
 
@@ -124,6 +125,8 @@ class GatewayConfig(_Frozen):
     body_logging: BodyLoggingConfig = Field(default_factory=BodyLoggingConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     """Console sign-in: local accounts and OpenID Connect providers (docs/sso.md)."""
+    mcp: McpConfig = Field(default_factory=McpConfig)
+    """Upstream MCP servers and the MCP gateway's transport settings (docs/mcp.md)."""
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -60,3 +60,13 @@ class UsageEvent:
     bodies: BodyCapture | None = None
     """The request and response bytes, when body logging covers this request (never
     stored in the usage row)."""
+    mcp_server: str | None = None
+    """MCP rows (``endpoint`` ``mcp.tool`` or ``mcp.session``): the upstream server."""
+    mcp_tool: str | None = None
+    """MCP tool-call rows: the tool's name on its server (not prefixed)."""
+    bytes_in: int = 0
+    """MCP rows: bytes of the JSON-RPC request received from the client."""
+    bytes_out: int = 0
+    """MCP rows: bytes of the JSON-RPC answer sent to the client."""
+    rpc_error: int | None = None
+    """MCP rows: the JSON-RPC error code answered (``None``: success)."""

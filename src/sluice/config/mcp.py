@@ -1,0 +1,96 @@
+"""The MCP gateway's config: the upstream MCP servers and how clients reach them (docs/mcp.md)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from sluice.config.secrets import SecretRef
+
+SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+"""A server's name: it is a path segment (``/mcp/{name}``) and a tool-name prefix."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ToolFilter(_Frozen):
+    """Which of a server's tools are offered: ``allow`` (when set) keeps only those, ``deny``
+    removes. Entries are tool names; ``*`` matches any run of characters."""
+
+    allow: tuple[str, ...] | None = None
+    deny: tuple[str, ...] = ()
+
+
+class McpServerConfig(_Frozen):
+    """One upstream MCP server."""
+
+    name: Annotated[str, Field(pattern=SERVER_NAME.pattern)]
+    description: str = ""
+    tags: tuple[str, ...] = ()
+    transport: Literal["streamable_http", "sse", "stdio"]
+    url: str | None = None
+    """``streamable_http`` and ``sse``: the server's endpoint."""
+    headers: dict[str, SecretRef] = Field(default_factory=dict)
+    """Sent upstream on every request (``env:NAME`` references are read when sent)."""
+    command: str | None = None
+    """``stdio``: the program Sluice starts."""
+    args: tuple[str, ...] = ()
+    env: dict[str, SecretRef] = Field(default_factory=dict)
+    """``stdio``: extra environment of the process."""
+    cwd: str | None = None
+    share: bool = False
+    """``stdio``: one process serves every gateway session (for servers that keep no
+    per-client state). Off: each gateway session gets its own process."""
+    allow_private: bool = False
+    """Allow a URL on a link-local or cloud-metadata address (refused otherwise)."""
+    tools: ToolFilter = Field(default_factory=ToolFilter)
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Deadline of one upstream request (a tool call included)."""
+
+    @model_validator(mode="after")
+    def _shape(self) -> McpServerConfig:
+        if self.transport == "stdio":
+            if not self.command:
+                raise ValueError(f"mcp server {self.name!r}: stdio needs command")
+            if self.url:
+                raise ValueError(f"mcp server {self.name!r}: stdio takes no url")
+        else:
+            if not self.url:
+                raise ValueError(f"mcp server {self.name!r}: {self.transport} needs url")
+            if self.command:
+                raise ValueError(f"mcp server {self.name!r}: {self.transport} takes no command")
+        return self
+
+
+class McpConfig(_Frozen):
+    """``mcp:`` in the config file."""
+
+    servers: tuple[McpServerConfig, ...] = ()
+    separator: Annotated[str, Field(min_length=1, max_length=4, pattern=r"^[A-Za-z0-9_.:-]+$")] = (
+        "__"
+    )
+    """Between the server name and the tool (or prompt) name on the aggregated ``/mcp``."""
+    session_idle_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 1800.0
+    """A client session unused this long is closed (its upstream sessions too)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` values accepted on ``/mcp`` (``host:port``, ``host:*`` for any port). Empty:
+    the address the gateway listens on and ``localhost``/``127.0.0.1`` on any port."""
+    allowed_origins: tuple[str, ...] = ()
+    """``Origin`` values accepted (a request without ``Origin`` is allowed)."""
+    max_result_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 8 * 1024 * 1024
+    """Largest upstream message relayed to a client; larger answers a JSON-RPC error."""
+    allow_external: bool = False
+    """``/v1/responses`` ``mcp`` tools may point at a URL that is not a configured server."""
+
+    @model_validator(mode="after")
+    def _unique(self) -> McpConfig:
+        seen: set[str] = set()
+        for i, server in enumerate(self.servers):
+            if server.name in seen:
+                raise ValueError(f"mcp.servers[{i}].name: {server.name!r} is used twice")
+            seen.add(server.name)
+        return self

@@ -1,0 +1,74 @@
+"""Connections to upstream MCP servers: one SDK ``ClientSession`` over Streamable HTTP, the
+older HTTP+SSE transport, or a stdio process."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.sse import sse_client
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamablehttp_client
+
+from sluice.config.mcp import McpServerConfig
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """What an upstream may ask of the client behind one gateway session: the SDK
+    ``ClientSession`` callbacks (``None``: the SDK's default answer)."""
+
+    sampling: Any = None
+    elicitation: Any = None
+    list_roots: Any = None
+    logging: Any = None
+    message_handler: Any = None
+
+
+NO_HOOKS = Hooks()
+
+
+@contextlib.asynccontextmanager
+async def open_session(
+    server: McpServerConfig, hooks: Hooks = NO_HOOKS
+) -> AsyncIterator[ClientSession]:
+    """An initialised client session to ``server``, closed on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        if server.transport == "stdio":
+            assert server.command is not None
+            params = StdioServerParameters(
+                command=server.command,
+                args=list(server.args),
+                env={k: v.resolve() or "" for k, v in server.env.items()} or None,
+                cwd=server.cwd,
+            )
+            read, write = await stack.enter_async_context(stdio_client(params))
+        else:
+            assert server.url is not None
+            headers = {k: v.resolve() or "" for k, v in server.headers.items()}
+            if server.transport == "sse":
+                read, write = await stack.enter_async_context(
+                    sse_client(server.url, headers=headers, timeout=server.timeout_s)
+                )
+            else:
+                read, write, _ = await stack.enter_async_context(
+                    streamablehttp_client(server.url, headers=headers, timeout=server.timeout_s)
+                )
+        session = await stack.enter_async_context(
+            ClientSession(
+                read,
+                write,
+                read_timeout_seconds=timedelta(seconds=server.timeout_s),
+                sampling_callback=hooks.sampling,
+                elicitation_callback=hooks.elicitation,
+                list_roots_callback=hooks.list_roots,
+                logging_callback=hooks.logging,
+                message_handler=hooks.message_handler,
+            )
+        )
+        await session.initialize()
+        yield session
