@@ -92,6 +92,8 @@ ALLOWED: dict[str, set[str]] = {
     # SCIM provisioning: writes through the tenancy service (its link records: scim.store)
     "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
     "alerts": {"clock", "config", "outage", "tasks", "auth", "budgets", "routing"},
+    # the MCP gateway: upstream registry, transports, supervision
+    "mcp": _FOUNDATION | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
     # the data plane's use cases
     "pipeline": _FOUNDATION
@@ -114,11 +116,11 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics", "runtime", "wiring", "background", "control"},
+    | {"analytics", "runtime", "wiring", "background", "control", "mcp"},
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
-    | {"storage.sql"},
+    | {"storage.sql", "mcp"},
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}

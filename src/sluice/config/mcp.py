@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from sluice.config.mcp_urls import RefusedUrl, check_url
 from sluice.config.secrets import SecretRef
 
 SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -63,6 +64,10 @@ class McpServerConfig(_Frozen):
                 raise ValueError(f"mcp server {self.name!r}: {self.transport} needs url")
             if self.command:
                 raise ValueError(f"mcp server {self.name!r}: {self.transport} takes no command")
+            try:
+                check_url(self.url, allow_private=self.allow_private)
+            except RefusedUrl as exc:
+                raise ValueError(f"mcp server {self.name!r}: url: {exc}") from None
         return self
 
 
@@ -85,6 +90,12 @@ class McpConfig(_Frozen):
     """Largest upstream message relayed to a client; larger answers a JSON-RPC error."""
     allow_external: bool = False
     """``/v1/responses`` ``mcp`` tools may point at a URL that is not a configured server."""
+    restart_backoff_s: Annotated[float, Field(gt=0, le=60)] = 0.5
+    """First wait before a dead ``share: true`` stdio server is started again; doubled on
+    each failure in a row, up to ``restart_backoff_max_s``."""
+    restart_backoff_max_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    stderr_tail_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = 8192
+    """How much of a stdio server's latest stderr output is kept (health, logs)."""
 
     @model_validator(mode="after")
     def _unique(self) -> McpConfig:
