@@ -27,6 +27,7 @@ from sluice.config import GatewayConfig
 from sluice.control.plane import ControlPlane
 from sluice.credentials.resolve import ProviderCredentials
 from sluice.lifecycle import Lifecycle
+from sluice.mcp.registry import Registry
 from sluice.observability.wiring import build_observability
 from sluice.routing.table import ModelTable
 from sluice.runtime import Runtime, new_session, resolve_config
@@ -133,7 +134,9 @@ async def open_process(
     storage = _storage(settings)
     redis: Any = None
     session: aiohttp.ClientSession | None = None
+    mcp = Registry(config.mcp, clock=clock)
     try:
+        await mcp.__aenter__()
         if settings.redis_url:
             from redis.asyncio import Redis as RedisClient
 
@@ -178,6 +181,7 @@ async def open_process(
                 settings, config, table=table, writer=usage, breakers=breakers
             ),
             body_policy=body_policy,
+            mcp=mcp,
             redis=redis,
             credentials=ProviderCredentials(
                 {name: p.api_key_ref for name, p in config.providers.items()}
@@ -207,6 +211,7 @@ async def open_process(
         await rt.usage.close()  # its observers count the last rows, so metrics close after
         rt.observability.close()
     finally:
+        await mcp.aclose()  # every stdio process it started is gone after this
         if session is not None:
             await session.close()
         if redis is not None:

@@ -20,6 +20,7 @@ from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.resolve import ProviderCredentials
 from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
+from sluice.mcp.registry import Registry
 from sluice.observability.wiring import Observability
 from sluice.pipeline.services import Services
 from sluice.providers.base import ReadLimits
@@ -52,6 +53,8 @@ class Runtime:
     budgets: BudgetStore
     pricer: Pricer
     observability: Observability
+    mcp: Registry
+    """The upstream MCP servers (config and stored), their connections and health."""
     redis: Redis | None = None
     credentials: ProviderCredentials = field(default_factory=ProviderCredentials)
     """Each provider's API key: the decrypted stored one (written by the control plane's
