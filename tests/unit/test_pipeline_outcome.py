@@ -80,9 +80,18 @@ def test_every_row_field_comes_from_the_arrival_or_the_outcome() -> None:
         "bodies": capture,
     }
     names = {f.name for f in fields(UsageEvent)}
-    assert names == {*expected, "latency_ms"}
+    assert names == {*expected, "latency_ms", *MCP_ONLY}
+    assert all(getattr(row, name) == fields_default(name) for name in MCP_ONLY)
     assert {name: getattr(row, name) for name in expected} == expected
     assert row.latency_ms > 0
+
+
+MCP_ONLY = ("mcp_server", "mcp_tool", "bytes_in", "bytes_out", "rpc_error")
+"""Fields only MCP rows fill (``sluice.mcp``); a model request leaves their defaults."""
+
+
+def fields_default(name: str) -> object:
+    return next(f.default for f in fields(UsageEvent) if f.name == name)
 
 
 def test_a_request_refused_before_parsing_has_an_empty_row() -> None:
