@@ -85,6 +85,10 @@ class McpConfig(_Frozen):
     """Largest upstream message relayed to a client; larger answers a JSON-RPC error."""
     allow_external: bool = False
     """``/v1/responses`` ``mcp`` tools may point at a URL that is not a configured server."""
+    max_tool_rounds: Annotated[int, Field(ge=1, le=64)] = 8
+    """``/v1/responses`` with ``mcp`` tools: the most model rounds whose MCP tool calls the
+    gateway runs for one request. A model still calling tools after that many rounds ends
+    the response ``incomplete`` (reason ``max_tool_rounds``)."""
 
     @model_validator(mode="after")
     def _unique(self) -> McpConfig:
