@@ -98,7 +98,7 @@ def mcp_specs(
             raise BadRequest(f"'{where}.server_url' must be a string", param=f"{where}.server_url")
         if tool.get("connector_id") is not None:
             raise BadRequest(
-                f"'{where}.connector_id': connectors are OpenAI's; name a gateway MCP server "
+                f"'{where}.connector_id': connectors are not offered; name a gateway MCP server "
                 "in server_label",
                 param=f"{where}.connector_id",
             )
