@@ -30,6 +30,7 @@ from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutt
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
+from sluice.pipeline.mcp_loop import McpTools, ToolRunner
 from sluice.runtime import Runtime
 from sluice.settings import Settings, load_settings
 
@@ -67,11 +68,18 @@ class SluiceApp:
     """The ASGI application. ``runtime`` and ``control`` are set while the lifespan runs."""
 
     def __init__(
-        self, settings: Settings, config: GatewayConfig | None = None, *, clock: Clock | None = None
+        self,
+        settings: Settings,
+        config: GatewayConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        tool_runner: ToolRunner | None = None,
     ) -> None:
+        """``tool_runner``: what runs MCP tools for ``/v1/responses`` ``mcp`` tools."""
         self.settings = settings
         self._config = config
         self._clock = clock
+        self._tool_runner = tool_runner
         self.runtime: Runtime | None = None
         self.control: ControlPlane | None = None
         self._routes: dict[str, tuple[str, Handler]] = {}
@@ -142,7 +150,10 @@ class SluiceApp:
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(
-            plane, rt.storage.responses, max_body_bytes=self.settings.max_body_bytes
+            plane,
+            rt.storage.responses,
+            max_body_bytes=self.settings.max_body_bytes,
+            mcp=self._mcp_tools(rt),
         )
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
         self._routes = data_routes(plane, messages, responses, ready, health)
@@ -177,6 +188,19 @@ class SluiceApp:
         self._hook = SigtermHook(lambda: rt.tasks.spawn(self._drain(), name="drain"))
         self._hook.install()
         return rt
+
+    def _mcp_tools(self, rt: Runtime) -> McpTools | None:
+        """The Responses MCP tool loop's dependencies, when a tool runner is there."""
+        if self._tool_runner is None:
+            return None
+        servers = {server.name: server for server in rt.config.mcp.servers}
+        return McpTools(
+            runner=self._tool_runner,
+            servers=lambda: servers,
+            config=rt.config.mcp,
+            record=rt.usage.record,
+            store=rt.storage.responses,
+        )
 
     async def _drain(self) -> None:
         """SIGTERM: refuse new requests, let those in flight end, then let the server stop."""

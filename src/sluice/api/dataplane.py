@@ -64,6 +64,9 @@ def new_request_id() -> str:
 
 
 Prepare = Callable[[ProviderRequest, Principal], Awaitable[ProviderRequest]]
+Run = Callable[[Services, RequestContext], Awaitable[Outcome]]
+"""How an admitted request is served: :func:`serve`, or a route's own use case over it
+(the Responses MCP tool loop)."""
 
 _OPENAI_CHAT = OpenAIDialect(Endpoint.CHAT)
 _OPENAI_COMPLETIONS = OpenAIDialect(Endpoint.COMPLETIONS)
@@ -154,10 +157,13 @@ class DataPlane:
         *,
         forward: tuple[bytes, ...] = (),
         prepare: Prepare | None = None,
+        run: Run = serve,
     ) -> None:
         """Serve one request in ``dialect``; ``forward`` names request headers passed on to a
         provider that speaks the dialect natively; ``prepare`` completes a parsed request
-        with what it refers to (e.g. a previous response)."""
+        with what it refers to (e.g. a previous response); ``run`` serves the admitted
+        request (it answers on the context's sink and returns the outcome whose usage row
+        this handler records)."""
         started = time.perf_counter()
         seen = self._scan(scope)
         request_id = new_request_id()
@@ -215,7 +221,7 @@ class DataPlane:
                     _sla(scope) if svc.router.policy.enabled else None,
                 ),
             )
-            outcome = await serve(svc, ctx)
+            outcome = await run(svc, ctx)
         except (Exception, asyncio.CancelledError) as exc:
             outcome = await self._failed(exc, arrival, sink, send=send, base=base, dialect=dialect)
         finally:

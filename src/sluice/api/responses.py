@@ -7,13 +7,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sluice.api.dataplane import DataPlane, new_request_id
+from sluice.api.dataplane import DataPlane, Run, new_request_id
 from sluice.api.render import BodyTooLarge, Receive, Scope, Send, answer_json, read_body
 from sluice.auth.principal import Principal
 from sluice.errors import ErrorKind, GatewayError
+from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects import responses_items as ri
 from sluice.pipeline.dialects.responses import ResponsesDialect
 from sluice.pipeline.dialects.responses_compact import CompactDialect
+from sluice.pipeline.mcp_loop import McpTools, serve_responses
+from sluice.pipeline.outcome import Outcome
+from sluice.pipeline.run import serve
+from sluice.pipeline.services import Services
 from sluice.storage.base import ResponseRepository, StoredResponse
 
 
@@ -28,16 +33,39 @@ FORWARDED = (b"openai-beta",)
 
 
 class ResponsesRoutes:
-    def __init__(self, plane: DataPlane, store: ResponseRepository, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        plane: DataPlane,
+        store: ResponseRepository,
+        *,
+        max_body_bytes: int,
+        mcp: McpTools | None = None,
+    ) -> None:
+        """``mcp``: what runs ``mcp`` tools (the tool loop); ``None``: they are dropped,
+        named in ``x-sluice-warning``, as other tools chat cannot carry."""
         self._plane = plane
         self._store = store
         self._dialect = ResponsesDialect(store)
         self._compact = CompactDialect(self._dialect)
         self._limit = max_body_bytes
+        self._run: Run = serve
+        if mcp is not None:
+            tools = mcp
+
+            async def run(svc: Services, ctx: RequestContext) -> Outcome:
+                return await serve_responses(svc, ctx, tools)
+
+            self._run = run
 
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._plane.handle(
-            scope, receive, send, self._dialect, forward=FORWARDED, prepare=self._dialect.prepare
+            scope,
+            receive,
+            send,
+            self._dialect,
+            forward=FORWARDED,
+            prepare=self._dialect.prepare,
+            run=self._run,
         )
 
     async def by_id(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -96,6 +96,10 @@ class McpConfig(_Frozen):
     restart_backoff_max_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
     stderr_tail_bytes: Annotated[int, Field(ge=256, le=1024 * 1024)] = 8192
     """How much of a stdio server's latest stderr output is kept (health, logs)."""
+    max_tool_rounds: Annotated[int, Field(ge=1, le=64)] = 8
+    """``/v1/responses`` with ``mcp`` tools: the most model rounds whose MCP tool calls the
+    gateway runs for one request. A model still calling tools after that many rounds ends
+    the response ``incomplete`` (reason ``max_tool_rounds``)."""
 
     @model_validator(mode="after")
     def _unique(self) -> McpConfig:

@@ -19,10 +19,13 @@ client)                         (``command``), ``working_directory``, ``timeout_
 ``web_search``,                 dropped: run by OpenAI's servers, no chat model can run them.
 ``file_search``,                The answer names them in ``x-sluice-warning``
 ``computer_use_preview``,
-``mcp``,
 ``image_generation``,
 ``code_interpreter``, others
 ==============================  =============================================================
+
+``mcp`` tools never reach this table when the gateway runs MCP tools: the tool loop
+(``sluice.pipeline.mcp_loop``) offers their tools as ``function`` tools; without a tool
+runner they are dropped like the built-in tools above.
 """
 
 from __future__ import annotations
