@@ -18,6 +18,7 @@ import orjson
 
 from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.health import DeploymentHealth, Readiness, live
+from sluice.api.mcp import McpRoutes
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
 from sluice.api.render import Receive, Scope, Send, send_error
@@ -29,6 +30,9 @@ from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
+from sluice.mcp.sessions import Sessions
+from sluice.mcp.tools import ToolRunner
+from sluice.mcp.upstream import ConfigUpstreams
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
 from sluice.runtime import Runtime
 from sluice.settings import Settings, load_settings
@@ -163,6 +167,7 @@ class SluiceApp:
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
+        self._prefixes += ((("/mcp",), self._mcp(rt, plane)),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
             self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)
         self._control = _Lazy(lambda: _build(ADMIN, control))
@@ -177,6 +182,26 @@ class SluiceApp:
         self._hook = SigtermHook(lambda: rt.tasks.spawn(self._drain(), name="drain"))
         self._hook.install()
         return rt
+
+    def _mcp(self, rt: Runtime, plane: DataPlane) -> McpRoutes:
+        """The MCP endpoints; their sessions live in the lifespan's task group."""
+        config = rt.config.mcp
+        upstreams = ConfigUpstreams(config.servers)
+        runner = ToolRunner(
+            upstreams, rt.usage.record, clock=rt.clock, max_result_bytes=config.max_result_bytes
+        )
+        sessions = Sessions(runner, upstreams, clock=rt.clock, idle_s=config.session_idle_s)
+        rt.tasks.spawn(sessions.run(), name="mcp-sessions")
+        rt.tasks.spawn(sessions.sweep_forever(), name="mcp-session-sweep")
+        return McpRoutes(
+            lambda scope: plane.authenticate(scope)[0],
+            sessions,
+            runner,
+            rt.usage.record,
+            config=config,
+            clock=rt.clock,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
 
     async def _drain(self) -> None:
         """SIGTERM: refuse new requests, let those in flight end, then let the server stop."""

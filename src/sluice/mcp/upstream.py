@@ -4,10 +4,11 @@ older HTTP+SSE transport, or a stdio process."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.sse import sse_client
@@ -72,3 +73,30 @@ async def open_session(
         )
         await session.initialize()
         yield session
+
+
+class Upstreams(Protocol):
+    """Where the gateway finds its upstream MCP servers (implemented by the server registry)."""
+
+    def servers(self) -> Mapping[str, McpServerConfig]:
+        """Every server by name, as configured now."""
+        ...
+
+    def open(self, name: str, hooks: Hooks) -> AbstractAsyncContextManager[ClientSession]:
+        """An initialised session to server ``name`` whose server->client requests and
+        notifications go to ``hooks``; closed on exit (entered and exited in one task).
+        Raises ``KeyError`` for an unknown server."""
+        ...
+
+
+class ConfigUpstreams:
+    """:class:`Upstreams` over the config's servers: one fresh upstream session per open."""
+
+    def __init__(self, servers: tuple[McpServerConfig, ...]) -> None:
+        self._servers = {s.name: s for s in servers}
+
+    def servers(self) -> Mapping[str, McpServerConfig]:
+        return self._servers
+
+    def open(self, name: str, hooks: Hooks) -> AbstractAsyncContextManager[ClientSession]:
+        return open_session(self._servers[name], hooks)
