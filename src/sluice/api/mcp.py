@@ -73,7 +73,7 @@ class McpRoutes:
             await _error(send, 404, NOT_FOUND, f"no route for {path}")
             return
         server = path[5:] or None
-        seen = {k: v.decode("latin-1") for k, v in scope["headers"] if k in _READ}
+        seen = {k.decode(): v.decode("latin-1") for k, v in scope["headers"] if k in _READ}
         host, origin = seen.get("host"), seen.get("origin")
         if not self._check.host_ok(host, scope):
             await _error(send, 421, MISDIRECTED, f"Host {host!r} is not served here")

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
+import httpx
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamablehttp_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from sluice.config.mcp import McpServerConfig
 
@@ -56,8 +58,14 @@ async def open_session(
                     sse_client(server.url, headers=headers, timeout=server.timeout_s)
                 )
             else:
+                client = await stack.enter_async_context(
+                    create_mcp_http_client(
+                        headers=headers,
+                        timeout=httpx.Timeout(server.timeout_s, read=max(server.timeout_s, 300.0)),
+                    )
+                )
                 read, write, _ = await stack.enter_async_context(
-                    streamablehttp_client(server.url, headers=headers, timeout=server.timeout_s)
+                    streamable_http_client(server.url, http_client=client)
                 )
         session = await stack.enter_async_context(
             ClientSession(
