@@ -45,6 +45,11 @@ NARROW = Principal(
     name="narrow",
     mcp=McpAccess(servers=frozenset({"local"}), tools_deny=("local/get-env",)),
 )
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+INIT = (
+    b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+    b'"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}'
+)
 KEYS = {"sk-alice": ALICE, "sk-bob": BOB, "sk-narrow": NARROW}
 
 

@@ -307,6 +307,9 @@ class GatewaySession:
             await client.send_prompt_list_changed()
 
     async def _forward(self, server: str, req: Any, result_type: type[ResultT]) -> ResultT:
+        # A fresh request of the same kind: the received one carries the client's JSON-RPC
+        # envelope (``jsonrpc``, ``id``) as extra fields, which are not the upstream's.
+        req = type(req)(method=req.method, params=req.params)
         session, slot, config = await self._upstream(server)
         rid = self.server.request_context.request_id
         slot.inflight.append(rid)
