@@ -132,14 +132,12 @@ async def serve_gateway(
     )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
+    sock.listen(128)  # connections queue until uvicorn accepts: no wait for its start
     port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(routes, lifespan="off", log_level="warning"))
     async with anyio.create_task_group() as tg:
         tg.start_soon(sessions.run)
         tg.start_soon(server.serve, [sock])
-        with anyio.fail_after(DEADLINE_S):
-            while not server.started:
-                await anyio.sleep(0.01)
         gateway = Gateway(f"http://127.0.0.1:{port}", clock, sessions, records)
         try:
             yield gateway
