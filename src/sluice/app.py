@@ -18,6 +18,7 @@ import orjson
 
 from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.health import DeploymentHealth, Readiness, live
+from sluice.api.mcp import McpRoutes
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
 from sluice.api.render import Receive, Scope, Send, send_error
@@ -29,8 +30,11 @@ from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
+from sluice.mcp.sessions import Sessions
+from sluice.mcp.tools import ToolRunner
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
-from sluice.pipeline.mcp_loop import McpTools, ToolRunner
+from sluice.pipeline.mcp_loop import McpTools
+from sluice.pipeline.mcp_loop import ToolRunner as McpToolRunner
 from sluice.runtime import Runtime
 from sluice.settings import Settings, load_settings
 
@@ -73,7 +77,7 @@ class SluiceApp:
         config: GatewayConfig | None = None,
         *,
         clock: Clock | None = None,
-        tool_runner: ToolRunner | None = None,
+        tool_runner: McpToolRunner | None = None,
     ) -> None:
         """``tool_runner``: what runs MCP tools for ``/v1/responses`` ``mcp`` tools."""
         self.settings = settings
@@ -149,11 +153,12 @@ class SluiceApp:
             lifecycle=self._life,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
+        mcp, runner = self._mcp(rt, plane)
         responses = ResponsesRoutes(
             plane,
             rt.storage.responses,
             max_body_bytes=self.settings.max_body_bytes,
-            mcp=self._mcp_tools(rt),
+            mcp=self._mcp_tools(rt, runner),
         )
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
         self._routes = data_routes(plane, messages, responses, ready, health)
@@ -174,6 +179,7 @@ class SluiceApp:
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
+        self._prefixes += ((("/mcp",), mcp),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
             self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)
         self._control = _Lazy(lambda: _build(ADMIN, control))
@@ -189,14 +195,33 @@ class SluiceApp:
         self._hook.install()
         return rt
 
-    def _mcp_tools(self, rt: Runtime) -> McpTools | None:
-        """The Responses MCP tool loop's dependencies, when a tool runner is there."""
-        if self._tool_runner is None:
-            return None
-        servers = {server.name: server for server in rt.config.mcp.servers}
+    def _mcp(self, rt: Runtime, plane: DataPlane) -> tuple[McpRoutes, ToolRunner]:
+        """The MCP endpoints and the tool runner they share with ``/v1/responses``; their
+        sessions live in the lifespan's task group."""
+        config = rt.config.mcp
+        runner = ToolRunner(
+            rt.mcp, rt.usage.record, clock=rt.clock, max_result_bytes=config.max_result_bytes
+        )
+        sessions = Sessions(runner, rt.mcp, clock=rt.clock, idle_s=config.session_idle_s)
+        rt.tasks.spawn(sessions.run(), name="mcp-sessions")
+        rt.tasks.spawn(sessions.sweep_forever(), name="mcp-session-sweep")
+        routes = McpRoutes(
+            lambda scope: plane.authenticate(scope)[0],
+            sessions,
+            runner,
+            rt.usage.record,
+            config=config,
+            clock=rt.clock,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        return routes, runner
+
+    def _mcp_tools(self, rt: Runtime, runner: McpToolRunner) -> McpTools:
+        """What the Responses MCP tool loop runs on: the gateway's own tool runner (tests may
+        pass another to ``SluiceApp``) and the registry's servers."""
         return McpTools(
-            runner=self._tool_runner,
-            servers=lambda: servers,
+            runner=self._tool_runner or runner,
+            servers=rt.mcp.servers,
             config=rt.config.mcp,
             record=rt.usage.record,
             store=rt.storage.responses,

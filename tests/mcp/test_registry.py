@@ -14,6 +14,7 @@ from mcp.shared.exceptions import McpError
 from sluice.clock import FakeClock, SystemClock
 from sluice.config.mcp import McpConfig, McpServerConfig
 from sluice.errors import GatewayError
+from sluice.mcp.errors import RESULT_TOO_LARGE
 from sluice.mcp.registry import Registry
 from sluice.mcp.stdio import StderrTail
 from sluice.mcp.supervisor import backoff_s
@@ -158,13 +159,15 @@ async def test_upstream_that_never_answers_hits_the_deadline() -> None:
         assert (await session.call_tool("echo", {"text": "still"})).content[0].text == "still"  # type: ignore[union-attr]
 
 
-async def test_oversized_message_ends_the_connection_cleanly() -> None:
+async def test_oversized_answer_is_an_error_for_its_request_and_the_server_keeps_serving() -> None:
     cfg = config({"name": "tools", "transport": "stdio", **tool_stdio()}, max_result_bytes=4096)
-    async with registry(cfg) as reg:
-        async with reg.open("tools") as session:
-            with pytest.raises(McpError):
-                await session.call_tool("big", {"size": 100_000})
-        assert "exceeded 4096 bytes" in (reg.health()["tools"].last_error or "")
+    async with registry(cfg) as reg, reg.open("tools") as session:
+        with pytest.raises(McpError) as err:
+            await session.call_tool("big", {"size": 100_000})
+        assert err.value.error.code == RESULT_TOO_LARGE
+        assert "4096 bytes" in err.value.error.message
+        assert (await session.call_tool("echo", {"text": "still"})).content[0].text == "still"  # type: ignore[union-attr]
+        assert reg.health()["tools"].restarts == 0
 
 
 async def test_program_that_cannot_start_is_a_clean_error() -> None:

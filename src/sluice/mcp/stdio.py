@@ -2,10 +2,10 @@
 JSON-RPC on stdin/stdout.
 
 Unlike the SDK's ``stdio_client`` it keeps the process's stderr as a bounded tail (for
-health and logs) instead of passing it through, refuses a message longer than the
-configured bound (the transport ends, so pending requests fail at once and the supervisor
-restarts the server), tells when the process ended, and kills the whole process group on
-exit: nothing Sluice started outlives the transport.
+health and logs) instead of passing it through, never holds a message longer than the
+configured bound (it is skipped, and the request it answers gets a ``RESULT_TOO_LARGE``
+error while the process keeps serving), tells when the process ended, and kills the whole
+process group on exit: nothing Sluice started outlives the transport.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 from collections import deque
@@ -20,12 +21,15 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import anyio
+import orjson
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp import types
 from mcp.client.stdio import get_default_environment
 from mcp.shared.message import SessionMessage
+
+from sluice.mcp.errors import RESULT_TOO_LARGE
 
 log = logging.getLogger("sluice.mcp")
 
@@ -115,7 +119,11 @@ async def _read_stdout(
             except anyio.EndOfStream:
                 return "the process closed its output"
             except anyio.DelimiterNotFound:
-                return f"a message exceeded {spec.max_message_bytes} bytes"
+                if (refusal := await _skip_oversized(reader, spec)) is not None:
+                    await out.send(refusal)
+                continue
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return "the process closed its output"
             if not line.strip():
                 continue
             try:
@@ -124,6 +132,61 @@ async def _read_stdout(
                 await out.send(exc)
                 continue
             await out.send(SessionMessage(message))
+
+
+_ID = rb'("(?:[^"\\]|\\.){0,200}"|-?\d{1,20})'
+_HEAD_ID = re.compile(rb'^\s*\{\s*"jsonrpc"\s*:\s*"2\.0"\s*,\s*"id"\s*:\s*' + _ID)
+_TAIL_ID = re.compile(rb'"id"\s*:\s*' + _ID + rb"\s*\}\s*$")
+EDGE_BYTES = 512
+"""How much of an oversized message's start and end is kept to find the request id."""
+SKIP_BYTES = 64 * 1024
+"""An oversized message is read past in pieces of this size."""
+
+
+async def _skip_oversized(
+    reader: BufferedByteReceiveStream, spec: StdioSpec
+) -> SessionMessage | None:
+    """Consume a message longer than ``spec.max_message_bytes`` without holding it, and
+    answer the request it responds to with ``RESULT_TOO_LARGE``. The id is found where
+    serialisers put it: first after ``jsonrpc`` (Python SDK) or last (TypeScript SDK);
+    without one the message is dropped and logged (its request meets its deadline)."""
+    head = bytes(reader.buffer[:EDGE_BYTES])
+    tail = b""
+    size = 0
+    while True:
+        try:
+            rest = await reader.receive_until(b"\n", SKIP_BYTES)
+        except anyio.DelimiterNotFound:
+            chunk = await reader.receive(SKIP_BYTES)  # the buffered bytes, no newline in them
+            size += len(chunk)
+            tail = (tail + chunk)[-EDGE_BYTES:]
+            continue
+        size += len(rest)
+        tail = (tail + rest)[-EDGE_BYTES:]
+        break
+    found = _HEAD_ID.match(head) or _TAIL_ID.search(tail)
+    log.warning(
+        "mcp server %s: a %d-byte message exceeded %d bytes and was dropped",
+        spec.name,
+        size,
+        spec.max_message_bytes,
+    )
+    if found is None:
+        return None
+    try:
+        ident = orjson.loads(found.group(1))
+    except orjson.JSONDecodeError:
+        return None
+    error = types.JSONRPCError(
+        jsonrpc="2.0",
+        id=ident,
+        error=types.ErrorData(
+            code=RESULT_TOO_LARGE,
+            message=f"the answer of MCP server {spec.name!r} is larger than the gateway's "
+            f"limit of {spec.max_message_bytes} bytes (mcp.max_result_bytes)",
+        ),
+    )
+    return SessionMessage(types.JSONRPCMessage(error))
 
 
 async def _write_stdin(process: Process, inbox: MemoryObjectReceiveStream[SessionMessage]) -> None:

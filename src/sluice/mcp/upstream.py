@@ -4,10 +4,11 @@ older HTTP+SSE transport, or a stdio process (``sluice.mcp.stdio``)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -118,3 +119,17 @@ async def open_session(
     ):
         await session.initialize()
         yield session
+
+
+class Upstreams(Protocol):
+    """Where the gateway finds its upstream MCP servers (implemented by the server registry)."""
+
+    def servers(self) -> Mapping[str, McpServerConfig]:
+        """Every server by name, as configured now."""
+        ...
+
+    def open(self, name: str, hooks: Hooks) -> AbstractAsyncContextManager[ClientSession]:
+        """An initialised session to server ``name`` whose server->client requests and
+        notifications go to ``hooks``; closed on exit (entered and exited in one task).
+        Raises ``GatewayError`` (404) for an unknown server."""
+        ...
