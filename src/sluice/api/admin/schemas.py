@@ -359,9 +359,7 @@ class KeyOut(GovernanceOut):
             revoked_at=when(r.revoked_at),
             last_used_at=when(r.last_used_at),
             metadata=r.metadata,
-            **GovernanceOut.of(
-                Governance(r.models, r.models_exclude, r.limits, r.budget)
-            ).model_dump(),
+            **GovernanceOut.of(Governance.of_key(r)).model_dump(),
         )
 
 
