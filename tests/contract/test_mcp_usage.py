@@ -79,3 +79,14 @@ async def test_mcp_fields_survive_the_dead_letters(storage: SqlStorage) -> None:
     [stored] = await storage.dead_letters.page(limit=10)
     assert stored.event == e
     assert replace(stored.event, bodies=None).mcp_tool == "echo"
+
+
+async def test_a_batch_of_mcp_rows_only_is_written(storage: SqlStorage) -> None:
+    writer = UsageWriter(storage.usage, Keys(), dead_letters=storage.dead_letters)  # type: ignore[arg-type]
+    for i in range(3):
+        writer.record(tool_call(f"r{i}"))
+    assert await writer.flush() == 3
+    assert writer.dead_lettered == 0
+    assert await storage.usage.count() == 3
+    async with storage.engine.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(t.rollup_hourly)) == 0

@@ -36,6 +36,7 @@ from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
 from sluice.storage.sql.identities import SqlIdentities
+from sluice.storage.sql.mcp_analytics import SqlMcpAnalytics
 from sluice.storage.sql.scim import SqlScim
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.terms import SqlTerms
@@ -328,6 +329,7 @@ class SqlStorage:
         self.spend = SqlSpend(engine)
         self.alerts = SqlAlerts(engine)
         self.analytics = SqlAnalytics(engine)
+        self.mcp_analytics = SqlMcpAnalytics(engine)
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)
