@@ -93,6 +93,8 @@ ALLOWED: dict[str, set[str]] = {
     "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
     "alerts": {"clock", "config", "outage", "tasks", "auth", "budgets", "routing"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
+    # the MCP gateway: upstream sessions (config), access and accounting (the domain)
+    "mcp": _FOUNDATION | _DOMAIN | {"config"},
     # the data plane's use cases
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}

@@ -9,6 +9,7 @@ import pytest
 
 from sluice.auth.keys import KeyRecord
 from sluice.auth.principal import MCP_ALL, Principal
+from sluice.config.mcp import SERVER_NAME
 from sluice.errors import BadRequest
 from sluice.limits.settings import LimitSettings
 from sluice.limits.spec import LimitSpec
@@ -177,3 +178,7 @@ def test_good_lists_pass_and_unknown_servers_are_accepted() -> None:
             mcp_tools_exclude=("*/delete_*",),
         )
     )
+
+
+def test_the_server_name_rule_is_the_configs() -> None:
+    assert bounds.MCP_SERVER_NAME.pattern == SERVER_NAME.pattern

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sluice.budgets.spec import BUDGET_USD_MAX, PERIODS, BudgetSettings
-from sluice.config.mcp import SERVER_NAME
 from sluice.errors import BadRequest
 from sluice.limits.settings import LimitSettings
 from sluice.limits.spec import LIMIT_MAX
@@ -32,8 +31,9 @@ MODEL_NAMES_MAX = 500
 """Entries of ``models``, ``models_exclude`` and ``limits.models``."""
 MCP_NAMES_MAX = 500
 """Entries of ``mcp_servers``, ``mcp_servers_exclude``, ``mcp_tools``, ``mcp_tools_exclude``."""
-MCP_SERVER_NAME = SERVER_NAME
-"""An MCP server name; a name no server has yet is accepted (servers can be added later)."""
+MCP_SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+"""An MCP server name, as ``sluice.config.mcp.SERVER_NAME`` (a test keeps them equal); a
+name no server has yet is accepted (servers can be added later)."""
 MCP_TOOL_PATTERN = re.compile(r"^[a-z0-9*][a-z0-9_*-]{0,63}/[^\x00-\x1f\x7f\s]{1,200}$")
 """``server/tool``: a server name (``*`` allowed), a slash, a tool name or pattern (``*``
 allowed; no spaces or control characters)."""
