@@ -92,9 +92,10 @@ ALLOWED: dict[str, set[str]] = {
     # SCIM provisioning: writes through the tenancy service (its link records: scim.store)
     "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
     "alerts": {"clock", "config", "outage", "tasks", "auth", "budgets", "routing"},
-    "observability": {"config", "ids", "types", "settings", "routing", "usage"},
-    # the MCP gateway: upstream sessions (config), access and accounting (the domain)
+    # the MCP gateway: upstream registry, transports, supervision; access and quotas (the
+    # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
+    "observability": {"config", "ids", "types", "settings", "routing", "usage"},
     # the data plane's use cases
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
