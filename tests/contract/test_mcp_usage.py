@@ -90,3 +90,33 @@ async def test_a_batch_of_mcp_rows_only_is_written(storage: SqlStorage) -> None:
     assert await storage.usage.count() == 3
     async with storage.engine.connect() as conn:
         assert await conn.scalar(select(func.count()).select_from(t.rollup_hourly)) == 0
+
+
+async def test_migration_0016_adds_and_removes_the_mcp_columns(storage: SqlStorage) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from sluice.auth.service import create_key
+    from sluice.storage.sql.migrate import _config, current_revision, upgrade_engine
+
+    key = (await create_key(storage.keys, name="old", now=1.0, models=("m",))).record
+    await storage.usage.insert_many([UsageEvent("r-old", T0, "chat", key.id, "m")])
+    async with storage.engine.begin() as conn:
+        await conn.run_sync(lambda c: command.downgrade(_config(c), "0015"))
+
+        def columns(c: object, table: str) -> set[str]:
+            return {col["name"] for col in inspect(c).get_columns(table)}
+
+        assert "mcp_servers" not in await conn.run_sync(columns, "api_keys")
+        assert "mcp_tool" not in await conn.run_sync(columns, "usage_events")
+    assert await current_revision(storage.engine) == "0015"
+    await upgrade_engine(storage.engine)
+    assert await current_revision(storage.engine) == "0016"
+    # Rows written before the migration read as "no MCP lists, no MCP fields".
+    again = await storage.keys.get(key.id)
+    assert again == key and again.mcp_servers is None and again.mcp_tools_exclude == ()
+    [old] = await storage.usage.recent()
+    assert (old.mcp_server, old.bytes_in, old.bytes_out, old.rpc_error) == (None, 0, 0, None)
+    for level in ("orgs", "teams", "users"):
+        async with storage.engine.connect() as conn:
+            assert {"mcp_servers", "mcp_tools_exclude"} <= await conn.run_sync(columns, level)
