@@ -158,3 +158,28 @@ async def test_bad_mcp_fields_are_refused_naming_the_field(
         assert resp.status_code == 400, (method, path, resp.text)
         assert resp.json()["error"]["param"] == param, resp.json()
     assert (await client.get(f"/api/v1/orgs/{org['id']}")).json()["mcp_servers"] is None
+
+
+async def test_the_global_caps_take_mcp_rpm_but_no_mcp_lists(
+    gw: tuple[SluiceApp, httpx.AsyncClient],
+) -> None:
+    _, client = gw
+    resp = await client.put("/api/v1/global", json={"mcp_servers": ["github"]})
+    assert resp.status_code == 400 and resp.json()["error"]["param"] == "mcp_servers"
+    resp = await client.put("/api/v1/global", json={"limits": {"mcp_rpm": 100}})
+    assert resp.status_code == 200, resp.text
+    org = await _made(client, "/api/v1/orgs", {"name": "acme"})
+    user = await _made(
+        client, "/api/v1/users", {"email": "oa@example.org", "name": "OA", "org_id": org["id"]}
+    )
+    assert (await client.put(f"/api/v1/orgs/{org['id']}/admins/{user['id']}")).status_code < 300
+    key = await _made(client, "/api/v1/keys", {"name": "oa", "user_id": user["id"]})
+    as_org_admin = {"Authorization": f"Bearer {key['key']}"}
+    above = await client.patch(
+        f"/api/v1/orgs/{org['id']}", json={"limits": {"mcp_rpm": 101}}, headers=as_org_admin
+    )
+    assert above.status_code == 403 and above.json()["error"]["param"] == "limits.mcp_rpm"
+    within = await client.patch(
+        f"/api/v1/orgs/{org['id']}", json={"limits": {"mcp_rpm": 100}}, headers=as_org_admin
+    )
+    assert within.status_code == 200, within.text

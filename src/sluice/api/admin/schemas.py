@@ -133,14 +133,19 @@ class Budget(Strict):
         return BudgetSettings(usd=self.usd, period=self.period)
 
 
-class GovernanceIn(Strict):
-    """The governance fields every level accepts (on create and update)."""
+class CapsIn(Strict):
+    """The global caps (``PUT /global``): limits, budget, model lists (no MCP lists)."""
 
     limits: Limits | None = None
     budget: Budget | None = None
     models: ModelNames | None = None
     """Allow list of public model names (aliases allowed); omitted: inherit."""
     models_exclude: ModelNames | None = None
+
+
+class GovernanceIn(CapsIn):
+    """The governance fields every level accepts (on create and update)."""
+
     mcp_servers: McpServerNames | None = None
     """Allow list of MCP server names; omitted: inherit."""
     mcp_servers_exclude: McpServerNames | None = None
@@ -149,7 +154,7 @@ class GovernanceIn(Strict):
     mcp_tools_exclude: McpToolPatterns | None = None
 
 
-def _names(body: GovernanceIn, name: str, current: tuple[str, ...] | None) -> Any:
+def _names(body: CapsIn, name: str, current: tuple[str, ...] | None) -> Any:
     """A list field of ``body`` when present (``null`` clears), else ``current``."""
     if name not in body.model_fields_set:
         return current
@@ -157,7 +162,7 @@ def _names(body: GovernanceIn, name: str, current: tuple[str, ...] | None) -> An
     return tuple(value) if value is not None else None
 
 
-def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
+def merge_governance(current: Governance, body: CapsIn) -> Governance:
     """Apply the fields present in ``body`` (``null`` clears)."""
     fields = body.model_fields_set
     return Governance(
