@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import importlib
 import logging
@@ -30,6 +31,7 @@ from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
+from sluice.mcp.quota import admit_call
 from sluice.mcp.sessions import Sessions
 from sluice.mcp.tools import ToolRunner
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
@@ -200,7 +202,11 @@ class SluiceApp:
         sessions live in the lifespan's task group."""
         config = rt.config.mcp
         runner = ToolRunner(
-            rt.mcp, rt.usage.record, clock=rt.clock, max_result_bytes=config.max_result_bytes
+            rt.mcp,
+            rt.usage.record,
+            clock=rt.clock,
+            max_result_bytes=config.max_result_bytes,
+            admit=functools.partial(admit_call, rt.limiter),
         )
         sessions = Sessions(runner, rt.mcp, clock=rt.clock, idle_s=config.session_idle_s)
         rt.tasks.spawn(sessions.run(), name="mcp-sessions")

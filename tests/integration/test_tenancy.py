@@ -158,6 +158,8 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("GET", "/api/v1/analytics/summary", None, (2, 2, 2, 2, 2)),
     ("GET", "/api/v1/analytics/summary?scope=org:{orgA}", None, (2, 2, 403, 403, 404)),
     ("GET", "/api/v1/analytics/breakdown?by=model&scope=team:{teamA}", None, (2, 2, 2, 403, 404)),
+    ("GET", "/api/v1/analytics/mcp", None, (2, 2, 2, 2, 2)),
+    ("GET", "/api/v1/analytics/mcp?scope=team:{teamA}", None, (2, 2, 2, 403, 404)),
     ("GET", "/api/v1/analytics/series?scope=user:{ua}", None, (2, 2, 2, 2, 404)),
     ("GET", "/api/v1/analytics/requests?scope=key:{ua_key}", None, (2, 2, 404, 2, 404)),
     ("GET", "/api/v1/analytics/requests.csv", None, (2, 2, 2, 2, 2)),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends
 
 from sluice.api.admin.deps import AdminContext, policy
 from sluice.api.admin.schemas import (
-    GovernanceIn,
+    CapsIn,
     GovernanceOut,
     OrgCreate,
     OrgOut,
@@ -34,7 +34,7 @@ def router(ctx: AdminContext) -> APIRouter:
         return GovernanceOut.of(await t.global_governance())
 
     @api.put("/global", response_model=GovernanceOut, **policy("admin"))
-    async def put_global(body: GovernanceIn, actor: Actor) -> GovernanceOut:
+    async def put_global(body: CapsIn, actor: Actor) -> GovernanceOut:
         return GovernanceOut.of(
             await t.set_global_governance(actor, merge_governance(Governance(), body))
         )
