@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 
 import orjson
-from mcp.types import INVALID_REQUEST, PARSE_ERROR
+from mcp.types import INVALID_REQUEST, PARSE_ERROR, InitializeRequestParams
+from pydantic import ValidationError
 
 from sluice.api.dataplane import new_request_id
 from sluice.api.render import (
@@ -151,7 +152,7 @@ class McpRoutes:
                         "missing Mcp-Session-Id header: start a session with initialize",
                     )
                     return
-                session = await self._start(principal, view, len(body))
+                session = await self._start(principal, view, len(body), _init_params(message))
             receive = _replay(body, receive)
         if session_id is not None:
             session = await self._sessions.get(session_id, principal, view)
@@ -169,11 +170,13 @@ class McpRoutes:
             session.busy -= counted
             session.last_used = self._clock.now()
         if method == "DELETE":
-            await self._sessions.close(session.id)
+            await self._sessions.delete(session.id)
 
-    async def _start(self, principal: Principal, view: View, size: int) -> GatewaySession:
+    async def _start(
+        self, principal: Principal, view: View, size: int, params: InitializeRequestParams | None
+    ) -> GatewaySession:
         started, mono = self._clock.now(), time.monotonic()
-        session = await self._sessions.create(principal, view)
+        session = await self._sessions.create(principal, view, params)
         self._record(
             UsageEvent(
                 request_id=new_request_id(),
@@ -193,6 +196,14 @@ class McpRoutes:
 
 
 _READ = frozenset({b"host", b"origin", b"content-type", SESSION_HEADER})
+
+
+def _init_params(message: dict[str, object]) -> InitializeRequestParams | None:
+    """The ``initialize`` params, ``None`` when invalid (the SDK then refuses the request)."""
+    try:
+        return InitializeRequestParams.model_validate(message.get("params"))
+    except ValidationError:
+        return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
