@@ -163,6 +163,8 @@ class McpRoutes:
             await _error(send, 400, INVALID_REQUEST, "missing Mcp-Session-Id header")
             return
         counted = method != "GET"
+        if method == "DELETE":
+            send = self._forgetting(session.id, send)
         session.busy += counted
         try:
             await session.transport.handle_request(scope, receive, send)
@@ -170,7 +172,18 @@ class McpRoutes:
             session.busy -= counted
             session.last_used = self._clock.now()
         if method == "DELETE":
-            await self._sessions.delete(session.id)
+            await self._sessions.close(session.id)
+
+    def _forgetting(self, session_id: str, send: Send) -> Send:
+        """A ``send`` that removes the session's shared record before a DELETE is answered
+        with success, so the client never sees a deleted session on another replica."""
+
+        async def forgetting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 300:
+                await self._sessions.forget(session_id)
+            await send(message)
+
+        return forgetting
 
     async def _start(
         self, principal: Principal, view: View, size: int, params: InitializeRequestParams | None

@@ -240,10 +240,9 @@ class Sessions:
         if session is not None:
             await session.close()
 
-    async def delete(self, session_id: str) -> None:
-        """The client ended the session: close it here and remove its record, so no
-        replica serves it again."""
-        await self.close(session_id)
+    async def forget(self, session_id: str) -> None:
+        """The client ended the session: remove its record, so no replica serves it again
+        (a replica holding a copy closes it at its next use or sweep)."""
         if self._store is not None:
             try:
                 await self._store.forget(session_id)
