@@ -59,6 +59,10 @@ class Sessions:
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._by_id
 
+    def held(self, session_id: str) -> GatewaySession | None:
+        """The session when this process holds it (no check of key, endpoint or idleness)."""
+        return self._by_id.get(session_id)
+
     async def run(self) -> None:
         """Hold the sessions' task group until cancelled, then close every session."""
         try:
