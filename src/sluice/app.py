@@ -32,6 +32,7 @@ from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutt
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
 from sluice.mcp.quota import admit_call
+from sluice.mcp.records import RedisSessionStore
 from sluice.mcp.sessions import Sessions
 from sluice.mcp.tools import ToolRunner
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
@@ -208,7 +209,12 @@ class SluiceApp:
             max_result_bytes=config.max_result_bytes,
             admit=functools.partial(admit_call, rt.limiter),
         )
-        sessions = Sessions(runner, rt.mcp, clock=rt.clock, idle_s=config.session_idle_s)
+        store = None
+        if rt.redis is not None:  # replicas: sessions are rebuilt from records in Redis
+            store = RedisSessionStore(rt.redis, ttl_s=config.session_idle_s)
+        sessions = Sessions(
+            runner, rt.mcp, clock=rt.clock, idle_s=config.session_idle_s, store=store
+        )
         rt.tasks.spawn(sessions.run(), name="mcp-sessions")
         rt.tasks.spawn(sessions.sweep_forever(), name="mcp-session-sweep")
         routes = McpRoutes(

@@ -26,6 +26,7 @@ from sluice.auth.principal import McpAccess, Principal
 from sluice.clock import FakeClock
 from sluice.config.mcp import McpConfig, McpServerConfig
 from sluice.errors import ErrorKind, GatewayError
+from sluice.mcp.records import SessionStore
 from sluice.mcp.registry import Registry
 from sluice.mcp.sessions import Sessions
 from sluice.mcp.tools import ToolRunner
@@ -111,16 +112,21 @@ class Gateway:
 
 @contextlib.asynccontextmanager
 async def serve_gateway(
-    servers: tuple[McpServerConfig, ...], **config: Any
+    servers: tuple[McpServerConfig, ...],
+    *,
+    store: SessionStore | None = None,
+    clock: FakeClock | None = None,
+    **config: Any,
 ) -> AsyncIterator[Gateway]:
+    """``store``/``clock``: shared by several gateways standing for replicas."""
     cfg = McpConfig(servers=servers, **config)
-    clock = FakeClock()
+    clock = clock or FakeClock()
     records: list[UsageEvent] = []
     async with Registry(cfg, clock=clock) as upstreams:
         runner = ToolRunner(
             upstreams, records.append, clock=clock, max_result_bytes=cfg.max_result_bytes
         )
-        sessions = Sessions(runner, upstreams, clock=clock, idle_s=cfg.session_idle_s)
+        sessions = Sessions(runner, upstreams, clock=clock, idle_s=cfg.session_idle_s, store=store)
         routes = McpRoutes(
             authenticate,
             sessions,

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 
 import orjson
-from mcp.types import INVALID_REQUEST, PARSE_ERROR
+from mcp.types import INVALID_REQUEST, PARSE_ERROR, InitializeRequestParams
+from pydantic import ValidationError
 
 from sluice.api.dataplane import new_request_id
 from sluice.api.render import (
@@ -151,7 +152,7 @@ class McpRoutes:
                         "missing Mcp-Session-Id header: start a session with initialize",
                     )
                     return
-                session = await self._start(principal, view, len(body))
+                session = await self._start(principal, view, len(body), _init_params(message))
             receive = _replay(body, receive)
         if session_id is not None:
             session = await self._sessions.get(session_id, principal, view)
@@ -162,6 +163,8 @@ class McpRoutes:
             await _error(send, 400, INVALID_REQUEST, "missing Mcp-Session-Id header")
             return
         counted = method != "GET"
+        if method == "DELETE":
+            send = self._forgetting(session.id, send)
         session.busy += counted
         try:
             await session.transport.handle_request(scope, receive, send)
@@ -171,9 +174,22 @@ class McpRoutes:
         if method == "DELETE":
             await self._sessions.close(session.id)
 
-    async def _start(self, principal: Principal, view: View, size: int) -> GatewaySession:
+    def _forgetting(self, session_id: str, send: Send) -> Send:
+        """A ``send`` that removes the session's shared record before a DELETE is answered
+        with success, so the client never sees a deleted session on another replica."""
+
+        async def forgetting(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 300:
+                await self._sessions.forget(session_id)
+            await send(message)
+
+        return forgetting
+
+    async def _start(
+        self, principal: Principal, view: View, size: int, params: InitializeRequestParams | None
+    ) -> GatewaySession:
         started, mono = self._clock.now(), time.monotonic()
-        session = await self._sessions.create(principal, view)
+        session = await self._sessions.create(principal, view, params)
         self._record(
             UsageEvent(
                 request_id=new_request_id(),
@@ -193,6 +209,14 @@ class McpRoutes:
 
 
 _READ = frozenset({b"host", b"origin", b"content-type", SESSION_HEADER})
+
+
+def _init_params(message: dict[str, object]) -> InitializeRequestParams | None:
+    """The ``initialize`` params, ``None`` when invalid (the SDK then refuses the request)."""
+    try:
+        return InitializeRequestParams.model_validate(message.get("params"))
+    except ValidationError:
+        return None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -41,6 +41,7 @@ from mcp.types import (
     ErrorData,
     GetPromptRequest,
     GetPromptResult,
+    InitializeRequestParams,
     ListPromptsRequest,
     ListPromptsResult,
     ListResourcesRequest,
@@ -145,7 +146,10 @@ class GatewaySession:
         runner: ToolRunner,
         upstreams: Upstreams,
         now: float,
+        restored: InitializeRequestParams | None = None,
     ) -> None:
+        """``restored``: the client's ``initialize`` params of a session created on another
+        replica; the session then starts initialised (the client does not initialise again)."""
         self.id = session_id
         self.principal = principal
         self.view = view
@@ -157,6 +161,7 @@ class GatewaySession:
         self.closed = anyio.Event()
         self._runner = runner
         self._upstreams = upstreams
+        self._restored = restored
         self._stop = anyio.Event()
         self._tg: anyio.abc.TaskGroup | None = None
         self._client: ServerSession | None = None
@@ -186,7 +191,9 @@ class GatewaySession:
 
     async def _serve(self, read: Any, write: Any) -> None:
         try:
-            await self.server.run(read, write, self._init_options())
+            await self.server.run(
+                read, write, self._init_options(), stateless=self._restored is not None
+            )
         finally:
             self._stop.set()
 
@@ -243,10 +250,16 @@ class GatewaySession:
         if self._slots.get(name) is slot:
             del self._slots[name]
 
+    @property
+    def client_params(self) -> InitializeRequestParams | None:
+        """What the client sent in ``initialize`` (here or, restored, on another replica)."""
+        if self._restored is not None:
+            return self._restored
+        return self._client.client_params if self._client is not None else None
+
     def _hooks(self, slot: _Slot) -> Hooks:
         """Callbacks for the client capabilities this session's client declared, only."""
-        client = self._client
-        params = client.client_params if client is not None else None
+        params = self.client_params
         caps = params.capabilities if params is not None else None
 
         async def sampling(
