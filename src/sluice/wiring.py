@@ -174,7 +174,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
         keys=KeyService(tenancy),
         credentials=credentials,
         policies=PolicyService(rt.router.policy, storage.meta, tenancy),
-        analytics=Analytics(storage.analytics, rt.clock),
+        analytics=Analytics(storage.analytics, rt.clock, mcp=storage.mcp_analytics),
         alerts=alerts(rt),
         records=Records(
             spent_since=storage.spend.spent_since,

@@ -32,6 +32,8 @@ STRING_LIMITS: Mapping[str, int] = {
     "team_id": b.ID_CHARS,
     "org_id": b.ID_CHARS,
     "trace_id": b.ID_CHARS,
+    "mcp_server": b.MCP_SERVER_CHARS,
+    "mcp_tool": b.MCP_TOOL_CHARS,
 }
 
 
@@ -52,6 +54,8 @@ OUTSIDE = {
     "upstream_model",
     "error_message",
     "end_user",
+    "mcp_server",
+    "mcp_tool",
 }
 """Fields whose text comes from outside (caller, upstream, config): cut to fit. The others
 are made by the gateway in fixed formats."""

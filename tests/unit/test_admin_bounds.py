@@ -14,7 +14,7 @@ from starlette.datastructures import FormData
 from sluice.budgets.spec import BUDGET_USD_MAX, BudgetSettings, BudgetSpec
 from sluice.console import forms
 from sluice.errors import BadRequest
-from sluice.limits.settings import LIMIT_FIELDS, LimitSettings
+from sluice.limits.settings import LIMIT_FIELDS, MCP_FIELDS, LimitSettings
 from sluice.limits.spec import LIMIT_MAX, LimitSpec
 from sluice.tenancy import bounds
 from sluice.tenancy.model import Governance
@@ -54,18 +54,22 @@ def test_a_limit_is_accepted_exactly_when_the_domain_can_enforce_it(name: str, v
     ok = value is None or (
         isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= LIMIT_MAX
     )
-    for limits, param in (
-        ({name: value}, f"limits.{name}"),
-        ({"models": {"gpt-4o": {name: value}}}, f"limits.models.gpt-4o.{name}"),
+    per_model = name not in MCP_FIELDS  # MCP limits are never per model
+    for limits, param, accepted in (
+        ({name: value}, f"limits.{name}", ok),
+        ({"models": {"gpt-4o": {name: value}}}, f"limits.models.gpt-4o.{name}", ok and per_model),
     ):
-        if ok:
+        if accepted:
             _check_limits(limits)
             continue
         with pytest.raises(BadRequest) as caught:
             _check_limits(limits)
         assert caught.value.param == param
-    if ok and value is not None:
+    if ok and value is not None and per_model:
         assert getattr(LimitSpec(**{name: value}), name) == value
+    elif ok and value is not None:
+        spec = LimitSettings(**{name: value}).mcp_spec()
+        assert spec is not None and spec.rpm == value
 
 
 @settings(max_examples=300, derandomize=True, deadline=None)

@@ -132,5 +132,9 @@ def test_audit_snapshots_show_the_stored_form() -> None:
         "models_exclude": [],
         "limits": {"rpm": 5},
         "budget": {"usd": 1, "period": "day"},
+        "mcp_servers": None,
+        "mcp_servers_exclude": [],
+        "mcp_tools": None,
+        "mcp_tools_exclude": [],
     }
     assert snapshot(_key(limits=LimitSettings(rpm=2**70)))["limits"] == {"rpm": str(2**70)}

@@ -92,8 +92,9 @@ ALLOWED: dict[str, set[str]] = {
     # SCIM provisioning: writes through the tenancy service (its link records: scim.store)
     "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
     "alerts": {"clock", "config", "outage", "tasks", "auth", "budgets", "routing"},
-    # the MCP gateway: upstream registry, transports, supervision
-    "mcp": _FOUNDATION | {"config"},
+    # the MCP gateway: upstream registry, transports, supervision; access and quotas (the
+    # domain: auth's principal, the limiter)
+    "mcp": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
     # the data plane's use cases
     "pipeline": _FOUNDATION
@@ -116,11 +117,11 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics", "runtime", "wiring", "background", "control", "mcp"},
+    | {"analytics", "runtime", "wiring", "background", "control"},
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
-    | {"storage.sql", "mcp"},
+    | {"storage.sql"},
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}

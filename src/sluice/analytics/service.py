@@ -18,6 +18,7 @@ from datetime import datetime
 import orjson
 
 from sluice.analytics.base import AnalyticsStore
+from sluice.analytics.mcp import McpQuery, McpToolMetrics, McpUsageStore, tool_calls
 from sluice.analytics.model import (
     Cursor,
     LogQuery,
@@ -100,9 +101,15 @@ def decode_cursor(text: str) -> Cursor:
 
 
 class Analytics:
-    def __init__(self, store: AnalyticsStore, clock: Clock) -> None:
+    def __init__(self, store: AnalyticsStore, clock: Clock, *, mcp: McpUsageStore) -> None:
+        """``mcp``: where MCP tool-call sums come from (the raw usage rows)."""
         self._store = store
         self._clock = clock
+        self._mcp = mcp
+
+    async def mcp_tools(self, query: McpQuery) -> list[McpToolMetrics]:
+        """MCP tool calls per server and tool, the most called first."""
+        return await tool_calls(self._mcp, query)
 
     def window(self, start: datetime | None, end: datetime | None) -> Window:
         """The hour-aligned range. By default the 30 UTC days ending with today (today

@@ -91,6 +91,12 @@ class KeyRecord:
     models_exclude: tuple[str, ...] = ()
     limits: LimitSettings | Unreadable | None = None
     budget: BudgetSettings | Unreadable | None = None
+    mcp_servers: tuple[str, ...] | None = None
+    """MCP servers this key may use; ``None``: every server its owner may use."""
+    mcp_servers_exclude: tuple[str, ...] = ()
+    mcp_tools: tuple[str, ...] | None = None
+    """Tool patterns (``server/tool``, ``*`` wildcard) this key may call; ``None``: inherit."""
+    mcp_tools_exclude: tuple[str, ...] = ()
     previous_hash: str | None = None
     """After a rotation with a grace period: the old secret's hash ..."""
     previous_valid_until: float | None = None

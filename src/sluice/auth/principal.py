@@ -39,8 +39,14 @@ class McpAccess:
     """One pattern list per level that set an allow list: a tool must match each of them."""
     tools_deny: tuple[str, ...] = ()
     """A tool matching any of these is excluded."""
+    servers_deny: frozenset[str] = frozenset()
+    """Servers excluded by some level (``mcp_servers_exclude``); kept apart from ``servers``
+    because servers can be added after the key cache was filled, and an exclusion must hold
+    for them too."""
 
     def may_use_server(self, server: str) -> bool:
+        if server in self.servers_deny:
+            return False
         return self.servers is None or server in self.servers
 
     def may_use_tool(self, server: str, tool: str) -> bool:
@@ -90,6 +96,9 @@ class Principal:
     (``403 terms_not_accepted``); ``None``: nothing pending."""
     mcp: McpAccess = MCP_ALL
     """The MCP servers and tools this principal may use."""
+    mcp_limit_checks: tuple[LimitCheck, ...] = ()
+    """The limits every MCP tool call of this principal is counted against (``mcp_rpm`` of
+    every level, as ``<scope>:mcp`` buckets: apart from model requests)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     def checks_for(self, model: str) -> tuple[LimitCheck, ...]:

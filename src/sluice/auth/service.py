@@ -36,6 +36,10 @@ def new_key(
     models_exclude: tuple[str, ...] = (),
     limits: LimitSettings | Unreadable | None = None,
     budget: BudgetSettings | Unreadable | None = None,
+    mcp_servers: tuple[str, ...] | None = None,
+    mcp_servers_exclude: tuple[str, ...] = (),
+    mcp_tools: tuple[str, ...] | None = None,
+    mcp_tools_exclude: tuple[str, ...] = (),
 ) -> CreatedKey:
     """A new key (its hash) with its secret, shown once; not stored yet. Who may create
     which key is decided by the caller (``tenancy.keys``)."""
@@ -56,6 +60,10 @@ def new_key(
         models_exclude=models_exclude,
         limits=limits,
         budget=budget,
+        mcp_servers=mcp_servers,
+        mcp_servers_exclude=mcp_servers_exclude,
+        mcp_tools=mcp_tools,
+        mcp_tools_exclude=mcp_tools_exclude,
     )
     return CreatedKey(record, new.secret)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import cast
 
 from starlette.datastructures import FormData
@@ -74,11 +75,25 @@ def names(
     return listed
 
 
+def listed(form: FormData, name: str) -> tuple[str, ...] | None:
+    """A comma-separated list (MCP server names, ``server/tool`` patterns); empty: ``None``.
+    The tenancy service checks the entries (``sluice.tenancy.bounds``)."""
+    value = text(form, name, required=False, max_len=20_000)
+    if not value:
+        return None
+    return tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip())) or None
+
+
 def governance(
-    form: FormData, current: Governance, canonical: Callable[[str], str | None]
+    form: FormData,
+    current: Governance,
+    canonical: Callable[[str], str | None],
+    *,
+    mcp: bool = True,
 ) -> Governance:
-    """The limits, budget and model-access fields of a form over ``current``. Per-model
-    limits (set through the API) are kept as they are."""
+    """The limits, budget, model-access and (with ``mcp``) MCP-access fields of a form over
+    ``current``. Per-model limits (set through the API) are kept as they are; without
+    ``mcp`` so are the MCP lists."""
     given: dict[str, int] = {}
     for name in LIMIT_FIELDS:
         value = count(form, f"limits.{name}")
@@ -92,11 +107,26 @@ def governance(
         raise BadRequest(
             f"budget.period must be one of {', '.join(PERIODS)}", param="budget.period"
         )
-    return Governance(
+    gov = Governance(
         models=names(form, "models", canonical),
         models_exclude=names(form, "models_exclude", canonical) or (),
         limits=limits or None,
         budget=BudgetSettings(usd=usd, period=cast(Period, period)) if usd is not None else None,
+    )
+    if not mcp:
+        return replace(
+            gov,
+            mcp_servers=current.mcp_servers,
+            mcp_servers_exclude=current.mcp_servers_exclude,
+            mcp_tools=current.mcp_tools,
+            mcp_tools_exclude=current.mcp_tools_exclude,
+        )
+    return replace(
+        gov,
+        mcp_servers=listed(form, "mcp_servers"),
+        mcp_servers_exclude=listed(form, "mcp_servers_exclude") or (),
+        mcp_tools=listed(form, "mcp_tools"),
+        mcp_tools_exclude=listed(form, "mcp_tools_exclude") or (),
     )
 
 
@@ -109,6 +139,10 @@ def governance_values(g: Governance) -> dict[str, str]:
     out["budget.period"] = budget.period if budget else "month"
     out["models"] = ", ".join(g.models) if g.models is not None else ""
     out["models_exclude"] = ", ".join(g.models_exclude)
+    out["mcp_servers"] = ", ".join(g.mcp_servers) if g.mcp_servers is not None else ""
+    out["mcp_servers_exclude"] = ", ".join(g.mcp_servers_exclude)
+    out["mcp_tools"] = ", ".join(g.mcp_tools) if g.mcp_tools is not None else ""
+    out["mcp_tools_exclude"] = ", ".join(g.mcp_tools_exclude)
     return out
 
 

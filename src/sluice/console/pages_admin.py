@@ -113,7 +113,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
     @action("global", "admin_orgs.html", "/ui/admin")
     async def set_global(viewer: Viewer, form: FormData, params: dict[str, str]) -> None:
         current = await t.global_governance()
-        gov = forms.governance(form, current, ctx.control.table.canonical)
+        gov = forms.governance(form, current, ctx.control.table.canonical, mcp=False)
         await t.set_global_governance(viewer.principal, gov)
 
     return [

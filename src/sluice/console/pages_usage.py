@@ -1,5 +1,6 @@
 """Usage (everyone, scoped): cards, charts per day or hour, the per-model breakdown, top
-users / keys / teams, and the burn-down of every budget on the scope's levels.
+users / keys / teams, MCP tool calls per server and tool, and the burn-down of every budget
+on the scope's levels.
 
 Every number comes from :class:`~sluice.analytics.service.Analytics` called with the
 signed-in person's visibility and the scope's filter, exactly as the admin API's
@@ -18,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.analytics import scope as scoping
+from sluice.analytics.mcp import McpQuery
 from sluice.analytics.model import Metrics, Narrow, Visibility, Window
 from sluice.auth.keys import KeyRecord
 from sluice.console import burndown, usage_scope
@@ -28,6 +30,8 @@ from sluice.errors import BadRequest
 
 TOP_ROWS = 10
 MODEL_ROWS = 12
+MCP_ROWS = 50
+"""Rows of the "MCP tool calls" table (the most called tools)."""
 TOPS = {
     "own": ("key",),
     "team": ("user", "key"),
@@ -162,13 +166,14 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         # The dashboard's queries are independent: run them at once (each on its own pooled
         # connection), so the page waits for the slowest, not for their sum.
         dims = TOPS[chosen.kind]
-        summary, points, models, top_groups = await asyncio.gather(
+        summary, points, models, top_groups, mcp_tools = await asyncio.gather(
             service.summary(window, v, narrow),
             service.series(window, v, narrow, interval=interval),
             groups(window, v, narrow, by="model", shown={}, limit=MODEL_ROWS),
             asyncio.gather(
                 *(groups(window, v, narrow, by=by, shown=shown[by], limit=TOP_ROWS) for by in dims)
             ),
+            service.mcp_tools(McpQuery(window.start, window.end, v, narrow)),
         )
         by_cost = any(g.metrics.cost_micros for g in models)
         model_chart = BarChart(
@@ -192,6 +197,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             "model_chart": model_chart,
             "tops": tops,
             "burns": burns,
+            "mcp_tools": mcp_tools[:MCP_ROWS],
         }
 
     return [Route("/ui/usage", page, methods=["GET"])]

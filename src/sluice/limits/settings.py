@@ -24,8 +24,13 @@ LIMIT_FIELDS = (
     "rpd",
     "tpd_input",
     "tpd_output",
+    "mcp_rpm",
 )
 """The limits a level may set, in the order they are stored and shown."""
+
+MCP_FIELDS = frozenset({"mcp_rpm"})
+"""Limits on MCP tool calls: counted in their own buckets (``<scope>:mcp``), never on model
+requests, and not settable per model."""
 
 
 def _count(value: Any, *, where: str) -> int:
@@ -46,8 +51,10 @@ class LimitSettings:
     rpd: int | None = None
     tpd_input: int | None = None
     tpd_output: int | None = None
+    mcp_rpm: int | None = None
+    """MCP tool calls per minute (``sluice.mcp.quota``), apart from model requests."""
     models: Mapping[str, LimitSettings] = field(default_factory=dict)
-    """Per-model limits (no ``models`` of their own)."""
+    """Per-model limits (no ``models`` nor ``mcp_rpm`` of their own)."""
 
     @classmethod
     def from_json(cls, data: Any) -> LimitSettings:
@@ -70,8 +77,14 @@ class LimitSettings:
     def spec(self) -> LimitSpec | None:
         """What the limiter checks for this level (``None``: nothing set), each value capped
         at ``LIMIT_MAX``; ``ValueError`` for a negative stored value."""
-        given = {n: min(v, LIMIT_MAX) for n, v in self.items()}
+        given = {n: min(v, LIMIT_MAX) for n, v in self.items() if n not in MCP_FIELDS}
         return LimitSpec(**given) if given else None
+
+    def mcp_spec(self) -> LimitSpec | None:
+        """What the limiter checks for this level's MCP tool calls (``None``: no limit)."""
+        if self.mcp_rpm is None:
+            return None
+        return LimitSpec(rpm=min(self.mcp_rpm, LIMIT_MAX))
 
     def __bool__(self) -> bool:
         return bool(self.items() or self.models)
@@ -84,7 +97,7 @@ def _read(data: Any, *, where: str, per_model: bool) -> LimitSettings:
     for name, value in data.items():
         if name == "models" and per_model:
             values["models"] = _models(value)
-        elif name in LIMIT_FIELDS:
+        elif name in LIMIT_FIELDS and (per_model or name not in MCP_FIELDS):
             if value is not None:
                 values[name] = _count(value, where=f"{where}.{name}")
         else:

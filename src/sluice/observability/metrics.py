@@ -13,7 +13,8 @@ Labels are bounded: ``model`` is the public model name (``<prefix>*`` for wildca
 ``other`` for names the gateway does not serve), ``provider`` and ``deployment`` come from
 the config, ``status`` and ``error_kind`` from closed sets, ``team`` from the directory
 (``""`` for none; off with ``observability.metrics.team_label: false``). Key ids only with
-``observability.metrics.key_label: true`` (``sluice_key_*`` series).
+``observability.metrics.key_label: true`` (``sluice_key_*`` series). MCP rows feed the
+``sluice_mcp_*`` series only (``sluice.observability.mcp_metrics``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from sluice.usage.event import UsageEvent
+from sluice.observability.mcp_metrics import McpMetrics
+from sluice.usage.event import MCP_ENDPOINTS, UsageEvent
 
 log = logging.getLogger("sluice.metrics")
 
@@ -166,6 +168,8 @@ class Metrics:
             self.key_cost = Counter(
                 "sluice_key_cost_usd_total", "Cost per gateway key, USD.", ("key",), registry=reg
             )
+        self.mcp = McpMetrics(reg)
+        """MCP rows are counted there, never in the model series."""
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._totals = (0, 0, 0, 0)
         self._sources: Sources | None = None
@@ -192,7 +196,11 @@ class Metrics:
         attempts: Tally[tuple[str, str, str]] = Tally()
         keys: Tally[str] = Tally()
         key_cost: Tally[str] = Tally()
+        mcp: list[UsageEvent] = []
         for ev in events:
+            if ev.endpoint in MCP_ENDPOINTS:
+                mcp.append(ev)
+                continue
             model = self._model(ev.model)
             provider = ev.provider or ""
             team = (ev.team_id or "") if self._team else ""
@@ -227,6 +235,8 @@ class Metrics:
             target.labels(model).inc(n)
         for attempt_labels, n in attempts.items():
             self.attempts.labels(*attempt_labels).inc(n)
+        if mcp:
+            self.mcp.observe(mcp)
         if self.key_requests is not None and self.key_cost is not None:
             for key, n in keys.items():
                 self.key_requests.labels(key).inc(n)

@@ -13,6 +13,7 @@ The table of bounds is in ``docs/governance.md``.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,14 @@ NAME_MAX_CHARS = 200
 ID_MAX_CHARS = 64
 MODEL_NAMES_MAX = 500
 """Entries of ``models``, ``models_exclude`` and ``limits.models``."""
+MCP_NAMES_MAX = 500
+"""Entries of ``mcp_servers``, ``mcp_servers_exclude``, ``mcp_tools``, ``mcp_tools_exclude``."""
+MCP_SERVER_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+"""An MCP server name, as ``sluice.config.mcp.SERVER_NAME`` (a test keeps them equal); a
+name no server has yet is accepted (servers can be added later)."""
+MCP_TOOL_PATTERN = re.compile(r"^[a-z0-9*][a-z0-9_*-]{0,63}/[^\x00-\x1f\x7f\s]{1,200}$")
+"""``server/tool``: a server name (``*`` allowed), a slash, a tool name or pattern (``*``
+allowed; no spaces or control characters)."""
 MAX_KEYS_MAX = 10_000
 """The largest per-user cap on personal keys."""
 METADATA_ENTRIES_MAX = 64
@@ -70,6 +79,11 @@ def check_limits(limits: LimitSettings | Unreadable | None) -> None:
                 f"limits.models.{model}.models is not a limit",
                 param=f"limits.models.{model}.models",
             )
+        if values.mcp_rpm is not None:
+            raise BadRequest(
+                f"limits.models.{model}.mcp_rpm is not a per-model limit",
+                param=f"limits.models.{model}.mcp_rpm",
+            )
         _check_limit_values(values, prefix=f"limits.models.{model}")
 
 
@@ -110,6 +124,19 @@ def _check_models(names: tuple[str, ...] | None, *, param: str) -> None:
         check_name(name, param=param)
 
 
+def _check_mcp(names: tuple[str, ...] | None, *, param: str, pattern: re.Pattern[str]) -> None:
+    if names is None:
+        return
+    if len(names) > MCP_NAMES_MAX:
+        raise BadRequest(f"{param} may list at most {MCP_NAMES_MAX} entries", param=param)
+    for name in names:
+        if not isinstance(name, str) or not pattern.fullmatch(name):
+            what = "server names" if pattern is MCP_SERVER_NAME else "server/tool patterns"
+            raise BadRequest(
+                f"{param} must list {what}; {str(name)[:80]!r} is not one", param=param
+            )
+
+
 def check_governance(gov: Governance, *, before: Governance | None = None) -> None:
     """The bounds of every field of ``gov`` that differs from ``before``."""
     old = before or Governance()
@@ -121,6 +148,14 @@ def check_governance(gov: Governance, *, before: Governance | None = None) -> No
         _check_models(gov.models, param="models")
     if gov.models_exclude != old.models_exclude:
         _check_models(gov.models_exclude, param="models_exclude")
+    for name, pattern in (
+        ("mcp_servers", MCP_SERVER_NAME),
+        ("mcp_servers_exclude", MCP_SERVER_NAME),
+        ("mcp_tools", MCP_TOOL_PATTERN),
+        ("mcp_tools_exclude", MCP_TOOL_PATTERN),
+    ):
+        if getattr(gov, name) != getattr(old, name):
+            _check_mcp(getattr(gov, name), param=name, pattern=pattern)
 
 
 def check_expiry(expires_at: float | None, *, now: float) -> None:

@@ -126,14 +126,11 @@ class KeyService:
             name=name,
             now=now,
             expires_at=expires_at,
-            models=gov.models,
             metadata=metadata,
             user_id=owner.id if owner else None,
             service_account_id=service_account_id,
             team_id=team.id if team else None,
-            models_exclude=gov.models_exclude,
-            limits=gov.limits,
-            budget=gov.budget,
+            **gov.key_fields(),
         )
         record = created.record
         org_id = team.org_id if team else None
@@ -165,21 +162,11 @@ class KeyService:
         record, team = await self.visible(actor, key_id)
         self._may_change(actor, record, team)
         _check_changes(changes, now=now)
-        bounds.check_governance(
-            gov,
-            before=Governance(record.models, record.models_exclude, record.limits, record.budget),
-        )
+        bounds.check_governance(gov, before=Governance.of_key(record))
         if not actor.is_admin and team is not None:
             rules.within(gov.limits, team.governance.limits, what="team")
             rules.budget_within(gov.budget, team.governance.budget, what="team")
-        updated = replace(
-            record,
-            **changes,
-            models=gov.models,
-            models_exclude=gov.models_exclude,
-            limits=gov.limits,
-            budget=gov.budget,
-        )
+        updated = replace(record, **changes, **gov.key_fields())
         async with self._t.audit_key(
             actor, "key.update", updated, before=record, org_id=team.org_id if team else None
         ) as unit:

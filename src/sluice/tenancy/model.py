@@ -8,6 +8,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from sluice.auth.keys import KeyRecord
 from sluice.budgets.spec import BudgetSettings
 from sluice.limits.settings import LimitSettings
 from sluice.types import Unreadable
@@ -36,6 +37,33 @@ class Governance:
     ``tpd_input``, ``tpd_output``) and per-model ones under ``models``."""
     budget: BudgetSettings | Unreadable | None = None
     """US dollars per ``day``, ``week``, ``month`` or ``total``."""
+    mcp_servers: tuple[str, ...] | None = None
+    """Allow list of MCP server names; ``None``: whatever the parent allows."""
+    mcp_servers_exclude: tuple[str, ...] = ()
+    """MCP servers removed at this level and below."""
+    mcp_tools: tuple[str, ...] | None = None
+    """Allow list of tool patterns ``server/tool`` (``*`` matches any run of characters);
+    ``None``: whatever the parent allows."""
+    mcp_tools_exclude: tuple[str, ...] = ()
+    """Tool patterns removed at this level and below."""
+
+    @classmethod
+    def of_key(cls, record: KeyRecord) -> Governance:
+        """The governance fields stored on a key."""
+        return cls(
+            record.models,
+            record.models_exclude,
+            record.limits,
+            record.budget,
+            record.mcp_servers,
+            record.mcp_servers_exclude,
+            record.mcp_tools,
+            record.mcp_tools_exclude,
+        )
+
+    def key_fields(self) -> dict[str, Any]:
+        """The governance fields as :class:`KeyRecord` names them (for ``replace``)."""
+        return {f: getattr(self, f) for f in GOVERNANCE_FIELDS}
 
     def to_json(self) -> dict[str, Any]:
         """The stored (and audited) form."""
@@ -44,7 +72,29 @@ class Governance:
             "models_exclude": list(self.models_exclude),
             "limits": self.limits.to_json() if self.limits is not None else None,
             "budget": self.budget.to_json() if self.budget is not None else None,
+            "mcp_servers": list(self.mcp_servers) if self.mcp_servers is not None else None,
+            "mcp_servers_exclude": list(self.mcp_servers_exclude),
+            "mcp_tools": list(self.mcp_tools) if self.mcp_tools is not None else None,
+            "mcp_tools_exclude": list(self.mcp_tools_exclude),
         }
+
+
+def stored_names(value: Any) -> tuple[str, ...] | None:
+    """A stored list of names (JSON array or ``None``) as a tuple; ``None`` stays ``None``."""
+    return None if value is None else tuple(str(v) for v in value)
+
+
+GOVERNANCE_FIELDS = (
+    "models",
+    "models_exclude",
+    "limits",
+    "budget",
+    "mcp_servers",
+    "mcp_servers_exclude",
+    "mcp_tools",
+    "mcp_tools_exclude",
+)
+"""The fields of :class:`Governance`, which keys carry under the same names."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from sluice.tenancy.model import (
     Team,
     TeamRole,
     User,
+    stored_names,
 )
 
 GLOBAL_GOVERNANCE = "global_governance"
@@ -41,6 +42,10 @@ class OrgsAndTeams(Changes):
             tuple(data.get("models_exclude") or ()),
             stored_limits(data.get("limits")),
             stored_budget(data.get("budget")),
+            stored_names(data.get("mcp_servers")),
+            stored_names(data.get("mcp_servers_exclude")) or (),
+            stored_names(data.get("mcp_tools")),
+            stored_names(data.get("mcp_tools_exclude")) or (),
         )
 
     async def set_global_governance(self, actor: Principal, gov: Governance) -> Governance:

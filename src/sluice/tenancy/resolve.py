@@ -5,6 +5,7 @@ Model access (documented in docs/governance.md): start from every configured mod
 level from the organisation down to the key, an allow list (when set) intersects and an
 exclusion list removes. A lower level can only narrow. Names are resolved through aliases
 first, so excluding a model excludes all its aliases and excluding an alias excludes its model.
+MCP server and tool access (docs/mcp.md) follows the same rule, without aliases.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sluice.auth.keys import KeyRecord
-from sluice.auth.principal import LimitCheck, Principal, Scoped
+from sluice.auth.principal import MCP_ALL, LimitCheck, McpAccess, Principal, Scoped
 from sluice.budgets.spec import BudgetSettings
 from sluice.limits.settings import LimitSettings
 from sluice.tenancy.model import (
@@ -99,8 +100,32 @@ def effective_models(
     return allowed
 
 
-def _key_governance(record: KeyRecord) -> Governance:
-    return Governance(record.models, record.models_exclude, record.limits, record.budget)
+def effective_mcp(levels: Iterable[Governance | None]) -> McpAccess:
+    """The MCP servers and tools allowed after every level narrowed (the model rule): an
+    allow list intersects, an exclusion removes; tool allow lists are kept one per level (a
+    tool must match each), tool exclusions add up."""
+    servers: frozenset[str] | None = None
+    servers_deny: set[str] = set()
+    tools_allow: list[tuple[str, ...]] = []
+    tools_deny: list[str] = []
+    for level in levels:
+        if level is None:
+            continue
+        if level.mcp_servers is not None:
+            names = frozenset(level.mcp_servers)
+            servers = names if servers is None else servers & names
+        servers_deny.update(level.mcp_servers_exclude)
+        if level.mcp_tools is not None:
+            tools_allow.append(tuple(level.mcp_tools))
+        tools_deny.extend(p for p in level.mcp_tools_exclude if p not in tools_deny)
+    if servers is None and not servers_deny and not tools_allow and not tools_deny:
+        return MCP_ALL
+    return McpAccess(
+        servers=servers - servers_deny if servers is not None else None,
+        tools_allow=tuple(tools_allow),
+        tools_deny=tuple(tools_deny),
+        servers_deny=frozenset(servers_deny),
+    )
 
 
 def principal_for(
@@ -138,7 +163,7 @@ def _principal(
     team_id = record.team_id or (sa.team_id if sa else None)
     team = index.teams.get(team_id) if team_id else None
     org = index.orgs.get(team.org_id) if team else None
-    key_gov = _key_governance(record)
+    key_gov = Governance.of_key(record)
     levels = [
         ("org", org.id if org else None, org.governance if org else None),
         ("team", team.id if team else None, team.governance if team else None),
@@ -157,6 +182,9 @@ def _principal(
         if g is not None and ident is not None and g.budget is not None
     )
     limit_checks, model_limits = _limit_checks(limits, canonical)
+    mcp_limit_checks = tuple(
+        (f"{level.scope}:mcp", spec) for level in limits if (spec := level.spec.mcp_spec())
+    )
     budget_checks = tuple((b.scope, b.spec.spec()) for b in budgets)
     memberships = index.memberships.get(user.id, []) if user else []
     roles = index.org_roles.get(user.id, []) if user else []
@@ -178,6 +206,8 @@ def _principal(
         model_limits=model_limits,
         budget_checks=budget_checks,
         terms_pending=index.terms_pending(user),
+        mcp=effective_mcp(g for _, _, g in levels),
+        mcp_limit_checks=mcp_limit_checks,
     )
 
 

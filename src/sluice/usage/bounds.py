@@ -24,6 +24,10 @@ PROVIDER_CHARS = 100
 DEPLOYMENT_CHARS = 300
 """The deployment key and the upstream model name."""
 ERROR_KIND_CHARS = 64
+MCP_SERVER_CHARS = 64
+"""An MCP server's name (``sluice.config.mcp.SERVER_NAME``)."""
+MCP_TOOL_CHARS = 200
+"""An MCP tool's name on its server (longer names are cut on the row)."""
 END_USER_CHARS = 200
 ERROR_MESSAGE_CHARS = 1000
 """``error_message`` is a text column; this keeps rows small (the text is a summary)."""
@@ -41,6 +45,8 @@ _STRINGS: tuple[tuple[str, int], ...] = (
     ("upstream_model", DEPLOYMENT_CHARS),
     ("error_message", ERROR_MESSAGE_CHARS),
     ("end_user", END_USER_CHARS),
+    ("mcp_server", MCP_SERVER_CHARS),
+    ("mcp_tool", MCP_TOOL_CHARS),
 )
 """The string fields that carry text from outside (the caller, an upstream, the config) and
 their limits in characters. The others (request, key, user, team, org and trace ids, the
@@ -109,6 +115,11 @@ def bound(e: UsageEvent) -> UsageEvent:
             setattr(e, name, _int(value, INT4_MAX))
     if not 0 <= e.status <= 999:
         e.status = _int(e.status, 999)
+    if not (0 <= e.bytes_in <= INT8_MAX and 0 <= e.bytes_out <= INT8_MAX):
+        e.bytes_in = _int(e.bytes_in, INT8_MAX)
+        e.bytes_out = _int(e.bytes_out, INT8_MAX)
+    if e.rpc_error is not None and not -INT4_MAX - 1 <= e.rpc_error <= INT4_MAX:
+        e.rpc_error = None
     cost = e.cost_micros
     if cost is not None and not 0 <= cost <= INT8_MAX:
         e.cost_micros = _int(cost, INT8_MAX)

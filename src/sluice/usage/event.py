@@ -6,6 +6,14 @@ from dataclasses import dataclass
 
 from sluice.usage.bodies import BodyCapture
 
+MCP_TOOL = "mcp.tool"
+"""``endpoint`` of the usage row of one MCP ``tools/call``."""
+MCP_SESSION = "mcp.session"
+"""``endpoint`` of the usage row of one MCP session start."""
+MCP_ENDPOINTS = frozenset({MCP_TOOL, MCP_SESSION})
+"""MCP rows: no model, no tokens, no cost; left out of the model rollups (analytics read
+them from the raw rows, ``sluice.analytics.mcp``)."""
+
 
 @dataclass(slots=True)
 class UsageEvent:

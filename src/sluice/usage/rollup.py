@@ -3,6 +3,8 @@
 The writer aggregates each batch here (pure Python, no I/O) and the storage adds the sums to
 the rollup tables in the same transaction as the raw rows, so the two never disagree.
 Dimensions that an event lacks are stored as ``""`` (unique keys cannot hold NULLs).
+MCP rows (``endpoint`` ``mcp.tool``/``mcp.session``) are left out: they have no model, tokens
+or cost, and counting them as requests would skew every model figure.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sluice.usage import histogram
-from sluice.usage.event import UsageEvent
+from sluice.usage.event import MCP_ENDPOINTS, UsageEvent
 
 HOUR_S = 3600
 DAY_S = 86_400
@@ -87,6 +89,8 @@ def aggregate(events: Iterable[UsageEvent], width_s: int) -> dict[GroupKey, Sums
     """Sum events into buckets of ``width_s`` seconds (``HOUR_S`` or ``DAY_S``)."""
     out: dict[GroupKey, Sums] = {}
     for e in events:
+        if e.endpoint in MCP_ENDPOINTS:
+            continue
         k = group_key(e, width_s)
         sums = out.get(k)
         if sums is None:
@@ -125,6 +129,8 @@ def add_hours(hours: HourSums, events: Iterable[UsageEvent]) -> None:
     flush of the usage writer, a slice of a batch at a time."""
     upper = histogram.UPPER_MS
     for e in events:
+        if e.endpoint in MCP_ENDPOINTS:
+            continue
         k = group_key(e, HOUR_S)
         acc = hours.get(k)
         if acc is None:

@@ -6,7 +6,7 @@ Scoped by role (``sluice.analytics.scope``); every range is UTC and hour-aligned
 # No `from __future__ import annotations` here: FastAPI reads these annotations at run time
 # and the aliases are local to `router()`.
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -15,12 +15,15 @@ from fastapi.responses import StreamingResponse
 
 from sluice.analytics import scope as scoping
 from sluice.analytics.export import csv_chunks
+from sluice.analytics.mcp import McpQuery
 from sluice.analytics.model import LogQuery, Narrow, Visibility, Window
 from sluice.analytics.service import decode_cursor
 from sluice.api.admin.analytics_schemas import (
     BodyOut,
     BreakdownOut,
     GroupOut,
+    McpToolOut,
+    McpToolsOut,
     MetricsOut,
     PointOut,
     RequestDetail,
@@ -32,6 +35,7 @@ from sluice.api.admin.analytics_schemas import (
 from sluice.api.admin.deps import AdminContext, policy
 from sluice.api.admin.schemas import IsoDateTime
 from sluice.auth.principal import Principal
+from sluice.config.mcp import SERVER_NAME
 from sluice.errors import BadRequest
 from sluice.tenancy import rules
 
@@ -148,6 +152,22 @@ def router(ctx: AdminContext) -> APIRouter:
             end=_at(q.window.end),
             interval=interval,
             data=[PointOut(bucket=_at(b), **MetricsOut.of(m).model_dump()) for b, m in points],
+        )
+
+    @api.get("/mcp", response_model=McpToolsOut, **policy(SCOPED))
+    async def mcp_tools(
+        q: Ask,
+        server: Annotated[
+            str | None,
+            Query(max_length=64, pattern=SERVER_NAME.pattern, description="only this server"),
+        ] = None,
+    ) -> McpToolsOut:
+        query = McpQuery(q.start, q.end, q.visibility, q.narrow, server=server)
+        rows = await service.mcp_tools(query)
+        return McpToolsOut(
+            start=_at(q.start),
+            end=_at(q.end),
+            data=[McpToolOut(**asdict(r)) for r in rows],
         )
 
     def log_query(q: Asked, status: str | None, cursor: str | None, limit: int) -> LogQuery:

@@ -95,6 +95,13 @@ class RequestOut(BaseModel):
     partial: bool
     attempts: int
     attempt_errors: list[str] | None
+    mcp_server: str | None = None
+    """MCP rows (``endpoint`` ``mcp.tool`` or ``mcp.session``): the server."""
+    mcp_tool: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    rpc_error: int | None = None
+    """MCP rows: the JSON-RPC error code answered (``null``: success)."""
 
     @classmethod
     def of(cls, e: UsageEvent) -> RequestOut:
@@ -117,3 +124,25 @@ class BodyOut(BaseModel):
 class RequestDetail(RequestOut):
     body: BodyOut | None = None
     """The logged request and response bodies (redacted) when body logging covered it."""
+
+
+class McpToolOut(BaseModel):
+    server: str
+    tool: str
+    calls: int
+    errors: int
+    """Calls answered with an HTTP error status or a JSON-RPC error."""
+    error_rate: float
+    latency_ms_mean: float | None
+    latency_ms_p50: float | None
+    """Estimated from a latency histogram (about ±19 %)."""
+    latency_ms_p95: float | None
+    bytes_in: int
+    bytes_out: int
+
+
+class McpToolsOut(BaseModel):
+    start: datetime
+    end: datetime
+    data: list[McpToolOut]
+    """One row per server and tool, the most called first."""

@@ -89,7 +89,7 @@ def router(ctx: AdminContext) -> APIRouter:
             changes["expires_at"] = _ts(body.expires_at)
         if body.metadata is not None:
             changes["metadata"] = body.metadata
-        current = Governance(record.models, record.models_exclude, record.limits, record.budget)
+        current = Governance.of_key(record)
         return KeyOut.of_key(
             await keys.update(
                 actor, key_id, changes, merge_governance(current, body), now=clock.now()

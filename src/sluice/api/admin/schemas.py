@@ -34,6 +34,16 @@ NO_NUL = r"^[^\x00]*$"
 Name = Annotated[str, Field(min_length=1, max_length=bounds.NAME_MAX_CHARS, pattern=NO_NUL)]
 Id = Annotated[str, Field(min_length=1, max_length=bounds.ID_MAX_CHARS, pattern=NO_NUL)]
 ModelNames = Annotated[list[Name], Field(max_length=bounds.MODEL_NAMES_MAX)]
+McpServerNames = Annotated[
+    list[Annotated[str, Field(pattern=bounds.MCP_SERVER_NAME.pattern)]],
+    Field(max_length=bounds.MCP_NAMES_MAX),
+]
+"""MCP server names; a name no server has yet is accepted (servers can be added later)."""
+McpToolPatterns = Annotated[
+    list[Annotated[str, Field(max_length=300, pattern=bounds.MCP_TOOL_PATTERN.pattern)]],
+    Field(max_length=bounds.MCP_NAMES_MAX),
+]
+"""``server/tool`` patterns; ``*`` matches any run of characters."""
 MaxKeys = Annotated[StrictInt, Field(ge=0, le=bounds.MAX_KEYS_MAX)]
 Usd = Annotated[float, Field(strict=True, ge=0, le=BUDGET_USD_MAX, allow_inf_nan=False)]
 Metadata = Annotated[
@@ -97,6 +107,8 @@ class ModelLimits(Strict):
 
 
 class Limits(ModelLimits):
+    mcp_rpm: Limit | None = None
+    """MCP tool calls per minute (counted apart from model requests; not per model)."""
     models: Annotated[dict[Name, ModelLimits], Field(max_length=bounds.MODEL_NAMES_MAX)] | None = (
         None
     )
@@ -129,6 +141,20 @@ class GovernanceIn(Strict):
     models: ModelNames | None = None
     """Allow list of public model names (aliases allowed); omitted: inherit."""
     models_exclude: ModelNames | None = None
+    mcp_servers: McpServerNames | None = None
+    """Allow list of MCP server names; omitted: inherit."""
+    mcp_servers_exclude: McpServerNames | None = None
+    mcp_tools: McpToolPatterns | None = None
+    """Allow list of tool patterns ``server/tool`` (``*`` wildcard); omitted: inherit."""
+    mcp_tools_exclude: McpToolPatterns | None = None
+
+
+def _names(body: GovernanceIn, name: str, current: tuple[str, ...] | None) -> Any:
+    """A list field of ``body`` when present (``null`` clears), else ``current``."""
+    if name not in body.model_fields_set:
+        return current
+    value = getattr(body, name)
+    return tuple(value) if value is not None else None
 
 
 def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
@@ -147,6 +173,10 @@ def merge_governance(current: Governance, body: GovernanceIn) -> Governance:
         budget=(body.budget.settings() if body.budget else None)
         if "budget" in fields
         else current.budget,
+        mcp_servers=_names(body, "mcp_servers", current.mcp_servers),
+        mcp_servers_exclude=_names(body, "mcp_servers_exclude", current.mcp_servers_exclude) or (),
+        mcp_tools=_names(body, "mcp_tools", current.mcp_tools),
+        mcp_tools_exclude=_names(body, "mcp_tools_exclude", current.mcp_tools_exclude) or (),
     )
 
 
@@ -156,6 +186,10 @@ class GovernanceOut(BaseModel):
     budget: dict[str, Any] | None
     models: list[str] | None
     models_exclude: list[str]
+    mcp_servers: list[str] | None = None
+    mcp_servers_exclude: list[str] = Field(default_factory=list)
+    mcp_tools: list[str] | None = None
+    mcp_tools_exclude: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, g: Governance) -> GovernanceOut:
@@ -164,6 +198,10 @@ class GovernanceOut(BaseModel):
             budget=g.budget.to_json() if g.budget is not None else None,
             models=list(g.models) if g.models is not None else None,
             models_exclude=list(g.models_exclude),
+            mcp_servers=list(g.mcp_servers) if g.mcp_servers is not None else None,
+            mcp_servers_exclude=list(g.mcp_servers_exclude),
+            mcp_tools=list(g.mcp_tools) if g.mcp_tools is not None else None,
+            mcp_tools_exclude=list(g.mcp_tools_exclude),
         )
 
 
@@ -359,9 +397,7 @@ class KeyOut(GovernanceOut):
             revoked_at=when(r.revoked_at),
             last_used_at=when(r.last_used_at),
             metadata=r.metadata,
-            **GovernanceOut.of(
-                Governance(r.models, r.models_exclude, r.limits, r.budget)
-            ).model_dump(),
+            **GovernanceOut.of(Governance.of_key(r)).model_dump(),
         )
 
 

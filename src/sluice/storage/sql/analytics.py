@@ -44,7 +44,7 @@ _SCALARS = METRICS[:10]
 _FLOATS = frozenset({"latency_ms_sum", "ttft_ms_sum"})
 
 
-def _visible(table: Table, v: Visibility) -> ColumnElement[bool]:
+def visible(table: Table, v: Visibility) -> ColumnElement[bool]:
     if v.everything:
         return true()
     terms = [
@@ -63,7 +63,7 @@ def _visible(table: Table, v: Visibility) -> ColumnElement[bool]:
 _NARROWED = ("org_id", "team_id", "user_id", "key_id", "model", "provider")
 
 
-def _narrowed(table: Table, n: Narrow) -> list[ColumnElement[bool]]:
+def narrowed(table: Table, n: Narrow) -> list[ColumnElement[bool]]:
     return [table.c[name] == value for name in _NARROWED if (value := getattr(n, name)) is not None]
 
 
@@ -117,8 +117,8 @@ def _where(table: Table, query: RollupQuery) -> list[ColumnElement[bool]]:
     where = [
         table.c.bucket >= query.start,
         table.c.bucket < query.end,
-        _visible(table, implied(query.visibility, query.narrow)),
-        *_narrowed(table, query.narrow),
+        visible(table, implied(query.visibility, query.narrow)),
+        *narrowed(table, query.narrow),
     ]
     if query.among is not None:
         (column,) = (g for g in query.group_by if g != "bucket")
@@ -179,8 +179,8 @@ class SqlAnalytics:
         where = [
             u.c.created_at >= _dt(query.start),
             u.c.created_at < _dt(query.end),
-            _visible(u, query.visibility),
-            *_narrowed(u, query.narrow),
+            visible(u, query.visibility),
+            *narrowed(u, query.narrow),
         ]
         if query.status is not None:
             where.append(u.c.status == query.status)
@@ -207,7 +207,7 @@ class SqlAnalytics:
 
     async def event(self, request_id: str, visibility: Visibility) -> UsageEvent | None:
         u = t.usage
-        stmt = select(u).where(u.c.request_id == request_id, _visible(u, visibility))
+        stmt = select(u).where(u.c.request_id == request_id, visible(u, visibility))
         async with self._engine.connect() as conn:
             row = (await conn.execute(stmt)).first()
         return _event(row) if row is not None else None

@@ -36,11 +36,13 @@ from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
 from sluice.storage.sql.identities import SqlIdentities
+from sluice.storage.sql.mcp_analytics import SqlMcpAnalytics
 from sluice.storage.sql.scim import SqlScim
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.terms import SqlTerms
 from sluice.storage.sql.unit import Database, transaction
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
+from sluice.tenancy.model import stored_names
 from sluice.usage.dead_letters import DeadLetterRepository
 
 
@@ -65,6 +67,10 @@ def _key_from_row(row: Any) -> KeyRecord:
         models_exclude=tuple(row.models_exclude or ()),
         limits=stored_limits(row.limits),
         budget=stored_budget(row.budget),
+        mcp_servers=stored_names(row.mcp_servers),
+        mcp_servers_exclude=stored_names(row.mcp_servers_exclude) or (),
+        mcp_tools=stored_names(row.mcp_tools),
+        mcp_tools_exclude=stored_names(row.mcp_tools_exclude) or (),
         previous_hash=row.previous_hash,
         previous_valid_until=_ts(row.previous_valid_until),
     )
@@ -89,6 +95,10 @@ def key_values(record: KeyRecord) -> dict[str, Any]:
         "models_exclude": list(record.models_exclude),
         "limits": record.limits.to_json() if record.limits is not None else None,
         "budget": record.budget.to_json() if record.budget is not None else None,
+        "mcp_servers": list(record.mcp_servers) if record.mcp_servers is not None else None,
+        "mcp_servers_exclude": list(record.mcp_servers_exclude),
+        "mcp_tools": list(record.mcp_tools) if record.mcp_tools is not None else None,
+        "mcp_tools_exclude": list(record.mcp_tools_exclude),
         "previous_hash": record.previous_hash,
         "previous_valid_until": _dt(record.previous_valid_until),
     }
@@ -319,6 +329,7 @@ class SqlStorage:
         self.spend = SqlSpend(engine)
         self.alerts = SqlAlerts(engine)
         self.analytics = SqlAnalytics(engine)
+        self.mcp_analytics = SqlMcpAnalytics(engine)
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)

@@ -79,9 +79,11 @@ PG_UPSERTS = _pg_upserts()
 
 
 async def add_sqlite(conn: AsyncConnection, hours: list[RowValues], days: list[RowValues]) -> None:
-    """The full rollups; SQLite's triggers (migration 0008) keep the coarse ones."""
+    """The full rollups; SQLite's triggers (migration 0008) keep the coarse ones. A batch of
+    MCP rows only has none (an empty ``executemany`` would run the statement unbound)."""
     for statement, rows in zip(SQLITE_UPSERTS, (hours, days), strict=True):
-        await conn.exec_driver_sql(statement, rows)
+        if rows:
+            await conn.exec_driver_sql(statement, rows)
 
 
 async def add_postgresql(

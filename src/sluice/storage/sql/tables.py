@@ -31,6 +31,18 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
+
+def mcp_access_columns() -> tuple[Column[object], ...]:
+    """MCP access lists, on every level (keys, users, teams, orgs); named as in
+    :class:`~sluice.tenancy.model.Governance`."""
+    return (
+        Column("mcp_servers", JSON),
+        Column("mcp_servers_exclude", JSON),
+        Column("mcp_tools", JSON),
+        Column("mcp_tools_exclude", JSON),
+    )
+
+
 api_keys = Table(
     "api_keys",
     metadata,
@@ -53,6 +65,7 @@ api_keys = Table(
     Column("budget", JSON),
     Column("previous_hash", String(64)),
     Column("previous_valid_until", DateTime(timezone=True)),
+    *mcp_access_columns(),
     Index("ix_api_keys_user_id", "user_id"),
     Index("ix_api_keys_team_id", "team_id"),
 )
@@ -69,6 +82,7 @@ def _governed(name: str, *columns: Column[object], indexes: tuple[Index, ...] = 
         Column("models_exclude", JSON),
         Column("limits", JSON),
         Column("budget", JSON),
+        *mcp_access_columns(),
         Column("created_at", DateTime(timezone=True), nullable=False),
         *indexes,
     )
@@ -172,7 +186,13 @@ usage = Table(
     Column("org_id", String(b.ID_CHARS)),
     Column("upstream_ms", Float),
     Column("trace_id", String(b.ID_CHARS)),
+    Column("mcp_server", String(b.MCP_SERVER_CHARS)),
+    Column("mcp_tool", String(b.MCP_TOOL_CHARS)),
+    Column("bytes_in", BigInteger, nullable=False, server_default="0"),
+    Column("bytes_out", BigInteger, nullable=False, server_default="0"),
+    Column("rpc_error", Integer),
     Index("ix_usage_events_created_at", "created_at"),
+    Index("ix_usage_events_mcp_server_created_at", "mcp_server", "created_at"),
     Index("ix_usage_events_key_id_created_at", "key_id", "created_at"),
     Index("ix_usage_events_user_id_created_at", "user_id", "created_at"),
     Index("ix_usage_events_team_id_created_at", "team_id", "created_at"),
@@ -379,5 +399,5 @@ terms_acceptances = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 """The newest migration; a test checks it against the migration scripts."""

@@ -26,6 +26,7 @@ from sluice.tenancy.model import (
     Team,
     TeamRole,
     User,
+    stored_names,
 )
 
 
@@ -39,6 +40,10 @@ def _gov(row: Any) -> Governance:
         models_exclude=tuple(row.models_exclude or ()),
         limits=stored_limits(row.limits),
         budget=stored_budget(row.budget),
+        mcp_servers=stored_names(row.mcp_servers),
+        mcp_servers_exclude=stored_names(row.mcp_servers_exclude) or (),
+        mcp_tools=stored_names(row.mcp_tools),
+        mcp_tools_exclude=stored_names(row.mcp_tools_exclude) or (),
     )
 
 

@@ -62,6 +62,11 @@ USAGE_COLUMNS = (
     "org_id",
     "upstream_ms",
     "trace_id",
+    "mcp_server",
+    "mcp_tool",
+    "bytes_in",
+    "bytes_out",
+    "rpc_error",
 )
 """Every column of ``usage_events``, in the order of the row tuples below."""
 
@@ -110,6 +115,11 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.org_id,
         e.upstream_ms,
         e.trace_id,
+        e.mcp_server,
+        e.mcp_tool,
+        e.bytes_in,
+        e.bytes_out,
+        e.rpc_error,
     )
 
 
@@ -175,6 +185,9 @@ _PG_USAGE_TYPES = {
     "attempts": "int4",
     "cost_micros": "int8",
     "upstream_ms": "float8",
+    "bytes_in": "int8",
+    "bytes_out": "int8",
+    "rpc_error": "int4",
 }
 
 
