@@ -106,7 +106,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": _FOUNDATION
     | _DOMAIN
     | {"", "config", "credentials", "observability", "routing", "pipeline"}
-    | {"analytics", "alerts", "control", "scim"},
+    | {"analytics", "alerts", "control", "scim", "mcp"},
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
@@ -117,11 +117,11 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics", "runtime", "wiring", "background", "control"},
+    | {"analytics", "runtime", "wiring", "background", "control", "mcp"},
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
-    | {"storage.sql"},
+    | {"storage.sql", "mcp"},
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
@@ -131,9 +131,10 @@ ALLOWED: dict[str, set[str]] = {
     "control": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"scim"},
+    | {"scim", "mcp"},
     "app": _FOUNDATION
-    | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"},
+    | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"}
+    | {"mcp"},
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
