@@ -153,7 +153,7 @@ class SluiceApp:
             lifecycle=self._life,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
-        mcp, runner = self._mcp(rt, plane)
+        mcp, runner = self._mcp(rt, plane, control.mcp.runner)
         responses = ResponsesRoutes(
             plane,
             rt.storage.responses,
@@ -195,13 +195,13 @@ class SluiceApp:
         self._hook.install()
         return rt
 
-    def _mcp(self, rt: Runtime, plane: DataPlane) -> tuple[McpRoutes, ToolRunner]:
-        """The MCP endpoints and the tool runner they share with ``/v1/responses``; their
-        sessions live in the lifespan's task group."""
+    def _mcp(
+        self, rt: Runtime, plane: DataPlane, runner: ToolRunner
+    ) -> tuple[McpRoutes, ToolRunner]:
+        """The MCP endpoints over the process's tool runner (built with the control plane,
+        shared with ``/v1/responses`` and the console); their sessions live in the
+        lifespan's task group."""
         config = rt.config.mcp
-        runner = ToolRunner(
-            rt.mcp, rt.usage.record, clock=rt.clock, max_result_bytes=config.max_result_bytes
-        )
         sessions = Sessions(runner, rt.mcp, clock=rt.clock, idle_s=config.session_idle_s)
         rt.tasks.spawn(sessions.run(), name="mcp-sessions")
         rt.tasks.spawn(sessions.sweep_forever(), name="mcp-session-sweep")

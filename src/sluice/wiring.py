@@ -15,6 +15,7 @@ from sluice.budgets.memory import MemoryBudgets
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
+from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.plane import ControlPlane, Records
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
@@ -22,6 +23,7 @@ from sluice.control.terms import TermsService
 from sluice.credentials.crypto import Sealer
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
+from sluice.mcp.tools import ToolRunner
 from sluice.providers.base import Provider
 from sluice.providers.build import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
@@ -119,6 +121,13 @@ def _sealer(settings: Settings) -> Sealer | None:
     return Sealer(key.get_secret_value()) if key else None
 
 
+def tool_runner(rt: Runtime) -> ToolRunner:
+    """The process's one MCP tool runner: ``/mcp``, ``/v1/responses`` and the console use it."""
+    return ToolRunner(
+        rt.mcp, rt.usage.record, clock=rt.clock, max_result_bytes=rt.config.mcp.max_result_bytes
+    )
+
+
 def control_plane(rt: Runtime) -> ControlPlane:
     """The control plane's services over this process's resources, built once."""
     storage = rt.storage
@@ -199,4 +208,5 @@ def control_plane(rt: Runtime) -> ControlPlane:
             scim=scim,
         ),
         scim=scim,
+        mcp=McpCatalog(rt.mcp, tool_runner(rt)),
     )

@@ -125,7 +125,8 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
-    | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"},
+    | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
+    | {"mcp"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
