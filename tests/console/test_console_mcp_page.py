@@ -167,6 +167,7 @@ async def test_an_admin_sees_every_server_with_its_health(world: World, closed_p
         )
         assert set(health) == {"everything", "down", "vault"}
         assert "<dt>Restarts</dt><dd>0</dd>" in health["everything"]
+        assert "<dt>Health</dt><dd>not connected</dd>" in health["down"]  # never asked
         # the failed listing above is vault's last error
         assert "<dt>Health</dt><dd>down</dd>" in health["vault"]
         assert "<dt>Last error</dt><dd><code>" in health["vault"]
