@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import importlib
 import logging
@@ -31,7 +30,6 @@ from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
-from sluice.mcp.quota import admit_call
 from sluice.mcp.records import RedisSessionStore
 from sluice.mcp.sessions import Sessions
 from sluice.mcp.tools import ToolRunner
@@ -156,7 +154,7 @@ class SluiceApp:
             lifecycle=self._life,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
-        mcp, runner = self._mcp(rt, plane)
+        mcp, runner = self._mcp(rt, plane, control.mcp.runner)
         responses = ResponsesRoutes(
             plane,
             rt.storage.responses,
@@ -198,17 +196,13 @@ class SluiceApp:
         self._hook.install()
         return rt
 
-    def _mcp(self, rt: Runtime, plane: DataPlane) -> tuple[McpRoutes, ToolRunner]:
-        """The MCP endpoints and the tool runner they share with ``/v1/responses``; their
-        sessions live in the lifespan's task group."""
+    def _mcp(
+        self, rt: Runtime, plane: DataPlane, runner: ToolRunner
+    ) -> tuple[McpRoutes, ToolRunner]:
+        """The MCP endpoints over the process's tool runner (built with the control plane,
+        shared with ``/v1/responses`` and the console); their sessions live in the
+        lifespan's task group."""
         config = rt.config.mcp
-        runner = ToolRunner(
-            rt.mcp,
-            rt.usage.record,
-            clock=rt.clock,
-            max_result_bytes=config.max_result_bytes,
-            admit=functools.partial(admit_call, rt.limiter),
-        )
         store = None
         if rt.redis is not None:  # replicas: sessions are rebuilt from records in Redis
             store = RedisSessionStore(rt.redis, ttl_s=config.session_idle_s)

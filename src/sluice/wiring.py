@@ -4,6 +4,7 @@ retention, and the control plane's services. Concrete backends are chosen here (
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from sluice.budgets.memory import MemoryBudgets
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
+from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.plane import ControlPlane, Records
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
@@ -22,6 +24,8 @@ from sluice.control.terms import TermsService
 from sluice.credentials.crypto import Sealer
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
+from sluice.mcp.quota import admit_call
+from sluice.mcp.tools import ToolRunner
 from sluice.providers.base import Provider
 from sluice.providers.build import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
@@ -119,6 +123,17 @@ def _sealer(settings: Settings) -> Sealer | None:
     return Sealer(key.get_secret_value()) if key else None
 
 
+def tool_runner(rt: Runtime) -> ToolRunner:
+    """The process's one MCP tool runner: ``/mcp``, ``/v1/responses`` and the console use it."""
+    return ToolRunner(
+        rt.mcp,
+        rt.usage.record,
+        clock=rt.clock,
+        max_result_bytes=rt.config.mcp.max_result_bytes,
+        admit=functools.partial(admit_call, rt.limiter),
+    )
+
+
 def control_plane(rt: Runtime) -> ControlPlane:
     """The control plane's services over this process's resources, built once."""
     storage = rt.storage
@@ -199,4 +214,5 @@ def control_plane(rt: Runtime) -> ControlPlane:
             scim=scim,
         ),
         scim=scim,
+        mcp=McpCatalog(rt.mcp, tool_runner(rt)),
     )

@@ -12,6 +12,7 @@ import httpx
 
 from sluice.app import SluiceApp
 from sluice.auth.passwords import Passwords
+from tests.integration.conftest import CONFIG
 from tests.integration.test_tenancy import World, build_world
 
 PASSWORD = "correct horse battery"
@@ -73,10 +74,10 @@ async def signed_in(app: SluiceApp, email: str) -> AsyncIterator[Browser]:
 
 
 @asynccontextmanager
-async def console_world(tmp_path: Path) -> AsyncIterator[World]:
-    """The tenancy test world plus an admin person (``root``) and a console password for
-    everyone who signs in."""
-    async with build_world(tmp_path) as w:
+async def console_world(tmp_path: Path, config_text: str = CONFIG) -> AsyncIterator[World]:
+    """The tenancy test world (over ``config_text``) plus an admin person (``root``) and a
+    console password for everyone who signs in."""
+    async with build_world(tmp_path, config_text) as w:
         made = await w.call(
             "admin", "POST", "/api/v1/users", {"email": "root@example.org", "name": "Root"}
         )

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from sluice.app import SluiceApp
-from tests.integration.conftest import make_settings, running
+from tests.integration.conftest import CONFIG, make_settings, running
 
 CHAT = {"model": "mock-gpt", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -37,8 +37,8 @@ async def _ok(resp: httpx.Response) -> dict[str, object]:
 
 
 @asynccontextmanager
-async def build_world(tmp_path: Path) -> AsyncIterator[World]:
-    async with running(make_settings(tmp_path)) as (app, client):
+async def build_world(tmp_path: Path, config_text: str = CONFIG) -> AsyncIterator[World]:
+    async with running(make_settings(tmp_path), config_text) as (app, client):
         w = World(app, client)
         w.tokens["admin"] = "test-master-key"
         for org in ("A", "B"):

@@ -8,6 +8,7 @@ Playwright keeps an event loop running while it is open); each test gets a fresh
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -21,10 +22,12 @@ import pytest
 from tests.e2e.support import (
     PYTHON,
     Gateway,
+    gateway_config,
     reserve_closed_port,
     start_gateway,
     start_mock_upstream,
 )
+from tests.mcp.conftest import EVERYTHING
 
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "ui test password"
@@ -73,6 +76,24 @@ def _password(env: dict[str, str], *args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _config(mock_port: int, down_port: int, echo_port: int) -> str:
+    """The e2e config, plus server-everything over stdio as an MCP server when it is
+    installed (the MCP page's tests skip without it)."""
+    text = gateway_config(mock_port, down_port, echo_port)
+    if not EVERYTHING.exists():
+        return text
+    everything = {
+        "name": "everything",
+        "description": "The MCP reference server: tools, prompts, resources",
+        "tags": ["demo", "reference"],
+        "transport": "stdio",
+        "command": "node",
+        "args": [str(EVERYTHING), "stdio"],
+        "tools": {"deny": ["trigger-*"]},
+    }
+    return text + "mcp: " + json.dumps({"servers": [everything]}) + "\n"
+
+
 @pytest.fixture(scope="package")
 def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
     require_chromium()
@@ -80,7 +101,8 @@ def ui_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiWorld]:
     mock, mock_port = start_mock_upstream(workdir)
     down, echo = reserve_closed_port(), reserve_closed_port()
     try:
-        gw = start_gateway(workdir / "gw", mock_port, down.getsockname()[1], echo.getsockname()[1])
+        ports = (mock_port, down.getsockname()[1], echo.getsockname()[1])
+        gw = start_gateway(workdir / "gw", *ports, config_text=_config(*ports))
         try:
             w = UiWorld(gw)
             acme = w.api("POST", "/orgs", {"name": "acme"})

@@ -30,6 +30,7 @@ def _pages(ui_world: UiWorld) -> dict[str, str]:
         "playground": "/ui/playground",
         "usage": "/ui/usage",
         "requests": "/ui/requests",
+        "mcp": "/ui/mcp",
     }
 
 
@@ -65,9 +66,12 @@ def test_main_pages(
         page.screenshot(path=str(out / f"login-{view}.png"))
         sign_in(page, "root@example.org")
         for name, path in _pages(ui_world).items():
-            if view == "phone" and name not in ("keys", "playground", "usage", "requests"):
+            if view == "phone" and name not in ("keys", "playground", "usage", "requests", "mcp"):
                 continue
             page.goto(path)
+            if name == "mcp" and page.locator("#server-everything").count():
+                page.click("#server-everything details.tools > summary")
+                page.wait_for_selector("#server-everything .tools-body table", timeout=30_000)
             if name == "keys":
                 page.fill('input[name="name"]', f"demo-{view}")
                 page.click('button:has-text("Create key")')

@@ -106,7 +106,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": _FOUNDATION
     | _DOMAIN
     | {"", "config", "credentials", "observability", "routing", "pipeline"}
-    | {"analytics", "alerts", "control", "scim"},
+    | {"analytics", "alerts", "control", "scim", "mcp"},
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
@@ -125,15 +125,17 @@ ALLOWED: dict[str, set[str]] = {
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
-    | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"},
+    | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
+    | {"mcp"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"scim"},
+    | {"scim", "mcp"},
     "app": _FOUNDATION
-    | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"},
+    | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"}
+    | {"mcp"},
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},

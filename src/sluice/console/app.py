@@ -14,6 +14,7 @@ from sluice.console import (
     pages_admin,
     pages_auth,
     pages_keys,
+    pages_mcp,
     pages_ops,
     pages_org,
     pages_play,
@@ -94,6 +95,7 @@ def build_console(control: ControlPlane) -> Starlette:
         *pages_play.routes(ctx),
         *pages_usage.routes(ctx),
         *pages_requests.routes(ctx),
+        *pages_mcp.routes(ctx),
         *pages_terms.routes(ctx),
         Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

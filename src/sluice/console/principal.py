@@ -5,10 +5,31 @@ admin API would for that person."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from sluice.auth.principal import Principal
+from sluice.auth.principal import McpAccess, Principal
 from sluice.tenancy.model import Governance, OrgRole, TeamRole
-from sluice.tenancy.resolve import DirectoryIndex, effective_models
+from sluice.tenancy.resolve import DirectoryIndex, effective_mcp, effective_models
+
+
+@dataclass(frozen=True, slots=True)
+class AnyOfMcp(McpAccess):
+    """A person in several teams: a server or tool is theirs when the chain of one of their
+    teams allows it (as a key of theirs in that team would)."""
+
+    chains: tuple[McpAccess, ...] = ()
+
+    def may_use_server(self, server: str) -> bool:
+        return any(c.may_use_server(server) for c in self.chains)
+
+    def may_use_tool(self, server: str, tool: str) -> bool:
+        return any(c.may_use_tool(server, tool) for c in self.chains)
+
+
+def mcp_access(chains: list[list[Governance | None]]) -> McpAccess:
+    """The MCP servers and tools a person may use with some key of theirs."""
+    accesses = tuple(effective_mcp(chain) for chain in chains)
+    return accesses[0] if len(accesses) == 1 else AnyOfMcp(chains=accesses)
 
 
 def user_principal(
@@ -55,4 +76,5 @@ def user_principal(
         org_admin_of=frozenset(r.org_id for r in roles if r.role is OrgRole.ADMIN),
         team_admin_of=frozenset(m.team_id for m in memberships if m.role is TeamRole.ADMIN),
         teams=frozenset(t.id for t in teams),
+        mcp=mcp_access(chains),
     )

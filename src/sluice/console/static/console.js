@@ -50,6 +50,68 @@
     });
   });
 
+  // MCP page: a server's tools are listed (upstream) only when its "Tools" panel is opened.
+  var toolsMessage = function (body, text, kind) {
+    var p = document.createElement("p");
+    p.className = kind;
+    if (kind === "error") p.setAttribute("role", "alert");
+    p.textContent = text;
+    body.replaceChildren(p);
+  };
+  var toolsTable = function (body, tools) {
+    if (!tools.length) { toolsMessage(body, "This server offers you no tools.", "empty"); return; }
+    var wrap = document.createElement("div");
+    wrap.className = "table-wrap";
+    var table = document.createElement("table");
+    var head = table.createTHead().insertRow();
+    ["Tool", "Description"].forEach(function (title) {
+      var th = document.createElement("th");
+      th.textContent = title;
+      head.appendChild(th);
+    });
+    var rows = table.createTBody();
+    tools.forEach(function (tool) {
+      var row = rows.insertRow();
+      var code = document.createElement("code");
+      code.textContent = tool.name;
+      row.insertCell().appendChild(code);
+      row.insertCell().textContent = tool.description;
+    });
+    wrap.appendChild(table);
+    body.replaceChildren(wrap);
+  };
+  document.querySelectorAll("details[data-tools-url]").forEach(function (details) {
+    details.addEventListener("toggle", function () {
+      if (!details.open || details.getAttribute("data-state")) return;
+      details.setAttribute("data-state", "loading");
+      var body = details.querySelector(".tools-body");
+      toolsMessage(body, "Loading the tools…", "hint");
+      fetch(details.getAttribute("data-tools-url"), { credentials: "same-origin" })
+        .then(function (r) {
+          return r.json().catch(function () { return {}; }).then(function (data) {
+            return { status: r.status, data: data };
+          });
+        })
+        .then(function (answer) {
+          if (answer.status === 200) {
+            toolsTable(body, answer.data.tools || []);
+            details.setAttribute("data-state", "loaded");
+            return;
+          }
+          var why = answer.status === 401 ? "your session ended; sign in again" :
+            (answer.data.error || "the console answered " + answer.status);
+          toolsMessage(body, "The tools could not be listed: " + why +
+            ". Close and open this panel to try again.", "error");
+          details.removeAttribute("data-state");
+        })
+        .catch(function () {
+          toolsMessage(body, "The tools could not be listed: the console did not answer. " +
+            "Close and open this panel to try again.", "error");
+          details.removeAttribute("data-state");
+        });
+    });
+  });
+
   var health = document.getElementById("health");
   if (health) {
     var fmt = {
