@@ -15,6 +15,7 @@ from sluice.budgets.memory import MemoryBudgets
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
+from sluice.control.mcp_servers import McpServerService
 from sluice.control.plane import ControlPlane, Records
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
@@ -145,6 +146,9 @@ def control_plane(rt: Runtime) -> ControlPlane:
         on_loaded=rt.observability.redactor.add,
     )
     terms = TermsService(rt.config.auth.terms, storage.terms, tenancy, clock=rt.clock)
+    mcp_servers = McpServerService(
+        rt.config.mcp, storage.mcp_servers, tenancy, registry=rt.mcp, clock=rt.clock
+    )
     sync = KeySync(
         rt.keys,
         keys=storage.keys,
@@ -155,6 +159,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
         clock=rt.clock,
         redis=rt.redis,
         load_terms=terms.gate,
+        load_mcp_servers=mcp_servers.load,
     )
     scim_config = rt.config.auth.scim
     scim = (
@@ -199,4 +204,5 @@ def control_plane(rt: Runtime) -> ControlPlane:
             scim=scim,
         ),
         scim=scim,
+        mcp_servers=mcp_servers,
     )

@@ -12,6 +12,7 @@ from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
+from sluice.control.mcp_servers import McpServerService
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
 from sluice.control.terms import TermsService
@@ -66,3 +67,5 @@ class ControlPlane:
     """Console sign-in through the identity providers of ``auth.oidc`` (none: unused)."""
     scim: ScimService | None
     """SCIM provisioning of ``auth.scim`` (``None``: not configured, ``/scim/v2`` is 404)."""
+    mcp_servers: McpServerService
+    """The MCP servers of the config and those admins store (``/api/v1/mcp/servers``)."""
