@@ -17,6 +17,7 @@ from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
 from sluice.control.mcp_catalog import McpCatalog
+from sluice.control.mcp_servers import McpServerService
 from sluice.control.plane import ControlPlane, Records
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
@@ -160,6 +161,9 @@ def control_plane(rt: Runtime) -> ControlPlane:
         on_loaded=rt.observability.redactor.add,
     )
     terms = TermsService(rt.config.auth.terms, storage.terms, tenancy, clock=rt.clock)
+    mcp_servers = McpServerService(
+        rt.config.mcp, storage.mcp_servers, tenancy, registry=rt.mcp, clock=rt.clock
+    )
     sync = KeySync(
         rt.keys,
         keys=storage.keys,
@@ -170,6 +174,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
         clock=rt.clock,
         redis=rt.redis,
         load_terms=terms.gate,
+        load_mcp_servers=mcp_servers.load,
     )
     scim_config = rt.config.auth.scim
     scim = (
@@ -215,4 +220,5 @@ def control_plane(rt: Runtime) -> ControlPlane:
         ),
         scim=scim,
         mcp=McpCatalog(rt.mcp, tool_runner(rt)),
+        mcp_servers=mcp_servers,
     )

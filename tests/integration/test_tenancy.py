@@ -170,6 +170,16 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("GET", "/api/v1/terms", None, (404, 404, 404, 404, 404)),
     ("GET", "/api/v1/terms/acceptances", None, (2, 2, 403, 403, 403)),
     ("POST", "/api/v1/sso/check", {"idp": "nope", "groups": []}, (404, 403, 403, 403, 403)),
+    ("GET", "/api/v1/mcp/servers", None, (2, 403, 403, 403, 403)),
+    ("GET", "/api/v1/mcp/servers/nope", None, (404, 403, 403, 403, 403)),
+    (
+        "POST",
+        "/api/v1/mcp/servers",
+        {"name": "remote", "transport": "sse", "url": "https://mcp.example.org/sse"},
+        (2, 403, 403, 403, 403),
+    ),
+    ("PATCH", "/api/v1/mcp/servers/nope", {"description": "x"}, (404, 403, 403, 403, 403)),
+    ("DELETE", "/api/v1/mcp/servers/nope", None, (404, 403, 403, 403, 403)),
 ]
 
 

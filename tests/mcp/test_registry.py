@@ -15,7 +15,7 @@ from sluice.clock import FakeClock, SystemClock
 from sluice.config.mcp import McpConfig, McpServerConfig
 from sluice.errors import GatewayError
 from sluice.mcp.errors import RESULT_TOO_LARGE
-from sluice.mcp.registry import Registry
+from sluice.mcp.registry import Registry, ServerHealth
 from sluice.mcp.stdio import StderrTail
 from sluice.mcp.supervisor import backoff_s
 from tests.mcp.conftest import everything_stdio, tool_stdio
@@ -192,6 +192,28 @@ async def test_stored_servers_are_added_and_removed_while_running() -> None:
             pid = int((await session.call_tool("pid", {})).content[0].text)  # type: ignore[union-attr]
         await reg.set_stored([])
         assert set(reg.servers()) == set() and gone(pid)
+
+
+async def test_a_session_that_ends_normally_leaves_the_server_healthy() -> None:
+    async with registry(config({"name": "tools", "transport": "stdio", **tool_stdio()})) as reg:
+        for _ in range(2):
+            async with reg.open("tools") as session:
+                await session.call_tool("echo", {"text": "hi"})
+        assert reg.health()["tools"] == ServerHealth(up=True, last_error=None, restarts=0)
+
+
+async def test_removing_a_stored_server_kills_its_per_session_processes() -> None:
+    async with registry(config()) as reg:
+        server = McpServerConfig.model_validate(
+            {"name": "tools", "transport": "stdio", **tool_stdio()}
+        )
+        await reg.set_stored([server])
+        async with reg.open("tools") as session:
+            pid = int((await session.call_tool("pid", {})).content[0].text)  # type: ignore[union-attr]
+            await reg.set_stored([])
+            with pytest.raises(McpError):
+                await session.call_tool("echo", {"text": "still there?"})
+        assert gone(pid)
 
 
 def test_stderr_tail_is_bounded() -> None:

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from sluice.config.mcp_urls import RefusedUrl, check_url
 from sluice.config.secrets import SecretRef
@@ -56,19 +57,30 @@ class McpServerConfig(_Frozen):
     def _shape(self) -> McpServerConfig:
         if self.transport == "stdio":
             if not self.command:
-                raise ValueError(f"mcp server {self.name!r}: stdio needs command")
+                raise _wrong("command", f"mcp server {self.name!r}: stdio needs command")
             if self.url:
-                raise ValueError(f"mcp server {self.name!r}: stdio takes no url")
+                raise _wrong("url", f"mcp server {self.name!r}: stdio takes no url")
         else:
             if not self.url:
-                raise ValueError(f"mcp server {self.name!r}: {self.transport} needs url")
+                raise _wrong("url", f"mcp server {self.name!r}: {self.transport} needs url")
             if self.command:
-                raise ValueError(f"mcp server {self.name!r}: {self.transport} takes no command")
+                raise _wrong(
+                    "command", f"mcp server {self.name!r}: {self.transport} takes no command"
+                )
             try:
                 check_url(self.url, allow_private=self.allow_private)
             except RefusedUrl as exc:
-                raise ValueError(f"mcp server {self.name!r}: url: {exc}") from None
+                raise _wrong("url", f"mcp server {self.name!r}: url: {exc}") from None
         return self
+
+
+SHAPE_ERROR = "mcp_server_shape"
+"""The pydantic error type of a server whose fields do not fit together; its ``ctx`` names
+the field to blame (``field``), for the admin API's 400."""
+
+
+def _wrong(field: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(SHAPE_ERROR, "{message}", {"message": message, "field": field})
 
 
 class McpConfig(_Frozen):

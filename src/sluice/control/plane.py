@@ -13,6 +13,7 @@ from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
 from sluice.control.mcp_catalog import McpCatalog
+from sluice.control.mcp_servers import McpServerService
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
 from sluice.control.terms import TermsService
@@ -70,3 +71,5 @@ class ControlPlane:
     mcp: McpCatalog
     """The MCP servers a principal may use, their tools (through the process's one tool
     runner, ``mcp.runner``) and their health."""
+    mcp_servers: McpServerService
+    """The MCP servers of the config and those admins store (``/api/v1/mcp/servers``)."""

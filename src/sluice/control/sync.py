@@ -50,10 +50,12 @@ class KeySync:
         clock: Clock,
         redis: Redis | None,
         load_terms: Callable[[], Awaitable[TermsGate | None]] | None = None,
+        load_mcp_servers: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """``load_credentials``: reloads the stored provider credentials (with the keys,
         since both move the same change counter); ``load_terms``: who accepted the current
-        terms of service (an acceptance moves the counter too)."""
+        terms of service (an acceptance moves the counter too); ``load_mcp_servers``: hands
+        the stored MCP servers to the registry (their writes move the counter too)."""
         self._cache = cache
         self._keys = keys
         self._tenancy = tenancy
@@ -63,17 +65,21 @@ class KeySync:
         self._clock = clock
         self._redis = redis
         self._load_terms = load_terms
+        self._load_mcp_servers = load_mcp_servers
         self._seeded: set[tuple[str, str]] = set()
         self.changed = asyncio.Event()
         """Set when another process announced a change (the poll loop waits on it)."""
 
     async def refresh(self, *, force: bool = False) -> None:
-        """Reload keys, the directory and stored credentials when anything changed."""
+        """Reload keys, the directory, stored credentials and stored MCP servers when
+        anything changed."""
         version = await self._keys.version()
         if force or version != self._cache.version:
             terms = await self._load_terms() if self._load_terms is not None else None
             index = DirectoryIndex.build(await self._tenancy.directory(), terms=terms)
             await self._load_credentials()
+            if self._load_mcp_servers is not None:
+                await self._load_mcp_servers()
             self._cache.replace(await self._keys.list(), version=version, index=index)
             await self._seed_budgets()
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from mcp import ClientSession
 from mcp.shared.exceptions import McpError
-from mcp.types import CONNECTION_CLOSED
+from mcp.types import CONNECTION_CLOSED, ErrorData
 
 if TYPE_CHECKING:
     from sluice.mcp.upstream import Watch
@@ -103,6 +103,11 @@ class TrackedSession(ClientSession):
     async def send_request(self, *args: Any, **kwargs: Any) -> Any:
         try:
             result = await super().send_request(*args, **kwargs)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            # The transport's writer is gone (the process died before this request was
+            # sent): the same answer as for the requests that were pending then.
+            self.health.failed("Connection closed")
+            raise McpError(ErrorData(code=CONNECTION_CLOSED, message="Connection closed")) from None
         except McpError as exc:
             if exc.error.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
                 self.health.failed(exc.error.message)

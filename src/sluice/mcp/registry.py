@@ -47,7 +47,8 @@ class Registry:
         self._stored: dict[str, McpServerConfig] = {}
         self._health: dict[str, HealthState] = {}
         self._shared: dict[str, tuple[SharedStdio, asyncio.Task[None]]] = {}
-        self._own: set[StdioEnd] = set()
+        self._own: dict[StdioEnd, McpServerConfig] = {}
+        """The per-session stdio processes running, with the server each was started for."""
         self._group: asyncio.TaskGroup | None = None
         self._closed = False
 
@@ -88,7 +89,10 @@ class Registry:
 
     # stored servers -------------------------------------------------------------------
     async def set_stored(self, servers: Iterable[McpServerConfig]) -> None:
-        """Replace the stored servers (a changed shared stdio server is restarted)."""
+        """Replace the stored servers. A removed or changed server's processes are stopped:
+        a shared stdio server is restarted with its new spec; a per-session process is
+        killed, so its gateway session gets a closed connection (and a new session the
+        server as it is now, or 404)."""
         fresh = {s.name: s for s in servers if s.name not in self._static}
         if fresh == self._stored:
             return
@@ -103,9 +107,7 @@ class Registry:
             return
         self._closed = True
         for end in list(self._own):
-            if end.pid is not None and not end.ended.is_set():
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(end.pid, signal.SIGKILL)
+            _kill(end)
         for _, task in self._shared.values():
             task.cancel()
         self._shared.clear()
@@ -140,6 +142,9 @@ class Registry:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        for end, server in list(self._own.items()):
+            if current.get(server.name) != server:
+                _kill(end)
         for name in list(self._health):
             if name not in current:
                 del self._health[name]
@@ -157,7 +162,7 @@ class Registry:
     async def _connect(self, server: McpServerConfig, hooks: Hooks) -> AsyncIterator[ClientSession]:
         state = self._state(server.name)
         watch = Watch(StderrTail(self._config.stderr_tail_bytes), StdioEnd())
-        self._own.add(watch.end)
+        self._own[watch.end] = server
         try:
             async with contextlib.AsyncExitStack() as stack:
                 try:
@@ -184,6 +189,12 @@ class Registry:
                 state.ok()
                 yield session
         finally:
-            self._own.discard(watch.end)
+            self._own.pop(watch.end, None)
             if watch.end.reason is not None and not watch.end.reason.startswith("stopped"):
                 state.failed(describe(None, watch))
+
+
+def _kill(end: StdioEnd) -> None:
+    if end.pid is not None and not end.ended.is_set():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(end.pid, signal.SIGKILL)

@@ -243,8 +243,12 @@ async def stdio_transport(
     read_in, read_out = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     write_in, write_out = anyio.create_memory_object_stream[SessionMessage](0)
 
+    stopping = False
+
     async def stdout() -> None:
         reason = await _read_stdout(process, spec, read_in)
+        if stopping:  # the output ended because we stopped it: not a failure
+            return
         code = process.returncode
         end.finish(reason if code is None else f"{reason} (exit status {code})")
 
@@ -256,6 +260,7 @@ async def stdio_transport(
             try:
                 yield read_out, write_in
             finally:
+                stopping = True
                 await _stop(process)
                 end.finish(f"stopped (exit status {process.returncode})")
                 tg.cancel_scope.cancel()

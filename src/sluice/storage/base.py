@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
+from sluice.mcp.store import McpServerRepository
 from sluice.scim.store import ScimRepository
 from sluice.storage.console import ConsoleRepository
 from sluice.tenancy.model import (
@@ -279,6 +280,7 @@ class Unit(Protocol):
     scim: ScimRepository
     terms: TermsRepository
     identities: IdentityRepository
+    mcp_servers: McpServerRepository
 
 
 class Storage(Protocol):
@@ -295,6 +297,8 @@ class Storage(Protocol):
     """The users and teams SCIM manages (``auth.scim``)."""
     terms: TermsRepository
     """Who accepted which version of the terms of service."""
+    mcp_servers: McpServerRepository
+    """The MCP servers admins added through the admin API."""
 
     def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one

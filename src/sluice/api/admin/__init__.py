@@ -16,6 +16,7 @@ from sluice.api.admin import (
     audit,
     dead_letters,
     keys,
+    mcp_servers,
     orgs,
     providers,
     routing,
@@ -47,7 +48,7 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
     install_error_handlers(app)
     ctx = AdminContext(control)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
-    for module in (*modules, dead_letters, terms, sso):
+    for module in (*modules, dead_letters, terms, sso, mcp_servers):
         app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())
     install_openapi(app)
     return app

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluice.auth.keys import KeyRecord
 from sluice.budgets.spec import stored_budget
 from sluice.limits.settings import stored_limits
+from sluice.mcp.store import McpServerRepository
 from sluice.scim.store import ScimRepository
 from sluice.storage.base import (
     CredentialRepository,
@@ -37,6 +38,7 @@ from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
 from sluice.storage.sql.identities import SqlIdentities
 from sluice.storage.sql.mcp_analytics import SqlMcpAnalytics
+from sluice.storage.sql.mcp_servers import SqlMcpServers
 from sluice.storage.sql.scim import SqlScim
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.terms import SqlTerms
@@ -312,6 +314,7 @@ class SqlUnit:
         self.scim: ScimRepository = SqlScim(db)
         self.terms: TermsRepository = SqlTerms(db)
         self.identities: IdentityRepository = SqlIdentities(db)
+        self.mcp_servers: McpServerRepository = SqlMcpServers(db)
 
 
 class SqlStorage:
@@ -335,6 +338,7 @@ class SqlStorage:
         self.identities = SqlIdentities(engine)
         self.scim = SqlScim(engine)
         self.terms = SqlTerms(engine)
+        self.mcp_servers = SqlMcpServers(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

@@ -397,7 +397,17 @@ terms_acceptances = Table(
     Index("ix_terms_acceptances_version", "version"),
 )
 
+# MCP servers admins manage through the admin API (the config's are not stored).
+mcp_servers = Table(
+    "mcp_servers",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 """The newest migration; a test checks it against the migration scripts."""
