@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sluice.mcp.store import StoredMcpServer
+from sluice.storage.mcp_servers import StoredMcpServer
 from sluice.storage.sql.repository import SqlStorage
 
 SPEC = {"transport": "stdio", "command": "cat", "env": {"TOKEN": "env:TOKEN"}, "tags": ["a"]}

@@ -98,6 +98,7 @@ async def test_migration_0016_adds_and_removes_the_mcp_columns(storage: SqlStora
 
     from sluice.auth.service import create_key
     from sluice.storage.sql.migrate import _config, current_revision, upgrade_engine
+    from sluice.storage.sql.tables import HEAD_REVISION
 
     key = (await create_key(storage.keys, name="old", now=1.0, models=("m",))).record
     await storage.usage.insert_many([UsageEvent("r-old", T0, "chat", key.id, "m")])
@@ -111,7 +112,7 @@ async def test_migration_0016_adds_and_removes_the_mcp_columns(storage: SqlStora
         assert "mcp_tool" not in await conn.run_sync(columns, "usage_events")
     assert await current_revision(storage.engine) == "0015"
     await upgrade_engine(storage.engine)
-    assert await current_revision(storage.engine) == "0016"
+    assert await current_revision(storage.engine) == HEAD_REVISION
     # Rows written before the migration read as "no MCP lists, no MCP fields".
     again = await storage.keys.get(key.id)
     assert again == key and again.mcp_servers is None and again.mcp_tools_exclude == ()

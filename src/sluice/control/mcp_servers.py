@@ -20,7 +20,7 @@ from sluice.config.mcp import SHAPE_ERROR, McpConfig, McpServerConfig
 from sluice.config.secrets import SecretRef
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.mcp.health import ServerHealth
-from sluice.mcp.store import McpServerRepository, StoredMcpServer
+from sluice.storage.mcp_servers import McpServerRepository, StoredMcpServer
 from sluice.tenancy.changes import unique
 from sluice.tenancy.rules import forbidden, not_found
 from sluice.tenancy.service import Tenancy

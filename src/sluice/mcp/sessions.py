@@ -52,6 +52,8 @@ class Sessions:
         self._restoring: dict[str, anyio.Lock] = {}
         self._tg: anyio.abc.TaskGroup | None = None
         self._ready = anyio.Event()
+        self._some = anyio.Event()
+        """Set when a session is added (wakes :meth:`sweep_forever`)."""
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -75,8 +77,13 @@ class Sessions:
             self._by_id.clear()
 
     async def sweep_forever(self) -> None:
-        """Close idle sessions every so often (a lookup also refuses an idle one)."""
+        """Close idle sessions every so often (a lookup also refuses an idle one). While no
+        session is held the loop waits for one, not for the clock: an idle gateway, or one
+        without MCP clients, never wakes up for it."""
         while True:
+            if not self._by_id:
+                self._some = anyio.Event()
+                await self._some.wait()
             await self._clock.sleep(min(self._idle_s / 2, 60.0))
             await self.sweep()
 
@@ -138,6 +145,7 @@ class Sessions:
             restored=restored,
         )
         self._by_id[session.id] = session
+        self._some.set()
         self._tg.start_soon(self._own, session)
         await session.started.wait()
         return session

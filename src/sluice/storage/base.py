@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
-from sluice.mcp.store import McpServerRepository
 from sluice.scim.store import ScimRepository
 from sluice.storage.console import ConsoleRepository
+from sluice.storage.mcp_servers import McpServerRepository
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,

@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from sluice.mcp.store import StoredMcpServer
+from sluice.storage.mcp_servers import StoredMcpServer
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import bump, dt, ts
 from sluice.storage.sql.unit import Database

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sluice.auth.keys import KeyRecord
 from sluice.budgets.spec import stored_budget
 from sluice.limits.settings import stored_limits
-from sluice.mcp.store import McpServerRepository
 from sluice.scim.store import ScimRepository
 from sluice.storage.base import (
     CredentialRepository,
@@ -25,6 +24,7 @@ from sluice.storage.base import (
     TermsRepository,
 )
 from sluice.storage.console import ConsoleRepository
+from sluice.storage.mcp_servers import McpServerRepository
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.alerts import SqlAlerts
 from sluice.storage.sql.analytics import SqlAnalytics
