@@ -54,14 +54,21 @@ class SessionRunner:
         self._sessions = sessions
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
 
-    async def list_tools(self, principal: Principal, server: str) -> list[types.Tool]:
+    async def list_tools(
+        self, principal: Principal, server: str, **upstream: Any
+    ) -> list[types.Tool]:
         if not principal.mcp.may_use_server(server):
             raise GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no MCP server {server!r}")
         listed = await self._sessions[server].list_tools()
         return [t for t in listed.tools if principal.mcp.may_use_tool(server, t.name)]
 
     async def call_tool(
-        self, principal: Principal, server: str, tool: str, arguments: dict[str, Any]
+        self,
+        principal: Principal,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        **upstream: Any,
     ) -> types.CallToolResult:
         if not principal.mcp.may_use_tool(server, tool):
             raise GatewayError(ErrorKind.CALLER_FORBIDDEN, f"the tool {tool!r} is not allowed")
@@ -271,7 +278,7 @@ async def test_bad_mcp_tools_refused(
     assert (await _refused(client, _mcp(server_url="https://elsewhere.example/mcp"))).param == (
         "tools[0].server_url"
     )
-    assert (await _refused(client, _mcp(require_approval="always"))).param == (
+    assert (await _refused(client, _mcp(require_approval="sometimes"))).param == (
         "tools[0].require_approval"
     )
     assert (await _refused(client, _mcp(headers={"Authorization": "Bearer x"}))).param == (

@@ -101,7 +101,12 @@ class McpConfig(_Frozen):
     max_result_bytes: Annotated[int, Field(ge=1024, le=256 * 1024 * 1024)] = 8 * 1024 * 1024
     """Largest upstream message relayed to a client; larger answers a JSON-RPC error."""
     allow_external: bool = False
-    """``/v1/responses`` ``mcp`` tools may point at a URL that is not a configured server."""
+    """``/v1/responses`` ``mcp`` tools may name a ``server_url`` that is not a configured
+    server: the gateway connects to it (Streamable HTTP) for that request, with the tool's
+    ``headers``. Every key whose MCP access allows the tool's ``server_label`` may do so."""
+    external_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Deadline of each request to an external server (connecting and a tool call
+    included)."""
     restart_backoff_s: Annotated[float, Field(gt=0, le=60)] = 0.5
     """First wait before a dead ``share: true`` stdio server is started again; doubled on
     each failure in a row, up to ``restart_backoff_max_s``."""

@@ -213,12 +213,34 @@ class ToolRunner:
             raise rpc_error(NOT_FOUND, f"unknown mcp server {name!r}")
         return config
 
+    def _config(
+        self,
+        principal: Principal,
+        server: str,
+        external: McpServerConfig | None,
+        session: ClientSession | None,
+    ) -> McpServerConfig:
+        if external is None:
+            return self._known(principal, server)
+        if not principal.mcp.may_use_server(server):
+            raise rpc_error(NOT_FOUND, f"unknown mcp server {server!r}")
+        if session is None:  # the registry cannot open it
+            raise rpc_error(UPSTREAM_UNAVAILABLE, f"mcp server {server!r} is not connected")
+        return external
+
     async def list_tools(
-        self, principal: Principal, server: str, *, session: ClientSession | None = None
+        self,
+        principal: Principal,
+        server: str,
+        *,
+        session: ClientSession | None = None,
+        external: McpServerConfig | None = None,
     ) -> list[Tool]:
         """The tools of ``server`` that ``principal`` may call. ``session``: an open upstream
-        session to use (else one is opened for the listing)."""
-        config = self._known(principal, server)
+        session to use (else one is opened for the listing). ``external``: the server is
+        not the registry's but this one (``sluice.mcp.external``; ``session`` is then its
+        open session)."""
+        config = self._config(principal, server, external, session)
         async with self._session(config, session) as upstream:
             tools = await list_all_tools(upstream, config, max_bytes=self._max)
         return [t for t in tools if may_call(principal, config, t.name)]
@@ -234,12 +256,14 @@ class ToolRunner:
         progress: ProgressFnT | None = None,
         schema: Tool | None = None,
         request_id: str | None = None,
+        external: McpServerConfig | None = None,
     ) -> CallToolResult:
         """Call ``tool`` on ``server`` for ``principal`` and write one usage row.
 
         ``session``: the open upstream session to call on (else one is opened for the call);
         ``progress``: receives the upstream's progress notifications; ``schema``: the tool as
-        listed, to check ``arguments`` against (else the server is asked for it). Raises
+        listed, to check ``arguments`` against (else the server is asked for it);
+        ``external``: as for :meth:`list_tools`. Raises
         ``McpError`` (a JSON-RPC error) when refused or failed."""
         started = self._clock.now()
         mono = time.monotonic()
@@ -259,7 +283,13 @@ class ToolRunner:
         )
         try:
             result, size = await self._call(
-                principal, server, tool, args, session=session, progress=progress, schema=schema
+                principal,
+                self._config(principal, server, external, session),
+                tool,
+                args,
+                session=session,
+                progress=progress,
+                schema=schema,
             )
             event.bytes_out = size
             return result
@@ -285,7 +315,7 @@ class ToolRunner:
     async def _call(
         self,
         principal: Principal,
-        server: str,
+        config: McpServerConfig,
         tool: str,
         args: dict[str, Any],
         *,
@@ -293,7 +323,6 @@ class ToolRunner:
         progress: ProgressFnT | None,
         schema: Tool | None,
     ) -> tuple[CallToolResult, int]:
-        config = self._known(principal, server)
         if not may_call(principal, config, tool):
             raise rpc_error(INVALID_PARAMS, f"unknown tool {tool!r}")
         await self._admit(principal)

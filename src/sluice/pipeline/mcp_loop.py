@@ -17,6 +17,7 @@ without ``mcp`` tools never enter this module (:func:`serve_responses` checks on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -24,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from mcp import McpError, types
+from mcp import ClientSession, McpError, types
 
 from sluice.auth.principal import Principal
 from sluice.config.mcp import McpConfig, McpServerConfig
-from sluice.errors import ErrorKind, GatewayError
+from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.mcp.external import open_external
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects import responses_format as rf
 from sluice.pipeline.dialects import responses_mcp as rm
@@ -49,15 +51,31 @@ _CLIENT_CALLS = frozenset({"function_call", "custom_tool_call", "local_shell_cal
 class ToolRunner(Protocol):
     """Runs MCP tools for a principal (``sluice.mcp.tools.ToolRunner`` implements it)."""
 
-    async def list_tools(self, principal: Principal, server: str) -> list[types.Tool]:
-        """The tools of ``server`` this principal may use (filters applied)."""
+    async def list_tools(
+        self,
+        principal: Principal,
+        server: str,
+        *,
+        session: ClientSession | None = None,
+        external: McpServerConfig | None = None,
+    ) -> list[types.Tool]:
+        """The tools of ``server`` this principal may use (filters applied). ``external``:
+        a server of this request only (``mcp.allow_external``), reached over ``session``."""
         ...
 
     async def call_tool(
-        self, principal: Principal, server: str, tool: str, arguments: dict[str, Any]
+        self,
+        principal: Principal,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        *,
+        session: ClientSession | None = None,
+        external: McpServerConfig | None = None,
     ) -> types.CallToolResult:
         """Run one tool: access check, rate limit, one usage row. Raises ``GatewayError``
-        when the gateway refuses it, ``McpError`` for the server's JSON-RPC errors."""
+        when the gateway refuses it, ``McpError`` for the server's JSON-RPC errors.
+        ``session``, ``external``: as for :meth:`list_tools`."""
         ...
 
 
@@ -121,19 +139,33 @@ class _Loop:
         """The request's tools that are not ``mcp`` tools (offered unchanged)."""
         self._arrival = ctx.arrival
         """The arrival of the round running (its usage row's request id, times)."""
+        self._specs: dict[str, rm.McpSpec] = {}
+        self._tools: dict[tuple[str, str], types.Tool] = {}
+        """The tools offered, by (server label, tool name)."""
+        self._external: dict[str, tuple[McpServerConfig, ClientSession]] = {}
+        """This request's external servers by label, and their open sessions."""
+        self._input: list[Any] = _input_list(self._body["input"])
+        """The request's input items (approval answers taken out) that every round sends."""
 
     @property
     def _principal(self) -> Principal:
         return self._ctx.arrival.principal
 
     async def run(self) -> Outcome:
+        """Serve the request; the external servers it connected to are closed at the end."""
+        async with contextlib.AsyncExitStack() as stack:
+            return await self._serve(stack)
+
+    async def _serve(self, stack: contextlib.AsyncExitStack) -> Outcome:
         ctx = self._ctx
-        await self._list()
+        await self._list(stack)
+        approvals = await self._approvals()
         if ctx.request.stream:
             self._events = EventStream(ctx.sink, self._shell("in_progress"))
             await self._events.start(ctx.base_headers)
             for item in self._items:
                 await self._events.list_tools(item)
+        await self._answer(approvals)
         rounds = self._deps.config.max_tool_rounds
         n = 0
         while True:
@@ -150,15 +182,27 @@ class _Loop:
                 return await self._finish(outcome, data, output, sink, incomplete=False)
             if n > rounds:
                 return await self._finish(outcome, data, output, sink, incomplete=True)
-            self._record(outcome)
+            asked = [it for it in calls if self._needs_approval(it)]
+            # The loop ends here when the client has something to do: run one of its own
+            # tools (the model called one too) or approve calls. This round's calls that
+            # need no approval run first; its other items end the answer.
+            ends = bool(asked) or any(
+                it.get("type") in _CLIENT_CALLS for it in output if it not in calls
+            )
+            if not ends:
+                self._record(outcome)
+            last: list[dict[str, Any]] = []
             for item in output:
-                if self._is_mcp_call(item):
+                if item in asked:
+                    last.append(self._approval_request(item))
+                elif self._is_mcp_call(item):
                     await self._call(item)
+                elif ends:
+                    last.append(item)
                 else:
                     await self._emit(item)
-            if any(it.get("type") in _CLIENT_CALLS for it in output if it not in calls):
-                # The model also called one of the client's own tools: the client runs it.
-                return await self._finish(outcome, data, [], sink, incomplete=False)
+            if ends:
+                return await self._finish(outcome, data, last, sink, incomplete=False)
 
     def _is_mcp_call(self, item: Any) -> bool:
         return (
@@ -167,8 +211,9 @@ class _Loop:
             and item.get("name") in self._names
         )
 
-    async def _list(self) -> None:
-        """List the tools of every ``mcp`` tool's server (400 for a bad ``mcp`` tool)."""
+    async def _list(self, stack: contextlib.AsyncExitStack) -> None:
+        """List the tools of every ``mcp`` tool's server (400 for a bad ``mcp`` tool);
+        connect to the external ones (closed by ``stack``)."""
         deps = self._deps
         servers = deps.servers()
         specs = rm.mcp_specs(
@@ -182,9 +227,14 @@ class _Loop:
         ]
         taken = {str(t.get("name")) for t in others if isinstance(t, dict) and t.get("name")}
         for spec in specs:
+            self._specs[spec.label] = spec
             try:
                 async with asyncio.timeout_at(self._ctx.deadline):
-                    listed = await deps.runner.list_tools(self._principal, spec.label)
+                    if spec.external is not None:
+                        await self._connect(stack, spec)
+                    listed = await deps.runner.list_tools(
+                        self._principal, spec.label, **self._upstream(spec.label)
+                    )
             except GatewayError:
                 raise
             except (McpError, OSError, TimeoutError) as exc:
@@ -196,10 +246,104 @@ class _Loop:
             tools = [t for t in listed if spec.allowed is None or t.name in spec.allowed]
             self._items.append(rm.list_item(spec.label, tools))
             for tool in tools:
+                self._tools[spec.label, tool.name] = tool
                 name = _function_name(tool.name, spec.label, taken)
                 self._names[name] = (spec.label, tool.name)
                 self._offered.append(rm.function_tool(name, tool))
         self._others = others
+
+    async def _connect(self, stack: contextlib.AsyncExitStack, spec: rm.McpSpec) -> None:
+        assert spec.external is not None
+        timeout_s = self._deps.config.external_timeout_s
+        session = await stack.enter_async_context(
+            open_external(spec.external, timeout_s=timeout_s, where=f"tools[{spec.index}]")
+        )
+        self._external[spec.label] = (spec.external.config(timeout_s=timeout_s), session)
+
+    def _upstream(self, label: str) -> dict[str, Any]:
+        """The runner's keyword arguments for a server: its session if external."""
+        found = self._external.get(label)
+        return {} if found is None else {"external": found[0], "session": found[1]}
+
+    def _needs_approval(self, call: dict[str, Any]) -> bool:
+        label, name = self._names[call["name"]]
+        return self._specs[label].approval.needed(self._tools[label, name])
+
+    def _approval_request(self, call: dict[str, Any]) -> dict[str, Any]:
+        """The ``mcp_approval_request`` item of a call the client must approve first; its
+        id is the call's id when the approval comes back."""
+        label, name = self._names[call["name"]]
+        return rm.approval_request(label, name, str(call.get("arguments") or "{}"))
+
+    async def _approvals(self) -> list[tuple[dict[str, Any], bool]]:
+        """The calls the request approves or denies (``mcp_approval_response`` items
+        answering the ``mcp_approval_request`` items of ``previous_response_id``), checked
+        before anything runs; taken out of the input."""
+        answers = [
+            (i, it)
+            for i, it in enumerate(self._input)
+            if isinstance(it, dict) and it.get("type") == rm.APPROVAL_RESPONSE
+        ]
+        if not answers:
+            return []
+        asked = await self._asked()
+        out: list[tuple[dict[str, Any], bool]] = []
+        for i, answer in answers:
+            where = f"input[{i}]"
+            request = asked.get(answer.get("approval_request_id"))
+            if request is None:
+                raise BadRequest(
+                    f"'{where}.approval_request_id' names no approval request of the "
+                    "previous response",
+                    param=f"{where}.approval_request_id",
+                )
+            approve = answer.get("approve")
+            if not isinstance(approve, bool):
+                raise BadRequest(f"'{where}.approve' must be a boolean", param=f"{where}.approve")
+            wanted = (request.get("server_label"), request.get("name"))
+            name = next((f for f, pair in self._names.items() if pair == wanted), None)
+            if name is None:
+                raise BadRequest(
+                    f"'{where}.approval_request_id': the tool {wanted[1]!r} of {wanted[0]!r} "
+                    "is not offered by this request's mcp tools",
+                    param=f"{where}.approval_request_id",
+                )
+            call = {
+                "call_id": request["id"],
+                "name": name,
+                "arguments": str(request.get("arguments") or "{}"),
+            }
+            out.append((call, approve))
+        answered = {id(it) for _, it in answers}
+        self._input = [it for it in self._input if id(it) not in answered]
+        return out
+
+    async def _answer(self, approvals: list[tuple[dict[str, Any], bool]]) -> None:
+        """Run the approved calls and tell the model which were denied, before the
+        request's other input."""
+        if not approvals:
+            return
+        for call, approve in approvals:
+            if approve:
+                await self._call(call)
+            else:
+                self._extra += rm.denied(call["call_id"], call["name"], call["arguments"])
+        self._input, self._extra = self._extra + self._input, []
+
+    async def _asked(self) -> dict[Any, dict[str, Any]]:
+        """The approval requests of the previous response, by id."""
+        previous = self._body.get("previous_response_id")
+        stored = (
+            await self._deps.store.get(previous, key_id=self._turn.key_id)
+            if isinstance(previous, str)
+            else None
+        )
+        output = stored.body.get("output") if stored is not None else None
+        return {
+            it.get("id"): it
+            for it in (output if isinstance(output, list) else [])
+            if isinstance(it, dict) and it.get("type") == rm.APPROVAL_REQUEST
+        }
 
     def _tool_choice(self) -> Any:
         choice = self._body.get("tool_choice")
@@ -215,7 +359,7 @@ class _Loop:
         ctx = self._ctx
         body = {
             **self._body,
-            "input": _input_list(self._body["input"]) + self._extra,
+            "input": self._input + self._extra,
             "tools": self._others + self._offered,
             "stream": False,
             "store": False,
@@ -309,7 +453,9 @@ class _Loop:
     async def _run(self, item: dict[str, Any], label: str, tool: str, args: dict[str, Any]) -> None:
         try:
             async with asyncio.timeout_at(self._ctx.deadline):
-                result = await self._deps.runner.call_tool(self._principal, label, tool, args)
+                result = await self._deps.runner.call_tool(
+                    self._principal, label, tool, args, **self._upstream(label)
+                )
         except GatewayError as exc:
             item["error"] = rm.http_error(exc.status, self._svc.redactor(exc.message))
         except McpError as exc:
@@ -386,10 +532,11 @@ class _Loop:
     async def _save(self, final: dict[str, Any], last: list[dict[str, Any]]) -> None:
         turn = self._turn
         tools = ChatTools()
+        answer = [it for it in last if it.get("type") not in (rm.CALL, rm.APPROVAL_REQUEST)]
         conversation = (
             turn.history
-            + rf.input_messages(_input_list(self._body["input"]) + self._extra, tools=tools)
-            + rf.output_messages([it for it in last if it.get("type") != "mcp_call"], tools)
+            + rf.input_messages(self._input + self._extra, tools=tools)
+            + (rf.output_messages(answer, tools) if answer or not last else [])
         )
         await self._deps.store.save(
             StoredResponse(
