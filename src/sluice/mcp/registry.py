@@ -108,8 +108,8 @@ class Registry:
         self._closed = True
         for end in list(self._own):
             _kill(end)
-        for _, task in self._shared.values():
-            task.cancel()
+        for supervisor, _ in self._shared.values():
+            supervisor.stop()
         self._shared.clear()
         if self._group is not None:
             group, self._group = self._group, None
@@ -139,7 +139,7 @@ class Registry:
         for name, (supervisor, task) in list(self._shared.items()):
             if current.get(name) != supervisor.server:
                 del self._shared[name]
-                task.cancel()
+                supervisor.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         for end, server in list(self._own.items()):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import anyio
 from mcp import ClientSession
 
 from sluice.clock import Clock
@@ -42,8 +43,19 @@ class SharedStdio:
         """Gateway sessions holding the shared session now."""
         self.pid: int | None = None
         """The running process's id (``None`` between starts)."""
+        self._scope = anyio.CancelScope()
+
+    def stop(self) -> None:
+        """End :meth:`run` (the process is stopped). Through anyio's own cancellation: an
+        asyncio ``Task.cancel`` can be taken for one of the SDK's inner cancel scopes and
+        swallowed, leaving the supervisor waiting on a live process."""
+        self._scope.cancel()
 
     async def run(self) -> None:
+        with self._scope:
+            await self._run()
+
+    async def _run(self) -> None:
         failures = 0
         while True:
             started = self._clock.monotonic()
