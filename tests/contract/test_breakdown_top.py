@@ -70,7 +70,7 @@ async def test_top_groups_from_the_store_match_the_raw_rows(storage: SqlStorage,
     for e in events:
         writer.record(e)
     await writer.close()
-    a = Analytics(storage.analytics, FakeClock(NOW))
+    a = Analytics(storage.analytics, FakeClock(NOW), mcp=storage.mcp_analytics)
     w = a.window(None, datetime.fromtimestamp(NOW, UTC))  # 30 days to now: part-day edges
     assert w.start % DAY != 0 and w.end % DAY != 0
     everything = Visibility(everything=True)

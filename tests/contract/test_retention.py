@@ -42,7 +42,7 @@ async def test_purge_deletes_expired_rows_in_chunks_and_keeps_rollups(storage: S
     assert await storage.usage.count() == 4
     assert await storage.bodies.get("r000") is None
     assert await storage.bodies.get("r100") is not None
-    analytics = Analytics(storage.analytics, clock)
+    analytics = Analytics(storage.analytics, clock, mcp=storage.mcp_analytics)
     window = analytics.window(None, None)
     everything = analytics.window(
         datetime.fromtimestamp(NOW - 200 * DAY, UTC),
