@@ -97,9 +97,10 @@ ALLOWED: dict[str, set[str]] = {
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
     # the data plane's use cases
+    # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
-    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability"},
+    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),
