@@ -41,6 +41,7 @@ async def _mcp_calls(engine: AsyncEngine, query: McpQuery) -> list[McpToolSums]:
     failed = case((or_(u.c.status >= 400, u.c.rpc_error.is_not(None)), 1), else_=0)
     where = [
         u.c.endpoint == MCP_TOOL,
+        u.c.mcp_server.is_not(None),  # what lets the partial index serve the query
         u.c.created_at >= _dt(query.start),
         u.c.created_at < _dt(query.end),
         visible(u, query.visibility),

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 
 from sluice.usage import bounds as b
@@ -192,7 +193,13 @@ usage = Table(
     Column("bytes_out", BigInteger, nullable=False, server_default="0"),
     Column("rpc_error", Integer),
     Index("ix_usage_events_created_at", "created_at"),
-    Index("ix_usage_events_mcp_server_created_at", "mcp_server", "created_at"),
+    Index(
+        "ix_usage_events_mcp_server_created_at",
+        "mcp_server",
+        "created_at",
+        sqlite_where=text("mcp_server IS NOT NULL"),
+        postgresql_where=text("mcp_server IS NOT NULL"),
+    ),
     Index("ix_usage_events_key_id_created_at", "key_id", "created_at"),
     Index("ix_usage_events_user_id_created_at", "user_id", "created_at"),
     Index("ix_usage_events_team_id_created_at", "team_id", "created_at"),

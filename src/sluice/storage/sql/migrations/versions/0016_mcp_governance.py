@@ -31,8 +31,13 @@ def upgrade() -> None:
         batch.add_column(sa.Column("bytes_in", sa.BigInteger, nullable=False, server_default="0"))
         batch.add_column(sa.Column("bytes_out", sa.BigInteger, nullable=False, server_default="0"))
         batch.add_column(sa.Column("rpc_error", sa.Integer))
+    # Partial: model rows (no server) are never in it, so their inserts do not maintain it.
     op.create_index(
-        "ix_usage_events_mcp_server_created_at", "usage_events", ["mcp_server", "created_at"]
+        "ix_usage_events_mcp_server_created_at",
+        "usage_events",
+        ["mcp_server", "created_at"],
+        sqlite_where=sa.text("mcp_server IS NOT NULL"),
+        postgresql_where=sa.text("mcp_server IS NOT NULL"),
     )
 
 
