@@ -272,3 +272,23 @@ async def test_a_row_refused_by_the_dead_letters_too_is_logged_and_counted_dropp
     assert (writer.dead_lettered, writer.dropped) == (0, 1)
     dropped = [r.getMessage() for r in caplog.records if "dropped:" in r.getMessage()]
     assert len(dropped) == 1 and '"request_id": "r2"' in dropped[0]
+
+
+async def test_threads_run_ordinary_while_writes_fail_and_for_the_last_rows() -> None:
+    """A failed write (a starved idle-time thread may hold the lock) and shutdown (the last
+    rows must not wait for idle time) put the database threads on ordinary scheduling."""
+    usage, keys, calls = FlakyUsage(), Keys(), []
+    writer = UsageWriter(usage, keys, batch_size=10, interval_s=0.01, urgent=calls.append)  # type: ignore[arg-type]
+    usage.failing = True
+    writer.record(_ev(0))
+    await writer.flush()
+    assert calls == [True] and writer.down
+    await writer.flush()
+    assert calls == [True]  # once per outage
+    usage.failing = False
+    await writer.flush()
+    assert not writer.down and len(usage.rows) == 1
+    writer._set_backlog(False)  # what the run loop does once the buffer is small
+    writer.record(_ev(1))
+    await writer.close()
+    assert calls == [True, False, True] and len(usage.rows) == 2

@@ -153,7 +153,7 @@ class UsageWriter:
                     pass
             self._wake.clear()
             await self.flush()
-            if self._backlog and len(self._buffer) < self._batch_size:
+            if self._backlog and not self.down and len(self._buffer) < self._batch_size:
                 self._set_backlog(False)
 
     async def flush(self) -> int:
@@ -228,6 +228,11 @@ class UsageWriter:
             return
         self.down = True
         self._retry_s = min(self._interval_s, self._retry_max_s)
+        if not self._backlog:
+            # Until a write succeeds the database threads run as ordinary threads: on a host
+            # saturated by other processes, one starved at idle-time scheduling may be what
+            # holds the database's write lock.
+            self._set_backlog(True)
         log.warning(
             "usage database unreachable (%s); %d usage rows wait, retried until it is back",
             describe(exc),
@@ -316,6 +321,10 @@ class UsageWriter:
             log.warning("could not store %d logged bodies", len(captured), exc_info=True)
 
     async def close(self) -> None:
+        # The last rows are written on ordinary threads: at idle-time scheduling, a host
+        # saturated by other processes can starve the insert past the shutdown grace.
+        if not self._backlog:
+            self._set_backlog(True)
         for _ in range(3):
             await self.flush()
             if not self._buffer:
