@@ -1,0 +1,1 @@
+"""The response cache: exact and semantic (docs/caching.md)."""
