@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
+from sluice.api.batches import BatchRoutes
 from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
@@ -29,6 +30,7 @@ from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
+from sluice.files.base import FileAccess
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
@@ -80,8 +82,11 @@ class SluiceApp:
         *,
         clock: Clock | None = None,
         tool_runner: McpToolRunner | None = None,
+        files: FileAccess | None = None,
     ) -> None:
-        """``tool_runner``: what runs MCP tools for ``/v1/responses`` ``mcp`` tools."""
+        """``tool_runner``: what runs MCP tools for ``/v1/responses`` ``mcp`` tools;
+        ``files``: what batches read their input from and write their output to."""
+        self._files = files
         self.settings = settings
         self._config = config
         self._clock = clock
@@ -139,6 +144,7 @@ class SluiceApp:
                 clock=self._clock,
                 migrate=self.settings.migrate_on_start,
                 lifecycle=self._life,
+                files=self._files,
             )
         )
         rt, control = process.runtime, process.control
@@ -181,6 +187,9 @@ class SluiceApp:
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
         self._prefixes += ((("/mcp",), _Lazy(lambda: self._mcp(rt, plane, control.mcp.runner))),)
+        if rt.config.batches.enabled:
+            batches = BatchRoutes(plane.caller, control.batches)
+            self._prefixes += ((("/v1/batches", "/batches"), batches),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
             self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)
         self._control = _Lazy(lambda: _build(ADMIN, control))

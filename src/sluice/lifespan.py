@@ -20,12 +20,14 @@ from sluice.auth.cache import KeyCache
 from sluice.auth.guard import BadKeyGuard
 from sluice.auth.oidc.bearer import bearer_tokens
 from sluice.auth.service import bootstrap_master_key
+from sluice.batches.worker import BatchWorker
 from sluice.bringup import PING_TIMEOUT_S, BringUp
 from sluice.budgets.pricing import Pricer, known_context_window
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig
 from sluice.control.plane import ControlPlane
 from sluice.credentials.resolve import ProviderCredentials
+from sluice.files.base import FileAccess
 from sluice.lifecycle import Lifecycle
 from sluice.mcp.registry import Registry
 from sluice.observability.wiring import build_observability
@@ -65,7 +67,7 @@ async def _migrate(rt: Runtime) -> None:
 
 
 def _connect_steps(
-    rt: Runtime, control: ControlPlane, *, migrate: bool
+    rt: Runtime, control: ControlPlane, *, migrate: bool, worker: BatchWorker | None = None
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """What the process does once its database answers (see ``sluice.bringup``)."""
 
@@ -88,6 +90,8 @@ def _connect_steps(
         rt.tasks.spawn(poll, name="key-refresh")
         rt.tasks.spawn(control.alerts.run(), name="alerts")
         rt.tasks.spawn(wiring.retention(rt).run(), name="retention")
+        if worker is not None:
+            rt.tasks.spawn(worker.run(), name="batch-worker")
 
     return steps
 
@@ -121,12 +125,14 @@ async def open_process(
     clock: Clock | None = None,
     migrate: bool = True,
     lifecycle: Lifecycle | None = None,
+    files: FileAccess | None = None,
 ) -> AsyncIterator[Process]:
     """Open everything, run the background tasks, and close it all in reverse order.
 
     The process is yielded whether or not the database answered: until it does, the
     lifecycle stays ``starting`` and a background task keeps trying (``sluice.bringup``).
-    On exit the usage buffer is flushed after the background tasks stop.
+    On exit the usage buffer is flushed after the background tasks stop. ``files``: what
+    batches read their input from and write their output to (``None``: no batch runs).
     """
     clock = clock or SystemClock()
     config = config or resolve_config(settings)
@@ -191,9 +197,10 @@ async def open_process(
         rt.keys.bearer = bearer_tokens(
             config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )
-        control = wiring.control_plane(rt)
+        control = wiring.control_plane(rt, files=files)
+        worker = wiring.batch_worker(rt, control.batches, files, rt.observability.metrics.batches)
         bring_up = BringUp(
-            _connect_steps(rt, control, migrate=migrate),
+            _connect_steps(rt, control, migrate=migrate, worker=worker),
             rt.lifecycle,
             retry_max_s=settings.startup_retry_max_s,
         )

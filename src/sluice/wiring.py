@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
 from sluice.analytics.service import Analytics
 from sluice.auth.oidc.service import SsoService
+from sluice.auth.principal import MASTER, MASTER_KEY_ID, Principal
+from sluice.batches.lines import dialects as batch_dialects
+from sluice.batches.service import BatchService
+from sluice.batches.worker import BatchWorker, Observer
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
 from sluice.clock import Clock
@@ -23,6 +27,7 @@ from sluice.control.policies import PolicyService
 from sluice.control.sync import KeySync
 from sluice.control.terms import TermsService
 from sluice.credentials.crypto import Sealer
+from sluice.files.base import FileAccess
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.mcp.quota import admit_call
@@ -138,8 +143,48 @@ def tool_runner(rt: Runtime) -> ToolRunner:
     )
 
 
-def control_plane(rt: Runtime) -> ControlPlane:
-    """The control plane's services over this process's resources, built once."""
+def batches(rt: Runtime, files: FileAccess | None) -> BatchService:
+    return BatchService(
+        rt.storage.batches,
+        files=files,
+        table=rt.table,
+        dialects=batch_dialects(rt.storage.responses),
+        config=rt.config.batches,
+        clock=rt.clock,
+    )
+
+
+def batch_worker(
+    rt: Runtime, service: BatchService, files: FileAccess | None, observer: Observer | None
+) -> BatchWorker | None:
+    """The worker that runs batch lines in this process (``None``: batches are off, or no
+    files API to write their output to). Creating a batch through this process wakes it."""
+    if files is None or not rt.config.batches.enabled:
+        return None
+    keys = rt.keys
+
+    def principal(key_id: str) -> Principal | None:
+        return MASTER if key_id == MASTER_KEY_ID else keys.active_principal(key_id)
+
+    worker = BatchWorker(
+        rt.services,
+        rt.storage.batches,
+        files=files,
+        dialects=batch_dialects(rt.storage.responses),
+        principal=principal,
+        record=rt.usage.record,
+        config=rt.config.batches,
+        clock=rt.clock,
+        live=lambda: len(rt.lifecycle.inflight),
+        observer=observer,
+    )
+    service.wake = worker.wake
+    return worker
+
+
+def control_plane(rt: Runtime, *, files: FileAccess | None = None) -> ControlPlane:
+    """The control plane's services over this process's resources, built once. ``files``:
+    what batches read their input from and write their output to."""
     storage = rt.storage
 
     async def changed() -> None:
@@ -224,4 +269,5 @@ def control_plane(rt: Runtime) -> ControlPlane:
         scim=scim,
         mcp=McpCatalog(rt.mcp, functools.partial(tool_runner, rt)),
         mcp_servers=mcp_servers,
+        batches=batches(rt, files),
     )

@@ -101,6 +101,10 @@ ALLOWED: dict[str, set[str]] = {
     # files: the blob stores and the files service's seams
     "files": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
+    # batches: validation, the service, the worker that runs lines through the pipeline
+    "batches": _FOUNDATION
+    | _DOMAIN
+    | {"config", "observability", "routing", "pipeline", "files", "storage"},
     # the data plane's use cases
     # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION
@@ -113,7 +117,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": _FOUNDATION
     | _DOMAIN
     | {"", "config", "credentials", "observability", "routing", "pipeline"}
-    | {"analytics", "alerts", "control", "scim", "mcp", "cache", "files"},
+    | {"analytics", "alerts", "control", "scim", "mcp", "cache", "files", "batches"},
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
@@ -124,7 +128,7 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics", "runtime", "wiring", "background", "control", "mcp", "cache", "files"},
+    | {"analytics", "runtime", "wiring", "background", "control", "mcp", "cache", "files", "batches"},
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
@@ -133,16 +137,16 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
     | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
-    | {"mcp", "cache", "files"},
+    | {"mcp", "cache", "files", "batches"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"scim", "mcp", "cache", "files"},
+    | {"scim", "mcp", "cache", "files", "batches"},
     "app": _FOUNDATION
     | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"}
-    | {"mcp", "cache", "files"},
+    | {"mcp", "cache", "files", "batches"},
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},

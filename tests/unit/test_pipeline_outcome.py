@@ -80,14 +80,17 @@ def test_every_row_field_comes_from_the_arrival_or_the_outcome() -> None:
         "bodies": capture,
     }
     names = {f.name for f in fields(UsageEvent)}
-    assert names == {*expected, "latency_ms", *MCP_ONLY}
-    assert all(getattr(row, name) == fields_default(name) for name in MCP_ONLY)
+    assert names == {*expected, "latency_ms", *MCP_ONLY, *BATCH_ONLY}
+    assert all(getattr(row, name) == fields_default(name) for name in MCP_ONLY + BATCH_ONLY)
     assert {name: getattr(row, name) for name in expected} == expected
     assert row.latency_ms > 0
 
 
 MCP_ONLY = ("mcp_server", "mcp_tool", "bytes_in", "bytes_out", "rpc_error")
 """Fields only MCP rows fill (``sluice.mcp``); a model request leaves their defaults."""
+BATCH_ONLY = ("batch_id",)
+"""Set by the batch worker on its lines' rows (``sluice.batches.lines``), after the row is
+built."""
 
 
 def fields_default(name: str) -> object:

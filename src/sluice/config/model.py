@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
+from sluice.config.batches import BatchesConfig
 from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
@@ -127,6 +128,8 @@ class GatewayConfig(_Frozen):
     """Console sign-in: local accounts and OpenID Connect providers (docs/sso.md)."""
     mcp: McpConfig = Field(default_factory=McpConfig)
     """Upstream MCP servers and the MCP gateway's transport settings (docs/mcp.md)."""
+    batches: BatchesConfig = Field(default_factory=BatchesConfig)
+    """The Batches API: limits and the worker's pacing (docs/batches.md)."""
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -8,6 +8,7 @@ from sluice.alerts import AlertService
 from sluice.analytics.service import Analytics
 from sluice.auth.cache import KeyCache
 from sluice.auth.oidc.service import SsoService
+from sluice.batches.service import BatchService
 from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
@@ -73,3 +74,5 @@ class ControlPlane:
     runner, ``mcp.runner``) and their health."""
     mcp_servers: McpServerService
     """The MCP servers of the config and those admins store (``/api/v1/mcp/servers``)."""
+    batches: BatchService
+    """Batches (``/v1/batches``): create, read, list, cancel (docs/batches.md)."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from sluice.observability.batch_metrics import BatchMetrics
 from sluice.observability.mcp_metrics import McpMetrics
 from sluice.usage.event import MCP_ENDPOINTS, UsageEvent
 
@@ -170,6 +171,8 @@ class Metrics:
             )
         self.mcp = McpMetrics(reg)
         """MCP rows are counted there, never in the model series."""
+        self.batches = BatchMetrics(reg)
+        """The batch worker's lines and batches."""
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._totals = (0, 0, 0, 0)
         self._sources: Sources | None = None

@@ -28,6 +28,8 @@ MCP_SERVER_CHARS = 64
 """An MCP server's name (``sluice.config.mcp.SERVER_NAME``)."""
 MCP_TOOL_CHARS = 200
 """An MCP tool's name on its server (longer names are cut on the row)."""
+BATCH_ID_CHARS = 64
+"""A batch's id (``batch_`` and a random token), on the rows of its lines."""
 END_USER_CHARS = 200
 ERROR_MESSAGE_CHARS = 1000
 """``error_message`` is a text column; this keeps rows small (the text is a summary)."""

@@ -78,3 +78,5 @@ class UsageEvent:
     """MCP rows: bytes of the JSON-RPC answer sent to the client."""
     rpc_error: int | None = None
     """MCP rows: the JSON-RPC error code answered (``None``: success)."""
+    batch_id: str | None = None
+    """The batch whose line this request was (``None``: a live request)."""

@@ -28,6 +28,7 @@ from sluice.storage.mcp_servers import McpServerRepository
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.alerts import SqlAlerts
 from sluice.storage.sql.analytics import SqlAnalytics
+from sluice.storage.sql.batches import SqlBatches
 from sluice.storage.sql.bodies import SqlBodies
 from sluice.storage.sql.console import SqlConsole
 from sluice.storage.sql.convert import bump as _bump
@@ -339,6 +340,7 @@ class SqlStorage:
         self.scim = SqlScim(engine)
         self.terms = SqlTerms(engine)
         self.mcp_servers = SqlMcpServers(engine)
+        self.batches = SqlBatches(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     text,
 )
@@ -192,6 +193,7 @@ usage = Table(
     Column("bytes_in", BigInteger, nullable=False, server_default="0"),
     Column("bytes_out", BigInteger, nullable=False, server_default="0"),
     Column("rpc_error", Integer),
+    Column("batch_id", String(b.BATCH_ID_CHARS)),
     Index("ix_usage_events_created_at", "created_at"),
     Index(
         "ix_usage_events_mcp_server_created_at",
@@ -199,6 +201,12 @@ usage = Table(
         "created_at",
         sqlite_where=text("mcp_server IS NOT NULL"),
         postgresql_where=text("mcp_server IS NOT NULL"),
+    ),
+    Index(
+        "ix_usage_events_batch_id",
+        "batch_id",
+        sqlite_where=text("batch_id IS NOT NULL"),
+        postgresql_where=text("batch_id IS NOT NULL"),
     ),
     Index("ix_usage_events_key_id_created_at", "key_id", "created_at"),
     Index("ix_usage_events_user_id_created_at", "user_id", "created_at"),
@@ -414,7 +422,58 @@ mcp_servers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Batches (``/v1/batches``) and their lines; times are epoch seconds (leases are compared
+# in SQL, the same way on both dialects).
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("endpoint", String(32), nullable=False),
+    Column("input_file_id", String(64), nullable=False),
+    Column("completion_window", String(8), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("ending", String(16)),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("user_id", String(32)),
+    Column("team_id", String(32)),
+    Column("org_id", String(32)),
+    Column("service_account_id", String(32)),
+    Column("total", Integer, nullable=False),
+    Column("completed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("metadata", JSON),
+    Column("times", JSON, nullable=False),
+    Column("output_file_id", String(64)),
+    Column("error_file_id", String(64)),
+    Column("paused", String(16)),
+    Column("resume_at", Float),
+    Column("lease_owner", String(64)),
+    Column("lease_until", Float),
+    Index("ix_batches_status", "status"),
+    Index("ix_batches_user_id_created_at", "user_id", "created_at"),
+    Index("ix_batches_team_id_created_at", "team_id", "created_at"),
+)
+
+batch_lines = Table(
+    "batch_lines",
+    metadata,
+    Column("batch_id", String(64), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("custom_id", String(512), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("done", Boolean, nullable=False),
+    Column("owner", String(64)),
+    Column("lease_until", Float),
+    Column("claims", Integer, nullable=False),
+    Column("failed", Boolean),
+    Column("output", Text),
+    UniqueConstraint("batch_id", "custom_id", name="uq_batch_lines_custom_id"),
+    Index("ix_batch_lines_batch_id_done", "batch_id", "done"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0021"
 """The newest migration; a test checks it against the migration scripts."""

@@ -67,6 +67,7 @@ USAGE_COLUMNS = (
     "bytes_in",
     "bytes_out",
     "rpc_error",
+    "batch_id",
 )
 """Every column of ``usage_events``, in the order of the row tuples below."""
 
@@ -120,6 +121,7 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.bytes_in,
         e.bytes_out,
         e.rpc_error,
+        e.batch_id,
     )
 
 
