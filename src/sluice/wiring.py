@@ -146,11 +146,11 @@ def tool_runner(rt: Runtime) -> ToolRunner:
 def batches(rt: Runtime, files: FileAccess | None) -> BatchService:
     return BatchService(
         rt.storage.batches,
+        config=rt.config.batches,
+        clock=rt.clock,
         files=files,
         table=rt.table,
         dialects=batch_dialects(rt.storage.responses),
-        config=rt.config.batches,
-        clock=rt.clock,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client import generate_latest
+
 from tests.batches.support import (
     CONFIG,
     create,
@@ -47,6 +49,11 @@ async def test_a_batch_runs_each_line_once_with_one_usage_row_each(tmp_path: Pat
         assert len(rows) == 12
         assert {r.request_id for r in rows} == {o["response"]["request_id"] for o in out}
         assert all(r.key_id == key_id and r.status == 200 for r in rows)
+        assert app.runtime is not None
+        metrics = generate_latest(app.runtime.observability.metrics.registry).decode()
+        assert 'sluice_batch_lines_total{outcome="completed"} 12.0' in metrics
+        assert 'sluice_batches_ended_total{status="completed"} 1.0' in metrics
+        assert "sluice_batch_lines_running 0.0" in metrics
 
 
 async def test_failed_lines_go_to_the_error_file_with_their_usage_row(tmp_path: Path) -> None:

@@ -151,11 +151,19 @@ ALLOWED: dict[str, set[str]] = {
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
     "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
+    "cli_batches": _FOUNDATION | _DOMAIN | {"cli_tenancy", "batches", "config", "storage"},
     "cli": _FOUNDATION
     | _DOMAIN
     | {"", "config", "observability", "lifespan", "runtime", "bringup", "storage.sql"}
     | {"api.protocol"}
-    | {"cli_console", "cli_routing", "cli_sso", "cli_tenancy", "providers"},  # ``mock-upstream``
+    | {
+        "cli_console",
+        "cli_routing",
+        "cli_sso",
+        "cli_tenancy",
+        "cli_batches",
+        "providers",
+    },  # ``mock-upstream``
     "__main__": {"cli"},
 }
 

@@ -35,19 +35,20 @@ class BatchService:
         self,
         repo: BatchRepository,
         *,
-        files: FileAccess | None,
-        table: ModelTable,
-        dialects: dict[Endpoint, Dialect],
         config: BatchesConfig,
         clock: Clock,
+        files: FileAccess | None = None,
+        table: ModelTable | None = None,
+        dialects: dict[Endpoint, Dialect] | None = None,
         wake: Callable[[], None] = lambda: None,
     ) -> None:
-        """``files``: where input files are read (``None``: no files API, creating a batch
-        answers 503); ``wake``: tells this process's worker there is work."""
+        """``files``, ``table``, ``dialects``: what creating a batch needs (where input files
+        are read, the models, the lines' formats); without them (the CLI) creating answers
+        503. ``wake``: tells this process's worker there is work."""
         self._repo = repo
         self._files = files
         self._table = table
-        self._dialects = dialects
+        self._dialects = dialects or {}
         self._config = config
         self._clock = clock
         self.wake = wake
@@ -60,7 +61,7 @@ class BatchService:
         """Validate the request and its input file, store the batch and its lines."""
         input_file_id, endpoint, window, metadata = _request(body)
         await self._check_active(principal)
-        if self._files is None:
+        if self._files is None or self._table is None:
             raise GatewayError(
                 ErrorKind.GATEWAY_UNAVAILABLE, "batches need the files API, which is not running"
             )
@@ -103,7 +104,8 @@ class BatchService:
         return batch
 
     def _resolve(self, model: str, principal: Principal) -> None:
-        self._table.resolve(model, allowed=principal.may_use)
+        if self._table is not None:
+            self._table.resolve(model, allowed=principal.may_use)
 
     async def _check_active(self, principal: Principal) -> None:
         if principal.is_admin:
