@@ -121,7 +121,7 @@ ALLOWED: dict[str, set[str]] = {
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"control"},
+    | {"control", "batches"},
     # composition roots: the lifespan opens every resource, the app wires the edges to it,
     # the CLI runs commands over the lifespan's runtime
     "lifespan": _FOUNDATION

@@ -19,6 +19,8 @@ from sluice.storage.batches import BatchRepository, Owner, StoredBatch
 from sluice.types import Endpoint
 
 MAX_PAGE = 100
+MAX_DOWNLOAD_BYTES = 1024**3
+"""Largest output or error file the console hands out in one answer."""
 METADATA_PAIRS = 16
 METADATA_KEY_CHARS = 64
 METADATA_VALUE_CHARS = 512
@@ -147,6 +149,16 @@ class BatchService:
         if await self._repo.cancel(batch.id, at=self._clock.now()):
             self.wake()
         return await self.get(principal, batch_id)
+
+    async def download(self, principal: Principal, batch_id: str, which: str) -> bytes:
+        """The content of a batch's ``output`` or ``errors`` file (404 when it has none)."""
+        batch = await self.get(principal, batch_id)
+        file_id = batch.output_file_id if which == "output" else batch.error_file_id
+        if file_id is None or self._files is None:
+            raise GatewayError(
+                ErrorKind.CALLER_NOT_FOUND, f"batch {batch_id!r} has no {which} file"
+            )
+        return await self._files.read(principal, file_id, max_bytes=MAX_DOWNLOAD_BYTES)
 
 
 def _request(body: dict[str, Any]) -> tuple[str, str, str, dict[str, str] | None]:

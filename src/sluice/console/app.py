@@ -13,6 +13,7 @@ from sluice.console import (
     formats,
     pages_admin,
     pages_auth,
+    pages_batches,
     pages_keys,
     pages_mcp,
     pages_ops,
@@ -46,6 +47,7 @@ MESSAGES = {
     "credential": "The credential was stored (encrypted).",
     "credential_removed": "The stored credential was deleted.",
     "terms": "Thank you: you accepted the terms of service.",
+    "batch_cancelled": "The batch is being cancelled: lines running finish, no new line starts.",
 }
 
 
@@ -96,6 +98,7 @@ def build_console(control: ControlPlane) -> Starlette:
         *pages_usage.routes(ctx),
         *pages_requests.routes(ctx),
         *pages_mcp.routes(ctx),
+        *pages_batches.routes(ctx),
         *pages_terms.routes(ctx),
         Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
