@@ -176,6 +176,7 @@ def batch_worker(
         config=rt.config.batches,
         clock=rt.clock,
         live=lambda: len(rt.lifecycle.inflight),
+        accepting=lambda: rt.lifecycle.ready,
         observer=observer,
     )
     service.wake = worker.wake

@@ -127,6 +127,7 @@ async def test_owners_pages_counts_and_cancel(storage: SqlStorage) -> None:
     assert cancelled is not None
     assert (cancelled.status, cancelled.ending) == ("cancelling", "cancelled")
     assert cancelled.times["cancelling_at"] == NOW + 20
+    assert await repo.claim("batch_u0", owner="p1", n=5, now=NOW, until=NOW + 9) == []
     assert await repo.update("batch_u1", where=("in_progress",), paused="budget", resume_at=5.0)
     paused = await repo.get("batch_u1")
     assert paused is not None

@@ -76,12 +76,15 @@ class BatchWorker:
         config: BatchesConfig,
         clock: Clock,
         live: Callable[[], int],
+        accepting: Callable[[], bool] = lambda: True,
         observer: Observer | None = None,
         owner: str | None = None,
     ) -> None:
         """``principal``: the principal of a key id as the key cache has it (``None``: the
         key is revoked, expired or unknown; raises 403 for unaccepted terms); ``live``: live
-        requests in flight in this process."""
+        requests in flight in this process; ``accepting``: whether new lines may start (not
+        while the process drains)."""
+        self._accepting = accepting
         self._svc = svc
         self._store = store
         self._files = files
@@ -158,6 +161,8 @@ class BatchWorker:
             await self._finalize(batch)
             return
         if batch.paused is not None and batch.resume_at is not None and now < batch.resume_at:
+            return
+        if not self._accepting():
             return
         here = self._here.get(batch.id, 0)
         room = min(self._config.concurrency_per_batch - here, self._bound() - self._total)

@@ -119,7 +119,8 @@ class LineRepository(Protocol):
         self, batch_id: str, *, owner: str, n: int, now: float, until: float
     ) -> list[ClaimedLine]:
         """Lease at most ``n`` lines not done whose lease is free or expired, lowest line
-        first; two callers never get the same line."""
+        first, of a batch ``in_progress`` and not ending; two callers never get the same
+        line."""
         ...
 
     async def renew(self, owner: str, *, until: float) -> None:

@@ -185,9 +185,14 @@ class SqlBatches:
             .limit(n)
             .scalar_subquery()
         )
+        running = (
+            select(b.c.id)
+            .where(b.c.id == batch_id, b.c.status == "in_progress", b.c.ending.is_(None))
+            .exists()
+        )
         statement = (
             ln.update()
-            .where(ln.c.batch_id == batch_id, ln.c.line.in_(pick), _free(now))
+            .where(ln.c.batch_id == batch_id, ln.c.line.in_(pick), _free(now), running)
             .values(owner=owner, lease_until=until, claims=ln.c.claims + 1)
             .returning(ln.c.line, ln.c.custom_id, ln.c.body, ln.c.claims)
         )
