@@ -128,7 +128,17 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics", "runtime", "wiring", "background", "control", "mcp", "cache", "files", "batches"},
+    | {
+        "analytics",
+        "runtime",
+        "wiring",
+        "background",
+        "control",
+        "mcp",
+        "cache",
+        "files",
+        "batches",
+    },
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
