@@ -237,3 +237,24 @@ async def test_list_pages_newest_first(tmp_path: Path) -> None:
         assert len(seen) == 5
         for batch_id in ids:
             await until(client, batch_id)
+
+
+async def test_a_teams_service_accounts_share_their_batches(tmp_path: Path) -> None:
+    async with gateway(make_settings(tmp_path)) as (app, client, files):
+        org = (await client.post("/api/v1/orgs", json={"name": "o"})).json()
+        team_id = org["default_team_id"]
+        made = await client.post(f"/api/v1/teams/{team_id}/service-accounts", json={"name": "ci"})
+        assert made.status_code == 201, made.text
+        sa = made.json()["id"]
+        auth_1, key_1 = await key(client, service_account_id=sa)
+        auth_2, _ = await key(client, service_account_id=sa)
+        user = await client.post(
+            "/api/v1/users", json={"email": "u@example.org", "name": "u", "team_id": team_id}
+        )
+        auth_u, _ = await key(client, user_id=user.json()["id"])
+        file_id = await upload(files, principal(app, key_1), jsonl([line("a")]))
+        batch_id = (await create(client, file_id, auth_1)).json()["id"]
+        assert (await client.get(f"/v1/batches/{batch_id}", headers=auth_2)).status_code == 200
+        assert (await client.get(f"/v1/batches/{batch_id}", headers=auth_u)).status_code == 404
+        done = await until(client, batch_id, headers=auth_2)
+        assert files.records[done["output_file_id"]].team_id == team_id

@@ -12,6 +12,7 @@ NOW = 1_800_000_000.0
 
 
 def _batch(batch_id: str, *, lines: int, user: str | None = "u1", at: float = NOW) -> StoredBatch:
+    """A user's batch, or (``user=None``) a service account's of team ``t1``."""
     return StoredBatch(
         id=batch_id,
         endpoint="/v1/chat/completions",
@@ -24,7 +25,7 @@ def _batch(batch_id: str, *, lines: int, user: str | None = "u1", at: float = NO
         user_id=user,
         team_id="t1",
         org_id=None,
-        service_account_id=None,
+        service_account_id=None if user else "sa1",
         total=lines,
         times={"in_progress_at": at},
     )

@@ -44,13 +44,13 @@ def line_request_id(batch_id: str, line: int) -> str:
 
 
 def owner_of(principal: Principal) -> Owner:
-    """The batches ``principal`` sees: all (an admin), its user's, or its team's (a service
-    account's key)."""
+    """The batches ``principal`` sees: all (an admin), its user's, its team's (a service
+    account's key), or (a key with neither) its own; as files are owned."""
     if principal.is_admin:
         return Owner(all=True)
     if principal.user_id is not None:
         return Owner(user_id=principal.user_id)
-    if principal.team_id is not None:
+    if principal.service_account_id is not None and principal.team_id is not None:
         return Owner(team_id=principal.team_id)
     return Owner(key_id=principal.key_id)
 
@@ -64,8 +64,8 @@ def visible(batch: StoredBatch, principal: Principal) -> bool:
     if batch.user_id is not None:
         return False
     if owner.team_id is not None:
-        return batch.team_id == owner.team_id
-    return batch.team_id is None and batch.key_id == owner.key_id
+        return batch.service_account_id is not None and batch.team_id == owner.team_id
+    return batch.service_account_id is None and batch.key_id == owner.key_id
 
 
 def creator(batch: StoredBatch) -> Principal:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sluice.auth.principal import Principal
-from sluice.batches.model import ENDPOINTS, WINDOWS, new_batch_id, owner_of, visible
+from sluice.batches.model import ENDPOINTS, WINDOWS, creator, new_batch_id, owner_of, visible
 from sluice.batches.validate import parse_lines
 from sluice.clock import Clock
 from sluice.config.batches import BatchesConfig
@@ -158,7 +158,8 @@ class BatchService:
             raise GatewayError(
                 ErrorKind.CALLER_NOT_FOUND, f"batch {batch_id!r} has no {which} file"
             )
-        return await self._files.read(principal, file_id, max_bytes=MAX_DOWNLOAD_BYTES)
+        # Read as the creator, who owns the file (an admin may see another's batch).
+        return await self._files.read(creator(batch), file_id, max_bytes=MAX_DOWNLOAD_BYTES)
 
 
 def _request(body: dict[str, Any]) -> tuple[str, str, str, dict[str, str] | None]:

@@ -18,13 +18,15 @@ class InMemoryFiles:
         self.data: dict[str, bytes] = {}
 
     def _mine(self, record: FileRecord, principal: Principal) -> bool:
-        if principal.is_admin:
-            return True
         if principal.user_id is not None:
             return record.user_id == principal.user_id
-        if principal.team_id is not None:
+        if principal.service_account_id is not None and principal.team_id is not None:
             return record.user_id is None and record.team_id == principal.team_id
-        return record.key_id == principal.key_id
+        return (
+            record.user_id is None
+            and record.team_id is None
+            and (record.key_id == principal.key_id)
+        )
 
     async def read(self, principal: Principal, file_id: str, *, max_bytes: int) -> bytes:
         record = self.records.get(file_id)
@@ -49,7 +51,9 @@ class InMemoryFiles:
             created_at=int(time.time()),
             expires_at=None,
             user_id=principal.user_id,
-            team_id=principal.team_id if principal.user_id is None else None,
+            team_id=principal.team_id
+            if principal.user_id is None and principal.service_account_id is not None
+            else None,
             key_id=principal.key_id,
         )
         self.records[record.id] = record

@@ -80,7 +80,7 @@ class LineResult:
 @dataclass(frozen=True, slots=True)
 class Owner:
     """Whose batches a caller sees: every batch (admins), a user's (made by any of their
-    keys), a team's service accounts', or (a key with neither) one key's."""
+    keys), a team's service accounts' (``team_id``), or (a key of neither) one key's."""
 
     all: bool = False
     user_id: str | None = None

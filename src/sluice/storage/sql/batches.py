@@ -64,8 +64,12 @@ def _owned(owner: Owner) -> Any:
     if owner.user_id is not None:
         return b.c.user_id == owner.user_id
     if owner.team_id is not None:
-        return and_(b.c.team_id == owner.team_id, b.c.user_id.is_(None))
-    return and_(b.c.key_id == owner.key_id, b.c.user_id.is_(None), b.c.team_id.is_(None))
+        return and_(
+            b.c.team_id == owner.team_id,
+            b.c.user_id.is_(None),
+            b.c.service_account_id.is_not(None),
+        )
+    return and_(b.c.key_id == owner.key_id, b.c.user_id.is_(None), b.c.service_account_id.is_(None))
 
 
 def _free(now: float) -> Any:
