@@ -4,6 +4,9 @@ limit, cancelled, expired, and resumed after a restart with no line lost or doub
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from sluice.clock import FakeClock
 from sluice.files.in_memory import InMemoryFiles
@@ -155,3 +158,31 @@ async def test_a_restart_mid_batch_loses_and_doubles_no_line(tmp_path: Path) -> 
         rows = await usage_rows(app, batch_id)
         assert len(rows) == 6
         assert len({r.request_id for r in rows}) == 6
+
+
+async def test_a_result_write_that_fails_is_retried_after_its_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    async with gateway(make_settings(tmp_path), clock=clock) as (app, client, files):
+        assert app.runtime is not None
+        store = app.runtime.storage.batches
+        real = store.finish
+        failed: list[int] = []
+
+        async def flaky(batch_id: str, line: int, **kw: Any) -> bool:
+            if not failed:
+                failed.append(line)
+                raise OSError("the database went away")
+            return await real(batch_id, line, **kw)
+
+        monkeypatch.setattr(store, "finish", flaky)
+        data = jsonl([line(f"c{i}") for i in range(3)])
+        batch_id = (await create(client, await upload(files, None, data))).json()["id"]
+        await until(client, batch_id, lambda b: b["request_counts"]["completed"] == 2)
+        clock.advance(121)  # the lease of the line whose result was not written expires
+        done = await until(client, batch_id)
+        assert done["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+        out = lines_of(files, done["output_file_id"])
+        assert sorted(o["custom_id"] for o in out) == ["c0", "c1", "c2"]
+        assert len(await usage_rows(app, batch_id)) == 3

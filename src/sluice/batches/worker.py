@@ -195,6 +195,10 @@ class BatchWorker:
             with contextlib.suppress(Exception):
                 await self._store.release(batch.id, line.line, owner=self.owner)
             raise
+        except Exception:
+            # The database went away while the result was written: the lease expires and
+            # the line runs again (its usage row, if recorded, keeps its id).
+            log.warning("batch %s line %d: not finished", batch.id, line.line, exc_info=True)
         finally:
             left = self._here.get(batch.id, 1) - 1
             if left:
