@@ -258,3 +258,23 @@ async def test_a_teams_service_accounts_share_their_batches(tmp_path: Path) -> N
         assert (await client.get(f"/v1/batches/{batch_id}", headers=auth_u)).status_code == 404
         done = await until(client, batch_id, headers=auth_2)
         assert files.records[done["output_file_id"]].team_id == team_id
+
+
+async def test_responses_and_completions_lines(tmp_path: Path) -> None:
+    async with gateway(make_settings(tmp_path)) as (app, client, files):
+        for endpoint, body, kind in (
+            ("/v1/responses", {"model": "mock-gpt", "input": "hi", "store": False}, "response"),
+            ("/v1/completions", {"model": "mock-gpt", "prompt": "hi"}, "text_completion"),
+        ):
+            items = [
+                {"custom_id": f"r{i}", "method": "POST", "url": endpoint, "body": body}
+                for i in range(2)
+            ]
+            made = await create(client, await upload(files, None, jsonl(items)), endpoint=endpoint)
+            assert made.status_code == 200, made.text
+            done = await until(client, made.json()["id"])
+            assert done["request_counts"] == {"total": 2, "completed": 2, "failed": 0}, done
+            out = lines_of(files, done["output_file_id"])
+            assert {o["response"]["body"]["object"] for o in out} == {kind}
+            rows = await usage_rows(app, done["id"])
+            assert {r.endpoint for r in rows} == {endpoint.removeprefix("/v1/")}
