@@ -49,6 +49,9 @@ async def test_a_batch_runs_each_line_once_with_one_usage_row_each(tmp_path: Pat
         assert len(rows) == 12
         assert {r.request_id for r in rows} == {o["response"]["request_id"] for o in out}
         assert all(r.key_id == key_id and r.status == 200 for r in rows)
+        logged = await client.get(f"/api/v1/analytics/requests/{rows[0].request_id}")
+        assert logged.status_code == 200, logged.text
+        assert logged.json()["batch_id"] == batch["id"]
         assert app.runtime is not None
         metrics = generate_latest(app.runtime.observability.metrics.registry).decode()
         assert 'sluice_batch_lines_total{outcome="completed"} 12.0' in metrics

@@ -102,6 +102,8 @@ class RequestOut(BaseModel):
     bytes_out: int = 0
     rpc_error: int | None = None
     """MCP rows: the JSON-RPC error code answered (``null``: success)."""
+    batch_id: str | None = None
+    """The batch whose line this request was (``null``: a live request)."""
 
     @classmethod
     def of(cls, e: UsageEvent) -> RequestOut:
