@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import openai
+import pytest
 from prometheus_client import generate_latest
 
 from tests.batches.support import (
@@ -20,7 +23,7 @@ from tests.batches.support import (
     upload,
     usage_rows,
 )
-from tests.integration.conftest import make_settings
+from tests.integration.conftest import MASTER, make_settings
 
 
 async def test_a_batch_runs_each_line_once_with_one_usage_row_each(tmp_path: Path) -> None:
@@ -281,3 +284,39 @@ async def test_responses_and_completions_lines(tmp_path: Path) -> None:
             assert {o["response"]["body"]["object"] for o in out} == {kind}
             rows = await usage_rows(app, done["id"])
             assert {r.endpoint for r in rows} == {endpoint.removeprefix("/v1/")}
+
+
+async def test_the_openai_sdk_reads_and_cancels_batches(tmp_path: Path) -> None:
+    async with gateway(make_settings(tmp_path)) as (app, client, files):
+        async with openai.AsyncOpenAI(
+            base_url="http://gw/v1",
+            api_key=MASTER,
+            http_client=httpx.AsyncClient(transport=httpx.ASGITransport(app=app)),
+            max_retries=0,
+        ) as sdk:
+            file_id = await upload(
+                files, None, jsonl([line(f"c{i}", model="slow") for i in range(9)])
+            )
+            batch = await sdk.batches.create(
+                input_file_id=file_id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata={"k": "v"},
+            )
+            assert batch.status == "in_progress"
+            assert batch.request_counts is not None and batch.request_counts.total == 9
+            got = await sdk.batches.retrieve(batch.id)
+            assert got.id == batch.id and got.metadata == {"k": "v"}
+            cancelled = await sdk.batches.cancel(batch.id)
+            assert cancelled.status in ("cancelling", "finalizing", "cancelled")
+            listed = [b.id async for b in sdk.batches.list(limit=1)]
+            assert listed == [batch.id]
+            with pytest.raises(openai.NotFoundError):
+                await sdk.batches.retrieve("batch_nope")
+            with pytest.raises(openai.BadRequestError):
+                await sdk.batches.create(
+                    input_file_id=file_id,
+                    endpoint="/v1/chat/completions",
+                    completion_window="1h",  # type: ignore[arg-type]
+                )
+        await until(client, batch.id)
