@@ -117,13 +117,14 @@ async def run_once(args: argparse.Namespace, under_load: int, mock_port: int) ->
         SLUICE_DATA_DIR=str(work),
         SLUICE_DATABASE_URL=f"sqlite+aiosqlite:///{work}/sluice.db",
         SLUICE_MASTER_KEY=master,
-        SLUICE_LOG_LEVEL="warning",
+        SLUICE_LOG_LEVEL="info",
     )
+    log = (work / "serve.log").open("wb")
     serve = subprocess.Popen(
         [PYTHON, "-m", "sluice", "serve", "--port", str(port), "--config", str(config)],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -159,7 +160,10 @@ async def run_once(args: argparse.Namespace, under_load: int, mock_port: int) ->
         print(f"  batch lines done during the window: {done} ({done / args.seconds:.0f}/s)")
     finally:
         serve.terminate()
-        serve.wait(timeout=30)
+        started = time.monotonic()
+        serve.wait(timeout=60)
+        print(f"  gateway exited {serve.returncode} {time.monotonic() - started:.1f} s after SIGTERM")
+        log.close()
         shutil.rmtree(work, ignore_errors=True)
 
 

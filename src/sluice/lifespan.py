@@ -214,6 +214,8 @@ async def open_process(
                     rt.tasks.spawn(bring_up.retry(), name="bring-up")
                 yield Process(rt, control)
             finally:
+                if worker is not None:  # first: its last writes meet a database in use
+                    await worker.stop(timeout_s=settings.shutdown_grace_s)
                 rt.tasks.cancel_all()
         await rt.usage.close()  # its observers count the last rows, so metrics close after
         rt.observability.close()

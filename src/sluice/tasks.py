@@ -7,9 +7,12 @@ here (:class:`DisconnectWatch`) is owned and cancelled by the request that start
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, MutableMapping
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
@@ -128,6 +131,21 @@ class WatchQueue:
                 watch._start()
         if due:
             self._timer = loop.call_at(due[0][0], self._tick, loop)
+
+
+async def run_to_end(coro: Coroutine[Any, Any, T]) -> T:
+    """Await ``coro`` as its own task that a cancellation of the caller does not cut: a
+    database write half done when the process stops (cancelling a database driver's call
+    midway can leave its connection unusable, and the shutdown waiting on it). When the
+    caller is cancelled meanwhile, ``coro`` still runs to its end, then the cancellation is
+    raised."""
+    task = asyncio.ensure_future(coro)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await task
+        raise
 
 
 def spawn_in(

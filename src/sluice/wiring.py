@@ -177,6 +177,7 @@ def batch_worker(
         clock=rt.clock,
         live=lambda: len(rt.lifecycle.inflight),
         accepting=lambda: rt.lifecycle.ready,
+        urgent=urgency(rt.storage),
         observer=observer,
     )
     service.wake = worker.wake

@@ -13,6 +13,7 @@ from sluice.batches.model import creator
 from sluice.clock import Clock
 from sluice.files.base import FileAccess
 from sluice.storage.batches import BatchControl, StoredBatch
+from sluice.tasks import run_to_end
 
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
 
@@ -26,7 +27,7 @@ async def write_files(
     out: list[str] = []
     err: list[str] = []
     failed = 0
-    for result in await store.results(batch.id):
+    for result in await run_to_end(store.results(batch.id)):
         if result.output is None:
             if status == "expired":
                 err.append(
@@ -42,23 +43,29 @@ async def write_files(
     who = creator(batch)
     output_id = error_id = None
     if out:
-        record = await files.create(
-            who, purpose="batch_output", filename=f"{batch.id}_output.jsonl", data=_jsonl(out)
+        record = await run_to_end(
+            files.create(
+                who, purpose="batch_output", filename=f"{batch.id}_output.jsonl", data=_jsonl(out)
+            )
         )
         output_id = record.id
     if err:
-        record = await files.create(
-            who, purpose="batch_output", filename=f"{batch.id}_error.jsonl", data=_jsonl(err)
+        record = await run_to_end(
+            files.create(
+                who, purpose="batch_output", filename=f"{batch.id}_error.jsonl", data=_jsonl(err)
+            )
         )
         error_id = record.id
-    ended = await store.end(
-        batch.id,
-        owner=owner,
-        status=status,
-        output_file_id=output_id,
-        error_file_id=error_id,
-        failed=failed,
-        at=clock.now(),
+    ended = await run_to_end(
+        store.end(
+            batch.id,
+            owner=owner,
+            status=status,
+            output_file_id=output_id,
+            error_file_id=error_id,
+            failed=failed,
+            at=clock.now(),
+        )
     )
     return status if ended else None
 

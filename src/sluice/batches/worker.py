@@ -16,9 +16,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from sluice.auth.principal import Principal
 from sluice.batches import finish
@@ -33,11 +33,13 @@ from sluice.outage import OutageLog
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.services import Services
 from sluice.storage.batches import BatchControl, ClaimedLine, LineRepository, StoredBatch
-from sluice.tasks import spawn_in
+from sluice.tasks import run_to_end, spawn_in
 from sluice.types import Endpoint
 from sluice.usage.event import UsageEvent
 
 log = logging.getLogger("sluice.batches")
+
+T = TypeVar("T")
 
 ACTIVE_SCAN = 200
 """Batches looked at per pass (oldest first)."""
@@ -79,12 +81,15 @@ class BatchWorker:
         accepting: Callable[[], bool] = lambda: True,
         observer: Observer | None = None,
         owner: str | None = None,
+        urgent: Callable[[bool], None] | None = None,
     ) -> None:
         """``principal``: the principal of a key id as the key cache has it (``None``: the
         key is revoked, expired or unknown; raises 403 for unaccepted terms); ``live``: live
         requests in flight in this process; ``accepting``: whether new lines may start (not
-        while the process drains)."""
+        while the process drains); ``urgent``: turns the database's worker threads (SQLite)
+        to ordinary scheduling, called when the process stops."""
         self._accepting = accepting
+        self._urgent = urgent
         self._svc = svc
         self._store = store
         self._files = files
@@ -98,11 +103,28 @@ class BatchWorker:
         self.owner = owner or f"{socket.gethostname()[:40]}-{os.getpid()}-{random_hex(4)}"
         """This process's name on the leases it holds."""
         self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self._stopped: asyncio.Event | None = None
         self._here: dict[str, int] = {}
         """Lines running in this process, by batch."""
         self._total = 0
         self._renewed = 0.0
         self._group: asyncio.TaskGroup | None = None
+
+    async def _db(self, coro: Coroutine[Any, Any, T]) -> T:
+        """One database call at a time from this worker (SQLite has one writer: many
+        concurrent small writes only queue on its lock), never cut by a cancellation."""
+        try:
+            await self._lock.acquire()
+        except BaseException:
+            coro.close()
+            raise
+        try:
+            return await run_to_end(coro)
+        finally:
+            self._lock.release()
 
     def wake(self) -> None:
         """Look for work now (a batch was created or cancelled through this process)."""
@@ -114,24 +136,55 @@ class BatchWorker:
         return self._total
 
     async def run(self) -> None:
-        """Work until cancelled; the lines running then are given back (run again later)."""
+        """Work until :meth:`stop` (or cancelled); the lines running then are cancelled and
+        given back (they run again later, here or in another process)."""
         outage = OutageLog(log, "batch worker", meanwhile="no batch line runs", clock=self._clock)
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            try:
-                while True:
-                    try:
-                        await self.tick()
-                    except Exception as exc:
-                        outage.failed(exc)
-                    else:
-                        outage.succeeded()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self._config.poll_interval_s):
-                            await self._wake.wait()
-                    self._wake.clear()
-            finally:
-                self._group = None
+        self._stopped = asyncio.Event()
+        try:
+            async with asyncio.TaskGroup() as group:
+                self._group = group
+                try:
+                    while not self._stopping:
+                        try:
+                            await self.tick()
+                        except Exception as exc:
+                            outage.failed(exc)
+                        else:
+                            outage.succeeded()
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self._config.poll_interval_s):
+                                await self._wake.wait()
+                        self._wake.clear()
+                finally:
+                    self._stopping = True
+                    self._cancel_lines()  # the group then waits for them to give back
+        finally:
+            self._group = None
+            # Every line task has ended: what this process still leases was claimed and
+            # never started; give it back.
+            with contextlib.suppress(Exception):
+                await self._db(self._store.release_all(self.owner))
+            self._stopped.set()
+
+    async def stop(self, *, timeout_s: float) -> None:
+        """End :meth:`run`: no new line, the lines running cancelled and given back. Called
+        by the lifespan before the other background work stops, so these last writes meet
+        a database that every other task still uses normally; waits ``timeout_s`` at most."""
+        self._stopping = True
+        self._cancel_lines()
+        self._wake.set()
+        stopped = self._stopped
+        if stopped is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                await stopped.wait()
+
+    def _cancel_lines(self) -> None:
+        if self._urgent is not None:
+            self._urgent(True)  # the last writes must not wait for idle CPU time
+        for task in list(self._tasks):
+            task.cancel()
 
     async def tick(self) -> None:
         """One pass: renew leases, then advance every batch not ended (claim lines, end
@@ -139,9 +192,9 @@ class BatchWorker:
         now = self._clock.now()
         lease = self._config.lease_s
         if self._total and now - self._renewed >= lease / 3:
-            await self._store.renew(self.owner, until=now + lease)
+            await self._db(self._store.renew(self.owner, until=now + lease))
             self._renewed = now
-        for batch in await self._store.active(limit=ACTIVE_SCAN):
+        for batch in await self._db(self._store.active(limit=ACTIVE_SCAN)):
             if batch.endpoint in ENDPOINTS:
                 await self._advance(batch, now)
 
@@ -151,10 +204,14 @@ class BatchWorker:
             await self._finalize(batch)  # taken over only when its lease expired
             return
         expired = batch.ending is None and now >= batch.expires_at
-        if expired and await store.update(batch.id, where=("in_progress",), ending="expired"):
+        if expired and await self._db(
+            store.update(batch.id, where=("in_progress",), ending="expired")
+        ):
             batch = replace(batch, ending="expired")
         if batch.ending is not None:  # cancelled or expired: no new line; in-flight ones end
-            if not self._here.get(batch.id) and not await store.running(batch.id, now=now):
+            if not self._here.get(batch.id) and not await self._db(
+                store.running(batch.id, now=now)
+            ):
                 await self._finalize(batch)
             return
         if batch.completed + batch.failed >= batch.total:
@@ -162,7 +219,7 @@ class BatchWorker:
             return
         if batch.paused is not None and batch.resume_at is not None and now < batch.resume_at:
             return
-        if not self._accepting():
+        if self._stopping or not self._accepting():
             return
         here = self._here.get(batch.id, 0)
         room = min(self._config.concurrency_per_batch - here, self._bound() - self._total)
@@ -171,7 +228,9 @@ class BatchWorker:
         if room <= 0:
             return
         lease = self._config.lease_s
-        lines = await store.claim(batch.id, owner=self.owner, n=room, now=now, until=now + lease)
+        lines = await self._db(
+            store.claim(batch.id, owner=self.owner, n=room, now=now, until=now + lease)
+        )
         group = self._group
         for line in lines:
             self._here[batch.id] = self._here.get(batch.id, 0) + 1
@@ -179,7 +238,9 @@ class BatchWorker:
             if group is None:  # tick() called on its own (tests): run the line here
                 await self._line(batch, line)
             else:
-                spawn_in(group, self._line(batch, line), name=f"batch-line {batch.id}")
+                task = spawn_in(group, self._line(batch, line), name=f"batch-line {batch.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         if self._observer is not None:
             self._observer.running(self._total)
 
@@ -193,7 +254,7 @@ class BatchWorker:
             await self._apply(batch, line, verdict)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await self._store.release(batch.id, line.line, owner=self.owner)
+                await self._db(self._store.release(batch.id, line.line, owner=self.owner))
             raise
         except Exception:
             # The database went away while the result was written: the lease expires and
@@ -232,15 +293,23 @@ class BatchWorker:
         if verdict.next is Next.DONE:
             if verdict.row is not None:
                 self._record(verdict.row)  # one row per line id, whoever records it first
-            done = await store.finish(
-                batch.id, line.line, owner=self.owner, output=verdict.output, failed=verdict.failed
+            done = await self._db(
+                store.finish(
+                    batch.id,
+                    line.line,
+                    owner=self.owner,
+                    output=verdict.output,
+                    failed=verdict.failed,
+                )
             )
             if done and batch.paused is not None:
-                await store.update(batch.id, where=("in_progress",), paused=None, resume_at=None)
+                await self._db(
+                    store.update(batch.id, where=("in_progress",), paused=None, resume_at=None)
+                )
             if done and self._observer is not None:
                 self._observer.line("failed" if verdict.failed else "completed")
             return
-        await store.release(batch.id, line.line, owner=self.owner)
+        await self._db(store.release(batch.id, line.line, owner=self.owner))
         if self._observer is not None:
             self._observer.line(verdict.next.value)
         if verdict.next is Next.BUDGET:
@@ -249,13 +318,17 @@ class BatchWorker:
             wait = verdict.retry_after_s or self._config.rate_limit_wait_s
         else:
             return
-        await store.update(
-            batch.id, where=("in_progress",), paused=verdict.next.value, resume_at=now + wait
+        await self._db(
+            store.update(
+                batch.id, where=("in_progress",), paused=verdict.next.value, resume_at=now + wait
+            )
         )
 
     async def _finalize(self, batch: StoredBatch) -> None:
         now, lease = self._clock.now(), self._config.lease_s
-        if not await self._store.finalize(batch.id, owner=self.owner, now=now, until=now + lease):
+        if not await self._db(
+            self._store.finalize(batch.id, owner=self.owner, now=now, until=now + lease)
+        ):
             return
         status = await finish.write_files(self._store, self._files, batch, self.owner, self._clock)
         if status is not None and self._observer is not None:

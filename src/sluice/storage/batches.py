@@ -134,6 +134,11 @@ class LineRepository(Protocol):
         has none yet; ``False`` (nothing written) otherwise."""
         ...
 
+    async def release_all(self, owner: str) -> None:
+        """Give back every lease ``owner`` still holds (a process stopping); those claims are
+        taken back."""
+        ...
+
     async def release(self, batch_id: str, line: int, *, owner: str, count: bool = False) -> None:
         """Give the lease back without a result (the line runs again later); ``count``: this
         claim counts towards the line's claims (else it is taken back)."""

@@ -253,6 +253,14 @@ class SqlBatches:
                 .values(owner=None, lease_until=None, claims=ln.c.claims - (0 if count else 1))
             )
 
+    async def release_all(self, owner: str) -> None:
+        async with self._db.begin() as conn:
+            await conn.execute(
+                ln.update()
+                .where(ln.c.owner == owner, ln.c.done.is_(False), ln.c.lease_until.is_not(None))
+                .values(owner=None, lease_until=None, claims=ln.c.claims - 1)
+            )
+
     async def running(self, batch_id: str, *, now: float) -> int:
         query = (
             select(func.count())
