@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -90,6 +91,11 @@ def _connect_steps(
         rt.tasks.spawn(wiring.retention(rt).run(), name="retention")
 
     return steps
+
+
+def _team_name(keys: KeyCache, team_id: str) -> str | None:
+    team = keys.index.teams.get(team_id)
+    return None if team is None else team.name
 
 
 def _storage(settings: Settings) -> SqlStorage:
@@ -187,7 +193,10 @@ async def open_process(
                 {name: p.api_key_ref for name, p in config.providers.items()}
             ),
             lifecycle=lifecycle or Lifecycle(),
+            cache=wiring.response_cache(config, clock, redis),
         )
+        if rt.cache is not None:
+            rt.cache.team_name = functools.partial(_team_name, rt.keys)
         rt.keys.bearer = bearer_tokens(
             config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )

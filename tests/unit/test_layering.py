@@ -96,11 +96,16 @@ ALLOWED: dict[str, set[str]] = {
     # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
+    # the response cache: its seams name the request context (the semantic index embeds
+    # through the pipeline); stores, keys and settings need only the foundation and config
+    "cache.base": {"pipeline"},
+    "cache": _FOUNDATION | {"config", "cache.base"},
     # the data plane's use cases
     # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
-    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"},
+    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"}
+    | {"cache"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),
@@ -122,12 +127,13 @@ ALLOWED: dict[str, set[str]] = {
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
+    | {"cache"}
     | {"storage.sql", "mcp"},
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
     | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
-    | {"mcp"},
+    | {"mcp", "cache"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
@@ -158,6 +164,8 @@ CONCRETE = {
     "budgets.memory",
     "budgets.redis",
     "routing.breaker_redis",
+    "cache.memory",
+    "cache.redis",
 } | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
 ROOTS = {"app", "lifespan", "runtime", "wiring", "background", "cli", "cli_tenancy", "cli_routing"}
 ROOTS |= {"cli_sso"}
