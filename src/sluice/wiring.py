@@ -19,6 +19,7 @@ from sluice.cache.memory import MemoryAnswers
 from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
+from sluice.control.cache import CacheAdmin
 from sluice.control.credentials import CredentialService
 from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.mcp_servers import McpServerService
@@ -242,7 +243,9 @@ def control_plane(rt: Runtime) -> ControlPlane:
         keys=KeyService(tenancy),
         credentials=credentials,
         policies=PolicyService(rt.router.policy, storage.meta, tenancy),
-        analytics=Analytics(storage.analytics, rt.clock, mcp=storage.mcp_analytics),
+        analytics=Analytics(
+            storage.analytics, rt.clock, mcp=storage.mcp_analytics, cache=storage.cache_analytics
+        ),
         alerts=alerts(rt),
         records=Records(
             spent_since=storage.spend.spent_since,
@@ -269,4 +272,11 @@ def control_plane(rt: Runtime) -> ControlPlane:
         scim=scim,
         mcp=McpCatalog(rt.mcp, tool_runner(rt)),
         mcp_servers=mcp_servers,
+        response_cache=CacheAdmin(
+            rt.cache,
+            directory=lambda: rt.keys.index,
+            principals=rt.keys.principals,
+            canonical=rt.table.canonical,
+            clock=rt.clock,
+        ),
     )

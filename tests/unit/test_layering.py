@@ -105,7 +105,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
     | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"}
-    | {"cache"},
+    | {"cache", "cache.base"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),
@@ -133,25 +133,33 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
     | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
-    | {"mcp", "cache"},
+    | {"mcp", "cache", "cache.base"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"scim", "mcp"},
+    | {"scim", "mcp", "cache", "cache.base"},
     "app": _FOUNDATION
     | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"}
     | {"mcp"},
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
+    "cli_cache": _FOUNDATION,
     "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
     "cli": _FOUNDATION
     | _DOMAIN
     | {"", "config", "observability", "lifespan", "runtime", "bringup", "storage.sql"}
     | {"api.protocol"}
-    | {"cli_console", "cli_routing", "cli_sso", "cli_tenancy", "providers"},  # ``mock-upstream``
+    | {
+        "cli_console",
+        "cli_routing",
+        "cli_sso",
+        "cli_tenancy",
+        "providers",
+        "cli_cache",
+    },  # ``mock-upstream``
     "__main__": {"cli"},
 }
 
