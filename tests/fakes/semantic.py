@@ -1,6 +1,6 @@
-"""An in-memory :class:`~sluice.cache.base.SemanticIndex` for tests: prompts embedded as
-normalised bags of words (deterministic, no model), the nearest entry of the same scope,
-model, endpoint and parameters above the threshold."""
+"""An in-memory :class:`~sluice.cache.base.SemanticIndex` for tests: the nearest entry of
+the same scope, model, endpoint and parameters above the threshold, by the vectors the
+stage's ``embed`` gives (in tests: :func:`bag_of_words`, deterministic, no model)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sluice.cache.base import Probe, Selector, SemanticHit, Vector
-from sluice.pipeline.context import RequestContext
+from sluice.cache.base import Embed, Probe, Selector, SemanticHit, Vector
 
 _WORD = re.compile(r"[a-z0-9]+")
 DIM = 64
 
 
-def embed(text: str) -> Vector:
+def bag_of_words(text: str) -> Vector:
     counts = Counter(zlib.crc32(w.encode()) % DIM for w in _WORD.findall(text.lower()))
     raw = [float(counts.get(i, 0)) for i in range(DIM)]
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
@@ -40,10 +39,12 @@ class FakeSemanticIndex:
     clock: float = 0.0
 
     async def find(
-        self, probe: Probe, *, ctx: RequestContext, threshold: float
+        self, probe: Probe, *, embed: Embed, threshold: float
     ) -> tuple[SemanticHit | None, Vector | None]:
         self.finds += 1
-        vector = embed(probe.text)
+        vector = await embed(probe.text)
+        if vector is None:
+            return None, None
         best: tuple[float, _Entry] | None = None
         for entry in self.entries:
             p = entry.probe
@@ -77,3 +78,8 @@ class FakeSemanticIndex:
         dropped = len(self.entries) - len(keep)
         self.entries = keep
         return dropped
+
+
+async def embed_words(svc: object, ctx: object, model: str, text: str) -> Vector:
+    """A ``Services.cache_embed`` for tests: no model call, a bag of words."""
+    return bag_of_words(text)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sluice.cli import app as cli
-from tests.fakes.semantic import FakeSemanticIndex
+from tests.fakes.semantic import FakeSemanticIndex, embed_words
 from tests.integration.conftest import make_settings, running
 
 CONFIG = """
@@ -133,7 +133,7 @@ async def test_semantic_mode_answers_a_paraphrase_within_the_tenant(tmp_path: Pa
         cache = app.runtime.cache  # type: ignore[union-attr]
         assert cache is not None
         index = FakeSemanticIndex()
-        cache.semantic = index  # what the composition root wires
+        cache.semantic, cache.embed_for = index, embed_words  # as the composition root does
         a, org_a = await _org_key(client, "a")
         b, _ = await _org_key(client, "b")
         asked = "how does a sluice gate control the water level"

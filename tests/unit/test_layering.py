@@ -96,16 +96,14 @@ ALLOWED: dict[str, set[str]] = {
     # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
-    # the response cache: its seams name the request context (the semantic index embeds
-    # through the pipeline); stores, keys and settings need only the foundation and config
-    "cache.base": {"pipeline"},
-    "cache": _FOUNDATION | {"config", "cache.base"},
+    # the response cache: seams, stores, keys and settings (the pipeline drives it)
+    "cache": _FOUNDATION | {"config"},
     # the data plane's use cases
     # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
     | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"}
-    | {"cache", "cache.base"},
+    | {"cache"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),
@@ -133,13 +131,13 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
     | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
-    | {"mcp", "cache", "cache.base"},
+    | {"mcp", "cache"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"scim", "mcp", "cache", "cache.base"},
+    | {"scim", "mcp", "cache"},
     "app": _FOUNDATION
     | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"}
     | {"mcp"},

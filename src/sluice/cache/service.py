@@ -5,15 +5,23 @@ cache, so the data plane pays one attribute check)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from sluice.cache.base import AnswerStore, SemanticIndex
+from sluice.cache.base import AnswerStore, SemanticIndex, Vector
 from sluice.config.cache import CacheConfig, CacheOverride, ModelCacheOverride
 
 log = logging.getLogger("sluice.cache")
 
 _MEMO_MAX = 4096
+
+
+class EmbedFor(Protocol):
+    """Embeds ``text`` with ``model`` through the pipeline entry for the caller of ``ctx``
+    (the pipeline's ``Services`` and ``RequestContext``; this package never names them)."""
+
+    def __call__(self, svc: Any, ctx: Any, model: str, text: str) -> Awaitable[Vector | None]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +77,9 @@ class ResponseCache:
     """Each public model's deployment digest (``sluice.cache.keys.generation``)."""
     semantic: SemanticIndex | None = None
     """The semantic index (``None``: semantic mode answers from the exact store only)."""
+    embed_for: EmbedFor | None = None
+    """How the stage embeds a prompt for the index (``None``: the index is not consulted).
+    Set with ``semantic`` by the composition root."""
     team_name: Callable[[str], str | None] = lambda _team_id: None
     """A team id's name, for ``cache.teams`` keyed by name."""
     store_bytes: Callable[[], int] = lambda: 0

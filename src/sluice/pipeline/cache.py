@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 from typing import NamedTuple
 
 from sluice.cache import codec, keys
-from sluice.cache.base import Probe, SemanticHit, Vector
+from sluice.cache.base import Embed, Probe, SemanticHit, Vector
 from sluice.cache.service import Policy, ResponseCache, scope_of
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.pipeline.cache_entry import Keeper, replay
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.outcome import Outcome
+from sluice.pipeline.services import Services
 from sluice.types import Endpoint, Usage
 
 log = logging.getLogger("sluice.cache")
@@ -113,7 +115,7 @@ def only_cached_miss() -> GatewayError:
     )
 
 
-async def look_up(cache: ResponseCache, ctx: RequestContext) -> Outcome | Plan:
+async def look_up(svc: Services, cache: ResponseCache, ctx: RequestContext) -> Outcome | Plan:
     """A hit (replayed to the sink: its outcome) or what to do instead (a :class:`Plan`)."""
     principal = ctx.arrival.principal
     model = ctx.entry.name
@@ -137,9 +139,12 @@ async def look_up(cache: ResponseCache, ctx: RequestContext) -> Outcome | Plan:
         endpoint=endpoint,
         body=keys.normalised(body),
     )
+    embed = _embedder(svc, cache, ctx)
     semantic = (
         cache.semantic
-        if policy.mode == "semantic" and ctx.dialect.endpoint is not Endpoint.EMBEDDINGS
+        if policy.mode == "semantic"
+        and embed is not None
+        and ctx.dialect.endpoint is not Endpoint.EMBEDDINGS
         else None
     )
     probe: Probe | None = None
@@ -153,8 +158,8 @@ async def look_up(cache: ResponseCache, ctx: RequestContext) -> Outcome | Plan:
         found = await _exact(cache, key)
         if found is not None:
             return await _hit(cache, ctx, found, similarity=None)
-        if semantic is not None and probe is not None:
-            hit, vector = await _semantic(cache, probe, ctx, policy.threshold)
+        if semantic is not None and probe is not None and embed is not None:
+            hit, vector = await _semantic(cache, probe, embed, policy.threshold)
             if hit is not None:
                 answer = _decoded(cache, hit.value)
                 if answer is not None:
@@ -196,13 +201,25 @@ def _decoded(cache: ResponseCache, raw: bytes) -> codec.Answer | None:
         return None
 
 
+def _embedder(svc: Services, cache: ResponseCache, ctx: RequestContext) -> Embed | None:
+    """Embeds a text with the configured model through the pipeline, for ``ctx``'s caller."""
+    bound, model = cache.embed_for, cache.config.embedding_model
+    if bound is None or model is None or cache.semantic is None:
+        return None
+
+    def embed(text: str) -> Awaitable[Vector | None]:
+        return bound(svc, ctx, model, text)
+
+    return embed
+
+
 async def _semantic(
-    cache: ResponseCache, probe: Probe, ctx: RequestContext, threshold: float
+    cache: ResponseCache, probe: Probe, embed: Embed, threshold: float
 ) -> tuple[SemanticHit | None, Vector | None]:
     index = cache.semantic
     assert index is not None
     try:
-        return await index.find(probe, ctx=ctx, threshold=threshold)
+        return await index.find(probe, embed=embed, threshold=threshold)
     except Exception as exc:  # the index's own failure is a miss, never the request's
         cache.stats.errors += 1
         log.warning("semantic cache lookup failed, served as a miss: %s", type(exc).__name__)

@@ -52,7 +52,7 @@ async def serve(svc: Services, ctx: RequestContext) -> Outcome:
     try:
         hold = await reserve(svc, ctx)
         if svc.cache is not None:
-            looked = await cache_stage.look_up(svc.cache, ctx)
+            looked = await cache_stage.look_up(svc, svc.cache, ctx)
             if isinstance(looked, Outcome):
                 if hold is not None:  # a hit spends no tokens and no budget
                     await hold.release(refund_request=not svc.cache.count_rpm)
