@@ -154,6 +154,7 @@ async def open_process(
         limiter, budgets = wiring.governance(clock, redis, lease_s=settings.redis_slot_lease_s)
         router, breakers = wiring.router(config, table, clock, redis)
         body_policy = BodyPolicy(config.body_logging) if config.body_logging.enabled else None
+        cache = wiring.response_cache(config, clock, redis)
         usage = UsageWriter(
             storage.usage,
             storage.keys,
@@ -184,7 +185,12 @@ async def open_process(
             budgets=budgets,
             pricer=_pricer(config, clock),
             observability=build_observability(
-                settings, config, table=table, writer=usage, breakers=breakers
+                settings,
+                config,
+                table=table,
+                writer=usage,
+                breakers=breakers,
+                cache=None if cache is None else cache.totals,
             ),
             body_policy=body_policy,
             mcp=mcp,
@@ -193,7 +199,7 @@ async def open_process(
                 {name: p.api_key_ref for name, p in config.providers.items()}
             ),
             lifecycle=lifecycle or Lifecycle(),
-            cache=wiring.response_cache(config, clock, redis),
+            cache=cache,
         )
         if rt.cache is not None:
             rt.cache.team_name = functools.partial(_team_name, rt.keys)

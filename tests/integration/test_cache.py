@@ -255,3 +255,21 @@ async def test_a_corrupted_entry_is_dropped_counted_never_returned(tmp_path: Pat
         fixed = await client.post(URL, json=CHAT)  # the miss's answer replaced it
         assert fixed.headers["x-sluice-cache"] == "hit"
         assert fixed.json()["choices"] == first.json()["choices"]
+
+
+async def test_cache_metrics_next_to_the_others(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path), CONFIG) as (app, client):
+        for _ in range(2):
+            await client.post(URL, json=CHAT)
+        rt = app.runtime
+        assert rt is not None
+        await rt.usage.flush()
+        rt.observability.metrics.sample()
+        text = (await client.get("/metrics")).text
+        assert 'sluice_cache_requests_total{model="mock-gpt",result="hit"} 1.0' in text
+        assert 'sluice_cache_requests_total{model="mock-gpt",result="miss"} 1.0' in text
+        saved = [line for line in text.splitlines() if line.startswith("sluice_cache_saved_usd")]
+        assert saved and float(saved[0].rsplit(" ", 1)[1]) > 0
+        held = [line for line in text.splitlines() if line.startswith("sluice_cache_bytes ")]
+        assert held and float(held[0].rsplit(" ", 1)[1]) > 0
+        assert "sluice_cache_evictions_total 0.0" in text

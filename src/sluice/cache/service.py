@@ -102,6 +102,11 @@ class ResponseCache:
             got = memo[(model, team_id)] = self._resolve(model, team_id)
         return got
 
+    def totals(self) -> tuple[int, int, int, int]:
+        """(bytes held, evictions, corrupt entries, store failures) since start."""
+        stats = self.stats
+        return (self.store_bytes(), self.store_evictions(), stats.corrupt, stats.errors)
+
     def forget(self) -> None:
         """Resolve settings again (team names may have changed)."""
         self._memo.clear()
