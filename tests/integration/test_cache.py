@@ -30,6 +30,9 @@ models:
   - name: uncached
     deployments: [{provider: mock, model: chat}]
     cache: {enabled: false}
+  - name: tiny
+    deployments: [{provider: mock, model: chat}]
+    cache: {max_entry_bytes: 200}
 cache:
   enabled: true
   max_temperature: 0.5
@@ -273,3 +276,15 @@ async def test_cache_metrics_next_to_the_others(tmp_path: Path) -> None:
         held = [line for line in text.splitlines() if line.startswith("sluice_cache_bytes ")]
         assert held and float(held[0].rsplit(" ", 1)[1]) > 0
         assert "sluice_cache_evictions_total 0.0" in text
+
+
+async def test_an_answer_over_the_entry_cap_is_not_stored(tmp_path: Path) -> None:
+    async with running(make_settings(tmp_path), CONFIG) as (app, client):
+        big = {**CHAT, "model": "tiny"}
+        for _ in range(2):
+            assert (await client.post(URL, json=big)).headers["x-sluice-cache"] == "miss"
+        streamed = {**big, "stream": True}
+        for _ in range(2):
+            assert (await client.post(URL, json=streamed)).headers["x-sluice-cache"] == "miss"
+        stats = app.runtime.cache.stats  # type: ignore[union-attr]
+        assert (stats.stores, stats.oversized) == (0, 4)
