@@ -188,3 +188,19 @@ def test_semantic_mode_needs_a_known_embedding_model() -> None:
     _config({"mode": "semantic", "embedding_model": "m"})
     with pytest.raises(ValidationError):
         _config({"unknown": 1})
+
+
+def test_no_cache_is_built_unless_something_enables_it() -> None:
+    from sluice import wiring
+
+    clock = FakeClock(0)
+    off = _config({"ttl_s": 10})
+    assert wiring.response_cache(off, clock, None) is None  # type: ignore[arg-type]
+    by_model = _config({}, {"enabled": True})
+    built = wiring.response_cache(by_model, clock, None)  # type: ignore[arg-type]
+    assert built is not None and isinstance(built.store, MemoryAnswers)
+    assert built.policy("m", None).enabled
+    by_team = _config({"teams": {"t": {"enabled": True}}})
+    assert wiring.response_cache(by_team, clock, None) is not None  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="SLUICE_REDIS_URL"):
+        wiring.response_cache(_config({"enabled": True, "backend": "redis"}), clock, None)  # type: ignore[arg-type]

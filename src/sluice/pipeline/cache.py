@@ -182,8 +182,7 @@ async def _exact(cache: ResponseCache, key: str) -> codec.Answer | None:
     try:
         raw = await cache.store.get(key)
     except GatewayError as exc:
-        cache.stats.errors += 1
-        log.warning("response cache lookup failed, served as a miss: %s", exc.message)
+        _failed(cache, "lookup failed, served as a miss", exc.message)
         return None
     if raw is None:
         return None
@@ -221,8 +220,7 @@ async def _semantic(
     try:
         return await index.find(probe, embed=embed, threshold=threshold)
     except Exception as exc:  # the index's own failure is a miss, never the request's
-        cache.stats.errors += 1
-        log.warning("semantic cache lookup failed, served as a miss: %s", type(exc).__name__)
+        _failed(cache, "semantic lookup failed, served as a miss", type(exc).__name__)
         return None, None
 
 
@@ -270,16 +268,20 @@ async def keep(cache: ResponseCache, ctx: RequestContext, plan: Plan, outcome: O
         await cache.store.put(plan.key, value, ttl_s=plan.ttl_s, scope=plan.scope, model=model)
         cache.stats.stores += 1
     except GatewayError as exc:
-        cache.stats.errors += 1
-        log.warning("response cache store failed, answer not kept: %s", exc.message)
+        _failed(cache, "store failed, answer not kept", exc.message)
     index = cache.semantic
     if index is not None and plan.probe is not None and plan.vector is not None:
         try:
             await index.add(plan.probe, plan.vector, value, ttl_s=plan.ttl_s)
         except Exception as exc:  # the index's own failure never fails the request
-            cache.stats.errors += 1
-            log.warning("semantic cache add failed: %s", type(exc).__name__)
+            _failed(cache, "semantic add failed", type(exc).__name__)
 
 
-def outcome_status(plan: Plan | None) -> str | None:
-    return None if plan is None else plan.status
+def _failed(cache: ResponseCache, what: str, why: str) -> None:
+    """Count a store or index failure; log the 1st, 2nd, 4th, 8th, ... (an outage would
+    otherwise log once per request)."""
+    stats = cache.stats
+    stats.errors += 1
+    n = stats.errors
+    if n & (n - 1) == 0:
+        log.warning("response cache %s: %s (%d failures so far)", what, why, n)
