@@ -133,8 +133,10 @@ def warm(
                 err.print(f"[red]error[/red] {file}:{n}: not a JSON object")
                 raise typer.Exit(2)
             entries.append(entry)
-    stored = 0
+    stored = semantic = 0
     for start in range(0, len(entries), WARM_BATCH):
         batch = entries[start : start + WARM_BATCH]
-        stored += int(_call(url, key, "/api/v1/cache/warm", {"entries": batch})["stored"])
-    out.print(f"stored {stored} entries")
+        done = _call(url, key, "/api/v1/cache/warm", {"entries": batch})
+        stored += int(done["stored"])
+        semantic += int(done.get("semantic", 0))
+    out.print(f"stored {stored} entries ({semantic} in the semantic index)")

@@ -3,6 +3,7 @@ that calls it), cache analytics, and the semantic mode over an in-tree index."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -73,7 +74,7 @@ async def test_warm_then_clear_by_model_org_age_and_all(tmp_path: Path) -> None:
             },
         )
         assert warmed.status_code == 200, warmed.text
-        assert warmed.json() == {"stored": 1}
+        assert warmed.json() == {"stored": 1, "semantic": 0}
         hit = await client.post(URL, json=_chat("What is a sluice?"), headers=a)
         assert hit.headers["x-sluice-cache"] == "hit"
         assert hit.json()["choices"][0]["message"]["content"] == "A gate that controls water."
@@ -154,6 +155,26 @@ async def test_semantic_mode_answers_a_paraphrase_within_the_tenant(tmp_path: Pa
         assert cleared.json()["semantic"] == 3
         assert cache.stats.semantic_hits == 1
 
+        admin = app.control.response_cache  # type: ignore[union-attr]
+        admin.embed = functools.partial(embed_words, None, None, "mock-embed")
+        warmed = await client.post(
+            "/api/v1/cache/warm",
+            json={
+                "entries": [
+                    {
+                        "model": "mock-gpt",
+                        "scope": f"org:{org_a}",
+                        "prompt": "what is the capital of france",
+                        "answer": "Paris.",
+                    }
+                ]
+            },
+        )
+        assert warmed.json() == {"stored": 1, "semantic": 1}
+        near = await client.post(URL, json=_chat("What is the capital of France?"), headers=a)
+        assert near.headers["x-sluice-cache"] == "hit"
+        assert near.json()["choices"][0]["message"]["content"] == "Paris."
+
 
 class _Recorder(BaseHTTPRequestHandler):
     seen: list[tuple[str, str, dict[str, Any]]] = []
@@ -203,7 +224,7 @@ def test_the_cli_calls_the_admin_api(admin_api: str, tmp_path: Path) -> None:
     lines.write_text("\n".join(json.dumps(p) for p in pairs) + "\n\n")
     warmed = runner.invoke(cli, ["cache", "warm", str(lines), "--url", admin_api, "--key", "k1"])
     assert warmed.exit_code == 0, warmed.output
-    assert "stored 3 entries" in warmed.output
+    assert "stored 3 entries (0 in the semantic index)" in warmed.output
     assert _Recorder.seen == [
         ("/api/v1/cache/clear", "Bearer k1", {"all": True, "model": "m"}),
         ("/api/v1/cache/warm", "Bearer k1", {"entries": pairs}),

@@ -13,7 +13,7 @@ import orjson
 
 from sluice.auth.principal import Principal
 from sluice.cache import codec, keys
-from sluice.cache.base import Selector
+from sluice.cache.base import Embed, Probe, Selector
 from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.errors import BadRequest
@@ -67,6 +67,10 @@ class CacheAdmin:
         clock: Clock,
     ) -> None:
         self.cache = cache
+        self.embed: Embed | None = None
+        """Embeds a warm-up prompt for the semantic index (the embedding model called as the
+        gateway itself); set by the composition root with the index. ``None``: warm-up fills
+        the exact store only."""
         self._directory = directory
         self._principals = principals
         self._canonical = canonical
@@ -120,10 +124,10 @@ class CacheAdmin:
         return {"exact": exact, "semantic": semantic}
 
     async def warm(self, entries: Iterable[WarmEntry]) -> dict[str, int]:
-        """Store each pair as an exact entry (the semantic index needs a request's embedding
-        and is filled by requests). Raises 400 naming the first bad entry."""
+        """Store each pair as an exact entry, and in the semantic index when the model's mode
+        is semantic and :attr:`embed` is set. Raises 400 naming the first bad entry."""
         cache = self._on()
-        stored = 0
+        stored = semantic = 0
         for i, entry in enumerate(entries):
             model = self._canonical(entry.model)
             if model is None:
@@ -145,7 +149,24 @@ class CacheAdmin:
             ttl = policy.ttl_s if entry.ttl_s is None else min(entry.ttl_s, policy.ttl_s)
             await cache.store.put(key, value, ttl_s=ttl, scope=entry.scope, model=model)
             stored += 1
-        return {"stored": stored}
+            if policy.mode == "semantic" and await self._index(model, entry, body, value, ttl):
+                semantic += 1
+        return {"stored": stored, "semantic": semantic}
+
+    async def _index(
+        self, model: str, entry: WarmEntry, body: dict[str, Any], value: bytes, ttl: float
+    ) -> bool:
+        cache, embed = self.cache, self.embed
+        text = keys.prompt_text(body)
+        if cache is None or cache.semantic is None or embed is None or not text:
+            return False
+        params = keys.params_digest(body, generation=cache.generation(model))
+        probe = Probe(scope=entry.scope, model=model, endpoint="chat", params=params, text=text)
+        vector = await embed(text)
+        if vector is None:
+            return False
+        await cache.semantic.add(probe, vector, value, ttl_s=ttl)
+        return True
 
 
 def _answer(model: str, text: str, body: dict[str, Any], *, now: float) -> codec.Answer:
