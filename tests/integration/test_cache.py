@@ -179,12 +179,29 @@ async def test_embeddings_messages_and_stateless_responses_are_cached(tmp_path: 
         ] == "bypass"
 
 
+async def _standing(client: httpx.AsyncClient, key: dict[str, str]) -> dict[str, float]:
+    """The key's budget spent and the remaining of its rpm and tpm limits (/v1/usage)."""
+    usage = (await client.get("/v1/usage", headers=key)).json()
+    limits = {item["name"]: item["remaining"] for item in usage["limits"]}
+    tpm = next(v for name, v in limits.items() if name.startswith("tpm"))
+    spent = sum(b["spent_usd"] for b in usage["budgets"])
+    return {"spent": spent, "tpm": tpm, "rpm": limits["rpm"]}
+
+
 async def test_a_hit_spends_no_tokens_or_budget_but_counts_a_request(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path), CONFIG) as (app, client):
-        key = await _org_key(client, "o", limits={"rpm": 3}, budget={"usd": 100})
-        for expected in ("miss", "hit", "hit"):
+        key = await _org_key(
+            client, "o", limits={"rpm": 3, "tpm_output": 100_000}, budget={"usd": 100}
+        )
+        assert (await client.post(URL, json=CHAT, headers=key)).headers["x-sluice-cache"] == "miss"
+        before = await _standing(client, key)
+        assert before["spent"] > 0 and before["tpm"] < 100_000  # the miss spent both
+        for _ in range(2):
             resp = await client.post(URL, json=CHAT, headers=key)
-            assert resp.headers["x-sluice-cache"] == expected
+            assert resp.headers["x-sluice-cache"] == "hit"
+        after = await _standing(client, key)
+        assert (after["spent"], after["tpm"]) == (before["spent"], before["tpm"])
+        assert after["rpm"] == before["rpm"] - 2  # each hit is still a request
         assert (await client.post(URL, json=CHAT, headers=key)).status_code == 429
         rows = await _rows(app)
         paid = [r for r in rows if r.key_id != "master" and r.cost_micros]
