@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ def _connect_steps(
     return steps
 
 
+def _team_name(keys: KeyCache, team_id: str) -> str | None:
+    team = keys.index.teams.get(team_id)
+    return None if team is None else team.name
+
+
 def _storage(settings: Settings) -> SqlStorage:
     return SqlStorage.from_url(
         settings.resolved_database_url(),
@@ -148,6 +154,7 @@ async def open_process(
         limiter, budgets = wiring.governance(clock, redis, lease_s=settings.redis_slot_lease_s)
         router, breakers = wiring.router(config, table, clock, redis)
         body_policy = BodyPolicy(config.body_logging) if config.body_logging.enabled else None
+        cache = wiring.response_cache(config, clock, redis)
         usage = UsageWriter(
             storage.usage,
             storage.keys,
@@ -178,7 +185,12 @@ async def open_process(
             budgets=budgets,
             pricer=_pricer(config, clock),
             observability=build_observability(
-                settings, config, table=table, writer=usage, breakers=breakers
+                settings,
+                config,
+                table=table,
+                writer=usage,
+                breakers=breakers,
+                cache=None if cache is None else cache.totals,
             ),
             body_policy=body_policy,
             mcp=mcp,
@@ -187,7 +199,10 @@ async def open_process(
                 {name: p.api_key_ref for name, p in config.providers.items()}
             ),
             lifecycle=lifecycle or Lifecycle(),
+            cache=cache,
         )
+        if rt.cache is not None:
+            rt.cache.team_name = functools.partial(_team_name, rt.keys)
         rt.keys.bearer = bearer_tokens(
             config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )

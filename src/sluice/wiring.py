@@ -13,8 +13,13 @@ from sluice.analytics.service import Analytics
 from sluice.auth.oidc.service import SsoService
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
+from sluice.cache.base import AnswerStore, SemanticIndex
+from sluice.cache.keys import generation
+from sluice.cache.memory import MemoryAnswers
+from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
+from sluice.control.cache import CacheAdmin
 from sluice.control.credentials import CredentialService
 from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.mcp_servers import McpServerService
@@ -59,6 +64,50 @@ def governance(clock: Clock, redis: Any, *, lease_s: float) -> tuple[Limiter, Bu
 
         return RedisLimiter(redis, lease_s=lease_s), RedisBudgets(redis, clock)
     return MemoryLimiter(clock), MemoryBudgets(clock)
+
+
+def response_cache(
+    config: GatewayConfig,
+    clock: Clock,
+    redis: Any,
+    *,
+    semantic: SemanticIndex | None = None,
+    team_name: Callable[[str], str | None] | None = None,
+) -> ResponseCache | None:
+    """The response cache, or ``None`` when no model or team enables it (then the data plane
+    pays one attribute check). ``semantic``: the semantic index (``None``: semantic mode
+    answers from exact entries only); it may also be set on the result later."""
+    section = config.cache
+    overrides = tuple(m.cache for m in config.models)
+    if not section.any_enabled(overrides):
+        return None
+    if section.backend == "redis" and redis is None:
+        raise ValueError("cache.backend: redis needs SLUICE_REDIS_URL")
+    store: AnswerStore
+    extra: dict[str, Any] = {}
+    if redis is not None and section.backend != "memory":
+        from sluice.cache.redis import RedisAnswers
+
+        ttls = [section.ttl_s, *(o.ttl_s for o in overrides if o and o.ttl_s)]
+        ttls += [t.ttl_s for t in section.teams.values() if t.ttl_s]
+        store = RedisAnswers(redis, clock, max_ttl_s=max(ttls))
+    else:
+        memory = MemoryAnswers(clock, max_bytes=section.max_bytes)
+        store = memory
+        extra = {"store_bytes": lambda: memory.bytes, "store_evictions": lambda: memory.evictions}
+    if team_name is not None:
+        extra["team_name"] = team_name
+    return ResponseCache(
+        config=section,
+        store=store,
+        models={m.name: m.cache for m in config.models},
+        generations={
+            m.name: generation(d.model_dump(mode="json") for d in m.deployments)
+            for m in config.models
+        },
+        semantic=semantic,
+        **extra,
+    )
 
 
 def router(
@@ -197,7 +246,9 @@ def control_plane(rt: Runtime) -> ControlPlane:
         keys=KeyService(tenancy),
         credentials=credentials,
         policies=PolicyService(rt.router.policy, storage.meta, tenancy),
-        analytics=Analytics(storage.analytics, rt.clock, mcp=storage.mcp_analytics),
+        analytics=Analytics(
+            storage.analytics, rt.clock, mcp=storage.mcp_analytics, cache=storage.cache_analytics
+        ),
         alerts=alerts(rt),
         records=Records(
             spent_since=storage.spend.spent_since,
@@ -224,4 +275,11 @@ def control_plane(rt: Runtime) -> ControlPlane:
         scim=scim,
         mcp=McpCatalog(rt.mcp, functools.partial(tool_runner, rt)),
         mcp_servers=mcp_servers,
+        response_cache=CacheAdmin(
+            rt.cache,
+            directory=lambda: rt.keys.index,
+            principals=rt.keys.principals,
+            canonical=rt.table.canonical,
+            clock=rt.clock,
+        ),
     )

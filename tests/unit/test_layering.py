@@ -146,12 +146,20 @@ ALLOWED: dict[str, set[str]] = {
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
+    "cli_cache": _FOUNDATION,
     "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
     "cli": _FOUNDATION
     | _DOMAIN
     | {"", "config", "observability", "lifespan", "runtime", "bringup", "storage.sql"}
     | {"api.protocol"}
-    | {"cli_console", "cli_routing", "cli_sso", "cli_tenancy", "providers"},  # ``mock-upstream``
+    | {
+        "cli_console",
+        "cli_routing",
+        "cli_sso",
+        "cli_tenancy",
+        "providers",
+        "cli_cache",
+    },  # ``mock-upstream``
     "__main__": {"cli"},
 }
 
@@ -164,6 +172,8 @@ CONCRETE = {
     "budgets.memory",
     "budgets.redis",
     "routing.breaker_redis",
+    "cache.memory",
+    "cache.redis",
 } | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
 ROOTS = {"app", "lifespan", "runtime", "wiring", "background", "cli", "cli_tenancy", "cli_routing"}
 ROOTS |= {"cli_sso"}

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
 from sluice.config.body_logging import BodyLoggingConfig
+from sluice.config.cache import CacheConfig, ModelCacheOverride
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
@@ -70,6 +71,9 @@ class ModelConfig(_Frozen):
     max_n: Annotated[int, Field(ge=1, le=1024)] = 128
     """Largest ``n`` (choices) and ``best_of`` a request may ask for (400 beyond). Budgets
     and token limits reserve the output of every choice."""
+    cache: ModelCacheOverride | None = None
+    """Response-cache settings of this model (docs/caching.md); omitted ones follow the
+    ``cache`` section."""
 
 
 Strategy = Literal["priority", "weighted", "least_busy", "lowest_latency", "lowest_cost"]
@@ -127,6 +131,8 @@ class GatewayConfig(_Frozen):
     """Console sign-in: local accounts and OpenID Connect providers (docs/sso.md)."""
     mcp: McpConfig = Field(default_factory=McpConfig)
     """Upstream MCP servers and the MCP gateway's transport settings (docs/mcp.md)."""
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    """The response cache (docs/caching.md): off unless enabled here, for a model or a team."""
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
@@ -150,9 +156,19 @@ class GatewayConfig(_Frozen):
                         f"models[{i}].deployments[{j}].provider: unknown provider "
                         f"{dep.provider!r}; define it under providers"
                     )
+        self._cache_references()
         for k, wildcard in enumerate(self.routing.wildcards):
             if wildcard.provider not in self.providers:
                 raise ValueError(
                     f"routing.wildcards[{k}].provider: unknown provider {wildcard.provider!r}"
                 )
         return self
+
+    def _cache_references(self) -> None:
+        cache = self.cache
+        overrides = tuple(m.cache for m in self.models)
+        names = {n for m in self.models for n in (m.name, *m.aliases)}
+        if cache.embedding_model is not None and cache.embedding_model not in names:
+            raise ValueError(f"cache.embedding_model: unknown model {cache.embedding_model!r}")
+        if cache.any_semantic(overrides) and cache.embedding_model is None:
+            raise ValueError("cache.embedding_model: the semantic mode needs an embedding model")

@@ -11,6 +11,7 @@ from sluice.auth.oidc.service import SsoService
 from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
+from sluice.control.cache import CacheAdmin
 from sluice.control.credentials import CredentialService
 from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.mcp_servers import McpServerService
@@ -73,3 +74,5 @@ class ControlPlane:
     runner, ``mcp.runner``) and their health."""
     mcp_servers: McpServerService
     """The MCP servers of the config and those admins store (``/api/v1/mcp/servers``)."""
+    response_cache: CacheAdmin
+    """The response cache: status, invalidation, warm-up (``/api/v1/cache``)."""

@@ -78,3 +78,8 @@ class UsageEvent:
     """MCP rows: bytes of the JSON-RPC answer sent to the client."""
     rpc_error: int | None = None
     """MCP rows: the JSON-RPC error code answered (``None``: success)."""
+    cache: str | None = None
+    """What the response cache did: ``hit``, ``miss``, ``store``, ``bypass``; ``None``
+    when no cache is configured (docs/caching.md)."""
+    cost_saved_micros: int | None = None
+    """A cache hit: what the stored answer cost when it was made (``cost_micros`` is 0)."""

@@ -29,6 +29,7 @@ from sluice.storage.sql import tables as t
 from sluice.storage.sql.alerts import SqlAlerts
 from sluice.storage.sql.analytics import SqlAnalytics
 from sluice.storage.sql.bodies import SqlBodies
+from sluice.storage.sql.cache_analytics import SqlCacheAnalytics
 from sluice.storage.sql.console import SqlConsole
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
@@ -333,6 +334,7 @@ class SqlStorage:
         self.alerts = SqlAlerts(engine)
         self.analytics = SqlAnalytics(engine)
         self.mcp_analytics = SqlMcpAnalytics(engine)
+        self.cache_analytics = SqlCacheAnalytics(engine)
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)

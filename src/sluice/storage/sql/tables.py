@@ -192,6 +192,8 @@ usage = Table(
     Column("bytes_in", BigInteger, nullable=False, server_default="0"),
     Column("bytes_out", BigInteger, nullable=False, server_default="0"),
     Column("rpc_error", Integer),
+    Column("cache", String(8)),
+    Column("cost_saved_micros", BigInteger),
     Index("ix_usage_events_created_at", "created_at"),
     Index(
         "ix_usage_events_mcp_server_created_at",
@@ -416,5 +418,5 @@ mcp_servers = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0018"
 """The newest migration; a test checks it against the migration scripts."""

@@ -67,6 +67,8 @@ USAGE_COLUMNS = (
     "bytes_in",
     "bytes_out",
     "rpc_error",
+    "cache",
+    "cost_saved_micros",
 )
 """Every column of ``usage_events``, in the order of the row tuples below."""
 
@@ -120,6 +122,8 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.bytes_in,
         e.bytes_out,
         e.rpc_error,
+        e.cache,
+        e.cost_saved_micros,
     )
 
 
@@ -188,6 +192,7 @@ _PG_USAGE_TYPES = {
     "bytes_in": "int8",
     "bytes_out": "int8",
     "rpc_error": "int4",
+    "cost_saved_micros": "int8",
 }
 
 
