@@ -109,6 +109,16 @@ async def test_an_entry_expires_after_its_ttl(answers: Harness) -> None:
     assert await answers.store.get(key) is None
 
 
+async def test_delete_removes_one_entry(answers: Harness) -> None:
+    a, b = key_for("org:a"), key_for("org:a", "other")
+    await answers.store.put(a, b"a", ttl_s=30, scope="org:a", model="m")
+    await answers.store.put(b, b"b", ttl_s=30, scope="org:a", model="m")
+    await answers.store.delete(a)
+    await answers.store.delete(key_for("org:a", "never stored"))
+    assert await answers.store.get(a) is None
+    assert await answers.store.get(b) == b"b"
+
+
 async def test_a_put_replaces_the_entry(answers: Harness) -> None:
     key = key_for("org:a")
     await answers.store.put(key, b"old", ttl_s=30, scope="org:a", model="m")

@@ -277,6 +277,24 @@ async def test_a_corrupted_entry_is_dropped_counted_never_returned(tmp_path: Pat
         assert fixed.json()["choices"] == first.json()["choices"]
 
 
+async def test_a_corrupted_entry_is_removed_even_when_the_miss_is_not_stored(
+    tmp_path: Path,
+) -> None:
+    async with running(make_settings(tmp_path), CONFIG) as (app, client):
+        await client.post(URL, json=CHAT)
+        cache = app.runtime.cache  # type: ignore[union-attr]
+        assert cache is not None
+        entries = cache.store._entries  # type: ignore[attr-defined]
+        (key, entry) = next(iter(entries.items()))
+        entries[key] = entry._replace(value=b"not an entry")
+        again = await client.post(URL, json=CHAT, headers={"Cache-Control": "no-store"})
+        assert again.status_code == 200 and again.headers["x-sluice-cache"] == "miss"
+        assert key not in entries and cache.stats.corrupt == 1
+        after = await client.post(URL, json=CHAT)
+        assert after.headers["x-sluice-cache"] in ("miss", "store")
+        assert cache.stats.corrupt == 1
+
+
 async def test_cache_metrics_next_to_the_others(tmp_path: Path) -> None:
     async with running(make_settings(tmp_path), CONFIG) as (app, client):
         for _ in range(2):

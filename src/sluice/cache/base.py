@@ -49,6 +49,10 @@ class AnswerStore(Protocol):
         :meth:`drop`. May evict older entries to stay within the store's bound."""
         ...
 
+    async def delete(self, key: str) -> None:
+        """Remove one entry (absent: nothing happens)."""
+        ...
+
     async def drop(self, selector: Selector) -> int:
         """Remove the selected entries; returns how many were removed."""
         ...

@@ -66,6 +66,10 @@ class MemoryAnswers:
             if entry.expires_at > now:
                 self.evictions += 1
 
+    async def delete(self, key: str) -> None:
+        if key in self._entries:
+            self._remove(key)
+
     async def drop(self, selector: Selector) -> int:
         gone = [k for k, e in self._entries.items() if _selected(e, selector)]
         for key in gone:

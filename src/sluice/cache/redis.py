@@ -97,6 +97,10 @@ class RedisAnswers:
 
         await self._call(run())
 
+    async def delete(self, key: str) -> None:
+        # Its index member stays until trimmed or dropped; a drop counts only entries deleted.
+        await self._call(self._redis.delete(self._entry(key)))
+
     async def drop(self, selector: Selector) -> int:
         names: Any = await self._call(self._redis.smembers(self._indexes))
         removed = 0

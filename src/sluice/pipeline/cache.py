@@ -186,9 +186,13 @@ async def _exact(cache: ResponseCache, key: str) -> codec.Answer | None:
         return None
     if raw is None:
         return None
-    # An entry that does not decode is never returned: the request goes on as a miss and
-    # its answer replaces the entry under the same key (else the entry expires).
-    return _decoded(cache, raw)
+    answer = _decoded(cache, raw)
+    if answer is None:  # never returned, and removed: the request goes on as a miss
+        try:
+            await cache.store.delete(key)
+        except GatewayError as exc:
+            _failed(cache, "could not remove an entry that does not decode", exc.message)
+    return answer
 
 
 def _decoded(cache: ResponseCache, raw: bytes) -> codec.Answer | None:
