@@ -81,13 +81,15 @@ ALLOWED: dict[str, set[str]] = {
     "tenancy": {"clock", "errors", "types", "storage.base", "auth", "limits", "budgets"},
     # usage rows and the repositories protocol: storage.base names the domain's records
     "usage": {"clock", "config", "outage", "storage.base", "storage.availability"},
-    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"},
-    "storage": {"errors", "types", "storage.base", "storage.availability"},
+    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"} | {"files"},
+    "storage": {"errors", "types", "storage.base", "storage.availability", "files"},
+    # files: the blob store seam and its backends (the records the batch worker reads)
+    "files": _FOUNDATION | {"auth", "config"},
     # the SQL backend implements the repositories of every aggregate
     "storage.sql": {"errors", "types", "clock", "ids", "storage", "storage.base"}
     | {"storage.availability", "auth", "tenancy", "usage", "alerts", "analytics"}
     | {"limits", "budgets"}  # rows → typed limit and budget settings
-    | {"scim"},
+    | {"scim", "files"},
     "analytics": {"clock", "errors", "auth", "tenancy", "usage"},
     # SCIM provisioning: writes through the tenancy service (its link records: scim.store)
     "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
@@ -107,18 +109,18 @@ ALLOWED: dict[str, set[str]] = {
     "api": _FOUNDATION
     | _DOMAIN
     | {"", "config", "credentials", "observability", "routing", "pipeline"}
-    | {"analytics", "alerts", "control", "scim", "mcp"},
+    | {"analytics", "alerts", "control", "scim", "mcp", "files"},
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"control"},
+    | {"control", "files"},
     # composition roots: the lifespan opens every resource, the app wires the edges to it,
     # the CLI runs commands over the lifespan's runtime
     "lifespan": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics", "runtime", "wiring", "background", "control", "mcp"},
+    | {"analytics", "runtime", "wiring", "background", "control", "mcp", "files"},
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
@@ -127,13 +129,13 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
     | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
-    | {"mcp"},
+    | {"mcp", "files"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"scim", "mcp"},
+    | {"scim", "mcp", "files"},
     "app": _FOUNDATION
     | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"}
     | {"mcp"},
@@ -158,6 +160,8 @@ CONCRETE = {
     "budgets.memory",
     "budgets.redis",
     "routing.breaker_redis",
+    "files.local",
+    "files.s3",
 } | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
 ROOTS = {"app", "lifespan", "runtime", "wiring", "background", "cli", "cli_tenancy", "cli_routing"}
 ROOTS |= {"cli_sso"}
