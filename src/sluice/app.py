@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 import orjson
 
 from sluice.api.dataplane import DataPlane, new_request_id
+from sluice.api.files import FilesRoutes
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.mcp import McpRoutes
 from sluice.api.messages import MessagesRoutes
@@ -181,6 +182,8 @@ class SluiceApp:
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
         self._prefixes += ((("/mcp",), mcp),)
+        files = FilesRoutes(control.files, plane.caller)
+        self._prefixes += ((("/v1/files", "/files"), files),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
             self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)
         self._control = _Lazy(lambda: _build(ADMIN, control))

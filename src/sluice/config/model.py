@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
 from sluice.config.body_logging import BodyLoggingConfig
+from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
@@ -127,6 +128,9 @@ class GatewayConfig(_Frozen):
     """Console sign-in: local accounts and OpenID Connect providers (docs/sso.md)."""
     mcp: McpConfig = Field(default_factory=McpConfig)
     """Upstream MCP servers and the MCP gateway's transport settings (docs/mcp.md)."""
+    files: FilesConfig = Field(default_factory=FilesConfig)
+    """Where ``/v1/files`` keeps file bytes, and their size, quota and expiry
+    (docs/files-and-batches.md)."""
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

@@ -12,6 +12,7 @@ from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.credentials import CredentialService
+from sluice.control.files import FilesService
 from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.mcp_servers import McpServerService
 from sluice.control.policies import PolicyService
@@ -73,3 +74,6 @@ class ControlPlane:
     runner, ``mcp.runner``) and their health."""
     mcp_servers: McpServerService
     """The MCP servers of the config and those admins store (``/api/v1/mcp/servers``)."""
+    files: FilesService
+    """Files (``/v1/files``, the console's Files page); what the batch worker reads and
+    writes (``sluice.files.base.FileAccess``)."""

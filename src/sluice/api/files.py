@@ -1,0 +1,247 @@
+"""The Files API routes, OpenAI-compatible (with and without ``/v1``):
+
+``POST /v1/files`` (multipart: ``file``, ``purpose``, optional ``expires_after[anchor]`` and
+``expires_after[seconds]``), ``GET /v1/files`` (``after``, ``limit``, ``order``,
+``purpose``), ``GET|DELETE /v1/files/{id}``, ``GET /v1/files/{id}/content``.
+
+File operations are not model requests: they write no usage row (as ``/v1/models``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from sluice.api.form import FormReader, boundary_of
+from sluice.api.render import (
+    BodyTooLarge,
+    ClientGone,
+    Receive,
+    Scope,
+    Send,
+    answer_json,
+    send_error,
+)
+from sluice.auth.principal import Principal
+from sluice.control.files import (
+    FilesService,
+    Staged,
+    check_expiry,
+    check_filename,
+    check_limit,
+    check_purpose,
+    not_found,
+)
+from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.files.base import FileRecord
+from sluice.ids import random_hex
+from sluice.pipeline.sink import Headers
+
+log = logging.getLogger("sluice.api")
+
+FORM_OVERHEAD_BYTES = 1024 * 1024
+"""What an upload's body may carry beyond the file: boundaries, part headers, fields."""
+MAX_FIELD_BYTES = 1024
+MAX_ID_CHARS = 64
+FIELDS = frozenset({"purpose", "expires_after[anchor]", "expires_after[seconds]"})
+
+Caller = Callable[[Scope], Awaitable[tuple[Principal, int | None]]]
+
+
+def file_object(record: FileRecord) -> dict[str, Any]:
+    """A file as OpenAI's Files API shows it."""
+    return {
+        "id": record.id,
+        "object": "file",
+        "bytes": record.bytes,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "filename": record.filename,
+        "purpose": record.purpose,
+        "status": "processed",
+        "status_details": None,
+    }
+
+
+class FilesRoutes:
+    """Everything under ``/v1/files`` and ``/files``."""
+
+    def __init__(self, files: FilesService, caller: Caller) -> None:
+        """``caller``: who is asking (the data plane's key check, IdP tokens included)."""
+        self._files = files
+        self._caller = caller
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        rest = path.removeprefix("/v1").removeprefix("/files")
+        method = scope["method"]
+        base: Headers = [(b"x-request-id", ("req_" + random_hex(10)).encode())]
+        if not path.startswith(("/v1/files", "/files")) or (rest and not rest.startswith("/")):
+            await send_error(send, _no_route(scope, ErrorKind.CALLER_NOT_FOUND), base)
+            return
+        file_id, _, action = rest.removeprefix("/").partition("/")
+        if not rest and method == "POST":
+            await self._upload(scope, receive, send, base)
+        elif not rest and method == "GET":
+            await answer_json(send, base, lambda: self._list(scope))
+        elif file_id and not action and method == "GET":
+            await answer_json(send, base, lambda: self._retrieve(scope, file_id))
+        elif file_id and not action and method == "DELETE":
+            await answer_json(send, base, lambda: self._delete(scope, file_id))
+        elif file_id and action == "content" and method == "GET":
+            await self._content(scope, send, base, file_id)
+        elif not rest or (file_id and action in ("", "content")):
+            await send_error(send, _no_route(scope, ErrorKind.CALLER_METHOD_NOT_ALLOWED), base)
+        else:
+            await send_error(send, _no_route(scope, ErrorKind.CALLER_NOT_FOUND), base)
+
+    async def _list(self, scope: Scope) -> dict[str, Any]:
+        principal, _ = await self._caller(scope)
+        query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise BadRequest("order: must be asc or desc", param="order")
+        purpose = query.get("purpose") or None
+        if purpose is not None and len(purpose) > 64:
+            raise BadRequest("purpose: longer than 64 characters", param="purpose")
+        after = query.get("after") or None
+        if after is not None and len(after) > MAX_ID_CHARS:
+            raise BadRequest("after: not a file id", param="after")
+        page = await self._files.page(
+            principal,
+            after=after,
+            limit=check_limit(query.get("limit")),
+            order="asc" if order == "asc" else "desc",
+            purpose=purpose,
+        )
+        data = [file_object(r) for r in page.data]
+        return {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": page.has_more,
+        }
+
+    async def _retrieve(self, scope: Scope, file_id: str) -> dict[str, Any]:
+        principal, _ = await self._caller(scope)
+        return file_object(await self._files.retrieve(principal, _checked(file_id)))
+
+    async def _delete(self, scope: Scope, file_id: str) -> dict[str, Any]:
+        principal, _ = await self._caller(scope)
+        record = await self._files.delete(principal, _checked(file_id))
+        return {"id": record.id, "object": "file", "deleted": True}
+
+    async def _content(self, scope: Scope, send: Send, base: Headers, file_id: str) -> None:
+        try:
+            principal, _ = await self._caller(scope)
+            record, chunks = await self._files.content(principal, _checked(file_id))
+            first = await anext(chunks, b"")  # a missing blob or a store outage: an answer
+        except GatewayError as exc:
+            await send_error(send, exc, base)
+            return
+        headers = [
+            *base,
+            (b"content-type", b"application/octet-stream"),
+            (b"content-length", str(record.bytes).encode()),
+            (
+                b"content-disposition",
+                f"attachment; filename*=UTF-8''{quote(record.filename, safe='')}".encode(),
+            ),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+            async for chunk in chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except GatewayError as exc:  # the store failed mid-way: the connection is cut
+            log.warning("file %s: content ended early (%s)", record.id, exc.message)
+            return
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _upload(self, scope: Scope, receive: Receive, send: Send, base: Headers) -> None:
+        limit = self._files.max_file_bytes
+        try:
+            principal, length = await self._caller(scope)
+            if length is not None and length > limit + FORM_OVERHEAD_BYTES:
+                raise _too_large(limit)
+            reader = FormReader(
+                receive,
+                boundary_of(_header(scope, b"content-type")),
+                max_body_bytes=limit + FORM_OVERHEAD_BYTES,
+            )
+            record = await self._read_upload(principal, reader)
+        except GatewayError as exc:
+            await send_error(send, exc, base)
+            return
+        except BodyTooLarge:
+            await send_error(send, _too_large(limit), base)
+            return
+        except ClientGone:
+            return
+        await answer_json(send, base, _returning(file_object(record)))
+
+    async def _read_upload(self, principal: Principal, reader: FormReader) -> FileRecord:
+        fields: dict[str, str] = {}
+        staged: Staged | None = None
+        filename = ""
+        try:
+            while (part := await reader.next_part()) is not None:
+                if part.name == "file":
+                    if staged is not None:
+                        raise BadRequest("file: only one file per upload", param="file")
+                    if part.filename is None:
+                        raise BadRequest("file: must be a file part", param="file")
+                    filename = check_filename(part.filename)
+                    if "purpose" in fields:  # refused before the bytes are read
+                        check_purpose(fields["purpose"])
+                    staged = await self._files.stage(principal, reader.data())
+                elif part.name in FIELDS:
+                    fields[part.name] = await reader.text(max_bytes=MAX_FIELD_BYTES, name=part.name)
+            if staged is None:
+                raise BadRequest("file: the upload has no file part", param="file")
+            purpose = check_purpose(fields.get("purpose"))
+            expiry = check_expiry(
+                fields.get("expires_after[anchor]"), fields.get("expires_after[seconds]")
+            )
+        except BaseException:
+            if staged is not None:
+                await self._files.discard(staged)
+            raise
+        return await self._files.commit(
+            staged, purpose=purpose, filename=filename, expires_after_s=expiry
+        )
+
+
+def _returning(body: object) -> Callable[[], Awaitable[object]]:
+    async def produce() -> object:
+        return body
+
+    return produce
+
+
+def _checked(file_id: str) -> str:
+    if not file_id or len(file_id) > MAX_ID_CHARS:
+        raise not_found(file_id[:MAX_ID_CHARS])
+    return file_id
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+def _too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
+        f"file: larger than the limit of {limit} bytes",
+        param="file",
+    )
+
+
+def _no_route(scope: Scope, kind: ErrorKind) -> GatewayError:
+    return GatewayError(kind, f"no route for {scope['method']} {scope['path']}")
