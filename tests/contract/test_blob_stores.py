@@ -16,6 +16,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.files.base import BlobStore
 from sluice.files.local import LocalBlobStore
 from sluice.files.s3 import PART_BYTES, S3BlobStore
+from tests.s3_server import moto_s3
 
 BUCKET = "sluice-contract"
 
@@ -23,23 +24,8 @@ BUCKET = "sluice-contract"
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server on a free loopback port, with one bucket, for the whole session."""
-    boto3 = pytest.importorskip("boto3")
-    server_mod = pytest.importorskip("moto.server")
-    server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            region_name="us-east-1",
-        ).create_bucket(Bucket=BUCKET)
+    with moto_s3(BUCKET) as endpoint:
         yield endpoint
-    finally:
-        server.stop()
 
 
 def s3_settings(endpoint: str, **extra: Any) -> S3Settings:

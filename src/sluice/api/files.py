@@ -14,28 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from sluice.api.form import FormReader, boundary_of
-from sluice.api.render import (
-    BodyTooLarge,
-    ClientGone,
-    Receive,
-    Scope,
-    Send,
-    answer_json,
-    send_error,
-)
+from sluice.api.render import Receive, Scope, Send, answer_json, send_error
 from sluice.auth.principal import Principal
-from sluice.control.files import (
-    FilesService,
-    Staged,
-    check_expiry,
-    check_filename,
-    check_limit,
-    check_purpose,
-    not_found,
-)
+from sluice.control.files import FilesService, check_limit, not_found
+from sluice.control.upload import read_upload
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.files.base import FileRecord
+from sluice.files.multipart import ClientLeft, FormReader, boundary_of, too_large
+from sluice.files.owner import owner_of
 from sluice.ids import random_hex
 from sluice.pipeline.sink import Headers
 
@@ -43,9 +29,7 @@ log = logging.getLogger("sluice.api")
 
 FORM_OVERHEAD_BYTES = 1024 * 1024
 """What an upload's body may carry beyond the file: boundaries, part headers, fields."""
-MAX_FIELD_BYTES = 1024
 MAX_ID_CHARS = 64
-FIELDS = frozenset({"purpose", "expires_after[anchor]", "expires_after[seconds]"})
 
 Caller = Callable[[Scope], Awaitable[tuple[Principal, int | None]]]
 
@@ -110,7 +94,7 @@ class FilesRoutes:
         if after is not None and len(after) > MAX_ID_CHARS:
             raise BadRequest("after: not a file id", param="after")
         page = await self._files.page(
-            principal,
+            owner_of(principal),
             after=after,
             limit=check_limit(query.get("limit")),
             order="asc" if order == "asc" else "desc",
@@ -127,17 +111,17 @@ class FilesRoutes:
 
     async def _retrieve(self, scope: Scope, file_id: str) -> dict[str, Any]:
         principal, _ = await self._caller(scope)
-        return file_object(await self._files.retrieve(principal, _checked(file_id)))
+        return file_object(await self._files.retrieve(owner_of(principal), _checked(file_id)))
 
     async def _delete(self, scope: Scope, file_id: str) -> dict[str, Any]:
         principal, _ = await self._caller(scope)
-        record = await self._files.delete(principal, _checked(file_id))
+        record = await self._files.delete(owner_of(principal), _checked(file_id))
         return {"id": record.id, "object": "file", "deleted": True}
 
     async def _content(self, scope: Scope, send: Send, base: Headers, file_id: str) -> None:
         try:
             principal, _ = await self._caller(scope)
-            record, chunks = await self._files.content(principal, _checked(file_id))
+            record, chunks = await self._files.content(owner_of(principal), _checked(file_id))
             first = await anext(chunks, b"")  # a missing blob or a store outage: an answer
         except GatewayError as exc:
             await send_error(send, exc, base)
@@ -166,53 +150,20 @@ class FilesRoutes:
         try:
             principal, length = await self._caller(scope)
             if length is not None and length > limit + FORM_OVERHEAD_BYTES:
-                raise _too_large(limit)
+                raise too_large(limit)
             reader = FormReader(
                 receive,
                 boundary_of(_header(scope, b"content-type")),
                 max_body_bytes=limit + FORM_OVERHEAD_BYTES,
+                file_limit=limit,
             )
-            record = await self._read_upload(principal, reader)
+            record = await read_upload(self._files, owner_of(principal), reader)
         except GatewayError as exc:
             await send_error(send, exc, base)
             return
-        except BodyTooLarge:
-            await send_error(send, _too_large(limit), base)
-            return
-        except ClientGone:
+        except ClientLeft:
             return
         await answer_json(send, base, _returning(file_object(record)))
-
-    async def _read_upload(self, principal: Principal, reader: FormReader) -> FileRecord:
-        fields: dict[str, str] = {}
-        staged: Staged | None = None
-        filename = ""
-        try:
-            while (part := await reader.next_part()) is not None:
-                if part.name == "file":
-                    if staged is not None:
-                        raise BadRequest("file: only one file per upload", param="file")
-                    if part.filename is None:
-                        raise BadRequest("file: must be a file part", param="file")
-                    filename = check_filename(part.filename)
-                    if "purpose" in fields:  # refused before the bytes are read
-                        check_purpose(fields["purpose"])
-                    staged = await self._files.stage(principal, reader.data())
-                elif part.name in FIELDS:
-                    fields[part.name] = await reader.text(max_bytes=MAX_FIELD_BYTES, name=part.name)
-            if staged is None:
-                raise BadRequest("file: the upload has no file part", param="file")
-            purpose = check_purpose(fields.get("purpose"))
-            expiry = check_expiry(
-                fields.get("expires_after[anchor]"), fields.get("expires_after[seconds]")
-            )
-        except BaseException:
-            if staged is not None:
-                await self._files.discard(staged)
-            raise
-        return await self._files.commit(
-            staged, purpose=purpose, filename=filename, expires_after_s=expiry
-        )
 
 
 def _returning(body: object) -> Callable[[], Awaitable[object]]:
@@ -233,14 +184,6 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
         if key == name:
             return bytes(value)
     return None
-
-
-def _too_large(limit: int) -> GatewayError:
-    return GatewayError(
-        ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
-        f"file: larger than the limit of {limit} bytes",
-        param="file",
-    )
 
 
 def _no_route(scope: Scope, kind: ErrorKind) -> GatewayError:

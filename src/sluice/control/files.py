@@ -25,6 +25,8 @@ from sluice.ids import random_hex
 from sluice.outage import OutageLog
 from sluice.storage.availability import database_unavailable
 from sluice.storage.files import FileRepository
+from sluice.tenancy import rules
+from sluice.tenancy.model import Team
 
 log = logging.getLogger("sluice.files")
 
@@ -142,10 +144,19 @@ class FilesService:
 
     # -- upload -------------------------------------------------------------------------
 
-    async def stage(self, principal: Principal, chunks: AsyncIterator[bytes]) -> Staged:
+    def owner(self, principal: Principal, *, team: Team | None = None) -> FileOwner:
+        """Whose files ``principal`` reads and writes: its own (:func:`owner_of`), or with
+        ``team`` the team's service accounts' files, for an admin of that team (anyone
+        else is told the team has no files: 404)."""
+        if team is None:
+            return owner_of(principal)
+        if not rules.is_team_admin(principal, team):
+            raise GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no team {team.id!r}")
+        return FileOwner(None, team.id, principal.key_id)
+
+    async def stage(self, owner: FileOwner, chunks: AsyncIterator[bytes]) -> Staged:
         """Stream an upload into the blob store, refused past the file size cap or the
         owner's remaining quota (413 naming ``file``; nothing is kept)."""
-        owner = owner_of(principal)
         cap = self._config.max_file_bytes
         room: int | None = None
         quota = self._config.quota_bytes
@@ -198,23 +209,6 @@ class FilesService:
         except Exception:
             log.warning("could not delete the bytes of a failed upload %s", staged.id)
 
-    async def upload(
-        self,
-        principal: Principal,
-        chunks: AsyncIterator[bytes],
-        *,
-        purpose: str,
-        filename: str,
-        expires_after_s: int | None = None,
-    ) -> FileRecord:
-        """Check, stage and commit in one call (the console's upload)."""
-        purpose = check_purpose(purpose)
-        filename = check_filename(filename)
-        staged = await self.stage(principal, chunks)
-        return await self.commit(
-            staged, purpose=purpose, filename=filename, expires_after_s=expires_after_s
-        )
-
     def _over_quota(self, quota: int) -> GatewayError:
         return GatewayError(
             ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
@@ -226,22 +220,21 @@ class FilesService:
 
     # -- reads and delete -----------------------------------------------------------------
 
-    async def retrieve(self, principal: Principal, file_id: str) -> FileRecord:
-        record = await self._repo.get(file_id, owner_of(principal), now=self._clock.now())
+    async def retrieve(self, owner: FileOwner, file_id: str) -> FileRecord:
+        record = await self._repo.get(file_id, owner, now=self._clock.now())
         if record is None:
             raise not_found(file_id)
         return record
 
     async def page(
         self,
-        principal: Principal,
+        owner: FileOwner,
         *,
         after: str | None = None,
         limit: int = MAX_LIST_LIMIT,
         order: Literal["asc", "desc"] = "desc",
         purpose: str | None = None,
     ) -> FilePage:
-        owner = owner_of(principal)
         now = self._clock.now()
         cursor = None
         if after is not None:
@@ -259,14 +252,14 @@ class FilesService:
         return FilePage(rows[:limit], len(rows) > limit)
 
     async def content(
-        self, principal: Principal, file_id: str
+        self, owner: FileOwner, file_id: str
     ) -> tuple[FileRecord, AsyncIterator[bytes]]:
         """The file and its bytes (read lazily, in chunks)."""
-        record = await self.retrieve(principal, file_id)
+        record = await self.retrieve(owner, file_id)
         return record, self._blobs.read(record.id)
 
-    async def delete(self, principal: Principal, file_id: str) -> FileRecord:
-        record = await self.retrieve(principal, file_id)
+    async def delete(self, owner: FileOwner, file_id: str) -> FileRecord:
+        record = await self.retrieve(owner, file_id)
         await self._blobs.delete(record.id)
         await self._repo.delete(record.id)
         return record
@@ -274,7 +267,7 @@ class FilesService:
     # -- FileAccess (the batch worker) ------------------------------------------------------
 
     async def read(self, principal: Principal, file_id: str, *, max_bytes: int) -> bytes:
-        record = await self.retrieve(principal, file_id)
+        record = await self.retrieve(owner_of(principal), file_id)
         if record.bytes > max_bytes:
             raise GatewayError(
                 ErrorKind.CALLER_PAYLOAD_TOO_LARGE,

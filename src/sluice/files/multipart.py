@@ -1,22 +1,36 @@
 """A ``multipart/form-data`` body read part by part as it arrives over ASGI (never buffered
-whole): the file upload of ``/v1/files``. Parsing is python-multipart's; this module turns
-its callbacks into parts a handler pulls, and bounds what a caller controls (body size,
-part count, field size, header size)."""
+whole): the file upload of ``/v1/files`` and of the console. Parsing is python-multipart's;
+this module turns its callbacks into parts a handler pulls, and bounds what a caller controls
+(body size, part count, field size, header size)."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from sluice.api.render import BodyTooLarge, ClientGone, Receive
-from sluice.errors import BadRequest
+from sluice.errors import BadRequest, ErrorKind, GatewayError
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 MAX_PARTS = 16
 """Parts in one form (the file and a few fields)."""
+
+
+class ClientLeft(Exception):
+    """The client disconnected before the body ended."""
+
+
+def too_large(limit: int) -> GatewayError:
+    return GatewayError(
+        ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
+        f"file: larger than the limit of {limit} bytes",
+        param="file",
+    )
 
 
 def boundary_of(content_type: bytes | None) -> bytes:
@@ -44,12 +58,15 @@ def _malformed(why: str) -> BadRequest:
 
 class FormReader:
     """Pull parts with :meth:`next_part`; read the current one with :meth:`data` or
-    :meth:`text`. A body larger than ``max_body_bytes`` raises :class:`BodyTooLarge`, a
-    client that leaves :class:`ClientGone`, a malformed body :class:`BadRequest`."""
+    :meth:`text`. A body larger than ``max_body_bytes`` raises 413 (naming the file cap,
+    ``file_limit``), a client that leaves :class:`ClientLeft`, a malformed body 400."""
 
-    def __init__(self, receive: Receive, boundary: bytes, *, max_body_bytes: int) -> None:
+    def __init__(
+        self, receive: Receive, boundary: bytes, *, max_body_bytes: int, file_limit: int
+    ) -> None:
         self._receive = receive
         self._limit = max_body_bytes
+        self._file_limit = file_limit
         self._size = 0
         self._events: deque[tuple[str, object]] = deque()
         self._headers: dict[bytes, bytes] = {}
@@ -105,11 +122,11 @@ class FormReader:
                 raise _malformed("the body ended before the closing boundary")
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                raise ClientGone
+                raise ClientLeft
             chunk: bytes = message.get("body", b"")
             self._size += len(chunk)
             if self._size > self._limit:
-                raise BodyTooLarge
+                raise too_large(self._file_limit)
             if not message.get("more_body"):
                 self._body_done = True
             try:
