@@ -76,11 +76,11 @@ def check_filename(filename: str | None) -> str:
 
 
 def check_expiry(anchor: str | None, seconds: str | int | None) -> int | None:
-    """``expires_after`` as OpenAI's: anchor ``created_at`` and a number of seconds;
-    ``None`` when neither is given."""
+    """``expires_after`` as OpenAI's: anchor ``created_at`` (the only one, so it may be
+    left out) and a number of seconds; ``None`` when neither is given."""
     if anchor is None and seconds is None:
         return None
-    if anchor != "created_at":
+    if anchor is not None and anchor != "created_at":
         raise BadRequest("expires_after[anchor]: must be created_at", param="expires_after[anchor]")
     try:
         value = int(seconds) if seconds is not None else None

@@ -54,7 +54,9 @@ async def read_upload(
                     check_purpose(seen["purpose"])
                 staged = await files.stage(owner, reader.data())
             elif part.name in fields:
-                seen[part.name] = await reader.text(max_bytes=MAX_FIELD_BYTES, name=part.name)
+                value = await reader.text(max_bytes=MAX_FIELD_BYTES, name=part.name)
+                if value:  # an empty field is one not sent (a form's "none" choice)
+                    seen[part.name] = value
         if staged is None:
             raise BadRequest("file: the upload has no file part", param="file")
         purpose = check_purpose(seen.get("purpose"))
