@@ -44,7 +44,9 @@ async def test_upload_download_delete_and_the_api_agrees(world: World) -> None:
         assert page.status_code == 200 and "No files." in page.text
         assert 'href="/ui/files"' in page.text  # in the nav
         done = await upload(b, b'{"a": 1}\n')
-        assert done.status_code == 303 and done.headers["location"] == "/ui/files?done=file_uploaded"
+        assert (
+            done.status_code == 303 and done.headers["location"] == "/ui/files?done=file_uploaded"
+        )
         [file_id] = await api_files(world, "ua")  # the person's keys see the console's upload
         page = await b.get("/ui/files")
         assert file_id in page.text and "notes.jsonl" in page.text and "9 B" in page.text
