@@ -86,19 +86,25 @@ async def test_a_team_admin_sees_the_team_service_account_files(world: World) ->
     team = world.ids["teamA"]
     async with signed_in(world.app, "ta@example.org") as b:
         page = (await b.get("/ui/files")).text
-        assert "service accounts' files" in page and file_id in page
+        assert "Service accounts' files" in page and f'value="{team}"' in page
+        assert file_id not in page  # one team at a time, when asked
+        page = (await b.get(f"/ui/files?team={team}")).text
+        assert file_id in page and f"?team={team}" in page
         got = await b.client.get(f"/ui/files/{file_id}/content?team={team}")
         assert got.content == b"{}\n"
         assert (await b.client.get(f"/ui/files/{file_id}/content")).status_code == 404
     async with signed_in(world.app, "ua@example.org") as b:
         page = (await b.get("/ui/files")).text
-        assert file_id not in page
+        assert file_id not in page and "Service accounts' files" not in page
+        assert (await b.get(f"/ui/files?team={team}")).status_code == 404
         assert (await b.client.get(f"/ui/files/{file_id}/content?team={team}")).status_code == 404
         assert (await b.client.get(f"/ui/files/{file_id}/content?team=nope")).status_code == 404
         assert (await b.post(f"/ui/files/{file_id}/delete?team={team}")).status_code == 404
     async with signed_in(world.app, "ta@example.org") as b:
         await b.get("/ui/files")
-        assert (await b.post(f"/ui/files/{file_id}/delete?team={team}")).status_code == 303
+        deleted = await b.post(f"/ui/files/{file_id}/delete?team={team}")
+        assert deleted.status_code == 303
+        assert deleted.headers["location"] == f"/ui/files?team={team}&done=file_deleted"
     assert await api_files(world, "sa") == []
 
 

@@ -1,5 +1,6 @@
 """Files: the signed-in person's files (those any of their keys uploaded; upload, download,
-delete) and, for a team admin, the files of the team's service accounts."""
+delete) and, for a team admin, the files of a team's service accounts (one team at a time,
+``?team=ID``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from sluice.console.context import (
@@ -60,17 +61,28 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         errors: dict[str, str] | None = None,
     ) -> Response:
         mine = await files.page(files.owner(viewer.principal), limit=SHOWN)
-        teams: list[dict[str, Any]] = []
-        for team in viewer.admin_teams:
+        index = ctx.control.cache.index
+        choices = [
+            {"id": t.id, "label": f"{t.name} ({org.name})" if org else t.name}
+            for t in viewer.admin_teams
+            for org in (index.orgs.get(t.org_id),)
+        ]
+        shown: dict[str, Any] | None = None
+        team_id = request.query_params.get("team")
+        if team_id and status < 400:
+            team = index.teams.get(team_id)
+            if team is None:
+                raise not_found("team", team_id)
             page = await files.page(files.owner(viewer.principal, team=team), limit=SHOWN)
-            teams.append({"team": team, "page": page})
+            shown = {"team": team, "page": page}
         return ctx.render(
             request,
             "files.html",
             viewer,
             status=status,
             mine=mine,
-            teams=teams,
+            team_choices=sorted(choices, key=lambda c: c["label"]),
+            shown=shown,
             purposes=UPLOAD_PURPOSES,
             expiry_choices=EXPIRY_CHOICES,
             max_file_bytes=files.max_file_bytes,
@@ -130,7 +142,9 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         viewer = await ctx.viewer(request)
         await ctx.form(request, viewer)
         await files.delete(owner(viewer, request), request.path_params["id"])
-        return redirect("/ui/files", "file_deleted")
+        team = request.query_params.get("team")
+        back = f"/ui/files?team={quote(team)}&done=file_deleted" if team else None
+        return RedirectResponse(back, 303) if back else redirect("/ui/files", "file_deleted")
 
     return [
         Route("/ui/files", page, methods=["GET"]),
