@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import importlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import orjson
 
 from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.files import FilesRoutes
 from sluice.api.health import DeploymentHealth, Readiness, live
-from sluice.api.mcp import McpRoutes
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
 from sluice.api.render import Receive, Scope, Send, send_error
@@ -31,14 +32,14 @@ from sluice.control.plane import ControlPlane
 from sluice.errors import ErrorKind, GatewayError, dependency_unavailable, shutting_down
 from sluice.lifecycle import Lifecycle, Phase, SigtermHook
 from sluice.lifespan import open_process
-from sluice.mcp.records import RedisSessionStore
-from sluice.mcp.sessions import Sessions
-from sluice.mcp.tools import ToolRunner
 from sluice.pipeline.dialects.messages import error_body as anthropic_error_body
-from sluice.pipeline.mcp_loop import McpTools
-from sluice.pipeline.mcp_loop import ToolRunner as McpToolRunner
 from sluice.runtime import Runtime
 from sluice.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sluice.api.dataplane import Run
+    from sluice.mcp.tools import ToolRunner
+    from sluice.pipeline.mcp_loop import ToolRunner as McpToolRunner
 
 log = logging.getLogger("sluice")
 
@@ -155,12 +156,11 @@ class SluiceApp:
             lifecycle=self._life,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
-        mcp, runner = self._mcp(rt, plane, control.mcp.runner)
         responses = ResponsesRoutes(
             plane,
             rt.storage.responses,
             max_body_bytes=self.settings.max_body_bytes,
-            mcp=self._mcp_tools(rt, runner),
+            mcp=_once(lambda: self._mcp_loop(rt, control.mcp.runner)),
         )
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
         self._routes = data_routes(plane, messages, responses, ready, health)
@@ -181,7 +181,7 @@ class SluiceApp:
             (("/v1/models/", "/models/"), plane.models),
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
-        self._prefixes += ((("/mcp",), mcp),)
+        self._prefixes += ((("/mcp",), _Lazy(lambda: self._mcp(rt, plane, control.mcp.runner))),)
         files = FilesRoutes(control.files, plane.caller)
         self._prefixes += ((("/v1/files", "/files"), files),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
@@ -199,12 +199,15 @@ class SluiceApp:
         self._hook.install()
         return rt
 
-    def _mcp(
-        self, rt: Runtime, plane: DataPlane, runner: ToolRunner
-    ) -> tuple[McpRoutes, ToolRunner]:
+    def _mcp(self, rt: Runtime, plane: DataPlane, runner: ToolRunner) -> Handler:
         """The MCP endpoints over the process's tool runner (built with the control plane,
         shared with ``/v1/responses`` and the console); their sessions live in the
-        lifespan's task group."""
+        lifespan's task group. Built by the first request to ``/mcp``: the MCP SDK loads
+        then, not at start-up."""
+        from sluice.api.mcp import McpRoutes
+        from sluice.mcp.records import RedisSessionStore
+        from sluice.mcp.sessions import Sessions
+
         config = rt.config.mcp
         store = None
         if rt.redis is not None:  # replicas: sessions are rebuilt from records in Redis
@@ -223,18 +226,22 @@ class SluiceApp:
             clock=rt.clock,
             max_body_bytes=self.settings.max_body_bytes,
         )
-        return routes, runner
+        return routes
 
-    def _mcp_tools(self, rt: Runtime, runner: McpToolRunner) -> McpTools:
-        """What the Responses MCP tool loop runs on: the gateway's own tool runner (tests may
-        pass another to ``SluiceApp``) and the registry's servers."""
-        return McpTools(
+    def _mcp_loop(self, rt: Runtime, runner: McpToolRunner) -> Run:
+        """The Responses MCP tool loop over the gateway's own tool runner (tests may pass
+        another to ``SluiceApp``) and the registry's servers; built by the first request
+        that offers an ``mcp`` tool."""
+        from sluice.pipeline.mcp_loop import McpTools, run_loop
+
+        tools = McpTools(
             runner=self._tool_runner or runner,
             servers=rt.mcp.servers,
             config=rt.config.mcp,
             record=rt.usage.record,
             store=rt.storage.responses,
         )
+        return functools.partial(run_loop, tools=tools)
 
     async def _drain(self) -> None:
         """SIGTERM: refuse new requests, let those in flight end, then let the server stop."""
@@ -301,6 +308,21 @@ def _build(where: tuple[str, str], *args: object) -> Handler:
     module, factory = where
     built: Handler = getattr(importlib.import_module(module), factory)(*args)
     return built
+
+
+_T = TypeVar("_T")
+
+
+def _once(build: Callable[[], _T]) -> Callable[[], _T]:
+    """``build``, run on the first call only; later calls return what it built."""
+    built: list[_T] = []
+
+    def get() -> _T:
+        if not built:
+            built.append(build())
+        return built[0]
+
+    return get
 
 
 class _Lazy:

@@ -27,7 +27,6 @@ from sluice.credentials.crypto import Sealer
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.mcp.quota import admit_call
-from sluice.mcp.tools import ToolRunner
 from sluice.providers.base import Provider
 from sluice.providers.build import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
@@ -45,6 +44,7 @@ from sluice.tenancy.service import Tenancy
 from sluice.usage.retention import Retention, Target
 
 if TYPE_CHECKING:
+    from sluice.mcp.tools import ToolRunner
     from sluice.routing.breaker_redis import RedisBreakers
 
 
@@ -142,7 +142,10 @@ def _sealer(settings: Settings) -> Sealer | None:
 
 
 def tool_runner(rt: Runtime) -> ToolRunner:
-    """The process's one MCP tool runner: ``/mcp``, ``/v1/responses`` and the console use it."""
+    """The process's one MCP tool runner: ``/mcp``, ``/v1/responses`` and the console use it
+    (built on first use: :class:`~sluice.control.mcp_catalog.McpCatalog`)."""
+    from sluice.mcp.tools import ToolRunner
+
     return ToolRunner(
         rt.mcp,
         rt.usage.record,
@@ -236,7 +239,7 @@ def control_plane(rt: Runtime) -> ControlPlane:
             scim=scim,
         ),
         scim=scim,
-        mcp=McpCatalog(rt.mcp, tool_runner(rt)),
+        mcp=McpCatalog(rt.mcp, functools.partial(tool_runner, rt)),
         mcp_servers=mcp_servers,
         files=files(rt),
     )

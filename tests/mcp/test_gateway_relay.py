@@ -17,6 +17,7 @@ from mcp.types import (
     TextContent,
 )
 
+from sluice.clock import FakeClock
 from sluice.mcp.errors import NOT_FOUND
 from tests.mcp.gateway_harness import (
     DEADLINE_S,
@@ -33,8 +34,21 @@ def text(result: object) -> str:
     return "\n".join(c.text for c in parts if isinstance(c, TextContent))
 
 
+class TickingClock(FakeClock):
+    """Moves 1 ms each time the monotonic clock is read: a call's latency is then measured
+    on the injected clock, and not zero."""
+
+    def monotonic(self) -> float:
+        self.advance(0.001)
+        return super().monotonic()
+
+
 async def test_per_server_lists_and_calls_tools() -> None:
-    async with serve_gateway((stdio_server(),)) as gw, connect(gw.base + "/mcp/local") as client:
+    clock = TickingClock()
+    async with (
+        serve_gateway((stdio_server(),), clock=clock) as gw,
+        connect(gw.base + "/mcp/local") as client,
+    ):
         with anyio.fail_after(DEADLINE_S):
             tools = await client.list_tools()
             names = {t.name for t in tools.tools}

@@ -83,8 +83,6 @@ ALLOWED: dict[str, set[str]] = {
     "usage": {"clock", "config", "outage", "storage.base", "storage.availability"},
     "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"} | {"files"},
     "storage": {"errors", "types", "storage.base", "storage.availability", "files"},
-    # files: the blob store seam and its backends (the records the batch worker reads)
-    "files": _FOUNDATION | {"auth", "config"},
     # the SQL backend implements the repositories of every aggregate
     "storage.sql": {"errors", "types", "clock", "ids", "storage", "storage.base"}
     | {"storage.availability", "auth", "tenancy", "usage", "alerts", "analytics"}
@@ -97,19 +95,25 @@ ALLOWED: dict[str, set[str]] = {
     # the MCP gateway: upstream registry, transports, supervision; access and quotas (the
     # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
+    # the response cache: answer stores and the semantic index (it embeds through a function
+    # the pipeline hands it, never importing the pipeline)
+    "cache": _FOUNDATION | _DOMAIN | {"config"},
+    # files: the blob stores and the files service's seams
+    "files": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
     # the data plane's use cases
     # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
-    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"},
+    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"}
+    | {"cache", "files"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),
     "api": _FOUNDATION
     | _DOMAIN
     | {"", "config", "credentials", "observability", "routing", "pipeline"}
-    | {"analytics", "alerts", "control", "scim", "mcp", "files"},
+    | {"analytics", "alerts", "control", "scim", "mcp", "cache", "files"},
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
@@ -120,25 +124,25 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "bringup"}
     | {"providers.base", "providers.build", "providers.registry", "storage.sql", "alerts"}
-    | {"analytics", "runtime", "wiring", "background", "control", "mcp", "files"},
+    | {"analytics", "runtime", "wiring", "background", "control", "mcp", "cache", "files"},
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
-    | {"storage.sql", "mcp"},
+    | {"storage.sql", "mcp", "cache", "files"},
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
     | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
-    | {"mcp", "files"},
+    | {"mcp", "cache", "files"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share
     "control": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"scim", "mcp", "files"},
+    | {"scim", "mcp", "cache", "files"},
     "app": _FOUNDATION
     | {"config", "lifespan", "runtime", "control", "pipeline", "api", "console", "observability"}
-    | {"mcp"},
+    | {"mcp", "cache", "files"},
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},

@@ -8,7 +8,6 @@ SDK transport. Refusals made here are JSON-RPC error bodies with a 4xx status.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import orjson
@@ -33,6 +32,7 @@ from sluice.config.mcp import McpConfig
 from sluice.errors import GatewayError
 from sluice.mcp.errors import FORBIDDEN, MISDIRECTED, NOT_FOUND, RATE_LIMITED, UNAUTHORIZED
 from sluice.mcp.proxy import GatewaySession, View
+from sluice.mcp.rows import mcp_row
 from sluice.mcp.security import HostOriginCheck
 from sluice.mcp.sessions import Sessions
 from sluice.mcp.tools import ToolRunner
@@ -188,23 +188,18 @@ class McpRoutes:
     async def _start(
         self, principal: Principal, view: View, size: int, params: InitializeRequestParams | None
     ) -> GatewaySession:
-        started, mono = self._clock.now(), time.monotonic()
+        started, mono = self._clock.now(), self._clock.monotonic()
         session = await self._sessions.create(principal, view, params)
-        self._record(
-            UsageEvent(
-                request_id=new_request_id(),
-                created_at=started,
-                endpoint="mcp.session",
-                key_id=principal.key_id,
-                model=None,
-                user_id=principal.user_id,
-                team_id=principal.team_id,
-                org_id=principal.org_id,
-                mcp_server=view.key or None,
-                bytes_in=size,
-                latency_ms=(time.monotonic() - mono) * 1000.0,
-            )
+        row = mcp_row(
+            principal,
+            "mcp.session",
+            request_id=new_request_id(),
+            created_at=started,
+            server=view.key or None,
+            bytes_in=size,
         )
+        row.latency_ms = (self._clock.monotonic() - mono) * 1000.0
+        self._record(row)
         return session
 
 

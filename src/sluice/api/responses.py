@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -15,7 +16,7 @@ from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects import responses_items as ri
 from sluice.pipeline.dialects.responses import ResponsesDialect
 from sluice.pipeline.dialects.responses_compact import CompactDialect
-from sluice.pipeline.mcp_loop import McpTools, serve_responses
+from sluice.pipeline.dialects.responses_tools import has_mcp
 from sluice.pipeline.outcome import Outcome
 from sluice.pipeline.run import serve
 from sluice.pipeline.services import Services
@@ -39,10 +40,12 @@ class ResponsesRoutes:
         store: ResponseRepository,
         *,
         max_body_bytes: int,
-        mcp: McpTools | None = None,
+        mcp: Callable[[], Run] | None = None,
     ) -> None:
-        """``mcp``: what runs ``mcp`` tools (the tool loop); ``None``: they are dropped,
-        named in ``x-sluice-warning``, as other tools chat cannot carry."""
+        """``mcp``: builds the tool loop that serves a request offering ``mcp`` tools, on the
+        first such request (it loads the MCP SDK, which other requests never need);
+        ``None``: those tools are dropped, named in ``x-sluice-warning``, as other tools
+        chat cannot carry."""
         self._plane = plane
         self._store = store
         self._dialect = ResponsesDialect(store)
@@ -50,10 +53,12 @@ class ResponsesRoutes:
         self._limit = max_body_bytes
         self._run: Run = serve
         if mcp is not None:
-            tools = mcp
+            loop = mcp
 
             async def run(svc: Services, ctx: RequestContext) -> Outcome:
-                return await serve_responses(svc, ctx, tools)
+                if not has_mcp(ctx.request.body.get("tools")):
+                    return await serve(svc, ctx)
+                return await loop()(svc, ctx)
 
             self._run = run
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
-
-from mcp.shared.exceptions import McpError
+from typing import TYPE_CHECKING, Protocol
 
 from sluice.auth.principal import MCP_ALL, Principal
 from sluice.config.mcp import McpServerConfig
 from sluice.errors import GatewayError
 from sluice.mcp.health import ServerHealth
-from sluice.mcp.tools import ToolRunner
+
+if TYPE_CHECKING:
+    from sluice.mcp.tools import ToolRunner
 
 log = logging.getLogger("sluice.mcp")
 
@@ -70,10 +70,19 @@ class ToolListing:
 class McpCatalog:
     """Built once by the control plane over the process's registry and tool runner."""
 
-    def __init__(self, registry: ServerDirectory, runner: ToolRunner) -> None:
+    def __init__(self, registry: ServerDirectory, runner: Callable[[], ToolRunner]) -> None:
+        """``runner`` builds the process's one tool runner, on first use (it loads the MCP
+        SDK, which a gateway that never reaches an MCP server does without)."""
         self._registry = registry
-        self.runner = runner
+        self._build = runner
+        self._runner: ToolRunner | None = None
+
+    @property
+    def runner(self) -> ToolRunner:
         """The process's one tool runner (also behind ``/mcp`` and ``/v1/responses``)."""
+        if self._runner is None:
+            self._runner = self._build()
+        return self._runner
 
     def servers(self, principal: Principal) -> list[CatalogServer]:
         """The servers ``principal`` may use, by name; an admin gets every server."""
@@ -98,6 +107,8 @@ class McpCatalog:
         if shown is None:
             return None
         asking = principal if shown.usable else dataclasses.replace(principal, mcp=MCP_ALL)
+        from mcp.shared.exceptions import McpError
+
         try:
             tools = await self.runner.list_tools(asking, name)
         except McpError as exc:

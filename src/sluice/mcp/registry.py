@@ -4,6 +4,9 @@ reach each, and how each is doing.
 ``share: true`` stdio servers run under a :class:`~sluice.mcp.supervisor.SharedStdio`
 supervisor (one process and one ``ClientSession`` for every gateway session, restarted with
 back-off); every other server gets a connection (and a stdio process) per :meth:`Registry.open`.
+
+The MCP SDK is imported when a server is first started or reached, not with this module: a
+gateway with no MCP server never loads it.
 """
 
 from __future__ import annotations
@@ -15,18 +18,21 @@ import os
 import signal
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
-
-from mcp import ClientSession
+from typing import TYPE_CHECKING
 
 from sluice.clock import Clock
 from sluice.config.mcp import McpConfig, McpServerConfig
 from sluice.config.mcp_urls import RefusedUrl
 from sluice.errors import ErrorKind, GatewayError
-from sluice.mcp.health import HealthState, ServerHealth, TrackedSession, describe
-from sluice.mcp.stdio import StderrTail, StdioEnd
-from sluice.mcp.supervisor import SharedStdio
-from sluice.mcp.upstream import NO_HOOKS, Hooks, Watch, open_session
+from sluice.mcp.health import HealthState, ServerHealth
 from sluice.tasks import spawn_in
+
+if TYPE_CHECKING:
+    from mcp import ClientSession
+
+    from sluice.mcp.stdio import StdioEnd
+    from sluice.mcp.supervisor import SharedStdio
+    from sluice.mcp.upstream import Hooks
 
 log = logging.getLogger("sluice.mcp")
 
@@ -67,13 +73,13 @@ class Registry:
         return {**self._stored, **self._static}
 
     def open(
-        self, name: str, hooks: Hooks = NO_HOOKS
+        self, name: str, hooks: Hooks | None = None
     ) -> AbstractAsyncContextManager[ClientSession]:
         """An initialised upstream session for one gateway session, closed (its own stdio
         process stopped) when the block ends. For a ``share: true`` stdio server: a lease on
         the one shared session, whose hooks are the registry's (server→client requests are
-        refused there), ``hooks`` unused. ``GatewayError``: unknown server (404), refused
-        URL or unreachable (502), not up within ``timeout_s`` (504)."""
+        refused there), ``hooks`` unused (``None``: none). ``GatewayError``: unknown server
+        (404), refused URL or unreachable (502), not up within ``timeout_s`` (504)."""
         server = self.servers().get(name)
         if server is None or self._closed:
             raise GatewayError(ErrorKind.CALLER_NOT_FOUND, f"no MCP server named {name!r}")
@@ -128,6 +134,8 @@ class Registry:
             return
         for name, server in self.servers().items():
             if server.transport == "stdio" and server.share and name not in self._shared:
+                from sluice.mcp.supervisor import SharedStdio
+
                 supervisor = SharedStdio(
                     server, self._state(name), clock=self._clock, config=self._config
                 )
@@ -159,7 +167,13 @@ class Registry:
             supervisor.leases -= 1
 
     @contextlib.asynccontextmanager
-    async def _connect(self, server: McpServerConfig, hooks: Hooks) -> AsyncIterator[ClientSession]:
+    async def _connect(
+        self, server: McpServerConfig, hooks: Hooks | None
+    ) -> AsyncIterator[ClientSession]:
+        from sluice.mcp.stdio import StderrTail, StdioEnd
+        from sluice.mcp.tracked import TrackedSession, describe
+        from sluice.mcp.upstream import NO_HOOKS, Watch, open_session
+
         state = self._state(server.name)
         watch = Watch(StderrTail(self._config.stderr_tail_bytes), StdioEnd())
         self._own[watch.end] = server
@@ -169,7 +183,7 @@ class Registry:
                     session = await stack.enter_async_context(
                         open_session(
                             server,
-                            hooks,
+                            NO_HOOKS if hooks is None else hooks,
                             watch=watch,
                             max_message_bytes=self._config.max_result_bytes,
                             session_class=TrackedSession.bound(state),

@@ -12,8 +12,9 @@ from mcp import ClientSession
 from sluice.clock import Clock
 from sluice.config.mcp import McpConfig, McpServerConfig
 from sluice.errors import ErrorKind, GatewayError
-from sluice.mcp.health import HealthState, TrackedSession, describe
+from sluice.mcp.health import HealthState
 from sluice.mcp.stdio import StderrTail, StdioEnd
+from sluice.mcp.tracked import TrackedSession, describe
 from sluice.mcp.upstream import NO_HOOKS, Watch, open_session
 
 log = logging.getLogger("sluice.mcp")

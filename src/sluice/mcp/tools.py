@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -51,6 +50,7 @@ from sluice.mcp.errors import (
     rpc_error,
     status_of,
 )
+from sluice.mcp.rows import mcp_row
 from sluice.mcp.upstream import NO_HOOKS, Upstreams
 from sluice.usage.event import UsageEvent
 
@@ -265,20 +265,15 @@ class ToolRunner:
         listed, to check ``arguments`` against (else the server is asked for it);
         ``external``: as for :meth:`list_tools`. Raises
         ``McpError`` (a JSON-RPC error) when refused or failed."""
-        started = self._clock.now()
-        mono = time.monotonic()
+        mono = self._clock.monotonic()
         args = arguments or {}
-        event = UsageEvent(
+        event = mcp_row(
+            principal,
+            "mcp.tool",
             request_id=request_id or "mcp_" + random_hex(10),
-            created_at=started,
-            endpoint="mcp.tool",
-            key_id=principal.key_id,
-            model=None,
-            user_id=principal.user_id,
-            team_id=principal.team_id,
-            org_id=principal.org_id,
-            mcp_server=server,
-            mcp_tool=tool,
+            created_at=self._clock.now(),
+            server=server,
+            tool=tool,
             bytes_in=len(orjson.dumps({"name": tool, "arguments": args})),
         )
         try:
@@ -309,7 +304,7 @@ class ToolRunner:
             event.error_message = "cancelled by the client"
             raise
         finally:
-            event.latency_ms = (time.monotonic() - mono) * 1000.0
+            event.latency_ms = (self._clock.monotonic() - mono) * 1000.0
             self._record(event)
 
     async def _call(

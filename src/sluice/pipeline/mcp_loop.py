@@ -11,7 +11,9 @@ the model, until it answers without calling one, or ``mcp.max_tool_rounds`` roun
 
 Rounds run non-streamed; with ``stream: true`` the client gets the Responses events as the
 loop goes (each tool list and call as it happens, then the final answer's items). Requests
-without ``mcp`` tools never enter this module (:func:`serve_responses` checks once).
+without ``mcp`` tools never enter this module
+(``sluice.api.responses`` checks once, with
+:func:`~sluice.pipeline.dialects.responses_tools.has_mcp`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects import responses_format as rf
 from sluice.pipeline.dialects import responses_mcp as rm
 from sluice.pipeline.dialects.responses import Turn
-from sluice.pipeline.dialects.responses_tools import ChatTools
+from sluice.pipeline.dialects.responses_tools import MCP, ChatTools
 from sluice.pipeline.mcp_stream import EventStream, RoundSink
 from sluice.pipeline.outcome import Outcome, usage_row
 from sluice.pipeline.run import serve
@@ -92,11 +94,8 @@ class McpTools:
     store: ResponseRepository
 
 
-async def serve_responses(svc: Services, ctx: RequestContext, tools: McpTools) -> Outcome:
-    """Serve a Responses request: the tool loop when it offers ``mcp`` tools, else
-    :func:`serve` unchanged."""
-    if not rm.has_mcp(ctx.request.body.get("tools")):
-        return await serve(svc, ctx)
+async def run_loop(svc: Services, ctx: RequestContext, tools: McpTools) -> Outcome:
+    """Serve a Responses request that offers ``mcp`` tools: the model/tool loop."""
     return await _Loop(svc, ctx, tools).run()
 
 
@@ -223,7 +222,7 @@ class _Loop:
             allow_external=deps.config.allow_external,
         )
         others = [
-            t for t in self._body["tools"] if not (isinstance(t, dict) and t.get("type") == rm.MCP)
+            t for t in self._body["tools"] if not (isinstance(t, dict) and t.get("type") == MCP)
         ]
         taken = {str(t.get("name")) for t in others if isinstance(t, dict) and t.get("name")}
         for spec in specs:
@@ -347,7 +346,7 @@ class _Loop:
 
     def _tool_choice(self) -> Any:
         choice = self._body.get("tool_choice")
-        if isinstance(choice, dict) and choice.get("type") == rm.MCP:
+        if isinstance(choice, dict) and choice.get("type") == MCP:
             wanted = (choice.get("server_label"), choice.get("name"))
             for name, pair in self._names.items():
                 if pair == wanted:

@@ -19,8 +19,8 @@ from mcp import types
 from sluice.errors import BadRequest
 from sluice.mcp.external import ExternalServer, check_external_url, check_headers
 from sluice.pipeline.dialects.responses_format import new_id
+from sluice.pipeline.dialects.responses_tools import MCP
 
-MCP = "mcp"
 CALL = "mcp_call"
 APPROVAL_REQUEST = "mcp_approval_request"
 APPROVAL_RESPONSE = "mcp_approval_response"
@@ -44,13 +44,6 @@ class McpSpec:
     """Which of its tools need the caller's approval before they run."""
     external: ExternalServer | None = None
     """Set when the tool names a URL that is not a gateway server (``mcp.allow_external``)."""
-
-
-def has_mcp(tools: Any) -> bool:
-    """The request offers at least one ``mcp`` tool (the one check on the Responses path)."""
-    if not isinstance(tools, list):
-        return False
-    return any(isinstance(tool, dict) and tool.get("type") == MCP for tool in tools)
 
 
 def _allowed(value: Any, where: str) -> frozenset[str] | None:

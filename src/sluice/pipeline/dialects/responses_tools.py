@@ -36,6 +36,9 @@ from typing import Any
 from sluice.errors import BadRequest
 
 LOCAL_SHELL = "local_shell"
+MCP = "mcp"
+"""The ``type`` of an ``mcp`` tool: run by the gateway's tool loop
+(:mod:`sluice.pipeline.mcp_loop`), not carried to chat."""
 LOCAL_SHELL_TOOL: dict[str, Any] = {
     "type": "function",
     "function": {
@@ -166,3 +169,11 @@ def chat_tool_choice(choice: Any, tools: ChatTools) -> Any:
     raise BadRequest(
         "'tool_choice' must be auto, none, required or a tool choice", param="tool_choice"
     )
+
+
+def has_mcp(tools: Any) -> bool:
+    """The request offers at least one ``mcp`` tool (the one check on the Responses path;
+    free of the MCP SDK, which only the tool loop loads)."""
+    if not isinstance(tools, list):
+        return False
+    return any(isinstance(tool, dict) and tool.get("type") == MCP for tool in tools)
