@@ -3,6 +3,7 @@ delete; ownership across keys, users and teams; bad input; quota and expiry."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -336,3 +337,34 @@ async def test_what_the_batch_worker_reads_and_writes(tmp_path: Path) -> None:
         out = await access.create(master, purpose="batch_output", filename="out.jsonl", data=big)
         assert out.purpose == "batch_output" and out.bytes == 5000
         assert (await client.files.content(out.id)).content == big
+
+
+async def test_a_download_stops_reading_when_the_client_leaves(tmp_path: Path) -> None:
+    async with gateway(tmp_path, CONFIG) as (app, client, __):
+        made = await client.files.create(
+            file=("big.bin", os.urandom(2 * 1024 * 1024)), purpose="user_data"
+        )
+        sent: list[dict[str, Any]] = []
+        first = asyncio.Event()
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            if message["type"] == "http.response.body":
+                first.set()
+                await asyncio.Event().wait()  # the client reads no more
+
+        async def receive() -> dict[str, Any]:
+            await first.wait()
+            return {"type": "http.disconnect"}
+
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": f"/v1/files/{made.id}/content",
+            "query_string": b"",
+            "headers": [(b"authorization", f"Bearer {MASTER}".encode())],
+        }
+        async with asyncio.timeout(10):
+            await app(scope, receive, send)  # returns once the watch sees the client leave
+        bodies = [m for m in sent if m["type"] == "http.response.body"]
+        assert sent[0]["status"] == 200 and len(bodies) == 1 and bodies[0]["more_body"]

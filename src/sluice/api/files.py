@@ -9,6 +9,7 @@ File operations are not model requests: they write no usage row (as ``/v1/models
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -24,6 +25,7 @@ from sluice.files.multipart import ClientLeft, FormReader, boundary_of, too_larg
 from sluice.files.owner import owner_of
 from sluice.ids import random_hex
 from sluice.pipeline.sink import Headers
+from sluice.tasks import DisconnectWatch
 
 log = logging.getLogger("sluice.api")
 
@@ -75,7 +77,7 @@ class FilesRoutes:
         elif file_id and not action and method == "DELETE":
             await answer_json(send, base, lambda: self._delete(scope, file_id))
         elif file_id and action == "content" and method == "GET":
-            await self._content(scope, send, base, file_id)
+            await self._content(scope, receive, send, base, file_id)
         elif not rest or (file_id and action in ("", "content")):
             await send_error(send, _no_route(scope, ErrorKind.CALLER_METHOD_NOT_ALLOWED), base)
         else:
@@ -118,7 +120,9 @@ class FilesRoutes:
         record = await self._files.delete(owner_of(principal), _checked(file_id))
         return {"id": record.id, "object": "file", "deleted": True}
 
-    async def _content(self, scope: Scope, send: Send, base: Headers, file_id: str) -> None:
+    async def _content(
+        self, scope: Scope, receive: Receive, send: Send, base: Headers, file_id: str
+    ) -> None:
         try:
             principal, _ = await self._caller(scope)
             record, chunks = await self._files.content(owner_of(principal), _checked(file_id))
@@ -136,14 +140,23 @@ class FilesRoutes:
             ),
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
+        state = _Answer()
+        watch = DisconnectWatch(receive, state)  # a client that leaves stops the reading
         try:
             await send({"type": "http.response.body", "body": first, "more_body": True})
             async for chunk in chunks:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            state.ended = True
+            await send({"type": "http.response.body", "body": b""})
         except GatewayError as exc:  # the store failed mid-way: the connection is cut
             log.warning("file %s: content ended early (%s)", record.id, exc.message)
-            return
-        await send({"type": "http.response.body", "body": b""})
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not watch.disconnected or task is None:
+                raise
+            task.uncancel()
+        finally:
+            watch.stop()
 
     async def _upload(self, scope: Scope, receive: Receive, send: Send, base: Headers) -> None:
         limit = self._files.max_file_bytes
@@ -164,6 +177,16 @@ class FilesRoutes:
         except ClientLeft:
             return
         await answer_json(send, base, _returning(file_object(record)))
+
+
+class _Answer:
+    """What the disconnect watch reads of a download: whether it ended, or the client left."""
+
+    __slots__ = ("ended", "gone")
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.gone = False
 
 
 def _returning(body: object) -> Callable[[], Awaitable[object]]:
