@@ -182,7 +182,7 @@ class SluiceApp:
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
         self._prefixes += ((("/mcp",), _Lazy(lambda: self._mcp(rt, plane, control.mcp.runner))),)
-        files = FilesRoutes(control.files, plane.caller)
+        files = FilesRoutes(control.files, plane.caller, lifecycle=self._life)
         self._prefixes += ((("/v1/files", "/files"), files),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
             self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)

@@ -368,3 +368,42 @@ async def test_a_download_stops_reading_when_the_client_leaves(tmp_path: Path) -
             await app(scope, receive, send)  # returns once the watch sees the client leave
         bodies = [m for m in sent if m["type"] == "http.response.body"]
         assert sent[0]["status"] == 200 and len(bodies) == 1 and bodies[0]["more_body"]
+
+
+async def test_a_drain_waits_for_an_upload_then_cuts_it_at_its_deadline(tmp_path: Path) -> None:
+    async with gateway(tmp_path, CONFIG) as (app, _, __):
+        head = (
+            b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="x"\r\n\r\npartial'
+        )
+        started = asyncio.Event()
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            if not started.is_set():
+                started.set()
+                return {"type": "http.request", "body": head, "more_body": True}
+            await asyncio.Event().wait()  # a client that stalls mid-upload
+            raise AssertionError("unreachable")
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/files",
+            "query_string": b"",
+            "headers": [
+                (b"authorization", f"Bearer {MASTER}".encode()),
+                (b"content-type", b"multipart/form-data; boundary=b"),
+            ],
+        }
+        async with asyncio.timeout(10), asyncio.TaskGroup() as group:
+            upload = group.create_task(app(scope, receive, send))
+            await started.wait()
+            await app._life.drain(grace_s=0.05)  # what SIGTERM starts
+            await upload
+        assert sent[0]["status"] == 503
+        assert b"shutting_down" in sent[1]["body"]
+        assert os.listdir(tmp_path / "files") == []  # the partial upload is gone

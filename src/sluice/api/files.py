@@ -19,11 +19,12 @@ from sluice.api.render import Receive, Scope, Send, answer_json, send_error
 from sluice.auth.principal import Principal
 from sluice.control.files import FilesService, check_limit, not_found
 from sluice.control.upload import read_upload
-from sluice.errors import BadRequest, ErrorKind, GatewayError
+from sluice.errors import BadRequest, ErrorKind, GatewayError, shutting_down
 from sluice.files.base import FileRecord
 from sluice.files.multipart import ClientLeft, FormReader, boundary_of, too_large
 from sluice.files.owner import owner_of
 from sluice.ids import random_hex
+from sluice.lifecycle import Lifecycle
 from sluice.pipeline.sink import Headers
 from sluice.tasks import DisconnectWatch
 
@@ -54,12 +55,23 @@ def file_object(record: FileRecord) -> dict[str, Any]:
 class FilesRoutes:
     """Everything under ``/v1/files`` and ``/files``."""
 
-    def __init__(self, files: FilesService, caller: Caller) -> None:
-        """``caller``: who is asking (the data plane's key check, IdP tokens included)."""
+    def __init__(
+        self, files: FilesService, caller: Caller, *, lifecycle: Lifecycle | None = None
+    ) -> None:
+        """``caller``: who is asking (the data plane's key check, IdP tokens included);
+        ``lifecycle``: where requests in flight are kept for a drain to wait for (or cut)."""
         self._files = files
         self._caller = caller
+        self._life = lifecycle or Lifecycle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = self._life.track()  # a drain lets an upload finish, up to its deadline
+        try:
+            await self._route(scope, receive, send)
+        finally:
+            self._life.done(task)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
         rest = path.removeprefix("/v1").removeprefix("/files")
         method = scope["method"]
@@ -150,11 +162,8 @@ class FilesRoutes:
             await send({"type": "http.response.body", "body": b""})
         except GatewayError as exc:  # the store failed mid-way: the connection is cut
             log.warning("file %s: content ended early (%s)", record.id, exc.message)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if not watch.disconnected or task is None:
-                raise
-            task.uncancel()
+        except asyncio.CancelledError:  # the client left, or the drain's deadline passed
+            _uncancel()  # either way the answer ends here, unfinished
         finally:
             watch.stop()
 
@@ -176,7 +185,17 @@ class FilesRoutes:
             return
         except ClientLeft:
             return
+        except asyncio.CancelledError:  # the drain's deadline passed mid-upload
+            _uncancel()
+            await send_error(send, shutting_down("the gateway shut down during the upload"), base)
+            return
         await answer_json(send, base, _returning(file_object(record)))
+
+
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
 
 
 class _Answer:
