@@ -407,3 +407,29 @@ async def test_a_drain_waits_for_an_upload_then_cuts_it_at_its_deadline(tmp_path
         assert sent[0]["status"] == 503
         assert b"shutting_down" in sent[1]["body"]
         assert os.listdir(tmp_path / "files") == []  # the partial upload is gone
+
+
+@pytest.mark.postgres
+async def test_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    settings = make_settings(tmp_path, database_url=postgres_url)
+    async with running(settings, FILES_CONFIG) as (app, _):
+        http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app))
+        client = openai.AsyncOpenAI(
+            api_key=MASTER, base_url="http://gw/v1", http_client=http, max_retries=0
+        )
+        try:
+            made = [
+                await client.files.create(file=(f"{i}.bin", b"x" * 4000), purpose="batch")
+                for i in range(2)
+            ]
+            with pytest.raises(openai.APIStatusError) as info:
+                await client.files.create(file=("3.bin", b"x" * 2001), purpose="batch")
+            assert info.value.status_code == 413
+            page = await client.files.list(limit=1, order="asc")
+            assert [f.id for f in page.data] == [min(f.id for f in made)] and page.has_more
+            assert made[0].id < made[1].id  # ids sort by creation
+            assert (await client.files.content(made[1].id)).content == b"x" * 4000
+            await client.files.delete(made[0].id)
+            assert [f.id for f in (await client.files.list()).data] == [made[1].id]
+        finally:
+            await http.aclose()

@@ -48,6 +48,13 @@ Sweep = Callable[..., Awaitable[int]]
 """A blob store's ``sweep(before=epoch_s)``: remove what crashed uploads left behind."""
 
 
+def new_file_id(now: float) -> str:
+    """``file-``, the time in milliseconds (12 hex digits) and 48 random bits: ids sort by
+    creation, so files created within one second (``created_at`` is in seconds) still list
+    in the order they were made."""
+    return f"file-{int(now * 1000):012x}{random_hex(6)}"
+
+
 def not_found(file_id: str) -> GatewayError:
     return GatewayError(ErrorKind.CALLER_NOT_FOUND, f"No such File object: {file_id}", param="id")
 
@@ -164,7 +171,7 @@ class FilesService:
             room = quota - await self._repo.used_bytes(owner, now=self._clock.now())
             if room <= 0:
                 raise self._over_quota(quota)
-        file_id = "file-" + random_hex(12)
+        file_id = new_file_id(self._clock.now())
         try:
             size = await self._blobs.put(
                 file_id, chunks, max_bytes=cap if room is None else min(cap, room)
@@ -296,7 +303,7 @@ class FilesService:
         if purpose not in UPLOAD_PURPOSES + OUTPUT_PURPOSES:
             raise ValueError(f"unknown file purpose {purpose!r}")
         owner = owner_of(principal)
-        file_id = "file-" + random_hex(12)
+        file_id = new_file_id(self._clock.now())
         size = await self._blobs.put(file_id, _once(data), max_bytes=len(data))
         staged = Staged(file_id, size, owner)
         now = self._clock.now()
