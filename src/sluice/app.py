@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TypeVar
 import orjson
 
 from sluice.api.dataplane import DataPlane, new_request_id
+from sluice.api.files import FilesRoutes
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
@@ -181,6 +182,8 @@ class SluiceApp:
             (("/v1/responses/", "/responses/"), responses.by_id),
         )
         self._prefixes += ((("/mcp",), _Lazy(lambda: self._mcp(rt, plane, control.mcp.runner))),)
+        files = FilesRoutes(control.files, plane.caller, lifecycle=self._life)
+        self._prefixes += ((("/v1/files", "/files"), files),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
             self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)
         self._control = _Lazy(lambda: _build(ADMIN, control))

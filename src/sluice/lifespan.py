@@ -89,6 +89,7 @@ def _connect_steps(
         rt.tasks.spawn(poll, name="key-refresh")
         rt.tasks.spawn(control.alerts.run(), name="alerts")
         rt.tasks.spawn(wiring.retention(rt).run(), name="retention")
+        rt.tasks.spawn(control.files.run(), name="files-cleanup")
 
     return steps
 

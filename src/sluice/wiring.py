@@ -21,6 +21,7 @@ from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.cache import CacheAdmin
 from sluice.control.credentials import CredentialService
+from sluice.control.files import FilesService
 from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.mcp_servers import McpServerService
 from sluice.control.plane import ControlPlane, Records
@@ -148,6 +149,22 @@ def retention(rt: Runtime) -> Retention:
     if rt.body_policy is not None:
         targets.append(Target("usage_bodies", storage.bodies, rt.body_policy.retention_days))
     return Retention(targets, clock=rt.clock, interval_s=rt.settings.usage_purge_interval_s)
+
+
+def files(rt: Runtime) -> FilesService:
+    """The files service over the configured blob store (``files.backend``)."""
+    config = rt.config.files
+    if config.backend == "s3":
+        from sluice.files.s3 import S3BlobStore
+
+        assert config.s3 is not None  # the config model requires it for this backend
+        return FilesService(
+            rt.storage.files, S3BlobStore.build(config.s3), config=config, clock=rt.clock
+        )
+    from sluice.files.local import LocalBlobStore
+
+    local = LocalBlobStore(config.directory or rt.settings.data_dir / "files")
+    return FilesService(rt.storage.files, local, config=config, clock=rt.clock, sweep=local.sweep)
 
 
 def alerts(rt: Runtime) -> AlertService:
@@ -282,4 +299,5 @@ def control_plane(rt: Runtime) -> ControlPlane:
             canonical=rt.table.canonical,
             clock=rt.clock,
         ),
+        files=files(rt),
     )

@@ -81,13 +81,13 @@ ALLOWED: dict[str, set[str]] = {
     "tenancy": {"clock", "errors", "types", "storage.base", "auth", "limits", "budgets"},
     # usage rows and the repositories protocol: storage.base names the domain's records
     "usage": {"clock", "config", "outage", "storage.base", "storage.availability"},
-    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"},
-    "storage": {"errors", "types", "storage.base", "storage.availability"},
+    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"} | {"files"},
+    "storage": {"errors", "types", "storage.base", "storage.availability", "files"},
     # the SQL backend implements the repositories of every aggregate
     "storage.sql": {"errors", "types", "clock", "ids", "storage", "storage.base"}
     | {"storage.availability", "auth", "tenancy", "usage", "alerts", "analytics"}
     | {"limits", "budgets"}  # rows → typed limit and budget settings
-    | {"scim"},
+    | {"scim", "files"},
     "analytics": {"clock", "errors", "auth", "tenancy", "usage"},
     # SCIM provisioning: writes through the tenancy service (its link records: scim.store)
     "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
@@ -117,7 +117,7 @@ ALLOWED: dict[str, set[str]] = {
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"control"},
+    | {"control", "files"},
     # composition roots: the lifespan opens every resource, the app wires the edges to it,
     # the CLI runs commands over the lifespan's runtime
     "lifespan": _FOUNDATION
@@ -174,6 +174,8 @@ CONCRETE = {
     "routing.breaker_redis",
     "cache.memory",
     "cache.redis",
+    "files.local",
+    "files.s3",
 } | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
 ROOTS = {"app", "lifespan", "runtime", "wiring", "background", "cli", "cli_tenancy", "cli_routing"}
 ROOTS |= {"cli_sso"}

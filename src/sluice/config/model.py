@@ -10,6 +10,7 @@ from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
 from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.cache import CacheConfig, ModelCacheOverride
+from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
@@ -133,6 +134,9 @@ class GatewayConfig(_Frozen):
     """Upstream MCP servers and the MCP gateway's transport settings (docs/mcp.md)."""
     cache: CacheConfig = Field(default_factory=CacheConfig)
     """The response cache (docs/caching.md): off unless enabled here, for a model or a team."""
+    files: FilesConfig = Field(default_factory=FilesConfig)
+    """Where ``/v1/files`` keeps file bytes, and their size, quota and expiry
+    (docs/files-and-batches.md)."""
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:

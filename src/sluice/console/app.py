@@ -13,6 +13,7 @@ from sluice.console import (
     formats,
     pages_admin,
     pages_auth,
+    pages_files,
     pages_keys,
     pages_mcp,
     pages_ops,
@@ -46,6 +47,8 @@ MESSAGES = {
     "credential": "The credential was stored (encrypted).",
     "credential_removed": "The stored credential was deleted.",
     "terms": "Thank you: you accepted the terms of service.",
+    "file_uploaded": "The file was uploaded.",
+    "file_deleted": "The file was deleted.",
 }
 
 
@@ -87,6 +90,7 @@ def build_console(control: ControlPlane) -> Starlette:
     routes = [
         *pages_auth.routes(ctx),
         *pages_keys.routes(ctx),
+        *pages_files.routes(ctx),
         *pages_team.routes(ctx),
         *pages_org.routes(ctx),
         *pages_admin.routes(ctx),

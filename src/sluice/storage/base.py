@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from sluice.auth.keys import KeyRecord
 from sluice.scim.store import ScimRepository
 from sluice.storage.console import ConsoleRepository
+from sluice.storage.files import FileRepository
 from sluice.storage.mcp_servers import McpServerRepository
 from sluice.tenancy.model import (
     AuditEntry,
@@ -299,6 +300,8 @@ class Storage(Protocol):
     """Who accepted which version of the terms of service."""
     mcp_servers: McpServerRepository
     """The MCP servers admins added through the admin API."""
+    files: FileRepository
+    """Metadata of the files of ``/v1/files`` (their bytes are in a blob store)."""
 
     def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one

@@ -37,6 +37,7 @@ from sluice.storage.sql.convert import sqlite_time
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
+from sluice.storage.sql.files import SqlFiles
 from sluice.storage.sql.identities import SqlIdentities
 from sluice.storage.sql.mcp_analytics import SqlMcpAnalytics
 from sluice.storage.sql.mcp_servers import SqlMcpServers
@@ -341,6 +342,7 @@ class SqlStorage:
         self.scim = SqlScim(engine)
         self.terms = SqlTerms(engine)
         self.mcp_servers = SqlMcpServers(engine)
+        self.files = SqlFiles(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

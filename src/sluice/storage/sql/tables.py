@@ -416,7 +416,27 @@ mcp_servers = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
+# Files uploaded through /v1/files (and written by batches); the bytes live in a blob store
+# under the file's id. The owner is a user, or a team (service-account keys), else the key.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("filename", String(512), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("user_id", String(32)),
+    Column("team_id", String(32)),
+    Column("key_id", String(32), nullable=False),
+    Index("ix_files_user_id_created_at", "user_id", "created_at"),
+    Index("ix_files_team_id_created_at", "team_id", "created_at"),
+    Index("ix_files_key_id_created_at", "key_id", "created_at"),
+    Index("ix_files_expires_at", "expires_at"),
+)
+
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0018"
+HEAD_REVISION = "0020"
 """The newest migration; a test checks it against the migration scripts."""
