@@ -96,6 +96,10 @@ ALLOWED: dict[str, set[str]] = {
     # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
+    # the response cache: its seams (``cache.base`` names the request context), and the
+    # semantic index, which embeds prompts through the pipeline's one entry
+    "cache": {"pipeline"},
+    "cache.semantic": _FOUNDATION | _DOMAIN | {"cache", "pipeline", "storage"},
     # the data plane's use cases
     # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION

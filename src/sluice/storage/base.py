@@ -15,6 +15,7 @@ from sluice.auth.keys import KeyRecord
 from sluice.scim.store import ScimRepository
 from sluice.storage.console import ConsoleRepository
 from sluice.storage.mcp_servers import McpServerRepository
+from sluice.storage.semantic import SemanticRepository
 from sluice.tenancy.model import (
     AuditEntry,
     Directory,
@@ -299,6 +300,8 @@ class Storage(Protocol):
     """Who accepted which version of the terms of service."""
     mcp_servers: McpServerRepository
     """The MCP servers admins added through the admin API."""
+    semantic: SemanticRepository
+    """The semantic response cache's entries."""
 
     def unit(self) -> AbstractAsyncContextManager[Unit]:
         """A unit of work: ``async with storage.unit() as u:`` writes through ``u.*`` in one

@@ -1,0 +1,260 @@
+"""The semantic index: prompts matched by meaning, persisted in the database.
+
+Where things live:
+
+* the database (``Storage.semantic``) holds every entry: scope, model, endpoint, parameter
+  digest, embedding model, prompt, vector, answer, creation and expiry times. It is the
+  truth: a restart or another replica reads it.
+* memory holds, per partition (scope, model, endpoint, parameter digest, embedding model),
+  the vectors of its newest entries (at most ``max_entries``), loaded on the partition's
+  first lookup. Answers stay in the database: a hit reads its answer by id, which also
+  proves the entry still exists (another replica may have dropped it) and has not expired.
+* another replica's additions reach this one when a lookup finds its partition older than
+  ``refresh_s``: the rows created since the last read (less ``lookback_s``, for commits that
+  land late and clocks a little apart) are added.
+
+Bounds: ``max_entries`` per partition (the oldest go, in memory and in the database),
+``max_vectors`` in memory over all partitions (the least recently used partitions are
+unloaded; they load again on their next lookup), ``max_total`` in the database (enforced
+by :meth:`SemanticCache.sweep`, with expiry), and the size of an answer and of a prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from sluice.cache.base import Probe, Selector, SemanticHit, Vector
+from sluice.cache.semantic.vectors import Partition, pack, unpack
+from sluice.clock import Clock
+from sluice.ids import random_hex
+from sluice.storage.semantic import EntryVector, SemanticEntry, SemanticRepository
+
+if TYPE_CHECKING:
+    from sluice.pipeline.context import RequestContext
+
+log = logging.getLogger("sluice.cache")
+
+
+class Embedder(Protocol):
+    model: str
+    """The embedding model's public name (part of every partition)."""
+
+    async def embed(self, text: str, ctx: RequestContext) -> Vector | None:
+        """``text``'s unit-length embedding for the caller of ``ctx``, or ``None``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticLimits:
+    """How much the semantic index keeps."""
+
+    max_entries: int = 10_000
+    """Entries per partition (database and memory); the oldest go first."""
+    max_vectors: int = 200_000
+    """Vectors in memory over all partitions (about ``4 * dim`` bytes each, plus the graph)."""
+    max_partitions: int = 10_000
+    """Partitions in memory (their vectors count toward ``max_vectors`` too)."""
+    max_total: int = 1_000_000
+    """Entries in the database over all partitions (enforced by the sweep)."""
+    max_value_bytes: int = 1_048_576
+    """Largest answer stored; a larger one is not stored."""
+    max_prompt_chars: int = 32_768
+    """Longest prompt stored; a longer one is not stored."""
+    refresh_s: float = 2.0
+    """A partition older than this reads the rows other replicas added, on its next lookup."""
+    lookback_s: float = 30.0
+    """How far before the last read a refresh looks (commits that land late, clock skew)."""
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_entries",
+            "max_vectors",
+            "max_partitions",
+            "max_total",
+            "max_value_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if self.max_entries > self.max_vectors:
+            raise ValueError("max_entries must not exceed max_vectors")
+
+
+@dataclass(slots=True)
+class _Loaded:
+    scope: str
+    model: str
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    vectors: Partition | None = None
+    read_at: float | None = None
+    """Wall-clock time of the last database read (``None``: never read)."""
+    read_mono: float = 0.0
+
+
+def partition_of(probe: Probe, embedder: str) -> str:
+    """The partition's digest: entries match only within one."""
+    parts = (probe.scope, probe.model, probe.endpoint, probe.params, embedder)
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+class SemanticCache:
+    """:class:`sluice.cache.base.SemanticIndex` over the database and an in-memory index."""
+
+    def __init__(
+        self,
+        repo: SemanticRepository,
+        embedder: Embedder,
+        *,
+        clock: Clock,
+        limits: SemanticLimits | None = None,
+    ) -> None:
+        self._repo = repo
+        self._embedder = embedder
+        self._clock = clock
+        self.limits = limits or SemanticLimits()
+        self._parts: OrderedDict[str, _Loaded] = OrderedDict()
+        self.stored_vectors = 0
+        """Vectors in memory now."""
+
+    async def find(
+        self, probe: Probe, *, ctx: RequestContext, threshold: float
+    ) -> tuple[SemanticHit | None, Vector | None]:
+        vector = await self._embedder.embed(probe.text, ctx)
+        if vector is None:
+            return None, None
+        try:
+            return await self._nearest(probe, vector, threshold), vector
+        except Exception:  # the database away: a miss, never the request's error
+            log.warning("semantic cache lookup failed", exc_info=True)
+            return None, vector
+
+    async def _nearest(self, probe: Probe, vector: Vector, threshold: float) -> SemanticHit | None:
+        loaded = await self._partition(probe)
+        if loaded.vectors is None:
+            return None
+        now = self._clock.now()
+        for entry_id, similarity in loaded.vectors.search(np.asarray(vector, np.float32), now=now):
+            if similarity < threshold:
+                break
+            value = await self._repo.value(entry_id, now=now)
+            if value is not None:
+                return SemanticHit(value, similarity, entry_id)
+            self._forget(loaded, [entry_id])  # dropped elsewhere, or expired
+        return None
+
+    async def add(self, probe: Probe, vector: Vector, value: bytes, *, ttl_s: float) -> None:
+        limits = self.limits
+        if (
+            len(value) > limits.max_value_bytes
+            or len(probe.text) > limits.max_prompt_chars
+            or not ttl_s > 0
+        ):
+            return
+        now = self._clock.now()
+        partition = partition_of(probe, self._embedder.model)
+        entry = SemanticEntry(
+            random_hex(16), partition, probe.scope, probe.model, probe.endpoint, probe.params,
+            self._embedder.model, probe.text, pack(vector), value, now, now + ttl_s,
+        )  # fmt: skip
+        try:
+            await self._repo.add(entry)
+            loaded = self._parts.get(partition)
+            if loaded is None or loaded.read_at is None:
+                return  # read from the database at its first lookup
+            self._index(loaded, [EntryVector(entry.id, entry.vector, now, entry.expires_at)])
+            surplus = len(loaded.vectors or ()) - limits.max_entries
+            if surplus > 0 and loaded.vectors is not None:
+                old = loaded.vectors.oldest(surplus)
+                self._forget(loaded, old)
+                await self._repo.delete_ids(old)
+            self._bound(keep=partition)
+        except Exception:
+            log.warning("semantic cache store failed", exc_info=True)
+
+    async def drop(self, selector: Selector) -> int:
+        removed = await self._repo.drop(
+            model=selector.model, scope=selector.scope, older_than=selector.older_than
+        )
+        for key, loaded in list(self._parts.items()):
+            if (selector.model is not None and loaded.model != selector.model) or (
+                selector.scope is not None and loaded.scope != selector.scope
+            ):
+                continue
+            if selector.older_than is None:
+                self._unload(key)
+            elif loaded.vectors is not None:
+                self._forget(loaded, loaded.vectors.select(before=selector.older_than))
+        return removed
+
+    async def sweep(self) -> int:
+        """Remove expired entries (database and memory) and the oldest beyond
+        ``max_total``; how many left the database."""
+        now = self._clock.now()
+        removed = await self._repo.sweep(now=now, keep=self.limits.max_total)
+        for loaded in self._parts.values():
+            if loaded.vectors is not None:
+                self._forget(loaded, loaded.vectors.select(expired_at=now))
+        return removed
+
+    async def _partition(self, probe: Probe) -> _Loaded:
+        key = partition_of(probe, self._embedder.model)
+        loaded = self._parts.get(key)
+        if loaded is None:
+            loaded = self._parts[key] = _Loaded(probe.scope, probe.model)
+        self._parts.move_to_end(key)
+        mono = self._clock.monotonic()
+        if loaded.read_at is not None and mono - loaded.read_mono < self.limits.refresh_s:
+            return loaded
+        async with loaded.lock:
+            if loaded.read_at is not None and mono - loaded.read_mono < self.limits.refresh_s:
+                return loaded  # another lookup read it meanwhile
+            now = self._clock.now()
+            since = None if loaded.read_at is None else loaded.read_at - self.limits.lookback_s
+            rows = await self._repo.vectors(
+                key, now=now, since=since, limit=self.limits.max_entries
+            )
+            if self._parts.get(key) is not loaded:  # unloaded meanwhile (a drop)
+                self._parts[key] = loaded
+            self._index(loaded, rows)
+            loaded.read_at, loaded.read_mono = now, mono
+        self._bound(keep=key)
+        return loaded
+
+    def _index(self, loaded: _Loaded, rows: list[EntryVector]) -> None:
+        for row in rows:
+            vector = unpack(row.vector)
+            if loaded.vectors is None:
+                loaded.vectors = Partition(vector.shape[0])
+            added = loaded.vectors.add(
+                row.id, vector, created_at=row.created_at, expires_at=row.expires_at
+            )
+            self.stored_vectors += int(added)
+
+    def _forget(self, loaded: _Loaded, ids: list[str]) -> None:
+        if loaded.vectors is not None:
+            for entry_id in ids:
+                self.stored_vectors -= int(loaded.vectors.remove(entry_id))
+
+    def _unload(self, key: str) -> None:
+        loaded = self._parts.pop(key, None)
+        if loaded is not None and loaded.vectors is not None:
+            self.stored_vectors -= len(loaded.vectors)
+
+    def _bound(self, *, keep: str) -> None:
+        """Unload the least recently used partitions while memory holds too many vectors
+        or partitions."""
+        limits = self.limits
+        for key in list(self._parts):
+            if (
+                self.stored_vectors <= limits.max_vectors
+                and len(self._parts) <= limits.max_partitions
+            ):
+                return
+            if key != keep:
+                self._unload(key)

@@ -1,0 +1,134 @@
+"""The semantic index embeds prompts through the gateway's own pipeline: the embedding is a
+request of the caller's (their limits, their usage row), and any failure is a miss."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from sluice.app import SluiceApp
+from sluice.auth.principal import Principal
+from sluice.cache.base import Probe
+from sluice.cache.semantic import SemanticCache, build_semantic_index
+from sluice.errors import GatewayError
+from sluice.limits.spec import LimitSpec
+from sluice.observability.tracing import start_trace
+from sluice.pipeline.context import Arrival, RequestContext
+from sluice.pipeline.dialects.openai import OpenAIDialect
+from sluice.types import Endpoint, ProviderRequest
+from sluice.usage.event import UsageEvent
+from tests.integration.conftest import make_settings, running
+
+CONFIG = """
+providers:
+  mock: {type: mock}
+models:
+  - name: gpt
+    deployments: [{provider: mock, model: chat}]
+  - name: embed-words
+    deployments: [{provider: mock, model: "embed?dim=64&bow=1"}]
+  - name: embed-down
+    deployments: [{provider: mock, model: "embed?status=503"}]
+"""
+ALICE = Principal(key_id="k_alice", name="alice", org_id="o_a", team_id="t_a")
+
+
+class Sink:
+    started = ended = gone = False
+
+    async def json(self, status: int, body: bytes, headers: object) -> None: ...
+    async def error(self, exc: GatewayError, body: bytes, headers: object) -> None: ...
+    async def start_stream(self, headers: object) -> None: ...
+    async def chunk(self, data: bytes) -> None: ...
+    async def end(self, data: bytes = b"") -> None: ...
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[SluiceApp]:
+    async with running(make_settings(tmp_path), CONFIG) as (gateway, _):
+        yield gateway
+
+
+def chat_ctx(app: SluiceApp, principal: Principal, text: str) -> RequestContext:
+    assert app.runtime is not None
+    body = {"model": "gpt", "messages": [{"role": "user", "content": text}]}
+    req = ProviderRequest(Endpoint.CHAT, body, orjson.dumps(body), "gpt")
+    arrival = Arrival(
+        "req_1", time.time(), time.perf_counter(), "chat", principal, start_trace(None)
+    )
+    deadline = asyncio.get_running_loop().time() + 30
+    entry = app.runtime.table.resolve("gpt")
+    return RequestContext(arrival, OpenAIDialect(Endpoint.CHAT), req, entry, Sink(), deadline, [])
+
+
+def index_for(app: SluiceApp, model: str, rows: list[UsageEvent]) -> SemanticCache:
+    rt = app.runtime
+    assert rt is not None
+    return build_semantic_index(
+        services=rt.services,
+        repo=rt.storage.semantic,
+        record=rows.append,
+        embedding_model=model,
+        clock=rt.clock,
+    )
+
+
+def probe(text: str) -> Probe:
+    return Probe("org:o_a", "gpt", "chat", "d", text)
+
+
+async def test_the_prompt_is_embedded_as_a_request_of_the_caller(app: SluiceApp) -> None:
+    rows: list[UsageEvent] = []
+    index = index_for(app, "embed-words", rows)
+    text = "What is the capital city of France?"
+    hit, vector = await index.find(probe(text), ctx=chat_ctx(app, ALICE, text), threshold=0.8)
+    assert hit is None and vector is not None and len(vector) == 64
+    assert abs(sum(v * v for v in vector) - 1.0) < 1e-9
+    [row] = rows
+    assert row.request_id == "req_1.embed" and row.endpoint == "embeddings"
+    assert (row.model, row.status, row.key_id, row.org_id) == ("embed-words", 200, "k_alice", "o_a")
+    assert row.prompt_tokens > 0 and row.attempts == 1
+
+    await index.add(probe(text), vector, b"Paris", ttl_s=60)
+    near = "what is the capital of France"
+    hit, _ = await index.find(probe(near), ctx=chat_ctx(app, ALICE, near), threshold=0.8)
+    assert hit is not None and hit.value == b"Paris"
+    far = "How do I bake sourdough bread at home?"
+    hit, _ = await index.find(probe(far), ctx=chat_ctx(app, ALICE, far), threshold=0.8)
+    assert hit is None
+    assert len(rows) == 3  # one usage row per embedding
+
+
+async def test_an_upstream_failure_is_a_miss_and_is_accounted(app: SluiceApp) -> None:
+    rows: list[UsageEvent] = []
+    index = index_for(app, "embed-down", rows)
+    found = await index.find(probe("hello"), ctx=chat_ctx(app, ALICE, "hello"), threshold=0.8)
+    assert found == (None, None)
+    [row] = rows
+    assert row.status >= 500 and row.model == "embed-down"
+    assert (row.error_kind or "").startswith("provider_")
+
+
+async def test_the_callers_rate_limit_applies_to_the_embedding(app: SluiceApp) -> None:
+    rows: list[UsageEvent] = []
+    index = index_for(app, "embed-words", rows)
+    limited = Principal(
+        key_id="k_bob", name="bob", org_id="o_a", limit_checks=(("key:k_bob", LimitSpec(rpm=0)),)
+    )
+    found = await index.find(probe("hello"), ctx=chat_ctx(app, limited, "hello"), threshold=0.8)
+    assert found == (None, None)
+    [row] = rows
+    assert row.status == 429 and row.key_id == "k_bob" and row.attempts == 0
+
+
+async def test_an_embedding_model_that_is_not_configured_is_a_miss(app: SluiceApp) -> None:
+    rows: list[UsageEvent] = []
+    index = index_for(app, "no-such-model", rows)
+    found = await index.find(probe("hello"), ctx=chat_ctx(app, ALICE, "hello"), threshold=0.8)
+    assert found == (None, None)
+    assert rows == []
