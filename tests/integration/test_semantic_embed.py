@@ -3,26 +3,18 @@ request of the caller's (their limits, their usage row), and any failure is a mi
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import orjson
 import pytest
 
 from sluice.app import SluiceApp
 from sluice.auth.principal import Principal
 from sluice.cache.base import Probe
-from sluice.cache.semantic import SemanticCache, build_semantic_index
-from sluice.errors import GatewayError
 from sluice.limits.spec import LimitSpec
-from sluice.observability.tracing import start_trace
-from sluice.pipeline.context import Arrival, RequestContext
-from sluice.pipeline.dialects.openai import OpenAIDialect
-from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.event import UsageEvent
 from tests.integration.conftest import make_settings, running
+from tests.semantic_support import chat_ctx, index_for
 
 CONFIG = """
 providers:
@@ -38,44 +30,10 @@ models:
 ALICE = Principal(key_id="k_alice", name="alice", org_id="o_a", team_id="t_a")
 
 
-class Sink:
-    started = ended = gone = False
-
-    async def json(self, status: int, body: bytes, headers: object) -> None: ...
-    async def error(self, exc: GatewayError, body: bytes, headers: object) -> None: ...
-    async def start_stream(self, headers: object) -> None: ...
-    async def chunk(self, data: bytes) -> None: ...
-    async def end(self, data: bytes = b"") -> None: ...
-
-
 @pytest.fixture
 async def app(tmp_path: Path) -> AsyncIterator[SluiceApp]:
     async with running(make_settings(tmp_path), CONFIG) as (gateway, _):
         yield gateway
-
-
-def chat_ctx(app: SluiceApp, principal: Principal, text: str) -> RequestContext:
-    assert app.runtime is not None
-    body = {"model": "gpt", "messages": [{"role": "user", "content": text}]}
-    req = ProviderRequest(Endpoint.CHAT, body, orjson.dumps(body), "gpt")
-    arrival = Arrival(
-        "req_1", time.time(), time.perf_counter(), "chat", principal, start_trace(None)
-    )
-    deadline = asyncio.get_running_loop().time() + 30
-    entry = app.runtime.table.resolve("gpt")
-    return RequestContext(arrival, OpenAIDialect(Endpoint.CHAT), req, entry, Sink(), deadline, [])
-
-
-def index_for(app: SluiceApp, model: str, rows: list[UsageEvent]) -> SemanticCache:
-    rt = app.runtime
-    assert rt is not None
-    return build_semantic_index(
-        services=rt.services,
-        repo=rt.storage.semantic,
-        record=rows.append,
-        embedding_model=model,
-        clock=rt.clock,
-    )
 
 
 def probe(text: str) -> Probe:
