@@ -13,9 +13,12 @@ import pytest
 
 from sluice.cache.base import Probe, Selector
 from sluice.cache.semantic import SemanticCache, SemanticLimits
+from sluice.cache.semantic.index import OFF_LOOP_ROWS, partition_of
+from sluice.cache.semantic.vectors import pack
 from sluice.clock import FakeClock
 from sluice.providers.mock.embed import embeddings
 from sluice.providers.mock.script import MockScript
+from sluice.storage.semantic import SemanticEntry
 from sluice.storage.sql.repository import SqlStorage
 
 SCRIPT = MockScript(dim=64, bow=True)
@@ -53,6 +56,10 @@ def clock() -> FakeClock:
 @pytest.fixture
 def index(storage: SqlStorage, clock: FakeClock) -> SemanticCache:
     return SemanticCache(storage.semantic, WordEmbedder(), clock=clock)
+
+
+def probe_partition_of(p: Probe) -> str:
+    return partition_of(p, "mock-embed")
 
 
 async def remember(index: SemanticCache, p: Probe, value: bytes, *, ttl_s: float = 60.0) -> None:
@@ -115,15 +122,9 @@ async def test_expired_entries_are_never_returned_and_are_swept(
     clock.advance(1)
     assert (await index.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD))[0] is None
     assert await index.sweep() == 1
-    assert await storage.semantic.count(probe_partition(index, probe(ASK))) == 1  # FAR's
+    assert await storage.semantic.count(probe_partition_of(probe(ASK))) == 1  # FAR's
     hit, _ = await index.find(probe(FAR), ctx=CTX, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"long"
-
-
-def probe_partition(index: SemanticCache, p: Probe) -> str:
-    from sluice.cache.semantic.index import partition_of
-
-    return partition_of(p, "mock-embed")
 
 
 async def test_drop_removes_from_the_database_and_memory(
@@ -198,7 +199,7 @@ async def test_a_partition_keeps_its_newest_entries(storage: SqlStorage, clock: 
         clock.advance(1)
         await remember(index, probe(text), str(n).encode())
     assert index.stored_vectors == 2
-    assert await storage.semantic.count(probe_partition(index, probe(ASK))) == 2
+    assert await storage.semantic.count(probe_partition_of(probe(ASK))) == 2
     assert (await index.find(probe(texts[0]), ctx=CTX, threshold=THRESHOLD))[0] is None
     for n in (1, 2):
         hit, _ = await index.find(probe(texts[n]), ctx=CTX, threshold=THRESHOLD)
@@ -225,3 +226,35 @@ def test_limits_are_checked() -> None:
         SemanticLimits(max_entries=0)
     with pytest.raises(ValueError, match="exceed"):
         SemanticLimits(max_entries=10, max_vectors=5)
+
+
+async def test_a_large_partition_loads_and_answers(storage: SqlStorage, clock: FakeClock) -> None:
+    partition = probe_partition_of(probe(ASK))
+    embedder = WordEmbedder()
+    count = OFF_LOOP_ROWS + 100
+    for n in range(count):
+        text = f"question number {n} about topic{n} and subject{n * 7}"
+        vector = await embedder.embed(text, CTX)
+        assert vector is not None
+        await storage.semantic.add(
+            SemanticEntry(
+                f"e{n}",
+                partition,
+                "org:a",
+                "gpt",
+                "chat",
+                "d1",
+                "mock-embed",
+                text,
+                pack(vector),
+                str(n).encode(),
+                clock.now(),
+                clock.now() + 60,
+            )
+        )
+    index = SemanticCache(storage.semantic, embedder, clock=clock)
+    hit, _ = await index.find(
+        probe("question number 321 about topic321 and subject2247"), ctx=CTX, threshold=0.95
+    )
+    assert hit is not None and hit.value == b"321"
+    assert index.stored_vectors == count

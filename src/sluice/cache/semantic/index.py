@@ -97,6 +97,22 @@ class _Loaded:
     read_mono: float = 0.0
 
 
+OFF_LOOP_ROWS = 512
+"""A partition loaded with more rows than this is indexed in a worker thread."""
+
+
+def _rows(rows: list[EntryVector]) -> list[tuple[str, np.ndarray, float, float]]:
+    return [(r.id, unpack(r.vector), r.created_at, r.expires_at) for r in rows]
+
+
+def _build(rows: list[EntryVector]) -> Partition:
+    """A partition's index of ``rows`` (not empty)."""
+    vectors = _rows(rows)
+    partition = Partition(vectors[0][1].shape[0])
+    partition.add_many(vectors)
+    return partition
+
+
 def partition_of(probe: Probe, embedder: str) -> str:
     """The partition's digest: entries match only within one."""
     parts = (probe.scope, probe.model, probe.endpoint, probe.params, embedder)
@@ -167,12 +183,12 @@ class SemanticCache:
             loaded = self._parts.get(partition)
             if loaded is None or loaded.read_at is None:
                 return  # read from the database at its first lookup
-            self._index(loaded, [EntryVector(entry.id, entry.vector, now, entry.expires_at)])
-            surplus = len(loaded.vectors or ()) - limits.max_entries
-            if surplus > 0 and loaded.vectors is not None:
+            surplus = len(loaded.vectors or ()) + 1 - limits.max_entries
+            if surplus > 0 and loaded.vectors is not None:  # the oldest make room
                 old = loaded.vectors.oldest(surplus)
                 self._forget(loaded, old)
                 await self._repo.delete_ids(old)
+            self._index(loaded, [EntryVector(entry.id, entry.vector, now, entry.expires_at)])
             self._bound(keep=partition)
         except Exception:
             log.warning("semantic cache store failed", exc_info=True)
@@ -221,20 +237,31 @@ class SemanticCache:
             )
             if self._parts.get(key) is not loaded:  # unloaded meanwhile (a drop)
                 self._parts[key] = loaded
-            self._index(loaded, rows)
+            if loaded.vectors is None and len(rows) > OFF_LOOP_ROWS:
+                # building a large index takes a while: in a thread, not on the event loop;
+                # the partition is not in use before (nothing else touches the new index)
+                built = await asyncio.to_thread(_build, rows)
+                if self._parts.get(key) is not loaded:
+                    return loaded  # dropped meanwhile: what was read may be gone
+                loaded.vectors = built
+                self.stored_vectors += len(built)
+            else:
+                self._index(loaded, rows)
             loaded.read_at, loaded.read_mono = now, mono
         self._bound(keep=key)
         return loaded
 
     def _index(self, loaded: _Loaded, rows: list[EntryVector]) -> None:
-        for row in rows:
-            vector = unpack(row.vector)
-            if loaded.vectors is None:
-                loaded.vectors = Partition(vector.shape[0])
-            added = loaded.vectors.add(
-                row.id, vector, created_at=row.created_at, expires_at=row.expires_at
-            )
-            self.stored_vectors += int(added)
+        if not rows:
+            return
+        if loaded.vectors is None:
+            loaded.vectors = _build(rows)
+            self.stored_vectors += len(loaded.vectors)
+        else:
+            self.stored_vectors += loaded.vectors.add_many(_rows(rows))
+        surplus = len(loaded.vectors or ()) - self.limits.max_entries
+        if surplus > 0 and loaded.vectors is not None:  # other replicas' additions
+            self._forget(loaded, loaded.vectors.oldest(surplus))
 
     def _forget(self, loaded: _Loaded, ids: list[str]) -> None:
         if loaded.vectors is not None:

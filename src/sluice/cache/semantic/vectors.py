@@ -63,6 +63,20 @@ class Partition:
         self._meta[key] = _Meta(entry_id, created_at, expires_at)
         return True
 
+    def add_many(self, rows: list[tuple[str, np.ndarray, float, float]]) -> int:
+        """Index (id, vector, created_at, expires_at) rows in one call (the index's bulk
+        insertion); rows with a known id or another size are skipped. How many were added."""
+        fresh = [r for r in rows if r[0] not in self._keys and r[1].shape == (self.dim,)]
+        if not fresh:
+            return 0
+        keys = np.arange(self._next, self._next + len(fresh), dtype=np.uint64)
+        self._next += len(fresh)
+        self._index.add(keys, np.stack([r[1] for r in fresh]), threads=1)
+        for key, (entry_id, _, created_at, expires_at) in zip(keys.tolist(), fresh, strict=True):
+            self._keys[entry_id] = key
+            self._meta[key] = _Meta(entry_id, created_at, expires_at)
+        return len(fresh)
+
     def remove(self, entry_id: str) -> bool:
         key = self._keys.pop(entry_id, None)
         if key is None:
