@@ -10,9 +10,11 @@ import orjson
 
 from sluice.app import SluiceApp
 from sluice.auth.principal import Principal
+from sluice.cache.base import Embed
 from sluice.cache.semantic import SemanticCache, build_semantic_index
 from sluice.errors import GatewayError
 from sluice.observability.tracing import start_trace
+from sluice.pipeline.cache_embed import PipelineEmbedder
 from sluice.pipeline.context import Arrival, RequestContext
 from sluice.pipeline.dialects.openai import OpenAIDialect
 from sluice.types import Endpoint, ProviderRequest
@@ -43,14 +45,20 @@ def chat_ctx(app: SluiceApp, principal: Principal, text: str, model: str = "gpt"
     return RequestContext(arrival, OpenAIDialect(Endpoint.CHAT), req, entry, Sink(), deadline, [])
 
 
-def index_for(app: SluiceApp, model: str, rows: list[UsageEvent]) -> SemanticCache:
-    """The app's semantic index embedding with ``model``; usage rows go to ``rows``."""
-    rt = app.runtime
-    assert rt is not None
-    return build_semantic_index(
-        services=rt.services,
-        repo=rt.storage.semantic,
-        record=rows.append,
-        embedding_model=model,
-        clock=rt.clock,
-    )
+class Semantic:
+    """The app's semantic index and the embedder of its prompts (``model``); the usage rows
+    of the embeddings go to :attr:`rows`."""
+
+    def __init__(self, app: SluiceApp, model: str) -> None:
+        rt = app.runtime
+        assert rt is not None
+        self.app = app
+        self.rows: list[UsageEvent] = []
+        self.embedder = PipelineEmbedder(rt.services, model, record=self.rows.append)
+        self.index: SemanticCache = build_semantic_index(
+            repo=rt.storage.semantic, embedding_model=model, clock=rt.clock
+        )
+
+    def embed(self, principal: Principal, text: str) -> Embed:
+        """The ``embed`` of a chat request of ``principal`` asking ``text``."""
+        return self.embedder.bind(chat_ctx(self.app, principal, text))

@@ -7,8 +7,6 @@ network): texts sharing most words are near, unrelated ones far apart.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from sluice.cache.base import Probe, Selector
@@ -18,29 +16,28 @@ from sluice.cache.semantic.vectors import pack
 from sluice.clock import FakeClock
 from sluice.providers.mock.embed import embeddings
 from sluice.providers.mock.script import MockScript
-from sluice.storage.semantic import SemanticEntry
+from sluice.storage.base import SemanticEntry
 from sluice.storage.sql.repository import SqlStorage
 
 SCRIPT = MockScript(dim=64, bow=True)
-CTX: Any = None  # the fake embedder does not read the request
 THRESHOLD = 0.8
 ASK = "What is the capital city of France?"
 NEAR = "what is the capital of France"
 FAR = "How do I bake sourdough bread at home?"
 
 
-class WordEmbedder:
-    model = "mock-embed"
+async def embed(text: str) -> tuple[float, ...] | None:
+    return tuple(embeddings(SCRIPT, {"input": text})["data"][0]["embedding"])
 
-    def __init__(self) -> None:
-        self.fail = False
-        self.calls = 0
 
-    async def embed(self, text: str, ctx: Any) -> tuple[float, ...] | None:
-        self.calls += 1
-        if self.fail:
-            return None
-        return tuple(embeddings(SCRIPT, {"input": text})["data"][0]["embedding"])
+async def cannot_embed(text: str) -> tuple[float, ...] | None:
+    return None
+
+
+def semantic(
+    storage: SqlStorage, clock: FakeClock, limits: SemanticLimits | None = None
+) -> SemanticCache:
+    return SemanticCache(storage.semantic, embedding_model="mock-embed", clock=clock, limits=limits)
 
 
 def probe(text: str, **fields: str) -> Probe:
@@ -55,7 +52,7 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def index(storage: SqlStorage, clock: FakeClock) -> SemanticCache:
-    return SemanticCache(storage.semantic, WordEmbedder(), clock=clock)
+    return semantic(storage, clock)
 
 
 def probe_partition_of(p: Probe) -> str:
@@ -63,23 +60,23 @@ def probe_partition_of(p: Probe) -> str:
 
 
 async def remember(index: SemanticCache, p: Probe, value: bytes, *, ttl_s: float = 60.0) -> None:
-    hit, vector = await index.find(p, ctx=CTX, threshold=THRESHOLD)
+    hit, vector = await index.find(p, embed=embed, threshold=THRESHOLD)
     assert hit is None and vector is not None
     await index.add(p, vector, value, ttl_s=ttl_s)
 
 
 async def test_a_paraphrase_hits_and_an_unrelated_prompt_misses(index: SemanticCache) -> None:
     await remember(index, probe(ASK), b"Paris")
-    hit, vector = await index.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD)
+    hit, vector = await index.find(probe(NEAR), embed=embed, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"Paris"
     assert THRESHOLD <= hit.similarity < 1.0
     assert vector is not None and abs(sum(v * v for v in vector) - 1.0) < 1e-6
-    exact, _ = await index.find(probe(ASK), ctx=CTX, threshold=THRESHOLD)
+    exact, _ = await index.find(probe(ASK), embed=embed, threshold=THRESHOLD)
     assert exact is not None and exact.similarity == pytest.approx(1.0, abs=1e-5)
     assert exact.entry_id == hit.entry_id
-    miss, vector = await index.find(probe(FAR), ctx=CTX, threshold=THRESHOLD)
+    miss, vector = await index.find(probe(FAR), embed=embed, threshold=THRESHOLD)
     assert miss is None and vector is not None
-    strict, _ = await index.find(probe(NEAR), ctx=CTX, threshold=0.99)
+    strict, _ = await index.find(probe(NEAR), embed=embed, threshold=0.99)
     assert strict is None
 
 
@@ -92,11 +89,11 @@ async def test_an_entry_is_never_found_outside_its_partition(
 ) -> None:
     await remember(index, probe(ASK), b"org a's answer")
     # the same prompt, nearest possible, in another scope, model, endpoint or parameters
-    hit, vector = await index.find(probe(ASK, **other), ctx=CTX, threshold=-1.0)
+    hit, vector = await index.find(probe(ASK, **other), embed=embed, threshold=-1.0)
     assert hit is None and vector is not None
     await index.add(probe(ASK, **other), vector, b"its own answer", ttl_s=60)
-    mine, _ = await index.find(probe(ASK), ctx=CTX, threshold=THRESHOLD)
-    theirs, _ = await index.find(probe(ASK, **other), ctx=CTX, threshold=THRESHOLD)
+    mine, _ = await index.find(probe(ASK), embed=embed, threshold=THRESHOLD)
+    theirs, _ = await index.find(probe(ASK, **other), embed=embed, threshold=THRESHOLD)
     assert mine is not None and mine.value == b"org a's answer"
     assert theirs is not None and theirs.value == b"its own answer"
 
@@ -108,7 +105,7 @@ async def test_two_orgs_sending_the_same_prompt_never_see_each_others_answer(
     await remember(index, probe(NEAR, scope="org:b"), b"for b")
     for scope, want in (("org:a", b"for a"), ("org:b", b"for b")):
         for text in (ASK, NEAR):
-            hit, _ = await index.find(probe(text, scope=scope), ctx=CTX, threshold=THRESHOLD)
+            hit, _ = await index.find(probe(text, scope=scope), embed=embed, threshold=THRESHOLD)
             assert hit is not None and hit.value == want
 
 
@@ -118,12 +115,12 @@ async def test_expired_entries_are_never_returned_and_are_swept(
     await remember(index, probe(ASK), b"short", ttl_s=10)
     await remember(index, probe(FAR), b"long", ttl_s=1000)
     clock.advance(9)
-    assert (await index.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD))[0] is not None
+    assert (await index.find(probe(NEAR), embed=embed, threshold=THRESHOLD))[0] is not None
     clock.advance(1)
-    assert (await index.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD))[0] is None
+    assert (await index.find(probe(NEAR), embed=embed, threshold=THRESHOLD))[0] is None
     assert await index.sweep() == 1
     assert await storage.semantic.count(probe_partition_of(probe(ASK))) == 1  # FAR's
-    hit, _ = await index.find(probe(FAR), ctx=CTX, threshold=THRESHOLD)
+    hit, _ = await index.find(probe(FAR), embed=embed, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"long"
 
 
@@ -135,21 +132,27 @@ async def test_drop_removes_from_the_database_and_memory(
     clock.advance(100)
     await remember(index, probe(ASK, scope="org:c"), b"c")
     assert await index.drop(Selector(scope="org:a")) == 1
-    assert (await index.find(probe(ASK, scope="org:a"), ctx=CTX, threshold=THRESHOLD))[0] is None
+    assert (await index.find(probe(ASK, scope="org:a"), embed=embed, threshold=THRESHOLD))[
+        0
+    ] is None
     assert await index.drop(Selector(older_than=clock.now() - 50)) == 1  # org:b's
-    assert (await index.find(probe(ASK, scope="org:b"), ctx=CTX, threshold=THRESHOLD))[0] is None
-    hit, _ = await index.find(probe(ASK, scope="org:c"), ctx=CTX, threshold=THRESHOLD)
+    assert (await index.find(probe(ASK, scope="org:b"), embed=embed, threshold=THRESHOLD))[
+        0
+    ] is None
+    hit, _ = await index.find(probe(ASK, scope="org:c"), embed=embed, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"c"
     assert await index.drop(Selector(model="gpt")) == 1
-    assert (await index.find(probe(ASK, scope="org:c"), ctx=CTX, threshold=THRESHOLD))[0] is None
+    assert (await index.find(probe(ASK, scope="org:c"), embed=embed, threshold=THRESHOLD))[
+        0
+    ] is None
     assert index.stored_vectors == 0
 
 
 async def test_a_restart_finds_the_entries(storage: SqlStorage, clock: FakeClock) -> None:
-    first = SemanticCache(storage.semantic, WordEmbedder(), clock=clock)
+    first = semantic(storage, clock)
     await remember(first, probe(ASK), b"Paris")
-    restarted = SemanticCache(storage.semantic, WordEmbedder(), clock=clock)
-    hit, _ = await restarted.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD)
+    restarted = semantic(storage, clock)
+    hit, _ = await restarted.find(probe(NEAR), embed=embed, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"Paris"
 
 
@@ -157,52 +160,51 @@ async def test_two_replicas_share_entries_through_the_database(
     storage: SqlStorage, clock: FakeClock
 ) -> None:
     limits = SemanticLimits(refresh_s=2.0)
-    a = SemanticCache(storage.semantic, WordEmbedder(), clock=clock, limits=limits)
-    b = SemanticCache(storage.semantic, WordEmbedder(), clock=clock, limits=limits)
-    assert (await a.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD))[0] is None  # a loads
+    a = semantic(storage, clock, limits)
+    b = semantic(storage, clock, limits)
+    assert (await a.find(probe(NEAR), embed=embed, threshold=THRESHOLD))[0] is None  # a loads
     await remember(b, probe(ASK), b"from b")
     clock.advance(1)
-    assert (await a.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD))[0] is None  # not yet read
+    assert (await a.find(probe(NEAR), embed=embed, threshold=THRESHOLD))[0] is None  # not yet read
     clock.advance(1)
-    hit, _ = await a.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD)
+    hit, _ = await a.find(probe(NEAR), embed=embed, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"from b"
     # b drops it: a, which still holds the vector, never returns it
     assert await b.drop(Selector(scope="org:a")) == 1
-    assert (await a.find(probe(NEAR), ctx=CTX, threshold=THRESHOLD))[0] is None
+    assert (await a.find(probe(NEAR), embed=embed, threshold=THRESHOLD))[0] is None
     assert a.stored_vectors == 0
 
 
 async def test_a_failed_embedding_is_a_miss_without_a_vector(index: SemanticCache) -> None:
     await remember(index, probe(ASK), b"Paris")
-    index._embedder.fail = True  # type: ignore[attr-defined]
-    assert await index.find(probe(ASK), ctx=CTX, threshold=THRESHOLD) == (None, None)
+    assert await index.find(probe(ASK), embed=cannot_embed, threshold=THRESHOLD) == (None, None)
 
 
 async def test_oversized_answers_and_prompts_are_not_stored(
     storage: SqlStorage, clock: FakeClock
 ) -> None:
     limits = SemanticLimits(max_value_bytes=10, max_prompt_chars=100)
-    index = SemanticCache(storage.semantic, WordEmbedder(), clock=clock, limits=limits)
+    index = semantic(storage, clock, limits)
     await remember(index, probe(ASK), b"x" * 11)
     await remember(index, probe(ASK + " " + "word " * 30), b"small")
     await remember(index, probe(FAR), b"y" * 10)
-    assert (await index.find(probe(ASK), ctx=CTX, threshold=0.5))[0] is None
-    hit, _ = await index.find(probe(FAR), ctx=CTX, threshold=THRESHOLD)
+    assert (await index.find(probe(ASK), embed=embed, threshold=0.5))[0] is None
+    hit, _ = await index.find(probe(FAR), embed=embed, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"y" * 10
 
 
 async def test_a_partition_keeps_its_newest_entries(storage: SqlStorage, clock: FakeClock) -> None:
     limits = SemanticLimits(max_entries=2, max_vectors=10)
-    index = SemanticCache(storage.semantic, WordEmbedder(), clock=clock, limits=limits)
+    index = semantic(storage, clock, limits)
     texts = ["alpha beta gamma", "delta epsilon zeta", "eta theta iota"]
     for n, text in enumerate(texts):
         clock.advance(1)
         await remember(index, probe(text), str(n).encode())
     assert index.stored_vectors == 2
     assert await storage.semantic.count(probe_partition_of(probe(ASK))) == 2
-    assert (await index.find(probe(texts[0]), ctx=CTX, threshold=THRESHOLD))[0] is None
+    assert (await index.find(probe(texts[0]), embed=embed, threshold=THRESHOLD))[0] is None
     for n in (1, 2):
-        hit, _ = await index.find(probe(texts[n]), ctx=CTX, threshold=THRESHOLD)
+        hit, _ = await index.find(probe(texts[n]), embed=embed, threshold=THRESHOLD)
         assert hit is not None and hit.value == str(n).encode()
 
 
@@ -210,13 +212,13 @@ async def test_memory_unloads_the_least_recently_used_partitions(
     storage: SqlStorage, clock: FakeClock
 ) -> None:
     limits = SemanticLimits(max_entries=2, max_vectors=2)
-    index = SemanticCache(storage.semantic, WordEmbedder(), clock=clock, limits=limits)
+    index = semantic(storage, clock, limits)
     for scope in ("org:a", "org:b", "org:c"):
         await remember(index, probe(ASK, scope=scope), scope.encode())
         await remember(index, probe(FAR, scope=scope), scope.encode())
     assert index.stored_vectors <= 2
     # an unloaded partition loads again from the database on its next lookup
-    hit, _ = await index.find(probe(NEAR, scope="org:a"), ctx=CTX, threshold=THRESHOLD)
+    hit, _ = await index.find(probe(NEAR, scope="org:a"), embed=embed, threshold=THRESHOLD)
     assert hit is not None and hit.value == b"org:a"
     assert index.stored_vectors <= 2
 
@@ -230,11 +232,10 @@ def test_limits_are_checked() -> None:
 
 async def test_a_large_partition_loads_and_answers(storage: SqlStorage, clock: FakeClock) -> None:
     partition = probe_partition_of(probe(ASK))
-    embedder = WordEmbedder()
     count = OFF_LOOP_ROWS + 100
     for n in range(count):
         text = f"question number {n} about topic{n} and subject{n * 7}"
-        vector = await embedder.embed(text, CTX)
+        vector = await embed(text)
         assert vector is not None
         await storage.semantic.add(
             SemanticEntry(
@@ -252,9 +253,9 @@ async def test_a_large_partition_loads_and_answers(storage: SqlStorage, clock: F
                 clock.now() + 60,
             )
         )
-    index = SemanticCache(storage.semantic, embedder, clock=clock)
+    index = semantic(storage, clock)
     hit, _ = await index.find(
-        probe("question number 321 about topic321 and subject2247"), ctx=CTX, threshold=0.95
+        probe("question number 321 about topic321 and subject2247"), embed=embed, threshold=0.95
     )
     assert hit is not None and hit.value == b"321"
     assert index.stored_vectors == count

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sluice.storage.semantic import SemanticEntry
+from sluice.storage.base import SemanticEntry
 from sluice.storage.sql.repository import SqlStorage
 
 

@@ -12,9 +12,8 @@ from sluice.app import SluiceApp
 from sluice.auth.principal import Principal
 from sluice.cache.base import Probe
 from sluice.limits.spec import LimitSpec
-from sluice.usage.event import UsageEvent
 from tests.integration.conftest import make_settings, running
-from tests.semantic_support import chat_ctx, index_for
+from tests.semantic_support import Semantic
 
 CONFIG = """
 providers:
@@ -41,10 +40,10 @@ def probe(text: str) -> Probe:
 
 
 async def test_the_prompt_is_embedded_as_a_request_of_the_caller(app: SluiceApp) -> None:
-    rows: list[UsageEvent] = []
-    index = index_for(app, "embed-words", rows)
+    sem = Semantic(app, "embed-words")
+    index, rows = sem.index, sem.rows
     text = "What is the capital city of France?"
-    hit, vector = await index.find(probe(text), ctx=chat_ctx(app, ALICE, text), threshold=0.8)
+    hit, vector = await index.find(probe(text), embed=sem.embed(ALICE, text), threshold=0.8)
     assert hit is None and vector is not None and len(vector) == 64
     assert abs(sum(v * v for v in vector) - 1.0) < 1e-9
     [row] = rows
@@ -54,18 +53,18 @@ async def test_the_prompt_is_embedded_as_a_request_of_the_caller(app: SluiceApp)
 
     await index.add(probe(text), vector, b"Paris", ttl_s=60)
     near = "what is the capital of France"
-    hit, _ = await index.find(probe(near), ctx=chat_ctx(app, ALICE, near), threshold=0.8)
+    hit, _ = await index.find(probe(near), embed=sem.embed(ALICE, near), threshold=0.8)
     assert hit is not None and hit.value == b"Paris"
     far = "How do I bake sourdough bread at home?"
-    hit, _ = await index.find(probe(far), ctx=chat_ctx(app, ALICE, far), threshold=0.8)
+    hit, _ = await index.find(probe(far), embed=sem.embed(ALICE, far), threshold=0.8)
     assert hit is None
     assert len(rows) == 3  # one usage row per embedding
 
 
 async def test_an_upstream_failure_is_a_miss_and_is_accounted(app: SluiceApp) -> None:
-    rows: list[UsageEvent] = []
-    index = index_for(app, "embed-down", rows)
-    found = await index.find(probe("hello"), ctx=chat_ctx(app, ALICE, "hello"), threshold=0.8)
+    sem = Semantic(app, "embed-down")
+    index, rows = sem.index, sem.rows
+    found = await index.find(probe("hello"), embed=sem.embed(ALICE, "hello"), threshold=0.8)
     assert found == (None, None)
     [row] = rows
     assert row.status >= 500 and row.model == "embed-down"
@@ -73,20 +72,20 @@ async def test_an_upstream_failure_is_a_miss_and_is_accounted(app: SluiceApp) ->
 
 
 async def test_the_callers_rate_limit_applies_to_the_embedding(app: SluiceApp) -> None:
-    rows: list[UsageEvent] = []
-    index = index_for(app, "embed-words", rows)
+    sem = Semantic(app, "embed-words")
+    index, rows = sem.index, sem.rows
     limited = Principal(
         key_id="k_bob", name="bob", org_id="o_a", limit_checks=(("key:k_bob", LimitSpec(rpm=0)),)
     )
-    found = await index.find(probe("hello"), ctx=chat_ctx(app, limited, "hello"), threshold=0.8)
+    found = await index.find(probe("hello"), embed=sem.embed(limited, "hello"), threshold=0.8)
     assert found == (None, None)
     [row] = rows
     assert row.status == 429 and row.key_id == "k_bob" and row.attempts == 0
 
 
 async def test_an_embedding_model_that_is_not_configured_is_a_miss(app: SluiceApp) -> None:
-    rows: list[UsageEvent] = []
-    index = index_for(app, "no-such-model", rows)
-    found = await index.find(probe("hello"), ctx=chat_ctx(app, ALICE, "hello"), threshold=0.8)
+    sem = Semantic(app, "no-such-model")
+    index, rows = sem.index, sem.rows
+    found = await index.find(probe("hello"), embed=sem.embed(ALICE, "hello"), threshold=0.8)
     assert found == (None, None)
     assert rows == []

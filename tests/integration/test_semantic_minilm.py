@@ -16,9 +16,8 @@ import pytest
 from sluice.app import SluiceApp
 from sluice.auth.principal import Principal
 from sluice.cache.base import Probe
-from sluice.usage.event import UsageEvent
 from tests.integration.conftest import make_settings, running
-from tests.semantic_support import chat_ctx, index_for
+from tests.semantic_support import Semantic
 
 THRESHOLD = 0.85
 ALICE = Principal(key_id="k_alice", name="alice", org_id="o_a")
@@ -59,18 +58,18 @@ models:
 
 
 async def test_a_paraphrase_hits_and_other_questions_miss(app: SluiceApp) -> None:
-    rows: list[UsageEvent] = []
-    index = index_for(app, "minilm", rows)
+    sem = Semantic(app, "minilm")
+    index, rows = sem.index, sem.rows
 
     async def find(text: str) -> tuple[float | None, bytes | None]:
         probe = Probe("org:o_a", "gpt", "chat", "d", text)
-        hit, vector = await index.find(probe, ctx=chat_ctx(app, ALICE, text), threshold=THRESHOLD)
+        hit, vector = await index.find(probe, embed=sem.embed(ALICE, text), threshold=THRESHOLD)
         assert vector is not None and len(vector) == 384
         return (hit.similarity, hit.value) if hit is not None else (None, None)
 
     ask = "What is the capital city of France?"
     probe = Probe("org:o_a", "gpt", "chat", "d", ask)
-    _, vector = await index.find(probe, ctx=chat_ctx(app, ALICE, ask), threshold=THRESHOLD)
+    _, vector = await index.find(probe, embed=sem.embed(ALICE, ask), threshold=THRESHOLD)
     assert vector is not None
     await index.add(probe, vector, b"Paris", ttl_s=600)
 

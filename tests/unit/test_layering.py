@@ -96,15 +96,15 @@ ALLOWED: dict[str, set[str]] = {
     # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
-    # the response cache: its seams (``cache.base`` names the request context), and the
-    # semantic index, which embeds prompts through the pipeline's one entry
-    "cache": {"pipeline"},
-    "cache.semantic": _FOUNDATION | _DOMAIN | {"cache", "pipeline", "storage"},
+    # the response cache: its seams and backends (the semantic index's entries are in the
+    # database: storage.base); the pipeline embeds its prompts (pipeline.cache_embed)
+    "cache": _FOUNDATION | {"config", "storage.base", "usage"},
     # the data plane's use cases
     # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
-    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"},
+    | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"}
+    | {"cache"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),

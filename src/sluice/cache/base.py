@@ -9,14 +9,16 @@ them (:class:`Selector`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from sluice.pipeline.context import RequestContext
+from typing import Protocol
 
 Vector = tuple[float, ...]
 """An embedding, normalised to unit length."""
+
+Embed = Callable[[str], Awaitable[Vector | None]]
+"""Embeds a prompt for the request being served (through the pipeline, accounted to its
+caller: ``sluice.pipeline.cache_embed``); ``None`` when the embedding could not be had."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +81,11 @@ class SemanticHit:
 
 class SemanticIndex(Protocol):
     """Prompts matched by meaning, persisted in the database so a restart or another replica
-    finds them. The prompt is embedded by the configured embedding model through the
-    pipeline, accounted to the caller of ``ctx``."""
+    finds them. The prompt is embedded by ``embed`` (the configured embedding model called
+    through the pipeline, accounted to the request's caller)."""
 
     async def find(
-        self, probe: Probe, *, ctx: RequestContext, threshold: float
+        self, probe: Probe, *, embed: Embed, threshold: float
     ) -> tuple[SemanticHit | None, Vector | None]:
         """The nearest live entry of the probe's scope, model, endpoint and params whose
         similarity is at least ``threshold``, and the probe's embedding (``None`` when it

@@ -26,29 +26,16 @@ import hashlib
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from sluice.cache.base import Probe, Selector, SemanticHit, Vector
+from sluice.cache.base import Embed, Probe, Selector, SemanticHit, Vector
 from sluice.cache.semantic.vectors import Partition, pack, unpack
 from sluice.clock import Clock
 from sluice.ids import random_hex
-from sluice.storage.semantic import EntryVector, SemanticEntry, SemanticRepository
-
-if TYPE_CHECKING:
-    from sluice.pipeline.context import RequestContext
+from sluice.storage.base import EntryVector, SemanticEntry, SemanticRepository
 
 log = logging.getLogger("sluice.cache")
-
-
-class Embedder(Protocol):
-    model: str
-    """The embedding model's public name (part of every partition)."""
-
-    async def embed(self, text: str, ctx: RequestContext) -> Vector | None:
-        """``text``'s unit-length embedding for the caller of ``ctx``, or ``None``."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,13 +112,15 @@ class SemanticCache:
     def __init__(
         self,
         repo: SemanticRepository,
-        embedder: Embedder,
         *,
+        embedding_model: str,
         clock: Clock,
         limits: SemanticLimits | None = None,
     ) -> None:
+        """``embedding_model``: the public name of the model that embeds the prompts (the
+        ``embed`` given to :meth:`find`); entries of another embedding model never match."""
         self._repo = repo
-        self._embedder = embedder
+        self.embedding_model = embedding_model
         self._clock = clock
         self.limits = limits or SemanticLimits()
         self._parts: OrderedDict[str, _Loaded] = OrderedDict()
@@ -139,9 +128,9 @@ class SemanticCache:
         """Vectors in memory now."""
 
     async def find(
-        self, probe: Probe, *, ctx: RequestContext, threshold: float
+        self, probe: Probe, *, embed: Embed, threshold: float
     ) -> tuple[SemanticHit | None, Vector | None]:
-        vector = await self._embedder.embed(probe.text, ctx)
+        vector = await embed(probe.text)
         if vector is None:
             return None, None
         try:
@@ -173,10 +162,10 @@ class SemanticCache:
         ):
             return
         now = self._clock.now()
-        partition = partition_of(probe, self._embedder.model)
+        partition = partition_of(probe, self.embedding_model)
         entry = SemanticEntry(
             random_hex(16), partition, probe.scope, probe.model, probe.endpoint, probe.params,
-            self._embedder.model, probe.text, pack(vector), value, now, now + ttl_s,
+            self.embedding_model, probe.text, pack(vector), value, now, now + ttl_s,
         )  # fmt: skip
         try:
             await self._repo.add(entry)
@@ -219,7 +208,7 @@ class SemanticCache:
         return removed
 
     async def _partition(self, probe: Probe) -> _Loaded:
-        key = partition_of(probe, self._embedder.model)
+        key = partition_of(probe, self.embedding_model)
         loaded = self._parts.get(key)
         if loaded is None:
             loaded = self._parts[key] = _Loaded(probe.scope, probe.model)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, delete, func, select, true
 
-from sluice.storage.semantic import EntryVector, SemanticEntry
+from sluice.storage.base import EntryVector, SemanticEntry
 from sluice.storage.sql import tables as t
 from sluice.storage.sql.convert import dt, ts
 from sluice.storage.sql.unit import Database

@@ -1,7 +1,7 @@
-"""A prompt's embedding, computed by an embedding model configured in the gateway and called
-through the pipeline's one entry (:func:`sluice.pipeline.run.serve`): the call takes the
-caller's rate limits and budget like any request of theirs and writes its own usage row
-(request id ``<request id>.embed``).
+"""A prompt's embedding for the semantic cache (``sluice.cache.semantic``), computed by an
+embedding model configured in the gateway and called through the pipeline's one entry
+(:func:`sluice.pipeline.run.serve`): the call takes the caller's rate limits and budget like
+any request of theirs and writes its own usage row (request id ``<request id>.embed``).
 
 The embedding model is the gateway's choice, not the caller's: the caller's model access
 list is not applied to it (their limits and budget are). Any failure (a limit, the budget,
@@ -17,10 +17,12 @@ import math
 import struct
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
 
+from sluice.cache.base import Embed, Vector
 from sluice.errors import GatewayError
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects.openai import OpenAIDialect
@@ -39,7 +41,8 @@ MAX_DIMENSIONS = 8192
 
 
 class PipelineEmbedder:
-    """Embeds one text for the caller of a request context."""
+    """Embeds texts for the callers of requests: :meth:`bind` gives the cache stage the
+    ``embed`` of one request (for :meth:`sluice.cache.base.SemanticIndex.find`)."""
 
     def __init__(
         self,
@@ -57,7 +60,12 @@ class PipelineEmbedder:
         self._record = record
         self._timeout_s = timeout_s
 
-    async def embed(self, text: str, ctx: RequestContext) -> tuple[float, ...] | None:
+    def bind(self, ctx: RequestContext) -> Embed:
+        """The ``embed`` of the request ``ctx``: its caller pays, its client's going away
+        stops it."""
+        return partial(self.embed, ctx=ctx)
+
+    async def embed(self, text: str, *, ctx: RequestContext) -> Vector | None:
         """The unit-length embedding of ``text``, or ``None`` when it could not be had."""
         svc = self._svc
         try:
@@ -83,7 +91,7 @@ class PipelineEmbedder:
         return _vector(sink.body)
 
 
-def _vector(raw: bytes) -> tuple[float, ...] | None:
+def _vector(raw: bytes) -> Vector | None:
     """The first embedding of an OpenAI-shaped answer (floats or base64), normalised."""
     try:
         data: Any = orjson.loads(raw)
