@@ -7,10 +7,12 @@ network): texts sharing most words are near, unrelated ones far apart.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from sluice.cache.base import Probe, Selector
-from sluice.cache.semantic import SemanticCache, SemanticLimits
+from sluice.cache.semantic import SemanticCache, SemanticLimits, run_sweeps
 from sluice.cache.semantic.index import OFF_LOOP_ROWS, partition_of
 from sluice.cache.semantic.vectors import pack
 from sluice.clock import FakeClock
@@ -259,3 +261,24 @@ async def test_a_large_partition_loads_and_answers(storage: SqlStorage, clock: F
     )
     assert hit is not None and hit.value == b"321"
     assert index.stored_vectors == count
+
+
+class StoppingClock(FakeClock):
+    """A fake clock whose third sleep cancels the sleeper (the lifespan stopping it)."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        if len(self.sleeps) == 3:
+            raise asyncio.CancelledError
+
+
+async def test_the_sweep_task_removes_expired_entries_each_interval(storage: SqlStorage) -> None:
+    clock = StoppingClock()
+    index = semantic(storage, clock)
+    await remember(index, probe(ASK), b"short", ttl_s=90)
+    await remember(index, probe(FAR), b"long", ttl_s=1000)
+    with pytest.raises(asyncio.CancelledError):
+        await run_sweeps(index, clock=clock, interval_s=60)
+    assert clock.sleeps == [60, 60, 60]
+    assert await storage.semantic.count(probe_partition_of(probe(ASK))) == 1
+    assert index.stored_vectors == 1

@@ -172,13 +172,16 @@ class SemanticCache:
             loaded = self._parts.get(partition)
             if loaded is None or loaded.read_at is None:
                 return  # read from the database at its first lookup
+            # memory first, with no await in between: a drop running meanwhile sees it whole
+            old: list[str] = []
             surplus = len(loaded.vectors or ()) + 1 - limits.max_entries
             if surplus > 0 and loaded.vectors is not None:  # the oldest make room
                 old = loaded.vectors.oldest(surplus)
                 self._forget(loaded, old)
-                await self._repo.delete_ids(old)
             self._index(loaded, [EntryVector(entry.id, entry.vector, now, entry.expires_at)])
             self._bound(keep=partition)
+            if old:
+                await self._repo.delete_ids(old)
         except Exception:
             log.warning("semantic cache store failed", exc_info=True)
 
@@ -261,6 +264,8 @@ class SemanticCache:
         loaded = self._parts.pop(key, None)
         if loaded is not None and loaded.vectors is not None:
             self.stored_vectors -= len(loaded.vectors)
+            # a lookup still holding it (awaiting the database) then changes nothing here
+            loaded.vectors, loaded.read_at = None, None
 
     def _bound(self, *, keep: str) -> None:
         """Unload the least recently used partitions while memory holds too many vectors
