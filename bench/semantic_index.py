@@ -1,5 +1,7 @@
-"""Vector search for the semantic cache: usearch, faiss-cpu and numpy brute force, measured
-on the same data (docs/caching-semantic.md has the figures and the choice).
+"""Vector search for the semantic cache: numpy brute force (what the cache uses), usearch and
+faiss-cpu, measured on the same data (docs/caching-semantic.md has the figures and the
+choice). usearch and faiss-cpu are not dependencies of the gateway: install them to include
+them (a library that is not installed is skipped).
 
     python bench/semantic_index.py [--sizes 10000,100000] [--dim 384] [--queries 1000]
 
@@ -9,7 +11,7 @@ growth of the child's RSS while the index is built. Data: unit vectors drawn aro
 worst case for graph indexes). Times are on one thread (``OMP_NUM_THREADS=1``).
 Reported: build (all entries at once, as a partition is loaded from the database), one-by-one
 additions (as the cache stores answers), single-query latency (k=8) and recall@1 against
-the exact answer. faiss-cpu is optional: install it to include it.
+the exact answer.
 """
 
 from __future__ import annotations
@@ -68,6 +70,29 @@ class Numpy:
         return [int(i) for i in top[np.argsort(-scores[top])]]
 
 
+class SluicePartition:
+    """The cache's own partition (``sluice.cache.semantic.vectors``): the numpy scan plus
+    string ids and the expiry mask."""
+
+    def __init__(self, dim: int) -> None:
+        from sluice.cache.semantic.vectors import Partition
+
+        self.part = Partition(dim)
+        self.n = 0
+
+    def build(self, xs: np.ndarray) -> None:
+        n = len(xs)
+        self.part.add_many([str(i) for i in range(n)], xs, [0.0] * n, [1e12] * n)
+        self.n = len(xs)
+
+    def add(self, x: np.ndarray) -> None:
+        self.part.add(str(self.n), x, created_at=0.0, expires_at=1e12)
+        self.n += 1
+
+    def search(self, q: np.ndarray) -> list[int]:
+        return [int(entry_id) for entry_id, _ in self.part.search(q, now=1.0)]
+
+
 class Usearch:
     def __init__(self, dim: int) -> None:
         from usearch.index import Index
@@ -85,6 +110,14 @@ class Usearch:
 
     def search(self, q: np.ndarray) -> list[int]:
         return [int(k) for k in self.index.search(q, K).keys]
+
+
+class UsearchF16(Usearch):
+    def __init__(self, dim: int) -> None:
+        from usearch.index import Index
+
+        self.index = Index(ndim=dim, metric="ip", dtype="f16")
+        self.n = 0
 
 
 class FaissHnsw:
@@ -115,7 +148,9 @@ class FaissFlat(FaissHnsw):
 
 LIBRARIES: dict[str, Callable[[int], Any]] = {
     "numpy brute force": Numpy,
+    "sluice Partition (numpy scan)": SluicePartition,
     "usearch HNSW": Usearch,
+    "usearch HNSW f16": UsearchF16,
     "faiss HNSWFlat": FaissHnsw,
     "faiss FlatIP (brute force)": FaissFlat,
 }

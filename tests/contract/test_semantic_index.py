@@ -13,7 +13,7 @@ import pytest
 
 from sluice.cache.base import Probe, Selector
 from sluice.cache.semantic import SemanticCache, SemanticLimits, run_sweeps
-from sluice.cache.semantic.index import OFF_LOOP_ROWS, partition_of
+from sluice.cache.semantic.index import MAX_PARTITION_ENTRIES, OFF_LOOP_ROWS, partition_of
 from sluice.cache.semantic.vectors import pack
 from sluice.clock import FakeClock
 from sluice.providers.mock.embed import embeddings
@@ -282,3 +282,8 @@ async def test_the_sweep_task_removes_expired_entries_each_interval(storage: Sql
     assert clock.sleeps == [60, 60, 60]
     assert await storage.semantic.count(probe_partition_of(probe(ASK))) == 1
     assert index.stored_vectors == 1
+
+
+def test_a_partition_is_bounded_for_its_scan() -> None:
+    with pytest.raises(ValueError, match="at most"):
+        SemanticLimits(max_entries=MAX_PARTITION_ENTRIES + 1, max_vectors=10**6)

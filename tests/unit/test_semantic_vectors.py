@@ -1,12 +1,12 @@
-"""A partition's in-memory vectors (usearch): nearest first, exact below a size and graph
-search above it, removal, expiry and the oldest entries."""
+"""A partition's in-memory vectors: nearest first (exact), removal (the last row takes the
+freed place), expiry and the oldest entries."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from sluice.cache.semantic.vectors import EXACT_BELOW, Partition, pack, unpack
+from sluice.cache.semantic.vectors import Partition, pack
 
 
 def unit_vectors(n: int, dim: int, seed: int = 7) -> np.ndarray:
@@ -14,11 +14,14 @@ def unit_vectors(n: int, dim: int, seed: int = 7) -> np.ndarray:
     return xs / np.linalg.norm(xs, axis=1, keepdims=True)
 
 
-@pytest.mark.parametrize("size", [50, EXACT_BELOW + 500])
+@pytest.mark.parametrize("size", [50, 5000])
 def test_a_stored_vector_is_its_own_nearest(size: int) -> None:
     xs = unit_vectors(size, 32)
     part = Partition(32)
-    assert part.add_many([(f"e{i}", x, float(i), 1e12) for i, x in enumerate(xs)]) == size
+    ids = [f"e{i}" for i in range(size)]
+    assert part.add_many(ids, xs, [float(i) for i in range(size)], [1e12] * size) == size
+    assert part.add_many(["e0", "new", "new"], xs[:3], [0.0] * 3, [1e12] * 3) == 1
+    assert part.remove("new")
     assert len(part) == size
     for i in range(0, size, max(1, size // 40)):
         found = part.search(xs[i], now=0.0)
@@ -48,4 +51,23 @@ def test_remove_expiry_and_oldest() -> None:
 def test_vectors_round_trip_as_float32_bytes() -> None:
     data = pack((0.6, 0.8))
     assert len(data) == 8
-    assert unpack(data).tolist() == pytest.approx([0.6, 0.8])
+    assert np.frombuffer(data, dtype="<f4").tolist() == pytest.approx([0.6, 0.8])
+
+
+def test_removals_keep_every_remaining_row_findable() -> None:
+    rng = np.random.default_rng(3)
+    xs = unit_vectors(300, 16)
+    part = Partition(16)
+    kept: dict[str, np.ndarray] = {}
+    for i, x in enumerate(xs):  # one by one: the matrix grows several times
+        assert part.add(f"e{i}", x, created_at=float(i), expires_at=1e12)
+        kept[f"e{i}"] = x
+    for i in rng.permutation(300)[:200]:
+        assert part.remove(f"e{i}")
+        del kept[f"e{i}"]
+    assert len(part) == len(kept) == 100
+    for entry_id, x in kept.items():
+        assert part.search(x, now=0.0)[0] == (entry_id, pytest.approx(1.0, abs=1e-5))
+    fresh = unit_vectors(1, 16, seed=99)[0]
+    part.add("new", fresh, created_at=1.0, expires_at=1e12)
+    assert part.search(fresh, now=0.0)[0][0] == "new"

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sluice.cache.base import Embed, Probe, Selector, SemanticHit, Vector
-from sluice.cache.semantic.vectors import Partition, pack, unpack
+from sluice.cache.semantic.vectors import Partition, pack
 from sluice.clock import Clock
 from sluice.ids import random_hex
 from sluice.storage.base import EntryVector, SemanticEntry, SemanticRepository
@@ -38,12 +38,18 @@ from sluice.storage.base import EntryVector, SemanticEntry, SemanticRepository
 log = logging.getLogger("sluice.cache")
 
 
+MAX_PARTITION_ENTRIES = 20_000
+"""A lookup scans its whole partition: about 0.7 ms per 10,000 vectors of 384 dimensions
+on one core (docs/caching-semantic.md)."""
+
+
 @dataclass(frozen=True, slots=True)
 class SemanticLimits:
     """How much the semantic index keeps."""
 
     max_entries: int = 10_000
-    """Entries per partition (database and memory); the oldest go first."""
+    """Entries per partition (database and memory); the oldest go first. At most
+    :data:`MAX_PARTITION_ENTRIES`: a lookup scans its partition."""
     max_vectors: int = 200_000
     """Vectors in memory over all partitions (about ``4 * dim`` bytes each, plus the graph)."""
     max_partitions: int = 10_000
@@ -69,6 +75,8 @@ class SemanticLimits:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+        if self.max_entries > MAX_PARTITION_ENTRIES:
+            raise ValueError(f"max_entries must be at most {MAX_PARTITION_ENTRIES}")
         if self.max_entries > self.max_vectors:
             raise ValueError("max_entries must not exceed max_vectors")
 
@@ -85,18 +93,27 @@ class _Loaded:
 
 
 OFF_LOOP_ROWS = 512
-"""A partition loaded with more rows than this is indexed in a worker thread."""
+"""A partition loaded with more rows than this is decoded in a worker thread."""
 
 
-def _rows(rows: list[EntryVector]) -> list[tuple[str, np.ndarray, float, float]]:
-    return [(r.id, unpack(r.vector), r.created_at, r.expires_at) for r in rows]
+def _add(partition: Partition, rows: list[EntryVector]) -> int:
+    """Decode ``rows`` as one matrix (no array per row) into ``partition``; rows of
+    another size are skipped. How many were new."""
+    size = partition.dim * 4
+    rows = [r for r in rows if len(r.vector) == size]
+    if not rows:
+        return 0
+    data = b"".join(r.vector for r in rows)
+    matrix = np.frombuffer(data, dtype="<f4").reshape(-1, partition.dim)
+    return partition.add_many(
+        [r.id for r in rows], matrix, [r.created_at for r in rows], [r.expires_at for r in rows]
+    )
 
 
 def _build(rows: list[EntryVector]) -> Partition:
-    """A partition's index of ``rows`` (not empty)."""
-    vectors = _rows(rows)
-    partition = Partition(vectors[0][1].shape[0])
-    partition.add_many(vectors)
+    """A partition of ``rows`` (not empty), sized by the first."""
+    partition = Partition(len(rows[0].vector) // 4)
+    _add(partition, rows)
     return partition
 
 
@@ -230,8 +247,8 @@ class SemanticCache:
             if self._parts.get(key) is not loaded:  # unloaded meanwhile (a drop)
                 self._parts[key] = loaded
             if loaded.vectors is None and len(rows) > OFF_LOOP_ROWS:
-                # building a large index takes a while: in a thread, not on the event loop;
-                # the partition is not in use before (nothing else touches the new index)
+                # decoding thousands of rows takes a while: in a thread, not on the event
+                # loop; the partition is not in use before (nothing else touches it)
                 built = await asyncio.to_thread(_build, rows)
                 if self._parts.get(key) is not loaded:
                     return loaded  # dropped meanwhile: what was read may be gone
@@ -250,7 +267,7 @@ class SemanticCache:
             loaded.vectors = _build(rows)
             self.stored_vectors += len(loaded.vectors)
         else:
-            self.stored_vectors += loaded.vectors.add_many(_rows(rows))
+            self.stored_vectors += _add(loaded.vectors, rows)
         surplus = len(loaded.vectors or ()) - self.limits.max_entries
         if surplus > 0 and loaded.vectors is not None:  # other replicas' additions
             self._forget(loaded, loaded.vectors.oldest(surplus))
