@@ -51,7 +51,7 @@ class SemanticLimits:
     """Entries per partition (database and memory); the oldest go first. At most
     :data:`MAX_PARTITION_ENTRIES`: a lookup scans its partition."""
     max_vectors: int = 200_000
-    """Vectors in memory over all partitions (about ``4 * dim`` bytes each, plus the graph)."""
+    """Vectors in memory over all partitions (``4 * dim`` bytes each, plus id and times)."""
     max_partitions: int = 10_000
     """Partitions in memory (their vectors count toward ``max_vectors`` too)."""
     max_total: int = 1_000_000
