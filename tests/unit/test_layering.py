@@ -95,8 +95,9 @@ ALLOWED: dict[str, set[str]] = {
     # the MCP gateway: upstream registry, transports, supervision; access and quotas (the
     # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
-    # the response cache: answer stores and the semantic index (it embeds through a function
-    # the pipeline hands it, never importing the pipeline)
+    # the response cache: answer stores and the semantic index (its entries are in the
+    # database: storage.base); it embeds through a function the pipeline hands it
+    # (pipeline.cache_embed), never importing the pipeline
     "cache": _FOUNDATION | _DOMAIN | {"config"},
     # files: the blob stores and the files service's seams
     "files": _FOUNDATION | _DOMAIN | {"config"},

@@ -42,6 +42,7 @@ from sluice.storage.sql.identities import SqlIdentities
 from sluice.storage.sql.mcp_analytics import SqlMcpAnalytics
 from sluice.storage.sql.mcp_servers import SqlMcpServers
 from sluice.storage.sql.scim import SqlScim
+from sluice.storage.sql.semantic import SqlSemanticEntries
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.terms import SqlTerms
 from sluice.storage.sql.unit import Database, transaction
@@ -343,6 +344,7 @@ class SqlStorage:
         self.terms = SqlTerms(engine)
         self.mcp_servers = SqlMcpServers(engine)
         self.files = SqlFiles(engine)
+        self.semantic = SqlSemanticEntries(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

@@ -436,6 +436,28 @@ files = Table(
     Index("ix_files_expires_at", "expires_at"),
 )
 
+
+# The semantic response cache: prompts, their embeddings and answers (``sluice.cache.semantic``).
+semantic_cache = Table(
+    "semantic_cache",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("partition", String(64), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("params", String(128), nullable=False),
+    Column("embedder", String(200), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_semantic_cache_partition_created", "partition", "created_at"),
+    Index("ix_semantic_cache_expires", "expires_at"),
+    Index("ix_semantic_cache_model_scope", "model", "scope"),
+)
+
 KEYS_VERSION = "keys_version"
 
 HEAD_REVISION = "0020"
