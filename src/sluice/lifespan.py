@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -38,6 +38,9 @@ from sluice.storage.sql.migrate import upgrade_engine
 from sluice.storage.sql.repository import SqlStorage
 from sluice.usage.bodies import BodyPolicy
 from sluice.usage.writer import UsageWriter
+
+if TYPE_CHECKING:
+    from sluice.cache.semantic.index import SemanticCache
 
 log = logging.getLogger("sluice")
 
@@ -66,7 +69,7 @@ async def _migrate(rt: Runtime) -> None:
 
 
 def _connect_steps(
-    rt: Runtime, control: ControlPlane, *, migrate: bool
+    rt: Runtime, control: ControlPlane, *, migrate: bool, semantic: SemanticCache | None
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """What the process does once its database answers (see ``sluice.bringup``)."""
 
@@ -90,6 +93,10 @@ def _connect_steps(
         rt.tasks.spawn(control.alerts.run(), name="alerts")
         rt.tasks.spawn(wiring.retention(rt).run(), name="retention")
         rt.tasks.spawn(control.files.run(), name="files-cleanup")
+        if semantic is not None:
+            from sluice.cache.semantic import run_sweeps
+
+            rt.tasks.spawn(run_sweeps(semantic, clock=rt.clock), name="semantic-cache-sweep")
 
     return steps
 
@@ -208,8 +215,9 @@ async def open_process(
             config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )
         control = wiring.control_plane(rt)
+        semantic = wiring.semantic_cache(rt, control)
         bring_up = BringUp(
-            _connect_steps(rt, control, migrate=migrate),
+            _connect_steps(rt, control, migrate=migrate, semantic=semantic),
             rt.lifecycle,
             retry_max_s=settings.startup_retry_max_s,
         )

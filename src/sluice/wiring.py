@@ -5,7 +5,7 @@ retention, and the control plane's services. Concrete backends are chosen here (
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
@@ -13,7 +13,7 @@ from sluice.analytics.service import Analytics
 from sluice.auth.oidc.service import SsoService
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
-from sluice.cache.base import AnswerStore, SemanticIndex
+from sluice.cache.base import AnswerStore, SemanticIndex, Vector
 from sluice.cache.keys import generation
 from sluice.cache.memory import MemoryAnswers
 from sluice.cache.service import ResponseCache
@@ -49,6 +49,7 @@ from sluice.tenancy.service import Tenancy
 from sluice.usage.retention import Retention, Target
 
 if TYPE_CHECKING:
+    from sluice.cache.semantic.index import SemanticCache
     from sluice.mcp.tools import ToolRunner
     from sluice.routing.breaker_redis import RedisBreakers
 
@@ -109,6 +110,32 @@ def response_cache(
         semantic=semantic,
         **extra,
     )
+
+
+def semantic_cache(rt: Runtime, control: ControlPlane) -> SemanticCache | None:
+    """Give the response cache its semantic index when a model, a team or the section asks
+    for semantic mode: prompts embedded by ``cache.embedding_model`` through the pipeline (the
+    request's caller pays; warm-up's admin), entries in the database. ``None``: no index (the
+    sweep task then has nothing to do)."""
+    cache = rt.cache
+    if cache is None:
+        return None
+    section = rt.config.cache
+    model = section.embedding_model
+    if model is None or not section.any_semantic(tuple(m.cache for m in rt.config.models)):
+        return None
+    from sluice.cache.semantic import build_semantic_index
+    from sluice.pipeline.cache_embed import PipelineEmbedder
+
+    index = build_semantic_index(repo=rt.storage.semantic, embedding_model=model, clock=rt.clock)
+    embedder = PipelineEmbedder(rt.services, model, record=rt.usage.record)
+
+    def embed_for(svc: Any, ctx: Any, model: str, text: str) -> Awaitable[Vector | None]:
+        return embedder.embed(text, ctx=ctx)
+
+    cache.semantic, cache.embed_for = index, embed_for
+    control.response_cache.embed = embedder.embed_as
+    return index
 
 
 def router(

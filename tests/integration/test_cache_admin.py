@@ -3,7 +3,6 @@ that calls it), cache analytics, and the semantic mode over an in-tree index."""
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from collections.abc import Iterator
@@ -156,7 +155,7 @@ async def test_semantic_mode_answers_a_paraphrase_within_the_tenant(tmp_path: Pa
         assert cache.stats.semantic_hits == 1
 
         admin = app.control.response_cache  # type: ignore[union-attr]
-        admin.embed = functools.partial(embed_words, None, None, "mock-embed")
+        admin.embed = lambda _principal, text: embed_words(None, None, "mock-embed", text)
         warmed = await client.post(
             "/api/v1/cache/warm",
             json={

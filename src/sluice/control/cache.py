@@ -5,7 +5,7 @@ from prompt/answer pairs. The admin API and the CLI (through the admin API) shar
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +13,7 @@ import orjson
 
 from sluice.auth.principal import Principal
 from sluice.cache import codec, keys
-from sluice.cache.base import Embed, Probe, Selector
+from sluice.cache.base import Probe, Selector, Vector
 from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.errors import BadRequest
@@ -67,10 +67,10 @@ class CacheAdmin:
         clock: Clock,
     ) -> None:
         self.cache = cache
-        self.embed: Embed | None = None
-        """Embeds a warm-up prompt for the semantic index (the embedding model called as the
-        gateway itself); set by the composition root with the index. ``None``: warm-up fills
-        the exact store only."""
+        self.embed: Callable[[Principal, str], Awaitable[Vector | None]] | None = None
+        """Embeds a warm-up prompt for the semantic index (the embedding model called through
+        the pipeline, accounted to the admin warming up); set by the composition root with
+        the index. ``None``: warm-up fills the exact store only."""
         self._directory = directory
         self._principals = principals
         self._canonical = canonical
@@ -123,9 +123,10 @@ class CacheAdmin:
                 semantic += await cache.semantic.drop(selector)
         return {"exact": exact, "semantic": semantic}
 
-    async def warm(self, entries: Iterable[WarmEntry]) -> dict[str, int]:
+    async def warm(self, entries: Iterable[WarmEntry], *, principal: Principal) -> dict[str, int]:
         """Store each pair as an exact entry, and in the semantic index when the model's mode
-        is semantic and :attr:`embed` is set. Raises 400 naming the first bad entry."""
+        is semantic and :attr:`embed` is set (the embeddings are ``principal``'s requests).
+        Raises 400 naming the first bad entry."""
         cache = self._on()
         stored = semantic = 0
         for i, entry in enumerate(entries):
@@ -149,12 +150,21 @@ class CacheAdmin:
             ttl = policy.ttl_s if entry.ttl_s is None else min(entry.ttl_s, policy.ttl_s)
             await cache.store.put(key, value, ttl_s=ttl, scope=entry.scope, model=model)
             stored += 1
-            if policy.mode == "semantic" and await self._index(model, entry, body, value, ttl):
+            if policy.mode == "semantic" and await self._index(
+                principal, model=model, entry=entry, body=body, value=value, ttl=ttl
+            ):
                 semantic += 1
         return {"stored": stored, "semantic": semantic}
 
     async def _index(
-        self, model: str, entry: WarmEntry, body: dict[str, Any], value: bytes, ttl: float
+        self,
+        principal: Principal,
+        *,
+        model: str,
+        entry: WarmEntry,
+        body: dict[str, Any],
+        value: bytes,
+        ttl: float,
     ) -> bool:
         cache, embed = self.cache, self.embed
         text = keys.prompt_text(body)
@@ -162,7 +172,7 @@ class CacheAdmin:
             return False
         params = keys.params_digest(body, generation=cache.generation(model))
         probe = Probe(scope=entry.scope, model=model, endpoint="chat", params=params, text=text)
-        vector = await embed(text)
+        vector = await embed(principal, text)
         if vector is None:
             return False
         await cache.semantic.add(probe, vector, value, ttl_s=ttl)

@@ -22,14 +22,18 @@ from typing import Any
 
 import orjson
 
+from sluice.auth.principal import Principal
 from sluice.cache.base import Embed, Vector
 from sluice.errors import GatewayError
-from sluice.pipeline.context import RequestContext
+from sluice.ids import random_hex
+from sluice.observability.tracing import start_trace
+from sluice.pipeline.context import Arrival, RequestContext
 from sluice.pipeline.dialects.openai import OpenAIDialect
 from sluice.pipeline.mcp_stream import RoundSink
 from sluice.pipeline.outcome import usage_row
 from sluice.pipeline.run import serve
 from sluice.pipeline.services import Services
+from sluice.pipeline.sink import Headers
 from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.event import UsageEvent
 
@@ -65,6 +69,28 @@ class PipelineEmbedder:
         stops it."""
         return partial(self.embed, ctx=ctx)
 
+    async def embed_as(self, principal: Principal, text: str) -> Vector | None:
+        """The embedding of ``text`` for ``principal`` outside any request (cache warm-up):
+        accounted to that principal, under a request id of its own."""
+        loop = asyncio.get_running_loop()
+        request_id = "req_" + random_hex(10)
+        arrival = Arrival(
+            request_id, time.time(), time.perf_counter(), Endpoint.EMBEDDINGS.value, principal,
+            start_trace(None),
+        )  # fmt: skip
+        headers = [(b"x-request-id", request_id.encode())]
+        try:
+            entry = self._svc.table.resolve(self.model)
+        except GatewayError:
+            log.warning("the semantic cache's embedding model %r is not configured", self.model)
+            return None
+        body = {"model": self.model, "input": text}
+        req = ProviderRequest(Endpoint.EMBEDDINGS, body, orjson.dumps(body), self.model)
+        ctx = RequestContext(
+            arrival, _DIALECT, req, entry, _NoClient(), loop.time() + self._timeout_s, headers
+        )
+        return await self.embed(text, ctx=ctx)
+
     async def embed(self, text: str, *, ctx: RequestContext) -> Vector | None:
         """The unit-length embedding of ``text``, or ``None`` when it could not be had."""
         svc = self._svc
@@ -89,6 +115,27 @@ class PipelineEmbedder:
         if outcome.error is not None:
             return None
         return _vector(sink.body)
+
+
+class _NoClient:
+    """The sink of a request no client waits for (its answer is kept by the round sink)."""
+
+    started = ended = gone = False
+
+    async def json(self, status: int, body: bytes, headers: Headers) -> None:
+        pass
+
+    async def error(self, exc: GatewayError, body: bytes, headers: Headers) -> None:
+        pass
+
+    async def start_stream(self, headers: Headers) -> None:
+        pass
+
+    async def chunk(self, data: bytes) -> None:
+        pass
+
+    async def end(self, data: bytes = b"") -> None:
+        pass
 
 
 def _vector(raw: bytes) -> Vector | None:

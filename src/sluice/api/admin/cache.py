@@ -102,6 +102,6 @@ def router(ctx: AdminContext) -> APIRouter:
     async def warm(body: WarmIn, actor: Actor) -> dict[str, int]:
         """Store prompt/answer pairs as the answers of chat requests."""
         admin_only(actor)
-        return await admin.warm([_entry(i, e) for i, e in enumerate(body.entries)])
+        return await admin.warm([_entry(i, e) for i, e in enumerate(body.entries)], principal=actor)
 
     return api
