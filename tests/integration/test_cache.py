@@ -153,8 +153,16 @@ async def test_request_directives(tmp_path: Path) -> None:
         assert app.runtime.cache is not None
 
 
-async def test_embeddings_messages_and_stateless_responses_are_cached(tmp_path: Path) -> None:
+async def test_completions_embeddings_messages_and_stateless_responses_are_cached(
+    tmp_path: Path,
+) -> None:
     async with running(make_settings(tmp_path), CONFIG) as (_, client):
+        text = {"model": "mock-gpt", "prompt": "A sluice is", "max_tokens": 8}
+        first_text = await client.post("/v1/completions", json=text)
+        assert first_text.status_code == 200 and first_text.headers["x-sluice-cache"] == "miss"
+        again_text = await client.post("/v1/completions", json=text)
+        assert again_text.headers["x-sluice-cache"] == "hit"
+        assert again_text.json()["choices"] == first_text.json()["choices"]
         embed = {"model": "mock-embed", "input": "a sluice"}
         assert (await client.post("/v1/embeddings", json=embed)).headers["x-sluice-cache"] == "miss"
         assert (await client.post("/v1/embeddings", json=embed)).headers["x-sluice-cache"] == "hit"
