@@ -20,6 +20,7 @@ import orjson
 
 from sluice.api.batches import BatchRoutes
 from sluice.api.dataplane import DataPlane, new_request_id
+from sluice.api.files import FilesRoutes
 from sluice.api.health import DeploymentHealth, Readiness, live
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
@@ -190,6 +191,8 @@ class SluiceApp:
         if rt.config.batches.enabled:
             batches = BatchRoutes(plane.caller, control.batches)
             self._prefixes += ((("/v1/batches", "/batches"), batches),)
+        files = FilesRoutes(control.files, plane.caller, lifecycle=self._life)
+        self._prefixes += ((("/v1/files", "/files"), files),)
         if control.scim is not None:  # unset: /scim/v2 is not a route (404)
             self._prefixes += (((SCIM_PREFIX,), _Lazy(lambda: _build(SCIM, control))),)
         self._control = _Lazy(lambda: _build(ADMIN, control))

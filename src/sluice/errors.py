@@ -38,6 +38,7 @@ class ErrorKind(enum.StrEnum):
     CALLER_METHOD_NOT_ALLOWED = "caller_method_not_allowed"
     CALLER_PAYLOAD_TOO_LARGE = "caller_payload_too_large"
     CALLER_UNSUPPORTED = "caller_unsupported"
+    CALLER_CACHE_MISS = "caller_cache_miss"
     POLICY_RATE_LIMITED = "policy_rate_limited"
     POLICY_BUDGET_EXCEEDED = "policy_budget_exceeded"
     POLICY_TERMS_NOT_ACCEPTED = "policy_terms_not_accepted"
@@ -73,6 +74,8 @@ _KINDS: dict[ErrorKind, KindInfo] = {
     ErrorKind.CALLER_METHOD_NOT_ALLOWED: KindInfo(405, "invalid_request_error", False),
     ErrorKind.CALLER_PAYLOAD_TOO_LARGE: KindInfo(413, "invalid_request_error", False),
     ErrorKind.CALLER_UNSUPPORTED: KindInfo(400, "invalid_request_error", False),
+    # ``Cache-Control: only-if-cached`` and nothing stored: 504, as HTTP caches answer it.
+    ErrorKind.CALLER_CACHE_MISS: KindInfo(504, "cache_miss", False),
     ErrorKind.POLICY_RATE_LIMITED: KindInfo(429, "rate_limit_error", False),
     ErrorKind.POLICY_BUDGET_EXCEEDED: KindInfo(429, "budget_exceeded", False),
     ErrorKind.POLICY_TERMS_NOT_ACCEPTED: KindInfo(403, "permission_error", False),

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -40,6 +41,9 @@ from sluice.storage.sql.repository import SqlStorage
 from sluice.usage.bodies import BodyPolicy
 from sluice.usage.writer import UsageWriter
 
+if TYPE_CHECKING:
+    from sluice.cache.semantic.index import SemanticCache
+
 log = logging.getLogger("sluice")
 
 
@@ -67,7 +71,12 @@ async def _migrate(rt: Runtime) -> None:
 
 
 def _connect_steps(
-    rt: Runtime, control: ControlPlane, *, migrate: bool, worker: BatchWorker | None = None
+    rt: Runtime,
+    control: ControlPlane,
+    *,
+    migrate: bool,
+    semantic: SemanticCache | None,
+    worker: BatchWorker | None = None,
 ) -> Callable[[], Coroutine[Any, Any, None]]:
     """What the process does once its database answers (see ``sluice.bringup``)."""
 
@@ -92,8 +101,18 @@ def _connect_steps(
         rt.tasks.spawn(wiring.retention(rt).run(), name="retention")
         if worker is not None:
             rt.tasks.spawn(worker.run(), name="batch-worker")
+        rt.tasks.spawn(control.files.run(), name="files-cleanup")
+        if semantic is not None:
+            from sluice.cache.semantic import run_sweeps
+
+            rt.tasks.spawn(run_sweeps(semantic, clock=rt.clock), name="semantic-cache-sweep")
 
     return steps
+
+
+def _team_name(keys: KeyCache, team_id: str) -> str | None:
+    team = keys.index.teams.get(team_id)
+    return None if team is None else team.name
 
 
 def _storage(settings: Settings) -> SqlStorage:
@@ -154,6 +173,7 @@ async def open_process(
         limiter, budgets = wiring.governance(clock, redis, lease_s=settings.redis_slot_lease_s)
         router, breakers = wiring.router(config, table, clock, redis)
         body_policy = BodyPolicy(config.body_logging) if config.body_logging.enabled else None
+        cache = wiring.response_cache(config, clock, redis)
         usage = UsageWriter(
             storage.usage,
             storage.keys,
@@ -184,7 +204,12 @@ async def open_process(
             budgets=budgets,
             pricer=_pricer(config, clock),
             observability=build_observability(
-                settings, config, table=table, writer=usage, breakers=breakers
+                settings,
+                config,
+                table=table,
+                writer=usage,
+                breakers=breakers,
+                cache=None if cache is None else cache.totals,
             ),
             body_policy=body_policy,
             mcp=mcp,
@@ -193,14 +218,20 @@ async def open_process(
                 {name: p.api_key_ref for name, p in config.providers.items()}
             ),
             lifecycle=lifecycle or Lifecycle(),
+            cache=cache,
         )
+        if rt.cache is not None:
+            rt.cache.team_name = functools.partial(_team_name, rt.keys)
         rt.keys.bearer = bearer_tokens(
             config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )
-        control = wiring.control_plane(rt, files=files)
-        worker = wiring.batch_worker(rt, control.batches, files, rt.observability.metrics.batches)
+        control = wiring.control_plane(rt, file_access=files)
+        semantic = wiring.semantic_cache(rt, control)
+        worker = wiring.batch_worker(
+            rt, control.batches, files or control.files, rt.observability.metrics.batches
+        )
         bring_up = BringUp(
-            _connect_steps(rt, control, migrate=migrate, worker=worker),
+            _connect_steps(rt, control, migrate=migrate, semantic=semantic, worker=worker),
             rt.lifecycle,
             retry_max_s=settings.startup_retry_max_s,
         )

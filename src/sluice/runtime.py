@@ -15,6 +15,7 @@ import aiohttp
 from sluice.auth.cache import KeyCache
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.pricing import Pricer
+from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.resolve import ProviderCredentials
@@ -61,6 +62,8 @@ class Runtime:
     credential service only), else the config's ``api_key``."""
     body_policy: BodyPolicy | None = None
     """Body logging, when the config turns it on for any org or team."""
+    cache: ResponseCache | None = None
+    """The response cache (``None``: no model or team enables it)."""
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     """Starting (the database not reached yet), ready or draining."""
     tasks: Background = field(default_factory=Background)
@@ -87,6 +90,7 @@ class Runtime:
             provider_types={name: p.type for name, p in self.config.providers.items()},
             prices={m.name: m.prices for m in self.config.models if m.prices is not None},
             total_timeout_s=self.config.routing.total_timeout_s,
+            cache=self.cache,
             read_limits=ReadLimits(
                 body_bytes=self.settings.max_upstream_body_bytes,
                 event_bytes=self.settings.max_upstream_event_bytes,

@@ -5,7 +5,7 @@ retention, and the control plane's services. Concrete backends are chosen here (
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
@@ -17,9 +17,15 @@ from sluice.batches.service import BatchService
 from sluice.batches.worker import BatchWorker, Observer
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
+from sluice.cache.base import AnswerStore, SemanticIndex, Vector
+from sluice.cache.keys import generation
+from sluice.cache.memory import MemoryAnswers
+from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
+from sluice.control.cache import CacheAdmin
 from sluice.control.credentials import CredentialService
+from sluice.control.files import FilesService
 from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.mcp_servers import McpServerService
 from sluice.control.plane import ControlPlane, Records
@@ -48,6 +54,7 @@ from sluice.tenancy.service import Tenancy
 from sluice.usage.retention import Retention, Target
 
 if TYPE_CHECKING:
+    from sluice.cache.semantic.index import SemanticCache
     from sluice.mcp.tools import ToolRunner
     from sluice.routing.breaker_redis import RedisBreakers
 
@@ -64,6 +71,76 @@ def governance(clock: Clock, redis: Any, *, lease_s: float) -> tuple[Limiter, Bu
 
         return RedisLimiter(redis, lease_s=lease_s), RedisBudgets(redis, clock)
     return MemoryLimiter(clock), MemoryBudgets(clock)
+
+
+def response_cache(
+    config: GatewayConfig,
+    clock: Clock,
+    redis: Any,
+    *,
+    semantic: SemanticIndex | None = None,
+    team_name: Callable[[str], str | None] | None = None,
+) -> ResponseCache | None:
+    """The response cache, or ``None`` when no model or team enables it (then the data plane
+    pays one attribute check). ``semantic``: the semantic index (``None``: semantic mode
+    answers from exact entries only); it may also be set on the result later."""
+    section = config.cache
+    overrides = tuple(m.cache for m in config.models)
+    if not section.any_enabled(overrides):
+        return None
+    if section.backend == "redis" and redis is None:
+        raise ValueError("cache.backend: redis needs SLUICE_REDIS_URL")
+    store: AnswerStore
+    extra: dict[str, Any] = {}
+    if redis is not None and section.backend != "memory":
+        from sluice.cache.redis import RedisAnswers
+
+        ttls = [section.ttl_s, *(o.ttl_s for o in overrides if o and o.ttl_s)]
+        ttls += [t.ttl_s for t in section.teams.values() if t.ttl_s]
+        store = RedisAnswers(redis, clock, max_ttl_s=max(ttls))
+    else:
+        memory = MemoryAnswers(clock, max_bytes=section.max_bytes)
+        store = memory
+        extra = {"store_bytes": lambda: memory.bytes, "store_evictions": lambda: memory.evictions}
+    if team_name is not None:
+        extra["team_name"] = team_name
+    return ResponseCache(
+        config=section,
+        store=store,
+        models={m.name: m.cache for m in config.models},
+        generations={
+            m.name: generation(d.model_dump(mode="json") for d in m.deployments)
+            for m in config.models
+        },
+        semantic=semantic,
+        **extra,
+    )
+
+
+def semantic_cache(rt: Runtime, control: ControlPlane) -> SemanticCache | None:
+    """Give the response cache its semantic index when a model, a team or the section asks
+    for semantic mode: prompts embedded by ``cache.embedding_model`` through the pipeline (the
+    request's caller pays; warm-up's admin), entries in the database. ``None``: no index (the
+    sweep task then has nothing to do)."""
+    cache = rt.cache
+    if cache is None:
+        return None
+    section = rt.config.cache
+    model = section.embedding_model
+    if model is None or not section.any_semantic(tuple(m.cache for m in rt.config.models)):
+        return None
+    from sluice.cache.semantic import build_semantic_index
+    from sluice.pipeline.cache_embed import PipelineEmbedder
+
+    index = build_semantic_index(repo=rt.storage.semantic, embedding_model=model, clock=rt.clock)
+    embedder = PipelineEmbedder(rt.services, model, record=rt.usage.record)
+
+    def embed_for(svc: Any, ctx: Any, model: str, text: str) -> Awaitable[Vector | None]:
+        return embedder.embed(text, ctx=ctx)
+
+    cache.semantic, cache.embed_for = index, embed_for
+    control.response_cache.embed = embedder.embed_as
+    return index
 
 
 def router(
@@ -104,6 +181,22 @@ def retention(rt: Runtime) -> Retention:
     if rt.body_policy is not None:
         targets.append(Target("usage_bodies", storage.bodies, rt.body_policy.retention_days))
     return Retention(targets, clock=rt.clock, interval_s=rt.settings.usage_purge_interval_s)
+
+
+def files(rt: Runtime) -> FilesService:
+    """The files service over the configured blob store (``files.backend``)."""
+    config = rt.config.files
+    if config.backend == "s3":
+        from sluice.files.s3 import S3BlobStore
+
+        assert config.s3 is not None  # the config model requires it for this backend
+        return FilesService(
+            rt.storage.files, S3BlobStore.build(config.s3), config=config, clock=rt.clock
+        )
+    from sluice.files.local import LocalBlobStore
+
+    local = LocalBlobStore(config.directory or rt.settings.data_dir / "files")
+    return FilesService(rt.storage.files, local, config=config, clock=rt.clock, sweep=local.sweep)
 
 
 def alerts(rt: Runtime) -> AlertService:
@@ -184,10 +277,12 @@ def batch_worker(
     return worker
 
 
-def control_plane(rt: Runtime, *, files: FileAccess | None = None) -> ControlPlane:
-    """The control plane's services over this process's resources, built once. ``files``:
-    what batches read their input from and write their output to."""
+def control_plane(rt: Runtime, *, file_access: FileAccess | None = None) -> ControlPlane:
+    """The control plane's services over this process's resources, built once.
+    ``file_access``: what batches read their input from and write their output to (default:
+    the files service)."""
     storage = rt.storage
+    file_service = files(rt)
 
     async def changed() -> None:
         await sync.after_change()
@@ -244,7 +339,9 @@ def control_plane(rt: Runtime, *, files: FileAccess | None = None) -> ControlPla
         keys=KeyService(tenancy),
         credentials=credentials,
         policies=PolicyService(rt.router.policy, storage.meta, tenancy),
-        analytics=Analytics(storage.analytics, rt.clock, mcp=storage.mcp_analytics),
+        analytics=Analytics(
+            storage.analytics, rt.clock, mcp=storage.mcp_analytics, cache=storage.cache_analytics
+        ),
         alerts=alerts(rt),
         records=Records(
             spent_since=storage.spend.spent_since,
@@ -271,5 +368,13 @@ def control_plane(rt: Runtime, *, files: FileAccess | None = None) -> ControlPla
         scim=scim,
         mcp=McpCatalog(rt.mcp, functools.partial(tool_runner, rt)),
         mcp_servers=mcp_servers,
-        batches=batches(rt, files),
+        response_cache=CacheAdmin(
+            rt.cache,
+            directory=lambda: rt.keys.index,
+            principals=rt.keys.principals,
+            canonical=rt.table.canonical,
+            clock=rt.clock,
+        ),
+        files=file_service,
+        batches=batches(rt, file_access or file_service),
     )

@@ -214,3 +214,21 @@ async def test_burn_down_of_each_budget_on_the_scope(world: World) -> None:
     async with signed_in(world.app, "ub@example.org") as b:
         none = (await b.get("/ui/usage")).text
         assert "No budget is set on this scope" in none
+
+
+async def test_the_usage_page_shows_cache_hits_and_savings(tmp_path: Path) -> None:
+    from tests.integration.conftest import CONFIG
+
+    cached = CONFIG + "cache: {enabled: true}\n"
+    async with console_world(tmp_path, cached) as w:
+        for _ in range(3):
+            assert (await w.call("ta", "POST", "/v1/chat/completions", CHAT)).status_code == 200
+        await w.app.runtime.usage.flush()  # type: ignore[union-attr]
+        async with signed_in(w.app, "ta@example.org") as b:
+            page = (await b.get("/ui/usage")).text
+        section = page.split('id="cache"', 1)[1].split("</section>", 1)[0]
+        assert "mock-gpt" in section and "team-A1" in section
+        cells = re.findall(r'<td class="num">([^<]*)</td>', section)
+        # ua's request (the world's) stored the answer for org A: ta's three are hits
+        assert cells[:3] == ["4", "3", "75.0 %"]
+        assert cells[3] == "$0.00"  # the mock has no price: nothing saved

@@ -31,7 +31,11 @@ def _pages(ui_world: UiWorld) -> dict[str, str]:
         "usage": "/ui/usage",
         "requests": "/ui/requests",
         "mcp": "/ui/mcp",
+        "files": "/ui/files",
     }
+
+
+PHONE = ("keys", "playground", "usage", "requests", "mcp", "files")
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +70,19 @@ def test_main_pages(
         page.screenshot(path=str(out / f"login-{view}.png"))
         sign_in(page, "root@example.org")
         for name, path in _pages(ui_world).items():
-            if view == "phone" and name not in ("keys", "playground", "usage", "requests", "mcp"):
+            if view == "phone" and name not in PHONE:
                 continue
             page.goto(path)
             if name == "mcp" and page.locator("#server-everything").count():
                 page.click("#server-everything details.tools > summary")
                 page.wait_for_selector("#server-everything .tools-body table", timeout=30_000)
+            if name == "files" and not page.locator("td code").count():
+                page.set_input_files(
+                    'input[name="file"]',
+                    {"name": "eval-prompts.jsonl", "mimeType": "text/plain", "buffer": b"{}\n"},
+                )
+                page.click('button:has-text("Upload")')
+                page.wait_for_selector("text=The file was uploaded.")
             if name == "keys":
                 page.fill('input[name="name"]', f"demo-{view}")
                 page.click('button:has-text("Create key")')

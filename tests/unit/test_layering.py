@@ -81,13 +81,13 @@ ALLOWED: dict[str, set[str]] = {
     "tenancy": {"clock", "errors", "types", "storage.base", "auth", "limits", "budgets"},
     # usage rows and the repositories protocol: storage.base names the domain's records
     "usage": {"clock", "config", "outage", "storage.base", "storage.availability"},
-    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"},
-    "storage": {"errors", "types", "storage.base", "storage.availability"},
+    "storage.base": {"errors", "types", "storage", "auth", "tenancy", "usage", "scim"} | {"files"},
+    "storage": {"errors", "types", "storage.base", "storage.availability", "files"},
     # the SQL backend implements the repositories of every aggregate
     "storage.sql": {"errors", "types", "clock", "ids", "storage", "storage.base"}
     | {"storage.availability", "auth", "tenancy", "usage", "alerts", "analytics"}
     | {"limits", "budgets"}  # rows → typed limit and budget settings
-    | {"scim"},
+    | {"scim", "files"},
     "analytics": {"clock", "errors", "auth", "tenancy", "usage"},
     # SCIM provisioning: writes through the tenancy service (its link records: scim.store)
     "scim": _FOUNDATION | {"auth", "tenancy", "storage.base"},
@@ -95,8 +95,9 @@ ALLOWED: dict[str, set[str]] = {
     # the MCP gateway: upstream registry, transports, supervision; access and quotas (the
     # domain: auth's principal, the limiter)
     "mcp": _FOUNDATION | _DOMAIN | {"config"},
-    # the response cache: answer stores and the semantic index (it embeds through a function
-    # the pipeline hands it, never importing the pipeline)
+    # the response cache: answer stores and the semantic index (its entries are in the
+    # database: storage.base); it embeds through a function the pipeline hands it
+    # (pipeline.cache_embed), never importing the pipeline
     "cache": _FOUNDATION | _DOMAIN | {"config"},
     # files: the blob stores and the files service's seams
     "files": _FOUNDATION | _DOMAIN | {"config"},
@@ -121,7 +122,7 @@ ALLOWED: dict[str, set[str]] = {
     "console": _FOUNDATION
     | _DOMAIN
     | {"storage", "config", "credentials", "observability", "routing", "analytics", "alerts"}
-    | {"control", "batches"},
+    | {"control", "batches", "files"},
     # composition roots: the lifespan opens every resource, the app wires the edges to it,
     # the CLI runs commands over the lifespan's runtime
     "lifespan": _FOUNDATION
@@ -160,6 +161,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli_tenancy": _FOUNDATION | _DOMAIN | {"lifespan", "storage.sql", "control"},
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
+    "cli_cache": _FOUNDATION,
     "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
     "cli_batches": _FOUNDATION | _DOMAIN | {"cli_tenancy", "batches", "config", "storage"},
     "cli": _FOUNDATION
@@ -173,6 +175,7 @@ ALLOWED: dict[str, set[str]] = {
         "cli_tenancy",
         "cli_batches",
         "providers",
+        "cli_cache",
     },  # ``mock-upstream``
     "__main__": {"cli"},
 }
@@ -186,6 +189,10 @@ CONCRETE = {
     "budgets.memory",
     "budgets.redis",
     "routing.breaker_redis",
+    "cache.memory",
+    "cache.redis",
+    "files.local",
+    "files.s3",
 } | {".".join(spec.factory.partition(":")[0].split(".")[1:3]) for spec in PROVIDER_TYPES.values()}
 ROOTS = {"app", "lifespan", "runtime", "wiring", "background", "cli", "cli_tenancy", "cli_routing"}
 ROOTS |= {"cli_sso"}

@@ -139,3 +139,17 @@ def test_the_last_turn_decides_between_a_tool_call_and_text() -> None:
     # A new question after the answer to a tool result calls the tool again.
     again = [*called, formats["openai"], {"role": "assistant", "content": "x"}, *asked]
     assert s.plan_answer(s.MockScript(), {"messages": again, "tools": [tool]}).tool_calls
+
+
+def test_bag_of_words_embeddings_make_paraphrases_near() -> None:
+    script = s.MockScript.parse("embed?dim=64&bow=1")
+    assert script.bow and script.dim == 64
+    texts = ["What is the capital city of France?", "what is the capital of France", "Bake bread"]
+    data = embed.embeddings(script, {"input": texts})["data"]
+    a, b, c = (d["embedding"] for d in data)
+    assert all(abs(sum(v * v for v in e) - 1.0) < 1e-4 for e in (a, b, c))
+    assert sum(x * y for x, y in zip(a, b, strict=True)) > 0.9
+    assert abs(sum(x * y for x, y in zip(a, c, strict=True))) < 0.3
+    # the default stays random-like per text, as before
+    plain = embed.embeddings(s.MockScript.parse("embed?dim=64"), {"input": texts[:2]})["data"]
+    assert sum(x * y for x, y in zip(*(d["embedding"] for d in plain), strict=True)) < 0.5

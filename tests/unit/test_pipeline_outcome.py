@@ -41,6 +41,8 @@ def test_every_row_field_comes_from_the_arrival_or_the_outcome() -> None:
         True,
         12.5,
         30.0,
+        "hit",
+        99,
     )
     capture = BodyCapture(10)
     row = usage_row(_arrival(), outcome, request=req, want_metadata=True, bodies=capture)
@@ -78,6 +80,8 @@ def test_every_row_field_comes_from_the_arrival_or_the_outcome() -> None:
         "upstream_ms": 30.0,
         "want_metadata": True,
         "bodies": capture,
+        "cache": "hit",
+        "cost_saved_micros": 99,
     }
     names = {f.name for f in fields(UsageEvent)}
     assert names == {*expected, "latency_ms", *MCP_ONLY, *BATCH_ONLY}

@@ -18,6 +18,7 @@ from datetime import datetime
 import orjson
 
 from sluice.analytics.base import AnalyticsStore
+from sluice.analytics.cache import CacheQuery, CacheSums, CacheUsageStore
 from sluice.analytics.mcp import McpQuery, McpToolMetrics, McpUsageStore, tool_calls
 from sluice.analytics.model import (
     Cursor,
@@ -101,11 +102,24 @@ def decode_cursor(text: str) -> Cursor:
 
 
 class Analytics:
-    def __init__(self, store: AnalyticsStore, clock: Clock, *, mcp: McpUsageStore) -> None:
-        """``mcp``: where MCP tool-call sums come from (the raw usage rows)."""
+    def __init__(
+        self,
+        store: AnalyticsStore,
+        clock: Clock,
+        *,
+        mcp: McpUsageStore,
+        cache: CacheUsageStore | None = None,
+    ) -> None:
+        """``mcp``: where MCP tool-call sums come from (the raw usage rows); ``cache``:
+        response-cache sums (the raw usage rows)."""
         self._store = store
         self._clock = clock
         self._mcp = mcp
+        self._cache = cache
+
+    async def cache_usage(self, query: CacheQuery) -> list[CacheSums]:
+        """Response-cache figures per model and team, the most requested first."""
+        return [] if self._cache is None else await self._cache.cache_sums(query)
 
     async def mcp_tools(self, query: McpQuery) -> list[McpToolMetrics]:
         """MCP tool calls per server and tool, the most called first."""

@@ -68,6 +68,7 @@ Run = Callable[[Services, RequestContext], Awaitable[Outcome]]
 """How an admitted request is served: :func:`serve`, or a route's own use case over it
 (the Responses MCP tool loop)."""
 
+_CACHE_NONE = b"none"
 _OPENAI_CHAT = OpenAIDialect(Endpoint.CHAT)
 _OPENAI_COMPLETIONS = OpenAIDialect(Endpoint.COMPLETIONS)
 _OPENAI_EMBEDDINGS = OpenAIDialect(Endpoint.EMBEDDINGS)
@@ -219,6 +220,8 @@ class DataPlane:
                     _forwarded(scope, forward) if forward else None,
                     want,
                     _sla(scope) if svc.router.policy.enabled else None,
+                    scope["headers"],
+                    _CACHE_NONE,
                 ),
             )
             outcome = await run(svc, ctx)

@@ -17,8 +17,8 @@ Vector = tuple[float, ...]
 """An embedding, normalised to unit length."""
 
 Embed = Callable[[str], Awaitable[Vector | None]]
-"""Embeds a text for the request being served, through the pipeline (accounted to its
-caller); ``None`` when it could not (a limit, the budget, an upstream error)."""
+"""Embeds a prompt for the request being served (through the pipeline, accounted to its
+caller: ``sluice.pipeline.cache_embed``); ``None`` when the embedding could not be had."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,10 @@ class AnswerStore(Protocol):
     async def put(self, key: str, value: bytes, *, ttl_s: float, scope: str, model: str) -> None:
         """Store ``value`` for ``ttl_s`` seconds; ``scope`` and ``model`` index it for
         :meth:`drop`. May evict older entries to stay within the store's bound."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove one entry (absent: nothing happens)."""
         ...
 
     async def drop(self, selector: Selector) -> int:
@@ -81,8 +85,8 @@ class SemanticHit:
 
 class SemanticIndex(Protocol):
     """Prompts matched by meaning, persisted in the database so a restart or another replica
-    finds them. The prompt is embedded by ``embed`` (the configured embedding model, called
-    through the pipeline for the request's caller)."""
+    finds them. The prompt is embedded by ``embed`` (the configured embedding model called
+    through the pipeline, accounted to the request's caller)."""
 
     async def find(
         self, probe: Probe, *, embed: Embed, threshold: float

@@ -10,6 +10,8 @@ from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
 from sluice.config.batches import BatchesConfig
 from sluice.config.body_logging import BodyLoggingConfig
+from sluice.config.cache import CacheConfig, ModelCacheOverride
+from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
@@ -71,6 +73,9 @@ class ModelConfig(_Frozen):
     max_n: Annotated[int, Field(ge=1, le=1024)] = 128
     """Largest ``n`` (choices) and ``best_of`` a request may ask for (400 beyond). Budgets
     and token limits reserve the output of every choice."""
+    cache: ModelCacheOverride | None = None
+    """Response-cache settings of this model (docs/caching.md); omitted ones follow the
+    ``cache`` section."""
 
 
 Strategy = Literal["priority", "weighted", "least_busy", "lowest_latency", "lowest_cost"]
@@ -130,6 +135,11 @@ class GatewayConfig(_Frozen):
     """Upstream MCP servers and the MCP gateway's transport settings (docs/mcp.md)."""
     batches: BatchesConfig = Field(default_factory=BatchesConfig)
     """The Batches API: limits and the worker's pacing (docs/batches.md)."""
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    """The response cache (docs/caching.md): off unless enabled here, for a model or a team."""
+    files: FilesConfig = Field(default_factory=FilesConfig)
+    """Where ``/v1/files`` keeps file bytes, and their size, quota and expiry
+    (docs/files-and-batches.md)."""
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
@@ -153,9 +163,19 @@ class GatewayConfig(_Frozen):
                         f"models[{i}].deployments[{j}].provider: unknown provider "
                         f"{dep.provider!r}; define it under providers"
                     )
+        self._cache_references()
         for k, wildcard in enumerate(self.routing.wildcards):
             if wildcard.provider not in self.providers:
                 raise ValueError(
                     f"routing.wildcards[{k}].provider: unknown provider {wildcard.provider!r}"
                 )
         return self
+
+    def _cache_references(self) -> None:
+        cache = self.cache
+        overrides = tuple(m.cache for m in self.models)
+        names = {n for m in self.models for n in (m.name, *m.aliases)}
+        if cache.embedding_model is not None and cache.embedding_model not in names:
+            raise ValueError(f"cache.embedding_model: unknown model {cache.embedding_model!r}")
+        if cache.any_semantic(overrides) and cache.embedding_model is None:
+            raise ValueError("cache.embedding_model: the semantic mode needs an embedding model")

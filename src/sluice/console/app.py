@@ -14,6 +14,7 @@ from sluice.console import (
     pages_admin,
     pages_auth,
     pages_batches,
+    pages_files,
     pages_keys,
     pages_mcp,
     pages_ops,
@@ -48,6 +49,8 @@ MESSAGES = {
     "credential_removed": "The stored credential was deleted.",
     "terms": "Thank you: you accepted the terms of service.",
     "batch_cancelled": "The batch is being cancelled: lines running finish, no new line starts.",
+    "file_uploaded": "The file was uploaded.",
+    "file_deleted": "The file was deleted.",
 }
 
 
@@ -89,6 +92,7 @@ def build_console(control: ControlPlane) -> Starlette:
     routes = [
         *pages_auth.routes(ctx),
         *pages_keys.routes(ctx),
+        *pages_files.routes(ctx),
         *pages_team.routes(ctx),
         *pages_org.routes(ctx),
         *pages_admin.routes(ctx),

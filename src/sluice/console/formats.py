@@ -1,4 +1,4 @@
-"""Template filters for the Usage and Requests pages."""
+"""Template filters for the Usage, Requests and Files pages."""
 
 from __future__ import annotations
 
@@ -27,7 +27,22 @@ def when_s(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def filesize(value: int | None) -> str:
+    """Bytes for people (``1.5 MiB``)."""
+    if value is None:
+        return "—"
+    if value < 1024:
+        return f"{value:,} B"
+    size = value / 1024
+    for unit in ("KiB", "MiB"):
+        if size < 1024:
+            return f"{size:,.1f} {unit}"
+        size /= 1024
+    return f"{size:,.1f} GiB"
+
+
 def install(env: Environment) -> None:
     env.filters["micros"] = micros
     env.filters["ms"] = ms
     env.filters["when_s"] = when_s
+    env.filters["filesize"] = filesize

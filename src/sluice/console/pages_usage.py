@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sluice.analytics import scope as scoping
+from sluice.analytics.cache import CacheQuery
 from sluice.analytics.mcp import McpQuery
 from sluice.analytics.model import Metrics, Narrow, Visibility, Window
 from sluice.auth.keys import KeyRecord
@@ -166,7 +167,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         # The dashboard's queries are independent: run them at once (each on its own pooled
         # connection), so the page waits for the slowest, not for their sum.
         dims = TOPS[chosen.kind]
-        summary, points, models, top_groups, mcp_tools = await asyncio.gather(
+        summary, points, models, top_groups, mcp_tools, cache_rows = await asyncio.gather(
             service.summary(window, v, narrow),
             service.series(window, v, narrow, interval=interval),
             groups(window, v, narrow, by="model", shown={}, limit=MODEL_ROWS),
@@ -174,6 +175,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
                 *(groups(window, v, narrow, by=by, shown=shown[by], limit=TOP_ROWS) for by in dims)
             ),
             service.mcp_tools(McpQuery(window.start, window.end, v, narrow)),
+            service.cache_usage(CacheQuery(window.start, window.end, v, narrow)),
         )
         by_cost = any(g.metrics.cost_micros for g in models)
         model_chart = BarChart(
@@ -198,6 +200,9 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             "tops": tops,
             "burns": burns,
             "mcp_tools": mcp_tools[:MCP_ROWS],
+            "cache_rows": [
+                (r, shown["team"].get(r.team_id or "", r.team_id)) for r in cache_rows[:MCP_ROWS]
+            ],
         }
 
     return [Route("/ui/usage", page, methods=["GET"])]

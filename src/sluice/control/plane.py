@@ -12,7 +12,9 @@ from sluice.batches.service import BatchService
 from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
+from sluice.control.cache import CacheAdmin
 from sluice.control.credentials import CredentialService
+from sluice.control.files import FilesService
 from sluice.control.mcp_catalog import McpCatalog
 from sluice.control.mcp_servers import McpServerService
 from sluice.control.policies import PolicyService
@@ -76,3 +78,8 @@ class ControlPlane:
     """The MCP servers of the config and those admins store (``/api/v1/mcp/servers``)."""
     batches: BatchService
     """Batches (``/v1/batches``): create, read, list, cancel (docs/batches.md)."""
+    response_cache: CacheAdmin
+    """The response cache: status, invalidation, warm-up (``/api/v1/cache``)."""
+    files: FilesService
+    """Files (``/v1/files``, the console's Files page); what the batch worker reads and
+    writes (``sluice.files.base.FileAccess``)."""

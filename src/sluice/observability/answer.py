@@ -4,7 +4,8 @@
 Headers (success answers): ``x-sluice-upstream-ms`` (time spent waiting on upstream calls,
 every attempt; for a stream: until its first chunk), ``x-sluice-overhead-ms`` (the rest of
 the time until the headers left: the gateway's own work, retry back-off included),
-``x-sluice-cache`` (``none``: there is no response cache yet; a cache sets ``hit``/``miss``),
+``x-sluice-cache`` (``none``: no response cache is configured; else ``hit``, ``miss``,
+``store`` or ``bypass``, docs/caching.md),
 and on complete JSON answers ``x-sluice-cost-usd``. A stream's headers leave before its cost
 is known: the cost travels in the stream's metadata chunk. ``x-request-id`` and
 ``x-sluice-trace-id`` are on every answer, errors included.
@@ -38,24 +39,33 @@ def _ms(value: float) -> bytes:
     return str(round(value)).encode()
 
 
-def json_headers(cost_micros: int, *, upstream_ms: float, elapsed_ms: float) -> Headers:
-    """Headers of a complete answer (the cost is known)."""
+def json_headers(
+    cost_micros: int, *, upstream_ms: float, elapsed_ms: float, cache: bytes | None = CACHE_STATUS
+) -> Headers:
+    """Headers of a complete answer (the cost is known); ``cache``: the ``x-sluice-cache``
+    value (``None``: the caller adds its own)."""
     overhead_ms = elapsed_ms - upstream_ms
-    return [  # usd() and _ms() written out: this runs on every answer
+    headers = [  # usd() and _ms() written out: this runs on every answer
         (b"x-sluice-cost-usd", f"{cost_micros / 1_000_000:.6f}".encode()),
         (b"x-sluice-upstream-ms", str(round(upstream_ms)).encode()),
         (b"x-sluice-overhead-ms", str(round(overhead_ms if overhead_ms > 0.0 else 0.0)).encode()),
-        (b"x-sluice-cache", CACHE_STATUS),
     ]
+    if cache is not None:
+        headers.append((b"x-sluice-cache", cache))
+    return headers
 
 
-def stream_headers(upstream_ms: float, *, elapsed_ms: float) -> Headers:
+def stream_headers(
+    upstream_ms: float, *, elapsed_ms: float, cache: bytes | None = CACHE_STATUS
+) -> Headers:
     """Headers of a stream, sent with its first chunk (no cost yet)."""
-    return [
+    headers = [
         (b"x-sluice-upstream-ms", _ms(upstream_ms)),
         (b"x-sluice-overhead-ms", _ms(max(0.0, elapsed_ms - upstream_ms))),
-        (b"x-sluice-cache", CACHE_STATUS),
     ]
+    if cache is not None:
+        headers.append((b"x-sluice-cache", cache))
+    return headers
 
 
 def metadata(
@@ -67,6 +77,7 @@ def metadata(
     trace_id: str,
     latency_ms: float,
     upstream_ms: float,
+    cache_hit: bool = False,
 ) -> dict[str, Any]:
     return {
         "provider": provider,
@@ -74,7 +85,7 @@ def metadata(
         "latency_ms": round(latency_ms, 1),
         "upstream_ms": round(upstream_ms, 1),
         "cost_usd": cost_micros / 1_000_000,
-        "cache_hit": False,
+        "cache_hit": cache_hit,
         "request_id": request_id,
         "trace_id": trace_id,
     }

@@ -28,6 +28,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from sluice.observability.batch_metrics import BatchMetrics
+from sluice.observability.cache_metrics import CacheMetrics, CacheTotals
 from sluice.observability.mcp_metrics import McpMetrics
 from sluice.usage.event import MCP_ENDPOINTS, UsageEvent
 
@@ -52,6 +53,8 @@ class Sources:
     """(rows written, flush errors, rows dropped, rows dead-lettered) since start."""
     breakers: Callable[[], Iterable[tuple[str, str]]]
     """(deployment key, state name) of every configured deployment."""
+    cache: CacheTotals | None = None
+    """The response cache's own totals (``None``: no cache configured)."""
 
 
 class Metrics:
@@ -173,12 +176,17 @@ class Metrics:
         """MCP rows are counted there, never in the model series."""
         self.batches = BatchMetrics(reg)
         """The batch worker's lines and batches."""
+        self._reg = reg
+        self.cache: CacheMetrics | None = None
+        """The response cache's series, once a cache is attached."""
         self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._totals = (0, 0, 0, 0)
         self._sources: Sources | None = None
 
     def attach(self, sources: Sources) -> None:
         self._sources = sources
+        if sources.cache is not None and self.cache is None:
+            self.cache = CacheMetrics(self._reg, sources.cache)
 
     def _model(self, name: str | None) -> str:
         return (self._model_label(name) if name else None) or OTHER_MODEL
@@ -200,10 +208,13 @@ class Metrics:
         keys: Tally[str] = Tally()
         key_cost: Tally[str] = Tally()
         mcp: list[UsageEvent] = []
+        cached: list[UsageEvent] = []
         for ev in events:
             if ev.endpoint in MCP_ENDPOINTS:
                 mcp.append(ev)
                 continue
+            if ev.cache is not None:
+                cached.append(ev)
             model = self._model(ev.model)
             provider = ev.provider or ""
             team = (ev.team_id or "") if self._team else ""
@@ -238,13 +249,19 @@ class Metrics:
             target.labels(model).inc(n)
         for attempt_labels, n in attempts.items():
             self.attempts.labels(*attempt_labels).inc(n)
-        if mcp:
-            self.mcp.observe(mcp)
+        self._apart(mcp, cached)
         if self.key_requests is not None and self.key_cost is not None:
             for key, n in keys.items():
                 self.key_requests.labels(key).inc(n)
             for key, micros in key_cost.items():
                 self.key_cost.labels(key).inc(micros / 1e6)
+
+    def _apart(self, mcp: list[UsageEvent], cached: list[UsageEvent]) -> None:
+        """The series kept apart from the model ones: MCP rows, the response cache."""
+        if mcp:
+            self.mcp.observe(mcp)
+        if cached and self.cache is not None:
+            self.cache.observe(cached, self._model, team=self._team)
 
     def _count_attempts(self, ev: UsageEvent, out: Tally[tuple[str, str, str]]) -> None:
         failed = ev.attempt_errors or ()
@@ -275,6 +292,8 @@ class Metrics:
         if dead > old_dead:
             self.dead_letters.inc(dead - old_dead)
         self._totals = (written, errors, dropped, dead)
+        if self.cache is not None:
+            self.cache.sample()
 
     def render(self) -> bytes:
         """The exposition text: this process's registry, or every worker's files."""

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sluice.config.model import GatewayConfig
+from sluice.observability.cache_metrics import CacheTotals
 from sluice.observability.live import Live
 from sluice.observability.logging import AccessLog, install_redaction
 from sluice.observability.metrics import Metrics, Sources
@@ -105,7 +106,9 @@ def build_observability(
     table: ModelTable,
     writer: UsageWriter,
     breakers: Breakers,
+    cache: CacheTotals | None = None,
 ) -> Observability:
+    """``cache``: the response cache's totals, when one is configured."""
     redactor = Redactor(config_secrets(config))
     if settings.master_key:
         redactor.add([settings.master_key])
@@ -137,6 +140,7 @@ def build_observability(
                 writer.dead_lettered,
             ),
             breakers=breaker_states,
+            cache=cache,
         )
     )
     tracing = None

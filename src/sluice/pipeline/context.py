@@ -8,7 +8,7 @@ costs about four times as much per field).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 from sluice.auth.principal import Principal
@@ -54,3 +54,9 @@ class RequestContext(NamedTuple):
     """The answer carries the ``sluice`` metadata object (header or config opt-in)."""
     sla_ms: int | None = None
     """The caller's latency target (``x-sluice-sla-ms``), for routing policies."""
+    request_headers: Sequence[tuple[bytes, bytes]] = ()
+    """The request's headers as received (lower-case names); read by the cache stage only
+    (``Cache-Control``, ``x-sluice-cache-ttl``), and only when a cache is configured."""
+    cache_status: bytes = b"none"
+    """The answer's ``x-sluice-cache`` value: ``none`` (no cache configured), set by the
+    cache stage to ``miss``, ``store`` or ``bypass`` (``hit`` answers never reach routing)."""

@@ -53,12 +53,18 @@ class Hold:
         if outcome.attempts:
             await self.settle(outcome.usage or _NONE, outcome.cost_micros or 0)
             return
+        await self.release()
+
+    async def release(self, *, refund_request: bool = False) -> None:
+        """Nothing was spent upstream: give back the budget and the token estimates; the
+        request still counts toward request limits unless ``refund_request``. Later calls,
+        and :meth:`close`, do nothing."""
         budget, limits = self._budget, self._limits
         self._budget = self._limits = None
         if budget is not None:
             await self._svc.budgets.release(budget)
         if limits is not None:
-            await self._svc.limiter.release(limits)
+            await self._svc.limiter.release(limits, refund_request=refund_request)
 
 
 async def reserve(svc: Services, ctx: RequestContext) -> Hold | None:

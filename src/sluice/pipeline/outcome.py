@@ -41,6 +41,11 @@ class Outcome(NamedTuple):
     """Time to the first streamed piece, from the request's arrival."""
     upstream_ms: float = 0.0
     """Time spent waiting on upstream calls, every attempt added up."""
+    cache: str | None = None
+    """What the response cache did (``hit``, ``miss``, ``store``, ``bypass``); ``None``:
+    no cache is configured."""
+    cost_saved_micros: int | None = None
+    """A hit: what the stored answer cost when it was made (this request cost nothing)."""
 
     @property
     def status(self) -> int:
@@ -82,6 +87,8 @@ def usage_row(
         streamed,
         ttft_ms,
         upstream_ms,
+        cache,
+        saved,
     ) = outcome
     if usage is None:
         usage = _NO_USAGE
@@ -94,7 +101,7 @@ def usage_row(
             user = None
     trace_id, parent_span, flags = trace
     if error is None:
-        return UsageEvent(
+        row = UsageEvent(
             request_id, created_at, endpoint, principal.key_id, model, provider, deployment,
             upstream_model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
             usage.cache_write_tokens, usage.estimated, (time.perf_counter() - started) * 1000,
@@ -103,15 +110,20 @@ def usage_row(
             principal.team_id, principal.org_id, trace_id, parent_span, flags, upstream_ms,
             want_metadata, bodies,
         )  # fmt: skip
-    return UsageEvent(
-        request_id, created_at, endpoint, principal.key_id, model, provider, deployment,
-        upstream_model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
-        usage.cache_write_tokens, usage.estimated, (time.perf_counter() - started) * 1000,
-        ttft_ms, error.status, error.kind.value, error.message, error.param, streamed, partial,
-        user, attempts, list(attempt_errors) if attempt_errors else None, cost_micros,
-        principal.user_id, principal.team_id, principal.org_id, trace_id, parent_span, flags,
-        upstream_ms, want_metadata, bodies,
-    )  # fmt: skip
+    else:
+        row = UsageEvent(
+            request_id, created_at, endpoint, principal.key_id, model, provider, deployment,
+            upstream_model, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens,
+            usage.cache_write_tokens, usage.estimated, (time.perf_counter() - started) * 1000,
+            ttft_ms, error.status, error.kind.value, error.message, error.param, streamed,
+            partial, user, attempts, list(attempt_errors) if attempt_errors else None,
+            cost_micros, principal.user_id, principal.team_id, principal.org_id, trace_id,
+            parent_span, flags, upstream_ms, want_metadata, bodies,
+        )  # fmt: skip
+    if cache is not None:
+        row.cache = cache
+        row.cost_saved_micros = saved
+    return row
 
 
 _NO_USAGE = Usage()

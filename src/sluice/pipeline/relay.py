@@ -202,7 +202,9 @@ async def _complete(attempt: Attempt) -> None:
         body = answer.with_metadata(body, _metadata(attempt, elapsed_ms, tally.upstream_ms))
     headers = attempt.headers
     headers.append(_JSON_CT)
-    headers += answer.json_headers(micros, upstream_ms=tally.upstream_ms, elapsed_ms=elapsed_ms)
+    headers += answer.json_headers(
+        micros, upstream_ms=tally.upstream_ms, elapsed_ms=elapsed_ms, cache=ctx.cache_status
+    )
     if attempt.final is not None:
         await attempt.final(usage, micros)
     await ctx.sink.json(200, body, headers)
@@ -238,7 +240,9 @@ async def _stream(attempt: Attempt) -> GatewayError | None:
         await sink.start_stream(
             attempt.headers
             + answer.stream_headers(
-                tally.upstream_ms + (now - t0) * 1000, elapsed_ms=(now - started) * 1000
+                tally.upstream_ms + (now - t0) * 1000,
+                elapsed_ms=(now - started) * 1000,
+                cache=ctx.cache_status,
             )
         )
         ends = dialect.stream_ends  # a terminal event relayed as a piece: settle first

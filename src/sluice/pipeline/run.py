@@ -7,7 +7,8 @@ stages in the order of ``docs/architecture.md``:
 1. access (:func:`sluice.pipeline.access.admit`): the caller runs it to build the context,
    which carries the resolved model;
 2. limits and budget hold (:mod:`sluice.pipeline.hold`): reserve the estimates;
-3. cache slot: the response cache (issue 17) goes here, between the hold and routing;
+3. response cache (:mod:`sluice.pipeline.cache`): a hit is replayed and the request ends
+   (its hold released: no tokens, no cost); otherwise the answer may be kept;
 4. route and attempts (:mod:`sluice.pipeline.attempts`): deployments, retries, fallbacks,
    breakers, under the request's deadline;
 5. relay (:mod:`sluice.pipeline.relay`): one attempt's answer to the sink, priced
@@ -27,6 +28,7 @@ import asyncio
 import logging
 
 from sluice.errors import ErrorKind, GatewayError, shutting_down
+from sluice.pipeline import cache as cache_stage
 from sluice.pipeline import cost
 from sluice.pipeline.attempts import Attempts, request_facts
 from sluice.pipeline.context import RequestContext
@@ -46,8 +48,17 @@ async def serve(svc: Services, ctx: RequestContext) -> Outcome:
     tries = Attempts(svc, ctx, tally)
     hold: Hold | None = None
     error: GatewayError | None = None
+    plan: cache_stage.Plan | None = None
     try:
         hold = await reserve(svc, ctx)
+        if svc.cache is not None:
+            looked = await cache_stage.look_up(svc, svc.cache, ctx)
+            if isinstance(looked, Outcome):
+                if hold is not None:  # a hit spends no tokens and no budget
+                    await hold.release(refund_request=not svc.cache.count_rpm)
+                return looked
+            plan = looked
+            ctx = tries.ctx = plan.ctx
         facts = await request_facts(svc, ctx) if svc.router.policy.enabled else None
         await tries.run(
             headers=ctx.base_headers if hold is None else ctx.base_headers + hold.headers,
@@ -64,11 +75,13 @@ async def serve(svc: Services, ctx: RequestContext) -> Outcome:
             "unhandled error in %s (request %s)", ctx.dialect.endpoint, ctx.arrival.request_id
         )
         error = GatewayError(ErrorKind.GATEWAY_INTERNAL, f"internal error ({type(exc).__name__})")
-    outcome = _outcome(svc, ctx, tries, tally, error)
+    outcome = _outcome(svc, ctx, tries, tally, error, plan=plan)
     if hold is not None:
         await hold.close(outcome)
     if error is not None:
         await _answer(ctx, error)
+    elif plan is not None and plan.keeper is not None and svc.cache is not None:
+        await cache_stage.keep(svc.cache, ctx, plan, outcome)
     return outcome
 
 
@@ -89,6 +102,8 @@ def _outcome(
     tries: Attempts,
     tally: Tally,
     error: GatewayError | None,
+    *,
+    plan: cache_stage.Plan | None,
 ) -> Outcome:
     sink = ctx.sink
     partial = False
@@ -120,6 +135,8 @@ def _outcome(
             tally.streamed,
             tally.ttft_ms,
             tally.upstream_ms,
+            None if plan is None else plan.status,
+            None,
         ),
     )
 

@@ -10,6 +10,7 @@ import aiohttp
 
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.pricing import Pricer
+from sluice.cache.service import ResponseCache
 from sluice.config.model import Prices
 from sluice.limits.base import Limiter
 from sluice.observability.live import Live
@@ -49,3 +50,5 @@ class Services:
     """Every OpenAI-shaped answer carries the ``sluice`` metadata object (config opt-in)."""
     read_limits: ReadLimits = field(default_factory=ReadLimits)
     """How much of an upstream answer may be read (``SLUICE_MAX_UPSTREAM_*``)."""
+    cache: ResponseCache | None = None
+    """The response cache; ``None`` when no model or team enables it (docs/caching.md)."""

@@ -80,3 +80,8 @@ class UsageEvent:
     """MCP rows: the JSON-RPC error code answered (``None``: success)."""
     batch_id: str | None = None
     """The batch whose line this request was (``None``: a live request)."""
+    cache: str | None = None
+    """What the response cache did: ``hit``, ``miss``, ``store``, ``bypass``; ``None``
+    when no cache is configured (docs/caching.md)."""
+    cost_saved_micros: int | None = None
+    """A cache hit: what the stored answer cost when it was made (``cost_micros`` is 0)."""

@@ -14,6 +14,7 @@ from sluice.api.admin import (
     alerts,
     analytics,
     audit,
+    cache,
     dead_letters,
     keys,
     mcp_servers,
@@ -48,7 +49,7 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
     install_error_handlers(app)
     ctx = AdminContext(control)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
-    for module in (*modules, dead_letters, terms, sso, mcp_servers):
+    for module in (*modules, dead_letters, terms, sso, mcp_servers, cache):
         app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())
     install_openapi(app)
     return app

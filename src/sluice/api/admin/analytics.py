@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from sluice.analytics import scope as scoping
+from sluice.analytics.cache import CacheQuery
 from sluice.analytics.export import csv_chunks
 from sluice.analytics.mcp import McpQuery
 from sluice.analytics.model import LogQuery, Narrow, Visibility, Window
@@ -21,6 +22,8 @@ from sluice.analytics.service import decode_cursor
 from sluice.api.admin.analytics_schemas import (
     BodyOut,
     BreakdownOut,
+    CacheRowOut,
+    CacheUsageOut,
     GroupOut,
     McpToolOut,
     McpToolsOut,
@@ -168,6 +171,14 @@ def router(ctx: AdminContext) -> APIRouter:
             start=_at(q.start),
             end=_at(q.end),
             data=[McpToolOut(**asdict(r)) for r in rows],
+        )
+
+    @api.get("/cache", response_model=CacheUsageOut, **policy(SCOPED))
+    async def cache_usage(q: Ask) -> CacheUsageOut:
+        """Response-cache requests, hits, hit rate and savings per model and team."""
+        rows = await service.cache_usage(CacheQuery(q.start, q.end, q.visibility, q.narrow))
+        return CacheUsageOut(
+            start=_at(q.start), end=_at(q.end), data=[CacheRowOut.of(r) for r in rows]
         )
 
     def log_query(q: Asked, status: str | None, cursor: str | None, limit: int) -> LogQuery:

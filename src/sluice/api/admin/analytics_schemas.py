@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
+from sluice.analytics.cache import CacheSums
 from sluice.analytics.model import Metrics
 from sluice.usage.event import UsageEvent
 
@@ -148,3 +149,40 @@ class McpToolsOut(BaseModel):
     end: datetime
     data: list[McpToolOut]
     """One row per server and tool, the most called first."""
+
+
+class CacheRowOut(BaseModel):
+    model: str
+    team_id: str | None
+    requests: int
+    """Requests the cache saw (hits, misses, refreshes and bypasses)."""
+    hits: int
+    misses: int
+    bypasses: int
+    hit_rate: float
+    """Hits among the requests that looked the cache up."""
+    saved_usd: float
+    """What the hits would have cost."""
+    cost_usd: float
+    """What the other requests cost."""
+
+    @classmethod
+    def of(cls, s: CacheSums) -> CacheRowOut:
+        return cls(
+            model=s.model,
+            team_id=s.team_id,
+            requests=s.requests,
+            hits=s.hits,
+            misses=s.misses,
+            bypasses=s.bypasses,
+            hit_rate=round(s.hit_rate, 4),
+            saved_usd=s.saved_micros / 1e6,
+            cost_usd=s.cost_micros / 1e6,
+        )
+
+
+class CacheUsageOut(BaseModel):
+    start: datetime
+    end: datetime
+    data: list[CacheRowOut]
+    """One row per model and team, the most requested first."""

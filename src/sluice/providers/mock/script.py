@@ -26,6 +26,7 @@ HTTP mock upstream. Parameters:
 ``pad_bytes``       N: pad the answer (or a stream's first chunk) with N bytes (HTTP mock)
 ``chunked``         1: send a non-streamed answer chunked, without Content-Length (HTTP mock)
 ``dim``             embedding dimension (default 8)
+``bow``             1: bag-of-words embeddings (texts sharing words get near vectors)
 ==================  ==========================================================
 
 Every numeric parameter has a range (``caps.SCRIPT_RANGES``); so do the request fields that
@@ -110,6 +111,7 @@ class MockScript:
     pad_bytes: int = 0
     chunked: bool = False
     dim: int = 8
+    bow: bool = False
 
     @property
     def first_delay_s(self) -> float:

@@ -30,6 +30,7 @@ from sluice.storage.sql.alerts import SqlAlerts
 from sluice.storage.sql.analytics import SqlAnalytics
 from sluice.storage.sql.batches import SqlBatches
 from sluice.storage.sql.bodies import SqlBodies
+from sluice.storage.sql.cache_analytics import SqlCacheAnalytics
 from sluice.storage.sql.console import SqlConsole
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
@@ -37,10 +38,12 @@ from sluice.storage.sql.convert import sqlite_time
 from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.dead_letters import SqlDeadLetters
 from sluice.storage.sql.engine import DatabaseTimeouts, create_engine, dialect_insert
+from sluice.storage.sql.files import SqlFiles
 from sluice.storage.sql.identities import SqlIdentities
 from sluice.storage.sql.mcp_analytics import SqlMcpAnalytics
 from sluice.storage.sql.mcp_servers import SqlMcpServers
 from sluice.storage.sql.scim import SqlScim
+from sluice.storage.sql.semantic import SqlSemanticEntries
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.terms import SqlTerms
 from sluice.storage.sql.unit import Database, transaction
@@ -334,6 +337,7 @@ class SqlStorage:
         self.alerts = SqlAlerts(engine)
         self.analytics = SqlAnalytics(engine)
         self.mcp_analytics = SqlMcpAnalytics(engine)
+        self.cache_analytics = SqlCacheAnalytics(engine)
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)
@@ -341,6 +345,8 @@ class SqlStorage:
         self.terms = SqlTerms(engine)
         self.mcp_servers = SqlMcpServers(engine)
         self.batches = SqlBatches(engine)
+        self.files = SqlFiles(engine)
+        self.semantic = SqlSemanticEntries(engine)
 
     @classmethod
     def from_url(cls, url: str, *, timeouts: DatabaseTimeouts | None = None) -> SqlStorage:

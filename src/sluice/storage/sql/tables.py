@@ -194,6 +194,8 @@ usage = Table(
     Column("bytes_out", BigInteger, nullable=False, server_default="0"),
     Column("rpc_error", Integer),
     Column("batch_id", String(b.BATCH_ID_CHARS)),
+    Column("cache", String(8)),
+    Column("cost_saved_micros", BigInteger),
     Index("ix_usage_events_created_at", "created_at"),
     Index(
         "ix_usage_events_mcp_server_created_at",
@@ -471,6 +473,48 @@ batch_lines = Table(
     Column("output", Text),
     UniqueConstraint("batch_id", "custom_id", name="uq_batch_lines_custom_id"),
     Index("ix_batch_lines_batch_id_done", "batch_id", "done"),
+)
+
+# Files uploaded through /v1/files (and written by batches); the bytes live in a blob store
+# under the file's id. The owner is a user, or a team (service-account keys), else the key.
+files = Table(
+    "files",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("purpose", String(32), nullable=False),
+    Column("filename", String(512), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("user_id", String(32)),
+    Column("team_id", String(32)),
+    Column("key_id", String(32), nullable=False),
+    Index("ix_files_user_id_created_at", "user_id", "created_at"),
+    Index("ix_files_team_id_created_at", "team_id", "created_at"),
+    Index("ix_files_key_id_created_at", "key_id", "created_at"),
+    Index("ix_files_expires_at", "expires_at"),
+)
+
+
+# The semantic response cache: prompts, their embeddings and answers (``sluice.cache.semantic``).
+semantic_cache = Table(
+    "semantic_cache",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("partition", String(64), nullable=False),
+    Column("scope", String(200), nullable=False),
+    Column("model", String(200), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("params", String(128), nullable=False),
+    Column("embedder", String(200), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("vector", LargeBinary, nullable=False),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_semantic_cache_partition_created", "partition", "created_at"),
+    Index("ix_semantic_cache_expires", "expires_at"),
+    Index("ix_semantic_cache_model_scope", "model", "scope"),
 )
 
 KEYS_VERSION = "keys_version"

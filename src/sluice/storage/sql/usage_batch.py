@@ -68,6 +68,8 @@ USAGE_COLUMNS = (
     "bytes_out",
     "rpc_error",
     "batch_id",
+    "cache",
+    "cost_saved_micros",
 )
 """Every column of ``usage_events``, in the order of the row tuples below."""
 
@@ -122,6 +124,8 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.bytes_out,
         e.rpc_error,
         e.batch_id,
+        e.cache,
+        e.cost_saved_micros,
     )
 
 
@@ -190,6 +194,7 @@ _PG_USAGE_TYPES = {
     "bytes_in": "int8",
     "bytes_out": "int8",
     "rpc_error": "int4",
+    "cost_saved_micros": "int8",
 }
 
 

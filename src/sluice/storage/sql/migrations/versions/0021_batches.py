@@ -1,7 +1,7 @@
 """Batches and their lines; the batch id on usage rows.
 
 Revision ID: 0021
-Revises: 0017
+Revises: 0020
 Create Date: 2026-12-03
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0017"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
