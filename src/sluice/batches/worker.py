@@ -42,6 +42,9 @@ log = logging.getLogger("sluice.batches")
 T = TypeVar("T")
 
 ACTIVE_SCAN = 200
+RELEASE_WAIT_S = 5.0
+"""How long a stopping worker waits to give its leases back (a database that does not
+answer must not hold the shutdown; the leases then expire after ``batches.lease_s``)."""
 """Batches looked at per pass (oldest first)."""
 
 
@@ -163,7 +166,8 @@ class BatchWorker:
             # Every line task has ended: what this process still leases was claimed and
             # never started; give it back.
             with contextlib.suppress(Exception):
-                await self._db(self._store.release_all(self.owner))
+                async with asyncio.timeout(RELEASE_WAIT_S):  # else the leases expire
+                    await self._db(self._store.release_all(self.owner))
             self._stopped.set()
 
     async def stop(self, *, timeout_s: float) -> None:
@@ -254,7 +258,8 @@ class BatchWorker:
             await self._apply(batch, line, verdict)
         except asyncio.CancelledError:
             with contextlib.suppress(Exception):
-                await self._db(self._store.release(batch.id, line.line, owner=self.owner))
+                async with asyncio.timeout(RELEASE_WAIT_S):
+                    await self._db(self._store.release(batch.id, line.line, owner=self.owner))
             raise
         except Exception:
             # The database went away while the result was written: the lease expires and
