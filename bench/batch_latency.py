@@ -162,7 +162,9 @@ async def run_once(args: argparse.Namespace, under_load: int, mock_port: int) ->
         serve.terminate()
         started = time.monotonic()
         serve.wait(timeout=60)
-        print(f"  gateway exited {serve.returncode} {time.monotonic() - started:.1f} s after SIGTERM")
+        print(
+            f"  gateway exited {serve.returncode} {time.monotonic() - started:.1f} s after SIGTERM"
+        )
         log.close()
         shutil.rmtree(work, ignore_errors=True)
 
