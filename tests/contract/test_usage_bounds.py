@@ -34,6 +34,8 @@ STRING_LIMITS: Mapping[str, int] = {
     "trace_id": b.ID_CHARS,
     "mcp_server": b.MCP_SERVER_CHARS,
     "mcp_tool": b.MCP_TOOL_CHARS,
+    "cache": b.CACHE_CHARS,
+    "batch_id": b.BATCH_ID_CHARS,
 }
 
 

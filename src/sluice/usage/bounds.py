@@ -29,6 +29,8 @@ MCP_SERVER_CHARS = 64
 MCP_TOOL_CHARS = 200
 """An MCP tool's name on its server (longer names are cut on the row)."""
 BATCH_ID_CHARS = 64
+CACHE_CHARS = 8
+"""The cache column: ``hit``, ``miss``, ``store``, ``bypass`` (made by the gateway)."""
 """A batch's id (``batch_`` and a random token), on the rows of its lines."""
 END_USER_CHARS = 200
 ERROR_MESSAGE_CHARS = 1000

@@ -194,7 +194,7 @@ usage = Table(
     Column("bytes_out", BigInteger, nullable=False, server_default="0"),
     Column("rpc_error", Integer),
     Column("batch_id", String(b.BATCH_ID_CHARS)),
-    Column("cache", String(8)),
+    Column("cache", String(b.CACHE_CHARS)),
     Column("cost_saved_micros", BigInteger),
     Index("ix_usage_events_created_at", "created_at"),
     Index(
