@@ -98,7 +98,7 @@ ALLOWED: dict[str, set[str]] = {
     # the response cache: answer stores and the semantic index (its entries are in the
     # database: storage.base); it embeds through a function the pipeline hands it
     # (pipeline.cache_embed), never importing the pipeline
-    "cache": _FOUNDATION | _DOMAIN | {"config"},
+    "cache": _FOUNDATION | {"config", "storage.base", "usage"},
     # files: the blob stores and the files service's seams
     "files": _FOUNDATION | _DOMAIN | {"config"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
