@@ -34,6 +34,7 @@ from sluice.api.admin.deps import (
     install_openapi,
     no_nul,
 )
+from sluice.api.admin.docs_page import install_docs
 from sluice.control.plane import ControlPlane
 
 
@@ -41,7 +42,7 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
     app = FastAPI(
         title="Sluice admin API",
         version=__version__,
-        docs_url="/api/docs",
+        docs_url=None,
         openapi_url="/api/openapi.json",
         redoc_url=None,
         dependencies=[Depends(no_nul)],
@@ -52,4 +53,5 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
     for module in (*modules, dead_letters, terms, sso, mcp_servers, cache):
         app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())
     install_openapi(app)
+    install_docs(app, title=app.title, openapi_url="/api/openapi.json")
     return app
