@@ -35,6 +35,7 @@ from sluice.api.admin.deps import (
     no_nul,
 )
 from sluice.api.admin.docs_page import install_docs
+from sluice.api.admin.json_body import JsonBodies
 from sluice.control.plane import ControlPlane
 
 
@@ -47,6 +48,7 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
         redoc_url=None,
         dependencies=[Depends(no_nul)],
     )
+    app.add_middleware(JsonBodies)
     install_error_handlers(app)
     ctx = AdminContext(control)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
