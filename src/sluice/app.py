@@ -276,7 +276,12 @@ class SluiceApp:
                 try:
                     await self.startup()
                 except Exception as exc:
-                    log.exception("start-up failed")
+                    # One line for people; the traceback only when debugging.
+                    log.error(
+                        "start-up failed: %s",
+                        str(exc) or type(exc).__name__,
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})

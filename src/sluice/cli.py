@@ -75,16 +75,24 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return asyncio.run(factory())
 
 
-def _check(settings: Settings) -> None:
+def _check(settings: Settings, *, host: str, port: int) -> None:
+    """Everything known to fail a start, before the database is touched and the one-time
+    admin key generated: the config, the files it names, the port."""
     from sluice.config import ConfigError
+    from sluice.preflight import file_problems, port_problem
     from sluice.runtime import resolve_config
 
     try:
-        resolve_config(settings)
+        problems = [str(p) for p in file_problems(resolve_config(settings))]
     except ConfigError as exc:
-        for problem in exc.problems:
-            err.print(f"[red]error[/red] {problem}", highlight=False)
-        raise typer.Exit(2) from None
+        problems = [str(p) for p in exc.problems]
+    busy = port_problem(host, port)
+    for problem in [*problems, *([busy] if busy else [])]:
+        err.print(f"[red]error[/red] {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(2)
+    if busy:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -98,7 +106,7 @@ def serve(
     import uvicorn
 
     settings = _settings(config)
-    _check(settings)
+    _check(settings, host=host, port=port)
     url = settings.resolved_database_url()
 
     generated, prepared = _prepare(settings, url)
@@ -249,8 +257,10 @@ def migrate() -> None:
 def check_config(
     file: Annotated[Path, typer.Argument(help="YAML config to validate.")],
 ) -> None:
-    """Validate a config file; print every error with its file, line, path and field."""
+    """Validate a config file and the files it names (routing policies); print every error
+    with its file, line, path and field. Exit 2 on errors; an empty config is a warning."""
     from sluice.config import ConfigError, load_config
+    from sluice.preflight import file_problems
 
     try:
         config = load_config(file)
@@ -258,6 +268,17 @@ def check_config(
         for problem in exc.problems:
             err.print(f"[red]error[/red] {problem}", highlight=False)
         raise typer.Exit(2) from None
+    problems = file_problems(config)
+    for line in problems:
+        err.print(f"[red]error[/red] {line}", highlight=False)
+    if problems:
+        raise typer.Exit(2)
+    if not config.providers and not config.models:
+        err.print(
+            f"[yellow]warning[/yellow] {file}: the config defines no provider and no model: "
+            "the gateway would answer every model request with 404",
+            highlight=False,
+        )
     out.print(f"{file}: ok ({len(config.providers)} providers, {len(config.models)} models)")
 
 

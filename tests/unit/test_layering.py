@@ -162,6 +162,9 @@ ALLOWED: dict[str, set[str]] = {
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
     "cli_cache": _FOUNDATION,
+    # checks ``sluice serve`` makes before it touches the database: the files the config
+    # names (routing policies), the port
+    "preflight": {"config", "routing"},
     "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
     "cli_batches": _FOUNDATION | _DOMAIN | {"cli_tenancy", "batches", "config", "storage"},
     "cli": _FOUNDATION
@@ -176,6 +179,7 @@ ALLOWED: dict[str, set[str]] = {
         "cli_batches",
         "providers",
         "cli_cache",
+        "preflight",
     },  # ``mock-upstream``
     "__main__": {"cli"},
 }

@@ -10,8 +10,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sluice.config.model import GatewayConfig
+from sluice.config.model import REFERENCES_CHECKED, GatewayConfig
 from sluice.config.providers import UNION_TAGS, accepted_by
+from sluice.config.references import format_loc, reference_problems
 from sluice.config.terms import CONFIG_DIR
 
 
@@ -25,7 +26,7 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path or '<root>'}: {self.message}"
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
 
 
 class ConfigError(Exception):
@@ -34,16 +35,6 @@ class ConfigError(Exception):
     def __init__(self, problems: list[ConfigProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
-
-
-def _format_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
 
 
 def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
@@ -99,46 +90,72 @@ def _foreign(field: str, provider_type: str) -> str:
     return f" for provider type {provider_type!r}{where}"
 
 
+def _yaml_problem(exc: yaml.YAMLError, source: str) -> ConfigProblem:
+    """A YAML syntax error in the config's own words: what, and where in which file."""
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    parts = [getattr(exc, "context", None), getattr(exc, "problem", None)]
+    what = ", ".join(p for p in parts if p) or "cannot be parsed"
+    column = f" (column {mark.column + 1})" if mark is not None else ""
+    return ConfigProblem(source, "", line, f"invalid YAML: {what}{column}")
+
+
 def parse_config(text: str, *, source: str) -> GatewayConfig:
-    """Validate config text; raise :class:`ConfigError` listing every problem."""
+    """Validate config text; raise :class:`ConfigError` listing every problem: schema errors
+    and cross-references (unknown providers, models, duplicate names) together, each at its
+    own line and path."""
     try:
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError([ConfigProblem(source, "", line, f"invalid YAML: {exc}")]) from None
+        raise ConfigError([_yaml_problem(exc, source)]) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(source, "", 1, "the config must be a mapping")])
+    index = _line_index(text)
+    problems = [
+        ConfigProblem(source, format_loc(loc), _nearest_line(index, loc), message)
+        for loc, message in reference_problems(data)
+    ]
     try:
         # Files the config names (``auth.terms.file``) are relative to the config file.
-        context = {CONFIG_DIR: str(Path(source).parent)}
-        return GatewayConfig.model_validate(data, context=context)
+        context = {CONFIG_DIR: str(Path(source).parent), REFERENCES_CHECKED: True}
+        config = GatewayConfig.model_validate(data, context=context)
     except ValidationError as exc:
-        index = _line_index(text)
-        problems = []
-        errors = exc.errors()
-        located = [tuple(e["loc"]) for e in errors]
-        for err in errors:
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            loc, provider_type = _provider_loc(loc, data)
-            if err["type"] == "too_short" and any(
-                other[: len(err["loc"])] == tuple(err["loc"]) and len(other) > len(err["loc"])
-                for other in located
-            ):
-                continue  # only because an item inside failed; that error says why
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
-                if provider_type is not None and len(loc) == 3:
-                    message += _foreign(str(loc[-1]), provider_type)
-            elif message.startswith("Value error, "):
-                message = message[len("Value error, ") :]
-            problems.append(
-                ConfigProblem(source, _format_path(loc), _nearest_line(index, loc), message)
-            )
+        problems.extend(_schema_problems(exc, data, index, source))
+        problems.sort(key=lambda p: p.line or 0)
         raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _schema_problems(
+    exc: ValidationError,
+    data: dict[str, Any],
+    index: dict[tuple[int | str, ...], int],
+    source: str,
+) -> list[ConfigProblem]:
+    problems = []
+    errors = exc.errors()
+    located = [tuple(e["loc"]) for e in errors]
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        loc, provider_type = _provider_loc(loc, data)
+        if err["type"] == "too_short" and any(
+            other[: len(err["loc"])] == tuple(err["loc"]) and len(other) > len(err["loc"])
+            for other in located
+        ):
+            continue  # only because an item inside failed; that error says why
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+            if provider_type is not None and len(loc) == 3:
+                message += _foreign(str(loc[-1]), provider_type)
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        problems.append(ConfigProblem(source, format_loc(loc), _nearest_line(index, loc), message))
+    return problems
 
 
 def load_config(path: Path) -> GatewayConfig:

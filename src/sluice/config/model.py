@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
@@ -15,6 +15,10 @@ from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
+from sluice.config.references import format_loc, reference_problems
+
+REFERENCES_CHECKED = "references_checked"
+"""Validation context key: the document's cross-references were checked already."""
 
 
 class _Frozen(BaseModel):
@@ -142,40 +146,12 @@ class GatewayConfig(_Frozen):
     (docs/files-and-batches.md)."""
 
     @model_validator(mode="after")
-    def _references(self) -> GatewayConfig:
-        seen: dict[str, str] = {}
-        for i, model in enumerate(self.models):
-            for name in (model.name, *model.aliases):
-                if name in seen:
-                    raise ValueError(
-                        f"models[{i}]: name {name!r} is already used by model {seen[name]!r}"
-                    )
-                seen[name] = model.name
-            for field in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
-                for name in getattr(model, field):
-                    if name not in {m.name for m in self.models} | {
-                        a for m in self.models for a in m.aliases
-                    }:
-                        raise ValueError(f"models[{i}].{field}: unknown model {name!r}")
-            for j, dep in enumerate(model.deployments):
-                if dep.provider not in self.providers:
-                    raise ValueError(
-                        f"models[{i}].deployments[{j}].provider: unknown provider "
-                        f"{dep.provider!r}; define it under providers"
-                    )
-        self._cache_references()
-        for k, wildcard in enumerate(self.routing.wildcards):
-            if wildcard.provider not in self.providers:
-                raise ValueError(
-                    f"routing.wildcards[{k}].provider: unknown provider {wildcard.provider!r}"
-                )
+    def _references(self, info: ValidationInfo) -> GatewayConfig:
+        if (info.context or {}).get(REFERENCES_CHECKED):
+            return self  # the loader checked the document and reported every problem
+        doc = self.model_dump(include={"providers", "models", "routing", "cache"})
+        problems = reference_problems(doc)
+        if problems:
+            loc, message = problems[0]
+            raise ValueError(f"{format_loc(loc)}: {message}")
         return self
-
-    def _cache_references(self) -> None:
-        cache = self.cache
-        overrides = tuple(m.cache for m in self.models)
-        names = {n for m in self.models for n in (m.name, *m.aliases)}
-        if cache.embedding_model is not None and cache.embedding_model not in names:
-            raise ValueError(f"cache.embedding_model: unknown model {cache.embedding_model!r}")
-        if cache.any_semantic(overrides) and cache.embedding_model is None:
-            raise ValueError("cache.embedding_model: the semantic mode needs an embedding model")
