@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from sluice import (
     __version__,
@@ -31,7 +30,6 @@ from sluice.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from sluice.auth.keys import KeyRecord
-    from sluice.storage.sql.repository import SqlStorage
 
 app = typer.Typer(
     help=(
@@ -306,22 +304,6 @@ def version() -> None:
     out.print(f"sluice {__version__}")
 
 
-async def _with_storage(work: Callable[[SqlStorage], Awaitable[T]]) -> T:
-    from sluice.cli_tenancy import announce
-    from sluice.storage.sql.migrate import upgrade_engine
-    from sluice.storage.sql.repository import SqlStorage
-
-    settings = _settings()
-    storage = SqlStorage.from_url(settings.resolved_database_url())
-    try:
-        await upgrade_engine(storage.engine)
-        result = await work(storage)
-        await announce(settings.redis_url)
-        return result
-    finally:
-        await storage.close()
-
-
 def _iso(ts: float | None) -> str | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
@@ -376,37 +358,44 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List keys (never their secrets)."""
+def keys_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (every field).")] = False,
+    wide: Annotated[bool, typer.Option("--wide", help="Print every column.")] = False,
+) -> None:
+    """List keys (never their secrets): id, name, state and expiry; --wide adds the
+    preview, owner and dates."""
+    import time
 
-    async def work(storage: SqlStorage) -> list[KeyRecord]:
-        return await storage.keys.list()
+    from sluice.auth.principal import MASTER
+    from sluice.cli_tenancy import run_as_admin, show
 
-    from sluice.cli_tenancy import run_database
+    records = run_as_admin(lambda t, k: k.list(MASTER))
+    now = time.time()
+    rows = [{**_key_json(r), "state": _key_state(r, now)} for r in records]
+    if not as_json:
+        for row in rows:
+            for field in ("created_at", "expires_at", "revoked_at", "last_used_at"):
+                row[field] = _day(row[field])
+    show(
+        rows,
+        ("id", "name", "state", "expires_at"),
+        wide_columns=("preview", "user_id", "team_id", "created_at", "last_used_at"),
+        as_json=as_json,
+        wide=wide,
+    )
 
-    url = _settings().resolved_database_url()
-    records = run_database(lambda: _with_storage(work), url)
-    rows = [_key_json(r) for r in records]
-    if as_json:
-        sys.stdout.write(json.dumps(rows) + "\n")
-        return
-    table = Table("id", "name", "preview", "created", "expires", "revoked", "last used")
-    for r in rows:
-        table.add_row(
-            *(
-                str(r[c] or "")
-                for c in (
-                    "id",
-                    "name",
-                    "preview",
-                    "created_at",
-                    "expires_at",
-                    "revoked_at",
-                    "last_used_at",
-                )
-            )
-        )
-    out.print(table)
+
+def _key_state(record: KeyRecord, now: float) -> str:
+    if record.revoked_at is not None:
+        return "revoked"
+    if record.expires_at is not None and record.expires_at <= now:
+        return "expired"
+    return "active"
+
+
+def _day(value: object) -> object:
+    """``2026-12-03`` of an ISO time, for tables (``--json`` keeps the full time)."""
+    return value[:10] if isinstance(value, str) else value
 
 
 @keys_app.command("revoke")

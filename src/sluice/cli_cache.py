@@ -116,9 +116,9 @@ def warm(
     url: UrlOpt = "http://127.0.0.1:4000",
     key: KeyOpt = None,
 ) -> None:
-    """Store prompt/answer pairs: one JSON object a line with ``model``, ``scope``
-    (``org:ID``, ``team:ID``, ``key:ID``), ``prompt`` or ``messages``, ``answer``, and
-    optional ``params`` and ``ttl_s`` (docs/caching.md)."""
+    """Store prompt/answer pairs: one JSON object a line with model, scope (org:ID, team:ID
+    or key:ID), prompt or messages, answer, and optionally params and ttl_s
+    (docs/caching.md)."""
     entries: list[dict[str, Any]] = []
     with file.open("rb") as lines:
         for n, line in enumerate(lines, 1):

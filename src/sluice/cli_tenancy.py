@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -29,7 +30,9 @@ users_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (every field).")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Print every column.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the id.")]
 
 
 def run_as_admin(work: Callable[[Tenancy, KeyService], Awaitable[T]]) -> T:
@@ -149,37 +152,55 @@ def find_user(d: Directory, ref: str) -> str:
     return user.id
 
 
-def _print(rows: list[dict[str, Any]], as_json: bool, columns: tuple[str, ...]) -> None:
+def show(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    *,
+    as_json: bool = False,
+    wide: bool = False,
+    wide_columns: tuple[str, ...] = (),
+    quiet: bool = False,
+) -> None:
+    """Print rows: ``--json`` every field; ``--quiet`` the ids alone (one per line, for
+    ``$(...)``); else a table of ``columns`` that fits 80 columns without cutting a value
+    (long values fold onto a second line), plus ``wide_columns`` with ``--wide``."""
+    if quiet:
+        sys.stdout.write("".join(f"{row['id']}\n" for row in rows))
+        return
     if as_json:
         sys.stdout.write(json.dumps(rows) + "\n")
         return
-    table = Table(*columns)
+    shown = (*columns, *wide_columns) if wide else columns
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in shown:
+        table.add_column(column.replace("_", " "), overflow="fold", no_wrap=column == "id")
     for row in rows:
-        table.add_row(*(str(row.get(c) if row.get(c) is not None else "") for c in columns))
-    out.print(table)
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in shown))
+    (Console(width=max(out.width, 240)) if wide else out).print(table)
 
 
 @orgs_app.command("create")
-def orgs_create(name: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
+def orgs_create(
+    name: Annotated[str, typer.Argument()], as_json: JsonOpt = False, quiet: QuietOpt = False
+) -> None:
     """Create an organisation (with its default team)."""
     from sluice.tenancy.model import Governance
 
     org = run_as_admin(lambda t, k: t.create_org(_admin(), name, Governance()))
-    _print(
-        [{"id": org.id, "name": org.name, "default_team_id": org.default_team_id}],
-        as_json,
-        ("id", "name", "default_team_id"),
-    )
+    row = {"id": org.id, "name": org.name, "default_team_id": org.default_team_id}
+    show([row], ("id", "name", "default_team_id"), as_json=as_json, quiet=quiet)
 
 
 @orgs_app.command("list")
-def orgs_list(as_json: JsonOpt = False) -> None:
+def orgs_list(as_json: JsonOpt = False, wide: WideOpt = False) -> None:
     """List organisations."""
     orgs = run_as_admin(lambda t, k: t.list_orgs(_admin()))
-    _print(
+    show(
         [{"id": o.id, "name": o.name, "default_team_id": o.default_team_id} for o in orgs],
-        as_json,
-        ("id", "name", "default_team_id"),
+        ("id", "name"),
+        wide_columns=("default_team_id",),
+        as_json=as_json,
+        wide=wide,
     )
 
 
@@ -188,6 +209,7 @@ def teams_create(
     org: Annotated[str, typer.Argument(help="Organisation id or name.")],
     name: Annotated[str, typer.Argument()],
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Create a team in an organisation."""
     from sluice.tenancy.model import Governance
@@ -196,22 +218,22 @@ def teams_create(
         return await t.create_team(_admin(), find_org(await t.directory(), org), name, Governance())
 
     team = run_as_admin(work)
-    _print(
-        [{"id": team.id, "org_id": team.org_id, "name": team.name}],
-        as_json,
-        ("id", "org_id", "name"),
-    )
+    row = {"id": team.id, "org_id": team.org_id, "name": team.name}
+    show([row], ("id", "org_id", "name"), as_json=as_json, quiet=quiet)
 
 
 @teams_app.command("list")
-def teams_list(as_json: JsonOpt = False) -> None:
-    """List teams."""
-    teams = run_as_admin(lambda t, k: t.list_teams(_admin()))
-    _print(
-        [{"id": x.id, "org_id": x.org_id, "name": x.name} for x in teams],
-        as_json,
-        ("id", "org_id", "name"),
-    )
+def teams_list(as_json: JsonOpt = False, wide: WideOpt = False) -> None:
+    """List teams (``ORG/TEAM`` names, as the other commands take them)."""
+
+    async def work(t: Tenancy, k: KeyService) -> list[dict[str, Any]]:
+        orgs = {o.id: o.name for o in await t.list_orgs(_admin())}
+        return [
+            {"id": x.id, "name": f"{orgs.get(x.org_id, x.org_id)}/{x.name}", "org_id": x.org_id}
+            for x in await t.list_teams(_admin())
+        ]
+
+    show(run_as_admin(work), ("id", "name"), wide_columns=("org_id",), as_json=as_json, wide=wide)
 
 
 @teams_app.command("add")
@@ -239,6 +261,7 @@ def users_create(
     org: Annotated[str | None, typer.Option(help="Join this organisation's default team.")] = None,
     team: Annotated[str | None, typer.Option(help="Join this team (id or ORG/TEAM).")] = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Create a user."""
     from sluice.tenancy.model import Governance
@@ -256,28 +279,30 @@ def users_create(
         )
 
     user = run_as_admin(work)
-    _print(
-        [{"id": user.id, "email": user.email, "name": user.name}], as_json, ("id", "email", "name")
-    )
+    row = {"id": user.id, "email": user.email, "name": user.name}
+    show([row], ("id", "email", "name"), as_json=as_json, quiet=quiet)
 
 
 @users_app.command("list")
-def users_list(as_json: JsonOpt = False) -> None:
+def users_list(as_json: JsonOpt = False, wide: WideOpt = False) -> None:
     """List users."""
     users = run_as_admin(lambda t, k: t.list_users(_admin()))
-    _print(
-        [
-            {
-                "id": u.id,
-                "email": u.email,
-                "name": u.name,
-                "is_admin": u.is_admin,
-                "disabled": u.disabled,
-            }
-            for u in users
-        ],
-        as_json,
-        ("id", "email", "name", "is_admin", "disabled"),
+    rows = [
+        {
+            "id": u.id,
+            "email": u.email,
+            "name": u.name,
+            "is_admin": u.is_admin,
+            "disabled": u.disabled,
+        }
+        for u in users
+    ]
+    show(
+        rows,
+        ("id", "email", "is_admin"),
+        wide_columns=("name", "disabled"),
+        as_json=as_json,
+        wide=wide,
     )
 
 

@@ -115,6 +115,17 @@ def check_name(value: Any, *, param: str, max_chars: int = NAME_MAX_CHARS) -> No
         raise BadRequest(f"{param} must have 1 to {max_chars} characters (and no NUL)", param=param)
 
 
+EMAIL = re.compile(r"[^@\s\x00]+@[^@\s\x00]+")
+"""An email address as people type them: something, one ``@``, something, no spaces."""
+
+
+def check_email(value: Any, *, param: str = "email") -> None:
+    """An email address of at most 320 characters (the API, the console and the CLI)."""
+    check_name(value, param=param, max_chars=320)
+    if not EMAIL.fullmatch(value):
+        raise BadRequest(f"{param} must be an email address (name@domain)", param=param)
+
+
 def _check_models(names: tuple[str, ...] | None, *, param: str) -> None:
     if names is None:
         return

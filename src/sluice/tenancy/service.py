@@ -29,7 +29,7 @@ class Tenancy(OrgsAndTeams):
         password_hash: str | None = None,
     ) -> User:
         """``password_hash``: the console password, stored with the user."""
-        bounds.check_name(email, param="email", max_chars=320)
+        bounds.check_email(email)
         bounds.check_name(name, param="name")
         bounds.check_count(max_keys, param="max_keys", maximum=bounds.MAX_KEYS_MAX)
         bounds.check_governance(gov)
