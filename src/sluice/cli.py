@@ -132,6 +132,13 @@ def serve(
         highlight=False,
         soft_wrap=True,
     )
+    cli = _cli_command()
+    out.print(f"CLI:  {cli} keys create --name me   (every command: {cli} --help)", highlight=False)
+    out.print(
+        f'SDK:  OpenAI(base_url="{base}/v1", api_key="{token}")   (Python: pip install openai)',
+        highlight=False,
+        soft_wrap=True,
+    )
     if config is not None:
         os.environ["SLUICE_CONFIG"] = str(config.resolve())
     os.environ["SLUICE_MIGRATE_ON_START"] = "false" if prepared else "true"
@@ -226,6 +233,27 @@ def _metrics_dir(settings: Settings) -> str:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     os.environ["SLUICE_METRICS_DIR"] = path
     return path
+
+
+def _cli_command() -> str:
+    """This CLI as the user can type it from here: ``sluice`` when that is on the PATH,
+    else its path (``.venv/bin/sluice`` after ``make serve``)."""
+    import shutil
+
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "__main__.py":  # python -m sluice
+        return f"{_typable(Path(sys.executable))} -m sluice"
+    on_path = shutil.which("sluice")
+    if on_path is not None and Path(on_path).resolve() == argv0.resolve():
+        return "sluice"
+    return _typable(argv0)
+
+
+def _typable(path: Path) -> str:
+    try:
+        return str(path.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path.absolute())
 
 
 def _first_model(settings: Settings) -> str:

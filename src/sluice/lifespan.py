@@ -32,6 +32,7 @@ from sluice.files.base import FileAccess
 from sluice.lifecycle import Lifecycle
 from sluice.mcp.registry import Registry
 from sluice.observability.wiring import build_observability
+from sluice.providers.registry import PROVIDER_TYPES
 from sluice.routing.table import ModelTable
 from sluice.runtime import Runtime, new_session, resolve_config
 from sluice.settings import Settings
@@ -126,13 +127,29 @@ def _storage(settings: Settings) -> SqlStorage:
 
 
 def _pricer(config: GatewayConfig, clock: Clock) -> Pricer:
+    """The price table, with every configured model's rates resolved; a model with a
+    deployment whose price is unknown is reported once, in the config's names (deployments
+    served inside the gateway, the mock provider's, cost nothing and are not reported)."""
     pricer = Pricer(clock)
-    pricer.preload(
-        (config.providers[d.provider].type, d.model)
-        for m in config.models
-        if m.prices is None
-        for d in m.deployments
-    )
+    for model in config.models:
+        if model.prices is not None:
+            continue
+        billed = [
+            d
+            for d in model.deployments
+            if not PROVIDER_TYPES[config.providers[d.provider].type].in_process
+        ]
+        unknown = pricer.preload((config.providers[d.provider].type, d.model) for d in billed)
+        if unknown:
+            names = ", ".join(
+                d.key for d in billed if (config.providers[d.provider].type, d.model) in unknown
+            )
+            log.warning(
+                "model %r: no known price for %s; its requests cost $0 for budgets and "
+                "usage until the model gets prices: in the config",
+                model.name,
+                names,
+            )
     return pricer
 
 

@@ -427,8 +427,11 @@ async def test_a_credential_chain_that_hangs_or_fails_maps_to_the_error_tree(
         finally:
             release.set()
         monkeypatch.setattr(botocore.session.Session, "get_credentials", lambda self: Failing())
+        # A deadline far beyond a thread hand-off on a loaded host: the failure, not it, ends
+        # this call.
+        patient = UpstreamCall("m", "d", "r", session, Timeouts(ttfb_s=30))
         with pytest.raises(GatewayError) as failed:
-            await AwsCredentials("b", chain, NO_SECRETS).get(call)
+            await AwsCredentials("b", chain, NO_SECRETS).get(patient)
     assert timed_out.value.kind is ErrorKind.PROVIDER_TIMEOUT and timed_out.value.status == 504
     assert failed.value.kind is ErrorKind.GATEWAY_UNAVAILABLE and failed.value.status == 503
     assert "CredentialRetrievalError" in failed.value.message

@@ -26,6 +26,9 @@ ALLOWED_MENTIONS: frozenset[tuple[str, str]] = frozenset(
         ("cli.py", "mock upstream on http://"),
         # the wire formats clients speak, in the CLI's help
         ("cli.py", "OpenAI- and Anthropic-compatible"),
+        # the start banner's hint: the SDK clients use, and the package it comes in
+        ("cli.py", "SDK:  OpenAI(base_url="),
+        ("cli.py", "(Python: pip install openai)"),
     }
 )
 

@@ -57,18 +57,41 @@ def test_provider_aliases_resolve_through_the_table(pricer: Pricer) -> None:
     assert gemini == google and gemini.micros > 0
 
 
-def test_an_unknown_model_costs_zero_and_says_so(
-    pricer: Pricer, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.WARNING, logger="sluice.budgets"):
-        first = pricer.cost(Usage(1000, 1000), provider="openai", model="no-such-model-x1")
-        again = pricer.cost(Usage(5, 5), provider="openai", model="no-such-model-x1")
-        local = pricer.cost(Usage(5, 5), provider="ollama", model="llama3.2")
+def test_an_unknown_model_costs_zero_and_preload_names_it(pricer: Pricer) -> None:
+    first = pricer.cost(Usage(1000, 1000), provider="openai", model="no-such-model-x1")
+    again = pricer.cost(Usage(5, 5), provider="openai", model="no-such-model-x1")
+    local = pricer.cost(Usage(5, 5), provider="ollama", model="llama3.2")
     assert first == again == local == Cost(0, "unpriced")
     assert not first.priced
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 2
-    assert "no price for model 'no-such-model-x1' of provider 'openai'" in warnings[0]
+    pairs = [("openai", "gpt-4o-mini"), ("openai", "no-such-model-x1")]
+    assert pricer.preload(pairs) == [("openai", "no-such-model-x1")]
+
+
+def test_unpriced_models_are_reported_once_in_the_configs_names(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from sluice.clock import FakeClock
+    from sluice.config.loader import parse_config
+    from sluice.lifespan import _pricer
+
+    config = parse_config(
+        """
+providers:
+  main: {type: openai, api_key: env:X}
+  m: {type: mock}
+models:
+  - name: house-model
+    deployments: [{provider: main, model: no-such-model-x1}, {provider: main, model: gpt-4o}]
+  - name: demo
+    deployments: [{provider: m, model: "chat?status=503"}]
+""",
+        source="t.yaml",
+    )
+    with caplog.at_level(logging.WARNING, logger="sluice"):
+        _pricer(config, FakeClock())
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert warning.startswith("model 'house-model': no known price for main/no-such-model-x1;")
+    assert "chat?" not in warning
 
 
 def test_estimate_is_the_prompt_plus_max_tokens(pricer: Pricer) -> None:

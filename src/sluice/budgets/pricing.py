@@ -163,10 +163,11 @@ class Pricer:
         usage = Usage(prompt_tokens=prompt_tokens, completion_tokens=max_tokens)
         return self.cost(usage, provider=provider, model=model, prices=prices)
 
-    def preload(self, models: Iterable[tuple[str, str]]) -> None:
-        """Resolve the rates of these ``(provider, model)`` pairs now."""
-        for provider, model in models:
-            self._lookup(provider, model)
+    def preload(self, models: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Resolve the rates of these ``(provider type, upstream model)`` pairs now; the
+        pairs without a known price (their requests cost 0 unless the config prices them),
+        for the caller to report in the config's own names."""
+        return [pair for pair in models if self._lookup(*pair) == _UNPRICED]
 
     def _lookup(self, provider: str, model: str) -> Rates | str:
         key = (provider, model)
@@ -196,12 +197,9 @@ class Pricer:
         try:
             calc = self._probe(provider, model, input_tokens=PROBE)
         except (LookupError, ValueError):
-            log.warning(
-                "no price for model %r of provider %r: its requests cost 0 for budgets; "
-                "set prices for it in the config",
-                model,
-                provider,
-            )
+            # Reported once per configured model at start (lifespan); a wildcard's model
+            # is only known when a request names it.
+            log.debug("no price for %r (provider type %r)", model, provider)
             return _UNPRICED
         price: Any = calc.model_price
         linear = (

@@ -37,7 +37,11 @@ class SecretRef:
         name = self.env_name
         return f"SecretRef(env:{name})" if name else "SecretRef(***)"
 
-    __str__ = __repr__
+    def __str__(self) -> str:
+        """For messages: ``the environment variable OPENAI_API_KEY`` or ``a value written
+        in the config`` (never the value)."""
+        name = self.env_name
+        return f"the environment variable {name}" if name else "a value written in the config"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SecretRef) and other._raw == self._raw

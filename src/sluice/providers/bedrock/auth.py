@@ -71,7 +71,7 @@ class AwsCredentials:
         if not value:
             raise GatewayError(
                 ErrorKind.GATEWAY_UNAVAILABLE,
-                f"provider {self._provider!r} has no credential ({ref!r} is not set)",
+                f"provider {self._provider!r} has no credential ({ref} is not set)",
             )
         return value
 

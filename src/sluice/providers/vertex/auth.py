@@ -125,7 +125,7 @@ class VertexAuth:
             assert self._ref is not None
             value = self._value
             if not value:
-                raise _unavailable(self._provider, f"credentials {self._ref!r} is not set")
+                raise _unavailable(self._provider, f"no credentials: {self._ref} is not set")
             self._info = await asyncio.to_thread(load_service_account, value, self._provider)
             project = self._info.get("project_id")
             self.project = project if isinstance(project, str) else None
