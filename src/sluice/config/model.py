@@ -15,6 +15,7 @@ from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
 from sluice.config.providers import AnyProviderConfig
+from sluice.providers.registry import PROVIDER_TYPES
 
 
 class _Frozen(BaseModel):
@@ -26,6 +27,22 @@ class Prices(_Frozen):
 
     input_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
     output_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+
+
+class DeploymentBatch(_Frozen):
+    """How batches (``/v1/batches``) whose lines go to this deployment run
+    (docs/batches.md#delegating-to-a-providers-batch-api)."""
+
+    mode: Literal["local", "delegate"] = "local"
+    """``local``: Sluice runs every line through its pipeline; ``delegate``: a batch whose
+    lines all name this deployment's model is handed to the provider's own batch API (OpenAI
+    Batch, Anthropic Message Batches), billed at the discounted price. Only provider types
+    with a batch API may delegate."""
+    discount: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    """Share taken off the price of a delegated line (0.5: half price, as OpenAI and
+    Anthropic bill batches)."""
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """How often the process holding a delegated batch asks the provider how it is doing."""
 
 
 class DeploymentConfig(_Frozen):
@@ -43,6 +60,9 @@ class DeploymentConfig(_Frozen):
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     """Extra attempts on this deployment after a retriable failure; ``routing.retries``
     when omitted."""
+    batch: DeploymentBatch | None = None
+    """Batches through this deployment: run by Sluice (default) or delegated to the
+    provider's batch API."""
 
     @property
     def key(self) -> str:
@@ -162,6 +182,14 @@ class GatewayConfig(_Frozen):
                     raise ValueError(
                         f"models[{i}].deployments[{j}].provider: unknown provider "
                         f"{dep.provider!r}; define it under providers"
+                    )
+                kind = self.providers[dep.provider].type
+                spec = PROVIDER_TYPES.get(kind)
+                delegates = dep.batch is not None and dep.batch.mode == "delegate"
+                if delegates and (spec is None or spec.batch_api is None):
+                    raise ValueError(
+                        f"models[{i}].deployments[{j}].batch.mode: a provider of type "
+                        f"{kind!r} has no batch API to delegate to"
                     )
         self._cache_references()
         for k, wildcard in enumerate(self.routing.wildcards):
