@@ -181,6 +181,12 @@ class Delegation:
             )  # fmt: skip
         dialect = self._dialects[ENDPOINTS[batch.endpoint]]
         requests = [(line, dialect.parse(line.body.encode())) for line in lines]
+        try:  # the key may have lost the model since the batch was made
+            for model in {req.model for _, req in requests}:
+                self._svc.table.resolve(model, allowed=principal.may_use)
+        except GatewayError as exc:
+            return await self._fail_all(batch, lines, code=exc.code or exc.kind.value,
+                                        message=exc.message)  # fmt: skip
         estimate = sum(self._estimate(entry, dep, req) for _, req in requests)
         reservation = None
         if principal.budget_checks:
