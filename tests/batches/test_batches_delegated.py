@@ -144,6 +144,7 @@ async def test_the_openai_sdk_runs_a_batch_delegated_to_openai_batch(
         assert [x["custom_id"] for x in out] == ["a", "c"]
         assert all(x["response"]["status_code"] == 200 for x in out)
         assert out[0]["response"]["body"]["object"] == "chat.completion"
+        assert out[0]["response"]["body"]["model"] == "gpt-b"  # the name asked for
         assert [x["custom_id"] for x in err] == ["b"]
         assert err[0]["response"]["status_code"] == 400
         assert "this line fails" in err[0]["response"]["body"]["error"]["message"]
@@ -361,3 +362,35 @@ models:
             ).replace("mode: delegate", "mode: delegate, discount: 1.5"),
             source="t.yaml",
         )
+
+
+async def test_a_key_that_lost_the_model_before_submission_fails_every_line(
+    tmp_path: Path, upstream: str
+) -> None:
+    clock = FakeClock()
+    async with gateway(make_settings(tmp_path), _config(upstream), clock=clock) as (
+        app,
+        client,
+        files,
+    ):
+        auth, key_id = await key(client, models=["gpt-b"], budget={"usd": 0.00001})
+        data = jsonl([line(f"k{i}", "gpt-b") for i in range(2)])
+        made = await create(client, await upload(files, principal(app, key_id), data), auth)
+        assert made.status_code == 200, made.text
+        batch_id = made.json()["id"]
+        await until(client, batch_id, lambda b: b["sluice_paused"] == "budget", auth)
+        changed = await client.patch(
+            f"/api/v1/keys/{key_id}", json={"models": ["claude-b"], "budget": {"usd": 10.0}}
+        )
+        assert changed.status_code == 200, changed.text
+
+        def ended(batch: dict[str, Any]) -> bool:
+            clock.advance(61)
+            return batch["status"] == "completed"
+
+        done = await until(client, batch_id, ended, auth)
+        assert done["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
+        errors = lines_of(files, done["error_file_id"])
+        assert [x["custom_id"] for x in errors] == ["k0", "k1"]
+        assert all(x["response"] is None and "gpt-b" in x["error"]["message"] for x in errors)
+        assert (await _stored(app, batch_id)).upstream_id is None  # nothing was sent

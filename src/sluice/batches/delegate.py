@@ -31,6 +31,7 @@ from sluice.config.batches import BatchesConfig
 from sluice.errors import GatewayError, kind_for_upstream_status
 from sluice.pipeline import bounds, cost
 from sluice.pipeline.dialects.base import Dialect
+from sluice.pipeline.model_name import namer_for
 from sluice.pipeline.services import Services
 from sluice.providers.base import UpstreamCall
 from sluice.providers.batch_api import BatchLine, BatchResult, UpstreamBatch
@@ -314,8 +315,9 @@ class Delegation:
             req = dialect.parse(line.body.encode())
             row = self._row(batch, entry, dep, line=line, req=req, result=result, now=now)
             rows.append(row)
+            body = result.body if result.status >= 400 else namer_for(req.model).json(result.body)
             output = result_line(line.custom_id, status=result.status,
-                                 request_id=row.request_id, body=result.body)  # fmt: skip
+                                 request_id=row.request_id, body=body)  # fmt: skip
             outcomes.append(LineOutcome(line.line, output, result.status >= 400))
         for row in rows:
             self._record(row)  # one row per line id, whoever records it first
