@@ -128,6 +128,8 @@ class Delegation:
                             batch.delegate)  # fmt: skip
             return False
         entry, dep = found
+        if self._idle(batch, now):
+            return False  # nothing to do before the next poll: no database write either
         lease = self._config.lease_s
         if not await self._db(self._store.hold(batch.id, owner=self._owner, now=now,
                                                until=now + lease)):  # fmt: skip
@@ -151,6 +153,17 @@ class Delegation:
         if batch.upstream_status == "collected":
             return True
         return await self._poll(batch, entry, dep, now)
+
+    def _idle(self, batch: StoredBatch, now: float) -> bool:
+        """Waiting for the next poll (or the end of a budget pause), with no cancel or
+        expiry to act on."""
+        if batch.ending is not None or now >= batch.expires_at:
+            return False
+        if batch.upstream_id is None:
+            return (
+                batch.paused is not None and batch.resume_at is not None and now < batch.resume_at
+            )
+        return batch.upstream_status == "submitted" and now < self._next.get(batch.id, 0.0)
 
     def _call(self, batch: StoredBatch, dep: Deployment) -> UpstreamCall:
         svc = self._svc
