@@ -1,6 +1,6 @@
 """The mock upstream's batch APIs: OpenAI Files + Batches (``POST /v1/files``,
-``GET /v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches/{id}``,
-``POST /v1/batches/{id}/cancel``) and Anthropic Message Batches (``POST
+``GET /v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches`` (all, no paging),
+``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel``) and Anthropic Message Batches (``POST
 /v1/messages/batches``, ``GET /v1/messages/batches/{id}``, ``GET .../results``, ``POST
 .../cancel``). Each line is answered by the mock's own chat (or messages) logic, scripted by
 its model name as a live call would be.
@@ -140,6 +140,9 @@ class MockBatchApi:
             lines = [orjson.loads(x) for x in data.splitlines() if x.strip()]
             made = self._new("batch", headers, lines, endpoint=body.get("endpoint"))
             return json_reply(200, self._openai_view(made))
+        if method == "GET" and not rest:  # every batch, oldest first (tests count them)
+            views = [self._openai_view(b) for b in self._batches.values() if b["kind"] == "openai"]
+            return json_reply(200, {"object": "list", "data": views, "has_more": False})
         batch = self._batches.get(rest[0]) if rest else None
         if batch is None or batch["kind"] != "openai":
             return _error(404, "no such batch")
