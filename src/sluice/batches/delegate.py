@@ -14,10 +14,11 @@ nothing is billed twice.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import replace
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import orjson
 
@@ -49,7 +50,8 @@ from sluice.types import Endpoint, ProviderRequest
 from sluice.usage.event import UsageEvent
 
 log = logging.getLogger("sluice.batches")
-T = TypeVar("T")
+_SETTLED = ("collected", "refused")
+"""``upstream_status`` once every line has its result."""
 
 
 class Store(DelegationStore, BatchControl, Protocol):
@@ -142,6 +144,8 @@ class Delegation:
             )
         ):
             batch = replace(batch, ending="expired")
+        if batch.upstream_status in _SETTLED or batch.completed + batch.failed >= batch.total:
+            return True  # every line has its result (a finalization to take over)
         if batch.upstream_id is None:
             if batch.ending is not None:
                 return True  # nothing was sent: the lines never ran
@@ -150,8 +154,6 @@ class Delegation:
             if not accepting or now < self._next.get(batch.id, 0.0):
                 return False
             return await self._submit(batch, entry, dep, now)
-        if batch.upstream_status == "collected":
-            return True
         return await self._poll(batch, entry, dep, now)
 
     def _idle(self, batch: StoredBatch, now: float) -> bool:
@@ -183,6 +185,8 @@ class Delegation:
         assert dep.delegate is not None
         store = self._store
         lines = await self._db(store.pending(batch.id))
+        if not lines:
+            return True
         try:
             principal = self._principal(batch.key_id)
         except GatewayError as exc:  # the owner has terms to accept
@@ -225,6 +229,10 @@ class Delegation:
             await self._fail_all(batch, lines, code="upstream_batch_refused",
                                  message=exc.message, status="refused")  # fmt: skip
             return True
+        except BaseException:  # cancelled (the process stops): the batch is submitted again
+            if reservation is not None:
+                await self._svc.budgets.release(reservation)
+            raise
         saved = await self._db(
             store.update(
                 batch.id,
@@ -237,7 +245,13 @@ class Delegation:
                 times={"sluice_submitted_at": now},
             )
         )
-        if saved and self._observer is not None:
+        if not saved:  # ended meanwhile (an admin's cancel finalized it): undo upstream
+            with contextlib.suppress(GatewayError):
+                await dep.delegate.api.cancel(upstream_id, self._call(batch, dep))
+            if reservation is not None:
+                await self._svc.budgets.release(reservation)
+            return False
+        if self._observer is not None:
             self._observer.delegated("submitted")
         self._next[batch.id] = now + dep.delegate.poll_interval_s
         return False
