@@ -43,6 +43,8 @@ providers:
   slow: {{type: openai_compatible, base_url: "{base}/v1", api_key: sk-up,
           headers: {{x-mock-batch-per-poll: "1"}}}}
   an: {{type: anthropic, base_url: "{base}", api_key: sk-up}}
+  failing: {{type: openai_compatible, base_url: "{base}/v1", api_key: sk-up,
+             headers: {{x-mock-batch-fail: "1"}}}}
 models:
   - name: gpt-b
     deployments:
@@ -58,6 +60,9 @@ models:
       - {{provider: an, model: "claude?completion_tokens=4",
          batch: {{mode: delegate, discount: 0.4, poll_interval_s: 0.01}}}}
     prices: {{input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}}
+  - name: gpt-fail
+    deployments:
+      - {{provider: failing, model: chat, batch: {{mode: delegate, poll_interval_s: 0.01}}}}
 batches:
   poll_interval_s: 0.02
 """
@@ -394,3 +399,21 @@ async def test_a_key_that_lost_the_model_before_submission_fails_every_line(
         assert [x["custom_id"] for x in errors] == ["k0", "k1"]
         assert all(x["response"] is None and "gpt-b" in x["error"]["message"] for x in errors)
         assert (await _stored(app, batch_id)).upstream_id is None  # nothing was sent
+
+
+async def test_a_batch_the_provider_failed_as_a_whole_fails_every_line(
+    tmp_path: Path, upstream: str
+) -> None:
+    async with gateway(make_settings(tmp_path), _config(upstream)) as (app, client, files):
+        data = jsonl([line(f"f{i}", "gpt-fail") for i in range(2)])
+        made = await create(client, await upload(files, None, data))
+        assert made.status_code == 200, made.text
+        done = await until(client, made.json()["id"])
+        assert done["status"] == "completed"
+        assert done["request_counts"] == {"total": 2, "completed": 0, "failed": 2}
+        assert done["output_file_id"] is None
+        errors = lines_of(files, done["error_file_id"])
+        assert [x["custom_id"] for x in errors] == ["f0", "f1"]
+        assert {x["error"]["code"] for x in errors} == {"upstream_batch_failed"}
+        assert {x["error"]["message"] for x in errors} == {"mock upstream: the batch failed"}
+        assert await usage_rows(app, done["id"]) == []  # no answer, no row
