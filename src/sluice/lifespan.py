@@ -185,7 +185,11 @@ async def open_process(
             redis = RedisClient.from_url(settings.redis_url)
         session = new_session()
         table = ModelTable.build(
-            config, providers, created=int(clock.now()), known_window=known_context_window
+            config,
+            providers,
+            created=int(clock.now()),
+            known_window=known_context_window,
+            batch_apis=wiring.build_batch_apis(config),
         )
         limiter, budgets = wiring.governance(clock, redis, lease_s=settings.redis_slot_lease_s)
         router, breakers = wiring.router(config, table, clock, redis)

@@ -38,7 +38,8 @@ from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.mcp.quota import admit_call
 from sluice.providers.base import Provider
-from sluice.providers.build import build_provider
+from sluice.providers.batch_api import BatchApi
+from sluice.providers.build import build_batch_api, build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
 from sluice.routing.health import DeploymentStats
 from sluice.routing.policy import PolicyEngine
@@ -61,6 +62,18 @@ if TYPE_CHECKING:
 
 def build_providers(config: GatewayConfig) -> dict[str, Provider]:
     return {name: build_provider(name, cfg) for name, cfg in config.providers.items()}
+
+
+def build_batch_apis(config: GatewayConfig) -> dict[str, BatchApi]:
+    """The batch API of each provider some deployment delegates batches to."""
+    wanted = {
+        d.provider
+        for m in config.models
+        for d in m.deployments
+        if d.batch is not None and d.batch.mode == "delegate"
+    }
+    apis = {name: build_batch_api(name, config.providers[name]) for name in sorted(wanted)}
+    return {name: api for name, api in apis.items() if api is not None}
 
 
 def governance(clock: Clock, redis: Any, *, lease_s: float) -> tuple[Limiter, BudgetStore]:

@@ -4,8 +4,9 @@ taken over, a result is written once, finalization belongs to one process."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from sluice.storage.batches import NewLine, Owner, StoredBatch
+from sluice.storage.batches import LineOutcome, NewLine, Owner, StoredBatch
 from sluice.storage.sql.repository import SqlStorage
 
 NOW = 1_800_000_000.0
@@ -134,3 +135,38 @@ async def test_owners_pages_counts_and_cancel(storage: SqlStorage) -> None:
     assert paused is not None
     assert (paused.paused, paused.resume_at) == ("budget", 5.0)
     assert not await repo.update("batch_u0", where=("in_progress",), paused="budget")
+
+
+async def test_a_delegated_batch_is_held_by_one_process_and_its_results_written_once(
+    storage: SqlStorage,
+) -> None:
+    repo = storage.batches
+    made = replace(_batch("batch_dl", lines=3), delegate="up/chat")
+    await repo.create(made, _lines(3))
+    got = await repo.get("batch_dl")
+    assert got is not None
+    assert got.delegate == "up/chat"
+    assert await repo.hold("batch_dl", owner="p1", now=NOW, until=NOW + 10)
+    assert not await repo.hold("batch_dl", owner="p2", now=NOW + 5, until=NOW + 15)
+    assert await repo.hold("batch_dl", owner="p1", now=NOW + 5, until=NOW + 15)  # renewed
+    assert [x.line for x in await repo.pending("batch_dl")] == [1, 2, 3]
+    outcomes = [LineOutcome(1, '{"a": 1}', False), LineOutcome(2, '{"b": 2}', True)]
+    assert not await repo.write_lines("batch_dl", owner="p2", outcomes=outcomes)
+    assert await repo.write_lines(
+        "batch_dl", owner="p1", outcomes=outcomes, upstream_status="collected"
+    )
+    assert await repo.write_lines("batch_dl", owner="p1", outcomes=outcomes)  # no recount
+    batch = await repo.get("batch_dl")
+    assert batch is not None
+    assert (batch.completed, batch.failed, batch.upstream_status) == (1, 1, "collected")
+    assert [x.line for x in await repo.pending("batch_dl")] == [3]
+    # p1 crashed: its lease expires and p2 takes the batch over; a stopping p2 gives it back.
+    assert await repo.hold("batch_dl", owner="p2", now=NOW + 16, until=NOW + 30)
+    await repo.release_all("p2")
+    assert await repo.hold("batch_dl", owner="p3", now=NOW + 17, until=NOW + 30)
+    assert await repo.update(
+        "batch_dl", where=("in_progress",), upstream_id="b_up", reservation={"id": "r"}
+    )
+    stored = await repo.get("batch_dl")
+    assert stored is not None
+    assert (stored.upstream_id, stored.reservation) == ("b_up", {"id": "r"})

@@ -1,6 +1,8 @@
 """Batches against real ``sluice serve`` processes: the openai SDK end to end (upload,
 create, poll, download, cancel, list), and two processes on PostgreSQL sharing one batch,
-one of them killed mid-batch: every line in the output exactly once."""
+one of them killed mid-batch: every line in the output exactly once; two processes sharing
+a batch delegated to the provider's batch API (the mock upstream's): submitted once, one
+usage row per line at the discounted price."""
 
 from __future__ import annotations
 
@@ -170,3 +172,84 @@ async def test_two_processes_share_a_batch_and_one_may_crash(
     # B's rows are all flushed at its SIGTERM; rows A had not flushed died with it.
     assert len(rows) == len({r["request_id"] for r in rows}) <= 60
     assert len(rows) >= 50
+
+
+def _delegating_config(mock_port: int) -> str:
+    return f"""
+providers:
+  up: {{type: openai_compatible, base_url: "http://127.0.0.1:{mock_port}/v1", api_key: sk-up,
+       headers: {{x-mock-batch-per-poll: "2"}}}}
+models:
+  - name: deleg
+    deployments:
+      - {{provider: up, model: "chat?completion_tokens=3",
+         batch: {{mode: delegate, poll_interval_s: 0.1}}}}
+    prices: {{input_usd_per_mtok: 1.0, output_usd_per_mtok: 2.0}}
+batches:
+  poll_interval_s: 0.05
+  lease_s: 2
+"""
+
+
+async def _upstream_batches(mock_port: int) -> list[str]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:
+        got = await s.get(
+            f"http://127.0.0.1:{mock_port}/v1/batches", headers={"Authorization": "Bearer sk-up"}
+        )
+        return [b["id"] for b in (await got.json())["data"]]
+
+
+async def test_two_processes_delegate_one_batch_to_the_provider_once(
+    tmp_path: Path, mock_port: int, postgres_url: str
+) -> None:
+    master = "sk-master-" + secrets.token_hex(16)
+    env = base_env(tmp_path / "data", master, SLUICE_DATABASE_URL=postgres_url)
+    config = tmp_path / "sluice.yaml"
+    config.write_text(_delegating_config(mock_port))
+    before = await _upstream_batches(mock_port)
+    a, port_a = serve_until_ready(tmp_path, config, env, name="gateway-a")
+    b, port_b = serve_until_ready(tmp_path, config, env, name="gateway-b")
+    try:
+        client_a = openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port_a}/v1", api_key=master, max_retries=0
+        )
+        client_b = openai.AsyncOpenAI(
+            base_url=f"http://127.0.0.1:{port_b}/v1", api_key=master, max_retries=0
+        )
+        uploaded = await client_a.files.create(
+            file=("in.jsonl", _jsonl("deleg", 7, "d")), purpose="batch"
+        )
+        batch = await client_a.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        done = await _ended(client_b, batch.id)
+        assert done.status == "completed"
+        assert done.request_counts is not None
+        assert (done.request_counts.completed, done.request_counts.failed) == (7, 0)
+        assert done.output_file_id is not None
+        content = await client_b.files.content(done.output_file_id)
+        ids = [json.loads(x)["custom_id"] for x in content.text.splitlines()]
+        assert sorted(ids) == sorted(f"d{i}" for i in range(7))
+        await client_a.close()
+        await client_b.close()
+    finally:
+        for proc in (a, b):
+            if proc.alive():
+                proc.terminate()
+    after = await _upstream_batches(mock_port)
+    [upstream_id] = [x for x in after if x not in before]  # submitted once, by one process
+    [row] = await _pg(postgres_url, "SELECT upstream_id FROM batches WHERE id = $1", batch.id)
+    assert row["upstream_id"] == upstream_id
+    rows = await _pg(
+        postgres_url,
+        "SELECT request_id, cost_micros, cost_saved_micros, prompt_tokens, completion_tokens"
+        " FROM usage_events WHERE batch_id = $1",
+        batch.id,
+    )
+    assert len(rows) == len({r["request_id"] for r in rows}) == 7
+    for r in rows:
+        full = r["prompt_tokens"] + 2 * r["completion_tokens"]
+        assert r["cost_micros"] == round(full * 0.5)
+        assert r["cost_saved_micros"] == full - r["cost_micros"]

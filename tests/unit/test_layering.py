@@ -63,15 +63,16 @@ ALLOWED: dict[str, set[str]] = {
     # the provider seam and its table; adapters see their protocol, their config row, the
     # foundation (tokens: the mock's estimates; tasks: the mock upstream server's tasks)
     "providers.registry": set(),  # the table: data only
-    "providers.build": {"config", "providers.base", "providers.registry"},
+    "providers.build": {"config", "providers.base", "providers.batch_api", "providers.registry"},
     "providers.base": {"config", "settings", "types"},
+    "providers.batch_api": {"providers.base", "types"},  # the provider batch API seam
     "providers": {"providers.base", "providers.registry", "config", "errors", "types"}
-    | {"settings", "tokens", "tasks", "sse"},
+    | {"settings", "tokens", "tasks", "sse", "providers.batch_api"},
     # governance state
     "limits": {"clock", "errors", "ids", "types"},
     "budgets": {"clock", "errors", "ids", "types", "limits"},  # shares limits' Lua helpers
     "routing": {"clock", "config", "errors", "tasks", "limits", "providers.base"}
-    | {"providers.registry"},
+    | {"providers.registry", "providers.batch_api"},
     # identity and tenancy: one domain in two packages (tenancy uses key hashing and the
     # Principal; the key cache resolves principals through tenancy.resolve). The module
     # graph between them has no cycle (checked below).
@@ -105,7 +106,8 @@ ALLOWED: dict[str, set[str]] = {
     # batches: validation, the service, the worker that runs lines through the pipeline
     "batches": _FOUNDATION
     | _DOMAIN
-    | {"config", "observability", "routing", "pipeline", "files", "storage"},
+    | {"config", "observability", "routing", "pipeline", "files", "storage"}
+    | {"providers.base", "providers.batch_api"},  # delegation to a provider's batch API
     # the data plane's use cases
     # (``mcp``: the Responses tool loop checks and opens external MCP servers, mcp.external)
     "pipeline": _FOUNDATION
@@ -148,6 +150,7 @@ ALLOWED: dict[str, set[str]] = {
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}
     | {"providers.base", "providers.build", "storage.sql", "alerts", "analytics", "scim"}
+    | {"providers.batch_api"}
     | {"mcp", "cache", "files", "batches"},
     "background": _FOUNDATION | _DOMAIN | {"runtime", "control", "routing"},
     # control-plane services the admin API, the console and the CLI share

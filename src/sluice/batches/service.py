@@ -6,7 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from sluice.auth.principal import Principal
+from sluice.batches.delegate import choose
 from sluice.batches.model import ENDPOINTS, WINDOWS, creator, new_batch_id, owner_of, visible
 from sluice.batches.validate import parse_lines
 from sluice.clock import Clock
@@ -15,7 +18,7 @@ from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.files.base import FileAccess
 from sluice.pipeline.dialects.base import Dialect
 from sluice.routing.table import ModelTable
-from sluice.storage.batches import BatchRepository, Owner, StoredBatch
+from sluice.storage.batches import BatchRepository, NewLine, Owner, StoredBatch
 from sluice.types import Endpoint
 
 MAX_PAGE = 100
@@ -100,10 +103,29 @@ class BatchService:
             total=len(lines),
             metadata=metadata,
             times={"in_progress_at": now},
+            delegate=self._delegate(endpoint, lines),
         )
         await self._repo.create(batch, lines)
         self.wake()
         return batch
+
+    def _delegate(self, endpoint: str, lines: list[NewLine]) -> str | None:
+        """The deployment whose provider batch API runs the batch: when every line names
+        the same model and one of its deployments delegates (``None``: Sluice runs it)."""
+        table = self._table
+        if table is None or not lines:
+            return None
+        models: set[str] = set()
+        for line in lines:
+            model = orjson.loads(line.body).get("model")
+            entry = table.get(model) if isinstance(model, str) else None
+            if entry is None:
+                return None
+            models.add(entry.name)
+            if len(models) > 1:
+                return None
+        entry = table.get(models.pop())
+        return choose(entry, ENDPOINTS[endpoint], len(lines)) if entry is not None else None
 
     def _resolve(self, model: str, principal: Principal) -> None:
         if self._table is not None:

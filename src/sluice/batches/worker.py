@@ -22,6 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 from sluice.auth.principal import Principal
 from sluice.batches import finish
+from sluice.batches.delegate import Delegation
 from sluice.batches.lines import Next, Verdict, error_line, run_line
 from sluice.batches.model import ENDPOINTS
 from sluice.clock import Clock
@@ -32,7 +33,13 @@ from sluice.ids import random_hex
 from sluice.outage import OutageLog
 from sluice.pipeline.dialects.base import Dialect
 from sluice.pipeline.services import Services
-from sluice.storage.batches import BatchControl, ClaimedLine, LineRepository, StoredBatch
+from sluice.storage.batches import (
+    BatchControl,
+    ClaimedLine,
+    DelegationStore,
+    LineRepository,
+    StoredBatch,
+)
 from sluice.tasks import run_to_end, spawn_in
 from sluice.types import Endpoint
 from sluice.usage.event import UsageEvent
@@ -48,8 +55,10 @@ answer must not hold the shutdown; the leases then expire after ``batches.lease_
 """Batches looked at per pass (oldest first)."""
 
 
-class Store(LineRepository, BatchControl, Protocol):
+class Store(LineRepository, BatchControl, DelegationStore, Protocol):
     """The worker's side of the batches storage."""
+
+    async def get(self, batch_id: str) -> StoredBatch | None: ...
 
 
 class Observer(Protocol):
@@ -65,6 +74,11 @@ class Observer(Protocol):
 
     def ended(self, status: str) -> None:
         """A batch ended with this status."""
+        ...
+
+    def delegated(self, status: str) -> None:
+        """A batch delegated to a provider's batch API reached ``submitted``, ``collected``
+        or ``refused``."""
         ...
 
 
@@ -115,6 +129,18 @@ class BatchWorker:
         self._total = 0
         self._renewed = 0.0
         self._group: asyncio.TaskGroup | None = None
+        self._delegation = Delegation(
+            svc,
+            store,
+            db=self._db,
+            dialects=dialects,
+            principal=principal,
+            record=record,
+            config=config,
+            clock=clock,
+            owner=self.owner,
+            observer=observer,
+        )
 
     async def _db(self, coro: Coroutine[Any, Any, T]) -> T:
         """One database call at a time from this worker (SQLite has one writer: many
@@ -207,6 +233,9 @@ class BatchWorker:
         if batch.status == "finalizing":
             await self._finalize(batch)  # taken over only when its lease expired
             return
+        if batch.delegate is not None:
+            await self._delegated(batch)
+            return
         expired = batch.ending is None and now >= batch.expires_at
         if expired and await self._db(
             store.update(batch.id, where=("in_progress",), ending="expired")
@@ -247,6 +276,33 @@ class BatchWorker:
                 task.add_done_callback(self._tasks.discard)
         if self._observer is not None:
             self._observer.running(self._total)
+
+    async def _delegated(self, batch: StoredBatch) -> None:
+        """One step of a batch a provider's batch API runs, in its own task (an upstream
+        call must not hold the other batches' pass)."""
+        busy = self._delegation.busy
+        if batch.id in busy:
+            return
+        busy.add(batch.id)
+        group = self._group
+        if group is None:  # tick() called on its own (tests)
+            await self._delegation_step(batch)
+            return
+        task = spawn_in(group, self._delegation_step(batch), name=f"batch-upstream {batch.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _delegation_step(self, batch: StoredBatch) -> None:
+        try:
+            accepting = not self._stopping and self._accepting()
+            if await self._delegation.advance(batch, accepting=accepting):
+                fresh = await self._db(self._store.get(batch.id))
+                if fresh is not None and fresh.status != "finalizing":
+                    await self._finalize(fresh)
+        except Exception:
+            log.warning("batch %s: delegated step failed", batch.id, exc_info=True)
+        finally:
+            self._delegation.busy.discard(batch.id)
 
     def _bound(self) -> int:
         config = self._config

@@ -32,6 +32,22 @@ class Prices(_Frozen):
     output_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
 
 
+class DeploymentBatch(_Frozen):
+    """How batches (``/v1/batches``) whose lines go to this deployment run
+    (docs/batches.md#delegating-to-a-providers-batch-api)."""
+
+    mode: Literal["local", "delegate"] = "local"
+    """``local``: Sluice runs every line through its pipeline; ``delegate``: a batch whose
+    lines all name this deployment's model is handed to the provider's own batch API (OpenAI
+    Batch, Anthropic Message Batches), billed at the discounted price. Only provider types
+    with a batch API may delegate."""
+    discount: Annotated[float, Field(ge=0, lt=1)] = 0.5
+    """Share taken off the price of a delegated line (0.5: half price, as OpenAI and
+    Anthropic bill batches)."""
+    poll_interval_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """How often the process holding a delegated batch asks the provider how it is doing."""
+
+
 class DeploymentConfig(_Frozen):
     """One way to serve a public model: a provider and the model name it knows."""
 
@@ -47,6 +63,9 @@ class DeploymentConfig(_Frozen):
     retries: Annotated[int, Field(ge=0, le=10)] | None = None
     """Extra attempts on this deployment after a retriable failure; ``routing.retries``
     when omitted."""
+    batch: DeploymentBatch | None = None
+    """Batches through this deployment: run by Sluice (default) or delegated to the
+    provider's batch API."""
 
     @property
     def key(self) -> str:

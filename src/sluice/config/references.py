@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sluice.providers.registry import PROVIDER_TYPES
+
 Loc = tuple[int | str, ...]
 Problem = tuple[Loc, str]
 
@@ -64,6 +66,8 @@ def reference_problems(doc: Mapping[str, Any]) -> list[Problem]:
                         f"unknown provider {provider!r}; define it under providers",
                     )
                 )
+            elif isinstance(provider, str) and isinstance(providers, Mapping):
+                problems.extend(_batch_problems(dep, providers[provider], ("models", i, j)))
     routing = doc.get("routing")
     if isinstance(routing, Mapping):
         for k, wildcard in _items(routing.get("wildcards")):
@@ -74,6 +78,24 @@ def reference_problems(doc: Mapping[str, Any]) -> list[Problem]:
                 )
     problems.extend(_cache_problems(doc, models, set(owner)))
     return problems
+
+
+def _batch_problems(dep: Mapping[str, Any], provider: Any, where: Loc) -> list[Problem]:
+    """A deployment may delegate batches only to a provider type that has a batch API."""
+    batch = dep.get("batch")
+    if not isinstance(batch, Mapping) or batch.get("mode") != "delegate":
+        return []
+    kind = provider.get("type") if isinstance(provider, Mapping) else None
+    spec = PROVIDER_TYPES.get(kind) if isinstance(kind, str) else None
+    if spec is not None and spec.batch_api is not None:
+        return []
+    _, i, j = where
+    return [
+        (
+            ("models", i, "deployments", j, "batch", "mode"),
+            f"a provider of type {kind!r} has no batch API to delegate to",
+        )
+    ]
 
 
 def _cache_problems(

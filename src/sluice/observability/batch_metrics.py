@@ -32,6 +32,17 @@ class BatchMetrics:
             registry=registry,
         )
 
+        self.delegated_batches = Counter(
+            "sluice_batches_delegated_total",
+            "Batches delegated to a provider's batch API, by step reached (submitted, "
+            "collected, refused).",
+            ("status",),
+            registry=registry,
+        )
+
+    def delegated(self, status: str) -> None:
+        self.delegated_batches.labels(status).inc()
+
     def line(self, outcome: str) -> None:
         self.lines.labels(outcome).inc()
 

@@ -42,15 +42,26 @@ class ProviderSpec:
     options: OpenAIFamilyRow | None = None
     in_process: bool = False
     """Served inside the gateway process itself (no upstream host): counts as self-hosted."""
+    batch_api: str | None = None
+    """``module:attribute`` of the provider's own batch API client (a
+    :class:`~sluice.providers.batch_api.BatchApi`), called as ``factory(name, config)``;
+    ``None``: a deployment of this type cannot delegate batches (``batch.mode: delegate``)."""
 
 
 _OPENAI = "sluice.providers.openai_compat:OpenAICompatibleProvider"
+_OPENAI_BATCH = "sluice.providers.openai_batch:OpenAIBatchApi"
+_ANTHROPIC_BATCH = "sluice.providers.anthropic.batch:AnthropicBatchApi"
 
 PROVIDER_TYPES: dict[str, ProviderSpec] = {
     "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider", "mock", in_process=True),
-    "openai_compatible": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow(None, key_required=False)),
+    "openai_compatible": ProviderSpec(
+        _OPENAI, "openai", OpenAIFamilyRow(None, key_required=False), batch_api=_OPENAI_BATCH
+    ),
     "openai": ProviderSpec(
-        _OPENAI, "openai", OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True)
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True),
+        batch_api=_OPENAI_BATCH,
     ),
     "azure": ProviderSpec(
         _OPENAI,
@@ -81,7 +92,11 @@ PROVIDER_TYPES: dict[str, ProviderSpec] = {
     "openrouter": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://openrouter.ai/api/v1")),
     # Native wire formats: one adapter each; default base URLs live in the adapter modules
     # (Vertex AI and Bedrock derive theirs from the configured location or region).
-    "anthropic": ProviderSpec("sluice.providers.anthropic.provider:AnthropicProvider", "anthropic"),
+    "anthropic": ProviderSpec(
+        "sluice.providers.anthropic.provider:AnthropicProvider",
+        "anthropic",
+        batch_api=_ANTHROPIC_BATCH,
+    ),
     "gemini": ProviderSpec("sluice.providers.gemini.provider:GeminiProvider", "gemini"),
     "vertex": ProviderSpec("sluice.providers.vertex.provider:VertexProvider", "vertex"),
     "bedrock": ProviderSpec("sluice.providers.bedrock.provider:BedrockProvider", "bedrock"),

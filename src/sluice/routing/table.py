@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from sluice.config.model import GatewayConfig, Strategy
+from sluice.config.model import DeploymentBatch, GatewayConfig, Strategy
 from sluice.config.providers import Timeouts
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import Provider
+from sluice.providers.batch_api import BatchApi
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,19 @@ class Deployment:
     provider_type: str = ""
     output_usd_per_mtok: float = 0.0
     """For the ``lowest_cost`` strategy (from the model's price override, else 0)."""
+    delegate: Delegate | None = None
+    """Batches through this deployment go to the provider's batch API (``batch.mode:
+    delegate``); ``None``: Sluice runs their lines."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delegate:
+    """A deployment's batch API and the terms of its batches."""
+
+    api: BatchApi
+    discount: float
+    """Share taken off the price of each line."""
+    poll_interval_s: float
 
 
 DEFAULT_MAX_OUTPUT_TOKENS = 1_048_576
@@ -77,6 +91,12 @@ class WildcardRoute:
     known_window: KnownWindow = _no_window
 
 
+def _delegate(batch: DeploymentBatch | None, api: BatchApi | None) -> Delegate | None:
+    if batch is None or batch.mode != "delegate" or api is None:
+        return None
+    return Delegate(api, batch.discount, batch.poll_interval_s)
+
+
 def _header(value: str) -> bytes:
     return value.encode("latin-1", "replace")
 
@@ -122,9 +142,12 @@ class ModelTable:
         *,
         created: int,
         known_window: KnownWindow = _no_window,
+        batch_apis: Mapping[str, BatchApi] | None = None,
     ) -> ModelTable:
         """``known_window`` gives the default output bound of models that configure none
-        (``budgets.pricing.known_context_window`` in the service)."""
+        (``budgets.pricing.known_context_window`` in the service); ``batch_apis``: the batch
+        API of each provider that has one, by provider name (for ``batch.mode: delegate``)."""
+        apis = batch_apis or {}
         entries = []
         retries = config.routing.retries
         for model in config.models:
@@ -148,6 +171,7 @@ class ModelTable:
                             output_usd_per_mtok=model.prices.output_usd_per_mtok
                             if model.prices
                             else 0.0,
+                            delegate=_delegate(d.batch, apis.get(d.provider)),
                         )
                         for d in model.deployments
                     ),

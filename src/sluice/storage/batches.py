@@ -48,6 +48,16 @@ class StoredBatch:
     paused: str | None = None
     """Why no line is claimed until ``resume_at``: ``budget`` or ``rate_limit``."""
     resume_at: float | None = None
+    delegate: str | None = None
+    """The deployment whose provider batch API runs this batch (``None``: Sluice runs it)."""
+    upstream_id: str | None = None
+    """The provider's batch id, once submitted."""
+    upstream_status: str | None = None
+    """``submitted``, ``cancel_sent``, then ``collected`` (results written to the lines);
+    ``refused`` when the provider would not take it."""
+    reservation: dict[str, Any] | None = None
+    """The budget held for a delegated batch until its results are settled (JSON of a
+    :class:`~sluice.budgets.base.BudgetReservation`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +152,33 @@ class LineRepository(Protocol):
     async def release(self, batch_id: str, line: int, *, owner: str, count: bool = False) -> None:
         """Give the lease back without a result (the line runs again later); ``count``: this
         claim counts towards the line's claims (else it is taken back)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LineOutcome:
+    line: int
+    output: str
+    failed: bool
+
+
+class DelegationStore(Protocol):
+    """What the worker keeps of a batch delegated to a provider's batch API."""
+
+    async def hold(self, batch_id: str, *, owner: str, now: float, until: float) -> bool:
+        """Take (or renew) the lease of a batch ``in_progress`` or ``cancelling`` whose lease
+        is free, expired or already ``owner``'s; ``False`` when another process holds it."""
+        ...
+
+    async def pending(self, batch_id: str) -> list[ClaimedLine]:
+        """Every line without a result, by line number."""
+        ...
+
+    async def write_lines(
+        self, batch_id: str, *, owner: str, outcomes: list[LineOutcome], **values: Any
+    ) -> bool:
+        """In one transaction, if ``owner`` holds the batch's lease: each outcome on its
+        line if it has none yet (counted), and ``values`` on the batch."""
         ...
 
 

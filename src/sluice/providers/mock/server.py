@@ -18,6 +18,7 @@ import orjson
 
 from sluice.providers.mock import caps, embed
 from sluice.providers.mock import script as s
+from sluice.providers.mock.batch_api import MockBatchApi
 from sluice.providers.mock.reply import HOLD_S as _HOLD_S
 from sluice.providers.mock.reply import CutStream, Reply
 from sluice.providers.mock.reply import json_reply as _json_reply
@@ -47,9 +48,13 @@ class MockApp:
     def __init__(self) -> None:
         self.flaky = s.FlakyCounter()
         self.requests = 0
+        self.batches = MockBatchApi(self)
 
     async def reply(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         full_path = path.split("?", 1)[0]
+        batch = await self.batches.reply(method, full_path, headers, raw)
+        if batch is not None:  # OpenAI Files and Batches, Anthropic Message Batches
+            return batch
         path = full_path.removeprefix("/v1")
         if method == "GET":
             if path in ("/health", "/"):

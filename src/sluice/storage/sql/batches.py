@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, or_, select
 from sluice.storage.batches import (
     ACTIVE,
     ClaimedLine,
+    LineOutcome,
     LineResult,
     NewLine,
     Owner,
@@ -55,6 +56,10 @@ def _batch(row: Any) -> StoredBatch:
         ending=row.ending,
         paused=row.paused,
         resume_at=row.resume_at,
+        delegate=row.delegate,
+        upstream_id=row.upstream_id,
+        upstream_status=row.upstream_status,
+        reservation=dict(row.reservation) if row.reservation is not None else None,
     )
 
 
@@ -106,6 +111,7 @@ class SqlBatches:
                     failed=0,
                     metadata=batch.metadata,
                     times=batch.times,
+                    delegate=batch.delegate,
                 )
             )
             for start in range(0, len(lines), _INSERT_CHUNK):
@@ -260,6 +266,74 @@ class SqlBatches:
                 .where(ln.c.owner == owner, ln.c.done.is_(False), ln.c.lease_until.is_not(None))
                 .values(owner=None, lease_until=None, claims=ln.c.claims - 1)
             )
+            await conn.execute(  # delegated batches this process was polling
+                b.update()
+                .where(b.c.lease_owner == owner, b.c.status.in_(("in_progress", "cancelling")))
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    # --- delegated batches ----------------------------------------------------------
+
+    async def hold(self, batch_id: str, *, owner: str, now: float, until: float) -> bool:
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                b.update()
+                .where(
+                    b.c.id == batch_id,
+                    b.c.status.in_(("in_progress", "cancelling")),
+                    or_(
+                        b.c.lease_owner.is_(None),
+                        b.c.lease_owner == owner,
+                        b.c.lease_until < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=until)
+            )
+        return bool(result.rowcount)
+
+    async def pending(self, batch_id: str) -> list[ClaimedLine]:
+        query = (
+            select(ln.c.line, ln.c.custom_id, ln.c.body, ln.c.claims)
+            .where(ln.c.batch_id == batch_id, ln.c.done.is_(False))
+            .order_by(ln.c.line)
+        )
+        async with self._db.connect() as conn:
+            rows = await conn.execute(query)
+            return [ClaimedLine(r.line, r.custom_id, r.body, r.claims) for r in rows]
+
+    async def write_lines(
+        self, batch_id: str, *, owner: str, outcomes: list[LineOutcome], **values: Any
+    ) -> bool:
+        async with self._db.begin() as conn:
+            held = (
+                await conn.execute(
+                    select(b.c.id).where(b.c.id == batch_id, b.c.lease_owner == owner)
+                )
+            ).first()
+            if held is None:
+                return False
+            completed = failed = 0
+            for outcome in outcomes:
+                result = await conn.execute(
+                    ln.update()
+                    .where(
+                        ln.c.batch_id == batch_id,
+                        ln.c.line == outcome.line,
+                        ln.c.done.is_(False),
+                    )
+                    .values(
+                        done=True, failed=outcome.failed, output=outcome.output, lease_until=None
+                    )
+                )
+                if result.rowcount:
+                    failed += outcome.failed
+                    completed += not outcome.failed
+            await conn.execute(
+                b.update()
+                .where(b.c.id == batch_id)
+                .values(completed=b.c.completed + completed, failed=b.c.failed + failed, **values)
+            )
+        return True
 
     async def running(self, batch_id: str, *, now: float) -> int:
         query = (

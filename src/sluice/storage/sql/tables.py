@@ -453,6 +453,10 @@ batches = Table(
     Column("resume_at", Float),
     Column("lease_owner", String(64)),
     Column("lease_until", Float),
+    Column("delegate", String(200)),
+    Column("upstream_id", String(200)),
+    Column("upstream_status", String(32)),
+    Column("reservation", JSON),
     Index("ix_batches_status", "status"),
     Index("ix_batches_user_id_created_at", "user_id", "created_at"),
     Index("ix_batches_team_id_created_at", "team_id", "created_at"),
@@ -519,5 +523,5 @@ semantic_cache = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0021"
+HEAD_REVISION = "0022"
 """The newest migration; a test checks it against the migration scripts."""
