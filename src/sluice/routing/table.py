@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sluice.config.model import GatewayConfig, Strategy
 from sluice.config.providers import Timeouts
 from sluice.errors import ErrorKind, GatewayError
-from sluice.providers.base import Provider
+from sluice.providers.base import FileInput, Provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,9 @@ class Deployment:
     provider_type: str = ""
     output_usd_per_mtok: float = 0.0
     """For the ``lowest_cost`` strategy (from the model's price override, else 0)."""
+    file_types: frozenset[str] = frozenset()
+    """Media types of documents forwarded to it as files; any other document reaches it as
+    text (docs/documents.md). The config's ``file_types``, else what the adapter declares."""
 
 
 DEFAULT_MAX_OUTPUT_TOKENS = 1_048_576
@@ -75,6 +78,13 @@ class WildcardRoute:
     provider_type: str
     retries: int
     known_window: KnownWindow = _no_window
+
+
+def native_file_types(provider: Provider, configured: tuple[str, ...] | None) -> frozenset[str]:
+    """What a deployment takes as files: its config's list when set, else its adapter's."""
+    if configured is not None:
+        return frozenset(t.lower() for t in configured)
+    return provider.native_file_types if isinstance(provider, FileInput) else frozenset()
 
 
 def _header(value: str) -> bytes:
@@ -145,6 +155,7 @@ class ModelTable:
                             ),
                             retries=d.retries if d.retries is not None else retries,
                             provider_type=config.providers[d.provider].type,
+                            file_types=native_file_types(providers[d.provider], d.file_types),
                             output_usd_per_mtok=model.prices.output_usd_per_mtok
                             if model.prices
                             else 0.0,
@@ -216,6 +227,7 @@ class ModelTable:
                     ),
                     retries=route.retries,
                     provider_type=route.provider_type,
+                    file_types=native_file_types(route.provider, None),
                 )
                 bound = _output_bound(None, [route.known_window(route.provider_type, upstream)])
                 entry = ModelEntry(name, (), (dep,), 0, bounds=OutputBounds(bound))
