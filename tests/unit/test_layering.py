@@ -142,11 +142,12 @@ ALLOWED: dict[str, set[str]] = {
         "cache",
         "files",
         "batches",
+        "documents",  # opens and closes the document reader (its thread pool)
     },
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
-    | {"storage.sql", "mcp", "cache", "files"},
+    | {"storage.sql", "mcp", "cache", "files", "documents"},
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}

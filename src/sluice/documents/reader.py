@@ -46,7 +46,7 @@ def unsupported_type(media_type: str, *, param: str) -> GatewayError:
     shown = media_type or "unknown"
     return GatewayError(
         ErrorKind.CALLER_UNSUPPORTED,
-        f"the document type {shown!r} is not supported: send PDF, DOCX, XLSX, PPTX, HTML, "
+        f"{param}: the document type {shown!r} is not supported: send PDF, DOCX, XLSX, PPTX, HTML, "
         "Markdown, CSV, JSON or plain text (with a file name ending in its extension)",
         param=param,
         code="unsupported_file_type",
@@ -95,7 +95,7 @@ class DocumentReader:
         except TimeoutError:
             raise GatewayError(
                 ErrorKind.CALLER_BAD_REQUEST,
-                f"the document {name!r} could not be read within "
+                f"{param}: the document {name!r} could not be read within "
                 f"{config.extract_timeout_s:g} s; send a smaller or simpler file",
                 param=param,
                 code="document_timeout",
@@ -103,14 +103,14 @@ class DocumentReader:
         except Unreadable as exc:
             raise GatewayError(
                 ErrorKind.CALLER_BAD_REQUEST,
-                f"the document {name!r} could not be read as {media_type}: {exc}",
+                f"{param}: the document {name!r} could not be read as {media_type}: {exc}",
                 param=param,
                 code="unreadable_file",
             ) from None
         except TooLarge as exc:
             raise GatewayError(
                 ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
-                f"the document {name!r} is too large: {exc}",
+                f"{param}: the document {name!r} is too large: {exc}",
                 param=param,
                 code="file_too_large",
             ) from None

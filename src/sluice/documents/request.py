@@ -67,7 +67,7 @@ def _b64(value: str, *, param: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequest("the file data is not valid base64", param=param) from None
+        raise BadRequest(f"{param}: the file data is not valid base64", param=param) from None
 
 
 def _openai_part(part: dict[str, Any], index: tuple[int, int], n: int) -> Document:
@@ -87,7 +87,7 @@ def _openai_part(part: dict[str, Any], index: tuple[int, int], n: int) -> Docume
         head, sep, data = data[5:].partition(",")
         if not sep or not head.endswith(";base64"):
             raise BadRequest(
-                "file_data must be a base64 data URL (data:<type>;base64,...)",
+                f"{param}.file_data: must be a base64 data URL (data:<type>;base64,...)",
                 param=f"{param}.file_data",
             )
         declared = head.removesuffix(";base64")
@@ -135,7 +135,8 @@ def find(req: ProviderRequest, *, max_files: int) -> list[Document]:
                 continue
             if len(found) >= max_files:
                 raise BadRequest(
-                    f"a request may carry at most {max_files} documents", param=doc.param
+                    f"{doc.param}: a request may carry at most {max_files} documents",
+                    param=doc.param,
                 )
             found.append(doc)
     return found
@@ -183,7 +184,9 @@ class Documents:
     async def _open(self, doc: Document, principal: Principal) -> None:
         files, file_id = self.reader.files, doc.file_id or ""
         if files is None:
-            raise BadRequest("file ids are not available on this gateway", param=doc.param)
+            raise BadRequest(
+                f"{doc.param}: file ids are not available on this gateway", param=doc.param
+            )
         try:
             name, data = await files.open(
                 principal, file_id, max_bytes=self.reader.config.max_file_bytes
@@ -192,7 +195,7 @@ class Documents:
             if exc.kind is ErrorKind.CALLER_NOT_FOUND:
                 raise GatewayError(
                     ErrorKind.CALLER_BAD_REQUEST,
-                    f"no file {file_id!r} (or not yours)",
+                    f"{doc.param}.file_id: no file {file_id!r} (or not yours)",
                     param=f"{doc.param}.file_id",
                     code="file_not_found",
                 ) from None
@@ -210,9 +213,18 @@ class Documents:
             todo = [d for d in wanted if d.text is None]
             if not todo:
                 return
-            async with asyncio.TaskGroup() as group:
-                for doc in todo:
-                    group.create_task(self._extract(doc))
+            if len(todo) == 1:
+                await self._extract(todo[0])
+                return
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for doc in todo:
+                        group.create_task(self._extract(doc))
+            except ExceptionGroup as errors:
+                # The first document that failed answers (the others were cancelled, and
+                # their threads told to stop).
+                first = errors.exceptions[0]
+                raise first if isinstance(first, GatewayError) else errors from None
 
     async def _extract(self, doc: Document) -> None:
         doc.text = await self.reader.text(
@@ -254,5 +266,8 @@ class Documents:
 
 def _too_large(message: str, doc: Document) -> GatewayError:
     return GatewayError(
-        ErrorKind.CALLER_PAYLOAD_TOO_LARGE, message, param=doc.param, code="file_too_large"
+        ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
+        f"{doc.param}: {message}",
+        param=doc.param,
+        code="file_too_large",
     )
