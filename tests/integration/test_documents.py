@@ -169,6 +169,40 @@ async def test_messages_document_blocks(gw: Gateway) -> None:
     assert "messages[0].content[0].source" in error["error"]["message"]
 
 
+async def test_responses_input_file(gw: Gateway) -> None:
+    _, client, rec = gw
+    item = {
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "What is owed?"},
+            {"type": "input_file", "filename": "invoice.pdf", "file_data": data_url(PDF)},
+        ],
+    }
+    resp = await client.post(
+        "/v1/responses", json={"model": "text-only", "input": [item], "store": False}
+    )
+    assert resp.status_code == 200, resp.text
+    assert rec.seen[-1].path == "/v1/responses"  # an openai deployment: passed through
+    sent = rec.seen[-1].body["input"][0]["content"][1]
+    assert sent["type"] == "input_text"
+    assert sent["text"].startswith('<document name="invoice.pdf">\nInvoice 4471')
+    native = await client.post(
+        "/v1/responses", json={"model": "pdf-native", "input": [item], "store": False}
+    )
+    assert native.status_code == 200, native.text
+    assert rec.seen[-1].body["input"][0]["content"][1] == item["content"][1]
+    claude = await client.post(  # translated to chat, then to a Messages document block
+        "/v1/responses", json={"model": "claude", "input": [item], "max_output_tokens": 50}
+    )
+    assert claude.status_code == 200, claude.text
+    block = rec.seen[-1].body["messages"][-1]["content"][-1]
+    assert (block["type"], block["title"]) == ("document", "invoice.pdf")
+    bad = {**item, "content": [{"type": "input_file", "file_id": "file-nope"}]}
+    refused = await client.post("/v1/responses", json={"model": "text-only", "input": [bad]})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "input[0].content[0].file_id"
+
+
 async def _user_key(client: httpx.AsyncClient, name: str) -> str:
     user = await client.post("/api/v1/users", json={"email": f"{name}@example.org", "name": name})
     assert user.status_code < 300, user.text

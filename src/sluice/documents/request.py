@@ -1,11 +1,12 @@
 """One request's documents: found in its messages, decoded, read from the Files API when
 named by id, and rewritten for each deployment that serves it.
 
-Two shapes carry documents: OpenAI chat ``file`` parts
+Three shapes carry documents: OpenAI chat ``file`` parts
 (``{"type": "file", "file": {"file_data": "data:...;base64,...", "filename": ...}}`` or
-``{"file": {"file_id": "file-..."}}``) and Anthropic Messages ``document`` blocks (``base64``
-and ``text`` sources). Other sources (URLs, a provider's own file ids) are not the gateway's
-to read and are forwarded as sent.
+``{"file": {"file_id": "file-..."}}``), Responses ``input_file`` parts (the same fields on the
+part) and Anthropic Messages ``document`` blocks (``base64`` and ``text`` sources). Other
+sources (URLs, a provider's own file ids) are not the gateway's to read and are forwarded
+as sent.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,16 +29,30 @@ from sluice.types import Endpoint, ProviderRequest
 if TYPE_CHECKING:
     from sluice.auth.principal import Principal
 
-_MARKERS = {Endpoint.CHAT: b'"file"', Endpoint.MESSAGES: b'"document"'}
+Read = Callable[[dict[str, Any], tuple[int, int], int], "Document | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Where one request format carries documents."""
+
+    marker: bytes
+    """In the raw body of any request that carries one (a quick first check)."""
+    container: str
+    """The body's list of messages (or input items)."""
+    part_type: str
+    read: Read
+    text_type: str
+    """The type of a text part in this format."""
 
 
 def may_carry(req: ProviderRequest) -> bool:
     """Whether ``req`` may hold documents: a byte search of the body as sent (cheap), so a
     request without any is not walked."""
-    marker = _MARKERS.get(req.endpoint)
-    if marker is None:
+    shape = _SHAPES.get(req.endpoint)
+    if shape is None:
         return False
-    return not req.raw or marker in req.raw
+    return not req.raw or shape.marker in req.raw
 
 
 @dataclass(slots=True)
@@ -70,11 +86,22 @@ def _b64(value: str, *, param: str) -> bytes:
         raise BadRequest(f"{param}: the file data is not valid base64", param=param) from None
 
 
-def _openai_part(part: dict[str, Any], index: tuple[int, int], n: int) -> Document:
+def _chat_part(part: dict[str, Any], index: tuple[int, int], n: int) -> Document | None:
     param = f"messages[{index[0]}].content[{index[1]}].file"
     spec = part.get("file")
     if not isinstance(spec, dict):
         raise BadRequest(f"'{param}' must be an object", param=param)
+    return _file_spec(spec, param, n, index)
+
+
+def _responses_part(part: dict[str, Any], index: tuple[int, int], n: int) -> Document | None:
+    if "file_url" in part and "file_data" not in part and "file_id" not in part:
+        return None  # a URL: forwarded as sent
+    return _file_spec(part, f"input[{index[0]}].content[{index[1]}]", n, index)
+
+
+def _file_spec(spec: dict[str, Any], param: str, n: int, index: tuple[int, int]) -> Document:
+    """An OpenAI file (``file_data`` as a data URL or bare base64, or ``file_id``)."""
     name = spec.get("filename")
     name = name if isinstance(name, str) and name else None
     file_id, data = spec.get("file_id"), spec.get("file_data")
@@ -119,10 +146,12 @@ def _messages_block(block: dict[str, Any], index: tuple[int, int], n: int) -> Do
 
 def find(req: ProviderRequest, *, max_files: int) -> list[Document]:
     """The documents of ``req`` in order; malformed parts raise 400 naming them."""
-    wanted = "file" if req.endpoint is Endpoint.CHAT else "document"
-    read = _openai_part if req.endpoint is Endpoint.CHAT else _messages_block
+    shape = _SHAPES.get(req.endpoint)
+    if shape is None:
+        return []
+    wanted, read = shape.part_type, shape.read
     found: list[Document] = []
-    messages = req.body.get("messages")
+    messages = req.body.get(shape.container)
     for i, message in enumerate(messages if isinstance(messages, list) else ()):
         content = message.get("content") if isinstance(message, dict) else None
         if not isinstance(content, list):
@@ -140,6 +169,16 @@ def find(req: ProviderRequest, *, max_files: int) -> list[Document]:
                 )
             found.append(doc)
     return found
+
+
+_SHAPES: dict[Endpoint, _Shape] = {
+    Endpoint.CHAT: _Shape(b'"file"', "messages", "file", _chat_part, "text"),
+    Endpoint.MESSAGES: _Shape(b'"document"', "messages", "document", _messages_block, "text"),
+    Endpoint.RESPONSES: _Shape(
+        b'"input_file"', "input", "input_file", _responses_part, "input_text"
+    ),
+}
+"""Request format → where its documents are (a table: a format is a row)."""
 
 
 def frame(doc: Document) -> str:
@@ -246,21 +285,26 @@ class Documents:
             return self.request
         await self.extract([d for d in as_text if not d.messages_text])
         req = self.request
-        messages = list(req.body["messages"])
+        shape = _SHAPES[req.endpoint]
+        messages = list(req.body[shape.container])
         changed: dict[int, list[Any]] = {}
         for doc in as_text + inline:
             i, j = doc.index
             content = changed.get(i)
             if content is None:
                 content = changed[i] = list(messages[i]["content"])
-            content[j] = (
-                {"type": "file", "file": {"file_data": doc.data_url(), "filename": doc.name}}
-                if doc.file_id is not None and doc.media_type in native
-                else {"type": "text", "text": frame(doc)}
-            )
+            if doc.file_id is not None and doc.media_type in native:
+                spec = {"file_data": doc.data_url(), "filename": doc.name}
+                content[j] = (
+                    {"type": "file", "file": spec}
+                    if shape.part_type == "file"
+                    else {"type": shape.part_type, **spec}
+                )
+            else:
+                content[j] = {"type": shape.text_type, "text": frame(doc)}
         for i, content in changed.items():
             messages[i] = {**messages[i], "content": content}
-        body = {**req.body, "messages": messages}
+        body = {**req.body, shape.container: messages}
         return dataclasses.replace(req, body=body, raw=orjson.dumps(body))
 
 

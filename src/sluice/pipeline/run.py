@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sluice.documents.request import may_carry
 from sluice.errors import ErrorKind, GatewayError, shutting_down
 from sluice.pipeline import cache as cache_stage
 from sluice.pipeline import cost, documents
@@ -52,7 +53,11 @@ async def serve(svc: Services, ctx: RequestContext) -> Outcome:
     error: GatewayError | None = None
     plan: cache_stage.Plan | None = None
     try:
-        docs = tries.docs = await documents.prepare(svc, ctx)
+        docs = tries.docs = (  # no call for a request without documents (the hot path)
+            await documents.prepare(svc, ctx)
+            if svc.documents is not None and may_carry(ctx.request)
+            else None
+        )
         hold = await reserve(
             svc, ctx, extra_prompt_chars=0 if docs is None else docs.extracted_chars
         )
