@@ -195,6 +195,8 @@ class Documents:
         self.request = req
         self.found = found
         self._lock = asyncio.Lock()
+        self._made: dict[frozenset[str], ProviderRequest] = {}
+        """The request as made for each set of native types (retries reuse it)."""
 
     async def resolve(self, principal: Principal) -> None:
         """Read every ``file_id`` part through the Files API (its ownership rules), and
@@ -279,6 +281,12 @@ class Documents:
         """The request as a deployment taking ``native`` media types receives it: those
         forwarded as files (a ``file_id`` inlined: no upstream knows the gateway's ids),
         every other document replaced by its framed text."""
+        made = self._made.get(native)
+        if made is None:
+            made = self._made[native] = await self._make(native)
+        return made
+
+    async def _make(self, native: frozenset[str]) -> ProviderRequest:
         as_text = [d for d in self.found if d.media_type not in native]
         inline = [d for d in self.found if d.file_id is not None and d.media_type in native]
         if not as_text and not inline:
