@@ -307,3 +307,29 @@ async def test_total_size_cap(gw: Gateway) -> None:
     resp = await client.post("/v1/chat/completions", json=_chat("text-only", *parts))
     assert resp.status_code == 413
     assert resp.json()["error"]["param"] == "messages[0].content[3].file"
+
+
+async def test_extracted_text_counts_in_the_estimate(gw: Gateway) -> None:
+    """A key allowed 1000 input tokens a minute: a 6000-character document (about 1500
+    tokens once extracted; its base64 is not prompt text) is refused before any call, a
+    short one passes."""
+    _, client, rec = gw
+    made = await client.post("/api/v1/keys", json={"name": "k", "limits": {"tpm_input": 1000}})
+    assert made.status_code == 201, made.text
+    auth = {"Authorization": f"Bearer {made.json()['key']}"}
+    words = ("budget " * 900).encode()
+    before = len(rec.seen)
+    refused = await client.post(
+        "/v1/chat/completions",
+        headers=auth,
+        json=_chat("text-only", file_part(words, "notes.txt", "text/plain")),
+    )
+    assert refused.status_code == 429, refused.text
+    assert "tpm_input" in refused.json()["error"]["message"]
+    assert len(rec.seen) == before
+    short = await client.post(
+        "/v1/chat/completions",
+        headers=auth,
+        json=_chat("text-only", file_part(b"budget " * 20, "notes.txt", "text/plain")),
+    )
+    assert short.status_code == 200, short.text
