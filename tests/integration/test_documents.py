@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from sluice.app import SluiceApp
@@ -33,7 +34,10 @@ async def gw(tmp_path: Path) -> AsyncIterator[Gateway]:
 providers:
   oa: {{type: openai, base_url: "{rec.url}/v1", api_key: sk-oa-up}}
   an: {{type: anthropic, base_url: "{rec.url}", api_key: sk-ant-up}}
+  mock: {{type: mock}}
 models:
+  - name: mock-no-usage
+    deployments: [{{provider: mock, model: "chat?usage=0&chunks=2"}}]
   - name: text-only
     deployments: [{{provider: oa, model: gpt-text}}]
   - name: pdf-native
@@ -333,3 +337,22 @@ async def test_extracted_text_counts_in_the_estimate(gw: Gateway) -> None:
         json=_chat("text-only", file_part(b"budget " * 20, "notes.txt", "text/plain")),
     )
     assert short.status_code == 200, short.text
+
+
+async def test_a_stream_counts_the_extracted_text(gw: Gateway) -> None:
+    """A provider that reports no usage: the gateway's own count of the prompt, in the
+    stream's usage chunk, is of the text the model was sent (the document's included)."""
+    _, client, _ = gw
+    words = b"budget " * 400  # 2800 characters: about 700 tokens
+    body = {
+        **_chat("mock-no-usage", file_part(words, "notes.txt", "text/plain")),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    resp = await client.post("/v1/chat/completions", json=body)
+    assert resp.status_code == 200, resp.text
+    chunks = [
+        orjson.loads(line[6:]) for line in resp.text.split("\n\n") if line.startswith("data: {")
+    ]
+    usage = [c["usage"] for c in chunks if c.get("usage")]
+    assert len(usage) == 1 and usage[0]["prompt_tokens"] >= 700

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from sluice.config.documents import DocumentsConfig
+from sluice.config.model import DeploymentConfig
 from sluice.documents import kinds
 from sluice.documents.extractors import Limits, Text
 from sluice.documents.reader import CUT_NOTE, DocumentReader
@@ -249,3 +250,16 @@ def test_importing_the_app_loads_no_document_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_config_bounds() -> None:
+    with pytest.raises(ValueError, match="max_total_bytes"):
+        DocumentsConfig(max_file_bytes=100, max_total_bytes=50)
+    with pytest.raises(ValueError, match="extra"):
+        DocumentsConfig.model_validate({"max_file_mb": 3})
+    with pytest.raises(ValueError, match="file_types"):
+        DeploymentConfig.model_validate({"provider": "p", "model": "m", "file_types": ["pdf"]})
+    dep = DeploymentConfig.model_validate(
+        {"provider": "p", "model": "m", "file_types": ["application/pdf"]}
+    )
+    assert dep.file_types == ("application/pdf",)
