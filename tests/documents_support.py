@@ -52,14 +52,24 @@ def make_xlsx(sheets: dict[str, list[list[object]]]) -> bytes:
     return out.getvalue()
 
 
-def make_pptx(slides: list[tuple[str, str]]) -> bytes:
+def make_pptx(slides: list[tuple[str, str]], table: list[list[str]] | None = None) -> bytes:
+    """Slides of a title and a body; ``table`` goes on the last slide."""
     from pptx import Presentation
+    from pptx.util import Inches
 
     deck = Presentation()
+    slide = None
     for title, body in slides:
         slide = deck.slides.add_slide(deck.slide_layouts[1])
         slide.shapes.title.text = title
         slide.placeholders[1].text = body
+    if table and slide is not None:
+        grid = slide.shapes.add_table(
+            len(table), len(table[0]), Inches(1), Inches(5), Inches(6), Inches(1)
+        ).table
+        for r, row in enumerate(table):
+            for c, value in enumerate(row):
+                grid.cell(r, c).text = value
     out = io.BytesIO()
     deck.save(out)
     return out.getvalue()

@@ -60,9 +60,9 @@ async def test_xlsx_sheets_and_rows(reader: DocumentReader) -> None:
 
 
 async def test_pptx_slides(reader: DocumentReader) -> None:
-    data = make_pptx([("Roadmap", "Ship documents"), ("Risks", "PDF bombs")])
+    data = make_pptx([("Roadmap", "Ship documents"), ("Risks", "PDF bombs")], [["a", "b"]])
     text = await reader.text(data, kinds.PPTX, param="p", name="d.pptx")
-    assert text == "## Slide 1\nRoadmap\nShip documents\n\n## Slide 2\nRisks\nPDF bombs"
+    assert text == "## Slide 1\nRoadmap\nShip documents\n\n## Slide 2\nRisks\nPDF bombs\na | b"
 
 
 async def test_html_text_without_scripts(reader: DocumentReader) -> None:

@@ -183,7 +183,7 @@ def _pptx(data: bytes, limits: Limits) -> Text:
         for shape in slide.shapes:
             if shape.has_text_frame:
                 pieces.append(shape.text_frame.text + "\n")
-            elif getattr(shape, "has_table", False) and shape.has_table:
+            elif shape.has_table:
                 rows = ([cell.text for cell in row.cells] for row in shape.table.rows)
                 pieces.append(_rows(text, rows))
         if not text.add("".join(pieces) + "\n"):
