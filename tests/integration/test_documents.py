@@ -122,6 +122,25 @@ async def test_anthropic_gets_a_document_block(gw: Gateway) -> None:
     }
 
 
+async def test_anthropic_gets_text_documents_and_text_for_docx(gw: Gateway) -> None:
+    _, client, rec = gw
+    parts = (
+        file_part(b"plain notes", "notes.txt", "text/plain"),
+        file_part(DOCX, "minutes.docx", kinds.DOCX),
+    )
+    resp = await client.post(
+        "/v1/chat/completions", json={**_chat("claude", *parts), "max_tokens": 50}
+    )
+    assert resp.status_code == 200, resp.text
+    text_doc, docx = _sent_parts(rec)[-2:]
+    assert text_doc == {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "plain notes"},
+        "title": "notes.txt",
+    }
+    assert docx["type"] == "text" and docx["text"].startswith('<document name="minutes.docx">')
+
+
 async def test_a_fallback_attempt_gets_text(gw: Gateway) -> None:
     _, client, rec = gw
     resp = await client.post(
