@@ -28,6 +28,7 @@ from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig
 from sluice.control.plane import ControlPlane
 from sluice.credentials.resolve import ProviderCredentials
+from sluice.documents.reader import DocumentReader
 from sluice.files.base import FileAccess
 from sluice.lifecycle import Lifecycle
 from sluice.mcp.registry import Registry
@@ -109,6 +110,20 @@ def _connect_steps(
             rt.tasks.spawn(run_sweeps(semantic, clock=rt.clock), name="semantic-cache-sweep")
 
     return steps
+
+
+def _bind(rt: Runtime, control: ControlPlane) -> None:
+    """What the runtime's resources need of the control plane: team names for the cache,
+    the files service for documents in chat (whose reader is opened here)."""
+    if rt.cache is not None:
+        rt.cache.team_name = functools.partial(_team_name, rt.keys)
+    if rt.config.documents.enabled:
+        rt.documents = DocumentReader(rt.config.documents, files=control.files)
+
+
+def _unbind(rt: Runtime) -> None:
+    if rt.documents is not None:
+        rt.documents.close()
 
 
 def _team_name(keys: KeyCache, team_id: str) -> str | None:
@@ -241,12 +256,11 @@ async def open_process(
             lifecycle=lifecycle or Lifecycle(),
             cache=cache,
         )
-        if rt.cache is not None:
-            rt.cache.team_name = functools.partial(_team_name, rt.keys)
         rt.keys.bearer = bearer_tokens(
             config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )
         control = wiring.control_plane(rt, file_access=files)
+        _bind(rt, control)
         semantic = wiring.semantic_cache(rt, control)
         worker = wiring.batch_worker(
             rt, control.batches, files or control.files, rt.observability.metrics.batches
@@ -269,6 +283,7 @@ async def open_process(
                 if worker is not None:  # first: its last writes meet a database in use
                     await worker.stop(timeout_s=settings.shutdown_grace_s)
                 rt.tasks.cancel_all()
+                _unbind(rt)
         await rt.usage.close()  # its observers count the last rows, so metrics close after
         rt.observability.close()
     finally:

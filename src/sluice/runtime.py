@@ -19,6 +19,7 @@ from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.config import GatewayConfig, load_config, load_default_config
 from sluice.credentials.resolve import ProviderCredentials
+from sluice.documents.reader import DocumentReader
 from sluice.lifecycle import Lifecycle
 from sluice.limits.base import Limiter
 from sluice.mcp.registry import Registry
@@ -64,6 +65,9 @@ class Runtime:
     """Body logging, when the config turns it on for any org or team."""
     cache: ResponseCache | None = None
     """The response cache (``None``: no model or team enables it)."""
+    documents: DocumentReader | None = None
+    """Reads documents in chat (``None``: ``documents.enabled`` is off); set once the files
+    service exists, closed by the lifespan."""
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     """Starting (the database not reached yet), ready or draining."""
     tasks: Background = field(default_factory=Background)
@@ -91,6 +95,7 @@ class Runtime:
             prices={m.name: m.prices for m in self.config.models if m.prices is not None},
             total_timeout_s=self.config.routing.total_timeout_s,
             cache=self.cache,
+            documents=self.documents,
             read_limits=ReadLimits(
                 body_bytes=self.settings.max_upstream_body_bytes,
                 event_bytes=self.settings.max_upstream_event_bytes,

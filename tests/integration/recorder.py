@@ -108,12 +108,38 @@ def _response_events() -> list[bytes]:
     ]
 
 
+def _chat_completion(body: dict[str, Any]) -> web.Response:
+    """An OpenAI chat answer (not streamed); a model named ``fail...`` answers 503."""
+    if str(body.get("model", "")).startswith("fail"):
+        error = {"error": {"message": "overloaded", "type": "server_error"}}
+        return web.json_response(error, status=503)
+    return web.json_response(
+        {
+            "id": "chatcmpl-rec",
+            "object": "chat.completion",
+            "created": 1,
+            "model": UPSTREAM_MODEL,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "recorded"},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+        }
+    )
+
+
 async def _handle(recorder: Recorder, request: web.Request) -> web.StreamResponse:
     raw = await request.read()
     recorder.seen.append(
         Seen(request.path, {k.lower(): v for k, v in request.headers.items()}, raw)
     )
-    stream = bool(orjson.loads(raw).get("stream"))
+    body = orjson.loads(raw)
+    if request.path.endswith("/chat/completions"):
+        return _chat_completion(body)
+    stream = bool(body.get("stream"))
     messages = request.path.endswith("/messages")
     if not stream:
         return web.json_response(_message() if messages else _response("completed"))
@@ -127,7 +153,8 @@ async def _handle(recorder: Recorder, request: web.Request) -> web.StreamRespons
 
 @asynccontextmanager
 async def recording_upstream() -> AsyncIterator[Recorder]:
-    """An upstream on a free loopback port serving ``/v1/messages`` and ``/v1/responses``."""
+    """An upstream on a free loopback port serving ``/v1/messages``, ``/v1/responses`` and
+    ``/v1/chat/completions``."""
     app = web.Application()
     runner = web.AppRunner(app)
     recorder = Recorder("")
@@ -137,6 +164,7 @@ async def recording_upstream() -> AsyncIterator[Recorder]:
 
     app.router.add_post("/v1/messages", handle)
     app.router.add_post("/v1/responses", handle)
+    app.router.add_post("/v1/chat/completions", handle)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

@@ -102,6 +102,9 @@ ALLOWED: dict[str, set[str]] = {
     "cache": _FOUNDATION | {"config", "storage.base", "usage"},
     # files: the blob stores and the files service's seams
     "files": _FOUNDATION | _DOMAIN | {"config"},
+    # documents in chat: extractors (their libraries imported on first use), the bounded
+    # reader, one request's documents (file ids read through the files service's seam)
+    "documents": {"errors", "types", "config", "auth"},
     "observability": {"config", "ids", "types", "settings", "routing", "usage"},
     # batches: validation, the service, the worker that runs lines through the pipeline
     "batches": _FOUNDATION
@@ -113,7 +116,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
     | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"}
-    | {"cache", "files"},
+    | {"cache", "files", "documents"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),
@@ -141,11 +144,12 @@ ALLOWED: dict[str, set[str]] = {
         "cache",
         "files",
         "batches",
+        "documents",  # opens and closes the document reader (its thread pool)
     },
     "runtime": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "providers.base"}
-    | {"storage.sql", "mcp", "cache", "files"},
+    | {"storage.sql", "mcp", "cache", "files", "documents"},
     "wiring": _FOUNDATION
     | _DOMAIN
     | {"config", "credentials", "observability", "routing", "pipeline", "runtime", "control"}

@@ -11,6 +11,7 @@ from sluice.config.auth import AuthConfig
 from sluice.config.batches import BatchesConfig
 from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.cache import CacheConfig, ModelCacheOverride
+from sluice.config.documents import DocumentsConfig
 from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
@@ -66,6 +67,12 @@ class DeploymentConfig(_Frozen):
     batch: DeploymentBatch | None = None
     """Batches through this deployment: run by Sluice (default) or delegated to the
     provider's batch API."""
+    file_types: (
+        tuple[Annotated[str, Field(pattern=r"^[A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+$")], ...] | None
+    ) = None
+    """Media types of documents in chat this deployment's model takes as files (e.g.
+    ``[application/pdf]``); other documents reach it as extracted text. Omitted: what the
+    provider's adapter declares (docs/documents.md); ``[]``: always text."""
 
     @property
     def key(self) -> str:
@@ -163,6 +170,9 @@ class GatewayConfig(_Frozen):
     files: FilesConfig = Field(default_factory=FilesConfig)
     """Where ``/v1/files`` keeps file bytes, and their size, quota and expiry
     (docs/files-and-batches.md)."""
+    documents: DocumentsConfig = Field(default_factory=DocumentsConfig)
+    """Documents attached to chat messages: size caps and the extraction's bounds
+    (docs/documents.md)."""
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> GatewayConfig:

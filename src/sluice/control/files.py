@@ -274,12 +274,26 @@ class FilesService:
     # -- FileAccess (the batch worker) ------------------------------------------------------
 
     async def read(self, principal: Principal, file_id: str, *, max_bytes: int) -> bytes:
+        return (await self._read(principal, file_id, max_bytes=max_bytes, param="input_file_id"))[1]
+
+    # -- FileSource (documents in chat: docs/documents.md) ---------------------------------
+
+    async def open(
+        self, principal: Principal, file_id: str, *, max_bytes: int
+    ) -> tuple[str, bytes]:
+        """The file's name and content (one lookup, then its bytes)."""
+        record, data = await self._read(principal, file_id, max_bytes=max_bytes, param="file_id")
+        return record.filename, data
+
+    async def _read(
+        self, principal: Principal, file_id: str, *, max_bytes: int, param: str
+    ) -> tuple[FileRecord, bytes]:
         record = await self.retrieve(owner_of(principal), file_id)
         if record.bytes > max_bytes:
             raise GatewayError(
                 ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
                 f"file {file_id} has {record.bytes} bytes, more than the limit of {max_bytes}",
-                param="input_file_id",
+                param=param,
             )
         parts: list[bytes] = []
         size = 0
@@ -289,10 +303,10 @@ class FilesService:
                 raise GatewayError(
                     ErrorKind.CALLER_PAYLOAD_TOO_LARGE,
                     f"file {file_id} is larger than the limit of {max_bytes} bytes",
-                    param="input_file_id",
+                    param=param,
                 )
             parts.append(chunk)
-        return b"".join(parts)
+        return record, b"".join(parts)
 
     async def create(
         self, principal: Principal, *, purpose: str, filename: str, data: bytes

@@ -18,6 +18,7 @@ import asyncio
 import time
 from typing import NamedTuple
 
+from sluice.documents.request import Documents
 from sluice.errors import ErrorKind, GatewayError
 from sluice.observability.tracing import passthrough_traceparent
 from sluice.pipeline.context import RequestContext
@@ -75,6 +76,7 @@ class Attempts:
         "count",
         "ctx",
         "dep",
+        "docs",
         "errors",
         "facts",
         "final",
@@ -106,6 +108,8 @@ class Attempts:
         """The error that ended a stream after its first byte (the request is over)."""
         self.last: GatewayError | None = None
         self.cooling: list[Deployment] = []
+        self.docs: Documents | None = None
+        """The request's documents, made into what each deployment takes."""
 
     async def run(
         self, *, headers: Headers, final: Final | None, facts: RequestFacts | None
@@ -213,6 +217,7 @@ class Attempts:
                 timeout_s=min(dep.timeouts.total_s, remaining),
                 traceparent=traceparent,
                 final=self.final,
+                documents=self.docs,
             )
             self.inband = inband
             ok = inband is None

@@ -19,7 +19,7 @@ from sluice.pipeline.context import RequestContext
 from sluice.pipeline.outcome import Outcome
 from sluice.pipeline.services import Services
 from sluice.pipeline.sink import Headers
-from sluice.tokens import estimate_prompt
+from sluice.tokens import estimate_prompt, estimate_text
 from sluice.types import Usage
 
 
@@ -67,17 +67,20 @@ class Hold:
             await self._svc.limiter.release(limits, refund_request=refund_request)
 
 
-async def reserve(svc: Services, ctx: RequestContext) -> Hold | None:
+async def reserve(
+    svc: Services, ctx: RequestContext, *, extra_prompt_chars: int = 0
+) -> Hold | None:
     """Hold the request's estimates in every limit and budget of its principal (``None``
     when it has none). Raises 429 ``rate_limit_exceeded`` or ``budget_exceeded`` naming
-    what has no room; a refused request holds and consumes nothing."""
+    what has no room; a refused request holds and consumes nothing. ``extra_prompt_chars``:
+    text the request turns into beyond its body's (its documents' extracted text)."""
     principal, req, entry = ctx.arrival.principal, ctx.request, ctx.entry
     checks = principal.checks_for(entry.name)
     budget_checks = principal.budget_checks
     if not checks and not budget_checks:
         return None
     hold = Hold(svc)
-    prompt_estimate = estimate_prompt(req.body)
+    prompt_estimate = estimate_prompt(req.body) + estimate_text(extra_prompt_chars)
     output = bounds.output_reserve(req)  # every choice's output
     if checks:
         hold._limits = held = await svc.limiter.reserve(

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from sluice.config.model import Prices
+from sluice.documents.request import Documents
 from sluice.errors import ErrorKind, GatewayError
 from sluice.observability import answer
 from sluice.pipeline import cost
@@ -112,12 +113,14 @@ async def relay(
     timeout_s: float,
     traceparent: str,
     final: Final | None,
+    documents: Documents | None = None,
 ) -> GatewayError | None:
     """One call to ``dep``, its answer relayed to the client. Raises ``GatewayError`` when
     it fails before the client got anything (the caller may retry); returns the error that
     ended a stream in-band after that (``None``: answered in full). ``headers``: those of a
-    successful answer; ``traceparent`` goes upstream."""
-    req = ctx.request
+    successful answer; ``traceparent`` goes upstream; ``documents``: the request's documents,
+    forwarded or turned into text as ``dep`` takes them (docs/documents.md)."""
+    req = ctx.request if documents is None else await documents.for_deployment(dep.file_types)
     translation = ctx.dialect.plan(req, dep.provider.capabilities)
     upstream = req if translation is None else translation.upstream
     forward = ctx.forward_headers
@@ -251,7 +254,7 @@ async def _stream(attempt: Attempt) -> GatewayError | None:
             await _relay_piece(attempt, stream, named(first), ends)
         async for piece in pieces:
             await _relay_piece(attempt, stream, named(piece), ends)
-        tail = dialect.stream_tail(ctx.request, stream) if attempt.translation is None else b""
+        tail = dialect.stream_tail(attempt.upstream, stream) if attempt.translation is None else b""
         await _settle_stream(attempt, stream)  # settled before the tail leaves
         if ctx.want_metadata and dialect.carries_metadata:
             tail = _with_metadata(attempt, tail, t0=t0)

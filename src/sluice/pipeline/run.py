@@ -6,14 +6,16 @@ stages in the order of ``docs/architecture.md``:
 
 1. access (:func:`sluice.pipeline.access.admit`): the caller runs it to build the context,
    which carries the resolved model;
-2. limits and budget hold (:mod:`sluice.pipeline.hold`): reserve the estimates;
-3. response cache (:mod:`sluice.pipeline.cache`): a hit is replayed and the request ends
+2. documents (:mod:`sluice.pipeline.documents`): attached files read, and their text
+   extracted where a deployment needs it (it counts in the estimate);
+3. limits and budget hold (:mod:`sluice.pipeline.hold`): reserve the estimates;
+4. response cache (:mod:`sluice.pipeline.cache`): a hit is replayed and the request ends
    (its hold released: no tokens, no cost); otherwise the answer may be kept;
-4. route and attempts (:mod:`sluice.pipeline.attempts`): deployments, retries, fallbacks,
+5. route and attempts (:mod:`sluice.pipeline.attempts`): deployments, retries, fallbacks,
    breakers, under the request's deadline;
-5. relay (:mod:`sluice.pipeline.relay`): one attempt's answer to the sink, priced
+6. relay (:mod:`sluice.pipeline.relay`): one attempt's answer to the sink, priced
    (:mod:`sluice.pipeline.cost`) and settled before its last bytes;
-6. settle (:meth:`sluice.pipeline.hold.Hold.close`): whatever is still held, from the
+7. settle (:meth:`sluice.pipeline.hold.Hold.close`): whatever is still held, from the
    outcome.
 
 :func:`serve` returns on every path (errors, the client going away, shutdown): the answer,
@@ -27,9 +29,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sluice.documents.request import may_carry
 from sluice.errors import ErrorKind, GatewayError, shutting_down
 from sluice.pipeline import cache as cache_stage
-from sluice.pipeline import cost
+from sluice.pipeline import cost, documents
 from sluice.pipeline.attempts import Attempts, request_facts
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.hold import Hold, reserve
@@ -50,7 +53,14 @@ async def serve(svc: Services, ctx: RequestContext) -> Outcome:
     error: GatewayError | None = None
     plan: cache_stage.Plan | None = None
     try:
-        hold = await reserve(svc, ctx)
+        docs = tries.docs = (  # no call for a request without documents (the hot path)
+            await documents.prepare(svc, ctx)
+            if svc.documents is not None and may_carry(ctx.request)
+            else None
+        )
+        hold = await reserve(
+            svc, ctx, extra_prompt_chars=0 if docs is None else docs.extracted_chars
+        )
         if svc.cache is not None:
             looked = await cache_stage.look_up(svc, svc.cache, ctx)
             if isinstance(looked, Outcome):

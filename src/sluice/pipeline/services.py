@@ -12,6 +12,7 @@ from sluice.budgets.base import BudgetStore
 from sluice.budgets.pricing import Pricer
 from sluice.cache.service import ResponseCache
 from sluice.config.model import Prices
+from sluice.documents.reader import DocumentReader
 from sluice.limits.base import Limiter
 from sluice.observability.live import Live
 from sluice.observability.redact import Redactor
@@ -52,3 +53,6 @@ class Services:
     """How much of an upstream answer may be read (``SLUICE_MAX_UPSTREAM_*``)."""
     cache: ResponseCache | None = None
     """The response cache; ``None`` when no model or team enables it (docs/caching.md)."""
+    documents: DocumentReader | None = None
+    """Reads documents attached to chat messages (docs/documents.md); ``None``: they are
+    forwarded as sent."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sluice.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_EVENT_BYTES
 from sluice.types import Endpoint, ProviderRequest, Usage
@@ -107,3 +107,13 @@ class Provider(Protocol):
         """Start a streaming call (chat or completions) and return once the upstream
         accepted it (response headers received); upstream error statuses raise here."""
         ...
+
+
+@runtime_checkable
+class FileInput(Protocol):
+    """An optional capability: the adapter carries documents in chat (OpenAI ``file``
+    parts) to its upstream in a native form (e.g. a Messages ``document`` block)."""
+
+    native_file_types: frozenset[str]
+    """Media types the upstream takes as files by default; a deployment's ``file_types``
+    overrides it. Documents of other types reach the adapter as text parts."""

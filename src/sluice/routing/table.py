@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sluice.config.model import DeploymentBatch, GatewayConfig, Strategy
 from sluice.config.providers import Timeouts
 from sluice.errors import ErrorKind, GatewayError
-from sluice.providers.base import Provider
+from sluice.providers.base import FileInput, Provider
 from sluice.providers.batch_api import BatchApi
 
 
@@ -28,6 +28,9 @@ class Deployment:
     provider_type: str = ""
     output_usd_per_mtok: float = 0.0
     """For the ``lowest_cost`` strategy (from the model's price override, else 0)."""
+    file_types: frozenset[str] = frozenset()
+    """Media types of documents forwarded to it as files; any other document reaches it as
+    text (docs/documents.md). The config's ``file_types``, else what the adapter declares."""
     delegate: Delegate | None = None
     """Batches through this deployment go to the provider's batch API (``batch.mode:
     delegate``); ``None``: Sluice runs their lines."""
@@ -95,6 +98,13 @@ def _delegate(batch: DeploymentBatch | None, api: BatchApi | None) -> Delegate |
     if batch is None or batch.mode != "delegate" or api is None:
         return None
     return Delegate(api, batch.discount, batch.poll_interval_s)
+
+
+def native_file_types(provider: Provider, configured: tuple[str, ...] | None) -> frozenset[str]:
+    """What a deployment takes as files: its config's list when set, else its adapter's."""
+    if configured is not None:
+        return frozenset(t.lower() for t in configured)
+    return provider.native_file_types if isinstance(provider, FileInput) else frozenset()
 
 
 def _header(value: str) -> bytes:
@@ -168,6 +178,7 @@ class ModelTable:
                             ),
                             retries=d.retries if d.retries is not None else retries,
                             provider_type=config.providers[d.provider].type,
+                            file_types=native_file_types(providers[d.provider], d.file_types),
                             output_usd_per_mtok=model.prices.output_usd_per_mtok
                             if model.prices
                             else 0.0,
@@ -240,6 +251,7 @@ class ModelTable:
                     ),
                     retries=route.retries,
                     provider_type=route.provider_type,
+                    file_types=native_file_types(route.provider, None),
                 )
                 bound = _output_bound(None, [route.known_window(route.provider_type, upstream)])
                 entry = ModelEntry(name, (), (dep,), 0, bounds=OutputBounds(bound))

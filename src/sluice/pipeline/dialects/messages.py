@@ -107,6 +107,21 @@ def _image_part(block: dict[str, Any]) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
+def _document_part(block: dict[str, Any]) -> dict[str, Any]:
+    """A document block as a chat part: a base64 one as a ``file`` part (the documents stage
+    made it text already unless the deployment takes its type), other sources as text."""
+    source = block.get("source") or {}
+    data = source.get("data", "")
+    title = block.get("title")
+    if source.get("type") == "base64":
+        media = source.get("media_type") or "application/octet-stream"
+        spec = {"file_data": f"data:{media};base64,{data}"}
+        if isinstance(title, str) and title:
+            spec["filename"] = title
+        return {"type": "file", "file": spec}
+    return {"type": "text", "text": data if isinstance(data, str) else ""}
+
+
 def _user_messages(content: Any) -> list[dict[str, Any]]:
     """A user turn: tool results become tool messages (first), the rest one user message."""
     if isinstance(content, str):
@@ -128,8 +143,7 @@ def _user_messages(content: Any) -> list[dict[str, Any]]:
         elif kind == "image":
             parts.append(_image_part(block))
         elif kind == "document":
-            data = (block.get("source") or {}).get("data", "")
-            parts.append({"type": "text", "text": data if isinstance(data, str) else ""})
+            parts.append(_document_part(block))
     if parts:
         simple = all(p["type"] == "text" for p in parts)
         out.append(

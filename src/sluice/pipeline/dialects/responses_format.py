@@ -20,6 +20,18 @@ def _field(name: str, expected: str) -> BadRequest:
     return BadRequest(f"'{name}' must be {expected}", param=name)
 
 
+def _file_part(part: dict[str, Any], where: str) -> dict[str, Any]:
+    """An ``input_file`` as a chat ``file`` part. The documents stage has made it text
+    already unless the deployment takes its type (and inlined a gateway ``file_id``)."""
+    data = part.get("file_data")
+    if not isinstance(data, str) or not data:
+        raise _field(f"{where}.file_data", "a base64 data URL (file URLs are not fetched)")
+    spec = {"file_data": data}
+    if isinstance(part.get("filename"), str):
+        spec["filename"] = part["filename"]
+    return {"type": "file", "file": spec}
+
+
 def _parts(content: Any, where: str) -> str | list[dict[str, Any]]:
     if isinstance(content, str):
         return content
@@ -44,8 +56,12 @@ def _parts(content: Any, where: str) -> str | list[dict[str, Any]]:
             )
         elif kind == "refusal":
             parts.append({"type": "text", "text": part.get("refusal", "")})
+        elif kind == "input_file":
+            parts.append(_file_part(part, f"{where}.content[{j}]"))
         else:
-            raise _field(f"{where}.content[{j}].type", "input_text, input_image or output_text")
+            raise _field(
+                f"{where}.content[{j}].type", "input_text, input_image, input_file or output_text"
+            )
     if all(p["type"] == "text" for p in parts):
         return "".join(p["text"] for p in parts)
     return parts

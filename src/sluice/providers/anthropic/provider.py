@@ -35,6 +35,8 @@ def passthrough_body(req: ProviderRequest, upstream_model: str) -> bytes:
 
 class AnthropicProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.MESSAGES})
+    native_file_types = frozenset({"application/pdf", "text/plain"})
+    """Documents its ``document`` blocks carry (base64 PDF, plain text)."""
 
     def __init__(
         self,

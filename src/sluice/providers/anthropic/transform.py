@@ -188,9 +188,15 @@ def _user_blocks(content: Any, *, param: str) -> list[dict[str, Any]]:
             )
             blocks.append({"type": "image", "source": source})
         elif kind == "file":
-            file, _ = oi.file_data(part, param=where)
+            file, name = oi.file_data(part, param=where)
             source = {"type": "base64", "media_type": file.media_type, "data": file.data}
-            blocks.append({"type": "document", "source": source})
+            if file.media_type == "text/plain":  # a text document travels as text
+                text = file.raw().decode("utf-8", errors="replace")
+                source = {"type": "text", "media_type": "text/plain", "data": text}
+            block = {"type": "document", "source": source}
+            if name:
+                block["title"] = name
+            blocks.append(block)
         else:
             raise oi.unsupported(f"content part type {kind!r} is not supported", param=where)
     return blocks

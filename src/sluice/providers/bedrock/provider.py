@@ -31,6 +31,8 @@ EVENT_STREAM = "application/vnd.amazon.eventstream"
 
 class BedrockProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    native_file_types = transform.DOCUMENT_TYPES
+    """Documents its Converse ``document`` blocks carry."""
 
     def __init__(
         self,

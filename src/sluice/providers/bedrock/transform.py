@@ -44,6 +44,9 @@ _DOC_FORMATS = {
 }
 
 
+DOCUMENT_TYPES = frozenset(_DOC_FORMATS)
+"""Media types a Converse ``document`` block takes."""
+
 JSON_TOOL = "sluice_json_answer"
 """The reserved tool that carries a structured answer: Sluice forces it when a request asks for
 JSON and sends no tools of its own, and turns its input back into the answer's text."""

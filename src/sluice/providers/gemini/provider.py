@@ -62,6 +62,8 @@ def model_path(model: str) -> str:
 
 class GeminiProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    native_file_types = frozenset({"application/pdf", "text/plain"})
+    """Documents its ``inlineData`` parts carry."""
 
     def __init__(
         self,

@@ -47,6 +47,8 @@ def publisher_of(model: str) -> tuple[str, str]:
 
 class VertexProvider:
     capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    native_file_types = frozenset({"application/pdf", "text/plain"})
+    """Documents both its publishers take (Gemini ``inlineData``, Claude ``document``)."""
 
     def __init__(
         self,
