@@ -104,8 +104,10 @@ async def test_admits_until_a_budget_is_full_then_refuses_holding_nothing(budget
 
     assert [(e.scope, e.period, e.limit_micros) for e in exc.exhausted] == [(KEY, "total", 10_000)]
     assert exc.message == (
-        "budget exceeded: key key_x total budget $0.01 (spent $0.00, $0.008 in flight; "
-        "never resets)"
+        "budget exceeded: this request may cost up to $0.004 (its input and maximum output at "
+        "the model's price, held until it ends), more than is left of key key_x's total "
+        "budget: $0.002 of $0.01 left ($0.00 spent, $0.008 held by requests in flight; never "
+        "resets)"
     )
     assert exc.retry_after_s is None
     # The refused request held nothing in the team budget: 8000 + 4000 still fit.
@@ -151,9 +153,11 @@ async def test_every_exhausted_budget_is_named_with_its_reset(budgets: Harness) 
         "code": "budget_exceeded",
     }
     assert exc.message == (
-        "budget exceeded: key key_x day budget $0.005 (spent $0.004; resets "
-        "2026-03-11T00:00:00Z); team t1 week budget $0.004 (spent $0.004; resets "
-        "2026-03-16T00:00:00Z)"
+        "budget exceeded: this request may cost up to $0.0015 (its input and maximum output "
+        "at the model's price, held until it ends), more than is left of key key_x's day "
+        "budget: $0.001 of $0.005 left ($0.004 spent; resets 2026-03-11T00:00:00Z, in 12 h); "
+        "team t1's week budget: $0.00 of $0.004 left ($0.004 spent; resets "
+        "2026-03-16T00:00:00Z, in 5 d 12 h)"
     )
     assert exc.retry_after_s == at(2026, 3, 16) - TUESDAY_NOON  # the later of the two
 

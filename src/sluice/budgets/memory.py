@@ -61,7 +61,7 @@ class MemoryBudgets:
                 for entry in entries:
                     entry.reserved += amount_micros
         if refused:
-            raise BudgetExceeded(tuple(refused), now=now)
+            raise BudgetExceeded(tuple(refused), amount_micros=amount_micros, now=now)
         return BudgetReservation(
             id=str(next(self._ids)),
             amount_micros=amount_micros,

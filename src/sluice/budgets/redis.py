@@ -122,7 +122,7 @@ class RedisBudgets:
                     refused.append(
                         plan.exhausted(hold, limit=limit, spent=spent, reserved=reserved)
                     )
-            raise BudgetExceeded(tuple(refused), now=now)
+            raise BudgetExceeded(tuple(refused), amount_micros=amount_micros, now=now)
         return BudgetReservation(
             id=rid, amount_micros=amount_micros, holds=tuple(h for h, _ in holds)
         )
