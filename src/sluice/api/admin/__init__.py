@@ -36,6 +36,7 @@ from sluice.api.admin.deps import (
 )
 from sluice.api.admin.docs_page import install_docs
 from sluice.api.admin.json_body import JsonBodies
+from sluice.api.admin.names import NamedPaths
 from sluice.control.plane import ControlPlane
 
 
@@ -49,6 +50,7 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
         dependencies=[Depends(no_nul)],
     )
     app.add_middleware(JsonBodies)
+    app.add_middleware(NamedPaths, directory=control.tenancy.directory)
     install_error_handlers(app)
     ctx = AdminContext(control)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
