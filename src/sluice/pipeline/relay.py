@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sluice.config.model import Prices
 from sluice.errors import ErrorKind, GatewayError
@@ -56,6 +56,10 @@ class Tally:
 
 def _usage(usage: Usage | None, req: ProviderRequest, chars: int) -> Usage:
     if usage is None:
+        reserve = req.reserve
+        if reserve is not None:  # a media request: what it was estimated to bill (exact
+            # when its units were known and it guessed no tokens: a WAV file's seconds)
+            return replace(reserve, estimated=reserve.estimated or reserve.prompt_tokens > 0)
         return Usage(estimate_prompt(req.body), estimate_text(chars), estimated=True)
     return usage
 
@@ -195,13 +199,15 @@ async def _complete(attempt: Attempt) -> None:
     tally.usage = usage
     translation = attempt.translation
     body = resp.body if translation is None else await translation.response(resp, usage)
-    body = attempt.namer.json(body)
+    media = resp.content_type
+    if media is None:
+        body = attempt.namer.json(body)
     micros = tally.cost_micros = cost.cost(attempt.svc.pricer, attempt.dep, attempt.prices, usage)
     elapsed_ms = (time.perf_counter() - ctx.arrival.started) * 1000
-    if ctx.want_metadata and ctx.dialect.carries_metadata:
+    if ctx.want_metadata and ctx.dialect.carries_metadata and media is None:
         body = answer.with_metadata(body, _metadata(attempt, elapsed_ms, tally.upstream_ms))
     headers = attempt.headers
-    headers.append(_JSON_CT)
+    headers.append(_JSON_CT if media is None else (b"content-type", media.encode("latin-1")))
     headers += answer.json_headers(
         micros, upstream_ms=tally.upstream_ms, elapsed_ms=elapsed_ms, cache=ctx.cache_status
     )
