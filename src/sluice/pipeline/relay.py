@@ -92,6 +92,8 @@ class Attempt:
             await self.final(usage, micros)
 
 
+UNITS_HEADER = b"x-sluice-units"
+"""A media answer's billed units and their kind (``12 characters``, ``3.5 audio_seconds``)."""
 WARNING_HEADER = b"x-sluice-warning"
 """Names what a translation left out (built-in tools, items chat cannot carry)."""
 WARNING_MAX_BYTES = 512
@@ -208,6 +210,8 @@ async def _complete(attempt: Attempt) -> None:
         body = answer.with_metadata(body, _metadata(attempt, elapsed_ms, tally.upstream_ms))
     headers = attempt.headers
     headers.append(_JSON_CT if media is None else (b"content-type", media.encode("latin-1")))
+    if usage.unit_kind is not None:  # a media answer: what it was billed by
+        headers.append((UNITS_HEADER, f"{usage.units:g} {usage.unit_kind}".encode()))
     headers += answer.json_headers(
         micros, upstream_ms=tally.upstream_ms, elapsed_ms=elapsed_ms, cache=ctx.cache_status
     )
