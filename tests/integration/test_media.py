@@ -401,3 +401,42 @@ def _wav_seconds(wav: bytes) -> float:
             return float(size / rate)
         pos += 8 + size + (size & 1)
     raise AssertionError("no data chunk")
+
+
+async def test_native_imagen_and_cohere_rerank(tmp_path: Path) -> None:
+    """Gemini's Imagen (``:predict``) and Cohere's ``/v2/rerank`` behind the OpenAI and
+    rerank formats, against the mock upstream's native wire formats."""
+    async with mock_upstream() as base:
+        text = f"""
+providers:
+  gem: {{type: gemini, base_url: "{base}", api_key: g-key}}
+  co: {{type: cohere, base_url: "{base}", api_key: c-key}}
+models:
+  - name: imagen
+    deployments: [{{provider: gem, model: imagen-3.0-generate-002}}]
+    prices: {{micros_per_image_by_size: {{"1024x1024": 30000}}}}
+  - name: co-rerank
+    deployments: [{{provider: co, model: rerank-v3.5}}]
+    prices: {{micros_per_search: 2000}}
+"""
+        async with running(make_settings(tmp_path), text) as (app, admin):
+            http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app))
+            client = openai.AsyncOpenAI(
+                api_key=MASTER, base_url="http://gw/v1", http_client=http, max_retries=0
+            )
+            made = await client.images.generate(
+                model="imagen", prompt="a fox", n=2, size="1024x1024", response_format="b64_json"
+            )
+            assert made.data is not None and len(made.data) == 2
+            png = base64.b64decode(made.data[0].b64_json or "")
+            assert png[:8] == b"\x89PNG\r\n\x1a\n"
+            assert struct.unpack(">II", png[16:24]) == (1024, 1024)
+            ranked = await admin.post(
+                "/v2/rerank",
+                json={"model": "co-rerank", "query": "fox", "documents": ["a fox", "a box"]},
+            )
+            assert ranked.status_code == 200, ranked.text
+            assert ranked.json()["results"][0]["index"] == 0
+            await http.aclose()
+            got = [(r.endpoint, r.provider, r.units, r.cost_micros) for r in await rows(app)]
+            assert got == [("images.generations", "gem", 2, 60000), ("rerank", "co", 1, 2000)]

@@ -404,3 +404,29 @@ def answer(
     if endpoint is Endpoint.RERANK:
         return rerank(fields, rid=rid)
     return moderations(fields, rid=rid)
+
+
+_RATIO_SIZES = {"1:1": "1024x1024", "3:4": "768x1024", "4:3": "1024x768"}
+
+
+def imagen_predictions(body: dict[str, Any]) -> dict[str, Any]:
+    """The mock's Imagen ``:predict`` answer: ``sampleCount`` PNG images of the prompt
+    (1024 pixels on the long side, a smaller square for other ratios)."""
+    instance = body["instances"][0] if body.get("instances") else {}
+    parameters = body.get("parameters") or {}
+    count = parameters.get("sampleCount", 1)
+    if type(count) is not int or not 1 <= count <= 8:
+        raise MockRequestError("sampleCount must be 1 to 8", param="parameters.sampleCount")
+    size = _RATIO_SIZES.get(str(parameters.get("aspectRatio", "1:1")), "512x512")
+    width, height = (int(v) for v in size.split("x"))
+    prompt = str(instance.get("prompt", ""))
+    predictions = [
+        {
+            "bytesBase64Encoded": base64.b64encode(
+                png(width, height, _digest(f"{prompt}|{i}".encode()))
+            ).decode(),
+            "mimeType": "image/png",
+        }
+        for i in range(count)
+    ]
+    return {"predictions": predictions}

@@ -36,6 +36,7 @@ ROUTES = {
     "/images/generations": Endpoint.IMAGES,
     "/images/edits": Endpoint.IMAGE_EDITS,
     "/rerank": Endpoint.RERANK,
+    "/v2/rerank": Endpoint.RERANK,  # Cohere's path
     "/moderations": Endpoint.MODERATIONS,
 }
 """Paths (under ``/v1``, which is optional) the mock upstream answers with media."""
