@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from sluice.app import SluiceApp
+from sluice.providers.mock.media import speech as mock_speech
 from sluice.usage.event import UsageEvent
 from tests.integration.conftest import MASTER, make_settings, running
 from tests.mock_upstream import mock_upstream
@@ -272,13 +273,24 @@ async def _key(admin: httpx.AsyncClient, **body: object) -> openai.AsyncOpenAI:
 async def test_rate_limits_apply_to_every_media_endpoint(gw: Gateway) -> None:
     app, client, admin = gw
     wav = await _wav(client)
+    drawn = await client.images.generate(
+        model="dall-e-3", prompt="p", size="256x256", response_format="b64_json"
+    )
+    assert drawn.data is not None
+    png = base64.b64decode(drawn.data[0].b64_json or "")
     calls = {
         "speech": lambda c: c.audio.speech.create(model="tts-1", voice="alloy", input="hi"),
         "transcription": lambda c: c.audio.transcriptions.create(
             model="whisper-1", file=("a.wav", wav)
         ),
         "image": lambda c: c.images.generate(model="dall-e-3", prompt="p", size="256x256"),
+        "edit": lambda c: c.images.edit(
+            model="dall-e-3", image=("a.png", png, "image/png"), prompt="p", size="256x256"
+        ),
         "moderation": lambda c: c.moderations.create(input="hello"),
+        "rerank": lambda c: c.post(
+            "/rerank", cast_to=object, body={"model": "rerank-v3", "query": "q", "documents": ["d"]}
+        ),
     }
     for name, call in calls.items():
         limited = await _key(admin, limits={"rpm": 1})
@@ -290,8 +302,10 @@ async def test_rate_limits_apply_to_every_media_endpoint(gw: Gateway) -> None:
     assert sorted(r.endpoint for r in refused_rows) == [
         "audio.speech",
         "audio.transcriptions",
+        "images.edits",
         "images.generations",
         "moderations",
+        "rerank",
     ]
     assert all(r.attempts == 0 and r.cost_micros is None for r in refused_rows)
 
@@ -310,17 +324,27 @@ async def test_budgets_hold_the_unit_estimate_and_refuse_what_does_not_fit(gw: G
         await key.audio.speech.create(model="tts-1", voice="alloy", input="x" * 600)
     ok = await key.audio.speech.create(model="tts-1", voice="alloy", input="x" * 500)
     assert len(ok.content) > 0
+    # 500 micro-dollars left: 5 seconds of Whisper. The WAV header says how long it is.
+    long_wav = mock_speech({"input": "x" * 100, "response_format": "wav"}).body  # 6 s
+    with pytest.raises(openai.RateLimitError) as too_long:
+        await key.audio.transcriptions.create(model="whisper-1", file=("l.wav", long_wav))
+    assert too_long.value.code == "budget_exceeded"
+    short_wav = mock_speech({"input": "x" * 50, "response_format": "wav"}).body  # 3 s
+    heard = await key.audio.transcriptions.create(model="whisper-1", file=("s.wav", short_wav))
+    assert heard.text == "x" * 50
     got = await rows(app)
     assert [(r.endpoint, r.status) for r in got] == [
         ("images.generations", 200),
         ("images.generations", 429),
         ("audio.speech", 429),
         ("audio.speech", 200),
+        ("audio.transcriptions", 429),
+        ("audio.transcriptions", 200),
     ]
     rt = app.runtime
     assert rt is not None
     [(scope, spec)] = [c for c in rt.keys.budget_checks() if c[0].endswith(got[0].key_id or "")]
-    assert await rt.budgets.spent(scope, spec) == 2 * 16000 + 500 * 15
+    assert await rt.budgets.spent(scope, spec) == 2 * 16000 + 500 * 15 + 3 * 100
 
 
 async def _error(resp: httpx.Response, status: int) -> dict[str, Any]:
