@@ -29,14 +29,6 @@ SPEECH_FORMATS = {
 }
 """``response_format`` of ``/v1/audio/speech`` → the answer's content type (OpenAI's)."""
 TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
-TRANSCRIPT_TYPES = {
-    "json": "application/json",
-    "verbose_json": "application/json",
-    "text": "text/plain; charset=utf-8",
-    "srt": "text/plain; charset=utf-8",
-    "vtt": "text/vtt; charset=utf-8",
-}
-"""The content type of each transcript format (as OpenAI answers)."""
 GRANULARITIES = ("word", "segment")
 MAX_SPEECH_CHARS = 4096
 MAX_IMAGES = 10
@@ -126,7 +118,8 @@ def speech(raw: bytes) -> ProviderRequest:
     _choice(body, "stream_format", ("audio", "sse"), "audio")
     reserve = Usage(prompt_tokens=estimate_text(len(text)), units=len(text))
     reserve.unit_kind = UnitKind.CHARACTERS
-    return _request(Endpoint.SPEECH, body, raw, model, reserve)
+    # Relayed as it arrives (the audio, or the provider's speech events).
+    return _request(Endpoint.SPEECH, body, raw, model, reserve, stream=True)
 
 
 def images(raw: bytes) -> ProviderRequest:
@@ -277,10 +270,15 @@ def _image_edit(fields: dict[str, Any], uploads: list[Upload], model: str) -> Pr
     )
 
 
-def answer_type(req: ProviderRequest) -> str:
-    """The content type a non-JSON media answer has (what the provider did not say)."""
-    if req.endpoint is Endpoint.SPEECH:
-        if req.body.get("stream_format") == "sse":
-            return "text/event-stream"
-        return SPEECH_FORMATS[str(req.body.get("response_format", "mp3"))]
-    return TRANSCRIPT_TYPES[str(req.body.get("response_format", "json"))]
+def speech_headers(req: ProviderRequest) -> list[tuple[bytes, bytes]]:
+    """The headers of a streamed speech answer: its content type (from ``response_format``,
+    as OpenAI answers) and its billed characters (known before the first byte)."""
+    if req.body.get("stream_format") == "sse":
+        ctype = "text/event-stream"
+    else:
+        ctype = SPEECH_FORMATS[str(req.body.get("response_format", "mp3"))]
+    units = 0 if req.reserve is None else req.reserve.units
+    return [
+        (b"content-type", ctype.encode()),
+        (b"x-sluice-units", f"{units:g} {UnitKind.CHARACTERS}".encode()),
+    ]

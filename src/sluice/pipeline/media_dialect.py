@@ -19,6 +19,7 @@ from sluice.errors import BadRequest, ErrorKind, GatewayError
 from sluice.files.multipart import FormReader, boundary_of
 from sluice.pipeline.dialects.base import Translation
 from sluice.pipeline.media import JSON_PARSERS, form_request
+from sluice.pipeline.sink import Cut
 from sluice.providers.base import UpstreamStream
 from sluice.sse import frame
 from sluice.types import Endpoint, ProviderRequest, Upload
@@ -56,6 +57,8 @@ class MediaDialect:
         return orjson.dumps(exc.to_openai())
 
     def stream_error(self, exc: GatewayError) -> bytes:
+        if self.endpoint is Endpoint.SPEECH:  # audio bytes: no event can say it failed
+            return Cut()
         return frame(orjson.dumps(exc.to_openai()))
 
 

@@ -20,17 +20,19 @@ from sluice.observability import answer
 from sluice.pipeline import cost
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects.base import Translation
+from sluice.pipeline.media import speech_headers
 from sluice.pipeline.model_name import ModelNamer, namer_for
 from sluice.pipeline.services import Services
 from sluice.pipeline.sink import Headers
 from sluice.providers.base import UpstreamCall, UpstreamStream
 from sluice.routing.table import Deployment
 from sluice.tokens import estimate_prompt, estimate_text
-from sluice.types import ProviderRequest, Usage
+from sluice.types import Endpoint, ProviderRequest, Usage
 
 log = logging.getLogger("sluice.pipeline")
 
 _JSON_CT = (b"content-type", b"application/json")
+_SPEECH = Endpoint.SPEECH
 
 Final = Callable[[Usage, int], Awaitable[None]]
 """Awaited with the answer's usage and cost just before its last bytes leave."""
@@ -247,8 +249,13 @@ async def _stream(attempt: Attempt) -> GatewayError | None:
         tally.ttft_ms = (now - started) * 1000
         live.streams += 1
         counted = True
-        await sink.start_stream(
+        headers = (  # speech: audio of its own type, not an event stream
             attempt.headers
+            if ctx.request.endpoint is not _SPEECH
+            else attempt.headers + speech_headers(ctx.request)
+        )
+        await sink.start_stream(
+            headers
             + answer.stream_headers(
                 tally.upstream_ms + (now - t0) * 1000,
                 elapsed_ms=(now - started) * 1000,

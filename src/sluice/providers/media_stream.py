@@ -92,3 +92,30 @@ class TranscriptStream:
 
     async def aclose(self) -> None:
         self._resp.release()
+
+
+class AudioStream:
+    """Relays speech as it arrives: the provider's audio bytes (or its speech events, with
+    ``stream_format: sse``), unchanged. Complete when the body ended; billed by the
+    characters of the request's ``input``."""
+
+    def __init__(self, resp: aiohttp.ClientResponse, call: UpstreamCall, req: ProviderRequest):
+        self._resp = resp
+        self._req = req
+        self._deployment = call.deployment
+        self.usage: Usage | None = None
+        self.completion_chars = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for data in self._resp.content.iter_any():
+                yield data
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise map_transport_error(exc, deployment=self._deployment, started=True) from exc
+        reserve = self._req.reserve
+        self.usage = Usage(
+            units=0 if reserve is None else reserve.units, unit_kind=UnitKind.CHARACTERS
+        )
+
+    async def aclose(self) -> None:
+        self._resp.release()

@@ -15,7 +15,7 @@ from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.http import map_transport_error, raise_for_upstream_status
-from sluice.providers.media_stream import TranscriptStream
+from sluice.providers.media_stream import AudioStream, TranscriptStream
 from sluice.providers.media_wire import MEDIA_PATHS, answer_usage, form_data, json_body
 from sluice.providers.native import io
 from sluice.providers.reading import SSECap
@@ -182,8 +182,10 @@ class OpenAICompatibleProvider:
 
     async def open_stream(
         self, req: ProviderRequest, call: UpstreamCall
-    ) -> OpenAIStream | ResponsesEventStream | TranscriptStream:
+    ) -> OpenAIStream | ResponsesEventStream | TranscriptStream | AudioStream:
         resp = await self._post(req, call)
+        if req.endpoint is Endpoint.SPEECH:
+            return AudioStream(resp, call, req)
         ctype = resp.headers.get("Content-Type", "")
         if not ctype.startswith("text/event-stream"):
             resp.release()

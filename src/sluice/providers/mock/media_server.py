@@ -17,7 +17,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from sluice.providers.mock import media
 from sluice.providers.mock import script as s
 from sluice.providers.mock.caps import MockRequestError
-from sluice.providers.mock.reply import HOLD_S, Reply, json_reply
+from sluice.providers.mock.reply import HOLD_S, CutStream, Reply, json_reply
 from sluice.sse import frame
 from sluice.types import Endpoint
 
@@ -154,7 +154,19 @@ async def media_reply(app: MockApp, path: str, headers: dict[str, str], raw: byt
         )
     except MockRequestError as exc:
         return _bad(str(exc), exc.param)
+    if script.cut is not None and endpoint is Endpoint.SPEECH:  # the audio breaks off
+        return Reply(200, stream=_cut(made.body, script.cut), content_type=made.content_type)
     return Reply(200, made.body, content_type=made.content_type)
+
+
+AUDIO_PIECE = 4096
+
+
+async def _cut(audio: bytes, pieces: int) -> AsyncIterator[bytes]:
+    """``pieces`` pieces of the audio, then the connection drops."""
+    for i in range(pieces):
+        yield audio[i * AUDIO_PIECE : (i + 1) * AUDIO_PIECE]
+    raise CutStream
 
 
 async def _events(events: list[bytes]) -> AsyncIterator[bytes]:

@@ -121,6 +121,19 @@ class MockProvider:
                 retry_after_s=script.retry_after_s,
                 code=script.error_code,
             )
+        if req.endpoint is Endpoint.SPEECH:
+            try:
+                spoken = media.speech(req.body)
+            except caps.MockRequestError as exc:
+                raise upstream_http_error(400, str(exc)) from None
+            return MockTranscriptStream(
+                [
+                    spoken.body[i : i + _AUDIO_PIECE]
+                    for i in range(0, len(spoken.body), _AUDIO_PIECE)
+                ],
+                spoken.usage,
+                framed=False,
+            )
         if req.endpoint in MEDIA_ENDPOINTS:
             try:
                 events, heard = media.transcript_events(
@@ -199,18 +212,23 @@ class MockStream:
         return None
 
 
-class MockTranscriptStream:
-    """A transcript streamed a word per event (its usage is known once it is done)."""
+_AUDIO_PIECE = 16 * 1024
 
-    def __init__(self, events: list[bytes], usage: Usage) -> None:
+
+class MockTranscriptStream:
+    """A transcript streamed a word per event, or speech audio a piece at a time
+    (``framed=False``); its usage is known once it is done."""
+
+    def __init__(self, events: list[bytes], usage: Usage, *, framed: bool = True) -> None:
         self._events = events
         self._usage = usage
+        self._framed = framed
         self.usage: Usage | None = None
         self.completion_chars = 0
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for event in self._events:
-            yield frame(event)
+            yield frame(event) if self._framed else event
         self.usage = self._usage
 
     async def aclose(self) -> None:
