@@ -14,6 +14,7 @@ from sluice.media_bytes import sniff_audio, sniff_image, wav_seconds
 from sluice.pipeline import media
 from sluice.providers.media_wire import answer_usage
 from sluice.providers.mock import media as mock
+from sluice.providers.mock.media_images import png
 from sluice.types import Endpoint, UnitKind, Upload, Usage
 
 
@@ -114,7 +115,7 @@ def test_containers_are_recognised_and_a_wav_header_read() -> None:
     assert wav_seconds(wav[:20]) is None and sniff_audio(wav[:20]) is None
     assert sniff_audio(mock.speech({"input": "x", "response_format": "mp3"}).body) == "mp3"
     assert sniff_audio(b"plain text") is None
-    assert sniff_image(mock.png(2, 3, b"abc")) == "png"
+    assert sniff_image(png(2, 3, b"abc")) == "png"
     assert sniff_image(b"GIF89a") is None
 
 

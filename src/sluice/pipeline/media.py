@@ -17,7 +17,7 @@ from sluice.errors import BadRequest
 from sluice.media_bytes import AUDIO_FORMATS, sniff_audio, sniff_image, wav_seconds
 from sluice.pipeline.parse import check_model_length, parse_json
 from sluice.tokens import estimate_prompt, estimate_text
-from sluice.types import Endpoint, ProviderRequest, UnitKind, Upload, Usage
+from sluice.types import FORM_ENDPOINTS, Endpoint, ProviderRequest, UnitKind, Upload, Usage
 
 SPEECH_FORMATS = {
     "mp3": "audio/mpeg",
@@ -41,7 +41,6 @@ AUDIO_BYTES_PER_SECOND_BOUND = 2000
 usage row has the seconds the provider reports."""
 DEFAULT_MODERATION_MODEL = "omni-moderation-latest"
 _SIZE = re.compile(r"^(auto|[1-9][0-9]{1,4}x[1-9][0-9]{1,4})$")
-_FORMS = {Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS, Endpoint.IMAGE_EDITS}
 
 
 def _type_error(field: str, expected: str) -> BadRequest:
@@ -196,7 +195,7 @@ def form_request(
 ) -> ProviderRequest:
     """A multipart request (transcription, translation, image edit) from its text fields
     and file parts; 400 naming the field that is missing or wrong."""
-    assert endpoint in _FORMS
+    assert endpoint in FORM_ENDPOINTS
     model = _model(fields)
     if endpoint is Endpoint.IMAGE_EDITS:
         return _image_edit(fields, uploads, model)

@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
-from sluice.providers.mock import media
+from sluice.providers.mock import media_images as media
 from sluice.providers.mock import script as s
 from sluice.providers.mock import wire_common as w
 from sluice.providers.mock.caps import MockRequestError
