@@ -22,6 +22,7 @@ from sluice.api.batches import BatchRoutes
 from sluice.api.dataplane import DataPlane, new_request_id
 from sluice.api.files import FilesRoutes
 from sluice.api.health import DeploymentHealth, Readiness, live
+from sluice.api.media import MediaRoutes
 from sluice.api.messages import MessagesRoutes
 from sluice.api.metrics import MetricsRoute
 from sluice.api.render import Receive, Scope, Send, send_error
@@ -170,6 +171,10 @@ class SluiceApp:
         )
         health = DeploymentHealth(rt.router, lambda scope: plane.authenticate(scope)[0])
         self._routes = data_routes(plane, messages, responses, ready, health)
+        media = MediaRoutes(plane, max_upload_bytes=self.settings.max_upload_bytes)
+        for path, handler in media.routes():
+            self._routes[path] = self._routes["/v1" + path] = ("POST", handler)
+        self._routes["/v2/rerank"] = ("POST", media.rerank)  # Cohere's v2 clients
         if rt.observability is not None:
             metrics = MetricsRoute(
                 rt.observability.metrics, rt.keys, auth=self.settings.metrics_auth

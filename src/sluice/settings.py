@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     """YAML gateway config; the packaged demo config when unset."""
     max_body_bytes: int = 20 * 1024 * 1024
     """Largest request body accepted on the data plane (413 above it)."""
+    max_upload_bytes: int = Field(default=26 * 1024 * 1024, gt=0)
+    """Largest multipart body of ``/v1/audio/transcriptions``, ``/v1/audio/translations``
+    and ``/v1/images/edits`` (OpenAI's 25 MB file and its form fields); 413 naming ``file``
+    above it."""
     max_upstream_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     """Largest non-streamed answer read from a provider; past it the request fails with 502
     ``provider_bad_response`` and the connection is dropped (memory stays bounded)."""

@@ -20,6 +20,39 @@ class Endpoint(enum.StrEnum):
     EMBEDDINGS = "embeddings"
     MESSAGES = "messages"
     RESPONSES = "responses"
+    SPEECH = "audio.speech"
+    TRANSCRIPTIONS = "audio.transcriptions"
+    TRANSLATIONS = "audio.translations"
+    IMAGES = "images.generations"
+    IMAGE_EDITS = "images.edits"
+    RERANK = "rerank"
+    MODERATIONS = "moderations"
+
+
+MEDIA_ENDPOINTS = frozenset(
+    {
+        Endpoint.SPEECH,
+        Endpoint.TRANSCRIPTIONS,
+        Endpoint.TRANSLATIONS,
+        Endpoint.IMAGES,
+        Endpoint.IMAGE_EDITS,
+        Endpoint.RERANK,
+        Endpoint.MODERATIONS,
+    }
+)
+"""Endpoints billed by the unit the provider bills (seconds, characters, images, searches)
+rather than by tokens alone; their answers are not kept by the response cache."""
+FORM_ENDPOINTS = frozenset({Endpoint.TRANSCRIPTIONS, Endpoint.TRANSLATIONS, Endpoint.IMAGE_EDITS})
+"""Endpoints whose requests are ``multipart/form-data`` with an uploaded file."""
+
+
+class UnitKind(enum.StrEnum):
+    """What a media request is billed by (``Usage.unit_kind``, the usage row's column)."""
+
+    AUDIO_SECONDS = "audio_seconds"
+    CHARACTERS = "characters"
+    IMAGES = "images"
+    SEARCHES = "searches"
 
 
 @dataclass(slots=True)
@@ -34,6 +67,13 @@ class Usage:
     cache_write_tokens: int = 0
     """Input tokens written to the provider's prompt cache (part of ``prompt_tokens``)."""
     estimated: bool = False
+    units: float = 0.0
+    """Billed units of a media request (``unit_kind``): seconds of audio, characters of
+    speech input, images, rerank searches; 0 for token-billed requests."""
+    unit_kind: str | None = None
+    """A :class:`UnitKind` value, or ``None`` when the request is billed by tokens only."""
+    unit_variant: str | None = None
+    """What an image's price depends on (its ``size``, e.g. ``1024x1024``); not stored."""
 
     @property
     def total_tokens(self) -> int:
@@ -72,6 +112,25 @@ class ProviderRequest:
     """The client asked for the final usage chunk (``stream_options.include_usage``)."""
     context: Any = None
     """State a dialect keeps for this request (e.g. the Responses conversation so far)."""
+    upload: Upload | None = None
+    """The file of a ``multipart/form-data`` request (transcriptions, image edits); its
+    other form fields are in ``body`` (text values, ``[]`` fields as lists)."""
+    reserve: Usage | None = None
+    """A media request's estimate (units and tokens) that limits and budgets hold before
+    the call; ``None``: the token estimate from the body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """One uploaded file part, read whole (its size is bounded by the edge)."""
+
+    field: str
+    """The form field that carried it (``file``, ``image``, ``mask``)."""
+    filename: str
+    content_type: str
+    data: bytes
+    extra: tuple[Upload, ...] = ()
+    """Further file parts (an image edit's ``mask``, more ``image[]`` parts)."""
 
 
 class FieldError(ValueError):

@@ -353,7 +353,11 @@ def control_plane(rt: Runtime, *, file_access: FileAccess | None = None) -> Cont
         credentials=credentials,
         policies=PolicyService(rt.router.policy, storage.meta, tenancy),
         analytics=Analytics(
-            storage.analytics, rt.clock, mcp=storage.mcp_analytics, cache=storage.cache_analytics
+            storage.analytics,
+            rt.clock,
+            mcp=storage.mcp_analytics,
+            cache=storage.cache_analytics,
+            units=storage.unit_analytics,
         ),
         alerts=alerts(rt),
         records=Records(

@@ -35,6 +35,7 @@ STRING_LIMITS: Mapping[str, int] = {
     "mcp_server": b.MCP_SERVER_CHARS,
     "mcp_tool": b.MCP_TOOL_CHARS,
     "cache": b.CACHE_CHARS,
+    "unit_kind": b.UNIT_KIND_CHARS,
     "batch_id": b.BATCH_ID_CHARS,
 }
 
@@ -103,6 +104,7 @@ async def test_every_field_beyond_its_limit_is_cut_and_the_batch_written(
     odd.cost_micros = 2**70
     odd.latency_ms, odd.ttft_ms, odd.upstream_ms = math.nan, math.inf, -math.inf
     odd.status = 10**9
+    odd.units = math.nan
     plain = UsageEvent("r-plain", 1_700_000_000.0, "chat", "key_a", "mock-gpt")
     writer = UsageWriter(storage.usage, Keys(), dead_letters=storage.dead_letters)  # type: ignore[arg-type]
     for e in (long, odd, plain):
@@ -123,6 +125,7 @@ async def test_every_field_beyond_its_limit_is_cut_and_the_batch_written(
     assert (odd_row.prompt_tokens, odd_row.completion_tokens) == (b.INT4_MAX, 0)
     assert odd_row.cost_micros == b.INT8_MAX
     assert (odd_row.latency_ms, odd_row.ttft_ms, odd_row.upstream_ms) == (0.0, None, 0.0)
+    assert odd_row.units is None  # not a count: left out
     async with storage.engine.connect() as conn:
         models = set(
             (await conn.execute(select(t.rollup_hourly.c.model).distinct())).scalars().all()

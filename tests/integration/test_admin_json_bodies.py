@@ -49,9 +49,7 @@ async def test_names_where_a_person_would_type_them(tmp_path: Path) -> None:
         assert (await client.get("/api/v1/orgs/acme")).json()["id"] == org["id"]
         assert (await client.get("/api/v1/teams/acme/lab")).json()["id"] == team["id"]
         assert (await client.get("/api/v1/users/ada@acme.org")).json()["id"] == user["id"]
-        patched = await client.patch(
-            "/api/v1/teams/acme/lab", content=b'{"limits": {"rpm": 60}}'
-        )
+        patched = await client.patch("/api/v1/teams/acme/lab", content=b'{"limits": {"rpm": 60}}')
         assert patched.status_code == 200, patched.text
         assert patched.json()["limits"]["rpm"] == 60
         member = await client.put(

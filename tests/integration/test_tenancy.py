@@ -161,6 +161,7 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
     ("GET", "/api/v1/analytics/mcp", None, (2, 2, 2, 2, 2)),
     ("GET", "/api/v1/analytics/mcp?scope=team:{teamA}", None, (2, 2, 2, 403, 404)),
     ("GET", "/api/v1/analytics/cache", None, (2, 2, 2, 2, 2)),
+    ("GET", "/api/v1/analytics/units", None, (2, 2, 2, 2, 2)),
     ("GET", "/api/v1/cache", None, (2, 403, 403, 403, 403)),
     ("POST", "/api/v1/cache/clear", {"all": True}, (400, 403, 403, 403, 403)),
     (
@@ -170,6 +171,7 @@ MATRIX: list[tuple[str, str, object, tuple[int, int, int, int, int]]] = [
         (400, 403, 403, 403, 403),
     ),
     ("GET", "/api/v1/analytics/cache?scope=team:{teamA}", None, (2, 2, 2, 403, 404)),
+    ("GET", "/api/v1/analytics/units?scope=team:{teamA}", None, (2, 2, 2, 403, 404)),
     ("GET", "/api/v1/analytics/series?scope=user:{ua}", None, (2, 2, 2, 2, 404)),
     ("GET", "/api/v1/analytics/requests?scope=key:{ua_key}", None, (2, 2, 404, 2, 404)),
     ("GET", "/api/v1/analytics/requests.csv", None, (2, 2, 2, 2, 2)),

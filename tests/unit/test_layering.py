@@ -52,6 +52,7 @@ ALLOWED: dict[str, set[str]] = {
     "lifecycle": set(),
     "settings": set(),
     "sse": set(),
+    "media_bytes": set(),  # what an uploaded audio or image file is, from its signature
     "": set(),  # sluice/__init__.py
     # the YAML model (reads secret refs through settings' one door to the environment)
     # the YAML model; it reads the provider type names from the registry table (data only)
@@ -116,7 +117,7 @@ ALLOWED: dict[str, set[str]] = {
     "pipeline": _FOUNDATION
     | {"config", "observability", "routing", "providers.base"}
     | {"auth", "limits", "budgets", "usage", "storage.base", "storage.availability", "mcp"}
-    | {"cache", "files", "documents"},
+    | {"cache", "files", "documents", "media_bytes"},
     # the HTTP edge: data plane and admin API; ``api.protocol`` (HTTP/1.1 parsing bounds) is
     # what ``sluice serve`` hands the server
     "api.protocol": set(),

@@ -31,7 +31,7 @@ def test_every_row_field_comes_from_the_arrival_or_the_outcome() -> None:
     outcome = Outcome(
         BadRequest("nope", param="max_tokens"),
         True,
-        Usage(7, 3, 2, 1, estimated=True),
+        Usage(7, 3, 2, 1, estimated=True, units=2.5, unit_kind="audio_seconds"),
         42,
         2,
         ("p/a: provider_error",),
@@ -82,6 +82,8 @@ def test_every_row_field_comes_from_the_arrival_or_the_outcome() -> None:
         "bodies": capture,
         "cache": "hit",
         "cost_saved_micros": 99,
+        "units": 2.5,
+        "unit_kind": "audio_seconds",
     }
     names = {f.name for f in fields(UsageEvent)}
     assert names == {*expected, "latency_ms", *MCP_ONLY, *BATCH_ONLY}

@@ -29,6 +29,7 @@ from sluice.analytics.model import (
     Visibility,
     Window,
 )
+from sluice.analytics.units import UnitQuery, UnitSums, UnitUsageStore
 from sluice.clock import Clock
 from sluice.errors import BadRequest
 from sluice.usage import histogram
@@ -109,13 +110,21 @@ class Analytics:
         *,
         mcp: McpUsageStore,
         cache: CacheUsageStore | None = None,
+        units: UnitUsageStore | None = None,
     ) -> None:
         """``mcp``: where MCP tool-call sums come from (the raw usage rows); ``cache``:
-        response-cache sums (the raw usage rows)."""
+        response-cache sums (the raw usage rows); ``units``: billed units of media requests
+        (the raw usage rows)."""
         self._store = store
         self._clock = clock
         self._mcp = mcp
         self._cache = cache
+        self._units = units
+
+    async def unit_usage(self, query: UnitQuery) -> list[UnitSums]:
+        """Billed units (audio seconds, characters, images, searches) per endpoint, model
+        and unit, the most costly first."""
+        return [] if self._units is None else await self._units.unit_sums(query)
 
     async def cache_usage(self, query: CacheQuery) -> list[CacheSums]:
         """Response-cache figures per model and team, the most requested first."""

@@ -32,6 +32,7 @@ from sluice.api.render import (
 from sluice.auth.cache import KeyCache, token_from_headers
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest, ErrorKind, GatewayError, shutting_down
+from sluice.files.multipart import too_large as upload_too_large
 from sluice.ids import random_hex
 from sluice.lifecycle import Lifecycle
 from sluice.observability.answer import METADATA_HEADER, TRACE_HEADER, wants_metadata
@@ -159,6 +160,7 @@ class DataPlane:
         forward: tuple[bytes, ...] = (),
         prepare: Prepare | None = None,
         run: Run = serve,
+        upload_limit: int | None = None,
     ) -> None:
         """Serve one request in ``dialect``; ``forward`` names request headers passed on to a
         provider that speaks the dialect natively; ``prepare`` completes a parsed request
@@ -197,9 +199,10 @@ class DataPlane:
                 if seen.metadata is None  # the header is rare: no call without it
                 else self._wants_metadata(seen.metadata)
             )
-            if seen.length is not None and seen.length > self._limit:
+            limit = self._limit if upload_limit is None else upload_limit
+            if seen.length is not None and seen.length > limit:
                 raise BodyTooLarge
-            raw = await read_body(receive, limit=self._limit)
+            raw = await read_body(receive, limit=limit)
             if capture is not None:
                 capture.request = raw
             watch = DisconnectWatch(receive, sink, target=task, queue=self._watches)
@@ -226,6 +229,8 @@ class DataPlane:
             )
             outcome = await run(svc, ctx)
         except (Exception, asyncio.CancelledError) as exc:
+            if isinstance(exc, BodyTooLarge) and upload_limit is not None:
+                exc = upload_too_large(upload_limit)
             outcome = await self._failed(exc, arrival, sink, send=send, base=base, dialect=dialect)
         finally:
             if watch is not None:

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from sluice.errors import GatewayError, retry_after_value
-from sluice.pipeline.sink import Headers
+from sluice.pipeline.sink import Cut, Headers
 from sluice.storage.availability import as_dependency_unavailable
 
 Scope = MutableMapping[str, Any]
@@ -89,8 +89,13 @@ class AsgiSink:
 
     async def start_stream(self, headers: Headers) -> None:
         self.started = True
+        typed = any(name == b"content-type" for name, _ in headers)  # a binary stream
         await self._send(
-            {"type": "http.response.start", "status": 200, "headers": headers + SSE_HEADERS}
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": headers + (SSE_HEADERS[1:] if typed else SSE_HEADERS),
+            }
         )
 
     async def chunk(self, data: bytes) -> None:
@@ -98,6 +103,8 @@ class AsgiSink:
 
     async def end(self, data: bytes = b"") -> None:
         self.ended = True
+        if type(data) is Cut:  # left unfinished: the server drops the connection
+            return
         await self._send({"type": "http.response.body", "body": data})
 
 

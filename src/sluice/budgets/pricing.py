@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from sluice.budgets.unit_prices import UnitPriceOverride, unit_micros
 from sluice.clock import Clock, SystemClock
 from sluice.types import Usage
 
@@ -37,7 +38,7 @@ _HALF = _ONE // 2
 Source = Literal["override", "genai-prices", "unpriced"]
 
 
-class PriceOverride(Protocol):
+class PriceOverride(UnitPriceOverride, Protocol):
     """A model's prices from the config (``sluice.config.model.Prices``)."""
 
     @property
@@ -136,7 +137,22 @@ class Pricer:
         model: str,
         prices: PriceOverride | None = None,
     ) -> Cost:
-        """The cost of a finished request's usage."""
+        """The cost of a finished request's usage (its tokens, plus its billed units when it
+        is a media request: :mod:`sluice.budgets.unit_prices`)."""
+        if usage.unit_kind is not None:
+            tokens = self._token_cost(usage, provider=provider, model=model, prices=prices)
+            units = unit_micros(usage, provider=provider, model=model, prices=prices)
+            return Cost(tokens.micros + units, tokens.source)
+        return self._token_cost(usage, provider=provider, model=model, prices=prices)
+
+    def _token_cost(
+        self,
+        usage: Usage,
+        *,
+        provider: str,
+        model: str,
+        prices: PriceOverride | None,
+    ) -> Cost:
         if prices is not None:
             fixed = _override_rates(prices.input_usd_per_mtok, prices.output_usd_per_mtok)
             return Cost(fixed.micros(_split(usage)), "override")

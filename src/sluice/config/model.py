@@ -31,6 +31,20 @@ class Prices(_Frozen):
 
     input_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
     output_usd_per_mtok: Annotated[float, Field(ge=0)] = 0.0
+    micros_per_audio_second: Annotated[int, Field(ge=0)] | None = None
+    """Transcription and translation: micro-dollars per second of uploaded audio (Whisper's
+    $0.006/minute is 100). Unset: ``genai-prices``' rate when it knows the model, else 0."""
+    micros_per_character: Annotated[int, Field(ge=0)] | None = None
+    """Speech: micro-dollars per character of ``input`` (``tts-1``'s $15/M characters is
+    15). Unset: ``genai-prices``' rate when it knows the model, else 0."""
+    micros_per_image: Annotated[int, Field(ge=0)] | None = None
+    """Image generation and edits: micro-dollars per image of a size not in
+    ``micros_per_image_by_size`` (unset: 0, ``genai-prices`` has no image prices)."""
+    micros_per_image_by_size: dict[str, Annotated[int, Field(ge=0)]] = Field(default_factory=dict)
+    """Micro-dollars per image by ``size`` (``1024x1024``), or by ``size/quality``
+    (``1024x1024/hd``), which wins when both match."""
+    micros_per_search: Annotated[int, Field(ge=0)] | None = None
+    """Rerank: micro-dollars per search unit (one query over up to 100 documents)."""
 
 
 class DeploymentBatch(_Frozen):

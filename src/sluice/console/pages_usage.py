@@ -22,6 +22,7 @@ from sluice.analytics import scope as scoping
 from sluice.analytics.cache import CacheQuery
 from sluice.analytics.mcp import McpQuery
 from sluice.analytics.model import Metrics, Narrow, Visibility, Window
+from sluice.analytics.units import UnitQuery
 from sluice.auth.keys import KeyRecord
 from sluice.console import burndown, usage_scope
 from sluice.console.charts import BarChart, Series, TimeChart, bucket_labels
@@ -167,16 +168,20 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         # The dashboard's queries are independent: run them at once (each on its own pooled
         # connection), so the page waits for the slowest, not for their sum.
         dims = TOPS[chosen.kind]
-        summary, points, models, top_groups, mcp_tools, cache_rows = await asyncio.gather(
+        summary, points, models, top_groups, raw_rows = await asyncio.gather(
             service.summary(window, v, narrow),
             service.series(window, v, narrow, interval=interval),
             groups(window, v, narrow, by="model", shown={}, limit=MODEL_ROWS),
             asyncio.gather(
                 *(groups(window, v, narrow, by=by, shown=shown[by], limit=TOP_ROWS) for by in dims)
             ),
-            service.mcp_tools(McpQuery(window.start, window.end, v, narrow)),
-            service.cache_usage(CacheQuery(window.start, window.end, v, narrow)),
+            asyncio.gather(  # from the raw rows
+                service.mcp_tools(McpQuery(window.start, window.end, v, narrow)),
+                service.cache_usage(CacheQuery(window.start, window.end, v, narrow)),
+                service.unit_usage(UnitQuery(window.start, window.end, v, narrow)),
+            ),
         )
+        mcp_tools, cache_rows, units = raw_rows
         by_cost = any(g.metrics.cost_micros for g in models)
         model_chart = BarChart(
             "models",
@@ -200,6 +205,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             "tops": tops,
             "burns": burns,
             "mcp_tools": mcp_tools[:MCP_ROWS],
+            "unit_rows": units[:MCP_ROWS],
             "cache_rows": [
                 (r, shown["team"].get(r.team_id or "", r.team_id)) for r in cache_rows[:MCP_ROWS]
             ],

@@ -27,7 +27,7 @@ from sluice.pipeline.cache_entry import Keeper, replay
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.outcome import Outcome
 from sluice.pipeline.services import Services
-from sluice.types import Endpoint, Usage
+from sluice.types import MEDIA_ENDPOINTS, Endpoint, Usage
 
 log = logging.getLogger("sluice.cache")
 
@@ -89,6 +89,8 @@ def directives(ctx: RequestContext) -> Directives:
 
 def cacheable(ctx: RequestContext, policy: Policy) -> bool:
     """Whether the request's answer may be shared at all."""
+    if ctx.dialect.endpoint in MEDIA_ENDPOINTS:  # audio, images: not JSON to replay
+        return False
     body = ctx.request.body
     limit = policy.max_temperature
     temperature = body.get("temperature")

@@ -80,20 +80,29 @@ async def reserve(
     if not checks and not budget_checks:
         return None
     hold = Hold(svc)
-    prompt_estimate = estimate_prompt(req.body) + estimate_text(extra_prompt_chars)
-    output = bounds.output_reserve(req)  # every choice's output
+    media = req.reserve  # a media request: its estimate in the unit its provider bills
+    if media is None:
+        prompt_estimate = estimate_prompt(req.body) + estimate_text(extra_prompt_chars)
+        output = bounds.output_reserve(req)  # every choice's output
+    else:
+        prompt_estimate, output = media.prompt_tokens, media.completion_tokens
     if checks:
         hold._limits = held = await svc.limiter.reserve(
             checks, input_estimate=prompt_estimate, output_estimate=output
         )
         hold.headers = [(k.encode(), v.encode()) for k, v in held.status.headers().items()]
     if budget_checks:
-        estimate = cost.estimate(
-            svc.pricer,
-            entry.deployments[0],
-            svc.prices.get(entry.name),
-            prompt_tokens=prompt_estimate,
-            max_tokens=output,
+        prices = svc.prices.get(entry.name)
+        estimate = (
+            cost.estimate(
+                svc.pricer,
+                entry.deployments[0],
+                prices,
+                prompt_tokens=prompt_estimate,
+                max_tokens=output,
+            )
+            if media is None
+            else cost.cost(svc.pricer, entry.deployments[0], prices, media)
         )
         try:
             hold._budget = await svc.budgets.reserve(budget_checks, estimate)

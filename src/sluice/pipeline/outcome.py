@@ -120,6 +120,9 @@ def usage_row(
             cost_micros, principal.user_id, principal.team_id, principal.org_id, trace_id,
             parent_span, flags, upstream_ms, want_metadata, bodies,
         )  # fmt: skip
+    if usage.unit_kind is not None:
+        row.units = usage.units
+        row.unit_kind = usage.unit_kind
     if cache is not None:
         row.cache = cache
         row.cost_saved_micros = saved

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sluice.config.model import Prices
 from sluice.documents.request import Documents
@@ -21,17 +21,19 @@ from sluice.observability import answer
 from sluice.pipeline import cost
 from sluice.pipeline.context import RequestContext
 from sluice.pipeline.dialects.base import Translation
+from sluice.pipeline.media import speech_headers
 from sluice.pipeline.model_name import ModelNamer, namer_for
 from sluice.pipeline.services import Services
 from sluice.pipeline.sink import Headers
 from sluice.providers.base import UpstreamCall, UpstreamStream
 from sluice.routing.table import Deployment
 from sluice.tokens import estimate_prompt, estimate_text
-from sluice.types import ProviderRequest, Usage
+from sluice.types import Endpoint, ProviderRequest, Usage
 
 log = logging.getLogger("sluice.pipeline")
 
 _JSON_CT = (b"content-type", b"application/json")
+_SPEECH = Endpoint.SPEECH
 
 Final = Callable[[Usage, int], Awaitable[None]]
 """Awaited with the answer's usage and cost just before its last bytes leave."""
@@ -57,6 +59,10 @@ class Tally:
 
 def _usage(usage: Usage | None, req: ProviderRequest, chars: int) -> Usage:
     if usage is None:
+        reserve = req.reserve
+        if reserve is not None:  # a media request: what it was estimated to bill (exact
+            # when its units were known and it guessed no tokens: a WAV file's seconds)
+            return replace(reserve, estimated=reserve.estimated or reserve.prompt_tokens > 0)
         return Usage(estimate_prompt(req.body), estimate_text(chars), estimated=True)
     return usage
 
@@ -89,6 +95,8 @@ class Attempt:
             await self.final(usage, micros)
 
 
+UNITS_HEADER = b"x-sluice-units"
+"""A media answer's billed units and their kind (``12 characters``, ``3.5 audio_seconds``)."""
 WARNING_HEADER = b"x-sluice-warning"
 """Names what a translation left out (built-in tools, items chat cannot carry)."""
 WARNING_MAX_BYTES = 512
@@ -198,13 +206,17 @@ async def _complete(attempt: Attempt) -> None:
     tally.usage = usage
     translation = attempt.translation
     body = resp.body if translation is None else await translation.response(resp, usage)
-    body = attempt.namer.json(body)
+    media = resp.content_type
+    if media is None:
+        body = attempt.namer.json(body)
     micros = tally.cost_micros = cost.cost(attempt.svc.pricer, attempt.dep, attempt.prices, usage)
     elapsed_ms = (time.perf_counter() - ctx.arrival.started) * 1000
-    if ctx.want_metadata and ctx.dialect.carries_metadata:
+    if ctx.want_metadata and ctx.dialect.carries_metadata and media is None:
         body = answer.with_metadata(body, _metadata(attempt, elapsed_ms, tally.upstream_ms))
     headers = attempt.headers
-    headers.append(_JSON_CT)
+    headers.append(_JSON_CT if media is None else (b"content-type", media.encode("latin-1")))
+    if usage.unit_kind is not None:  # a media answer: what it was billed by
+        headers.append((UNITS_HEADER, f"{usage.units:g} {usage.unit_kind}".encode()))
     headers += answer.json_headers(
         micros, upstream_ms=tally.upstream_ms, elapsed_ms=elapsed_ms, cache=ctx.cache_status
     )
@@ -240,8 +252,13 @@ async def _stream(attempt: Attempt) -> GatewayError | None:
         tally.ttft_ms = (now - started) * 1000
         live.streams += 1
         counted = True
-        await sink.start_stream(
+        headers = (  # speech: audio of its own type, not an event stream
             attempt.headers
+            if ctx.request.endpoint is not _SPEECH
+            else attempt.headers + speech_headers(ctx.request)
+        )
+        await sink.start_stream(
+            headers
             + answer.stream_headers(
                 tally.upstream_ms + (now - t0) * 1000,
                 elapsed_ms=(now - started) * 1000,

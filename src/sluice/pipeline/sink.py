@@ -9,6 +9,13 @@ from sluice.errors import GatewayError
 Headers = list[tuple[bytes, bytes]]
 
 
+class Cut(bytes):
+    """The end of a stream that must not look complete: a binary stream (speech audio) that
+    failed after its first bytes, which no in-band error event can mark. A sink over a
+    connection drops it unfinished (the client sees a broken body); any other sink treats it
+    as the end."""
+
+
 class ResponseSink(Protocol):
     started: bool
     """Response headers have gone to the client; errors must now travel in-band."""
@@ -31,7 +38,8 @@ class ResponseSink(Protocol):
         ...
 
     async def start_stream(self, headers: Headers) -> None:
-        """Send 200 and event-stream headers."""
+        """Send 200 and event-stream headers (``headers``' own ``content-type`` instead, when
+        they have one: a binary stream)."""
         ...
 
     async def chunk(self, data: bytes) -> None: ...

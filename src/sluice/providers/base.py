@@ -63,13 +63,17 @@ class UpstreamCall:
 
 @dataclass(slots=True)
 class UpstreamResponse:
-    """A complete non-streaming answer: an OpenAI-shaped JSON body and its usage."""
+    """A complete non-streaming answer: an OpenAI-shaped JSON body (or the media of
+    ``content_type``) and its usage."""
 
     body: bytes
     usage: Usage | None
     """The provider's own counts; ``None`` when it sent none (the pipeline estimates)."""
     completion_chars: int = 0
     """Characters of generated text, for the estimate when ``usage`` is ``None``."""
+    content_type: str | None = None
+    """The answer's media type when it is not a JSON object (speech audio, a transcript
+    as text, SRT or WebVTT): relayed as is, without the gateway's metadata."""
 
 
 class UpstreamStream(Protocol):

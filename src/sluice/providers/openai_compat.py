@@ -15,19 +15,22 @@ from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.http import map_transport_error, raise_for_upstream_status
+from sluice.providers.media_stream import AudioStream, TranscriptStream
+from sluice.providers.media_wire import MEDIA_PATHS, answer_usage, form_data, json_body
 from sluice.providers.native import io
 from sluice.providers.reading import SSECap
 from sluice.providers.registry import OpenAIFamilyRow
 from sluice.providers.responses_stream import ResponsesEventStream
 from sluice.providers.sse import ChunkInspector
 from sluice.sse import DONE, SSESplitter
-from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
+from sluice.types import MEDIA_ENDPOINTS, Endpoint, ProviderRequest, Usage, usage_from_openai
 
 _PATHS = {
     Endpoint.CHAT: "/chat/completions",
     Endpoint.COMPLETIONS: "/completions",
     Endpoint.EMBEDDINGS: "/embeddings",
     Endpoint.RESPONSES: "/responses",
+    **MEDIA_PATHS,
 }
 _BASE_CAPABILITIES = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
 _RESPONSES = Endpoint.RESPONSES  # read per request: a module constant is cheaper than the class
@@ -78,8 +81,10 @@ class OpenAICompatibleProvider:
     ) -> None:
         """``secrets``: unused (the API key comes with each call)."""
         assert row is not None
-        self.capabilities = _BASE_CAPABILITIES | (
-            {Endpoint.RESPONSES} if row.responses_api else set()
+        self.capabilities = (
+            _BASE_CAPABILITIES
+            | ({Endpoint.RESPONSES} if row.responses_api else set())
+            | {Endpoint(name) for name in row.media}
         )
         base_url = config.base_url or row.default_base_url
         if base_url is None:
@@ -135,8 +140,15 @@ class OpenAICompatibleProvider:
         headers = self._auth_headers(call.credential)
         if call.extra_headers:
             headers = {**headers, **call.extra_headers}
-        stream_usage = self._row.stream_usage and req.endpoint is not _RESPONSES
-        data = upstream_body(req, call.upstream_model, stream_usage=stream_usage)
+        data: bytes | aiohttp.FormData
+        if req.upload is not None:  # multipart: aiohttp writes the content type
+            headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+            data = form_data(req, call.upstream_model)
+        elif req.endpoint in MEDIA_ENDPOINTS:
+            data = json_body(req, call.upstream_model)
+        else:
+            stream_usage = self._row.stream_usage and req.endpoint is not _RESPONSES
+            data = upstream_body(req, call.upstream_model, stream_usage=stream_usage)
         url = self._url(req.endpoint, call.upstream_model)
         ttfb = call.timeouts.ttfb_s
         try:
@@ -160,6 +172,8 @@ class OpenAICompatibleProvider:
 
     async def send(self, req: ProviderRequest, call: UpstreamCall) -> UpstreamResponse:
         resp = await self._post(req, call)
+        if req.endpoint in MEDIA_ENDPOINTS:
+            return await _media_answer(req, resp, call)
         body = await io.read_body(resp, call)
         data = io.parse_object(body, call.deployment)
         usage = usage_from_openai(data.get("usage"))
@@ -168,8 +182,10 @@ class OpenAICompatibleProvider:
 
     async def open_stream(
         self, req: ProviderRequest, call: UpstreamCall
-    ) -> OpenAIStream | ResponsesEventStream:
+    ) -> OpenAIStream | ResponsesEventStream | TranscriptStream | AudioStream:
         resp = await self._post(req, call)
+        if req.endpoint is Endpoint.SPEECH:
+            return AudioStream(resp, call, req)
         ctype = resp.headers.get("Content-Type", "")
         if not ctype.startswith("text/event-stream"):
             resp.release()
@@ -179,7 +195,22 @@ class OpenAICompatibleProvider:
             )
         if req.endpoint is _RESPONSES:
             return ResponsesEventStream(resp, call)
+        if req.endpoint in MEDIA_ENDPOINTS:
+            return TranscriptStream(resp, call, req)
         return OpenAIStream(resp, call, include_usage=req.include_usage)
+
+
+async def _media_answer(
+    req: ProviderRequest, resp: aiohttp.ClientResponse, call: UpstreamCall
+) -> UpstreamResponse:
+    """A media answer as the provider sent it: JSON (transcript objects, images, rerank
+    results) or its own media type (audio, a transcript as text, SRT or WebVTT)."""
+    body = await io.read_body(resp, call)
+    ctype = resp.headers.get("Content-Type", "application/octet-stream")
+    if ctype.startswith("application/json"):
+        data = io.parse_object(body, call.deployment)
+        return UpstreamResponse(body=body, usage=answer_usage(req, data))
+    return UpstreamResponse(body=body, usage=answer_usage(req, None), content_type=ctype)
 
 
 class OpenAIStream:

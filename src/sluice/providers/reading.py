@@ -104,7 +104,10 @@ class SSECap:
             if pending > limit + k - 1:
                 raise self._over()
         self._pending = pending
-        self._tail = b"" if data.endswith(sep) else data[1 - k :]
+        # The stream's last k - 1 bytes, however short this read was: a blank line may be
+        # split over three reads.
+        seen = self._tail + data if n < k else data  # (a short read only: no copy)
+        self._tail = b"" if seen.endswith(sep) else seen[1 - k :]
 
     def _over(self) -> GatewayError:
         return over_limit(

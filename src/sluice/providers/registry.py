@@ -30,6 +30,25 @@ class OpenAIFamilyRow:
     """The server honours ``stream_options.include_usage``."""
     responses_api: bool = False
     """The server has the Responses API (``/responses``): requests pass through."""
+    media: frozenset[str] = frozenset()
+    """The media endpoints it serves natively (``sluice.types.Endpoint`` values:
+    ``audio.speech``, ``images.generations``, ``rerank``, ...), relayed unchanged."""
+
+
+OPENAI_MEDIA = frozenset(
+    {
+        "audio.speech",
+        "audio.transcriptions",
+        "audio.translations",
+        "images.generations",
+        "images.edits",
+        "moderations",
+    }
+)
+"""What OpenAI itself serves besides chat (rerank is not an OpenAI endpoint)."""
+ANY_MEDIA = OPENAI_MEDIA | {"rerank"}
+"""A generic OpenAI-compatible server may serve any of them (LocalAI, vLLM, Infinity):
+declared, and a server without one answers 404, which the client sees."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +74,27 @@ _ANTHROPIC_BATCH = "sluice.providers.anthropic.batch:AnthropicBatchApi"
 PROVIDER_TYPES: dict[str, ProviderSpec] = {
     "mock": ProviderSpec("sluice.providers.mock.provider:MockProvider", "mock", in_process=True),
     "openai_compatible": ProviderSpec(
-        _OPENAI, "openai", OpenAIFamilyRow(None, key_required=False), batch_api=_OPENAI_BATCH
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow(None, key_required=False, media=ANY_MEDIA),
+        batch_api=_OPENAI_BATCH,
     ),
     "openai": ProviderSpec(
         _OPENAI,
         "openai",
-        OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True),
+        OpenAIFamilyRow("https://api.openai.com/v1", responses_api=True, media=OPENAI_MEDIA),
         batch_api=_OPENAI_BATCH,
     ),
     "azure": ProviderSpec(
         _OPENAI,
         "openai",
-        OpenAIFamilyRow(None, auth="api-key", azure_paths=True, default_api_version="2024-10-21"),
+        OpenAIFamilyRow(
+            None,
+            auth="api-key",
+            azure_paths=True,
+            default_api_version="2024-10-21",
+            media=OPENAI_MEDIA - {"moderations"},
+        ),
     ),
     "ollama": ProviderSpec(
         _OPENAI,
@@ -74,18 +102,41 @@ PROVIDER_TYPES: dict[str, ProviderSpec] = {
         OpenAIFamilyRow("http://127.0.0.1:11434/v1", auth="none", key_required=False),
     ),
     "vllm": ProviderSpec(
-        _OPENAI, "openai", OpenAIFamilyRow("http://127.0.0.1:8000/v1", key_required=False)
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow(
+            "http://127.0.0.1:8000/v1",
+            key_required=False,
+            media=frozenset({"audio.transcriptions", "audio.translations", "rerank"}),
+        ),
     ),
     "lmstudio": ProviderSpec(
         _OPENAI,
         "openai",
         OpenAIFamilyRow("http://127.0.0.1:1234/v1", auth="none", key_required=False),
     ),
-    "groq": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.groq.com/openai/v1")),
+    "groq": ProviderSpec(
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow(
+            "https://api.groq.com/openai/v1",
+            media=frozenset({"audio.speech", "audio.transcriptions", "audio.translations"}),
+        ),
+    ),
     "mistral": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.mistral.ai/v1")),
     "deepseek": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.deepseek.com/v1")),
-    "xai": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.x.ai/v1")),
-    "together": ProviderSpec(_OPENAI, "openai", OpenAIFamilyRow("https://api.together.xyz/v1")),
+    "xai": ProviderSpec(
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow("https://api.x.ai/v1", media=frozenset({"images.generations"})),
+    ),
+    "together": ProviderSpec(
+        _OPENAI,
+        "openai",
+        OpenAIFamilyRow(
+            "https://api.together.xyz/v1", media=frozenset({"images.generations", "rerank"})
+        ),
+    ),
     "fireworks": ProviderSpec(
         _OPENAI, "openai", OpenAIFamilyRow("https://api.fireworks.ai/inference/v1")
     ),

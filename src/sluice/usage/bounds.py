@@ -31,6 +31,8 @@ MCP_TOOL_CHARS = 200
 BATCH_ID_CHARS = 64
 CACHE_CHARS = 8
 """The cache column: ``hit``, ``miss``, ``store``, ``bypass`` (made by the gateway)."""
+UNIT_KIND_CHARS = 16
+"""``unit_kind``: ``audio_seconds`` and the other ``sluice.types.UnitKind`` values."""
 """A batch's id (``batch_`` and a random token), on the rows of its lines."""
 END_USER_CHARS = 200
 ERROR_MESSAGE_CHARS = 1000
@@ -132,4 +134,6 @@ def bound(e: UsageEvent) -> UsageEvent:
         e.upstream_ms = e.upstream_ms if isfinite(e.upstream_ms) else 0.0
     if e.ttft_ms is not None and not isfinite(e.ttft_ms):
         e.ttft_ms = None
+    if e.units is not None and not (isfinite(e.units) and e.units >= 0):
+        e.units = None
     return e

@@ -85,3 +85,8 @@ class UsageEvent:
     when no cache is configured (docs/caching.md)."""
     cost_saved_micros: int | None = None
     """A cache hit: what the stored answer cost when it was made (``cost_micros`` is 0)."""
+    units: float | None = None
+    """A media request's billed units (``unit_kind``): seconds of audio, characters of
+    speech input, images, rerank searches; ``None`` for token-billed requests."""
+    unit_kind: str | None = None
+    """``audio_seconds``, ``characters``, ``images`` or ``searches`` (``sluice.types.UnitKind``)."""

@@ -19,6 +19,7 @@ from sluice.analytics.export import csv_chunks
 from sluice.analytics.mcp import McpQuery
 from sluice.analytics.model import LogQuery, Narrow, Visibility, Window
 from sluice.analytics.service import decode_cursor
+from sluice.analytics.units import UnitQuery
 from sluice.api.admin.analytics_schemas import (
     BodyOut,
     BreakdownOut,
@@ -34,6 +35,8 @@ from sluice.api.admin.analytics_schemas import (
     RequestPage,
     SeriesOut,
     SummaryOut,
+    UnitRowOut,
+    UnitUsageOut,
 )
 from sluice.api.admin.deps import AdminContext, policy
 from sluice.api.admin.schemas import IsoDateTime
@@ -179,6 +182,27 @@ def router(ctx: AdminContext) -> APIRouter:
         rows = await service.cache_usage(CacheQuery(q.start, q.end, q.visibility, q.narrow))
         return CacheUsageOut(
             start=_at(q.start), end=_at(q.end), data=[CacheRowOut.of(r) for r in rows]
+        )
+
+    @api.get("/units", response_model=UnitUsageOut, **policy(SCOPED))
+    async def unit_usage(q: Ask) -> UnitUsageOut:
+        """Billed units of media requests (audio seconds, speech characters, images, rerank
+        searches) per endpoint, model and unit, with their cost."""
+        rows = await service.unit_usage(UnitQuery(q.start, q.end, q.visibility, q.narrow))
+        return UnitUsageOut(
+            start=_at(q.start),
+            end=_at(q.end),
+            data=[
+                UnitRowOut(
+                    endpoint=r.endpoint,
+                    model=r.model,
+                    unit_kind=r.unit_kind,
+                    requests=r.requests,
+                    units=r.units,
+                    cost_usd=r.cost_micros / 1_000_000,
+                )
+                for r in rows
+            ],
         )
 
     def log_query(q: Asked, status: str | None, cursor: str | None, limit: int) -> LogQuery:

@@ -186,3 +186,22 @@ class CacheUsageOut(BaseModel):
     end: datetime
     data: list[CacheRowOut]
     """One row per model and team, the most requested first."""
+
+
+class UnitRowOut(BaseModel):
+    endpoint: str
+    """``audio.speech``, ``audio.transcriptions``, ``images.generations``, ``rerank``, ..."""
+    model: str
+    unit_kind: str
+    """``audio_seconds``, ``characters``, ``images`` or ``searches``."""
+    requests: int
+    units: float
+    """Billed units of that kind, added up."""
+    cost_usd: float
+
+
+class UnitUsageOut(BaseModel):
+    start: datetime
+    end: datetime
+    data: list[UnitRowOut]
+    """One row per endpoint, model and unit, the most costly first."""

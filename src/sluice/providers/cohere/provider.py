@@ -1,4 +1,5 @@
-"""The Cohere v2 adapter: ``/v2/chat`` (streaming and tools) and ``/v2/embed``, Bearer auth.
+"""The Cohere v2 adapter: ``/v2/chat`` (streaming and tools), ``/v2/embed`` and
+``/v2/rerank`` (relayed as it is: the gateway's rerank format is Cohere's), Bearer auth.
 Errors are ``{"message": ...}`` with the HTTP status."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.cohere import transform
 from sluice.providers.cohere.stream import CohereTranslator
+from sluice.providers.media_wire import answer_usage, json_body
 from sluice.providers.native import io
 from sluice.providers.native.openai_out import chat_completion, embedding_list
 from sluice.types import Endpoint, ProviderRequest
@@ -20,7 +22,7 @@ ERRORS = io.ErrorMap()
 
 
 class CohereProvider:
-    capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.RERANK})
 
     def __init__(
         self,
@@ -60,6 +62,18 @@ class CohereProvider:
                 vectors, model=model, usage=usage, encoding_format=req.body.get("encoding_format")
             )
             return UpstreamResponse(body=out, usage=usage)
+        if req.endpoint is Endpoint.RERANK:
+            resp = await io.post(
+                call,
+                self._base + "/v2/rerank",
+                data=json_body(req, model),
+                headers=self._headers(call),
+                errors=ERRORS,
+            )
+            body = await io.read_body(resp, call)
+            return UpstreamResponse(
+                body=body, usage=answer_usage(req, io.parse_object(body, call.deployment))
+            )
         if req.endpoint is not Endpoint.CHAT:
             raise GatewayError(ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} is not supported")
         data = orjson.dumps(transform.chat_request(req.body, model=model, stream=False))

@@ -1,5 +1,6 @@
 """The Gemini API (Google AI Studio) adapter: ``generateContent`` for chat, ``embedContent``
-and ``batchEmbedContents`` for embeddings, the API key in ``x-goog-api-key``.
+and ``batchEmbedContents`` for embeddings, Imagen's ``predict`` for image generation
+(:mod:`sluice.providers.gemini.imagen`), the API key in ``x-goog-api-key``.
 
 :func:`generate` and :func:`open_generate_stream` are the chat I/O that Vertex AI shares.
 """
@@ -16,6 +17,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.gemini import embed, transform
 from sluice.providers.gemini.errors import ERRORS
+from sluice.providers.gemini.imagen import generate_images
 from sluice.providers.gemini.stream import GeminiTranslator
 from sluice.providers.native import io
 from sluice.providers.native.openai_out import chat_completion, embedding_list
@@ -61,7 +63,7 @@ def model_path(model: str) -> str:
 
 
 class GeminiProvider:
-    capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.IMAGES})
     native_file_types = frozenset({"application/pdf", "text/plain"})
     """Documents its ``inlineData`` parts carry."""
 
@@ -92,6 +94,8 @@ class GeminiProvider:
         url = f"{self._root}/{path}"
         if req.endpoint is Endpoint.CHAT:
             return await generate(req, call, url=url, headers=self._headers(call))
+        if req.endpoint is Endpoint.IMAGES:  # Imagen
+            return await generate_images(req, call, url=url, headers=self._headers(call))
         if req.endpoint is not Endpoint.EMBEDDINGS:
             raise GatewayError(ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} is not supported")
         method, body = embed.studio_request(req.body, path)

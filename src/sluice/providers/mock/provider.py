@@ -14,10 +14,10 @@ from sluice.config.providers import MockConfig
 from sluice.config.secrets import NO_SECRETS, Secrets
 from sluice.errors import ErrorKind, GatewayError, UpstreamError, upstream_http_error
 from sluice.providers.base import UpstreamCall, UpstreamResponse
-from sluice.providers.mock import caps, embed
+from sluice.providers.mock import caps, embed, media
 from sluice.providers.mock import script as s
 from sluice.sse import frame, frame_obj
-from sluice.types import Endpoint, ProviderRequest, Usage, usage_from_openai
+from sluice.types import MEDIA_ENDPOINTS, Endpoint, ProviderRequest, Usage, usage_from_openai
 
 
 @functools.lru_cache(maxsize=256)
@@ -33,7 +33,9 @@ def _parse(call: UpstreamCall) -> s.MockScript:
 
 
 class MockProvider:
-    capabilities = frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS})
+    capabilities = (
+        frozenset({Endpoint.CHAT, Endpoint.COMPLETIONS, Endpoint.EMBEDDINGS}) | MEDIA_ENDPOINTS
+    )
 
     def __init__(
         self,
@@ -81,6 +83,15 @@ class MockProvider:
         body["model"] = req.model
         created = int(time.time())
         try:
+            if req.endpoint in MEDIA_ENDPOINTS:
+                made = media.answer(
+                    req.endpoint,
+                    body,
+                    None if req.upload is None else req.upload.data,
+                    rid=call.request_id,
+                    created=created,
+                )
+                return UpstreamResponse(made.body, made.usage, content_type=made.content_type)
             if req.endpoint is Endpoint.EMBEDDINGS:
                 data = embed.embeddings(script, body)
             elif req.endpoint is Endpoint.COMPLETIONS:
@@ -96,7 +107,9 @@ class MockProvider:
             chars = len(answer.get("text") or (answer.get("message") or {}).get("content") or "")
         return UpstreamResponse(body=orjson.dumps(data), usage=usage, completion_chars=chars)
 
-    async def open_stream(self, req: ProviderRequest, call: UpstreamCall) -> MockStream:
+    async def open_stream(
+        self, req: ProviderRequest, call: UpstreamCall
+    ) -> MockStream | MockTranscriptStream:
         if req.endpoint is Endpoint.EMBEDDINGS:
             raise GatewayError(ErrorKind.CALLER_BAD_REQUEST, "embeddings cannot stream")
         script = _parse(call)
@@ -108,6 +121,27 @@ class MockProvider:
                 retry_after_s=script.retry_after_s,
                 code=script.error_code,
             )
+        if req.endpoint is Endpoint.SPEECH:
+            try:
+                spoken = media.speech(req.body)
+            except caps.MockRequestError as exc:
+                raise upstream_http_error(400, str(exc)) from None
+            return MockTranscriptStream(
+                [
+                    spoken.body[i : i + _AUDIO_PIECE]
+                    for i in range(0, len(spoken.body), _AUDIO_PIECE)
+                ],
+                spoken.usage,
+                framed=False,
+            )
+        if req.endpoint in MEDIA_ENDPOINTS:
+            try:
+                events, heard = media.transcript_events(
+                    req.body, None if req.upload is None else req.upload.data
+                )
+            except caps.MockRequestError as exc:
+                raise upstream_http_error(400, str(exc)) from None
+            return MockTranscriptStream(events, heard)
         body = dict(req.body)
         body["model"] = req.model
         try:
@@ -173,6 +207,29 @@ class MockStream:
             self.usage = usage_from_openai(usage["usage"])
             if self._req.include_usage:
                 yield frame(orjson.dumps(usage))
+
+    async def aclose(self) -> None:
+        return None
+
+
+_AUDIO_PIECE = 16 * 1024
+
+
+class MockTranscriptStream:
+    """A transcript streamed a word per event, or speech audio a piece at a time
+    (``framed=False``); its usage is known once it is done."""
+
+    def __init__(self, events: list[bytes], usage: Usage, *, framed: bool = True) -> None:
+        self._events = events
+        self._usage = usage
+        self._framed = framed
+        self.usage: Usage | None = None
+        self.completion_chars = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for event in self._events:
+            yield frame(event) if self._framed else event
+        self.usage = self._usage
 
     async def aclose(self) -> None:
         return None

@@ -19,6 +19,8 @@ import orjson
 from sluice.providers.mock import caps, embed
 from sluice.providers.mock import script as s
 from sluice.providers.mock.batch_api import MockBatchApi
+from sluice.providers.mock.media_server import ROUTES as MEDIA_ROUTES
+from sluice.providers.mock.media_server import media_reply
 from sluice.providers.mock.reply import HOLD_S as _HOLD_S
 from sluice.providers.mock.reply import CutStream, Reply
 from sluice.providers.mock.reply import json_reply as _json_reply
@@ -77,6 +79,8 @@ class MockApp:
             return _json_reply(404, s.error_body(404))
         if method != "POST":
             return _json_reply(404, s.error_body(404))
+        if path in MEDIA_ROUTES:  # audio, images, rerank, moderations
+            return await media_reply(self, path, headers, raw) or _json_reply(404, {})
         if path not in ("/chat/completions", "/completions", "/embeddings"):
             # Native wire formats (Anthropic, Gemini, Vertex AI, Bedrock, Cohere).
             native = await native_reply(self, full_path, headers, raw)

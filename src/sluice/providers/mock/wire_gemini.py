@@ -12,8 +12,10 @@ from urllib.parse import parse_qs, unquote
 
 import orjson
 
+from sluice.providers.mock import media_images as media
 from sluice.providers.mock import script as s
 from sluice.providers.mock import wire_common as w
+from sluice.providers.mock.caps import MockRequestError
 from sluice.providers.mock.reply import Reply, json_reply
 
 _STUDIO = re.compile(r"^/v1(?:beta)?/models/([^/:]+):(\w+)$")
@@ -210,6 +212,11 @@ async def answer(script: s.MockScript, req: w.Request) -> Reply:
 
 
 def _embeddings(script: s.MockScript, op: str, body: dict[str, Any]) -> Reply:
+    if op == "predict" and body["instances"] and "prompt" in body["instances"][0]:
+        try:  # Imagen: image generation
+            return json_reply(200, media.imagen_predictions(body))
+        except MockRequestError as exc:
+            return error(400, str(exc), retry_after_s=None)
     if op == "predict":
         texts = [str(i.get("content")) for i in body["instances"]]
         dim = (body.get("parameters") or {}).get("outputDimensionality")

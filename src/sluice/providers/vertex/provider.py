@@ -21,6 +21,7 @@ from sluice.providers.anthropic.stream import ChatTranslator
 from sluice.providers.base import UpstreamCall, UpstreamResponse
 from sluice.providers.gemini import embed
 from sluice.providers.gemini.errors import ERRORS
+from sluice.providers.gemini.imagen import generate_images
 from sluice.providers.gemini.provider import generate, open_generate_stream
 from sluice.providers.native import io
 from sluice.providers.native.openai_out import embedding_list
@@ -46,7 +47,7 @@ def publisher_of(model: str) -> tuple[str, str]:
 
 
 class VertexProvider:
-    capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS})
+    capabilities = frozenset({Endpoint.CHAT, Endpoint.EMBEDDINGS, Endpoint.IMAGES})
     native_file_types = frozenset({"application/pdf", "text/plain"})
     """Documents both its publishers take (Gemini ``inlineData``, Claude ``document``)."""
 
@@ -99,6 +100,8 @@ class VertexProvider:
                 encoding_format=req.body.get("encoding_format"),
             )
             return UpstreamResponse(body=body, usage=usage)
+        if req.endpoint is Endpoint.IMAGES:  # Imagen (publisher google)
+            return await generate_images(req, call, url=url, headers=headers)
         if req.endpoint is not Endpoint.CHAT:
             raise GatewayError(ErrorKind.CALLER_UNSUPPORTED, f"{req.endpoint} is not supported")
         if publisher != "anthropic":

@@ -47,6 +47,7 @@ from sluice.storage.sql.semantic import SqlSemanticEntries
 from sluice.storage.sql.tenancy import SqlTenancy
 from sluice.storage.sql.terms import SqlTerms
 from sluice.storage.sql.unit import Database, transaction
+from sluice.storage.sql.unit_analytics import SqlUnitAnalytics
 from sluice.storage.sql.usage import SqlSpend, SqlUsage
 from sluice.tenancy.model import stored_names
 from sluice.usage.dead_letters import DeadLetterRepository
@@ -338,6 +339,7 @@ class SqlStorage:
         self.analytics = SqlAnalytics(engine)
         self.mcp_analytics = SqlMcpAnalytics(engine)
         self.cache_analytics = SqlCacheAnalytics(engine)
+        self.unit_analytics = SqlUnitAnalytics(engine)
         self.bodies = SqlBodies(engine)
         self.console = SqlConsole(engine)
         self.identities = SqlIdentities(engine)

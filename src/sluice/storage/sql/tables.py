@@ -196,6 +196,8 @@ usage = Table(
     Column("batch_id", String(b.BATCH_ID_CHARS)),
     Column("cache", String(b.CACHE_CHARS)),
     Column("cost_saved_micros", BigInteger),
+    Column("units", Float),
+    Column("unit_kind", String(b.UNIT_KIND_CHARS)),
     Index("ix_usage_events_created_at", "created_at"),
     Index(
         "ix_usage_events_mcp_server_created_at",
@@ -523,5 +525,5 @@ semantic_cache = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0022"
+HEAD_REVISION = "0023"
 """The newest migration; a test checks it against the migration scripts."""

@@ -70,6 +70,8 @@ USAGE_COLUMNS = (
     "batch_id",
     "cache",
     "cost_saved_micros",
+    "units",
+    "unit_kind",
 )
 """Every column of ``usage_events``, in the order of the row tuples below."""
 
@@ -126,6 +128,8 @@ def _values(e: UsageEvent, created_at: Any, *, flag: Any) -> tuple[Any, ...]:
         e.batch_id,
         e.cache,
         e.cost_saved_micros,
+        e.units,
+        e.unit_kind,
     )
 
 
@@ -195,6 +199,7 @@ _PG_USAGE_TYPES = {
     "bytes_out": "int8",
     "rpc_error": "int4",
     "cost_saved_micros": "int8",
+    "units": "float8",
 }
 
 
