@@ -90,9 +90,12 @@ def _connect_steps(
             log.warning("generated an admin key (shown once, stored hashed): %s", master.generated)
         rt.keys.set_master_hash(master.hash)
         await control.sync.refresh(force=True)
+        # A stored model or provider that clashes with the file stops the start.
+        await control.catalog.follow(force=True, strict=True)
         poll = background.poll_keys(
             control.sync,
             control.policies,
+            control.catalog,
             interval_s=rt.settings.key_refresh_interval_s,
             clock=rt.clock,
         )
@@ -225,7 +228,12 @@ async def open_process(
         rt.keys.bearer = bearer_tokens(
             config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
         )
-        control = wiring.control_plane(rt, file_access=files)
+        control = wiring.control_plane(
+            rt,
+            file_access=files,
+            providers=providers,
+            load_file=(lambda: resolve_config(settings)) if settings.config else None,
+        )
         semantic = wiring.semantic_cache(rt, control)
         worker = wiring.batch_worker(
             rt, control.batches, files or control.files, rt.observability.metrics.batches

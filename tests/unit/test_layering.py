@@ -162,6 +162,7 @@ ALLOWED: dict[str, set[str]] = {
     "cli_console": _FOUNDATION | _DOMAIN | {"cli_tenancy"},
     "cli_routing": _FOUNDATION | _DOMAIN | {"cli_tenancy", "lifespan", "routing", "control"},
     "cli_cache": _FOUNDATION,
+    "cli_catalog": _FOUNDATION | _DOMAIN | {"cli_tenancy", "config", "control"},
     "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
     "cli_batches": _FOUNDATION | _DOMAIN | {"cli_tenancy", "batches", "config", "storage"},
     "cli": _FOUNDATION
@@ -176,6 +177,7 @@ ALLOWED: dict[str, set[str]] = {
         "cli_batches",
         "providers",
         "cli_cache",
+        "cli_catalog",
     },  # ``mock-upstream``
     "__main__": {"cli"},
 }

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from sluice.config.catalog import format_loc
 from sluice.config.model import GatewayConfig
 from sluice.config.providers import UNION_TAGS, accepted_by
 from sluice.config.terms import CONFIG_DIR
@@ -37,13 +38,7 @@ class ConfigError(Exception):
 
 
 def _format_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
+    return format_loc(loc)
 
 
 def _line_index(text: str) -> dict[tuple[int | str, ...], int]:
@@ -117,28 +112,40 @@ def parse_config(text: str, *, source: str) -> GatewayConfig:
         return GatewayConfig.model_validate(data, context=context)
     except ValidationError as exc:
         index = _line_index(text)
-        problems = []
-        errors = exc.errors()
-        located = [tuple(e["loc"]) for e in errors]
-        for err in errors:
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            loc, provider_type = _provider_loc(loc, data)
-            if err["type"] == "too_short" and any(
-                other[: len(err["loc"])] == tuple(err["loc"]) and len(other) > len(err["loc"])
-                for other in located
-            ):
-                continue  # only because an item inside failed; that error says why
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
-                if provider_type is not None and len(loc) == 3:
-                    message += _foreign(str(loc[-1]), provider_type)
-            elif message.startswith("Value error, "):
-                message = message[len("Value error, ") :]
-            problems.append(
+        raise ConfigError(
+            [
                 ConfigProblem(source, _format_path(loc), _nearest_line(index, loc), message)
-            )
-        raise ConfigError(problems) from None
+                for loc, message in validation_problems(exc, data)
+            ]
+        ) from None
+
+
+def validation_problems(
+    exc: ValidationError, data: dict[str, Any]
+) -> list[tuple[tuple[int | str, ...], str]]:
+    """Each error of validating ``data`` (a config document, or a part of one placed where
+    it sits in the file) as ``(location, readable message)``: the config file and the admin
+    API word their errors alike through this."""
+    problems = []
+    errors = exc.errors()
+    located = [tuple(e["loc"]) for e in errors]
+    for err in errors:
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+        loc, provider_type = _provider_loc(loc, data)
+        if err["type"] == "too_short" and any(
+            other[: len(err["loc"])] == tuple(err["loc"]) and len(other) > len(err["loc"])
+            for other in located
+        ):
+            continue  # only because an item inside failed; that error says why
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = f"unknown key {loc[-1]!r}" if loc else "unknown key"
+            if provider_type is not None and len(loc) == 3:
+                message += _foreign(str(loc[-1]), provider_type)
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        problems.append((loc, message))
+    return problems
 
 
 def load_config(path: Path) -> GatewayConfig:
