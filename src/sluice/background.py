@@ -50,6 +50,26 @@ async def poll_keys(
             outage.succeeded()
 
 
+async def reload_on_hangup(catalog: CatalogService) -> None:
+    """Re-read the config file's providers and models on SIGHUP (where the platform has
+    the signal); the handler is removed when the task ends."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    hangup = asyncio.Event()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, hangup.set)
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        return
+    try:
+        while True:
+            await hangup.wait()
+            hangup.clear()
+            await catalog.reload_file()
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
 async def listen_keys(sync: KeySync, redis: Redis, *, clock: Clock) -> None:
     """Wake the poll loop when another process announces a change on Redis."""
     outage = OutageLog(

@@ -100,6 +100,8 @@ def _connect_steps(
             clock=rt.clock,
         )
         rt.tasks.spawn(poll, name="key-refresh")
+        if rt.settings.config:  # a file to re-read
+            rt.tasks.spawn(background.reload_on_hangup(control.catalog), name="config-hangup")
         rt.tasks.spawn(control.alerts.run(), name="alerts")
         rt.tasks.spawn(wiring.retention(rt).run(), name="retention")
         if worker is not None:

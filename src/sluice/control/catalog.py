@@ -273,6 +273,8 @@ class CatalogService:
         if not isinstance(spec, Mapping):
             raise bad((), "a model is a JSON object")
         target = name if name is not None else spec.get("name")
+        if not isinstance(target, str) or not target:
+            model_from(spec)  # the file's wording for a missing or empty name
         check_name("model", target)
         assert isinstance(target, str)
         if self.source("model", target) == "config" or any(
