@@ -41,6 +41,7 @@ from sluice.files.base import FileAccess
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.mcp.quota import admit_call
+from sluice.pipeline.probe import DeploymentProbe
 from sluice.providers.base import Provider
 from sluice.providers.build import build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
@@ -410,6 +411,7 @@ def control_plane(
         providers=providers if providers is not None else build_providers(rt.config),
         load_file=load_file,
     )
+    catalog_service.tester = DeploymentProbe(rt.services, record=rt.usage.record).probe
     scim_config = rt.config.auth.scim
     scim = (
         ScimService(tenancy, storage.scim, org=scim_config.org, clock=rt.clock)

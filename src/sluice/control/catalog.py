@@ -60,6 +60,9 @@ async def request_file_reload(tenancy: Tenancy, actor: Principal) -> int:
         return await unit.meta.increment(FILE_RELOADS)
 
 
+Tester = Callable[[Principal, str, str], Awaitable[Any]]
+"""Sends one test request to ``(model, deployment key)`` through the pipeline as the
+principal; returns the result (``sluice.pipeline.probe.ProbeResult``)."""
 Apply = Callable[[GatewayConfig], Awaitable[None]]
 """Serves a new effective catalogue in this process (built whole, then swapped)."""
 Prepare = Callable[[GatewayConfig], None]
@@ -115,6 +118,8 @@ class CatalogService:
         self._meta = meta
         self._reloads: int | None = None
         self._stored: list[CatalogEntry] = []
+        self.tester: Tester | None = None
+        """Set by the composition root (the pipeline's probe)."""
         self.version = -1
         """The catalogue counter the served table reflects."""
 
@@ -189,6 +194,14 @@ class CatalogService:
             spec = entry.spec if entry is not None else _file_spec(cfg)
             out.append((name, self.source("provider", name), shown_spec(spec)))
         return out
+
+    async def test_deployment(self, actor: Principal, model: str, deployment: str) -> Any:
+        """One short chat to one deployment of ``model``, through the pipeline, billed to
+        the admin asking (the console's "test this deployment")."""
+        _admin_only(actor)
+        if self.tester is None:
+            raise GatewayError(ErrorKind.GATEWAY_UNAVAILABLE, "testing is not available here")
+        return await self.tester(actor, model, deployment)
 
     # changing providers -------------------------------------------------------------------
     async def put_provider(
