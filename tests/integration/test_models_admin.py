@@ -273,3 +273,22 @@ async def test_export_writes_the_stored_entries_as_a_config_file(gw: Gw) -> None
     (m3,) = exported.models
     assert m3.deployments[0].weight == 2 and m3.prices is not None
     assert m3.prices.input_usd_per_mtok == 1
+
+
+async def test_a_stored_name_the_config_file_also_defines_stops_the_start(
+    tmp_path: Path,
+) -> None:
+    from sluice.lifespan import StartError
+    from tests.integration.conftest import CONFIG
+
+    settings = make_settings(tmp_path)
+    async with running(settings) as (_, client):
+        made = await client.post(
+            "/api/v1/models",
+            json={"name": "later-in-file", "deployments": [{"provider": "mock", "model": "x"}]},
+        )
+        assert made.status_code == 201, made.text
+    grown = CONFIG + "  - {name: later-in-file, deployments: [{provider: mock, model: chat}]}\n"
+    with pytest.raises(StartError, match="later-in-file"):
+        async with running(settings, grown):
+            pass
