@@ -42,7 +42,7 @@ def export(
     a name in both is an error)."""
     import yaml
 
-    from sluice.control.catalog import export_entries
+    from sluice.control.catalog_view import export_entries
 
     text = yaml.safe_dump(export_entries(_stored()), sort_keys=False, allow_unicode=True)
     if output is None:

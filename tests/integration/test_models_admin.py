@@ -292,3 +292,21 @@ async def test_a_stored_name_the_config_file_also_defines_stops_the_start(
     with pytest.raises(StartError, match="later-in-file"):
         async with running(settings, grown):
             pass
+
+
+async def test_concurrent_changes_never_leave_a_broken_table(gw: Gw) -> None:
+    app, client = gw
+    await _ok(await client.post("/api/v1/providers", json={"name": "p4", "type": "mock"}), 201)
+    model = {"name": "on-p4", "deployments": [{"provider": "p4", "model": "chat"}]}
+    removed, made = await asyncio.gather(
+        client.delete("/api/v1/providers/p4"), client.post("/api/v1/models", json=model)
+    )
+    assert sorted([removed.status_code, made.status_code]) in ([201, 409], [204, 400])
+    assert app.control is not None
+    catalog = app.control.catalog
+    assert await catalog.follow(force=True, strict=True) is False  # the stored table is whole
+    twice = await asyncio.gather(
+        *(client.post("/api/v1/models", json=model | {"name": "twin"}) for _ in range(2))
+    )
+    statuses = sorted(r.status_code for r in twice)
+    assert statuses in ([201, 409], [400, 400])

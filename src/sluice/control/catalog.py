@@ -9,15 +9,19 @@ follow the catalogue counter on their next poll, or at once when Redis tells the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from pydantic import ValidationError
 
 from sluice.auth.principal import Principal
 from sluice.budgets.pricing import Pricer, known_context_window
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.config.catalog import users_of_model, users_of_provider
+from sluice.config.loader import validation_problems
 from sluice.config.model import ModelConfig, Prices
 from sluice.control.catalog_checks import (
     ENV_REF,
@@ -36,6 +40,9 @@ from sluice.control.catalog_view import (
     capabilities_of,
     catalogue_json,
     effective,
+    export_entries,
+    file_spec,
+    override_of,
     price_of,
     status_of,
 )
@@ -67,6 +74,25 @@ Apply = Callable[[GatewayConfig], Awaitable[None]]
 """Serves a new effective catalogue in this process (built whole, then swapped)."""
 Prepare = Callable[[GatewayConfig], None]
 """Builds (without serving) what a catalogue needs; raises what would fail."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _one_at_a_time(
+    method: Callable[Concatenate[CatalogService, P], Awaitable[R]],
+) -> Callable[Concatenate[CatalogService, P], Awaitable[R]]:
+    """Changes of this process run one after the other: each is checked against the table
+    the previous one left."""
+
+    async def run(self: CatalogService, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        async with self._writing:
+            return await method(self, *args, **kwargs)
+
+    run.__doc__ = method.__doc__
+
+    return run
 
 
 def _admin_only(actor: Principal) -> None:
@@ -118,6 +144,7 @@ class CatalogService:
         self._meta = meta
         self._reloads: int | None = None
         self._stored: list[CatalogEntry] = []
+        self._writing = asyncio.Lock()
         self.tester: Tester | None = None
         """Set by the composition root (the pipeline's probe)."""
         self.version = -1
@@ -191,7 +218,7 @@ class CatalogService:
             if not actor.is_admin and name not in usable:
                 continue
             entry = self.stored("provider", name)
-            spec = entry.spec if entry is not None else _file_spec(cfg)
+            spec = entry.spec if entry is not None else file_spec(cfg)
             out.append((name, self.source("provider", name), shown_spec(spec)))
         return out
 
@@ -204,6 +231,7 @@ class CatalogService:
         return await self.tester(actor, model, deployment)
 
     # changing providers -------------------------------------------------------------------
+    @_one_at_a_time
     async def put_provider(
         self, actor: Principal, name: str, spec: Mapping[str, Any], *, create: bool
     ) -> None:
@@ -255,6 +283,7 @@ class CatalogService:
                 await unit.credentials.put(StoredCredential(name, sealed, mask(secret), now))
         await self.follow(force=True)
 
+    @_one_at_a_time
     async def remove_provider(self, actor: Principal, name: str) -> None:
         _admin_only(actor)
         if name in self.base.providers:
@@ -278,6 +307,7 @@ class CatalogService:
         await self.follow(force=True)
 
     # changing models ----------------------------------------------------------------------
+    @_one_at_a_time
     async def put_model(
         self, actor: Principal, spec: Mapping[str, Any], *, create: bool, name: str | None = None
     ) -> ModelView:
@@ -308,9 +338,7 @@ class CatalogService:
             raise bad(("name",), "a model cannot be renamed; create a new one")
         model = model_from({**spec, "name": target})
         override = self.stored("price", target)
-        served = (
-            model.model_copy(update={"prices": override_of_entry(override)}) if override else model
-        )
+        served = model.model_copy(update={"prices": override_of(override)}) if override else model
         others = [m for m in self.current.models if m.name != target]
         candidate = check_references(
             [*others, served], self.current.providers, blame=len(others), base=self.current
@@ -332,6 +360,7 @@ class CatalogService:
         await self.follow(force=True)
         return self.model(actor, target)
 
+    @_one_at_a_time
     async def remove_model(self, actor: Principal, name: str) -> None:
         _admin_only(actor)
         if self.source("model", name) == "config":
@@ -356,6 +385,7 @@ class CatalogService:
             await unit.catalog.delete("price", name)
         await self.follow(force=True)
 
+    @_one_at_a_time
     async def set_price(
         self, actor: Principal, name: str, prices: Mapping[str, Any] | None
     ) -> ModelView:
@@ -372,10 +402,6 @@ class CatalogService:
             ) as unit:
                 await unit.catalog.delete("price", name)
         else:
-            from pydantic import ValidationError
-
-            from sluice.config.loader import validation_problems
-
             try:
                 valid = Prices.model_validate(prices)
             except ValidationError as exc:
@@ -454,14 +480,6 @@ class CatalogService:
         export``)."""
         return export_entries(self._stored)
 
-    def file_overrides(self) -> dict[str, dict[str, Any]]:
-        """Price overrides of the config file's models (not exported: set them in the file)."""
-        return {
-            e.name: e.spec
-            for e in self._stored
-            if e.kind == "price" and self.source("model", e.name) == "config"
-        }
-
     def _prepare_or_400(self, candidate: GatewayConfig) -> None:
         try:
             self._prepare(candidate)
@@ -472,39 +490,3 @@ class CatalogService:
                 ErrorKind.CALLER_BAD_REQUEST,
                 f"the change cannot be served: {type(exc).__name__}: {exc}",
             ) from None
-
-
-def export_entries(stored: list[CatalogEntry]) -> dict[str, Any]:
-    """Stored providers and models as the ``providers`` and ``models`` sections of a config
-    file; a stored model's price override is folded into its ``prices``. (Price overrides
-    of the file's own models are not exported: set ``prices`` in the file.)"""
-    overrides = {e.name: e.spec for e in stored if e.kind == "price"}
-    providers = {e.name: e.spec for e in stored if e.kind == "provider"}
-    models = [
-        {"name": e.name, **e.spec} | ({"prices": overrides[e.name]} if e.name in overrides else {})
-        for e in stored
-        if e.kind == "model"
-    ]
-    out: dict[str, Any] = {}
-    if providers:
-        out["providers"] = providers
-    if models:
-        out["models"] = models
-    return out
-
-
-def override_of_entry(entry: CatalogEntry) -> Prices:
-    return Prices.model_validate(entry.spec)
-
-
-def _file_spec(cfg: Any) -> dict[str, Any]:
-    """A config-file provider as shown: no credential, references named."""
-    spec: dict[str, Any] = cfg.model_dump(mode="json", exclude_defaults=True)
-    spec["type"] = cfg.type
-    for field, value in list(spec.items()):
-        ref = getattr(cfg, field, None)
-        if ref is not None and hasattr(ref, "env_name"):
-            spec[field] = f"env:{ref.env_name}" if ref.env_name else "***"
-        elif isinstance(value, str) and value.startswith("SecretRef("):
-            spec[field] = "***"
-    return spec

@@ -18,7 +18,9 @@ from sluice.config.providers import ProviderConfig, validate_provider
 from sluice.errors import BadRequest, ErrorKind, GatewayError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$")
-"""A stored provider's or model's name: what fits a URL path segment and a config key."""
+"""A stored model's name (``/`` allowed: ``team/model``)."""
+PROVIDER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""A stored provider's name: one URL path segment."""
 ENV_ONLY = ("access_key_id", "secret_access_key", "session_token")
 """Credential fields a stored provider may set only as ``env:NAME`` references (its
 ``api_key`` may be a value too: it is sealed like today's stored credentials)."""
@@ -32,6 +34,13 @@ def bad(loc: Loc, message: str) -> BadRequest:
 
 
 def check_name(kind: str, value: Any) -> str:
+    if kind == "provider":
+        if not isinstance(value, str) or not PROVIDER_NAME.match(value):
+            raise bad(
+                ("name",),
+                "a provider name is 1 to 64 letters, digits or ._- starting with a letter or digit",
+            )
+        return value
     if not isinstance(value, str) or not NAME.match(value):
         raise bad(
             ("name",),

@@ -159,3 +159,35 @@ def unpriced(config: GatewayConfig, pricer: Pricer) -> list[tuple[str, str, str]
             if not cost.priced:
                 out.append((model.name, kind, dep.model))
     return out
+
+
+def export_entries(stored: list[CatalogEntry]) -> dict[str, Any]:
+    """Stored providers and models as the ``providers`` and ``models`` sections of a config
+    file; a stored model's price override is folded into its ``prices``. (Price overrides
+    of the file's own models are not exported: set ``prices`` in the file.)"""
+    overrides = {e.name: e.spec for e in stored if e.kind == "price"}
+    providers = {e.name: e.spec for e in stored if e.kind == "provider"}
+    models = [
+        {"name": e.name, **e.spec} | ({"prices": overrides[e.name]} if e.name in overrides else {})
+        for e in stored
+        if e.kind == "model"
+    ]
+    out: dict[str, Any] = {}
+    if providers:
+        out["providers"] = providers
+    if models:
+        out["models"] = models
+    return out
+
+
+def file_spec(cfg: Any) -> dict[str, Any]:
+    """A config-file provider as shown: no credential, references named."""
+    spec: dict[str, Any] = cfg.model_dump(mode="json", exclude_defaults=True)
+    spec["type"] = cfg.type
+    for field, value in list(spec.items()):
+        ref = getattr(cfg, field, None)
+        if ref is not None and hasattr(ref, "env_name"):
+            spec[field] = f"env:{ref.env_name}" if ref.env_name else "***"
+        elif isinstance(value, str) and value.startswith("SecretRef("):
+            spec[field] = "***"
+    return spec
