@@ -310,3 +310,23 @@ async def test_concurrent_changes_never_leave_a_broken_table(gw: Gw) -> None:
     )
     statuses = sorted(r.status_code for r in twice)
     assert statuses in ([201, 409], [400, 400])
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        (
+            {"name": "n", "deployments": [{"provider": "mock", "model": "a\x00b"}]},
+            "deployments[0].model",
+        ),
+        ({"name": "n", "description": "x" * 5000, "deployments": []}, "description"),
+        ({"name": "n", "aliases": [f"a{i}" for i in range(600)], "deployments": []}, "aliases"),
+    ],
+)
+async def test_what_a_caller_sends_is_bounded(
+    tmp_path: Path, body: dict[str, Any], param: str
+) -> None:
+    async with running(make_settings(tmp_path)) as (_, client):
+        resp = await client.post("/api/v1/models", json=body)
+        assert resp.status_code == 400, resp.text
+        assert resp.json()["error"]["param"] == param

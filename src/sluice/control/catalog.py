@@ -26,6 +26,7 @@ from sluice.config.model import ModelConfig, Prices
 from sluice.control.catalog_checks import (
     ENV_REF,
     bad,
+    check_bounds,
     check_name,
     check_references,
     model_from,
@@ -402,6 +403,7 @@ class CatalogService:
             ) as unit:
                 await unit.catalog.delete("price", name)
         else:
+            check_bounds(prices)
             try:
                 valid = Prices.model_validate(prices)
             except ValidationError as exc:

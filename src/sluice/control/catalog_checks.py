@@ -33,6 +33,36 @@ def bad(loc: Loc, message: str) -> BadRequest:
     return BadRequest(f"{path}: {message}" if path else message, param=path or None)
 
 
+MAX_TEXT = 4096
+"""Longest string anywhere in an entry."""
+MAX_ITEMS = 512
+"""Most items in any list or mapping of an entry (deployments, aliases, headers, ...)."""
+MAX_DEPTH = 8
+
+
+def check_bounds(value: Any, loc: Loc = (), depth: int = 0) -> None:
+    """What a caller sends is bounded before anything else looks at it: string length, no
+    NUL character (PostgreSQL cannot store it), list and mapping sizes, nesting."""
+    if depth > MAX_DEPTH:
+        raise bad(loc, f"nested more than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise bad(loc, f"at most {MAX_TEXT} characters")
+        if "\x00" in value:
+            raise bad(loc, "must not contain NUL characters")
+    elif isinstance(value, Mapping):
+        if len(value) > MAX_ITEMS:
+            raise bad(loc, f"at most {MAX_ITEMS} entries")
+        for key, item in value.items():
+            check_bounds(key, loc, depth + 1)
+            check_bounds(item, (*loc, str(key)), depth + 1)
+    elif isinstance(value, list | tuple):
+        if len(value) > MAX_ITEMS:
+            raise bad(loc, f"at most {MAX_ITEMS} items")
+        for i, item in enumerate(value):
+            check_bounds(item, (*loc, i), depth + 1)
+
+
 def check_name(kind: str, value: Any) -> str:
     if kind == "provider":
         if not isinstance(value, str) or not PROVIDER_NAME.match(value):
@@ -58,6 +88,7 @@ def provider_from(name: str, spec: Mapping[str, Any]) -> ProviderConfig:
     """A provider from API input (as written under ``providers.<name>`` in the file)."""
     if not isinstance(spec, Mapping):
         raise bad((), "a provider is a JSON object")
+    check_bounds(spec)
     for field in ENV_ONLY:
         value = spec.get(field)
         if value is not None and not (isinstance(value, str) and ENV_REF.match(value)):
@@ -78,6 +109,7 @@ def model_from(spec: Mapping[str, Any]) -> ModelConfig:
     """A model from API input (as written as one item of ``models`` in the file)."""
     if not isinstance(spec, Mapping):
         raise bad((), "a model is a JSON object")
+    check_bounds(spec)
     try:
         return ModelConfig.model_validate(spec)
     except ValidationError:
