@@ -146,6 +146,7 @@ class CatalogService:
         self._reloads: int | None = None
         self._stored: list[CatalogEntry] = []
         self._writing = asyncio.Lock()
+        self._following = asyncio.Lock()
         self.tester: Tester | None = None
         """Set by the composition root (the pipeline's probe)."""
         self.version = -1
@@ -427,7 +428,13 @@ class CatalogService:
     async def follow(self, *, force: bool = False, strict: bool = False) -> bool:
         """Serve the stored catalogue when the counter moved (``force``: in any case);
         ``True`` when a new table was swapped in. A stored catalogue that no longer fits
-        the config file is logged and the served table kept (``strict``, at start: raised)."""
+        the config file is logged and the served table kept (``strict``, at start: a name in
+        both sources is raised). One follow at a time: a slower one never swaps an older
+        read over a newer one."""
+        async with self._following:
+            return await self._follow(force=force, strict=strict)
+
+    async def _follow(self, *, force: bool, strict: bool) -> bool:
         await self._follow_file()
         version = await self._repo.version()
         if not force and version == self.version:
@@ -436,7 +443,7 @@ class CatalogService:
         try:
             config = effective(self.base, stored)
         except (CatalogConflict, ValueError, GatewayError) as exc:
-            if strict:
+            if strict and isinstance(exc, CatalogConflict):
                 raise
             log.error(
                 "the stored models and providers cannot be served; keeping the table: %s", exc
@@ -444,11 +451,12 @@ class CatalogService:
             self.version = version
             return False
         self._stored = stored
-        self.version = version
         if config != self.current:
-            await self._apply(config)
+            await self._apply(config)  # raises: the version is not taken, the next poll retries
             self.current = config
+            self.version = version
             return True
+        self.version = version
         return False
 
     async def _follow_file(self) -> None:
@@ -456,13 +464,17 @@ class CatalogService:
             return
         reloads = int(await self._meta.get(FILE_RELOADS) or 0)
         if self._reloads is not None and reloads != self._reloads:
-            await self.reload_file()
+            await self._reload_file()
         self._reloads = reloads
 
     async def reload_file(self) -> None:
         """Re-read the config file's providers and models (``sluice config reload``,
         SIGHUP); a file that does not validate, or clashes with the stored entries, is
         logged and the served table kept."""
+        async with self._following:
+            await self._reload_file()
+
+    async def _reload_file(self) -> None:
         if self._load_file is None:
             return
         try:
