@@ -20,7 +20,7 @@ def _model(**fields: Any) -> dict[str, Any]:
     return {"name": "m", "deployments": [DEP], **fields}
 
 
-MODEL_CASES: list[tuple[str, dict[str, Any], str]] = [
+MODEL_CASES: list[tuple[str, dict[str, Any], str | None]] = [
     ("unknown key", _model(colour="red"), "colour"),
     ("missing name", {"deployments": [DEP]}, "name"),
     ("empty name", _model(name=""), "name"),
@@ -38,9 +38,9 @@ MODEL_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("window", _model(context_window_tokens=0), "context_window_tokens"),
     ("aliases type", _model(aliases="m2"), "aliases"),
     ("provider", _model(deployments=[{**DEP, "provider": "nowhere"}]), "deployments[0].provider"),
-    ("fallback", _model(fallbacks=["ghost"]), "fallbacks[0]"),
-    ("cw fallback", _model(context_window_fallbacks=["ghost"]), "context_window_fallbacks[0]"),
-    ("alias twice", _model(aliases=["m"]), "aliases[0]"),
+    ("fallback", _model(fallbacks=["ghost"]), "fallbacks"),
+    ("cw fallback", _model(context_window_fallbacks=["ghost"]), "context_window_fallbacks"),
+    ("alias twice", _model(aliases=["m"]), None),
 ]
 
 PROVIDER_CASES: list[tuple[str, dict[str, Any], str | None]] = [

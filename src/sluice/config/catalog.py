@@ -58,21 +58,22 @@ def reference_problems(
 ) -> list[tuple[Loc, str]]:
     """What is wrong between entries: a name or alias used twice, a fallback naming no
     model, a deployment naming no provider. Each problem is ``(location, message)`` with the
-    location under ``models``, in the order the file lists them."""
+    location under ``models``, in the order the file lists them, worded and located as
+    ``GatewayConfig``'s own check words the first one (the admin API reports them so)."""
     problems: list[tuple[Loc, str]] = []
     known = {n for m in models for n in (m.name, *m.aliases)}
     seen: dict[str, str] = {}
     for i, model in enumerate(models):
-        for k, name in enumerate((model.name, *model.aliases)):
+        for name in (model.name, *model.aliases):
             if name in seen:
-                where: Loc = ("models", i, "name") if k == 0 else ("models", i, "aliases", k - 1)
-                problems.append((where, f"name {name!r} is already used by model {seen[name]!r}"))
+                message = f"name {name!r} is already used by model {seen[name]!r}"
+                problems.append((("models", i), message))
             else:
                 seen[name] = model.name
         for field in _FALLBACK_FIELDS:
-            for k, name in enumerate(getattr(model, field)):
+            for name in getattr(model, field):
                 if name not in known:
-                    problems.append((("models", i, field, k), f"unknown model {name!r}"))
+                    problems.append((("models", i, field), f"unknown model {name!r}"))
         for j, dep in enumerate(model.deployments):
             if dep.provider not in providers:
                 problems.append(

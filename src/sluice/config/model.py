@@ -11,7 +11,7 @@ from sluice.config.auth import AuthConfig
 from sluice.config.batches import BatchesConfig
 from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.cache import CacheConfig, ModelCacheOverride
-from sluice.config.catalog import CAPABILITIES, format_loc, reference_problems
+from sluice.config.catalog import CAPABILITIES
 from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
 from sluice.config.observability import ObservabilityConfig
@@ -164,23 +164,33 @@ class GatewayConfig(_Frozen):
 
     @model_validator(mode="after")
     def _references(self) -> GatewayConfig:
-        self.check_references()
-        return self
-
-    def check_references(self) -> None:
-        """Raise ``ValueError`` (naming the first problem's path) when an entry refers to
-        one that does not exist, or a name is used twice (also run on a catalogue built
-        from the file's and the stored entries)."""
-        problems = reference_problems(self.models, self.providers)
-        if problems:
-            loc, message = problems[0]
-            raise ValueError(f"{format_loc(loc)}: {message}")
+        seen: dict[str, str] = {}
+        for i, model in enumerate(self.models):
+            for name in (model.name, *model.aliases):
+                if name in seen:
+                    raise ValueError(
+                        f"models[{i}]: name {name!r} is already used by model {seen[name]!r}"
+                    )
+                seen[name] = model.name
+            for field in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
+                for name in getattr(model, field):
+                    if name not in {m.name for m in self.models} | {
+                        a for m in self.models for a in m.aliases
+                    }:
+                        raise ValueError(f"models[{i}].{field}: unknown model {name!r}")
+            for j, dep in enumerate(model.deployments):
+                if dep.provider not in self.providers:
+                    raise ValueError(
+                        f"models[{i}].deployments[{j}].provider: unknown provider "
+                        f"{dep.provider!r}; define it under providers"
+                    )
         self._cache_references()
         for k, wildcard in enumerate(self.routing.wildcards):
             if wildcard.provider not in self.providers:
                 raise ValueError(
                     f"routing.wildcards[{k}].provider: unknown provider {wildcard.provider!r}"
                 )
+        return self
 
     def _cache_references(self) -> None:
         cache = self.cache

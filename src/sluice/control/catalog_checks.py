@@ -150,12 +150,20 @@ def check_references(
         )
     candidate = base.model_copy(update={"models": tuple(models), "providers": dict(providers)})
     try:
-        candidate.check_references()
-    except ValueError as exc:
+        revalidated(candidate)
+    except ValidationError as exc:
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
         raise GatewayError(
-            ErrorKind.CALLER_BAD_REQUEST, str(exc), status=409, code="conflict"
+            ErrorKind.CALLER_BAD_REQUEST, message, status=409, code="conflict"
         ) from None
     return candidate
+
+
+def revalidated(candidate: GatewayConfig) -> GatewayConfig:
+    """``candidate`` (a copy with other providers and models) checked as a whole by the
+    config's own validators: its sections are the validated objects already, so only the
+    document-wide rules run again. Raises :class:`pydantic.ValidationError`."""
+    return GatewayConfig.model_validate(dict(candidate))
 
 
 def stored_spec(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from sluice.budgets.pricing import Pricer
 from sluice.config import GatewayConfig
 from sluice.config.catalog import DEFAULT_CAPABILITIES
 from sluice.config.model import ModelConfig, Prices
-from sluice.control.catalog_checks import model_from, provider_from
+from sluice.control.catalog_checks import model_from, provider_from, revalidated
 from sluice.errors import ErrorKind, GatewayError
 from sluice.storage.catalog import CatalogEntry
 
@@ -85,8 +85,7 @@ def effective(base: GatewayConfig, stored: Iterable[CatalogEntry]) -> GatewayCon
         m.model_copy(update={"prices": prices[m.name]}) if m.name in prices else m for m in models
     ]
     candidate = base.model_copy(update={"providers": providers, "models": tuple(models)})
-    candidate.check_references()
-    return candidate
+    return revalidated(candidate)
 
 
 def price_of(
