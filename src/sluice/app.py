@@ -161,6 +161,7 @@ class SluiceApp:
             max_body_bytes=self.settings.max_body_bytes,
             bodies=rt.body_policy,
             lifecycle=self._life,
+            catalogue=control.catalog.catalogue_fields,
         )
         messages = MessagesRoutes(plane, max_body_bytes=self.settings.max_body_bytes)
         responses = ResponsesRoutes(

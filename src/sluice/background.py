@@ -9,6 +9,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from sluice.clock import Clock
+from sluice.control.catalog import CatalogService
 from sluice.control.policies import PolicyService
 from sluice.control.sync import KEYS_CHANNEL, KeySync
 from sluice.outage import OutageLog
@@ -24,9 +25,15 @@ log = logging.getLogger("sluice")
 
 
 async def poll_keys(
-    sync: KeySync, policies: PolicyService, *, interval_s: float, clock: Clock
+    sync: KeySync,
+    policies: PolicyService,
+    catalog: CatalogService,
+    *,
+    interval_s: float,
+    clock: Clock,
 ) -> None:
-    """Reload keys and policies every ``interval_s``, or at once when told of a change."""
+    """Reload keys, policies and the model catalogue every ``interval_s``, or at once when
+    told of a change."""
     outage = OutageLog(log, "key refresh", meanwhile="serving the cached keys", clock=clock)
     while True:
         with contextlib.suppress(TimeoutError):
@@ -36,10 +43,31 @@ async def poll_keys(
         try:
             await sync.refresh()
             await policies.follow()
+            await catalog.follow()
         except Exception as exc:
             outage.failed(exc)
         else:
             outage.succeeded()
+
+
+async def reload_on_hangup(catalog: CatalogService) -> None:
+    """Re-read the config file's providers and models on SIGHUP (where the platform has
+    the signal); the handler is removed when the task ends."""
+    import signal
+
+    loop = asyncio.get_running_loop()
+    hangup = asyncio.Event()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, hangup.set)
+    except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        return
+    try:
+        while True:
+            await hangup.wait()
+            hangup.clear()
+            await catalog.reload_file()
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
 
 
 async def listen_keys(sync: KeySync, redis: Redis, *, clock: Clock) -> None:

@@ -22,6 +22,7 @@ from sluice import (
 )
 from sluice.cli_batches import batches_app
 from sluice.cli_cache import cache_app
+from sluice.cli_catalog import config_app, prices_app
 from sluice.cli_routing import routing_app
 from sluice.cli_sso import sso_app
 from sluice.cli_tenancy import create_key as create_owned_key
@@ -48,6 +49,8 @@ app.add_typer(routing_app, name="routing")
 app.add_typer(sso_app, name="sso")
 app.add_typer(batches_app, name="batches")
 app.add_typer(cache_app, name="cache")
+app.add_typer(config_app, name="config")
+app.add_typer(prices_app, name="prices")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)

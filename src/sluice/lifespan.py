@@ -26,6 +26,7 @@ from sluice.bringup import PING_TIMEOUT_S, BringUp
 from sluice.budgets.pricing import Pricer, known_context_window
 from sluice.clock import Clock, SystemClock
 from sluice.config import GatewayConfig
+from sluice.control.catalog_view import CatalogConflict
 from sluice.control.plane import ControlPlane
 from sluice.credentials.resolve import ProviderCredentials
 from sluice.documents.reader import DocumentReader
@@ -79,8 +80,11 @@ def _connect_steps(
     migrate: bool,
     semantic: SemanticCache | None,
     worker: BatchWorker | None = None,
+    fatal: list[Exception] | None = None,
 ) -> Callable[[], Coroutine[Any, Any, None]]:
-    """What the process does once its database answers (see ``sluice.bringup``)."""
+    """What the process does once its database answers (see ``sluice.bringup``).
+    ``fatal``: gets the errors no retry can mend (a stored entry that the config file also
+    defines), so the start fails on them."""
 
     async def steps() -> None:
         async with asyncio.timeout(PING_TIMEOUT_S):
@@ -92,13 +96,24 @@ def _connect_steps(
             log.warning("generated an admin key (shown once, stored hashed): %s", master.generated)
         rt.keys.set_master_hash(master.hash)
         await control.sync.refresh(force=True)
+        # A stored model or provider that clashes with the file stops the start.
+        try:
+            await control.catalog.follow(force=True, strict=True)
+        except CatalogConflict as exc:
+            log.error("cannot start: %s; remove one of them", exc.message)
+            if fatal is not None:
+                fatal.append(exc)
+            raise
         poll = background.poll_keys(
             control.sync,
             control.policies,
+            control.catalog,
             interval_s=rt.settings.key_refresh_interval_s,
             clock=rt.clock,
         )
         rt.tasks.spawn(poll, name="key-refresh")
+        if rt.settings.config:  # a file to re-read
+            rt.tasks.spawn(background.reload_on_hangup(control.catalog), name="config-hangup")
         rt.tasks.spawn(control.alerts.run(), name="alerts")
         rt.tasks.spawn(wiring.retention(rt).run(), name="retention")
         if worker is not None:
@@ -112,18 +127,57 @@ def _connect_steps(
     return steps
 
 
-def _bind(rt: Runtime, control: ControlPlane) -> None:
-    """What the runtime's resources need of the control plane: team names for the cache,
-    the files service for documents in chat (whose reader is opened here)."""
+def _attach(rt: Runtime, session: aiohttp.ClientSession) -> None:
+    """The key cache's bearer tokens and the response cache's team names."""
     if rt.cache is not None:
         rt.cache.team_name = functools.partial(_team_name, rt.keys)
+    rt.keys.bearer = bearer_tokens(
+        rt.config.auth, rt.keys, session=session, clock=rt.clock, guard=rt.keys.guard
+    )
+
+
+def _bind(rt: Runtime, session: aiohttp.ClientSession, control: ControlPlane) -> ControlPlane:
+    """What the runtime's resources need: :func:`_attach`, and of the control plane the
+    files service for documents in chat (whose reader is opened here). Returns ``control``."""
+    _attach(rt, session)
     if rt.config.documents.enabled:
         rt.documents = DocumentReader(rt.config.documents, files=control.files)
+    return control
 
 
 def _unbind(rt: Runtime) -> None:
     if rt.documents is not None:
         rt.documents.close()
+
+
+def _bring_up(
+    rt: Runtime,
+    control: ControlPlane,
+    *,
+    migrate: bool,
+    semantic: SemanticCache | None,
+    worker: BatchWorker | None,
+) -> tuple[BringUp, list[Exception]]:
+    """The start-up steps that need the database, and where their fatal errors go."""
+    fatal: list[Exception] = []
+    steps = _connect_steps(
+        rt, control, migrate=migrate, semantic=semantic, worker=worker, fatal=fatal
+    )
+    return BringUp(steps, rt.lifecycle, retry_max_s=rt.settings.startup_retry_max_s), fatal
+
+
+async def _first_attempt(rt: Runtime, bring_up: BringUp, fatal: list[Exception]) -> None:
+    """Try once now, so a process whose database answers is ready when its start-up
+    completes; otherwise it serves 503s and keeps trying, unless no retry can help."""
+    if await bring_up.attempt():
+        return
+    if fatal:
+        raise StartError(str(fatal[0])) from fatal[0]
+    rt.tasks.spawn(bring_up.retry(), name="bring-up")
+
+
+class StartError(Exception):
+    """The process cannot start (a conflict a retry cannot mend); the message says why."""
 
 
 def _team_name(keys: KeyCache, team_id: str) -> str | None:
@@ -256,34 +310,37 @@ async def open_process(
             lifecycle=lifecycle or Lifecycle(),
             cache=cache,
         )
-        rt.keys.bearer = bearer_tokens(
-            config.auth, rt.keys, session=session, clock=clock, guard=rt.keys.guard
+        control = _bind(
+            rt,
+            session,
+            wiring.control_plane(
+                rt,
+                file_access=files,
+                providers=providers,
+                load_file=(lambda: resolve_config(settings)) if settings.config else None,
+            ),
         )
-        control = wiring.control_plane(rt, file_access=files)
-        _bind(rt, control)
         semantic = wiring.semantic_cache(rt, control)
         worker = wiring.batch_worker(
             rt, control.batches, files or control.files, rt.observability.metrics.batches
         )
-        bring_up = BringUp(
-            _connect_steps(rt, control, migrate=migrate, semantic=semantic, worker=worker),
-            rt.lifecycle,
-            retry_max_s=settings.startup_retry_max_s,
-        )
-        async with asyncio.TaskGroup() as group:
-            rt.tasks.bind(group)
-            try:
-                await background.start(rt, control.sync, breakers)
-                # Tried once here, so a process whose database answers is ready when its
-                # start-up completes; otherwise it serves 503s and keeps trying.
-                if not await bring_up.attempt():
-                    rt.tasks.spawn(bring_up.retry(), name="bring-up")
-                yield Process(rt, control)
-            finally:
-                if worker is not None:  # first: its last writes meet a database in use
-                    await worker.stop(timeout_s=settings.shutdown_grace_s)
-                rt.tasks.cancel_all()
-                _unbind(rt)
+        bring_up, fatal = _bring_up(rt, control, migrate=migrate, semantic=semantic, worker=worker)
+        try:
+            async with asyncio.TaskGroup() as group:
+                rt.tasks.bind(group)
+                try:
+                    await background.start(rt, control.sync, breakers)
+                    # Tried once here, so a process whose database answers is ready when its
+                    # start-up completes; otherwise it serves 503s and keeps trying.
+                    await _first_attempt(rt, bring_up, fatal)
+                    yield Process(rt, control)
+                finally:
+                    if worker is not None:  # first: its last writes meet a database in use
+                        await worker.stop(timeout_s=settings.shutdown_grace_s)
+                    rt.tasks.cancel_all()
+                    _unbind(rt)
+        except* StartError as group:
+            raise group.exceptions[0] from None
         await rt.usage.close()  # its observers count the last rows, so metrics close after
         rt.observability.close()
     finally:

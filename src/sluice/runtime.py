@@ -18,6 +18,7 @@ from sluice.budgets.pricing import Pricer
 from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.config import GatewayConfig, load_config, load_default_config
+from sluice.config.model import Prices
 from sluice.credentials.resolve import ProviderCredentials
 from sluice.documents.reader import DocumentReader
 from sluice.lifecycle import Lifecycle
@@ -72,6 +73,24 @@ class Runtime:
     """Starting (the database not reached yet), ready or draining."""
     tasks: Background = field(default_factory=Background)
     """The lifespan's one task group and the background tasks running in it."""
+    provider_types: dict[str, str] = field(default_factory=dict)
+    """Provider name → type (live: the catalogue's swaps update it in place)."""
+    prices: dict[str, Prices] = field(default_factory=dict)
+    """Public model name → its prices (config or admin override; live, like
+    ``provider_types``): the one place requests are priced from besides ``genai-prices``."""
+
+    def __post_init__(self) -> None:
+        self.follow_catalogue(self.config)
+
+    def follow_catalogue(self, config: GatewayConfig) -> None:
+        """Point the live maps at ``config``'s providers and models (in place: the data
+        plane holds these very dicts)."""
+        types = {name: p.type for name, p in config.providers.items()}
+        prices = {m.name: m.prices for m in config.models if m.prices is not None}
+        self.provider_types.clear()
+        self.provider_types.update(types)
+        self.prices.clear()
+        self.prices.update(prices)
 
     @property
     def services(self) -> Services:
@@ -91,8 +110,8 @@ class Runtime:
             budgets=self.budgets,
             pricer=self.pricer,
             credentials=self.credentials,
-            provider_types={name: p.type for name, p in self.config.providers.items()},
-            prices={m.name: m.prices for m in self.config.models if m.prices is not None},
+            provider_types=self.provider_types,
+            prices=self.prices,
             total_timeout_s=self.config.routing.total_timeout_s,
             cache=self.cache,
             documents=self.documents,

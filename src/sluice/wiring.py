@@ -4,8 +4,10 @@ retention, and the control plane's services. Concrete backends are chosen here (
 
 from __future__ import annotations
 
+import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sluice.alerts import AlertService, WatchedDeployment, build_alert_service
@@ -17,6 +19,7 @@ from sluice.batches.service import BatchService
 from sluice.batches.worker import BatchWorker, Observer
 from sluice.budgets.base import BudgetStore
 from sluice.budgets.memory import MemoryBudgets
+from sluice.budgets.pricing import known_context_window
 from sluice.cache.base import AnswerStore, SemanticIndex, Vector
 from sluice.cache.keys import generation
 from sluice.cache.memory import MemoryAnswers
@@ -24,6 +27,7 @@ from sluice.cache.service import ResponseCache
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.cache import CacheAdmin
+from sluice.control.catalog import CatalogService
 from sluice.control.credentials import CredentialService
 from sluice.control.files import FilesService
 from sluice.control.mcp_catalog import McpCatalog
@@ -37,11 +41,13 @@ from sluice.files.base import FileAccess
 from sluice.limits.base import Limiter
 from sluice.limits.memory import MemoryLimiter
 from sluice.mcp.quota import admit_call
+from sluice.pipeline.probe import DeploymentProbe
 from sluice.providers.base import Provider
 from sluice.providers.batch_api import BatchApi
 from sluice.providers.build import build_batch_api, build_provider
 from sluice.routing.breaker import BreakerConfig, MemoryBreakers
 from sluice.routing.health import DeploymentStats
+from sluice.routing.live import LiveTable
 from sluice.routing.policy import PolicyEngine
 from sluice.routing.router import Router
 from sluice.routing.table import ModelTable
@@ -53,6 +59,8 @@ from sluice.storage.sql.repository import SqlStorage
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
 from sluice.usage.retention import Retention, Target
+
+log = logging.getLogger("sluice")
 
 if TYPE_CHECKING:
     from sluice.cache.semantic.index import SemanticCache
@@ -290,10 +298,85 @@ def batch_worker(
     return worker
 
 
-def control_plane(rt: Runtime, *, file_access: FileAccess | None = None) -> ControlPlane:
+def _preload_pairs(config: GatewayConfig) -> list[tuple[str, str]]:
+    return [
+        (config.providers[d.provider].type, d.model)
+        for m in config.models
+        if m.prices is None
+        for d in m.deployments
+    ]
+
+
+def catalog(
+    rt: Runtime,
+    tenancy: Tenancy,
+    sync: KeySync,
+    *,
+    providers: Mapping[str, Provider],
+    load_file: Callable[[], GatewayConfig] | None,
+) -> CatalogService:
+    """The catalogue service and what a change does to this process: the model table,
+    the router's facts, the provider adapters, the live price and type maps, the credential
+    references and the principals' ``*`` access are all swapped to the new catalogue."""
+    live = LiveTable(
+        rt.table,
+        rt.router,
+        config=rt.config,
+        providers=providers,
+        build_provider=build_provider,
+        known_window=known_context_window,
+        now=rt.clock.now,
+        policy_text=lambda: "\n".join(p.source for p in rt.router.policy.policies()),
+    )
+
+    async def apply(config: GatewayConfig) -> None:
+        # Price lookups load the bundled table: off the event loop, before the swap.
+        await asyncio.to_thread(rt.pricer.preload, _preload_pairs(config))
+        report = live.apply(config)
+        rt.config = config
+        rt.follow_catalogue(config)
+        rt.credentials.set_refs({n: p.api_key_ref for n, p in config.providers.items()})
+        rt.keys.set_models(rt.table.everything)
+        log.info(
+            "models changed: added %s, removed %s, changed %s",
+            list(report.added),
+            list(report.removed),
+            list(report.changed),
+        )
+        await sync.refresh(force=True)  # principals see the new ``*``
+
+    def prepare(config: GatewayConfig) -> None:
+        live.prepare(config)
+
+    def state(key: str) -> str:
+        return str(rt.router.breakers.state(key).state)
+
+    return CatalogService(
+        rt.config,
+        rt.storage.catalog,
+        tenancy,
+        apply=apply,
+        prepare=prepare,
+        pricer=rt.pricer,
+        sealer=_sealer(rt.settings),
+        clock=rt.clock,
+        breaker_state=state,
+        load_file=load_file,
+        meta=rt.storage.meta,
+    )
+
+
+def control_plane(
+    rt: Runtime,
+    *,
+    file_access: FileAccess | None = None,
+    providers: Mapping[str, Provider] | None = None,
+    load_file: Callable[[], GatewayConfig] | None = None,
+) -> ControlPlane:
     """The control plane's services over this process's resources, built once.
     ``file_access``: what batches read their input from and write their output to (default:
-    the files service)."""
+    the files service). ``providers``: the adapters the table was built with (reused by the
+    catalogue's swaps); ``load_file``: re-reads the config file (``sluice config reload``)."""
     storage = rt.storage
     file_service = files(rt)
 
@@ -310,7 +393,7 @@ def control_plane(rt: Runtime, *, file_access: FileAccess | None = None) -> Cont
         default_max_keys=rt.settings.max_keys_per_user,
     )
     credentials = CredentialService(
-        rt.config,
+        lambda: rt.config.providers,
         storage.credentials,
         tenancy,
         sealer=_sealer(rt.settings),
@@ -334,6 +417,14 @@ def control_plane(rt: Runtime, *, file_access: FileAccess | None = None) -> Cont
         load_terms=terms.gate,
         load_mcp_servers=mcp_servers.load,
     )
+    catalog_service = catalog(
+        rt,
+        tenancy,
+        sync,
+        providers=providers if providers is not None else build_providers(rt.config),
+        load_file=load_file,
+    )
+    catalog_service.tester = DeploymentProbe(rt.services, record=rt.usage.record).probe
     scim_config = rt.config.auth.scim
     scim = (
         ScimService(tenancy, storage.scim, org=scim_config.org, clock=rt.clock)
@@ -394,4 +485,5 @@ def control_plane(rt: Runtime, *, file_access: FileAccess | None = None) -> Cont
         ),
         files=file_service,
         batches=batches(rt, file_access or file_service),
+        catalog=catalog_service,
     )

@@ -84,7 +84,7 @@ def test_admin_sees_live_health_and_masked_settings(context: Any, ui_world: UiWo
     page = context.new_page()
     sign_in(page, "root@example.org")
     page.click('nav a:has-text("Admin")')
-    page.click('.subnav a:has-text("Models")')
+    page.click('.subnav a:has-text("Health")')
     assert page.locator("tr[data-deployment]").count() > 0
     page.click('.subnav a:has-text("Settings")')
     assert ui_world.gateway.master_key not in page.content()

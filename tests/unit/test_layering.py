@@ -173,6 +173,7 @@ ALLOWED: dict[str, set[str]] = {
     # checks ``sluice serve`` makes before it touches the database: the files the config
     # names (routing policies), the port
     "preflight": {"config", "routing"},
+    "cli_catalog": _FOUNDATION | _DOMAIN | {"cli_tenancy", "config", "control"},
     "cli_sso": _FOUNDATION | _DOMAIN | {"config", "runtime", "storage.sql"},
     "cli_batches": _FOUNDATION | _DOMAIN | {"cli_tenancy", "batches", "config", "storage"},
     "cli": _FOUNDATION
@@ -188,6 +189,7 @@ ALLOWED: dict[str, set[str]] = {
         "providers",
         "cli_cache",
         "preflight",
+        "cli_catalog",
     },  # ``mock-upstream``
     "__main__": {"cli"},
 }

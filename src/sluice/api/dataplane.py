@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 
@@ -87,7 +87,11 @@ class DataPlane:
         max_body_bytes: int,
         bodies: BodyPolicy | None = None,
         lifecycle: Lifecycle | None = None,
+        catalogue: Callable[[str], Mapping[str, object]] | None = None,
     ) -> None:
+        """``catalogue``: the extra fields ``/v1/models`` shows for a public model
+        (capabilities, context window, prices, status; the control plane's catalogue)."""
+        self._catalogue = catalogue
         """``bodies``: the body-logging policy when it is on for anyone; ``lifecycle``: where
         the requests in flight are kept for a drain to wait for (or cut)."""
         self._life = lifecycle or Lifecycle()
@@ -300,6 +304,10 @@ class DataPlane:
         capture = BodyCapture(self._bodies.cap)
         return CapturingSink(send, capture), capture
 
+    def _model_obj(self, name: str, model: str, created: int) -> dict[str, object]:
+        """OpenAI's model object, with the catalogue's fields added."""
+        return _model_obj(name, created) | _extra(self._catalogue, model)
+
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
         base = [(b"x-request-id", new_request_id().encode())]
         try:
@@ -321,10 +329,10 @@ class DataPlane:
             except GatewayError as exc:
                 await send_error(send, exc, base)
                 return
-            body = orjson.dumps(_model_obj(model_id, entry.created))
+            body = orjson.dumps(self._model_obj(model_id, entry.name, entry.created))
         else:
             data = [
-                _model_obj(name, entry.created)
+                self._model_obj(name, entry.name, entry.created)
                 for entry in self._svc.table.entries
                 if principal.may_use(entry.name)
                 for name in (entry.name, *entry.aliases)
@@ -381,6 +389,17 @@ class _Seen:
 
 def _model_obj(name: str, created: int) -> dict[str, object]:
     return {"id": name, "object": "model", "created": created, "owned_by": "sluice"}
+
+
+def _extra(
+    catalogue: Callable[[str], Mapping[str, object]] | None, model: str
+) -> dict[str, object]:
+    if catalogue is None:
+        return {}
+    try:
+        return dict(catalogue(model))
+    except LookupError:
+        return {}
 
 
 def _sla(scope: Scope) -> int | None:

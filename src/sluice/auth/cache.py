@@ -83,6 +83,15 @@ class KeyCache:
         self._by_id = {record.id: public_id for public_id, (record, _) in entries.items()}
         self.version = version
 
+    def set_models(
+        self, everything: frozenset[str], canonical: Callable[[str], str | None] | None = None
+    ) -> None:
+        """The models ``*`` access stands for (the catalogue changed); principals are
+        resolved against them on the next :meth:`replace`."""
+        self._everything = everything
+        if canonical is not None:
+            self._canonical = canonical
+
     def set_master_hash(self, master_hash: str) -> None:
         """The admin key's hash, known once the database answered (``bootstrap_master_key``)."""
         self._master_hash = master_hash

@@ -122,7 +122,10 @@ def parse_config(text: str, *, source: str) -> GatewayConfig:
         context = {CONFIG_DIR: str(Path(source).parent), REFERENCES_CHECKED: True}
         config = GatewayConfig.model_validate(data, context=context)
     except ValidationError as exc:
-        problems.extend(_schema_problems(exc, data, index, source))
+        problems.extend(
+            ConfigProblem(source, format_loc(loc), _nearest_line(index, loc), message)
+            for loc, message in validation_problems(exc, data)
+        )
         problems.sort(key=lambda p: p.line or 0)
         raise ConfigError(problems) from None
     if problems:
@@ -130,13 +133,13 @@ def parse_config(text: str, *, source: str) -> GatewayConfig:
     return config
 
 
-def _schema_problems(
-    exc: ValidationError,
-    data: dict[str, Any],
-    index: dict[tuple[int | str, ...], int],
-    source: str,
-) -> list[ConfigProblem]:
-    problems = []
+def validation_problems(
+    exc: ValidationError, data: dict[str, Any]
+) -> list[tuple[tuple[int | str, ...], str]]:
+    """Each error of validating ``data`` (a config document, or a part of one placed where
+    it sits in the file) as ``(location, readable message)``: the config file and the admin
+    API word their errors alike through this."""
+    problems: list[tuple[tuple[int | str, ...], str]] = []
     errors = exc.errors()
     located = [tuple(e["loc"]) for e in errors]
     for err in errors:
@@ -154,7 +157,7 @@ def _schema_problems(
                 message += _foreign(str(loc[-1]), provider_type)
         elif message.startswith("Value error, "):
             message = message[len("Value error, ") :]
-        problems.append(ConfigProblem(source, format_loc(loc), _nearest_line(index, loc), message))
+        problems.append((loc, message))
     return problems
 
 

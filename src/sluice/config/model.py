@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from sluice.config.alerts import AlertsConfig
 from sluice.config.auth import AuthConfig
 from sluice.config.batches import BatchesConfig
 from sluice.config.body_logging import BodyLoggingConfig
 from sluice.config.cache import CacheConfig, ModelCacheOverride
+from sluice.config.catalog import CAPABILITIES
 from sluice.config.documents import DocumentsConfig
 from sluice.config.files import FilesConfig
 from sluice.config.mcp import McpConfig
@@ -120,6 +121,26 @@ class ModelConfig(_Frozen):
     cache: ModelCacheOverride | None = None
     """Response-cache settings of this model (docs/caching.md); omitted ones follow the
     ``cache`` section."""
+    capabilities: tuple[str, ...] | None = None
+    """What the model can do, shown in the model catalogue and ``/v1/models``: names from
+    :data:`~sluice.config.catalog.CAPABILITIES` (``chat``, ``tools``, ``vision``,
+    ``embeddings``, ``audio``, ``images``, ...). Omitted: ``chat``."""
+    context_window_tokens: Annotated[int, Field(ge=1, le=100_000_000)] | None = None
+    """The context window shown in the catalogue. Omitted: the largest the ``genai-prices``
+    table knows for the model's deployments."""
+
+    @field_validator("capabilities")
+    @classmethod
+    def _known_capabilities(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        for name in value:
+            if name not in CAPABILITIES:
+                known = ", ".join(sorted(CAPABILITIES))
+                raise ValueError(f"unknown capability {name!r}; known: {known}")
+        if len(set(value)) != len(value):
+            raise ValueError("a capability is listed twice")
+        return value
 
 
 Strategy = Literal["priority", "weighted", "least_busy", "lowest_latency", "lowest_cost"]

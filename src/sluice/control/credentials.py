@@ -4,12 +4,12 @@ map of decrypted stored credentials the data plane reads (they replace the confi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from sluice.auth.principal import Principal
 from sluice.clock import Clock
-from sluice.config import GatewayConfig
+from sluice.config.providers import ProviderConfig
 from sluice.credentials.crypto import Sealer, mask
 from sluice.credentials.resolve import ProviderCredentials
 from sluice.errors import ErrorKind, GatewayError
@@ -45,7 +45,7 @@ class CredentialService:
 
     def __init__(
         self,
-        config: GatewayConfig,
+        providers: Callable[[], Mapping[str, ProviderConfig]],
         repo: CredentialRepository,
         tenancy: Tenancy,
         *,
@@ -56,8 +56,9 @@ class CredentialService:
     ) -> None:
         """``live``: the keys the data plane sends, by provider name; this service is the
         only writer of their stored part. ``on_loaded``: told every decrypted value (the
-        log redactor)."""
-        self._config = config
+        log redactor). ``providers``: the providers served now (the config file's and the
+        stored ones)."""
+        self._providers = providers
         self._repo = repo
         self._tenancy = tenancy
         self._sealer = sealer
@@ -71,7 +72,7 @@ class CredentialService:
         return self._sealer is not None
 
     async def describe(self, name: str) -> ProviderCredential:
-        cfg = self._config.providers[name]
+        cfg = self._providers()[name]
         stored = {c.provider: c for c in await self._repo.all()}
         if name in stored:
             source, shown = "stored", stored[name].preview
@@ -85,7 +86,7 @@ class CredentialService:
 
     async def list(self, actor: Principal) -> list[ProviderCredential]:
         admin_only(actor)
-        return [await self.describe(name) for name in self._config.providers]
+        return [await self.describe(name) for name in self._providers()]
 
     async def store(self, actor: Principal, name: str, api_key: str) -> ProviderCredential:
         """Seal and store a provider's key."""
@@ -138,5 +139,5 @@ class CredentialService:
             self._on_loaded(fresh.values())
 
     def _known(self, name: str) -> None:
-        if name not in self._config.providers:
+        if name not in self._providers():
             raise not_found("provider", name)

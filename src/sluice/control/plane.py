@@ -13,6 +13,7 @@ from sluice.budgets.seed import SpentSince
 from sluice.clock import Clock
 from sluice.config import GatewayConfig
 from sluice.control.cache import CacheAdmin
+from sluice.control.catalog import CatalogService
 from sluice.control.credentials import CredentialService
 from sluice.control.files import FilesService
 from sluice.control.mcp_catalog import McpCatalog
@@ -80,6 +81,9 @@ class ControlPlane:
     """Batches (``/v1/batches``): create, read, list, cancel (docs/batches.md)."""
     response_cache: CacheAdmin
     """The response cache: status, invalidation, warm-up (``/api/v1/cache``)."""
+    catalog: CatalogService
+    """Providers, models and prices: the config file's and the stored ones, served as one
+    table (``/api/v1/models``, ``/api/v1/providers``, docs/models-admin.md)."""
     files: FilesService
     """Files (``/v1/files``, the console's Files page); what the batch worker reads and
     writes (``sluice.files.base.FileAccess``)."""

@@ -27,6 +27,14 @@ class ProviderCredentials(Mapping[str, str]):
         self._resolved: dict[str, str] = {}
         self._stored: dict[str, str] = {}
 
+    def set_refs(self, refs: Mapping[str, SecretRef | None]) -> None:
+        """The providers' configured ``api_key`` references (the catalogue changed)."""
+        fresh = {name: ref for name, ref in refs.items() if ref is not None}
+        self._resolved = {
+            n: v for n, v in self._resolved.items() if self._refs.get(n) == fresh.get(n)
+        }
+        self._refs = fresh
+
     def set_stored(self, stored: Mapping[str, str]) -> None:
         self._stored = dict(stored)
 

@@ -87,7 +87,7 @@ class PipelineEmbedder:
         body = {"model": self.model, "input": text}
         req = ProviderRequest(Endpoint.EMBEDDINGS, body, orjson.dumps(body), self.model)
         ctx = RequestContext(
-            arrival, _DIALECT, req, entry, _NoClient(), loop.time() + self._timeout_s, headers
+            arrival, _DIALECT, req, entry, NoClient(), loop.time() + self._timeout_s, headers
         )
         return await self.embed(text, ctx=ctx)
 
@@ -117,7 +117,7 @@ class PipelineEmbedder:
         return _vector(sink.body)
 
 
-class _NoClient:
+class NoClient:
     """The sink of a request no client waits for (its answer is kept by the round sink)."""
 
     started = ended = gone = False

@@ -48,6 +48,12 @@ class Router:
         self._rng = rng or random.Random()
         self._facts: dict[str, DeploymentFacts] = {}
 
+    def rebind(self, gateway: GatewayConfig) -> None:
+        """The catalogue changed (the table was swapped): forget the deployments' config
+        facts (prices, hosting), learnt again from ``gateway`` on first use."""
+        self._gateway = gateway
+        self._facts = {}
+
     def candidates(
         self, entry: ModelEntry, request: RequestFacts | None = None
     ) -> list[Deployment]:

@@ -222,6 +222,17 @@ class ModelTable:
         )
         return cls(entries, wildcards=wildcards)
 
+    def adopt(self, other: ModelTable) -> None:
+        """Serve ``other``'s entries from now on (a catalogue change): one synchronous
+        step, so no request sees half of each. Requests already routed keep the entry and
+        deployments they resolved."""
+        self._entries, self._by_name, self._wildcards, self._wild = (
+            other._entries,
+            other._by_name,
+            other._wildcards,
+            other._wild,
+        )
+
     @property
     def entries(self) -> list[ModelEntry]:
         return self._entries

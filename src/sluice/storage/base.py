@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sluice.auth.keys import KeyRecord
 from sluice.scim.store import ScimRepository
+from sluice.storage.catalog import CatalogRepository
 from sluice.storage.console import ConsoleRepository
 from sluice.storage.files import FileRepository
 from sluice.storage.mcp_servers import McpServerRepository
@@ -356,6 +357,7 @@ class Unit(Protocol):
     terms: TermsRepository
     identities: IdentityRepository
     mcp_servers: McpServerRepository
+    catalog: CatalogRepository
 
 
 class Storage(Protocol):
@@ -374,6 +376,8 @@ class Storage(Protocol):
     """Who accepted which version of the terms of service."""
     mcp_servers: McpServerRepository
     """The MCP servers admins added through the admin API."""
+    catalog: CatalogRepository
+    """The providers, models and price overrides admins added through the admin API."""
     files: FileRepository
     """Metadata of the files of ``/v1/files`` (their bytes are in a blob store)."""
     semantic: SemanticRepository

@@ -18,6 +18,7 @@ from sluice.api.admin import (
     dead_letters,
     keys,
     mcp_servers,
+    models,
     orgs,
     providers,
     routing,
@@ -54,7 +55,7 @@ def build_admin_app(control: ControlPlane) -> FastAPI:
     install_error_handlers(app)
     ctx = AdminContext(control)
     modules = (orgs, teams, users, keys, providers, spend, routing, audit, alerts, analytics)
-    for module in (*modules, dead_letters, terms, sso, mcp_servers, cache):
+    for module in (*modules, dead_letters, terms, sso, mcp_servers, cache, models):
         app.include_router(module.router(ctx), prefix="/api/v1", responses=error_responses())
     install_openapi(app)
     install_docs(app, title=app.title, openapi_url="/api/openapi.json")

@@ -23,6 +23,7 @@ from sluice.storage.base import (
     TenancyRepository,
     TermsRepository,
 )
+from sluice.storage.catalog import CatalogRepository
 from sluice.storage.console import ConsoleRepository
 from sluice.storage.mcp_servers import McpServerRepository
 from sluice.storage.sql import tables as t
@@ -31,6 +32,7 @@ from sluice.storage.sql.analytics import SqlAnalytics
 from sluice.storage.sql.batches import SqlBatches
 from sluice.storage.sql.bodies import SqlBodies
 from sluice.storage.sql.cache_analytics import SqlCacheAnalytics
+from sluice.storage.sql.catalog import SqlCatalog
 from sluice.storage.sql.console import SqlConsole
 from sluice.storage.sql.convert import bump as _bump
 from sluice.storage.sql.convert import dt as _dt
@@ -320,6 +322,7 @@ class SqlUnit:
         self.terms: TermsRepository = SqlTerms(db)
         self.identities: IdentityRepository = SqlIdentities(db)
         self.mcp_servers: McpServerRepository = SqlMcpServers(db)
+        self.catalog: CatalogRepository = SqlCatalog(db)
 
 
 class SqlStorage:
@@ -346,6 +349,7 @@ class SqlStorage:
         self.scim = SqlScim(engine)
         self.terms = SqlTerms(engine)
         self.mcp_servers = SqlMcpServers(engine)
+        self.catalog = SqlCatalog(engine)
         self.batches = SqlBatches(engine)
         self.files = SqlFiles(engine)
         self.semantic = SqlSemanticEntries(engine)

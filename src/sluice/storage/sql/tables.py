@@ -523,7 +523,21 @@ semantic_cache = Table(
     Index("ix_semantic_cache_model_scope", "model", "scope"),
 )
 
-KEYS_VERSION = "keys_version"
+# Providers, models and price overrides admins manage through the admin API (the config
+# file's entries are never stored). ``kind``: ``provider``, ``model`` or ``price``.
+catalog_entries = Table(
+    "catalog_entries",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(200), primary_key=True),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
 
-HEAD_REVISION = "0023"
+KEYS_VERSION = "keys_version"
+CATALOG_VERSION = "catalog_version"
+"""Bumped by every write to ``catalog_entries`` (each process rebuilds its model table)."""
+
+HEAD_REVISION = "0024"
 """The newest migration; a test checks it against the migration scripts."""
