@@ -51,6 +51,9 @@ class Changes:
         self._changed = changed
         self.default_max_keys = default_max_keys
 
+    def now(self) -> float:
+        return self._clock.now()
+
     def entry(
         self,
         actor: Principal,

@@ -86,6 +86,7 @@ def _governed(name: str, *columns: Column[object], indexes: tuple[Index, ...] = 
         Column("budget", JSON),
         *mcp_access_columns(),
         Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("archived_at", DateTime(timezone=True)),
         *indexes,
     )
 
@@ -519,5 +520,5 @@ semantic_cache = Table(
 
 KEYS_VERSION = "keys_version"
 
-HEAD_REVISION = "0021"
+HEAD_REVISION = "0025"
 """The newest migration; a test checks it against the migration scripts."""

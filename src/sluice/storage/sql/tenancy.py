@@ -54,11 +54,21 @@ def _created(row: Any) -> float:
 
 
 def _org(row: Any) -> Org:
-    return Org(row.id, row.name, _created(row), row.default_team_id, _gov(row))
+    return Org(
+        row.id, row.name, _created(row), row.default_team_id, _gov(row), _ts(row.archived_at)
+    )
 
 
 def _team(row: Any) -> Team:
-    return Team(row.id, row.org_id, row.name, _created(row), _gov(row), row.managed_by)
+    return Team(
+        row.id,
+        row.org_id,
+        row.name,
+        _created(row),
+        _gov(row),
+        row.managed_by,
+        _ts(row.archived_at),
+    )
 
 
 def _user(row: Any) -> User:
@@ -71,6 +81,7 @@ def _user(row: Any) -> User:
         row.disabled,
         row.max_keys,
         _gov(row),
+        _ts(row.archived_at),
     )
 
 
@@ -108,7 +119,10 @@ class SqlTenancy:
             update(t.orgs)
             .where(t.orgs.c.id == org.id)
             .values(
-                name=org.name, default_team_id=org.default_team_id, **_gov_values(org.governance)
+                name=org.name,
+                default_team_id=org.default_team_id,
+                archived_at=_dt(org.archived_at),
+                **_gov_values(org.governance),
             )
         )
 
@@ -124,7 +138,11 @@ class SqlTenancy:
         await self._write(
             update(t.teams)
             .where(t.teams.c.id == team.id)
-            .values(name=team.name, **_gov_values(team.governance))
+            .values(
+                name=team.name,
+                archived_at=_dt(team.archived_at),
+                **_gov_values(team.governance),
+            )
         )
 
     async def get_team(self, team_id: str) -> Team | None:
@@ -168,6 +186,7 @@ class SqlTenancy:
                 is_admin=user.is_admin,
                 disabled=user.disabled,
                 max_keys=user.max_keys,
+                archived_at=_dt(user.archived_at),
                 **_gov_values(user.governance),
             )
         )
