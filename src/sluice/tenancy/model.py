@@ -173,6 +173,21 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit entries to read; every field left ``None`` matches all."""
+
+    actor: str | None = None
+    """The acting user's (or key's) id."""
+    action: str | None = None
+    """An action (``team.archive``) or its prefix up to a dot (``team.``)."""
+    target_id: str | None = None
+    start: float | None = None
+    """Entries at or after this time (epoch seconds)."""
+    end: float | None = None
+    """Entries before this time (epoch seconds)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Directory:
     """Everything the key cache needs to turn a key into a principal, loaded at once."""
 

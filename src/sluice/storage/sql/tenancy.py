@@ -16,6 +16,7 @@ from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.unit import Database
 from sluice.tenancy.model import (
     AuditEntry,
+    AuditFilter,
     Directory,
     Governance,
     Membership,
@@ -286,13 +287,21 @@ class SqlTenancy:
             )
 
     async def audit_entries(
-        self, *, org_id: str | None = None, limit: int = 100, before_id: int | None = None
+        self,
+        *,
+        org_id: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+        where: AuditFilter | None = None,
     ) -> list[AuditEntry]:
-        query = select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+        log = t.audit_log
+        query = select(log).order_by(log.c.id.desc()).limit(limit)
         if org_id is not None:
-            query = query.where(t.audit_log.c.org_id == org_id)
+            query = query.where(log.c.org_id == org_id)
         if before_id is not None:
-            query = query.where(t.audit_log.c.id < before_id)
+            query = query.where(log.c.id < before_id)
+        if where is not None:
+            query = query.where(*_audit_where(where))
         async with self._db.connect() as conn:
             rows = await conn.execute(query)
             out = []
@@ -313,6 +322,25 @@ class SqlTenancy:
                     )
                 )
         return out
+
+
+def _audit_where(f: AuditFilter) -> list[Any]:
+    log = t.audit_log
+    out: list[Any] = []
+    if f.actor is not None:
+        out.append(log.c.actor == f.actor)
+    if f.action is not None:
+        if f.action.endswith("."):
+            out.append(log.c.action.startswith(f.action, autoescape=True))
+        else:
+            out.append(log.c.action == f.action)
+    if f.target_id is not None:
+        out.append(log.c.target_id == f.target_id)
+    if f.start is not None:
+        out.append(log.c.at >= _dt(f.start))
+    if f.end is not None:
+        out.append(log.c.at < _dt(f.end))
+    return out
 
 
 def _team_insert(team: Team) -> Any:
