@@ -78,3 +78,34 @@ async def test_archiving_a_user_disables_them_and_revokes_their_keys(world: Worl
         "admin", "POST", "/api/v1/keys", {"name": "k", "user_id": world.ids["ua"]}
     )
     assert key.status_code == 409
+
+
+async def test_audit_filters_and_pages(world: World) -> None:
+    for i in range(3):
+        await _ok(await world.call("oa", "PATCH", "/api/v1/users/{ua}", {"name": f"ua{i}"}))
+    await _ok(await world.call("admin", "POST", "/api/v1/teams/{teamB}/archive"))
+
+    async def audit(query: str, role: str = "admin") -> list[dict[str, object]]:
+        resp = await world.call(role, "GET", f"/api/v1/audit?{query}")
+        assert resp.status_code == 200, resp.text
+        return resp.json()["data"]  # type: ignore[no-any-return]
+
+    mine = await audit("actor={oa}&action=user.update&target_id={ua}".format(**world.ids))
+    assert [e["after"]["name"] for e in mine] == ["ua2", "ua1", "ua0"]  # type: ignore[index]
+    family = await audit("action=team.")
+    assert {e["action"] for e in family} >= {"team.archive", "team.create", "team.member"}
+    assert all(str(e["action"]).startswith("team.") for e in family)
+    first = await audit("actor={oa}&limit=2".format(**world.ids))
+    rest = await audit("actor={oa}&limit=2&before_id={}".format(first[-1]["id"], **world.ids))
+    assert len(first) == 2 and len(rest) == 1 and rest[0]["id"] < first[-1]["id"]  # type: ignore[operator]
+    assert await audit("from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z") == []
+    assert len(await audit("from=2000-01-01T00:00:00Z")) > 5
+    bad = await world.call(
+        "admin", "GET", "/api/v1/audit?from=2030-01-02T00:00:00Z&to=2030-01-01T00:00:00Z"
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "from"
+    # Org admins read their organisation's entries only, filters or not.
+    scoped = await audit("org_id={orgA}&action=team.".format(**world.ids), role="oa")
+    assert scoped and {e["org_id"] for e in scoped} == {world.ids["orgA"]}
+    denied = await world.call("oa", "GET", "/api/v1/audit?action=team.")
+    assert denied.status_code == 403

@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.alerts.access import send_test, visibility
 from sluice.console import forms
 from sluice.console.context import ConsoleContext, Viewer, field_errors, redirect
 from sluice.console.pages_audit import audit_names
+from sluice.control.alerts import send_test, visibility
 from sluice.errors import GatewayError
 
 ALERT_ROWS = 50

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from sluice.alerts import Alert, AlertKind, AlertService
-from sluice.alerts.access import send_test, visibility
 from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
 from sluice.api.admin.schemas import IsoDateTime
 from sluice.auth.principal import Principal
+from sluice.control.alerts import send_test, visibility
 from sluice.errors import BadRequest
 
 SCOPE_KINDS = ("key", "user", "team", "org")
