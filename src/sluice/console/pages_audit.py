@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sluice.auth.principal import MASTER_KEY_ID
 from sluice.console.context import ConsoleContext, field_errors
 from sluice.console.pages_admin import admin_viewer
 from sluice.errors import BadRequest, GatewayError
@@ -38,7 +39,8 @@ async def audit_names(ctx: ConsoleContext) -> dict[str, str]:
     for sa in directory.service_accounts:
         names[sa.id] = f"service account {sa.name}"
     for record in await t.keys.list():
-        names.setdefault(record.id, f"key {record.name}")
+        names.setdefault(record.id, record.name)
+    names.setdefault(MASTER_KEY_ID, "master key")
     return names
 
 
