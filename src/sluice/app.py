@@ -120,7 +120,9 @@ class SluiceApp:
                 await prefixed(scope, receive, send)
             elif path.startswith("/api") and self._control is not None:
                 await self._control(scope, receive, send)
-            elif (path == "/ui" or path.startswith("/ui/")) and self._console is not None:
+            elif (
+                path == "/ui" or path.startswith("/ui/") or path == "/favicon.ico"
+            ) and self._console is not None:
                 await self._console(scope, receive, send)
             elif path == "/" and self._console is not None:
                 await _to_console(send)

@@ -76,7 +76,7 @@ def check(
     ] = None,
     stored: Annotated[bool, typer.Option(help="Include the models stored in the database.")] = True,
 ) -> None:
-    """List the served models without a known price (no ``prices`` and unknown to
+    """List the served models without a known price (no prices in the config, unknown to
     genai-prices): their requests cost 0 for budgets. Exit 1 when there is any."""
     from sluice.budgets.pricing import Pricer
     from sluice.config import ConfigError, load_config, load_default_config

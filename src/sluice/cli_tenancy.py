@@ -204,6 +204,18 @@ def orgs_list(as_json: JsonOpt = False, wide: WideOpt = False) -> None:
     )
 
 
+@orgs_app.command("archive")
+def orgs_archive(org: Annotated[str, typer.Argument(help="Organisation id or name.")]) -> None:
+    """Archive an organisation and its teams, revoking their keys (usage is kept)."""
+    from sluice.tenancy.archive import Archive
+
+    async def work(t: Tenancy, k: KeyService) -> Any:
+        return await Archive(t).org(_admin(), find_org(await t.directory(), org))
+
+    archived = run_as_admin(work)
+    out.print(f"archived organisation {archived.name} ({archived.id})")
+
+
 @teams_app.command("create")
 def teams_create(
     org: Annotated[str, typer.Argument(help="Organisation id or name.")],
@@ -234,6 +246,18 @@ def teams_list(as_json: JsonOpt = False, wide: WideOpt = False) -> None:
         ]
 
     show(run_as_admin(work), ("id", "name"), wide_columns=("org_id",), as_json=as_json, wide=wide)
+
+
+@teams_app.command("archive")
+def teams_archive(team: Annotated[str, typer.Argument(help="Team id or ORG/TEAM.")]) -> None:
+    """Archive a team, revoking the keys that bill it (usage is kept)."""
+    from sluice.tenancy.archive import Archive
+
+    async def work(t: Tenancy, k: KeyService) -> Any:
+        return await Archive(t).team(_admin(), find_team(await t.directory(), team))
+
+    archived = run_as_admin(work)
+    out.print(f"archived team {archived.name} ({archived.id})")
 
 
 @teams_app.command("add")
@@ -304,6 +328,18 @@ def users_list(as_json: JsonOpt = False, wide: WideOpt = False) -> None:
         as_json=as_json,
         wide=wide,
     )
+
+
+@users_app.command("archive")
+def users_archive(user: Annotated[str, typer.Argument(help="User id or email.")]) -> None:
+    """Archive a user: disabled, signed out, personal keys revoked (usage is kept)."""
+    from sluice.tenancy.archive import Archive
+
+    async def work(t: Tenancy, k: KeyService) -> Any:
+        return await Archive(t).user(_admin(), find_user(await t.directory(), user))
+
+    archived = run_as_admin(work)
+    out.print(f"archived user {archived.email} ({archived.id})")
 
 
 @users_app.command("role")

@@ -56,6 +56,7 @@ from sluice.scim.service import ScimService
 from sluice.settings import Settings
 from sluice.storage.sql.engine import worker_priority
 from sluice.storage.sql.repository import SqlStorage
+from sluice.tenancy.archive import Archive
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
 from sluice.usage.retention import Retention, Target
@@ -441,6 +442,7 @@ def control_plane(
         sync=sync,
         tenancy=tenancy,
         keys=KeyService(tenancy),
+        archive=Archive(tenancy),
         credentials=credentials,
         policies=PolicyService(rt.router.policy, storage.meta, tenancy),
         analytics=Analytics(

@@ -89,3 +89,20 @@ def test_an_unreachable_database_is_one_line_and_status_1(
     assert len(lines) == 1, result.output
     assert lines[0].startswith("error the database is unavailable (")
     assert "127.0.0.1" in lines[0] and "hidden" not in lines[0]
+
+
+def test_archive_with_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(tmp_path)
+    monkeypatch.setenv("SLUICE_DATABASE_URL", settings.resolved_database_url())
+    _cli("orgs", "create", "initech")
+    _cli("teams", "create", "initech", "tps")
+    _cli("users", "create", "peter@initech.org", "--team", "initech/tps")
+    key = json.loads(_cli("keys", "create", "--name", "k", "--user", "peter@initech.org", "--json"))
+    assert "archived team tps" in _cli("teams", "archive", "initech/tps")
+    assert "tps" not in _cli("teams", "list")
+    assert "archived user peter@initech.org" in _cli("users", "archive", "peter@initech.org")
+    assert "peter@initech.org" not in _cli("users", "list")
+    assert "archived organisation initech" in _cli("orgs", "archive", "initech")
+    assert "initech" not in _cli("orgs", "list")
+    revoked = {k["id"]: k for k in json.loads(_cli("keys", "list", "--json"))}
+    assert revoked[key["id"]]["revoked_at"] is not None

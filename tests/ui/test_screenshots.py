@@ -17,8 +17,24 @@ pytestmark = pytest.mark.ui
 VIEWS = {
     "desktop-light": ({"width": 1280, "height": 800}, "light"),
     "desktop-dark": ({"width": 1280, "height": 800}, "dark"),
+    "laptop-light": ({"width": 1366, "height": 768}, "light"),
+    "laptop-dark": ({"width": 1366, "height": 768}, "dark"),
     "phone": ({"width": 390, "height": 844}, "light"),
+    "phone-dark": ({"width": 390, "height": 844}, "dark"),
 }
+EVERYDAY = (
+    "keys",
+    "key-edit",
+    "organisation",
+    "usage",
+    "admin-orgs",
+    "admin-users",
+    "user-limits",
+    "audit",
+    "alerts",
+)
+"""The everyday-admin pages: drawn in every view; the others at desktop (light, dark) and,
+when in ``PHONE``, at phone width in light."""
 
 
 def _pages(ui_world: UiWorld) -> dict[str, str]:
@@ -32,10 +48,23 @@ def _pages(ui_world: UiWorld) -> dict[str, str]:
         "requests": "/ui/requests",
         "mcp": "/ui/mcp",
         "files": "/ui/files",
+        "admin-orgs": "/ui/admin",
+        "admin-users": "/ui/admin/users",
+        "user-limits": f"/ui/users/{ui_world.ids['ua']}",
+        "audit": "/ui/admin/audit",
+        "alerts": "/ui/alerts",
+        "key-edit": f"/ui/keys/{ui_world.ids['demo_key']}/edit",
     }
 
 
-PHONE = ("keys", "playground", "usage", "requests", "mcp", "files")
+PHONE = ("keys", "playground", "usage", "requests", "mcp", "files", *EVERYDAY)
+ORIGINAL_VIEWS = ("desktop-light", "desktop-dark", "phone")
+
+
+def _drawn(name: str, view: str) -> bool:
+    if view.startswith("phone") and name not in PHONE:
+        return False
+    return name in EVERYDAY or view in ORIGINAL_VIEWS
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +74,7 @@ def traffic(ui_world: UiWorld) -> None:
         "PATCH", f"/orgs/{ui_world.ids['acme']}", {"budget": {"usd": 5, "period": "month"}}
     )
     key = ui_world.api("POST", "/keys", {"name": "demo", "user_id": ui_world.ids["ua"]})
+    ui_world.ids["demo_key"] = key["id"]
     client = openai.OpenAI(
         base_url=f"{ui_world.url}/v1", api_key=key["key"], max_retries=0, timeout=20
     )
@@ -68,9 +98,10 @@ def test_main_pages(
         page = ctx.new_page()
         page.goto("/ui/login")
         page.screenshot(path=str(out / f"login-{view}.png"))
+
         sign_in(page, "root@example.org")
         for name, path in _pages(ui_world).items():
-            if view == "phone" and name not in PHONE:
+            if not _drawn(name, view):
                 continue
             page.goto(path)
             if name == "mcp" and page.locator("#server-everything").count():

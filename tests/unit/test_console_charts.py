@@ -9,7 +9,7 @@ import pytest
 from starlette.datastructures import QueryParams
 
 from sluice.console.charts import BarChart, Series, TimeChart, bucket_labels, fmt, nice_ticks, short
-from sluice.console.usage_scope import parse_range
+from sluice.console.usage_scope import kept_range, parse_range
 from sluice.errors import BadRequest
 
 NOW = datetime(2026, 3, 15, 10, 30, tzinfo=UTC).timestamp()
@@ -27,6 +27,30 @@ NOW = datetime(2026, 3, 15, 10, 30, tzinfo=UTC).timestamp()
 )
 def test_ticks_start_at_zero_and_reach_the_top(top: float, ticks: list[float]) -> None:
     assert nice_ticks(top) == ticks
+
+
+@pytest.mark.parametrize(
+    ("top", "ticks"),
+    [
+        (1, [0.0, 1.0]),
+        (2, [0.0, 1.0, 2.0]),
+        (9, [0.0, 5.0, 10.0]),
+        (0.5, [0.0, 1.0]),
+    ],
+)
+def test_count_ticks_are_whole_numbers(top: float, ticks: list[float]) -> None:
+    assert nice_ticks(top, whole=True) == ticks
+
+
+def test_a_count_chart_has_no_fractional_axis_labels() -> None:
+    labels, ticks = bucket_labels([0, 86_400], "day")
+    requests = TimeChart(
+        "r", "Requests", labels, ticks, (Series("Requests", (1.0, 0.0), "bar"),), "count"
+    )
+    axis = re.findall(
+        r'<text class="axis" x="\d+" y="[\d.]+" text-anchor="end">([^<]+)<', str(requests.svg())
+    )
+    assert axis == ["0", "1"]
 
 
 def test_values_are_formatted_for_people() -> None:
@@ -118,3 +142,15 @@ def test_bad_ranges_name_their_field(query: str, param: str) -> None:
     with pytest.raises(BadRequest) as caught:
         parse_range(QueryParams(query), NOW)
     assert caught.value.param == param
+
+
+def test_a_filter_error_keeps_the_date_range() -> None:
+    # A preset stands for its dates; typed dates stay as typed, even the wrong ones.
+    assert kept_range(QueryParams("range=7d&status=nope"), NOW) == {
+        "from": "2026-03-09",
+        "to": "2026-03-15",
+    }
+    assert kept_range(QueryParams("from=2026-03-10&to=2026-03-01"), NOW) == {
+        "from": "2026-03-10",
+        "to": "2026-03-01",
+    }

@@ -13,7 +13,7 @@ import binascii
 import math
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 
@@ -205,6 +205,27 @@ class Analytics:
         )
         rows = [(str(k[0]) or None, metrics(s)) for k, s in ordered[:limit]]
         return rows, bool(cut) or len(ordered) > limit
+
+    async def spend_by(
+        self, w: Window, v: Visibility, *, by: str, among: frozenset[str]
+    ) -> dict[str, int]:
+        """Micro-dollars per ``by`` group (``org``, ``team``, ``user``, ``key``) among the ids
+        a list page shows: one rollup read for the whole page, whatever its length."""
+        column = BREAKDOWNS.get(by)
+        if column is None:
+            raise BadRequest(f"by must be one of {', '.join(BREAKDOWNS)}", param="by")
+        if not among:
+            return {}
+        sums = await self._sum(w, v, Narrow(), (column,), among=among)
+        return {str(k[0]): s.cost_micros for k, s in sums.items()}
+
+    def month_to_date(self) -> Window:
+        """From 00:00 UTC on the first of this month to the end of today: the period the
+        spend columns and the organisation page show (``budget`` months start there too)."""
+        now = self._clock.now()
+        today = datetime.fromtimestamp(now, UTC)
+        first = datetime(today.year, today.month, 1, tzinfo=UTC)
+        return self.window(first, None)
 
     async def series(
         self, w: Window, v: Visibility, n: Narrow, *, interval: str

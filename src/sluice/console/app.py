@@ -5,16 +5,19 @@ from __future__ import annotations
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from sluice.console import (
     formats,
     pages_admin,
+    pages_alerts,
+    pages_audit,
     pages_auth,
     pages_batches,
     pages_catalog,
+    pages_edit,
     pages_files,
     pages_keys,
     pages_mcp,
@@ -34,6 +37,12 @@ from sluice.storage.availability import as_dependency_unavailable
 
 MESSAGES = {
     "revoked": "The key was revoked.",
+    "key_saved": "The key was saved.",
+    "alert_test": "A test alert was recorded and sent; its delivery shows below.",
+    "user_saved": "The user's limits were saved.",
+    "user_archived": "The user was archived: signed out, their keys revoked.",
+    "team_archived": "The team was archived and its keys revoked.",
+    "org_archived": "The organisation and its teams were archived and their keys revoked.",
     "member": "The member was saved.",
     "member_removed": "The member was removed from the team.",
     "service_account": "The service account was created.",
@@ -95,15 +104,26 @@ def build_console(control: ControlPlane) -> Starlette:
             error = GatewayError(ErrorKind.CALLER_NOT_FOUND, "there is no such page")
         return ctx.error_page(request, None, error)
 
+    async def favicon(request: Request) -> Response:
+        # Browsers ask for /favicon.ico whatever the page links: the packaged icon, not a 404.
+        return FileResponse(
+            HERE / "static" / "favicon.ico",
+            media_type="image/x-icon",
+            headers={"cache-control": "public, max-age=86400"},
+        )
+
     routes = [
         *pages_auth.routes(ctx),
         *pages_keys.routes(ctx),
+        *pages_edit.routes(ctx),
         *pages_files.routes(ctx),
         *pages_team.routes(ctx),
         *pages_org.routes(ctx),
         *pages_admin.routes(ctx),
         *pages_sso_admin.routes(ctx),
         *pages_ops.routes(ctx),
+        *pages_audit.routes(ctx),
+        *pages_alerts.routes(ctx),
         *pages_play.routes(ctx),
         *pages_usage.routes(ctx),
         *pages_requests.routes(ctx),
@@ -111,6 +131,7 @@ def build_console(control: ControlPlane) -> Starlette:
         *pages_catalog.routes(ctx),
         *pages_batches.routes(ctx),
         *pages_terms.routes(ctx),
+        Route("/favicon.ico", favicon, methods=["GET"]),
         Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     return Starlette(

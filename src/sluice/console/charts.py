@@ -29,6 +29,8 @@ RIGHT = 12
 TOP = 12
 BOTTOM = 26
 MAX_X_LABELS = 7
+WHOLE_UNITS = frozenset({"count", "tokens"})
+"""Units counted in whole numbers: their axis ticks are whole numbers too."""
 
 
 def fmt(value: float | None, unit: Unit) -> str:
@@ -70,13 +72,24 @@ def _si(value: float, digits: int) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def nice_ticks(top: float, count: int = 4) -> list[float]:
-    """0 and round steps up to at least ``top`` (``[0, 1]`` when everything is zero)."""
+def nice_ticks(top: float, count: int = 4, *, whole: bool = False) -> list[float]:
+    """0 and round steps up to at least ``top`` (``[0, 1]`` when everything is zero);
+    ``whole``: whole-number steps only (counts: no "0.2 requests" tick)."""
     if not math.isfinite(top) or top <= 0:
         return [0.0, 1.0]
     raw = top / count
+    if whole and raw <= 1:
+        step = 1.0
+        ticks = [0.0]
+        while ticks[-1] < top - 1e-9:
+            ticks.append(ticks[-1] + step)
+        return ticks
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = next(
+        m * magnitude
+        for m in (1, 2, 2.5, 5, 10)
+        if m * magnitude >= raw and (not whole or float(m * magnitude).is_integer())
+    )
     ticks = [0.0]
     while ticks[-1] < top - step * 1e-9:
         ticks.append(round(ticks[-1] + step, 12))
@@ -144,7 +157,10 @@ def _time_svg(c: TimeChart) -> Markup:
     base = TOP + plot_h
     values = [v for s in c.series for v in s.values if v is not None]
     # With nothing to show, the axis still reads sensibly ($0 to $0.01, 0 to 1).
-    ticks = nice_ticks(max(values, default=0.0) or (10_000.0 if c.unit == "micros" else 1.0))
+    ticks = nice_ticks(
+        max(values, default=0.0) or (10_000.0 if c.unit == "micros" else 1.0),
+        whole=c.unit in WHOLE_UNITS,
+    )
     top = ticks[-1]
     band = plot_w / max(n, 1)
 

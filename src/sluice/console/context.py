@@ -104,6 +104,7 @@ class ConsoleContext:
         passwords = Passwords()
         templates = Jinja2Templates(directory=str(HERE / "templates"))
         templates.env.filters["when"] = _when
+        templates.env.filters["day"] = _day
         templates.env.filters["usd"] = _usd
         return cls(
             control=control,
@@ -155,7 +156,11 @@ class ConsoleContext:
         user = index.users[session.user_id]
         if terms and index.terms_pending(user) is not None:
             raise TermsNeeded
-        admin_teams = tuple(t for t in index.teams.values() if rules.is_team_admin(principal, t))
+        admin_teams = tuple(
+            t
+            for t in index.teams.values()
+            if rules.is_team_admin(principal, t) and t.archived_at is None
+        )
         viewer = Viewer(session, user, principal, admin_teams)
         request.state.viewer = viewer
         return viewer
@@ -280,6 +285,15 @@ def _when(ts: float | None) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _day(ts: float | None) -> str:
+    """The UTC date alone, for narrow table columns (the full time goes in a ``title``)."""
+    if ts is None:
+        return "—"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
 def _usd(value: Any) -> str:

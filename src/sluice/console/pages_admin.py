@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from sluice.console import forms
 from sluice.console.context import ConsoleContext, Viewer, field_errors, redirect
+from sluice.console.spend import month_spend
 from sluice.errors import GatewayError
 from sluice.tenancy import rules
 from sluice.tenancy.model import Governance
@@ -51,15 +52,21 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         p = viewer.principal
         directory = await t.directory()
         extra: dict[str, object] = {}
+        archived = request.query_params.get("archived") == "1"
+        extra["archived"] = archived
         if template == "admin_orgs.html":
-            extra["orgs"] = directory.orgs
+            orgs = await t.list_orgs(p, archived=archived)
+            extra["orgs"] = orgs
             extra["team_count"] = {
-                o.id: sum(1 for x in directory.teams if x.org_id == o.id) for o in directory.orgs
+                o.id: sum(1 for x in directory.teams if x.org_id == o.id) for o in orgs
             }
+            extra["spend"] = await month_spend(ctx, viewer, by="org", ids=(o.id for o in orgs))
             values = values or forms.governance_values(await t.global_governance())
         else:
             with_password = await ctx.repo.users_with_password()
-            extra["users"] = [(u, u.id in with_password) for u in await t.list_users(p)]
+            users = await t.list_users(p, archived=archived)
+            extra["users"] = [(u, u.id in with_password) for u in users]
+            extra["spend"] = await month_spend(ctx, viewer, by="user", ids=(u.id for u in users))
             extra["sign_ins"] = await ctx.control.sso.sign_ins()
             extra["orgs"] = directory.orgs
             extra["terms"] = ctx.control.terms.current

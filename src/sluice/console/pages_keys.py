@@ -14,6 +14,7 @@ from sluice.auth.keys import KeyRecord
 from sluice.auth.service import CreatedKey
 from sluice.console import forms
 from sluice.console.context import ConsoleContext, Viewer, field_errors, redirect
+from sluice.console.spend import month_spend
 from sluice.errors import BadRequest, GatewayError
 from sluice.tenancy.model import Governance
 
@@ -21,7 +22,10 @@ DAY_S = 86_400.0
 GRACE_CHOICES = {"0": 0.0, "3600": 3600.0, "86400": 86_400.0}
 
 
-def key_view(record: KeyRecord, now: float, owners: dict[str, str]) -> dict[str, Any]:
+def key_view(
+    record: KeyRecord, now: float, owners: dict[str, str], spend: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """``spend``: US dollars this month per key id (absent: no usage; ``None``: not shown)."""
     if record.revoked_at is not None:
         state = "revoked"
     elif record.expires_at is not None and now >= record.expires_at:
@@ -29,7 +33,8 @@ def key_view(record: KeyRecord, now: float, owners: dict[str, str]) -> dict[str,
     else:
         state = "active"
     owner = owners.get(record.user_id or record.service_account_id or "", "—")
-    return {"record": record, "state": state, "owner": owner}
+    spent = None if spend is None else spend.get(record.id, 0.0)
+    return {"record": record, "state": state, "owner": owner, "spend": spent}
 
 
 def routes(ctx: ConsoleContext) -> list[Route]:
@@ -50,8 +55,9 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         owners.update({s.id: f"service account {s.name}" for s in index.service_accounts.values()})
         now = clock.now()
         visible = await keys.list(viewer.principal)
-        mine = [key_view(r, now, owners) for r in visible if r.user_id == viewer.user.id]
-        others = [key_view(r, now, owners) for r in visible if r.user_id != viewer.user.id]
+        spend = await month_spend(ctx, viewer, by="key", ids=(r.id for r in visible))
+        mine = [key_view(r, now, owners, spend) for r in visible if r.user_id == viewer.user.id]
+        others = [key_view(r, now, owners, spend) for r in visible if r.user_id != viewer.user.id]
         teams = [index.teams[t] for t in sorted(viewer.principal.teams) if t in index.teams]
         return ctx.render(
             request,

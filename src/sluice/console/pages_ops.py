@@ -1,5 +1,5 @@
 """Admin operations: models and deployments with live health and breaker state, routing
-policies (list, reload), provider credentials (masked; set, delete), the audit log, and a
+policies (list, reload), provider credentials (masked; set, delete), and a
 read-only view of the settings with secrets masked."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from sluice.console.pages_admin import admin_viewer
 from sluice.errors import GatewayError
 from sluice.routing.report import deployment_report
 
-AUDIT_ROWS = 100
 SECRET_SETTINGS = ("master_key", "secret_key")
 _URL_PASSWORD = re.compile(r"(://[^:/@]*:)[^@]*@")
 
@@ -38,7 +37,6 @@ def masked_settings(values: dict[str, Any]) -> list[tuple[str, str]]:
 
 def routes(ctx: ConsoleContext) -> list[Route]:
     control = ctx.control
-    t = control.tenancy
 
     async def models(request: Request) -> Response:
         viewer = admin_viewer(await ctx.viewer(request))
@@ -121,15 +119,6 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             )
         return redirect("/ui/admin/providers", "credential_removed")
 
-    async def audit(request: Request) -> Response:
-        viewer = admin_viewer(await ctx.viewer(request))
-        raw = request.query_params.get("before_id", "")
-        before = int(raw) if raw.isdigit() else None
-        entries = await t.audit_entries(
-            viewer.principal, org_id=None, limit=AUDIT_ROWS, before_id=before
-        )
-        return ctx.render(request, "admin_audit.html", viewer, audit=entries, limit=AUDIT_ROWS)
-
     async def settings(request: Request) -> Response:
         viewer = admin_viewer(await ctx.viewer(request))
         cfg = control.config
@@ -152,6 +141,5 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         Route("/ui/admin/providers", providers_page, methods=["GET"]),
         Route("/ui/admin/providers/{name}/credential", set_credential, methods=["POST"]),
         Route("/ui/admin/providers/{name}/credential/delete", delete_credential, methods=["POST"]),
-        Route("/ui/admin/audit", audit, methods=["GET"]),
         Route("/ui/admin/settings", settings, methods=["GET"]),
     ]

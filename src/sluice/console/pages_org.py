@@ -4,15 +4,18 @@ spend this month, its audit log."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sluice.budgets.spec import period_bounds
+from sluice.analytics.scope import visibility
 from sluice.console import forms
 from sluice.console.context import ConsoleContext, Viewer, field_errors, redirect
+from sluice.console.pages_audit import audit_names
+from sluice.console.spend import month_spend
 from sluice.errors import GatewayError
 from sluice.tenancy import rules
 from sluice.tenancy.model import Governance, Org
@@ -42,7 +45,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         form_id: str = "",
     ) -> Response:
         directory = await t.directory()
-        teams = [x for x in directory.teams if x.org_id == org.id]
+        teams = [x for x in directory.teams if x.org_id == org.id and x.archived_at is None]
         team_ids = {x.id for x in teams}
         team_names = {x.id: x.name for x in teams}
         users = {u.id: u for u in directory.users}
@@ -55,8 +58,14 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             for r in directory.org_roles
             if r.org_id == org.id and r.role.value == "org_admin"
         }
-        start, _ = period_bounds("month", ctx.control.clock.now())
-        spent = await ctx.control.records.spent_since(f"org:{org.id}", start)
+        # The same rollups and window as the Usage page's "this month" link, so they agree.
+        analytics = ctx.control.analytics
+        month = analytics.month_to_date()
+        spent = await analytics.spend_by(
+            month, visibility(viewer.principal), by="org", among=frozenset({org.id})
+        )
+        team_spend = await month_spend(ctx, viewer, by="team", ids=team_ids)
+        user_spend = await month_spend(ctx, viewer, by="user", ids=people)
         audit = await t.audit_entries(
             viewer.principal, org_id=org.id, limit=AUDIT_ROWS, before_id=None
         )
@@ -68,8 +77,12 @@ def routes(ctx: ConsoleContext) -> list[Route]:
             org=org,
             teams=teams,
             people=[(users[uid], where, uid in admins) for uid, where in people.items()],
-            spent_usd=spent / 1e6,
+            spent_usd=spent.get(org.id, 0) / 1e6,
+            month_from=datetime.fromtimestamp(month.start, UTC).date().isoformat(),
+            team_spend=team_spend,
+            user_spend=user_spend,
             audit=audit,
+            names=await audit_names(ctx),
             errors=errors or {},
             form_id=form_id,
             values=values or forms.governance_values(org.governance),

@@ -177,7 +177,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
                 presets=list(PRESETS),
                 rows=None,
                 errors=inline(exc),
-                values=values,
+                values={**values, **usage_scope.kept_range(params, ctx.control.clock.now())},
             )
         rows, nxt = await service.log(asked.query)
         keep = {k: v for k, v in values.items() if v}

@@ -146,6 +146,7 @@ def routes(ctx: ConsoleContext) -> list[Route]:
         offered: list[ScopeChoice] | None = None,
     ) -> Response:
         offered = offered or usage_scope.choices(ctx, viewer)
+        values = {**values, **usage_scope.kept_range(request.query_params, ctx.control.clock.now())}
         return ctx.render(
             request,
             "usage.html",

@@ -98,6 +98,17 @@ def parse_range(params: QueryParams, now: float) -> DateRange:
     return DateRange(start, end, _interval(start, end), None, str(first), str(last))
 
 
+def kept_range(params: QueryParams, now: float) -> dict[str, str]:
+    """The date inputs to show again after another field's error: the range the query
+    stands for (a preset's dates included), or what was typed when the range itself is
+    what is wrong. A filter error never clears the date range."""
+    try:
+        span = parse_range(params, now)
+    except BadRequest:
+        return {"from": params.get("from", ""), "to": params.get("to", "")}
+    return {"from": span.from_value, "to": span.to_value}
+
+
 def _midnight(day: date) -> float:
     return datetime.combine(day, datetime.min.time(), UTC).timestamp()
 

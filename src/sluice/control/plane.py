@@ -27,6 +27,7 @@ from sluice.scim.service import ScimService
 from sluice.settings import Settings
 from sluice.storage.base import UsageRepository
 from sluice.storage.console import ConsoleRepository
+from sluice.tenancy.archive import Archive
 from sluice.tenancy.keys import KeyService
 from sluice.tenancy.service import Tenancy
 from sluice.usage.bodies import BodyRepository
@@ -59,6 +60,8 @@ class ControlPlane:
     sync: KeySync
     tenancy: Tenancy
     keys: KeyService
+    archive: Archive
+    """Archiving organisations, teams and users (the tenancy's delete)."""
     credentials: CredentialService
     policies: PolicyService
     analytics: Analytics

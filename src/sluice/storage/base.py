@@ -19,6 +19,7 @@ from sluice.storage.files import FileRepository
 from sluice.storage.mcp_servers import McpServerRepository
 from sluice.tenancy.model import (
     AuditEntry,
+    AuditFilter,
     Directory,
     Membership,
     Org,
@@ -129,8 +130,15 @@ class TenancyRepository(Protocol):
     async def directory(self) -> Directory: ...
     async def audit(self, entry: AuditEntry) -> None: ...
     async def audit_entries(
-        self, *, org_id: str | None = None, limit: int = 100, before_id: int | None = None
-    ) -> list[AuditEntry]: ...
+        self,
+        *,
+        org_id: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+        where: AuditFilter | None = None,
+    ) -> list[AuditEntry]:
+        """Newest first; ``before_id`` pages back; ``where`` narrows further."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

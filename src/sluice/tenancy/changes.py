@@ -20,7 +20,7 @@ from sluice.errors import ErrorKind, GatewayError
 from sluice.storage.base import KeyRepository, MetaRepository, TenancyRepository, Unit
 from sluice.tenancy import rules
 from sluice.tenancy.audit import snapshot
-from sluice.tenancy.model import AuditEntry, Directory
+from sluice.tenancy.model import AuditEntry, AuditFilter, Directory
 
 
 def new_id(prefix: str) -> str:
@@ -50,6 +50,9 @@ class Changes:
         self._clock = clock
         self._changed = changed
         self.default_max_keys = default_max_keys
+
+    def now(self) -> float:
+        return self._clock.now()
 
     def entry(
         self,
@@ -103,13 +106,19 @@ class Changes:
 
     # audit -------------------------------------------------------------------------------
     async def audit_entries(
-        self, actor: Principal, *, org_id: str | None, limit: int, before_id: int | None
+        self,
+        actor: Principal,
+        *,
+        org_id: str | None,
+        limit: int,
+        before_id: int | None,
+        where: AuditFilter | None = None,
     ) -> list[AuditEntry]:
-        if actor.is_admin:
-            return await self.repo.audit_entries(org_id=org_id, limit=limit, before_id=before_id)
-        if org_id is None or org_id not in actor.org_admin_of:
+        if not actor.is_admin and (org_id is None or org_id not in actor.org_admin_of):
             raise rules.forbidden("admins see the whole audit log; org admins pass their org_id")
-        return await self.repo.audit_entries(org_id=org_id, limit=limit, before_id=before_id)
+        return await self.repo.audit_entries(
+            org_id=org_id, limit=limit, before_id=before_id, where=where
+        )
 
     async def audit_event(
         self,

@@ -11,7 +11,7 @@ from sluice.auth.principal import Principal
 from sluice.auth.service import CreatedKey, new_key
 from sluice.errors import BadRequest
 from sluice.tenancy import bounds, rules
-from sluice.tenancy.model import Directory, Governance, Team
+from sluice.tenancy.model import Directory, Governance, Team, User
 from sluice.tenancy.service import Tenancy
 
 
@@ -119,6 +119,7 @@ class KeyService:
                 team = next((t for t in directory.teams if t.id == team_id), None)
                 if team is None:
                     raise rules.not_found("team", team_id)
+        _live(team, owner)
         if not actor.is_admin and team is not None:
             rules.within(gov.limits, team.governance.limits, what="team")
             rules.budget_within(gov.budget, team.governance.budget, what="team")
@@ -206,6 +207,14 @@ class KeyService:
             if stored is None:  # gone meanwhile: roll the audit entry back
                 raise rules.not_found("key", key_id)
         return stored
+
+
+def _live(team: Team | None, owner: User | None) -> None:
+    """No new key bills an archived team or belongs to an archived user."""
+    if team is not None:
+        rules.live("team", team.name, team.archived_at)
+    if owner is not None:
+        rules.live("user", owner.email, owner.archived_at)
 
 
 def _check_changes(changes: dict[str, Any], *, now: float) -> None:

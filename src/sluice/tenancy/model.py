@@ -104,6 +104,8 @@ class Org:
     created_at: float
     default_team_id: str | None = None
     governance: Governance = field(default_factory=Governance)
+    archived_at: float | None = None
+    """When it was archived (its teams archived, their keys revoked); ``None``: live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,8 @@ class Team:
     managed_by: str | None = None
     """The identity provider whose groups made this team (its members follow the groups);
     ``None``: made by hand."""
+    archived_at: float | None = None
+    """When it was archived (its keys revoked, hidden from default lists); ``None``: live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +133,8 @@ class User:
     max_keys: int | None = None
     """Cap on this user's personal keys; ``None``: the process default."""
     governance: Governance = field(default_factory=Governance)
+    archived_at: float | None = None
+    """When it was archived (disabled, its keys revoked); ``None``: live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +170,21 @@ class AuditEntry:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which audit entries to read; every field left ``None`` matches all."""
+
+    actor: str | None = None
+    """The acting user's (or key's) id."""
+    action: str | None = None
+    """An action (``team.archive``) or its prefix up to a dot (``team.``)."""
+    target_id: str | None = None
+    start: float | None = None
+    """Entries at or after this time (epoch seconds)."""
+    end: float | None = None
+    """Entries before this time (epoch seconds)."""
 
 
 @dataclass(frozen=True, slots=True)

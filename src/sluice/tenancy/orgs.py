@@ -89,10 +89,15 @@ class OrgsAndTeams(Changes):
         directory = await self.repo.directory()
         return frozenset(t.org_id for t in directory.teams if t.id in actor.teams)
 
-    async def list_orgs(self, actor: Principal) -> list[Org]:
+    async def list_orgs(self, actor: Principal, *, archived: bool = False) -> list[Org]:
+        """``archived``: include archived organisations."""
         directory = await self.repo.directory()
         member = frozenset(t.org_id for t in directory.teams if t.id in actor.teams)
-        return [o for o in directory.orgs if rules.sees_org(actor, o.id, member)]
+        return [
+            o
+            for o in directory.orgs
+            if rules.sees_org(actor, o.id, member) and (archived or o.archived_at is None)
+        ]
 
     async def update_org(
         self, actor: Principal, org_id: str, *, name: str | None, gov: Governance
@@ -141,6 +146,7 @@ class OrgsAndTeams(Changes):
         org = await self.visible_org(actor, org_id)
         if not rules.is_org_admin(actor, org_id):
             raise rules.forbidden("only admins and this organisation's admins create teams")
+        rules.live("organisation", org.name, org.archived_at)
         bounds.check_name(name, param="name")
         bounds.check_governance(gov)
         rules.within(gov.limits, org.governance.limits, what="organisation")
@@ -158,9 +164,14 @@ class OrgsAndTeams(Changes):
             raise rules.not_found("team", team_id)
         return team
 
-    async def list_teams(self, actor: Principal) -> list[Team]:
+    async def list_teams(self, actor: Principal, *, archived: bool = False) -> list[Team]:
+        """``archived``: include archived teams."""
         directory = await self.repo.directory()
-        return [t for t in directory.teams if rules.sees_team(actor, t)]
+        return [
+            t
+            for t in directory.teams
+            if rules.sees_team(actor, t) and (archived or t.archived_at is None)
+        ]
 
     async def update_team(
         self, actor: Principal, team_id: str, *, name: str | None, gov: Governance
@@ -198,6 +209,7 @@ class OrgsAndTeams(Changes):
         team = await self.visible_team(actor, team_id)
         if not rules.is_team_admin(actor, team):
             raise rules.forbidden("only this team's admins manage its members")
+        rules.live("team", team.name, team.archived_at)
         user = await self.repo.get_user(user_id)
         if user is None or not await self.may_see_user(actor, user):
             raise rules.not_found("user", user_id)

@@ -23,6 +23,17 @@ def forbidden(message: str) -> GatewayError:
     return GatewayError(ErrorKind.CALLER_FORBIDDEN, message, code="forbidden")
 
 
+def live(kind: str, name: str, archived_at: float | None) -> None:
+    """Refuse (409) to put anything new under an archived organisation, team or user."""
+    if archived_at is not None:
+        raise GatewayError(
+            ErrorKind.CALLER_BAD_REQUEST,
+            f"the {kind} {name!r} is archived",
+            status=409,
+            code="archived",
+        )
+
+
 def is_org_admin(p: Principal, org_id: str) -> bool:
     return p.is_admin or org_id in p.org_admin_of
 

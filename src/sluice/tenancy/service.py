@@ -36,9 +36,11 @@ class Tenancy(OrgsAndTeams):
         team: Team | None = None
         if team_id is not None:
             team = await self.visible_team(actor, team_id)
+            rules.live("team", team.name, team.archived_at)
             org_id = team.org_id
         elif org_id is not None:
             org = await self.visible_org(actor, org_id)
+            rules.live("organisation", org.name, org.archived_at)
             team = await self.repo.get_team(org.default_team_id or "")
         if not actor.is_admin and (org_id is None or org_id not in actor.org_admin_of):
             raise rules.forbidden(
@@ -70,9 +72,14 @@ class Tenancy(OrgsAndTeams):
             raise rules.not_found("user", user_id)
         return user
 
-    async def list_users(self, actor: Principal) -> list[User]:
+    async def list_users(self, actor: Principal, *, archived: bool = False) -> list[User]:
+        """``archived``: include archived users."""
         directory = await self.repo.directory()
-        return [u for u in directory.users if await self.may_see_user(actor, u, directory)]
+        return [
+            u
+            for u in directory.users
+            if (archived or u.archived_at is None) and await self.may_see_user(actor, u, directory)
+        ]
 
     async def update_user(
         self,
@@ -130,6 +137,7 @@ class Tenancy(OrgsAndTeams):
         team = await self.visible_team(actor, team_id)
         if not rules.is_team_admin(actor, team):
             raise rules.forbidden("only this team's admins create service accounts")
+        rules.live("team", team.name, team.archived_at)
         bounds.check_name(name, param="name")
         sa = ServiceAccount(new_id("sa"), team_id, name, self._clock.now())
         async with self.changing(

@@ -10,12 +10,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
-from sluice.alerts import Alert, AlertKind, AlertQuery, AlertService
+from sluice.alerts import Alert, AlertKind, AlertService
 from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
 from sluice.api.admin.schemas import IsoDateTime
 from sluice.auth.principal import Principal
-from sluice.errors import BadRequest, ErrorKind, GatewayError
-from sluice.tenancy import rules
+from sluice.control.alerts import send_test, visibility
+from sluice.errors import BadRequest
 
 SCOPE_KINDS = ("key", "user", "team", "org")
 
@@ -75,23 +75,6 @@ def alert_out(a: Alert) -> AlertOut:
         attempts=a.attempts,
         last_error=a.last_error,
         delivered_at=_when(a.delivered_at),
-    )
-
-
-def visibility(actor: Principal, member_orgs: frozenset[str]) -> AlertQuery:
-    """What a caller may see: admins everything; everyone else budget alerts only — of
-    the orgs they administer, the teams they administer, their own user and keys, and the
-    budgets of the teams and orgs they belong to (whose spend they may read too)."""
-    if actor.is_admin:
-        return AlertQuery()
-    return AlertQuery(
-        budget_only=True,
-        visible_orgs=actor.org_admin_of,
-        visible_teams=actor.team_admin_of,
-        visible_users=frozenset({actor.user_id} if actor.user_id else ()),
-        visible_scopes=frozenset(
-            [f"team:{t}" for t in actor.teams] + [f"org:{o}" for o in member_orgs]
-        ),
     )
 
 
@@ -155,16 +138,6 @@ def router(ctx: AdminContext) -> APIRouter:
         actor: Actor,
         webhook: Annotated[str | None, Query(description="one webhook by name")] = None,
     ) -> AlertOut:
-        if not actor.is_admin:
-            raise rules.forbidden("only admins send test alerts")
-        alerts = service()
-        if webhook is not None and webhook not in alerts.sender.names:
-            raise GatewayError(
-                ErrorKind.CALLER_NOT_FOUND,
-                f"no webhook named {webhook!r} under alerts.webhooks",
-                param="webhook",
-                code="not_found",
-            )
-        return alert_out(await alerts.send_test(only=webhook))
+        return alert_out(await send_test(service(), actor, only=webhook))
 
     return api

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -55,6 +55,10 @@ _DESCRIPTIONS = {
 def error_responses(statuses: tuple[int, ...] = COMMON_ERRORS) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these error statuses (every router gets the common ones)."""
     return {s: {"model": ErrorOut, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+Archived = Annotated[bool, Query(description="Include archived organisations, teams or users.")]
+"""The ``archived`` query flag of the tenancy lists."""
 
 
 def policy(text: str, *, errors: tuple[int, ...] = ()) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.deps import AdminContext, Archived, policy
 from sluice.api.admin.schemas import (
     CapsIn,
     GovernanceOut,
@@ -45,8 +45,16 @@ def router(ctx: AdminContext) -> APIRouter:
         return OrgOut.of_org(org)
 
     @api.get("/orgs", response_model=Page, **policy("visible orgs: admin all, others theirs"))
-    async def list_orgs(actor: Actor) -> Page:
-        return Page(data=[OrgOut.of_org(o) for o in await t.list_orgs(actor)])
+    async def list_orgs(actor: Actor, archived: Archived = False) -> Page:
+        return Page(data=[OrgOut.of_org(o) for o in await t.list_orgs(actor, archived=archived)])
+
+    @api.post(
+        "/orgs/{org_id}/archive",
+        response_model=OrgOut,
+        **policy("admin; archives its teams and revokes their keys"),
+    )
+    async def archive(org_id: str, actor: Actor) -> OrgOut:
+        return OrgOut.of_org(await ctx.control.archive.org(actor, org_id))
 
     @api.get("/orgs/{org_id}", response_model=OrgOut, **policy("member, org-admin or admin"))
     async def get(org_id: str, actor: Actor) -> OrgOut:

@@ -222,11 +222,18 @@ class OrgUpdate(GovernanceIn):
     name: Name | None = None
 
 
+def _at(ts: float | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts is not None else None
+
+
 class OrgOut(GovernanceOut):
     id: str
     name: str
     default_team_id: str | None
     created_at: datetime
+    archived_at: datetime | None = Field(
+        default=None, description="When it was archived (its keys revoked); null: live."
+    )
 
     @classmethod
     def of_org(cls, o: Org) -> OrgOut:
@@ -235,6 +242,7 @@ class OrgOut(GovernanceOut):
             name=o.name,
             default_team_id=o.default_team_id,
             created_at=datetime.fromtimestamp(o.created_at, UTC),
+            archived_at=_at(o.archived_at),
             **GovernanceOut.of(o.governance).model_dump(),
         )
 
@@ -257,6 +265,9 @@ class TeamOut(GovernanceOut):
         description="The identity provider whose groups made the team (members follow the "
         "groups); null: made by hand.",
     )
+    archived_at: datetime | None = Field(
+        default=None, description="When it was archived (its keys revoked); null: live."
+    )
 
     @classmethod
     def of_team(cls, t: Team) -> TeamOut:
@@ -266,6 +277,7 @@ class TeamOut(GovernanceOut):
             name=t.name,
             managed_by=t.managed_by,
             created_at=datetime.fromtimestamp(t.created_at, UTC),
+            archived_at=_at(t.archived_at),
             **GovernanceOut.of(t.governance).model_dump(),
         )
 
@@ -304,6 +316,9 @@ class UserOut(GovernanceOut):
     disabled: bool
     max_keys: int | None
     created_at: datetime
+    archived_at: datetime | None = Field(
+        default=None, description="When it was archived (its keys revoked); null: live."
+    )
     identity_source: str = Field(
         default="local", description="local, or the identity providers the person signs in with"
     )
@@ -326,6 +341,7 @@ class UserOut(GovernanceOut):
             disabled=u.disabled,
             max_keys=u.max_keys,
             created_at=datetime.fromtimestamp(u.created_at, UTC),
+            archived_at=_at(u.archived_at),
             **GovernanceOut.of(u.governance).model_dump(),
         )
 

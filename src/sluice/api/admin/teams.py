@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.deps import AdminContext, Archived, policy
 from sluice.api.admin.schemas import (
     MemberIn,
     MemberOut,
@@ -39,8 +39,16 @@ def router(ctx: AdminContext) -> APIRouter:
         return TeamOut.of_team(team)
 
     @api.get("/teams", response_model=Page, **policy("visible teams"))
-    async def list_teams(actor: Actor) -> Page:
-        return Page(data=[TeamOut.of_team(x) for x in await t.list_teams(actor)])
+    async def list_teams(actor: Actor, archived: Archived = False) -> Page:
+        return Page(data=[TeamOut.of_team(x) for x in await t.list_teams(actor, archived=archived)])
+
+    @api.post(
+        "/teams/{team_id}/archive",
+        response_model=TeamOut,
+        **policy("org-admin or admin; revokes the keys that bill it"),
+    )
+    async def archive(team_id: str, actor: Actor) -> TeamOut:
+        return TeamOut.of_team(await ctx.control.archive.team(actor, team_id))
 
     @api.get(
         "/teams/{team_id}",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from sluice.api.admin.deps import AdminContext, policy
+from sluice.api.admin.deps import AdminContext, Archived, policy
 from sluice.api.admin.schemas import Page, UserCreate, UserOut, UserUpdate, merge_governance
 from sluice.auth.oidc.service import LOCAL
 from sluice.auth.principal import Principal
@@ -42,8 +42,8 @@ def router(ctx: AdminContext) -> APIRouter:
         return await out(user)
 
     @api.get("/users", response_model=Page, **policy("visible users"))
-    async def list_users(actor: Actor) -> Page:
-        users = await t.list_users(actor)
+    async def list_users(actor: Actor, archived: Archived = False) -> Page:
+        users = await t.list_users(actor, archived=archived)
         sign_ins = await ctx.control.sso.sign_ins()
         return Page(data=[UserOut.of_user(u, sign_ins.get(u.id, LOCAL)) for u in users])
 
@@ -76,6 +76,14 @@ def router(ctx: AdminContext) -> APIRouter:
             gov=merge_governance(user.governance, body),
         )
         return await out(user)
+
+    @api.post(
+        "/users/{user_id}/archive",
+        response_model=UserOut,
+        **policy("org-admin or admin, not oneself; disables and revokes their keys"),
+    )
+    async def archive(user_id: str, actor: Actor) -> UserOut:
+        return await out(await ctx.control.archive.user(actor, user_id))
 
     @api.put("/users/{user_id}/admin", response_model=UserOut, **policy("admin"))
     async def grant_admin(user_id: str, actor: Actor) -> UserOut:

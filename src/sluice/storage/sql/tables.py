@@ -86,6 +86,7 @@ def _governed(name: str, *columns: Column[object], indexes: tuple[Index, ...] = 
         Column("budget", JSON),
         *mcp_access_columns(),
         Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("archived_at", DateTime(timezone=True)),
         *indexes,
     )
 
@@ -539,5 +540,5 @@ KEYS_VERSION = "keys_version"
 CATALOG_VERSION = "catalog_version"
 """Bumped by every write to ``catalog_entries`` (each process rebuilds its model table)."""
 
-HEAD_REVISION = "0024"
+HEAD_REVISION = "0025"
 """The newest migration; a test checks it against the migration scripts."""

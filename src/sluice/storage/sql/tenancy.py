@@ -16,6 +16,7 @@ from sluice.storage.sql.convert import ts as _ts
 from sluice.storage.sql.unit import Database
 from sluice.tenancy.model import (
     AuditEntry,
+    AuditFilter,
     Directory,
     Governance,
     Membership,
@@ -54,11 +55,21 @@ def _created(row: Any) -> float:
 
 
 def _org(row: Any) -> Org:
-    return Org(row.id, row.name, _created(row), row.default_team_id, _gov(row))
+    return Org(
+        row.id, row.name, _created(row), row.default_team_id, _gov(row), _ts(row.archived_at)
+    )
 
 
 def _team(row: Any) -> Team:
-    return Team(row.id, row.org_id, row.name, _created(row), _gov(row), row.managed_by)
+    return Team(
+        row.id,
+        row.org_id,
+        row.name,
+        _created(row),
+        _gov(row),
+        row.managed_by,
+        _ts(row.archived_at),
+    )
 
 
 def _user(row: Any) -> User:
@@ -71,6 +82,7 @@ def _user(row: Any) -> User:
         row.disabled,
         row.max_keys,
         _gov(row),
+        _ts(row.archived_at),
     )
 
 
@@ -108,7 +120,10 @@ class SqlTenancy:
             update(t.orgs)
             .where(t.orgs.c.id == org.id)
             .values(
-                name=org.name, default_team_id=org.default_team_id, **_gov_values(org.governance)
+                name=org.name,
+                default_team_id=org.default_team_id,
+                archived_at=_dt(org.archived_at),
+                **_gov_values(org.governance),
             )
         )
 
@@ -124,7 +139,11 @@ class SqlTenancy:
         await self._write(
             update(t.teams)
             .where(t.teams.c.id == team.id)
-            .values(name=team.name, **_gov_values(team.governance))
+            .values(
+                name=team.name,
+                archived_at=_dt(team.archived_at),
+                **_gov_values(team.governance),
+            )
         )
 
     async def get_team(self, team_id: str) -> Team | None:
@@ -168,6 +187,7 @@ class SqlTenancy:
                 is_admin=user.is_admin,
                 disabled=user.disabled,
                 max_keys=user.max_keys,
+                archived_at=_dt(user.archived_at),
                 **_gov_values(user.governance),
             )
         )
@@ -267,13 +287,21 @@ class SqlTenancy:
             )
 
     async def audit_entries(
-        self, *, org_id: str | None = None, limit: int = 100, before_id: int | None = None
+        self,
+        *,
+        org_id: str | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+        where: AuditFilter | None = None,
     ) -> list[AuditEntry]:
-        query = select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
+        log = t.audit_log
+        query = select(log).order_by(log.c.id.desc()).limit(limit)
         if org_id is not None:
-            query = query.where(t.audit_log.c.org_id == org_id)
+            query = query.where(log.c.org_id == org_id)
         if before_id is not None:
-            query = query.where(t.audit_log.c.id < before_id)
+            query = query.where(log.c.id < before_id)
+        if where is not None:
+            query = query.where(*_audit_where(where))
         async with self._db.connect() as conn:
             rows = await conn.execute(query)
             out = []
@@ -294,6 +322,25 @@ class SqlTenancy:
                     )
                 )
         return out
+
+
+def _audit_where(f: AuditFilter) -> list[Any]:
+    log = t.audit_log
+    out: list[Any] = []
+    if f.actor is not None:
+        out.append(log.c.actor == f.actor)
+    if f.action is not None:
+        if f.action.endswith("."):
+            out.append(log.c.action.startswith(f.action, autoescape=True))
+        else:
+            out.append(log.c.action == f.action)
+    if f.target_id is not None:
+        out.append(log.c.target_id == f.target_id)
+    if f.start is not None:
+        out.append(log.c.at >= _dt(f.start))
+    if f.end is not None:
+        out.append(log.c.at < _dt(f.end))
+    return out
 
 
 def _team_insert(team: Team) -> Any:
