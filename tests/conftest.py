@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -48,27 +50,63 @@ def postgres_server_url() -> str:
     return PG_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def _pg_admin(server_url: str, sql: str) -> None:
     import asyncpg
 
-    name = f"sluice_t_{uuid.uuid4().hex[:12]}"
-    plain = postgres_server_url.replace("postgresql+asyncpg://", "postgresql://")
+    plain = server_url.replace("postgresql+asyncpg://", "postgresql://")
 
-    async def admin(sql: str) -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(plain)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(run())
+
+
+async def _migrate(url: str) -> None:
+    from sluice.storage.sql.migrate import upgrade_engine
+    from sluice.storage.sql.repository import SqlStorage
+
+    store = SqlStorage.from_url(url)
+    try:
+        await upgrade_engine(store.engine)
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="session")
+def _migrated_pg_template(postgres_server_url: str) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session: the ``storage`` fixture's
+    databases are copies of it (``CREATE DATABASE ... TEMPLATE``), which is faster than
+    running every migration per test. Nothing connects to it after the migration, as a
+    template must have no other sessions while it is copied."""
+    name = f"sluice_tpl_{uuid.uuid4().hex[:12]}"
+    _pg_admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    try:
+        asyncio.run(_migrate(f"{postgres_server_url.rsplit('/', 1)[0]}/{name}"))
+        yield name
+    finally:
+        _pg_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards.
+
+    Empty, unless the test also uses ``storage``: then it is a copy of the migrated
+    template (``storage`` would migrate it to head anyway)."""
+    name = f"sluice_t_{uuid.uuid4().hex[:12]}"
+    template = ""
+    if "storage" in request.fixturenames:
+        template = f' TEMPLATE "{request.getfixturevalue("_migrated_pg_template")}"'
+    _pg_admin(postgres_server_url, f'CREATE DATABASE "{name}"{template}')
     base = postgres_server_url.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _pg_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
@@ -77,9 +115,24 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture(scope="session")
+def _migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database file migrated to head once per session (see ``sqlite_url``)."""
+    path = tmp_path_factory.mktemp("migrated") / "sluice.db"
+    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
+    for suffix in ("-wal", "-shm", "-journal"):  # closed cleanly: everything is in the file
+        assert not path.with_name(path.name + suffix).exists(), suffix
+    return path
+
+
 @pytest.fixture
-def sqlite_url(tmp_path: object) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/sluice.db"
+def sqlite_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A SQLite database file for one test: absent (created on first connect), unless the
+    test also uses ``storage``: then it is a copy of the migrated file."""
+    path = tmp_path / "sluice.db"
+    if "storage" in request.fixturenames:
+        shutil.copyfile(request.getfixturevalue("_migrated_sqlite_file"), path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -92,6 +145,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def storage(database_url: str) -> AsyncIterator[object]:
+    """A store over a database at head: a copy of a once-migrated database (see
+    ``postgres_url``/``sqlite_url``); ``upgrade_engine`` then confirms the revision."""
     from sluice.storage.sql.migrate import upgrade_engine
     from sluice.storage.sql.repository import SqlStorage
 
