@@ -10,7 +10,6 @@ import asyncio
 import logging
 import os
 import queue
-import shutil
 import socket
 import threading
 import uuid
@@ -19,6 +18,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.migrated import copy_migrated_sqlite, migrate
 
 PG_URL = os.environ.get(
     "SLUICE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -67,17 +68,6 @@ def _pg_admin(server_url: str, sql: str) -> None:
     asyncio.run(run())
 
 
-async def _migrate(url: str) -> None:
-    from sluice.storage.sql.migrate import upgrade_engine
-    from sluice.storage.sql.repository import SqlStorage
-
-    store = SqlStorage.from_url(url)
-    try:
-        await upgrade_engine(store.engine)
-    finally:
-        await store.close()
-
-
 @pytest.fixture(scope="session")
 def _migrated_pg_template(postgres_server_url: str) -> Iterator[str]:
     """A PostgreSQL database migrated to head once per session: the ``storage`` fixture's
@@ -87,7 +77,7 @@ def _migrated_pg_template(postgres_server_url: str) -> Iterator[str]:
     name = f"sluice_tpl_{uuid.uuid4().hex[:12]}"
     _pg_admin(postgres_server_url, f'CREATE DATABASE "{name}"')
     try:
-        asyncio.run(_migrate(f"{postgres_server_url.rsplit('/', 1)[0]}/{name}"))
+        asyncio.run(migrate(f"{postgres_server_url.rsplit('/', 1)[0]}/{name}"))
         yield name
     finally:
         _pg_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -159,23 +149,13 @@ def redis_url() -> str:
     return REDIS_URL
 
 
-@pytest.fixture(scope="session")
-def _migrated_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite database file migrated to head once per session (see ``sqlite_url``)."""
-    path = tmp_path_factory.mktemp("migrated") / "sluice.db"
-    asyncio.run(_migrate(f"sqlite+aiosqlite:///{path}"))
-    for suffix in ("-wal", "-shm", "-journal"):  # closed cleanly: everything is in the file
-        assert not path.with_name(path.name + suffix).exists(), suffix
-    return path
-
-
 @pytest.fixture
 def sqlite_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
     """A SQLite database file for one test: absent (created on first connect), unless the
     test also uses ``storage``: then it is a copy of the migrated file."""
     path = tmp_path / "sluice.db"
     if "storage" in request.fixturenames:
-        shutil.copyfile(request.getfixturevalue("_migrated_sqlite_file"), path)
+        copy_migrated_sqlite(path)
     return f"sqlite+aiosqlite:///{path}"
 
 
