@@ -9,12 +9,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import socket
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+
+from tests.migrated import copy_migrated_sqlite, migrate
 
 PG_URL = os.environ.get(
     "SLUICE_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -48,27 +53,94 @@ def postgres_server_url() -> str:
     return PG_URL
 
 
-@pytest.fixture
-def postgres_url(postgres_server_url: str) -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+def _pg_admin(server_url: str, sql: str) -> None:
     import asyncpg
 
-    name = f"sluice_t_{uuid.uuid4().hex[:12]}"
-    plain = postgres_server_url.replace("postgresql+asyncpg://", "postgresql://")
+    plain = server_url.replace("postgresql+asyncpg://", "postgresql://")
 
-    async def admin(sql: str) -> None:
+    async def run() -> None:
         conn = await asyncpg.connect(plain)
         try:
             await conn.execute(sql)
         finally:
             await conn.close()
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def _migrated_pg_template(postgres_server_url: str) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per session: the ``storage`` fixture's
+    databases are copies of it (``CREATE DATABASE ... TEMPLATE``), which is faster than
+    running every migration per test. Nothing connects to it after the migration, as a
+    template must have no other sessions while it is copied."""
+    name = f"sluice_tpl_{uuid.uuid4().hex[:12]}"
+    _pg_admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    try:
+        asyncio.run(migrate(f"{postgres_server_url.rsplit('/', 1)[0]}/{name}"))
+        yield name
+    finally:
+        _pg_admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class _Dropper:
+    """Drops finished tests' databases on a background thread.
+
+    ``DROP DATABASE`` waits for a checkpoint (about a second here), which is disk time the
+    next test need not wait for. At most ``bound`` drops wait at once (then ``drop`` blocks),
+    and ``close`` waits for every one, so no database outlives the session."""
+
+    def __init__(self, server_url: str, bound: int = 4) -> None:
+        self._server_url = server_url
+        self._names: queue.Queue[str | None] = queue.Queue(maxsize=bound)
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name="pg-dropper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (name := self._names.get()) is not None:
+            try:
+                _pg_admin(self._server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except BaseException as exc:  # reported by close
+                self._errors.append(exc)
+
+    def drop(self, name: str) -> None:
+        self._names.put(name)
+
+    def close(self) -> None:
+        self._names.put(None)
+        self._thread.join()
+        if self._errors:
+            raise self._errors[0]
+
+
+@pytest.fixture(scope="session")
+def _pg_dropper(postgres_server_url: str) -> Iterator[_Dropper]:
+    dropper = _Dropper(postgres_server_url)
+    try:
+        yield dropper
+    finally:
+        dropper.close()
+
+
+@pytest.fixture
+def postgres_url(
+    postgres_server_url: str, _pg_dropper: _Dropper, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards (in the background).
+
+    Empty, unless the test also uses ``storage``: then it is a copy of the migrated
+    template (``storage`` would migrate it to head anyway)."""
+    name = f"sluice_t_{uuid.uuid4().hex[:12]}"
+    template = ""
+    if "storage" in request.fixturenames:
+        template = f' TEMPLATE "{request.getfixturevalue("_migrated_pg_template")}"'
+    _pg_admin(postgres_server_url, f'CREATE DATABASE "{name}"{template}')
     base = postgres_server_url.rsplit("/", 1)[0]
     try:
         yield f"{base}/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _pg_dropper.drop(name)
 
 
 @pytest.fixture
@@ -78,8 +150,13 @@ def redis_url() -> str:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: object) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/sluice.db"
+def sqlite_url(tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A SQLite database file for one test: absent (created on first connect), unless the
+    test also uses ``storage``: then it is a copy of the migrated file."""
+    path = tmp_path / "sluice.db"
+    if "storage" in request.fixturenames:
+        copy_migrated_sqlite(path)
+    return f"sqlite+aiosqlite:///{path}"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -92,6 +169,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def storage(database_url: str) -> AsyncIterator[object]:
+    """A store over a database at head: a copy of a once-migrated database (see
+    ``postgres_url``/``sqlite_url``); ``upgrade_engine`` then confirms the revision."""
     from sluice.storage.sql.migrate import upgrade_engine
     from sluice.storage.sql.repository import SqlStorage
 
