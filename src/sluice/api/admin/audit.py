@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from sluice.api.admin.deps import ROW_ID_MAX, AdminContext, policy
-from sluice.api.admin.schemas import AuditOut, Page
+from sluice.api.admin.schemas import AuditOut, IsoDateTime, Page
 from sluice.auth.principal import Principal
 from sluice.errors import BadRequest
 from sluice.tenancy.bounds import ID_MAX_CHARS
@@ -39,8 +39,12 @@ def router(ctx: AdminContext) -> APIRouter:
             Query(max_length=64, description="An action, or its prefix ending in a dot."),
         ] = None,
         target_id: Annotated[str | None, Query(max_length=ID_MAX_CHARS)] = None,
-        start: Annotated[datetime | None, Query(alias="from")] = None,
-        end: Annotated[datetime | None, Query(alias="to")] = None,
+        start: Annotated[
+            IsoDateTime | None, Query(alias="from", description="ISO 8601; naive is UTC")
+        ] = None,
+        end: Annotated[
+            IsoDateTime | None, Query(alias="to", description="ISO 8601; naive is UTC")
+        ] = None,
     ) -> Page:
         if start is not None and end is not None and start >= end:
             raise BadRequest("from must be before to", param="from")

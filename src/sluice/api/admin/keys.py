@@ -44,7 +44,9 @@ def router(ctx: AdminContext) -> APIRouter:
         "/keys",
         status_code=201,
         response_model=KeyCreated,
-        **policy("own personal keys; team-admin for service-account keys; admin any"),
+        **policy(
+            "own personal keys; team-admin for service-account keys; admin any", errors=(409,)
+        ),
     )
     async def create(body: KeyCreate, actor: Actor) -> KeyCreated:
         check_models(body.models, "models")

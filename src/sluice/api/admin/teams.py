@@ -86,7 +86,7 @@ def router(ctx: AdminContext) -> APIRouter:
     @api.put(
         "/teams/{team_id}/members/{user_id}",
         response_model=MemberOut,
-        **policy("team-admin, org-admin or admin"),
+        **policy("team-admin, org-admin or admin", errors=(409,)),
     )
     async def set_member(team_id: str, user_id: str, body: MemberIn, actor: Actor) -> MemberOut:
         m = await t.set_member(actor, team_id, user_id, TeamRole(body.role))
