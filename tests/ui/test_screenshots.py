@@ -121,7 +121,12 @@ def test_main_pages(
             overflow = page.evaluate(
                 "document.documentElement.scrollWidth - document.documentElement.clientWidth"
             )
-            assert overflow <= 1, f"{path} scrolls sideways at {size['width']} px"
+            wide = page.evaluate(
+                "[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect()"
+                ".right > document.documentElement.clientWidth + 1).slice(0, 5).map(e => "
+                "e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"
+            )
+            assert overflow <= 1, f"{path} scrolls sideways at {size['width']} px: {wide}"
             page.screenshot(
                 path=str(out / f"{name}-{view}.png"),
                 full_page=name != "admin-models",
