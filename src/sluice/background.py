@@ -60,6 +60,9 @@ async def reload_on_hangup(catalog: CatalogService) -> None:
     try:
         loop.add_signal_handler(signal.SIGHUP, hangup.set)
     except (AttributeError, NotImplementedError, RuntimeError, ValueError):
+        # No SIGHUP on this platform, or not the main thread (an embedded app): the file is
+        # then re-read by ``sluice config reload`` only.
+        log.debug("SIGHUP cannot be handled here; re-read the config with `sluice config reload`")
         return
     try:
         while True:
