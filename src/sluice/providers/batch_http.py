@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
+import orjson
 
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall
@@ -49,3 +51,22 @@ def bad_answer(call: UpstreamCall, what: str) -> GatewayError:
     return GatewayError(
         ErrorKind.PROVIDER_BAD_RESPONSE, f"deployment {call.deployment}: unexpected {what}"
     )
+
+
+def json_object(body: bytes, call: UpstreamCall) -> dict[str, Any]:
+    """An answer body that must be a JSON object; anything else is ``bad_answer``."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise bad_answer(call, "answer (not JSON)") from None
+    if not isinstance(data, dict):
+        raise bad_answer(call, "answer")
+    return data
+
+
+def created_id(answer: dict[str, Any], call: UpstreamCall) -> str:
+    """The ``id`` of a batch creation's answer (a string, else ``bad_answer``)."""
+    batch_id = answer.get("id")
+    if not isinstance(batch_id, str):
+        raise bad_answer(call, "answer to the batch creation")
+    return batch_id

@@ -16,7 +16,13 @@ from sluice.config.providers import OpenAIConfig
 from sluice.errors import ErrorKind, GatewayError
 from sluice.providers.base import UpstreamCall
 from sluice.providers.batch_api import BatchLine, BatchResult, UpstreamBatch
-from sluice.providers.batch_http import RESULTS_MAX_BYTES, bad_answer, exchange
+from sluice.providers.batch_http import (
+    RESULTS_MAX_BYTES,
+    bad_answer,
+    created_id,
+    exchange,
+    json_object,
+)
 from sluice.providers.native.io import ErrorMap
 from sluice.providers.openai_compat import upstream_body
 from sluice.providers.registry import OpenAIFamilyRow
@@ -78,7 +84,7 @@ class OpenAIBatchApi:
             "file", data, filename=f"{call.request_id}.jsonl", content_type="application/jsonl"
         )
         headers = self._headers(call)
-        uploaded = _object(
+        uploaded = json_object(
             await exchange(
                 call, "POST", f"{self._base}/files", headers=headers, errors=_ERRORS, data=form
             ),
@@ -88,7 +94,7 @@ class OpenAIBatchApi:
         if not isinstance(file_id, str):
             raise bad_answer(call, "answer to the file upload")
         body = {"input_file_id": file_id, "endpoint": url, "completion_window": "24h"}
-        created = _object(
+        created = json_object(
             await exchange(
                 call,
                 "POST",
@@ -99,13 +105,10 @@ class OpenAIBatchApi:
             ),
             call,
         )
-        batch_id = created.get("id")
-        if not isinstance(batch_id, str):
-            raise bad_answer(call, "answer to the batch creation")
-        return batch_id
+        return created_id(created, call)
 
     async def poll(self, batch_id: str, call: UpstreamCall) -> UpstreamBatch:
-        data = _object(
+        data = json_object(
             await exchange(
                 call,
                 "GET",
@@ -152,16 +155,6 @@ class OpenAIBatchApi:
                 raise
 
 
-def _object(body: bytes, call: UpstreamCall) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise bad_answer(call, "answer (not JSON)") from None
-    if not isinstance(data, dict):
-        raise bad_answer(call, "answer")
-    return data
-
-
 def _errors(value: Any) -> str:
     items = value.get("data") if isinstance(value, dict) else None
     for item in items or ():
@@ -171,7 +164,7 @@ def _errors(value: Any) -> str:
 
 
 def _result(line: bytes, call: UpstreamCall) -> BatchResult:
-    item = _object(line, call)
+    item = json_object(line, call)
     custom_id = str(item.get("custom_id") or "")
     response = item.get("response")
     if isinstance(response, dict):

@@ -17,7 +17,13 @@ from sluice.providers.anthropic.errors import ERRORS, STATUS_OF_TYPE
 from sluice.providers.anthropic.provider import DEFAULT_BASE_URL, DEFAULT_VERSION
 from sluice.providers.base import UpstreamCall
 from sluice.providers.batch_api import BatchLine, BatchResult, UpstreamBatch
-from sluice.providers.batch_http import RESULTS_MAX_BYTES, bad_answer, exchange
+from sluice.providers.batch_http import (
+    RESULTS_MAX_BYTES,
+    bad_answer,
+    created_id,
+    exchange,
+    json_object,
+)
 from sluice.providers.native.openai_out import chat_completion
 from sluice.types import Endpoint
 
@@ -60,19 +66,16 @@ class AnthropicBatchApi:
             )
             requests.append({"custom_id": line.custom_id, "params": params})
         data = orjson.dumps({"requests": requests})
-        made = _object(
+        made = json_object(
             await exchange(
                 call, "POST", self._url, headers=self._headers(call), errors=ERRORS, data=data
             ),
             call,
         )
-        batch_id = made.get("id")
-        if not isinstance(batch_id, str):
-            raise bad_answer(call, "answer to the batch creation")
-        return batch_id
+        return created_id(made, call)
 
     async def poll(self, batch_id: str, call: UpstreamCall) -> UpstreamBatch:
-        data = _object(
+        data = json_object(
             await exchange(
                 call, "GET", f"{self._url}/{batch_id}", headers=self._headers(call), errors=ERRORS
             ),
@@ -94,7 +97,7 @@ class AnthropicBatchApi:
             )  # fmt: skip
             for line in body.splitlines():
                 if line.strip():
-                    result = _result(_object(line, call), call)
+                    result = _result(json_object(line, call), call)
                     if result is not None:
                         out.append(result)
         return out
@@ -104,16 +107,6 @@ class AnthropicBatchApi:
             call, "POST", f"{self._url}/{batch_id}/cancel", headers=self._headers(call),
             errors=ERRORS,
         )  # fmt: skip
-
-
-def _object(body: bytes, call: UpstreamCall) -> dict[str, Any]:
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise bad_answer(call, "answer (not JSON)") from None
-    if not isinstance(data, dict):
-        raise bad_answer(call, "answer")
-    return data
 
 
 def _dict(value: Any) -> dict[str, Any]:
